@@ -1,0 +1,27 @@
+/* codec.h - encode and decode the wire Frame (proto/wire.proto).
+ *
+ * Every byte that arrives from a socket goes through shoal_frame_decode: it bounds the
+ * size, lets protobuf-c validate the encoding, checks the wire version and that a body is
+ * present, and answers anything else with an error string instead of a crash. */
+#ifndef SHOAL_PROTO_CODEC_H
+#define SHOAL_PROTO_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/wire.pb-c.h"
+
+#define SHOAL_WIRE_VERSION 1
+#define SHOAL_MAX_FRAME (64u << 20) /* 64 MiB: a snapshot chunk plus headroom */
+
+/* Decodes buf into *out (free with shoal_frame_free). Returns 0, or -1 with a one-line
+ * reason in err. */
+int shoal_frame_decode(const uint8_t *buf, size_t len, Shoal__Frame **out, char *err,
+                       size_t errlen);
+
+/* Encodes f into a new malloc'd buffer (caller frees); *len gets its size. NULL on OOM. */
+uint8_t *shoal_frame_encode(const Shoal__Frame *f, size_t *len);
+
+void shoal_frame_free(Shoal__Frame **f);
+
+#endif
