@@ -1,0 +1,29 @@
+# The node runtime (issue 5): the durable Raft log, config, events, the replica actors and
+# the shoald daemon. Parts that need the storage engine and the Raft core are built only
+# once their libraries exist, so this fragment configures whatever state the tree is in.
+add_library(shoal_rlog STATIC ${CMAKE_CURRENT_SOURCE_DIR}/rlog.c
+            ${CMAKE_CURRENT_SOURCE_DIR}/rlog_io.c)
+target_include_directories(shoal_rlog PUBLIC ${CMAKE_SOURCE_DIR})
+target_link_libraries(shoal_rlog PUBLIC shoal_engine)
+
+add_library(shoal_nodecfg STATIC ${CMAKE_CURRENT_SOURCE_DIR}/node_config.c
+            ${CMAKE_CURRENT_SOURCE_DIR}/events.c)
+target_include_directories(shoal_nodecfg PUBLIC ${CMAKE_SOURCE_DIR})
+target_link_libraries(shoal_nodecfg PUBLIC shoal_proto shoal_engine PkgConfig::CZMQ
+                      PkgConfig::ZMQ)
+
+if(TARGET shoal_lsm AND TARGET shoal_raft AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/shoald.c)
+  add_library(shoal_actors STATIC
+    ${CMAKE_CURRENT_SOURCE_DIR}/node.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/log_actor.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/fsm_actor.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/compactor_actor.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/transport.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/replica.c)
+  target_include_directories(shoal_actors PUBLIC ${CMAKE_SOURCE_DIR})
+  target_link_libraries(shoal_actors PUBLIC shoal_rlog shoal_nodecfg shoal_lsm shoal_raft
+                        shoal_proto shoal_engine PkgConfig::CZMQ PkgConfig::ZMQ
+                        Threads::Threads)
+  add_executable(shoald ${CMAKE_CURRENT_SOURCE_DIR}/shoald.c)
+  target_link_libraries(shoald PRIVATE shoal_actors)
+endif()

@@ -1,0 +1,300 @@
+/* node_config.c - ZPL configuration of shoald; see node_config.h.
+ *
+ * Every key has a default except the ones that identify the node (id, endpoints, data
+ * directory) and the cluster's node list. Values are parsed strictly (the whole string must
+ * be a number in range) because a half-parsed number is the worst kind of default. */
+#include "actors/node_config.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/error.h"
+
+/* Reads an unsigned number at path into *out, within [lo, hi]; absent keeps *out. */
+static int get_num(zconfig_t *root, const char *path, uint64_t lo, uint64_t hi, uint64_t *out,
+                   char *err, size_t errlen)
+{
+    char *v = zconfig_get(root, path, NULL);
+    if (!v)
+        return 0;
+    errno = 0;
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (*v == '\0' || *v == '-' || *end != '\0' || errno || n < lo || n > hi) {
+        snprintf(err, errlen, "config key %s = \"%s\": expected a whole number in [%llu, %llu]",
+                 path, v, (unsigned long long)lo, (unsigned long long)hi);
+        return SHOAL_EINVAL;
+    }
+    *out = n;
+    return 0;
+}
+
+static int get_uint(zconfig_t *root, const char *path, unsigned lo, unsigned hi, unsigned *out,
+                    char *err, size_t errlen)
+{
+    uint64_t v = *out;
+    int rc = get_num(root, path, lo, hi, &v, err, errlen);
+    *out = (unsigned)v;
+    return rc;
+}
+
+static int get_bool(zconfig_t *root, const char *path, bool *out, char *err, size_t errlen)
+{
+    uint64_t v = *out;
+    int rc = get_num(root, path, 0, 1, &v, err, errlen);
+    *out = v != 0;
+    return rc;
+}
+
+/* Copies a string key; required keys must be present and non-empty. */
+static int get_str(zconfig_t *root, const char *path, bool required, char *out, size_t cap,
+                   char *err, size_t errlen)
+{
+    char *v = zconfig_get(root, path, NULL);
+    if (!v || !*v) {
+        if (!required)
+            return 0;
+        snprintf(err, errlen, "config key %s is missing", path);
+        return SHOAL_EINVAL;
+    }
+    if (strlen(v) >= cap) {
+        snprintf(err, errlen, "config key %s is too long (max %zu bytes)", path, cap - 1);
+        return SHOAL_EINVAL;
+    }
+    strcpy(out, v);
+    return 0;
+}
+
+static void set_defaults(node_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->log_level, "info");
+    c->tick_ms = 10;
+    c->election_ticks = 20;
+    c->heartbeat_ticks = 2;
+    c->prevote = true;
+    c->check_quorum = true;
+    c->fsync = NODE_FSYNC_BATCH;
+    c->snapshot_entries = 10000;
+    c->snapshot_rate_kbps = 32 * 1024;
+    c->metrics_ms = 1000;
+    c->quiesce_ticks = 0;
+    c->lsm_cache_kb = 1024;
+    c->lsm_buffer_kb = 4096;
+    c->shards = 1;
+    c->replicas = 3;
+    c->vnodes = 64;
+}
+
+static int load_nodes(zconfig_t *root, node_config_t *c, char *err, size_t errlen)
+{
+    zconfig_t *nodes = zconfig_locate(root, "cluster/nodes");
+    if (!nodes) {
+        snprintf(err, errlen, "config section cluster/nodes is missing");
+        return SHOAL_EINVAL;
+    }
+    for (zconfig_t *n = zconfig_child(nodes); n; n = zconfig_next(n)) {
+        if (c->n_nodes == NODE_MAX_NODES) {
+            snprintf(err, errlen, "cluster/nodes: more than %d nodes", NODE_MAX_NODES);
+            return SHOAL_EINVAL;
+        }
+        node_peer_t *p = &c->nodes[c->n_nodes];
+        char *end, *name = zconfig_name(n);
+        p->id = strtoull(name, &end, 10);
+        if (!*name || *end) {
+            snprintf(err, errlen, "cluster/nodes/%s: a node's name must be its numeric id", name);
+            return SHOAL_EINVAL;
+        }
+        char path[64];
+        snprintf(path, sizeof path, "cluster/nodes/%s/endpoint", name);
+        int rc = get_str(root, path, true, p->endpoint, sizeof p->endpoint, err, errlen);
+        snprintf(path, sizeof path, "cluster/nodes/%s/pub_endpoint", name);
+        if (rc == 0)
+            rc = get_str(root, path, false, p->pub_endpoint, sizeof p->pub_endpoint, err,
+                         errlen);
+        if (rc)
+            return rc;
+        if (node_config_peer(c, p->id)) {
+            snprintf(err, errlen, "cluster/nodes/%s: node listed twice", name);
+            return SHOAL_EINVAL;
+        }
+        c->n_nodes++;
+    }
+    if (c->n_nodes == 0) {
+        snprintf(err, errlen, "config section cluster/nodes lists no node");
+        return SHOAL_EINVAL;
+    }
+    return 0;
+}
+
+static int parse_fsync(zconfig_t *root, node_config_t *c, char *err, size_t errlen)
+{
+    char *v = zconfig_get(root, "storage/fsync", "batch");
+    if (strcmp(v, "batch") == 0)
+        c->fsync = NODE_FSYNC_BATCH;
+    else if (strcmp(v, "always") == 0)
+        c->fsync = NODE_FSYNC_ALWAYS;
+    else if (strcmp(v, "never") == 0)
+        c->fsync = NODE_FSYNC_NEVER;
+    else {
+        snprintf(err, errlen, "config key storage/fsync = \"%s\": expected batch, always or never",
+                 v);
+        return SHOAL_EINVAL;
+    }
+    return 0;
+}
+
+static int check(node_config_t *c, char *err, size_t errlen)
+{
+    if (!node_config_peer(c, c->id)) {
+        snprintf(err, errlen, "node/id %llu is not listed in cluster/nodes",
+                 (unsigned long long)c->id);
+        return SHOAL_EINVAL;
+    }
+    if (c->heartbeat_ticks >= c->election_ticks) {
+        snprintf(err, errlen, "raft/heartbeat_ticks (%u) must be below raft/election_ticks (%u)",
+                 c->heartbeat_ticks, c->election_ticks);
+        return SHOAL_EINVAL;
+    }
+    if (strcmp(c->log_level, "error") && strcmp(c->log_level, "warning") &&
+        strcmp(c->log_level, "info") && strcmp(c->log_level, "debug")) {
+        snprintf(err, errlen, "config key node/log_level = \"%s\": expected error, warning, info "
+                 "or debug", c->log_level);
+        return SHOAL_EINVAL;
+    }
+    return 0;
+}
+
+static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errlen)
+{
+    set_defaults(c);
+    uint64_t id = UINT64_MAX;
+    int rc = get_num(root, "node/id", 0, NODE_MAX_NODES - 1, &id, err, errlen);
+    if (rc == 0 && id == UINT64_MAX) {
+        snprintf(err, errlen, "config key node/id is missing");
+        rc = SHOAL_EINVAL;
+    }
+    c->id = id;
+    if (rc == 0)
+        rc = get_str(root, "node/endpoint", true, c->endpoint, sizeof c->endpoint, err, errlen);
+    if (rc == 0)
+        rc = get_str(root, "node/pub_endpoint", true, c->pub_endpoint, sizeof c->pub_endpoint,
+                     err, errlen);
+    if (rc == 0)
+        rc = get_str(root, "node/data_dir", true, c->data_dir, sizeof c->data_dir, err, errlen);
+    if (rc == 0)
+        rc = get_str(root, "node/log_level", false, c->log_level, sizeof c->log_level, err,
+                     errlen);
+    if (rc == 0)
+        rc = get_uint(root, "raft/tick_ms", 1, 10000, &c->tick_ms, err, errlen);
+    if (rc == 0)
+        rc = get_uint(root, "raft/election_ticks", 2, 100000, &c->election_ticks, err, errlen);
+    if (rc == 0)
+        rc = get_uint(root, "raft/heartbeat_ticks", 1, 100000, &c->heartbeat_ticks, err, errlen);
+    if (rc == 0)
+        rc = get_bool(root, "raft/prevote", &c->prevote, err, errlen);
+    if (rc == 0)
+        rc = get_bool(root, "raft/check_quorum", &c->check_quorum, err, errlen);
+    if (rc == 0)
+        rc = get_uint(root, "raft/quiesce_ticks", 0, 1000000, &c->quiesce_ticks, err, errlen);
+    if (rc == 0)
+        rc = parse_fsync(root, c, err, errlen);
+    if (rc == 0)
+        rc = get_uint(root, "storage/snapshot_entries", 16, 100000000, &c->snapshot_entries, err,
+                      errlen);
+    if (rc == 0)
+        rc = get_uint(root, "storage/snapshot_rate_kbps", 64, 10000000, &c->snapshot_rate_kbps,
+                      err, errlen);
+    if (rc == 0)
+        rc = get_uint(root, "storage/lsm_cache_kb", 64, 16 << 20, &c->lsm_cache_kb, err, errlen);
+    if (rc == 0)
+        rc = get_uint(root, "storage/lsm_buffer_kb", 256, 1 << 20, &c->lsm_buffer_kb, err,
+                      errlen);
+    if (rc == 0)
+        rc = get_uint(root, "node/metrics_ms", 50, 3600000, &c->metrics_ms, err, errlen);
+    if (rc == 0)
+        rc = get_uint(root, "cluster/shards", 1, 4096, &c->shards, err, errlen);
+    if (rc == 0)
+        rc = get_uint(root, "cluster/replicas", 1, 7, &c->replicas, err, errlen);
+    if (rc == 0)
+        rc = get_uint(root, "cluster/vnodes", 1, 4096, &c->vnodes, err, errlen);
+    if (rc == 0)
+        rc = load_nodes(root, c, err, errlen);
+    if (rc == 0)
+        rc = check(c, err, errlen);
+    return rc;
+}
+
+int node_config_load(const char *path, node_config_t *cfg, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "config %s: cannot open: %s", path, strerror(errno));
+        return SHOAL_EIO;
+    }
+    fclose(f);
+    zconfig_t *root = zconfig_load(path);
+    if (!root) {
+        snprintf(err, errlen, "config %s: not valid ZPL (see the line logged above)", path);
+        return SHOAL_EINVAL;
+    }
+    char inner[512];
+    int rc = parse_tree(root, cfg, inner, sizeof inner);
+    if (rc)
+        snprintf(err, errlen, "config %s: %s", path, inner);
+    zconfig_destroy(&root);
+    return rc;
+}
+
+int node_config_parse(const char *text, node_config_t *cfg, char *err, size_t errlen)
+{
+    zconfig_t *root = zconfig_str_load(text);
+    if (!root) {
+        snprintf(err, errlen, "config: not valid ZPL");
+        return SHOAL_EINVAL;
+    }
+    int rc = parse_tree(root, cfg, err, errlen);
+    zconfig_destroy(&root);
+    return rc;
+}
+
+/* Node ids sorted ascending, so placement is "the k-th node after s" in id order. */
+static size_t sorted_ids(const node_config_t *cfg, uint64_t *ids)
+{
+    for (size_t i = 0; i < cfg->n_nodes; i++) {
+        uint64_t v = cfg->nodes[i].id;
+        size_t j = i;
+        while (j > 0 && ids[j - 1] > v) {
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        ids[j] = v;
+    }
+    return cfg->n_nodes;
+}
+
+size_t node_config_replicas(const node_config_t *cfg, uint32_t group, uint64_t *out, size_t cap)
+{
+    uint64_t ids[NODE_MAX_NODES];
+    size_t n = sorted_ids(cfg, ids), k = 0;
+    if (group == SHOAL_META_GROUP) {
+        for (size_t i = 0; i < n && i < 3 && k < cap; i++)
+            out[k++] = ids[i];
+        return k;
+    }
+    size_t r = cfg->replicas < n ? cfg->replicas : n;
+    for (size_t i = 0; i < r && k < cap; i++)
+        out[k++] = ids[(group + i) % n];
+    return k;
+}
+
+const node_peer_t *node_config_peer(const node_config_t *cfg, uint64_t id)
+{
+    for (size_t i = 0; i < cfg->n_nodes; i++)
+        if (cfg->nodes[i].id == id)
+            return &cfg->nodes[i];
+    return NULL;
+}

