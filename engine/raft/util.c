@@ -41,3 +41,56 @@ const char *raft_msg_type_name(raft_msg_type_t type)
         return "?";
     return names[type];
 }
+
+void raft_msg_free_contents(raft_msg_t *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_entries; i++)
+        free(m->entries[i].data);
+    free(m->entries);
+    free(m->context);
+    free(m->snapshot.data);
+    m->entries = NULL;
+    m->n_entries = 0;
+    m->context = NULL;
+    m->context_len = 0;
+    m->snapshot.data = NULL;
+    m->snapshot.len = 0;
+}
+
+static void *dup_bytes(const void *p, size_t len, bool *fail)
+{
+    if (!len)
+        return NULL;
+    void *d = malloc(len);
+    if (!d)
+        *fail = true;
+    else
+        memcpy(d, p, len);
+    return d;
+}
+
+int raft_msg_copy(raft_msg_t *dst, const raft_msg_t *src)
+{
+    bool fail = false;
+    *dst = *src;
+    dst->entries = NULL;
+    dst->n_entries = 0;
+    dst->context = dup_bytes(src->context, src->context_len, &fail);
+    dst->snapshot.data = dup_bytes(src->snapshot.data, src->snapshot.len, &fail);
+    if (src->n_entries) {
+        dst->entries = calloc(src->n_entries, sizeof(*dst->entries));
+        fail |= !dst->entries;
+        for (size_t i = 0; dst->entries && i < src->n_entries; i++) {
+            dst->entries[i] = src->entries[i];
+            dst->entries[i].data = dup_bytes(src->entries[i].data, src->entries[i].len, &fail);
+            dst->n_entries++;
+        }
+    }
+    if (fail) {
+        raft_msg_free_contents(dst);
+        return SHOAL_ENOMEM;
+    }
+    return 0;
+}
