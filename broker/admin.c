@@ -1,0 +1,463 @@
+/* admin.c - the broker's admin service: the cluster state it keeps and the admin requests
+ * it answers.
+ *
+ * State comes from two feeds: the Raft events every node publishes (leader elected, term,
+ * commit/apply progress, node up/down, metrics), and a status poll the broker sends each
+ * node every poll_ms (which also tells whether the node is alive: a node silent for
+ * BROKER_DOWN_MS is shown down and stops being used as a cached leader). The same feeds
+ * keep the leader cache of route.c warm, so a leader change is usually known before a
+ * request hits the old leader.
+ *
+ * status and shard_map are answered from this state; transfer, compaction and snapshots
+ * go to the nodes that hold the shard; membership and map changes go to the metadata
+ * group's leader (node 0 until one is known). */
+#include "broker/broker_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/shoal.h"
+
+#define META_GROUP 4294967295u
+
+static uint64_t wall_us(void)
+{
+    return (uint64_t)zclock_time() * 1000;
+}
+
+void admin_seen(broker_t *b, uint64_t node_id)
+{
+    bnode_t *n = broker_node(b, node_id);
+    if (!n)
+        return;
+    n->last_seen = zclock_mono();
+    n->last_seen_us = wall_us();
+}
+
+void admin_set_leader(broker_t *b, bshard_t *s, int64_t leader, uint64_t term)
+{
+    if (term && term < s->term)
+        return; /* an older term's news */
+    if (term > s->term)
+        s->term = term;
+    s->leader = leader;
+}
+
+static void remember(broker_t *b, Shoal__RaftEvent *ev)
+{
+    size_t at = (b->recent_head + b->n_recent) % BROKER_RECENT;
+    if (b->n_recent == BROKER_RECENT) {
+        at = b->recent_head;
+        b->recent_head = (b->recent_head + 1) % BROKER_RECENT;
+    } else
+        b->n_recent++;
+    if (b->recent[at])
+        shoal__raft_event__free_unpacked(b->recent[at], NULL);
+    b->recent[at] = ev; /* takes */
+}
+
+/* A broker-made event (node up/down seen by the broker), for status and `events`. */
+static void remember_synthetic(broker_t *b, Shoal__RaftEventType type, uint64_t node,
+                               const char *detail)
+{
+    Shoal__RaftEvent ev = SHOAL__RAFT_EVENT__INIT;
+    ev.type = type;
+    ev.node_id = node;
+    ev.timestamp_us = wall_us();
+    ev.detail = (char *)detail;
+    size_t len = shoal__raft_event__get_packed_size(&ev);
+    uint8_t *buf = malloc(len + 1);
+    if (!buf)
+        return;
+    shoal__raft_event__pack(&ev, buf);
+    Shoal__RaftEvent *copy = shoal__raft_event__unpack(NULL, len, buf);
+    if (copy) {
+        remember(b, copy);
+        zsock_bsend(b->xpub, "sb", "raft/broker", buf, len); /* visible to `events` */
+    }
+    free(buf);
+}
+
+void admin_destroy(broker_t *b)
+{
+    for (size_t i = 0; i < BROKER_RECENT; i++)
+        if (b->recent[i])
+            shoal__raft_event__free_unpacked(b->recent[i], NULL);
+    memset(b->recent, 0, sizeof b->recent);
+    b->n_recent = 0;
+}
+
+static void node_metrics(bnode_t *n, const Shoal__NodeMetrics *m)
+{
+    if (!m)
+        return;
+    n->replicas = m->replicas;
+    n->rss_bytes = m->rss_bytes;
+    n->bytes_on_disk = m->bytes_on_disk;
+}
+
+void admin_on_raft_event(broker_t *b, const uint8_t *data, size_t len, bool metrics)
+{
+    Shoal__RaftEvent *ev = shoal__raft_event__unpack(NULL, len, data);
+    if (!ev)
+        return;
+    admin_seen(b, ev->node_id);
+    bnode_t *n = broker_node(b, ev->node_id);
+    bshard_t *s = broker_shard(b, ev->shard);
+    switch (ev->type) {
+    case SHOAL__RAFT_EVENT_TYPE__EV_LEADER_ELECTED:
+    case SHOAL__RAFT_EVENT_TYPE__EV_LEADER_CHANGED:
+        if (ev->shard == META_GROUP)
+            b->meta_leader = (int64_t)ev->leader_id;
+        else if (s)
+            admin_set_leader(b, s, (int64_t)ev->leader_id, ev->term);
+        break;
+    case SHOAL__RAFT_EVENT_TYPE__EV_TERM_CHANGED:
+        if (s && ev->term > s->term) {
+            s->term = ev->term;
+            s->leader = ev->leader_id == ev->node_id ? (int64_t)ev->leader_id : s->leader;
+        }
+        break;
+    case SHOAL__RAFT_EVENT_TYPE__EV_COMMIT_PROGRESS:
+    case SHOAL__RAFT_EVENT_TYPE__EV_APPLY_PROGRESS:
+        if (s) {
+            if (ev->commit_index > s->commit)
+                s->commit = ev->commit_index;
+            if (ev->apply_index > s->apply)
+                s->apply = ev->apply_index;
+            if (ev->size_bytes)
+                s->size = ev->size_bytes;
+        }
+        break;
+    case SHOAL__RAFT_EVENT_TYPE__EV_NODE_DOWN:
+        if (n) {
+            n->last_seen = 0; /* liveness check marks it down and drops its leaderships */
+        }
+        break;
+    case SHOAL__RAFT_EVENT_TYPE__EV_METRICS:
+        if (n)
+            node_metrics(n, ev->metrics);
+        break;
+    default:
+        break;
+    }
+    bool noisy = metrics || ev->type == SHOAL__RAFT_EVENT_TYPE__EV_COMMIT_PROGRESS ||
+                 ev->type == SHOAL__RAFT_EVENT_TYPE__EV_APPLY_PROGRESS ||
+                 ev->type == SHOAL__RAFT_EVENT_TYPE__EV_METRICS;
+    if (noisy)
+        shoal__raft_event__free_unpacked(ev, NULL);
+    else
+        remember(b, ev);
+}
+
+void admin_check_liveness(broker_t *b)
+{
+    int64_t now = zclock_mono();
+    for (size_t i = 0; i < b->n_nodes; i++) {
+        bnode_t *n = &b->nodes[i];
+        bool up = n->last_seen && now - n->last_seen < BROKER_DOWN_MS;
+        if (up == n->up)
+            continue;
+        n->up = up;
+        char line[160];
+        snprintf(line, sizeof line, "broker: node %" PRIu64 " (%s) is %s", n->id, n->endpoint,
+                 up ? "up" : "down");
+        zsys_info("%s", line);
+        remember_synthetic(b, up ? SHOAL__RAFT_EVENT_TYPE__EV_NODE_UP
+                                 : SHOAL__RAFT_EVENT_TYPE__EV_NODE_DOWN, n->id, line);
+        if (!up)
+            for (size_t s = 0; s < b->n_shards; s++)
+                if (b->shards[s].leader == (int64_t)n->id)
+                    b->shards[s].leader = BROKER_NO_LEADER;
+        if (!up && b->meta_leader == (int64_t)n->id)
+            b->meta_leader = BROKER_NO_LEADER;
+    }
+}
+
+void admin_poll_nodes(broker_t *b)
+{
+    static const int map_every = 4; /* shard map checks are rarer than status polls */
+    Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+    Shoal__StatusRequest st = SHOAL__STATUS_REQUEST__INIT;
+    Shoal__ShardMapRequest mr = SHOAL__SHARD_MAP_REQUEST__INIT;
+    Shoal__Frame f = SHOAL__FRAME__INIT;
+    f.version = SHOAL_WIRE_VERSION;
+    f.body_case = SHOAL__FRAME__BODY_ADMIN_REQ;
+    f.admin_req = &req;
+    b->stats_polls++;
+    for (size_t i = 0; i < b->n_nodes; i++) {
+        req.request_id = BROKER_POLL_BIT | 1;
+        req.op_case = SHOAL__ADMIN_REQUEST__OP_STATUS;
+        req.status = &st;
+        broker_send_frame(b->nodes[i].dealer, &f);
+        if (b->stats_polls % map_every == 1) {
+            mr.have_version = b->map_version;
+            req.request_id = BROKER_POLL_BIT | 2;
+            req.op_case = SHOAL__ADMIN_REQUEST__OP_SHARD_MAP;
+            req.shard_map = &mr;
+            broker_send_frame(b->nodes[i].dealer, &f);
+        }
+    }
+}
+
+/* A node's own view of its replicas: trust leadership only from the leader itself. */
+static void merge_node_view(broker_t *b, bnode_t *n, const Shoal__ClusterStatus *c)
+{
+    for (size_t i = 0; i < c->n_nodes; i++)
+        if (c->nodes[i]->id == n->id)
+            node_metrics(n, c->nodes[i]->metrics);
+    for (size_t i = 0; i < c->n_shards; i++) {
+        const Shoal__ShardStatus *ss = c->shards[i];
+        if (ss->id == META_GROUP) {
+            if (ss->leader == n->id)
+                b->meta_leader = (int64_t)n->id;
+            continue;
+        }
+        bshard_t *s = broker_shard(b, ss->id);
+        if (!s)
+            continue;
+        if (ss->commit_index > s->commit)
+            s->commit = ss->commit_index;
+        if (ss->apply_index > s->apply && ss->leader == n->id)
+            s->apply = ss->apply_index;
+        if (ss->leader != n->id || ss->term < s->term)
+            continue;
+        admin_set_leader(b, s, (int64_t)n->id, ss->term);
+        s->apply = ss->apply_index;
+        if (ss->size_bytes)
+            s->size = ss->size_bytes;
+        for (size_t r = 0; r < ss->n_replicas; r++)
+            for (size_t k = 0; k < s->n_replicas; k++)
+                if (s->replicas[k] == ss->replicas[r]->peer)
+                    s->match[k] = ss->replicas[r]->match_index;
+    }
+}
+
+void admin_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
+{
+    Shoal__AdminResponse *r = f->admin_resp;
+    if (!(r->request_id & BROKER_POLL_BIT)) {
+        route_admin_response(b, n, f);
+        return;
+    }
+    if ((int)r->status == SHOAL_STATUS_OK && r->cluster)
+        merge_node_view(b, n, r->cluster);
+    if ((int)r->status == SHOAL_STATUS_OK && r->shard_map && r->shard_map->version > b->map_version &&
+        r->shard_map->n_shards > 0)
+        broker_set_map(b, r->shard_map);
+    shoal_frame_free(&f);
+}
+
+static void reply_admin(broker_t *b, zframe_t *client, Shoal__AdminResponse *r)
+{
+    Shoal__Frame f = SHOAL__FRAME__INIT;
+    f.version = SHOAL_WIRE_VERSION;
+    f.body_case = SHOAL__FRAME__BODY_ADMIN_RESP;
+    f.admin_resp = r;
+    broker_reply(b, client, &f);
+}
+
+static void reply_status(broker_t *b, zframe_t *client, uint64_t rid, bool events)
+{
+    Shoal__ClusterStatus cs = SHOAL__CLUSTER_STATUS__INIT;
+    size_t nn = b->n_nodes, ns = b->n_shards;
+    Shoal__NodeStatus *nodes = calloc(nn + 1, sizeof *nodes);
+    Shoal__NodeStatus **np = calloc(nn + 1, sizeof *np);
+    Shoal__NodeMetrics *nm = calloc(nn + 1, sizeof *nm);
+    Shoal__ShardStatus *shards = calloc(ns + 1, sizeof *shards);
+    Shoal__ShardStatus **sp = calloc(ns + 1, sizeof *sp);
+    Shoal__PeerProgress *pp = calloc(ns * BROKER_MAX_REPLICAS + 1, sizeof *pp);
+    Shoal__PeerProgress **ppp = calloc(ns * BROKER_MAX_REPLICAS + 1, sizeof *ppp);
+    Shoal__RaftEvent **rec = calloc(BROKER_RECENT + 1, sizeof *rec);
+    Shoal__AdminResponse r = SHOAL__ADMIN_RESPONSE__INIT;
+    r.request_id = rid;
+    if (!nodes || !np || !nm || !shards || !sp || !pp || !ppp || !rec) {
+        r.status = SHOAL__STATUS__STATUS_INTERNAL;
+        r.error = (char *)"out of memory";
+        reply_admin(b, client, &r);
+        goto done;
+    }
+    int64_t now = zclock_mono();
+    for (size_t i = 0; i < nn; i++) {
+        bnode_t *n = &b->nodes[i];
+        shoal__node_status__init(&nodes[i]);
+        shoal__node_metrics__init(&nm[i]);
+        nodes[i].id = n->id;
+        nodes[i].endpoint = n->endpoint;
+        nodes[i].up = n->last_seen && now - n->last_seen < BROKER_DOWN_MS;
+        nodes[i].last_seen_us = n->last_seen_us;
+        nm[i].replicas = n->replicas;
+        nm[i].rss_bytes = n->rss_bytes;
+        nm[i].bytes_on_disk = n->bytes_on_disk;
+        nodes[i].metrics = &nm[i];
+        np[i] = &nodes[i];
+    }
+    for (size_t i = 0; i < ns; i++) {
+        bshard_t *s = &b->shards[i];
+        Shoal__ShardStatus *d = &shards[i];
+        shoal__shard_status__init(d);
+        d->id = s->id;
+        d->leader = s->leader == BROKER_NO_LEADER ? UINT64_MAX : (uint64_t)s->leader;
+        d->term = s->term;
+        d->commit_index = s->commit;
+        d->apply_index = s->apply;
+        d->size_bytes = s->size;
+        d->replicas = &ppp[i * BROKER_MAX_REPLICAS];
+        for (size_t k = 0; k < s->n_replicas; k++) {
+            Shoal__PeerProgress *p = &pp[i * BROKER_MAX_REPLICAS + k];
+            shoal__peer_progress__init(p);
+            p->peer = s->replicas[k];
+            p->match_index = s->leader == (int64_t)s->replicas[k] ? s->commit : s->match[k];
+            d->replicas[d->n_replicas++] = p;
+        }
+        sp[i] = d;
+    }
+    cs.map_version = b->map_version;
+    cs.n_nodes = nn;
+    cs.nodes = np;
+    cs.n_shards = ns;
+    cs.shards = sp;
+    if (events)
+        for (size_t i = 0; i < b->n_recent; i++)
+            rec[cs.n_recent++] = b->recent[(b->recent_head + i) % BROKER_RECENT];
+    cs.recent = rec;
+    r.status = SHOAL__STATUS__STATUS_OK;
+    r.cluster = &cs;
+    reply_admin(b, client, &r);
+done:
+    free(nodes);
+    free(np);
+    free(nm);
+    free(shards);
+    free(sp);
+    free(pp);
+    free(ppp);
+    free(rec);
+}
+
+static void reply_shard_map(broker_t *b, zframe_t *client, uint64_t rid)
+{
+    Shoal__ShardMap map = SHOAL__SHARD_MAP__INIT;
+    Shoal__ShardInfo *si = calloc(b->n_shards + 1, sizeof *si);
+    Shoal__ShardInfo **sp = calloc(b->n_shards + 1, sizeof *sp);
+    Shoal__NodeInfo *ni = calloc(b->n_nodes + 1, sizeof *ni);
+    Shoal__NodeInfo **np = calloc(b->n_nodes + 1, sizeof *np);
+    Shoal__AdminResponse r = SHOAL__ADMIN_RESPONSE__INIT;
+    r.request_id = rid;
+    if (si && sp && ni && np) {
+        for (size_t i = 0; i < b->n_shards; i++) {
+            shoal__shard_info__init(&si[i]);
+            si[i].id = b->shards[i].id;
+            si[i].n_replicas = b->shards[i].n_replicas;
+            si[i].replicas = b->shards[i].replicas;
+            si[i].leader_hint = b->shards[i].leader < 0 ? UINT64_MAX : (uint64_t)b->shards[i].leader;
+            sp[i] = &si[i];
+        }
+        for (size_t i = 0; i < b->n_nodes; i++) {
+            shoal__node_info__init(&ni[i]);
+            ni[i].id = b->nodes[i].id;
+            ni[i].endpoint = b->nodes[i].endpoint;
+            ni[i].pub_endpoint = b->nodes[i].pub_endpoint;
+            np[i] = &ni[i];
+        }
+        map.version = b->map_version;
+        map.vnodes_per_shard = ring_vnodes(b->ring);
+        map.n_shards = b->n_shards;
+        map.shards = sp;
+        map.n_nodes = b->n_nodes;
+        map.nodes = np;
+        r.shard_map = &map;
+    } else {
+        r.status = SHOAL__STATUS__STATUS_INTERNAL;
+        r.error = (char *)"out of memory";
+    }
+    reply_admin(b, client, &r);
+    free(si);
+    free(sp);
+    free(ni);
+    free(np);
+}
+
+static void reply_error(broker_t *b, zframe_t *client, uint64_t rid, int status,
+                        const char *line)
+{
+    Shoal__AdminResponse r = SHOAL__ADMIN_RESPONSE__INIT;
+    r.request_id = rid;
+    r.status = (Shoal__Status)status;
+    r.error = (char *)line;
+    reply_admin(b, client, &r);
+}
+
+/* Nodes holding shard (all nodes when all is set); returns the count. */
+static size_t shard_nodes(broker_t *b, uint32_t shard, bool all, uint64_t *out)
+{
+    size_t n = 0;
+    if (all) {
+        for (size_t i = 0; i < b->n_nodes; i++)
+            out[n++] = b->nodes[i].id;
+        return n;
+    }
+    bshard_t *s = broker_shard(b, shard);
+    for (size_t k = 0; s && k < s->n_replicas; k++)
+        out[n++] = s->replicas[k];
+    return n;
+}
+
+void admin_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f)
+{
+    Shoal__AdminRequest *req = f->admin_req;
+    uint64_t rid = req->request_id;
+    uint64_t targets[BROKER_MAX_NODES];
+    size_t n = 0;
+    char line[160];
+    switch (req->op_case) {
+    case SHOAL__ADMIN_REQUEST__OP_STATUS:
+        reply_status(b, client, rid, req->status->include_events);
+        goto done;
+    case SHOAL__ADMIN_REQUEST__OP_SHARD_MAP:
+        reply_shard_map(b, client, rid);
+        goto done;
+    case SHOAL__ADMIN_REQUEST__OP_TRANSFER: {
+        bshard_t *s = broker_shard(b, req->transfer->shard);
+        if (!s || !broker_node(b, req->transfer->to_node)) {
+            snprintf(line, sizeof line, "no shard %u or no node %" PRIu64, req->transfer->shard,
+                     req->transfer->to_node);
+            reply_error(b, client, rid, SHOAL_STATUS_BAD_REQUEST, line);
+            goto done;
+        }
+        if (s->leader == BROKER_NO_LEADER) {
+            snprintf(line, sizeof line, "shard %u has no known leader", s->id);
+            reply_error(b, client, rid, SHOAL_STATUS_UNAVAILABLE, line);
+            goto done;
+        }
+        targets[n++] = (uint64_t)s->leader;
+        break;
+    }
+    case SHOAL__ADMIN_REQUEST__OP_COMPACT:
+        n = shard_nodes(b, req->compact->shard, req->compact->all_shards, targets);
+        break;
+    case SHOAL__ADMIN_REQUEST__OP_SNAPSHOT:
+        n = shard_nodes(b, req->snapshot->shard, req->snapshot->all_shards, targets);
+        break;
+    case SHOAL__ADMIN_REQUEST__OP_ADD_NODE:
+    case SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE:
+    case SHOAL__ADMIN_REQUEST__OP_MOVE:
+    case SHOAL__ADMIN_REQUEST__OP_ADD_SHARD:
+        targets[n++] = b->meta_leader != BROKER_NO_LEADER ? (uint64_t)b->meta_leader
+                                                          : b->nodes[0].id;
+        break;
+    default:
+        reply_error(b, client, rid, SHOAL_STATUS_BAD_REQUEST, "admin request has no operation");
+        goto done;
+    }
+    if (n == 0) {
+        reply_error(b, client, rid, SHOAL_STATUS_BAD_REQUEST, "no such shard");
+        goto done;
+    }
+    route_forward_admin(b, client, f, targets, n); /* takes client and f */
+    return;
+done:
+    zframe_destroy(&client);
+    shoal_frame_free(&f);
+}

@@ -1,0 +1,419 @@
+/* broker.c - shoal-broker's sockets and loop (see broker.h).
+ *
+ * The loop polls the client ROUTER, the XPUB (subscriptions), the SUB of node events and
+ * a DEALER per node. Each wake-up drains a socket without blocking, so one poll serves a
+ * burst of messages; a 10 ms tick drives retries, deadlines, node polls and progress
+ * notices. Sends never block: DEALERs use ZMQ_IMMEDIATE, so a request for a node with no
+ * live connection fails at once and is retried elsewhere instead of queueing behind a
+ * dead peer. */
+#include "broker/broker_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/error.h"
+
+static size_t id_hash(const void *key)
+{
+    uint64_t k = *(const uint64_t *)key;
+    return (size_t)(k * 0x9E3779B97F4A7C15ull >> 17);
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+bnode_t *broker_node(broker_t *b, uint64_t id)
+{
+    for (size_t i = 0; i < b->n_nodes; i++)
+        if (b->nodes[i].id == id)
+            return &b->nodes[i];
+    return NULL;
+}
+
+bshard_t *broker_shard(broker_t *b, uint32_t id)
+{
+    if (id < b->n_shards && b->shards[id].id == id)
+        return &b->shards[id];
+    for (size_t i = 0; i < b->n_shards; i++)
+        if (b->shards[i].id == id)
+            return &b->shards[i];
+    return NULL;
+}
+
+int broker_send_frame(zsock_t *sock, const Shoal__Frame *f)
+{
+    size_t len;
+    uint8_t *buf = shoal_frame_encode(f, &len);
+    if (!buf)
+        return SHOAL_ENOMEM;
+    int rc = zmq_send(zsock_resolve(sock), buf, len, ZMQ_DONTWAIT);
+    free(buf);
+    return rc < 0 ? SHOAL_EUNAVAIL : 0;
+}
+
+/* Sends f to a client (identity borrowed). */
+int broker_reply(broker_t *b, zframe_t *client, Shoal__Frame *f)
+{
+    size_t len;
+    uint8_t *buf = shoal_frame_encode(f, &len);
+    if (!buf)
+        return SHOAL_ENOMEM;
+    void *s = zsock_resolve(b->front);
+    int rc = zmq_send(s, zframe_data(client), zframe_size(client), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc >= 0)
+        rc = zmq_send(s, buf, len, ZMQ_DONTWAIT);
+    free(buf);
+    return rc < 0 ? SHOAL_EUNAVAIL : 0;
+}
+
+/* Connects a node's DEALER and subscribes to its PUB; adds it to the node table. */
+static bnode_t *add_node(broker_t *b, uint64_t id, const char *ep, const char *pub)
+{
+    if (b->n_nodes == BROKER_MAX_NODES)
+        return NULL;
+    bnode_t *n = &b->nodes[b->n_nodes];
+    memset(n, 0, sizeof *n);
+    n->id = id;
+    n->endpoint = strdup(ep);
+    n->pub_endpoint = strdup(pub);
+    n->dealer = zsock_new(ZMQ_DEALER);
+    if (!n->endpoint || !n->pub_endpoint || !n->dealer) {
+        free(n->endpoint);
+        free(n->pub_endpoint);
+        zsock_destroy(&n->dealer);
+        return NULL;
+    }
+    zsock_set_immediate(n->dealer, 1);
+    zsock_set_linger(n->dealer, 0);
+    zsock_set_sndhwm(n->dealer, 100000);
+    zsock_set_rcvhwm(n->dealer, 100000);
+    zsock_set_reconnect_ivl(n->dealer, 100);
+    zsock_set_reconnect_ivl_max(n->dealer, 1000);
+    if (zsock_connect(n->dealer, "%s", ep) != 0)
+        zsys_warning("broker: cannot connect to node %" PRIu64 " at %s", id, ep);
+    if (zsock_connect(b->sub, "%s", pub) != 0)
+        zsys_warning("broker: cannot subscribe to node %" PRIu64 " at %s", id, pub);
+    zpoller_add(b->poller, n->dealer);
+    b->n_nodes++;
+    return n;
+}
+
+/* Rebuilds the ring and shard table from a map, keeping what is known of leaders. */
+int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
+{
+    ring_t *ring = ring_new(map->vnodes_per_shard ? map->vnodes_per_shard : 64);
+    bshard_t *shards = calloc(map->n_shards + 1, sizeof *shards);
+    if (!ring || !shards) {
+        ring_destroy(&ring);
+        free(shards);
+        return SHOAL_ENOMEM;
+    }
+    for (size_t i = 0; i < map->n_nodes; i++) {
+        const Shoal__NodeInfo *ni = map->nodes[i];
+        if (!broker_node(b, ni->id) && ni->endpoint && ni->pub_endpoint)
+            add_node(b, ni->id, ni->endpoint, ni->pub_endpoint);
+    }
+    for (size_t i = 0; i < map->n_shards; i++) {
+        const Shoal__ShardInfo *si = map->shards[i];
+        bshard_t *d = &shards[i];
+        bshard_t *old = broker_shard(b, si->id);
+        if (old)
+            *d = *old;
+        else
+            d->leader = BROKER_NO_LEADER;
+        d->id = si->id;
+        d->n_replicas = si->n_replicas < BROKER_MAX_REPLICAS ? si->n_replicas
+                                                              : BROKER_MAX_REPLICAS;
+        for (size_t r = 0; r < d->n_replicas; r++)
+            d->replicas[r] = si->replicas[r];
+        ring_add_shard(ring, si->id);
+    }
+    ring_destroy(&b->ring);
+    free(b->shards);
+    b->ring = ring;
+    b->shards = shards;
+    b->n_shards = map->n_shards;
+    b->map_version = map->version;
+    zsys_info("broker: shard map version %" PRIu64 ": %zu shards on %zu nodes", map->version,
+              map->n_shards, b->n_nodes);
+    return 0;
+}
+
+/* The bootstrap map of docs/CONTRACTS.md: shard s on nodes (s + k) mod N, version 1. */
+static int set_bootstrap_map(broker_t *b)
+{
+    const broker_config_t *c = &b->cfg;
+    Shoal__ShardMap map = SHOAL__SHARD_MAP__INIT;
+    map.version = 1;
+    map.vnodes_per_shard = c->vnodes;
+    Shoal__ShardInfo *si = calloc(c->shards, sizeof *si);
+    Shoal__ShardInfo **sp = calloc(c->shards, sizeof *sp);
+    uint64_t *reps = calloc((size_t)c->shards * c->replicas, sizeof *reps);
+    if (!si || !sp || !reps) {
+        free(si);
+        free(sp);
+        free(reps);
+        return SHOAL_ENOMEM;
+    }
+    for (unsigned s = 0; s < c->shards; s++) {
+        shoal__shard_info__init(&si[s]);
+        si[s].id = s;
+        si[s].n_replicas = c->replicas;
+        si[s].replicas = &reps[(size_t)s * c->replicas];
+        for (unsigned k = 0; k < c->replicas; k++)
+            si[s].replicas[k] = c->nodes[(s + k) % c->n_nodes].id;
+        sp[s] = &si[s];
+    }
+    map.n_shards = c->shards;
+    map.shards = sp;
+    int rc = broker_set_map(b, &map);
+    free(si);
+    free(sp);
+    free(reps);
+    return rc;
+}
+
+broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen)
+{
+    broker_t *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    b->cfg = *cfg;
+    b->meta_leader = BROKER_NO_LEADER;
+    b->next_id = 1;
+    b->front = zsock_new(ZMQ_ROUTER);
+    b->xpub = zsock_new(ZMQ_XPUB);
+    b->sub = zsock_new(ZMQ_SUB);
+    b->pending = zhashx_new();
+    if (!b->front || !b->xpub || !b->sub || !b->pending) {
+        snprintf(err, errlen, "cannot create sockets: %s", zmq_strerror(zmq_errno()));
+        broker_destroy(&b);
+        return NULL;
+    }
+    zhashx_set_key_hasher(b->pending, id_hash);
+    zhashx_set_key_comparator(b->pending, id_cmp);
+    zhashx_set_key_duplicator(b->pending, NULL);
+    zhashx_set_key_destructor(b->pending, NULL);
+    zsock_set_router_mandatory(b->front, 0);
+    zsock_set_sndhwm(b->front, 100000);
+    zsock_set_rcvhwm(b->front, 100000);
+    zsock_set_linger(b->front, 0);
+    zsock_set_sndhwm(b->xpub, (int)cfg->subscriber_hwm);
+    zsock_set_linger(b->xpub, 0);
+    zsock_set_rcvhwm(b->sub, 1000000);
+    zsock_set_subscribe(b->sub, "");
+    if (zsock_bind(b->front, "%s", cfg->client_endpoint) < 0) {
+        snprintf(err, errlen, "cannot bind client endpoint %s: %s", cfg->client_endpoint,
+                 zmq_strerror(zmq_errno()));
+        broker_destroy(&b);
+        return NULL;
+    }
+    if (zsock_bind(b->xpub, "%s", cfg->pub_endpoint) < 0) {
+        snprintf(err, errlen, "cannot bind pub endpoint %s: %s", cfg->pub_endpoint,
+                 zmq_strerror(zmq_errno()));
+        broker_destroy(&b);
+        return NULL;
+    }
+    b->poller = zpoller_new(b->front, b->sub, b->xpub, NULL);
+    for (size_t i = 0; i < cfg->n_nodes; i++)
+        add_node(b, cfg->nodes[i].id, cfg->nodes[i].endpoint, cfg->nodes[i].pub_endpoint);
+    if (set_bootstrap_map(b) != 0) {
+        snprintf(err, errlen, "out of memory");
+        broker_destroy(&b);
+        return NULL;
+    }
+    return b;
+}
+
+void broker_destroy(broker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    broker_t *b = *self_p;
+    if (b->pending) {
+        route_free_all(b);
+        zhashx_destroy(&b->pending);
+    }
+    admin_destroy(b);
+    zpoller_destroy(&b->poller);
+    for (size_t i = 0; i < b->n_nodes; i++) {
+        zsock_destroy(&b->nodes[i].dealer);
+        free(b->nodes[i].endpoint);
+        free(b->nodes[i].pub_endpoint);
+    }
+    zsock_destroy(&b->front);
+    zsock_destroy(&b->xpub);
+    zsock_destroy(&b->sub);
+    ring_destroy(&b->ring);
+    free(b->shards);
+    free(b);
+    *self_p = NULL;
+}
+
+/* Client ROUTER: [identity][Frame]. */
+static void drain_front(broker_t *b)
+{
+    for (int i = 0; i < 1024; i++) {
+        zmsg_t *msg = zmsg_recv_nowait(b->front);
+        if (!msg)
+            return;
+        zframe_t *id = zmsg_pop(msg);
+        zframe_t *body = zmsg_pop(msg);
+        zmsg_destroy(&msg);
+        Shoal__Frame *f = NULL;
+        char err[256];
+        if (!id || !body) {
+            zframe_destroy(&id);
+        } else if (shoal_frame_decode(zframe_data(body), zframe_size(body), &f, err,
+                                      sizeof err) != 0) {
+            route_reply_error(b, id, 0, 4, "bad frame: %s", err);
+        } else if (f->body_case == SHOAL__FRAME__BODY_CLIENT_REQ) {
+            route_client_request(b, id, f); /* takes id and f */
+            id = NULL;
+            f = NULL;
+        } else if (f->body_case == SHOAL__FRAME__BODY_ADMIN_REQ) {
+            admin_client_request(b, id, f); /* takes id and f */
+            id = NULL;
+            f = NULL;
+        } else {
+            route_reply_error(b, id, 0, 4, "a broker answers client and admin requests only");
+        }
+        shoal_frame_free(&f);
+        zframe_destroy(&id);
+        zframe_destroy(&body);
+    }
+}
+
+static void drain_node(broker_t *b, bnode_t *n)
+{
+    void *s = zsock_resolve(n->dealer);
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    for (int i = 0; i < 1024; i++) {
+        if (zmq_msg_recv(&msg, s, ZMQ_DONTWAIT) < 0)
+            break;
+        Shoal__Frame *f = NULL;
+        char err[256];
+        if (shoal_frame_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &f, err, sizeof err)) {
+            zsys_warning("broker: bad frame from node %" PRIu64 ": %s", n->id, err);
+            continue;
+        }
+        admin_seen(b, n->id);
+        if (f->body_case == SHOAL__FRAME__BODY_CLIENT_RESP)
+            route_node_response(b, n, f); /* takes f */
+        else if (f->body_case == SHOAL__FRAME__BODY_ADMIN_RESP)
+            admin_node_response(b, n, f); /* takes f */
+        else
+            shoal_frame_free(&f);
+    }
+    zmq_msg_close(&msg);
+}
+
+/* Node PUB: [topic][protobuf]. */
+static void drain_sub(broker_t *b)
+{
+    for (int i = 0; i < 4096; i++) {
+        zmsg_t *msg = zmsg_recv_nowait(b->sub);
+        if (!msg)
+            return;
+        zframe_t *topic = zmsg_first(msg);
+        zframe_t *body = zmsg_next(msg);
+        if (topic && body) {
+            const char *t = (const char *)zframe_data(topic);
+            size_t tl = zframe_size(topic);
+            if (tl >= 7 && memcmp(t, "change/", 7) == 0)
+                streams_on_change(b, topic, body);
+            else if (tl >= 5 && memcmp(t, "raft/", 5) == 0) {
+                admin_on_raft_event(b, zframe_data(body), zframe_size(body), false);
+                zmsg_send(&msg, b->xpub); /* `shoalctl events` tails these */
+            } else if (tl >= 8 && memcmp(t, "metrics/", 8) == 0)
+                admin_on_raft_event(b, zframe_data(body), zframe_size(body), true);
+            else if (tl == 8 && memcmp(t, "progress", 8) == 0)
+                streams_on_progress(b, zframe_data(body), zframe_size(body));
+        }
+        zmsg_destroy(&msg);
+    }
+}
+
+/* XPUB delivers subscription messages; read them so they never pile up. */
+static void drain_xpub(broker_t *b)
+{
+    for (int i = 0; i < 1024; i++) {
+        zframe_t *f = zframe_recv_nowait(b->xpub);
+        if (!f)
+            return;
+        zframe_destroy(&f);
+    }
+}
+
+static void tick(broker_t *b)
+{
+    int64_t now = zclock_mono();
+    if (now >= b->next_sweep) {
+        route_sweep(b);
+        b->next_sweep = now + 10;
+    }
+    if (now >= b->next_poll) {
+        admin_check_liveness(b);
+        admin_poll_nodes(b);
+        b->next_poll = now + b->cfg.poll_ms;
+    }
+    if (now >= b->next_progress) {
+        streams_publish_progress(b);
+        b->next_progress = now + b->cfg.progress_ms;
+    }
+}
+
+void broker_run(broker_t *b, zsock_t *pipe)
+{
+    if (pipe) {
+        b->pipe = pipe;
+        zpoller_add(b->poller, pipe);
+    }
+    zsys_info("broker: clients on %s, change streams on %s, %zu nodes, %zu shards",
+              b->cfg.client_endpoint, b->cfg.pub_endpoint, b->n_nodes, b->n_shards);
+    while (!zsys_interrupted) {
+        void *which = zpoller_wait(b->poller, 10);
+        if (which == b->front)
+            drain_front(b);
+        else if (which == b->sub)
+            drain_sub(b);
+        else if (which == b->xpub)
+            drain_xpub(b);
+        else if (pipe && which == pipe) {
+            char *cmd = zstr_recv(pipe);
+            bool term = !cmd || streq(cmd, "$TERM");
+            zstr_free(&cmd);
+            if (term)
+                break;
+        } else if (which) {
+            for (size_t i = 0; i < b->n_nodes; i++)
+                if (which == b->nodes[i].dealer)
+                    drain_node(b, &b->nodes[i]);
+        } else if (zpoller_terminated(b->poller))
+            break;
+        tick(b);
+    }
+    zsys_info("broker: stopping (%" PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
+              " changes republished)", b->stats_requests, b->stats_retries, b->stats_changes);
+}
+
+void broker_actor(zsock_t *pipe, void *args)
+{
+    char err[256];
+    broker_t *b = broker_new(args, err, sizeof err);
+    if (!b) {
+        zsys_error("broker: %s", err);
+        zsock_signal(pipe, 1);
+        return;
+    }
+    zsock_signal(pipe, 0);
+    broker_run(b, pipe);
+    broker_destroy(&b);
+}

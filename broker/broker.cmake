@@ -1,0 +1,23 @@
+# libshoal (static library `shoal`, public header broker/shoal.h installed as <shoal.h>),
+# the broker core (shoal_broker) and the shoal-broker daemon.
+add_library(shoal STATIC
+  ${CMAKE_CURRENT_SOURCE_DIR}/client.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/client_admin.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/watch.c)
+target_include_directories(shoal PUBLIC ${CMAKE_SOURCE_DIR})
+target_link_libraries(shoal PUBLIC shoal_proto shoal_engine PkgConfig::CZMQ PkgConfig::ZMQ)
+set_target_properties(shoal PROPERTIES PUBLIC_HEADER ${CMAKE_CURRENT_SOURCE_DIR}/shoal.h)
+install(TARGETS shoal ARCHIVE DESTINATION lib PUBLIC_HEADER DESTINATION include)
+
+add_library(shoal_broker STATIC
+  ${CMAKE_CURRENT_SOURCE_DIR}/broker.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/broker_config.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/route.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/admin.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/streams.c)
+target_include_directories(shoal_broker PUBLIC ${CMAKE_SOURCE_DIR})
+target_link_libraries(shoal_broker PUBLIC shoal shoal_proto shoal_engine PkgConfig::CZMQ PkgConfig::ZMQ)
+
+add_executable(shoal-broker ${CMAKE_CURRENT_SOURCE_DIR}/shoal_broker.c)
+target_link_libraries(shoal-broker PRIVATE shoal_broker)
+install(TARGETS shoal-broker RUNTIME DESTINATION bin)

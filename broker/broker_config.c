@@ -1,0 +1,172 @@
+/* broker_config.c - reads shoal-broker's ZPL configuration (docs/CONTRACTS.md, keys in
+ * docs/OPERATIONS.md) with zconfig. Every value is range-checked and a bad one is refused
+ * with a line naming the key: a typo must never start a broker on a silent default. */
+#include "broker/broker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/error.h"
+
+static int get_uint(zconfig_t *root, const char *path, unsigned dflt, unsigned lo,
+                    unsigned hi, unsigned *out, char *err, size_t errlen)
+{
+    char *v = zconfig_get(root, path, NULL);
+    if (!v) {
+        *out = dflt;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || end == v || *end || n < lo || n > hi) {
+        snprintf(err, errlen, "config key %s = \"%s\": expected a number in %u..%u", path, v,
+                 lo, hi);
+        return SHOAL_EINVAL;
+    }
+    *out = (unsigned)n;
+    return 0;
+}
+
+static int get_str(zconfig_t *root, const char *path, const char *dflt, char *out,
+                   size_t cap, char *err, size_t errlen)
+{
+    char *v = zconfig_get(root, path, (char *)dflt);
+    if (!v || !*v) {
+        snprintf(err, errlen, "config key %s is missing", path);
+        return SHOAL_EINVAL;
+    }
+    if (strlen(v) >= cap) {
+        snprintf(err, errlen, "config key %s is longer than %zu bytes", path, cap - 1);
+        return SHOAL_EINVAL;
+    }
+    snprintf(out, cap, "%s", v);
+    return 0;
+}
+
+static int load_nodes(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
+{
+    zconfig_t *nodes = zconfig_locate(root, "cluster/nodes");
+    if (!nodes || !zconfig_child(nodes)) {
+        snprintf(err, errlen, "config section cluster/nodes is missing or empty");
+        return SHOAL_EINVAL;
+    }
+    for (zconfig_t *n = zconfig_child(nodes); n; n = zconfig_next(n)) {
+        if (c->n_nodes == BROKER_MAX_NODES) {
+            snprintf(err, errlen, "cluster/nodes lists more than %d nodes", BROKER_MAX_NODES);
+            return SHOAL_EINVAL;
+        }
+        broker_node_cfg_t *d = &c->nodes[c->n_nodes];
+        char *end, *name = zconfig_name(n);
+        errno = 0;
+        unsigned long id = strtoul(name, &end, 10);
+        if (errno || end == name || *end || id >= BROKER_MAX_NODES) {
+            snprintf(err, errlen, "cluster/nodes/%s: node ids are numbers 0..%d", name,
+                     BROKER_MAX_NODES - 1);
+            return SHOAL_EINVAL;
+        }
+        for (size_t i = 0; i < c->n_nodes; i++)
+            if (c->nodes[i].id == id) {
+                snprintf(err, errlen, "cluster/nodes/%s is listed twice", name);
+                return SHOAL_EINVAL;
+            }
+        d->id = id;
+        char path[64];
+        snprintf(path, sizeof path, "cluster/nodes/%s/endpoint", name);
+        int rc = get_str(root, path, NULL, d->endpoint, sizeof d->endpoint, err, errlen);
+        snprintf(path, sizeof path, "cluster/nodes/%s/pub_endpoint", name);
+        if (!rc)
+            rc = get_str(root, path, NULL, d->pub_endpoint, sizeof d->pub_endpoint, err, errlen);
+        if (rc)
+            return rc;
+        c->n_nodes++;
+    }
+    return 0;
+}
+
+static int load(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    int rc = get_str(root, "broker/client_endpoint", "tcp://127.0.0.1:7000",
+                     c->client_endpoint, sizeof c->client_endpoint, err, errlen);
+    if (!rc)
+        rc = get_str(root, "broker/pub_endpoint", "tcp://127.0.0.1:7001", c->pub_endpoint,
+                     sizeof c->pub_endpoint, err, errlen);
+    if (!rc)
+        rc = get_str(root, "broker/log_level", "info", c->log_level, sizeof c->log_level, err,
+                     errlen);
+    if (!rc)
+        rc = get_uint(root, "broker/request_timeout_ms", 5000, 10, 600000,
+                      &c->request_timeout_ms, err, errlen);
+    if (!rc)
+        rc = get_uint(root, "broker/attempt_timeout_ms", 1000, 10, 600000,
+                      &c->attempt_timeout_ms, err, errlen);
+    if (!rc)
+        rc = get_uint(root, "broker/subscriber_hwm", 100000, 10, 100000000, &c->subscriber_hwm,
+                      err, errlen);
+    if (!rc)
+        rc = get_uint(root, "broker/progress_ms", 1000, 10, 3600000, &c->progress_ms, err,
+                      errlen);
+    if (!rc)
+        rc = get_uint(root, "broker/poll_ms", 500, 10, 3600000, &c->poll_ms, err, errlen);
+    if (!rc)
+        rc = get_uint(root, "broker/max_scan", 10000, 1, 1000000, &c->max_scan, err, errlen);
+    if (!rc)
+        rc = get_uint(root, "cluster/shards", 4, 1, 4096, &c->shards, err, errlen);
+    if (!rc)
+        rc = get_uint(root, "cluster/replicas", 3, 1, BROKER_MAX_REPLICAS, &c->replicas, err,
+                      errlen);
+    if (!rc)
+        rc = get_uint(root, "cluster/vnodes", 64, 1, 4096, &c->vnodes, err, errlen);
+    if (!rc)
+        rc = load_nodes(root, c, err, errlen);
+    if (!rc && strcmp(c->log_level, "error") && strcmp(c->log_level, "warning") &&
+        strcmp(c->log_level, "info") && strcmp(c->log_level, "debug")) {
+        snprintf(err, errlen, "config key broker/log_level = \"%s\": expected error, warning, "
+                              "info or debug", c->log_level);
+        rc = SHOAL_EINVAL;
+    }
+    if (!rc && c->replicas > c->n_nodes) {
+        snprintf(err, errlen, "cluster/replicas = %u but only %zu nodes are listed",
+                 c->replicas, c->n_nodes);
+        rc = SHOAL_EINVAL;
+    }
+    return rc;
+}
+
+int broker_config_parse(const char *text, broker_config_t *cfg, char *err, size_t errlen)
+{
+    zconfig_t *root = zconfig_str_load(text);
+    if (!root) {
+        snprintf(err, errlen, "config is not valid ZPL");
+        return SHOAL_EINVAL;
+    }
+    int rc = load(root, cfg, err, errlen);
+    zconfig_destroy(&root);
+    return rc;
+}
+
+int broker_config_load(const char *path, broker_config_t *cfg, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot open config %s: %s", path, strerror(errno));
+        return SHOAL_EIO;
+    }
+    fclose(f);
+    zconfig_t *root = zconfig_load(path);
+    if (!root) {
+        snprintf(err, errlen, "config %s is not valid ZPL", path);
+        return SHOAL_EINVAL;
+    }
+    int rc = load(root, cfg, err, errlen);
+    zconfig_destroy(&root);
+    if (rc) {
+        char line[512];
+        snprintf(line, sizeof line, "%s: %s", path, err);
+        snprintf(err, errlen, "%s", line);
+    }
+    return rc;
+}

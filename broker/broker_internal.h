@@ -1,0 +1,136 @@
+/* broker_internal.h - the broker's private state, shared by broker.c (sockets and loop),
+ * route.c (client requests), admin.c (cluster state and admin requests) and streams.c
+ * (change-stream fan-out). One thread touches all of it: no locks. */
+#ifndef SHOAL_BROKER_INTERNAL_H
+#define SHOAL_BROKER_INTERNAL_H
+
+#include "broker/broker.h"
+#include "engine/ring.h"
+#include "proto/codec.h"
+
+#define BROKER_NO_LEADER (-1)
+#define BROKER_RECENT 128        /* recent Raft events kept for status and `events` */
+#define BROKER_POLL_BIT ((uint64_t)1 << 62) /* request ids of the broker's own node polls */
+#define BROKER_DOWN_MS 3000      /* silence after which a node is shown down */
+
+typedef struct {
+    uint64_t id;
+    char *endpoint;
+    char *pub_endpoint;
+    zsock_t *dealer;
+    bool up;
+    int64_t last_seen;      /* zclock_mono ms of the last message heard from it; 0 never */
+    uint64_t last_seen_us;  /* wall clock of the same */
+    uint32_t replicas;
+    uint64_t rss_bytes, bytes_on_disk;
+} bnode_t;
+
+typedef struct {
+    uint32_t id;
+    uint64_t replicas[BROKER_MAX_REPLICAS];
+    uint64_t match[BROKER_MAX_REPLICAS];
+    size_t n_replicas;
+    int64_t leader;         /* node id, or BROKER_NO_LEADER */
+    uint64_t term, commit, apply, size;
+    uint64_t last_change;   /* highest change index republished */
+    uint64_t at_last[32];   /* key hashes republished at last_change (batches share it) */
+    size_t n_at_last;
+    unsigned rr;            /* round robin for stale reads */
+} bshard_t;
+
+typedef struct gather_t gather_t;
+
+/* A request on its way to a node. */
+typedef struct {
+    uint64_t id;             /* broker-local request id, the node echoes it */
+    zframe_t *client;        /* ROUTER identity of the client (NULL in fan-out children) */
+    uint64_t client_rid;     /* the client's request id, restored in the answer */
+    Shoal__Frame *frame;     /* owned original frame (singles) */
+    Shoal__ClientRequest *req; /* what to send: in frame, in the gather, or `sub` below */
+    Shoal__ClientRequest sub;  /* a batch child's own request... */
+    Shoal__BatchRequest sub_batch;
+    Shoal__BatchOp **sub_ops;  /* ...borrowing the parent's ops */
+    Shoal__AdminRequest *admin; /* admin forward: borrowed from frame or gather */
+    uint32_t shard;
+    bool is_write;
+    int64_t deadline;
+    int64_t attempt_deadline; /* 0 when not sent */
+    int64_t retry_at;         /* 0 when not waiting to retry */
+    int attempts;
+    int64_t sent_to;          /* node id or -1 */
+    unsigned rotate;
+    gather_t *gather;
+    size_t slot;
+} pending_t;
+
+typedef enum { GATHER_SCAN, GATHER_BATCH, GATHER_ADMIN } gather_kind_t;
+
+/* A client request fanned out to several shards or nodes. */
+struct gather_t {
+    gather_kind_t kind;
+    zframe_t *client;
+    uint64_t client_rid;
+    Shoal__Frame *frame;     /* the original frame, owned */
+    size_t expected, got;
+    Shoal__Frame **answers;  /* per child, owned; NULL until it answered */
+    int status;              /* first failure seen */
+    char error[256];
+    uint32_t limit;
+};
+
+struct broker_t {
+    broker_config_t cfg;
+    zsock_t *front;          /* ROUTER */
+    zsock_t *xpub;
+    zsock_t *sub;
+    zpoller_t *poller;
+    zsock_t *pipe;           /* actor pipe or NULL */
+    bnode_t nodes[BROKER_MAX_NODES];
+    size_t n_nodes;
+    bshard_t *shards;
+    size_t n_shards;
+    ring_t *ring;
+    uint64_t map_version;
+    int64_t meta_leader;
+    zhashx_t *pending;       /* id -> pending_t */
+    uint64_t next_id;
+    Shoal__RaftEvent *recent[BROKER_RECENT];
+    size_t recent_head, n_recent;
+    int64_t next_sweep, next_poll, next_progress;
+    uint64_t stats_requests, stats_retries, stats_changes, stats_polls;
+};
+
+/* broker.c */
+bnode_t *broker_node(broker_t *b, uint64_t id);
+bshard_t *broker_shard(broker_t *b, uint32_t id);
+int broker_send_frame(zsock_t *sock, const Shoal__Frame *f);
+int broker_reply(broker_t *b, zframe_t *client, Shoal__Frame *f);
+int broker_set_map(broker_t *b, const Shoal__ShardMap *map);
+
+/* route.c */
+void route_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f);
+void route_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f);
+void route_sweep(broker_t *b);
+void route_free_all(broker_t *b);
+void route_admin_response(broker_t *b, bnode_t *n, Shoal__Frame *f);
+void route_forward_admin(broker_t *b, zframe_t *client, Shoal__Frame *f, const uint64_t *nodes,
+                         size_t n);
+void route_reply_error(broker_t *b, zframe_t *client, uint64_t rid, int status,
+                       const char *fmt, ...);
+
+/* admin.c */
+void admin_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f);
+void admin_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f);
+void admin_on_raft_event(broker_t *b, const uint8_t *data, size_t len, bool metrics);
+void admin_poll_nodes(broker_t *b);
+void admin_check_liveness(broker_t *b);
+void admin_seen(broker_t *b, uint64_t node_id);
+void admin_set_leader(broker_t *b, bshard_t *s, int64_t leader, uint64_t term);
+void admin_destroy(broker_t *b);
+
+/* streams.c */
+void streams_on_change(broker_t *b, zframe_t *topic, zframe_t *body);
+void streams_on_progress(broker_t *b, const uint8_t *data, size_t len);
+void streams_publish_progress(broker_t *b);
+
+#endif

@@ -1,0 +1,568 @@
+/* client.c - libshoal: requests to a broker over one DEALER socket (see shoal.h).
+ *
+ * Requests in flight live in a fixed table of SHOAL_MAX_INFLIGHT slots. A request id is
+ * (generation << 16 | slot), so an answer finds its slot in O(1) and a late answer to a
+ * slot that was since reused is recognised by its generation and dropped. The slot index
+ * is also the write "lane": writes travel with client_id = base id + slot and the slot's
+ * own seq, so every (client_id, seq) stream has one write in flight at a time.
+ *
+ * Each slot keeps its encoded frame so it can be resent unchanged (same id, same seq)
+ * when no answer came within SHOAL_RESEND_MS, e.g. because the broker restarted. */
+#include "broker/client_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/error.h"
+#include "proto/codec.h"
+
+#define SHOAL_RESEND_MS 1000
+#define SHOAL_GRACE_MS 1000 /* past the broker's deadline: the broker answers TIMEOUT first */
+
+static const char *status_names[] = {"ok",         "not found",       "compare failed",
+                                     "unavailable", "bad request",    "not leader",
+                                     "timed out",  "too large",       "internal error",
+                                     "window gone"};
+
+const char *shoal_status_str(int status)
+{
+    if (status < 0 || status >= (int)(sizeof status_names / sizeof *status_names))
+        return "unknown status";
+    return status_names[status];
+}
+
+void shoal_result_clear(shoal_result_t *r)
+{
+    if (!r)
+        return;
+    free(r->value);
+    for (size_t i = 0; i < r->n_kvs; i++) {
+        free(r->kvs[i].key);
+        free(r->kvs[i].value);
+    }
+    free(r->kvs);
+    for (size_t i = 0; i < r->n_changes; i++) {
+        free(r->changes[i].key);
+        free(r->changes[i].value);
+    }
+    free(r->changes);
+    memset(r, 0, sizeof *r);
+}
+
+static uint8_t *dup_bytes(const void *p, size_t n)
+{
+    uint8_t *d = malloc(n + 1); /* +1: callers may print values as C strings */
+    if (!d)
+        return NULL;
+    if (n)
+        memcpy(d, p, n);
+    d[n] = 0;
+    return d;
+}
+
+shoal_t *shoal_connect(const char *endpoint)
+{
+    if (!endpoint)
+        endpoint = getenv("SHOAL_BROKER");
+    if (!endpoint || !*endpoint)
+        endpoint = SHOAL_DEFAULT_ENDPOINT;
+    if (strncmp(endpoint, "tcp://", 6) && strncmp(endpoint, "ipc://", 6) &&
+        strncmp(endpoint, "inproc://", 9))
+        return NULL;
+    shoal_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    zsys_init();
+    self->sock = zsock_new(ZMQ_DEALER);
+    if (!self->sock || zsock_connect(self->sock, "%s", endpoint) != 0) {
+        shoal_destroy(&self);
+        return NULL;
+    }
+    zsock_set_linger(self->sock, 0);
+    zsock_set_sndhwm(self->sock, 0);
+    zsock_set_rcvhwm(self->sock, 0);
+    self->endpoint = strdup(endpoint);
+    self->timeout_ms = SHOAL_DEFAULT_TIMEOUT_MS;
+    /* Random id: two processes (or two connections) never share write sessions. */
+    self->client_id = ((uint64_t)randof(0x7fffffff) << 32 ^ (uint64_t)randof(0x7fffffff) << 13
+                       ^ (uint64_t)zclock_usecs()) & ~(uint64_t)0xffff;
+    self->n_free = SHOAL_MAX_INFLIGHT;
+    for (uint32_t i = 0; i < SHOAL_MAX_INFLIGHT; i++)
+        self->free_list[i] = SHOAL_MAX_INFLIGHT - 1 - i;
+    return self;
+}
+
+void shoal_destroy(shoal_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    shoal_t *self = *self_p;
+    for (uint32_t i = 0; i < SHOAL_MAX_INFLIGHT; i++)
+        free(self->slots[i].buf);
+    zsock_destroy(&self->sock);
+    free(self->endpoint);
+    free(self);
+    *self_p = NULL;
+}
+
+void shoal_set_timeout(shoal_t *self, int timeout_ms)
+{
+    self->timeout_ms = timeout_ms > 0 ? timeout_ms : SHOAL_DEFAULT_TIMEOUT_MS;
+}
+
+const char *shoal_endpoint(shoal_t *self)
+{
+    return self->endpoint;
+}
+
+uint64_t shoal_client_id(shoal_t *self)
+{
+    return self->client_id;
+}
+
+/* Checks an op against the documented limits; 0 or a status with a line in err. */
+int shoal_op_check(const shoal_op_t *op, char *err, size_t errlen)
+{
+    bool keyed = op->type == SHOAL_OP_GET || op->type == SHOAL_OP_PUT ||
+                 op->type == SHOAL_OP_DEL || op->type == SHOAL_OP_CAS;
+    if (keyed && op->key_len == 0) {
+        snprintf(err, errlen, "key is empty");
+        return SHOAL_STATUS_BAD_REQUEST;
+    }
+    if (op->key_len > SHOAL_MAX_KEY || op->prefix_len > SHOAL_MAX_KEY ||
+        op->start_len > SHOAL_MAX_KEY || op->end_len > SHOAL_MAX_KEY) {
+        snprintf(err, errlen, "key of %zu bytes exceeds the %u-byte limit",
+                 op->key_len > op->prefix_len ? op->key_len : op->prefix_len, SHOAL_MAX_KEY);
+        return SHOAL_STATUS_TOO_LARGE;
+    }
+    if (op->value_len > SHOAL_MAX_VALUE || op->expected_len > SHOAL_MAX_VALUE) {
+        snprintf(err, errlen, "value of %zu bytes exceeds the %u-byte limit", op->value_len,
+                 SHOAL_MAX_VALUE);
+        return SHOAL_STATUS_TOO_LARGE;
+    }
+    if (op->type == SHOAL_OP_BATCH) {
+        if (op->n_ops == 0 || op->n_ops > SHOAL_MAX_BATCH) {
+            snprintf(err, errlen, "a batch holds 1 to %u operations, not %zu", SHOAL_MAX_BATCH,
+                     op->n_ops);
+            return SHOAL_STATUS_BAD_REQUEST;
+        }
+        for (size_t i = 0; i < op->n_ops; i++) {
+            shoal_op_t one = {.type = op->ops[i].is_delete ? SHOAL_OP_DEL : SHOAL_OP_PUT,
+                              .key_len = op->ops[i].key_len,
+                              .value_len = op->ops[i].value_len};
+            int st = shoal_op_check(&one, err, errlen);
+            if (st)
+                return st;
+        }
+    }
+    if (op->type < SHOAL_OP_GET || op->type > SHOAL_OP_CHANGES) {
+        snprintf(err, errlen, "unknown operation %d", (int)op->type);
+        return SHOAL_STATUS_BAD_REQUEST;
+    }
+    return SHOAL_STATUS_OK;
+}
+
+static bool is_write(shoal_op_type_t t)
+{
+    return t == SHOAL_OP_PUT || t == SHOAL_OP_DEL || t == SHOAL_OP_CAS || t == SHOAL_OP_BATCH;
+}
+
+#define BIN(p, n) ((ProtobufCBinaryData){(n), (uint8_t *)(p)})
+
+/* Encodes op as a Frame{client_req}; returns a malloc'd buffer or NULL. */
+uint8_t *shoal_op_encode(const shoal_op_t *op, uint64_t client_id, uint64_t seq,
+                         uint64_t request_id, uint32_t timeout_ms, size_t *len)
+{
+    Shoal__ClientRequest req = SHOAL__CLIENT_REQUEST__INIT;
+    Shoal__GetRequest get = SHOAL__GET_REQUEST__INIT;
+    Shoal__PutRequest put = SHOAL__PUT_REQUEST__INIT;
+    Shoal__DeleteRequest del = SHOAL__DELETE_REQUEST__INIT;
+    Shoal__CasRequest cas = SHOAL__CAS_REQUEST__INIT;
+    Shoal__ScanRequest scan = SHOAL__SCAN_REQUEST__INIT;
+    Shoal__BatchRequest batch = SHOAL__BATCH_REQUEST__INIT;
+    Shoal__ChangesRequest ch = SHOAL__CHANGES_REQUEST__INIT;
+    req.client_id = client_id;
+    req.seq = seq;
+    req.request_id = request_id;
+    req.timeout_ms = timeout_ms;
+    Shoal__BatchOp *bops = NULL, **bptrs = NULL;
+    Shoal__PutRequest *bputs = NULL;
+    Shoal__DeleteRequest *bdels = NULL;
+    switch (op->type) {
+    case SHOAL_OP_GET:
+        get.key = BIN(op->key, op->key_len);
+        get.stale = op->stale;
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_GET;
+        req.get = &get;
+        break;
+    case SHOAL_OP_PUT:
+        put.key = BIN(op->key, op->key_len);
+        put.value = BIN(op->value, op->value_len);
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_PUT;
+        req.put = &put;
+        break;
+    case SHOAL_OP_DEL:
+        del.key = BIN(op->key, op->key_len);
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_DEL;
+        req.del = &del;
+        break;
+    case SHOAL_OP_CAS:
+        cas.key = BIN(op->key, op->key_len);
+        cas.expected = BIN(op->expected, op->expected_len);
+        cas.expect_absent = op->expect_absent;
+        cas.value = BIN(op->value, op->value_len);
+        cas.delete_on_match = op->delete_on_match;
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_CAS;
+        req.cas = &cas;
+        break;
+    case SHOAL_OP_SCAN:
+        scan.prefix = BIN(op->prefix, op->prefix_len);
+        scan.start = BIN(op->start, op->start_len);
+        scan.end = BIN(op->end, op->end_len);
+        scan.limit = op->limit;
+        scan.stale = op->stale;
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_SCAN;
+        req.scan = &scan;
+        break;
+    case SHOAL_OP_BATCH:
+        bops = calloc(op->n_ops, sizeof *bops);
+        bptrs = calloc(op->n_ops, sizeof *bptrs);
+        bputs = calloc(op->n_ops, sizeof *bputs);
+        bdels = calloc(op->n_ops, sizeof *bdels);
+        if (!bops || !bptrs || !bputs || !bdels)
+            goto fail;
+        for (size_t i = 0; i < op->n_ops; i++) {
+            const shoal_batch_op_t *o = &op->ops[i];
+            shoal__batch_op__init(&bops[i]);
+            if (o->is_delete) {
+                shoal__delete_request__init(&bdels[i]);
+                bdels[i].key = BIN(o->key, o->key_len);
+                bops[i].op_case = SHOAL__BATCH_OP__OP_DEL;
+                bops[i].del = &bdels[i];
+            } else {
+                shoal__put_request__init(&bputs[i]);
+                bputs[i].key = BIN(o->key, o->key_len);
+                bputs[i].value = BIN(o->value, o->value_len);
+                bops[i].op_case = SHOAL__BATCH_OP__OP_PUT;
+                bops[i].put = &bputs[i];
+            }
+            bptrs[i] = &bops[i];
+        }
+        batch.n_ops = op->n_ops;
+        batch.ops = bptrs;
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_BATCH;
+        req.batch = &batch;
+        break;
+    case SHOAL_OP_CHANGES:
+        ch.shard = op->shard;
+        ch.after_index = op->after_index;
+        ch.limit = op->limit;
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_CHANGES;
+        req.changes = &ch;
+        break;
+    }
+    Shoal__Frame f = SHOAL__FRAME__INIT;
+    f.version = SHOAL_WIRE_VERSION;
+    f.body_case = SHOAL__FRAME__BODY_CLIENT_REQ;
+    f.client_req = &req;
+    uint8_t *buf = shoal_frame_encode(&f, len);
+    free(bops);
+    free(bptrs);
+    free(bputs);
+    free(bdels);
+    return buf;
+fail:
+    free(bops);
+    free(bptrs);
+    free(bputs);
+    free(bdels);
+    return NULL;
+}
+
+/* Copies a response into a result the caller owns. */
+void shoal_result_from(shoal_result_t *r, const Shoal__ClientResponse *resp)
+{
+    r->status = resp->status;
+    snprintf(r->error, sizeof r->error, "%s", resp->error ? resp->error : "");
+    if (r->status != SHOAL_STATUS_OK && !r->error[0])
+        snprintf(r->error, sizeof r->error, "%s", shoal_status_str(r->status));
+    r->found = resp->found;
+    if (resp->value.len || resp->found) {
+        r->value = dup_bytes(resp->value.data, resp->value.len);
+        r->value_len = resp->value.len;
+    }
+    r->shard = resp->shard;
+    r->index = resp->index;
+    r->more = resp->more;
+    if (resp->n_kvs) {
+        r->kvs = calloc(resp->n_kvs, sizeof *r->kvs);
+        for (size_t i = 0; r->kvs && i < resp->n_kvs; i++) {
+            const Shoal__KeyValue *kv = resp->kvs[i];
+            r->kvs[i] = (shoal_kv_t){dup_bytes(kv->key.data, kv->key.len), kv->key.len,
+                                     dup_bytes(kv->value.data, kv->value.len), kv->value.len,
+                                     kv->mod_index};
+        }
+        r->n_kvs = r->kvs ? resp->n_kvs : 0;
+    }
+    if (resp->n_changes) {
+        r->changes = calloc(resp->n_changes, sizeof *r->changes);
+        for (size_t i = 0; r->changes && i < resp->n_changes; i++) {
+            const Shoal__Change *c = resp->changes[i];
+            r->changes[i] = (shoal_change_t){c->shard, c->index, c->is_delete,
+                                             dup_bytes(c->key.data, c->key.len), c->key.len,
+                                             dup_bytes(c->value.data, c->value.len),
+                                             c->value.len};
+        }
+        r->n_changes = r->changes ? resp->n_changes : 0;
+    }
+}
+
+static void send_slot(shoal_t *self, slot_t *s)
+{
+    /* DONTWAIT: the HWM is unlimited, so this only fails when the context is gone. */
+    zmq_send(zsock_resolve(self->sock), s->buf, s->len, ZMQ_DONTWAIT);
+    s->resend_at = zclock_mono() + SHOAL_RESEND_MS;
+}
+
+int shoal_submit(shoal_t *self, const shoal_op_t *op, shoal_done_fn *done, void *arg)
+{
+    char err[256];
+    int st = shoal_op_check(op, err, sizeof err);
+    if (st == SHOAL_STATUS_TOO_LARGE)
+        return SHOAL_ETOOLARGE;
+    if (st)
+        return SHOAL_EINVAL;
+    if (self->n_free == 0)
+        return SHOAL_EBUSY;
+    uint32_t idx = self->free_list[--self->n_free];
+    slot_t *s = &self->slots[idx];
+    uint64_t seq = 0;
+    if (is_write(op->type))
+        seq = ++self->lane_seq[idx];
+    s->gen++;
+    s->rid = (s->gen << 16) | idx;
+    free(s->buf);
+    s->buf = shoal_op_encode(op, self->client_id + idx, seq, s->rid, (uint32_t)self->timeout_ms,
+                             &s->len);
+    if (!s->buf) {
+        self->free_list[self->n_free++] = idx;
+        return SHOAL_ENOMEM;
+    }
+    s->in_use = true;
+    s->done = done;
+    s->arg = arg;
+    s->start_us = zclock_usecs();
+    s->deadline = zclock_mono() + self->timeout_ms + SHOAL_GRACE_MS;
+    self->inflight++;
+    send_slot(self, s);
+    return 0;
+}
+
+size_t shoal_inflight(shoal_t *self)
+{
+    return self->inflight;
+}
+
+static void complete(shoal_t *self, slot_t *s, shoal_result_t *r)
+{
+    uint32_t idx = (uint32_t)(s->rid & 0xffff);
+    r->latency_us = (uint64_t)(zclock_usecs() - s->start_us);
+    s->in_use = false;
+    free(s->buf);
+    s->buf = NULL;
+    self->free_list[self->n_free++] = idx;
+    self->inflight--;
+    if (s->done)
+        s->done(r, s->arg);
+    shoal_result_clear(r);
+}
+
+/* Resends what got no answer and fails what is past its deadline. */
+static int sweep(shoal_t *self)
+{
+    int64_t now = zclock_mono();
+    int n = 0;
+    if (now < self->next_sweep)
+        return 0;
+    self->next_sweep = now + 50;
+    for (uint32_t i = 0; i < SHOAL_MAX_INFLIGHT && self->inflight; i++) {
+        slot_t *s = &self->slots[i];
+        if (!s->in_use)
+            continue;
+        if (now >= s->deadline) {
+            shoal_result_t r = {.status = SHOAL_STATUS_TIMEOUT};
+            snprintf(r.error, sizeof r.error, "no answer from broker %s within %d ms",
+                     self->endpoint, self->timeout_ms);
+            complete(self, s, &r);
+            n++;
+        } else if (now >= s->resend_at)
+            send_slot(self, s);
+    }
+    return n;
+}
+
+static void on_admin_resp(shoal_t *self, Shoal__Frame *f)
+{
+    if (self->admin_wait && f->admin_resp->request_id == self->admin_rid && !self->admin_resp) {
+        self->admin_resp = f; /* the waiting admin call takes the frame */
+        return;
+    }
+    shoal_frame_free(&f);
+}
+
+/* Handles one message from the broker; returns 1 when it completed a request. */
+static int on_message(shoal_t *self, const uint8_t *data, size_t len)
+{
+    Shoal__Frame *f = NULL;
+    char err[256];
+    if (shoal_frame_decode(data, len, &f, err, sizeof err) != 0) {
+        zsys_warning("libshoal: dropped a bad frame from %s: %s", self->endpoint, err);
+        return 0;
+    }
+    if (f->body_case == SHOAL__FRAME__BODY_ADMIN_RESP) {
+        on_admin_resp(self, f);
+        return 0;
+    }
+    int n = 0;
+    if (f->body_case == SHOAL__FRAME__BODY_CLIENT_RESP) {
+        uint64_t rid = f->client_resp->request_id;
+        slot_t *s = &self->slots[rid & 0xffff];
+        if (s->in_use && s->rid == rid) {
+            shoal_result_t r = {0};
+            shoal_result_from(&r, f->client_resp);
+            complete(self, s, &r);
+            n = 1;
+        }
+    }
+    shoal_frame_free(&f);
+    return n;
+}
+
+int shoal_pump(shoal_t *self, int timeout_ms)
+{
+    int n = sweep(self);
+    void *sock = zsock_resolve(self->sock);
+    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+    int wait = timeout_ms;
+    if (self->inflight && (wait < 0 || wait > 50))
+        wait = 50; /* wake up to resend and expire */
+    if (zmq_poll(&item, 1, wait) <= 0)
+        return n + sweep(self);
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    /* Drain what is ready: one poll per batch of answers, not per answer. */
+    for (int i = 0; i < 4096; i++) {
+        if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0)
+            break;
+        n += on_message(self, zmq_msg_data(&msg), zmq_msg_size(&msg));
+    }
+    zmq_msg_close(&msg);
+    return n;
+}
+
+typedef struct {
+    shoal_result_t *out;
+    bool done;
+    int status;
+} sync_wait_t;
+
+static void sync_done(shoal_result_t *r, void *arg)
+{
+    sync_wait_t *w = arg;
+    w->done = true;
+    w->status = r->status;
+    if (w->out) {
+        *w->out = *r;                /* move the buffers... */
+        memset(r, 0, sizeof *r);     /* ...so complete() does not free them */
+    }
+}
+
+int shoal_call(shoal_t *self, const shoal_op_t *op, shoal_result_t *out)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    char err[256];
+    int st = shoal_op_check(op, err, sizeof err);
+    if (st || self->n_free == 0) {
+        if (!st) {
+            st = SHOAL_STATUS_UNAVAILABLE;
+            snprintf(err, sizeof err, "too many requests in flight");
+        }
+        if (out) {
+            out->status = st;
+            snprintf(out->error, sizeof out->error, "%s", err);
+        }
+        return st;
+    }
+    sync_wait_t w = {out, false, 0};
+    if (shoal_submit(self, op, sync_done, &w) != 0) {
+        if (out) {
+            out->status = SHOAL_STATUS_INTERNAL;
+            snprintf(out->error, sizeof out->error, "out of memory");
+        }
+        return SHOAL_STATUS_INTERNAL;
+    }
+    while (!w.done && !zsys_interrupted)
+        shoal_pump(self, 50);
+    if (!w.done) { /* interrupted: the request completes (and is dropped) later */
+        if (out) {
+            out->status = SHOAL_STATUS_TIMEOUT;
+            snprintf(out->error, sizeof out->error, "interrupted");
+        }
+        return SHOAL_STATUS_TIMEOUT;
+    }
+    return w.status;
+}
+
+int shoal_get(shoal_t *self, const void *key, size_t klen, bool stale, shoal_result_t *out)
+{
+    shoal_op_t op = {.type = SHOAL_OP_GET, .key = key, .key_len = klen, .stale = stale};
+    return shoal_call(self, &op, out);
+}
+
+int shoal_put(shoal_t *self, const void *key, size_t klen, const void *val, size_t vlen,
+              shoal_result_t *out)
+{
+    shoal_op_t op = {.type = SHOAL_OP_PUT, .key = key, .key_len = klen, .value = val,
+                     .value_len = vlen};
+    return shoal_call(self, &op, out);
+}
+
+int shoal_del(shoal_t *self, const void *key, size_t klen, shoal_result_t *out)
+{
+    shoal_op_t op = {.type = SHOAL_OP_DEL, .key = key, .key_len = klen};
+    return shoal_call(self, &op, out);
+}
+
+int shoal_cas(shoal_t *self, const void *key, size_t klen, const void *expected, size_t elen,
+              bool expect_absent, const void *val, size_t vlen, shoal_result_t *out)
+{
+    shoal_op_t op = {.type = SHOAL_OP_CAS, .key = key, .key_len = klen, .expected = expected,
+                     .expected_len = elen, .expect_absent = expect_absent, .value = val,
+                     .value_len = vlen};
+    return shoal_call(self, &op, out);
+}
+
+int shoal_scan(shoal_t *self, const void *prefix, size_t plen, const void *start, size_t slen,
+               const void *end, size_t elen, uint32_t limit, shoal_result_t *out)
+{
+    shoal_op_t op = {.type = SHOAL_OP_SCAN, .prefix = prefix, .prefix_len = plen,
+                     .start = start, .start_len = slen, .end = end, .end_len = elen,
+                     .limit = limit};
+    return shoal_call(self, &op, out);
+}
+
+int shoal_batch(shoal_t *self, const shoal_batch_op_t *ops, size_t n, shoal_result_t *out)
+{
+    shoal_op_t op = {.type = SHOAL_OP_BATCH, .ops = ops, .n_ops = n};
+    return shoal_call(self, &op, out);
+}
+
+int shoal_changes(shoal_t *self, uint32_t shard, uint64_t after_index, uint32_t limit,
+                  shoal_result_t *out)
+{
+    shoal_op_t op = {.type = SHOAL_OP_CHANGES, .shard = shard, .after_index = after_index,
+                     .limit = limit};
+    return shoal_call(self, &op, out);
+}

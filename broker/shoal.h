@@ -1,0 +1,264 @@
+/* shoal.h - libshoal, the C client of Shoal (installed as <shoal.h>).
+ *
+ * A shoal_t is one connection to a shoal-broker: one ZeroMQ DEALER socket, used by one
+ * thread at a time. Every call is either synchronous (shoal_get, shoal_put, ...: send,
+ * wait for the answer or the timeout) or asynchronous (shoal_submit: many requests in
+ * flight on the same socket, answers matched by request id and handed to a callback from
+ * shoal_pump). Synchronous calls may be mixed with asynchronous ones.
+ *
+ * Exactly-once writes: each shoal_t draws a random 64-bit client id. A write travels as
+ * (client id + lane, seq): every request in flight holds its own lane, and a lane's seq
+ * increases by one per write, so each (client id, seq) stream has at most one write in
+ * flight - which is what a state machine session that remembers the last seq per client
+ * needs to apply a retried write once. The library resends a request that got no answer
+ * (broker restarted) with the same id and seq until its deadline.
+ *
+ * Status codes are the wire's (proto/client.proto) and never change meaning. */
+#ifndef SHOAL_CLIENT_H
+#define SHOAL_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    SHOAL_STATUS_OK = 0,
+    SHOAL_STATUS_NOT_FOUND = 1,
+    SHOAL_STATUS_COMPARE_FAILED = 2,
+    SHOAL_STATUS_UNAVAILABLE = 3, /* no leader, node down: retry later */
+    SHOAL_STATUS_BAD_REQUEST = 4, /* malformed or unknown: do not retry */
+    SHOAL_STATUS_NOT_LEADER = 5,  /* internal to the broker; never returned to clients */
+    SHOAL_STATUS_TIMEOUT = 6,     /* deadline passed; a write may or may not have applied */
+    SHOAL_STATUS_TOO_LARGE = 7,   /* key or value past SHOAL_MAX_KEY / SHOAL_MAX_VALUE */
+    SHOAL_STATUS_INTERNAL = 8,
+    SHOAL_STATUS_WINDOW_GONE = 9, /* changes older than the retained window */
+} shoal_status_t;
+
+#define SHOAL_MAX_KEY 4096u            /* bytes */
+#define SHOAL_MAX_VALUE (1u << 20)     /* bytes */
+#define SHOAL_MAX_BATCH 1000u          /* operations per batch */
+#define SHOAL_DEFAULT_TIMEOUT_MS 5000
+#define SHOAL_DEFAULT_ENDPOINT "tcp://127.0.0.1:7000"
+
+/* A static name for a status ("ok", "not found", ...). */
+const char *shoal_status_str(int status);
+
+typedef struct {
+    uint8_t *key;
+    size_t key_len;
+    uint8_t *value;
+    size_t value_len;
+    uint64_t mod_index;
+} shoal_kv_t;
+
+typedef struct {
+    uint32_t shard;
+    uint64_t index;
+    bool is_delete;
+    uint8_t *key;
+    size_t key_len;
+    uint8_t *value;
+    size_t value_len;
+} shoal_change_t;
+
+/* What a call returns. Owns its buffers: free with shoal_result_clear. */
+typedef struct {
+    int status;        /* shoal_status_t */
+    char error[256];   /* one line when status is not OK */
+    bool found;
+    uint8_t *value;    /* get; cas: the current value when the compare failed */
+    size_t value_len;
+    uint32_t shard;
+    uint64_t index;    /* Raft index a write applied at */
+    shoal_kv_t *kvs;   /* scan, in key order */
+    size_t n_kvs;
+    bool more;         /* scan stopped at its limit */
+    shoal_change_t *changes;
+    size_t n_changes;
+    uint64_t latency_us;
+} shoal_result_t;
+
+void shoal_result_clear(shoal_result_t *r);
+
+typedef enum {
+    SHOAL_OP_GET = 1,
+    SHOAL_OP_PUT,
+    SHOAL_OP_DEL,
+    SHOAL_OP_CAS,
+    SHOAL_OP_SCAN,
+    SHOAL_OP_BATCH,
+    SHOAL_OP_CHANGES,
+} shoal_op_type_t;
+
+typedef struct {
+    bool is_delete;
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+} shoal_batch_op_t;
+
+/* One request. Buffers are borrowed: shoal_submit copies what it needs before returning. */
+typedef struct {
+    shoal_op_type_t type;
+    const void *key;        /* get put del cas */
+    size_t key_len;
+    const void *value;      /* put; cas: the new value */
+    size_t value_len;
+    const void *expected;   /* cas */
+    size_t expected_len;
+    bool expect_absent;     /* cas: swap only if the key is missing */
+    bool delete_on_match;   /* cas: compare-and-delete */
+    bool stale;             /* get, scan: a follower may answer */
+    const void *prefix;     /* scan */
+    size_t prefix_len;
+    const void *start;      /* scan: inclusive, NULL = first key */
+    size_t start_len;
+    const void *end;        /* scan: exclusive, NULL = last key */
+    size_t end_len;
+    uint32_t limit;         /* scan, changes: 0 = server default */
+    const shoal_batch_op_t *ops; /* batch */
+    size_t n_ops;
+    uint32_t shard;         /* changes */
+    uint64_t after_index;   /* changes */
+} shoal_op_t;
+
+typedef struct shoal_t shoal_t;
+
+/* Connects to a broker's client endpoint (NULL: $SHOAL_BROKER, else
+ * SHOAL_DEFAULT_ENDPOINT). ZeroMQ connects lazily, so this fails (NULL) only on a
+ * malformed endpoint or when out of resources. */
+shoal_t *shoal_connect(const char *endpoint);
+void shoal_destroy(shoal_t **self_p);
+
+/* Per-request deadline for later calls, milliseconds (default SHOAL_DEFAULT_TIMEOUT_MS). */
+void shoal_set_timeout(shoal_t *self, int timeout_ms);
+const char *shoal_endpoint(shoal_t *self);
+uint64_t shoal_client_id(shoal_t *self);
+
+/* Synchronous calls: return the status (shoal_status_t) and fill *out when not NULL. */
+int shoal_call(shoal_t *self, const shoal_op_t *op, shoal_result_t *out);
+int shoal_get(shoal_t *self, const void *key, size_t klen, bool stale, shoal_result_t *out);
+int shoal_put(shoal_t *self, const void *key, size_t klen, const void *val, size_t vlen,
+              shoal_result_t *out);
+int shoal_del(shoal_t *self, const void *key, size_t klen, shoal_result_t *out);
+/* expected == NULL with expect_absent: swap only when the key is missing. On
+ * SHOAL_STATUS_COMPARE_FAILED, out->value holds the current value (out->found false when
+ * the key is missing). */
+int shoal_cas(shoal_t *self, const void *key, size_t klen, const void *expected,
+              size_t elen, bool expect_absent, const void *val, size_t vlen,
+              shoal_result_t *out);
+int shoal_scan(shoal_t *self, const void *prefix, size_t plen, const void *start,
+               size_t slen, const void *end, size_t elen, uint32_t limit,
+               shoal_result_t *out);
+/* Batches are split by shard by the broker: atomic within a shard, not across shards. */
+int shoal_batch(shoal_t *self, const shoal_batch_op_t *ops, size_t n, shoal_result_t *out);
+/* The changes of one shard after a Raft index (catch-up for watchers). */
+int shoal_changes(shoal_t *self, uint32_t shard, uint64_t after_index, uint32_t limit,
+                  shoal_result_t *out);
+
+/* Asynchronous calls. done runs from shoal_pump (or from a synchronous call) with a
+ * result that is cleared when done returns. shoal_submit returns 0, or a negative
+ * SHOAL_E... code (SHOAL_EBUSY when SHOAL_MAX_INFLIGHT requests are in flight). */
+#define SHOAL_MAX_INFLIGHT 4096
+typedef void(shoal_done_fn)(shoal_result_t *r, void *arg);
+int shoal_submit(shoal_t *self, const shoal_op_t *op, shoal_done_fn *done, void *arg);
+/* Waits up to timeout_ms for answers (0: only what is ready), runs their callbacks and
+ * expires requests past their deadline. Returns the number of requests completed. */
+int shoal_pump(shoal_t *self, int timeout_ms);
+size_t shoal_inflight(shoal_t *self);
+
+/* Admin calls. Results are JSON-free C structs kept small on purpose: shoalctl prints
+ * them. Each returns a status and fills err (one line) when not OK. */
+typedef struct {
+    uint64_t id;
+    char endpoint[128];
+    bool up;
+    uint64_t last_seen_ms_ago;
+    uint32_t replicas;
+    uint64_t rss_bytes;
+    uint64_t bytes_on_disk;
+} shoal_node_status_t;
+
+typedef struct {
+    uint32_t id;
+    int64_t leader; /* -1 when unknown */
+    uint64_t term, commit_index, apply_index, size_bytes;
+    uint64_t max_lag;   /* commit index minus the slowest replica's match index */
+    size_t n_replicas;
+    uint64_t replicas[16];
+    uint64_t match_index[16];
+} shoal_shard_status_t;
+
+typedef struct {
+    uint64_t node_id;
+    uint32_t shard;
+    int type;         /* RaftEventType of proto/events.proto */
+    const char *type_name;
+    uint64_t term, leader_id, commit_index, apply_index, timestamp_us;
+    char detail[160];
+} shoal_event_t;
+
+typedef struct {
+    uint64_t map_version;
+    size_t n_nodes, n_shards, n_events;
+    shoal_node_status_t *nodes;
+    shoal_shard_status_t *shards;
+    shoal_event_t *events;
+} shoal_cluster_t;
+
+void shoal_cluster_clear(shoal_cluster_t *c);
+int shoal_status(shoal_t *self, bool with_events, shoal_cluster_t *out, char *err,
+                 size_t errlen);
+int shoal_admin_transfer_leader(shoal_t *self, uint32_t shard, uint64_t to_node, char *err,
+                                size_t errlen);
+int shoal_admin_add_node(shoal_t *self, uint64_t id, const char *endpoint,
+                         const char *pub_endpoint, char *err, size_t errlen);
+int shoal_admin_remove_node(shoal_t *self, uint64_t id, char *err, size_t errlen);
+int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint64_t to,
+                             char *err, size_t errlen);
+int shoal_admin_add_shard(shoal_t *self, const uint64_t *replicas, size_t n, char *err,
+                          size_t errlen);
+/* shard < 0: every shard. */
+int shoal_admin_compact(shoal_t *self, int64_t shard, char *err, size_t errlen);
+int shoal_admin_snapshot(shoal_t *self, int64_t shard, char *err, size_t errlen);
+const char *shoal_event_type_name(int type);
+
+/* Change streams. A watch subscribes to the broker's XPUB (pub_endpoint NULL: the
+ * client endpoint's port + 1, the broker's default layout) for keys starting with
+ * prefix. Events of one shard come in Raft index order; when the library sees a gap
+ * (an event whose prev_index is past the last one delivered) it fetches the missing
+ * range with shoal_changes through client before going on; when that range is no
+ * longer retained it delivers SHOAL_WATCH_FELL_BEHIND with the shard and the index to
+ * resume from (rescan, then watch from there). */
+typedef enum {
+    SHOAL_WATCH_CHANGE = 1,
+    SHOAL_WATCH_PROGRESS,     /* idle stream: change.shard applied up to change.index */
+    SHOAL_WATCH_FELL_BEHIND,  /* change.shard / change.index: resume point */
+} shoal_watch_kind_t;
+
+typedef struct {
+    shoal_watch_kind_t kind;
+    shoal_change_t change; /* owned by the watch until the next call */
+} shoal_watch_event_t;
+
+typedef struct shoal_watch_t shoal_watch_t;
+
+/* client is borrowed (may be NULL: no catch-up); it must outlive the watch. */
+shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint,
+                               const void *prefix, size_t plen);
+void shoal_watch_destroy(shoal_watch_t **self_p);
+/* Delivers the changes of shard after index first (catch-up), before live events. */
+int shoal_watch_from(shoal_watch_t *self, uint32_t shard, uint64_t after_index);
+/* 1: *ev filled; 0: timed out; negative: SHOAL_E... (interrupted). */
+int shoal_watch_next(shoal_watch_t *self, shoal_watch_event_t *ev, int timeout_ms);
+/* The DEALER/SUB sockets' native handles are not exposed: poll with timeouts. */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

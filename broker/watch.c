@@ -1,0 +1,283 @@
+/* watch.c - libshoal change streams: a SUB socket on the broker's XPUB plus catch-up
+ * through `changes` requests (see shoal.h for the contract).
+ *
+ * Per shard the watch remembers the last Raft index it delivered. A live event at or
+ * below it is a duplicate (catch-up and live stream overlap) and is dropped; a live event
+ * whose prev_index is past it shows a gap (the broker's XPUB dropped messages for this
+ * subscriber at its high-water mark, or the subscription started late), and the watch
+ * fills the gap from the shard's retained changes before delivering anything newer.
+ * Gaps are only visible on an unfiltered watch: with a prefix, prev_index legitimately
+ * points at events of other keys. */
+#include "broker/client_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/error.h"
+
+typedef struct {
+    uint32_t shard;
+    uint64_t last;
+    bool from_live; /* the last delivery came from the live stream (batches share an index) */
+} shard_pos_t;
+
+struct shoal_watch_t {
+    shoal_t *client; /* borrowed; may be NULL */
+    zsock_t *sub;
+    uint8_t *prefix;
+    size_t plen;
+    zlistx_t *queue; /* shoal_watch_event_t *, ready to deliver */
+    shoal_watch_event_t *current;
+    shard_pos_t *pos;
+    size_t n_pos;
+};
+
+static void event_free(shoal_watch_event_t **ev_p)
+{
+    if (!ev_p || !*ev_p)
+        return;
+    free((*ev_p)->change.key);
+    free((*ev_p)->change.value);
+    free(*ev_p);
+    *ev_p = NULL;
+}
+
+/* Derives the broker's XPUB endpoint: same host, client port + 1. */
+static char *default_pub(const char *client_ep)
+{
+    const char *colon = strrchr(client_ep, ':');
+    if (!colon || strncmp(client_ep, "tcp://", 6) != 0)
+        return NULL;
+    long port = strtol(colon + 1, NULL, 10);
+    if (port <= 0 || port >= 65535)
+        return NULL;
+    return zsys_sprintf("%.*s:%ld", (int)(colon - client_ep), client_ep, port + 1);
+}
+
+shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint, const void *prefix,
+                               size_t plen)
+{
+    char *derived = NULL;
+    if (!pub_endpoint && client)
+        pub_endpoint = derived = default_pub(shoal_endpoint(client));
+    if (!pub_endpoint)
+        return NULL;
+    shoal_watch_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        zstr_free(&derived);
+        return NULL;
+    }
+    self->client = client;
+    self->queue = zlistx_new();
+    self->prefix = malloc(plen + 1);
+    self->sub = zsock_new(ZMQ_SUB);
+    if (!self->queue || !self->prefix || !self->sub ||
+        zsock_connect(self->sub, "%s", pub_endpoint) != 0) {
+        zstr_free(&derived);
+        shoal_watch_destroy(&self);
+        return NULL;
+    }
+    zstr_free(&derived);
+    memcpy(self->prefix, prefix, plen);
+    self->plen = plen;
+    zsock_set_rcvhwm(self->sub, 100000);
+    /* topic "change/<prefix>" (binary prefix, so build it by hand) and "progress" */
+    uint8_t *topic = malloc(7 + plen);
+    if (!topic) {
+        shoal_watch_destroy(&self);
+        return NULL;
+    }
+    memcpy(topic, "change/", 7);
+    memcpy(topic + 7, prefix, plen);
+    zmq_setsockopt(zsock_resolve(self->sub), ZMQ_SUBSCRIBE, topic, 7 + plen);
+    free(topic);
+    zsock_set_subscribe(self->sub, "progress");
+    return self;
+}
+
+void shoal_watch_destroy(shoal_watch_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    shoal_watch_t *self = *self_p;
+    if (self->queue) {
+        shoal_watch_event_t *ev;
+        while ((ev = zlistx_detach(self->queue, NULL)))
+            event_free(&ev);
+        zlistx_destroy(&self->queue);
+    }
+    event_free(&self->current);
+    zsock_destroy(&self->sub);
+    free(self->prefix);
+    free(self->pos);
+    free(self);
+    *self_p = NULL;
+}
+
+static shard_pos_t *pos_of(shoal_watch_t *self, uint32_t shard)
+{
+    for (size_t i = 0; i < self->n_pos; i++)
+        if (self->pos[i].shard == shard)
+            return &self->pos[i];
+    shard_pos_t *p = realloc(self->pos, (self->n_pos + 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    self->pos = p;
+    self->pos[self->n_pos] = (shard_pos_t){shard, 0, false};
+    return &self->pos[self->n_pos++];
+}
+
+static bool matches(shoal_watch_t *self, const uint8_t *key, size_t klen)
+{
+    return klen >= self->plen && memcmp(key, self->prefix, self->plen) == 0;
+}
+
+static void enqueue(shoal_watch_t *self, shoal_watch_kind_t kind, uint32_t shard,
+                    uint64_t index, bool is_delete, const uint8_t *key, size_t klen,
+                    const uint8_t *val, size_t vlen)
+{
+    shoal_watch_event_t *ev = calloc(1, sizeof *ev);
+    if (!ev)
+        return;
+    ev->kind = kind;
+    ev->change.shard = shard;
+    ev->change.index = index;
+    ev->change.is_delete = is_delete;
+    ev->change.key = malloc(klen + 1);
+    ev->change.value = malloc(vlen + 1);
+    if (!ev->change.key || !ev->change.value) {
+        event_free(&ev);
+        return;
+    }
+    memcpy(ev->change.key, key, klen);
+    ev->change.key[klen] = 0;
+    ev->change.key_len = klen;
+    memcpy(ev->change.value, val, vlen);
+    ev->change.value[vlen] = 0;
+    ev->change.value_len = vlen;
+    zlistx_add_end(self->queue, ev);
+}
+
+/* Fetches and queues the changes of shard after p->last; on a lost window queues
+ * FELL_BEHIND. */
+static int catch_up(shoal_watch_t *self, shard_pos_t *p)
+{
+    if (!self->client) {
+        enqueue(self, SHOAL_WATCH_FELL_BEHIND, p->shard, p->last, false, NULL, 0, NULL, 0);
+        return SHOAL_EUNAVAIL;
+    }
+    for (int round = 0; round < 1000; round++) {
+        shoal_result_t r;
+        int st = shoal_changes(self->client, p->shard, p->last, 1000, &r);
+        if (st != SHOAL_STATUS_OK) {
+            enqueue(self, SHOAL_WATCH_FELL_BEHIND, p->shard, p->last, false, NULL, 0, NULL, 0);
+            shoal_result_clear(&r);
+            return st == SHOAL_STATUS_WINDOW_GONE ? SHOAL_ENOTFOUND : SHOAL_EUNAVAIL;
+        }
+        for (size_t i = 0; i < r.n_changes; i++) {
+            shoal_change_t *c = &r.changes[i];
+            if (c->index <= p->last && !(c->index == p->last && p->from_live))
+                continue;
+            if (matches(self, c->key, c->key_len))
+                enqueue(self, SHOAL_WATCH_CHANGE, p->shard, c->index, c->is_delete, c->key,
+                        c->key_len, c->value, c->value_len);
+            p->last = c->index;
+            p->from_live = false;
+        }
+        bool more = r.more && r.n_changes > 0;
+        shoal_result_clear(&r);
+        if (!more)
+            break;
+    }
+    return 0;
+}
+
+int shoal_watch_from(shoal_watch_t *self, uint32_t shard, uint64_t after_index)
+{
+    shard_pos_t *p = pos_of(self, shard);
+    if (!p)
+        return SHOAL_ENOMEM;
+    p->last = after_index;
+    p->from_live = false;
+    return catch_up(self, p);
+}
+
+static void on_change(shoal_watch_t *self, const uint8_t *data, size_t len)
+{
+    Shoal__ChangeEvent *ev = shoal__change_event__unpack(NULL, len, data);
+    if (!ev)
+        return;
+    shard_pos_t *p = pos_of(self, ev->shard);
+    if (!p)
+        goto done;
+    if (ev->index < p->last || (ev->index == p->last && !p->from_live && p->last))
+        goto done; /* already delivered */
+    if (self->plen == 0 && p->last && ev->prev_index > p->last) {
+        catch_up(self, p); /* the gap, and likely this event too */
+        if (ev->index <= p->last)
+            goto done;
+    }
+    if (matches(self, ev->key.data, ev->key.len))
+        enqueue(self, SHOAL_WATCH_CHANGE, ev->shard, ev->index, ev->op == SHOAL__CHANGE_OP__CHANGE_DELETE,
+                ev->key.data, ev->key.len, ev->value.data, ev->value.len);
+    p->last = ev->index;
+    p->from_live = true;
+done:
+    shoal__change_event__free_unpacked(ev, NULL);
+}
+
+static void on_notice(shoal_watch_t *self, const uint8_t *data, size_t len)
+{
+    Shoal__StreamNotice *n = shoal__stream_notice__unpack(NULL, len, data);
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->n_progress; i++) {
+        shard_pos_t *p = pos_of(self, n->progress[i]->shard);
+        uint64_t applied = n->progress[i]->applied_index;
+        /* Unfiltered and behind the applied index with nothing in flight: a lost tail. */
+        if (p && self->plen == 0 && p->last && applied > p->last && n->type == SHOAL__STREAM_NOTICE_TYPE__NOTICE_PROGRESS)
+            catch_up(self, p);
+        enqueue(self,
+                n->type == SHOAL__STREAM_NOTICE_TYPE__NOTICE_PROGRESS ? SHOAL_WATCH_PROGRESS
+                                                                     : SHOAL_WATCH_FELL_BEHIND,
+                n->progress[i]->shard, applied, false, NULL, 0, NULL, 0);
+    }
+    shoal__stream_notice__free_unpacked(n, NULL);
+}
+
+/* Reads one message from the SUB socket (already known readable). */
+static void read_one(shoal_watch_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->sub);
+    if (!msg)
+        return;
+    zframe_t *topic = zmsg_first(msg);
+    zframe_t *body = zmsg_next(msg);
+    if (topic && body) {
+        if (zframe_size(topic) >= 7 && memcmp(zframe_data(topic), "change/", 7) == 0)
+            on_change(self, zframe_data(body), zframe_size(body));
+        else if (zframe_streq(topic, "progress"))
+            on_notice(self, zframe_data(body), zframe_size(body));
+    }
+    zmsg_destroy(&msg);
+}
+
+int shoal_watch_next(shoal_watch_t *self, shoal_watch_event_t *ev, int timeout_ms)
+{
+    event_free(&self->current);
+    int64_t deadline = zclock_mono() + timeout_ms;
+    while (zlistx_size(self->queue) == 0) {
+        if (zsys_interrupted)
+            return SHOAL_ECLOSED;
+        int64_t left = deadline - zclock_mono();
+        if (left <= 0)
+            return 0;
+        zmq_pollitem_t item = {zsock_resolve(self->sub), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, left > 100 ? 100 : left) > 0)
+            read_one(self);
+    }
+    self->current = zlistx_detach(self->queue, NULL);
+    *ev = *self->current;
+    return 1;
+}
