@@ -74,7 +74,7 @@ static void remember_synthetic(broker_t *b, Shoal__RaftEventType type, uint64_t 
     Shoal__RaftEvent *copy = shoal__raft_event__unpack(NULL, len, buf);
     if (copy) {
         remember(b, copy);
-        zsock_bsend(b->xpub, "sb", "raft/broker", buf, len); /* visible to `events` */
+        zsock_send(b->xpub, "sb", "raft/broker", buf, len); /* visible to `events` */
     }
     free(buf);
 }

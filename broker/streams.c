@@ -89,7 +89,7 @@ void streams_publish_progress(broker_t *b)
     uint8_t *buf = malloc(len + 1);
     if (buf) {
         shoal__stream_notice__pack(&n, buf);
-        zsock_bsend(b->xpub, "sb", "progress", buf, len);
+        zsock_send(b->xpub, "sb", "progress", buf, len);
         free(buf);
     }
     free(sp);

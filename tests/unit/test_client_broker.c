@@ -1,0 +1,459 @@
+/* test_client_broker.c - libshoal and the broker core against fake nodes.
+ *
+ * A fake node pair runs in an actor thread: two ROUTER sockets that speak the node side of
+ * docs/CONTRACTS.md with an in-memory store. Only node `leader` serves; the other answers
+ * STATUS_NOT_LEADER with a hint. The leader remembers (client_id, seq) of every write it
+ * applies, so the tests can check that a retried write carries the same id and seq and is
+ * applied once. The broker runs in-process as a czmq actor with short timeouts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "broker/broker.h"
+#include "broker/shoal.h"
+#include "proto/codec.h"
+
+typedef struct {
+    int leader;           /* node index that serves */
+    int drop_next;        /* leader ignores this many client requests (silence) */
+    int applied;          /* distinct writes applied */
+    int duplicates;       /* writes seen again with a (client, seq) already applied */
+    int requests[2];      /* client requests received per node */
+    char ep[2][64], pub[2][64];
+    zhashx_t *store;      /* key -> value (strings) */
+    zhashx_t *sessions;   /* "client:seq" -> "1" */
+} fake_t;
+
+static fake_t fake;
+static int base_port;
+
+static void send_resp(zsock_t *router, zframe_t *id, Shoal__ClientResponse *r)
+{
+    Shoal__Frame f = SHOAL__FRAME__INIT;
+    f.version = 1;
+    f.body_case = SHOAL__FRAME__BODY_CLIENT_RESP;
+    f.client_resp = r;
+    size_t len;
+    uint8_t *buf = shoal_frame_encode(&f, &len);
+    zframe_send(&id, router, ZFRAME_MORE | ZFRAME_REUSE);
+    zmq_send(zsock_resolve(router), buf, len, 0);
+    free(buf);
+}
+
+static char *str_of(ProtobufCBinaryData b)
+{
+    char *s = malloc(b.len + 1);
+    memcpy(s, b.data, b.len);
+    s[b.len] = 0;
+    return s;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Applies a write once per (client_id, seq). */
+static bool fresh_write(Shoal__ClientRequest *q)
+{
+    char sk[64];
+    snprintf(sk, sizeof sk, "%" PRIu64 ":%" PRIu64, q->client_id, q->seq);
+    if (zhashx_lookup(fake.sessions, sk)) {
+        __atomic_add_fetch(&fake.duplicates, 1, __ATOMIC_SEQ_CST);
+        return false;
+    }
+    zhashx_insert(fake.sessions, sk, "1");
+    __atomic_add_fetch(&fake.applied, 1, __ATOMIC_SEQ_CST);
+    return true;
+}
+
+static void serve_scan(Shoal__ClientRequest *q, Shoal__ClientResponse *r)
+{
+    /* This fake holds every key on the leader, but answers per shard: the keys the broker
+     * would route to that shard are the ones whose hash lands there. Simplify: shard 0
+     * returns keys of even length, shard 1 keys of odd length. */
+    static zlistx_t *keys; /* kept until the next scan: the answer points into it */
+    zlistx_destroy(&keys);
+    keys = zhashx_keys(fake.store);
+    size_t n = zlistx_size(keys), k = 0;
+    char **sorted = calloc(n + 1, sizeof *sorted);
+    for (char *key = zlistx_first(keys); key; key = zlistx_next(keys))
+        if (strlen(key) % 2 == q->shard)
+            sorted[k++] = key;
+    qsort(sorted, k, sizeof *sorted, key_cmp);
+    static Shoal__KeyValue kvs[64];
+    static Shoal__KeyValue *kvp[64];
+    size_t lim = q->scan->limit < 64 ? q->scan->limit : 64;
+    r->n_kvs = 0;
+    for (size_t i = 0; i < k && r->n_kvs < lim; i++) {
+        shoal__key_value__init(&kvs[r->n_kvs]);
+        kvs[r->n_kvs].key = (ProtobufCBinaryData){strlen(sorted[i]), (uint8_t *)sorted[i]};
+        char *v = zhashx_lookup(fake.store, sorted[i]);
+        kvs[r->n_kvs].value = (ProtobufCBinaryData){strlen(v), (uint8_t *)v};
+        kvp[r->n_kvs] = &kvs[r->n_kvs];
+        r->n_kvs++;
+    }
+    r->kvs = kvp;
+    r->more = k > lim;
+    free(sorted);
+}
+
+static void serve_leader(zsock_t *router, zframe_t *id, Shoal__ClientRequest *q)
+{
+    Shoal__ClientResponse r = SHOAL__CLIENT_RESPONSE__INIT;
+    r.request_id = q->request_id;
+    r.client_id = q->client_id;
+    r.seq = q->seq;
+    char *k = NULL;
+    switch (q->op_case) {
+    case SHOAL__CLIENT_REQUEST__OP_PUT:
+        k = str_of(q->put->key);
+        if (fresh_write(q))
+            zhashx_update(fake.store, k, str_of(q->put->value));
+        r.index = 7;
+        break;
+    case SHOAL__CLIENT_REQUEST__OP_GET: {
+        k = str_of(q->get->key);
+        char *v = zhashx_lookup(fake.store, k);
+        r.status = v ? SHOAL__STATUS__STATUS_OK : SHOAL__STATUS__STATUS_NOT_FOUND;
+        r.found = v != NULL;
+        if (v)
+            r.value = (ProtobufCBinaryData){strlen(v), (uint8_t *)v};
+        break;
+    }
+    case SHOAL__CLIENT_REQUEST__OP_BATCH:
+        if (fresh_write(q))
+            for (size_t i = 0; i < q->batch->n_ops; i++)
+                if (q->batch->ops[i]->op_case == SHOAL__BATCH_OP__OP_PUT) {
+                    char *bk = str_of(q->batch->ops[i]->put->key);
+                    zhashx_update(fake.store, bk, str_of(q->batch->ops[i]->put->value));
+                    free(bk);
+                }
+        break;
+    case SHOAL__CLIENT_REQUEST__OP_SCAN:
+        serve_scan(q, &r);
+        break;
+    default:
+        r.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
+    }
+    send_resp(router, id, &r);
+    free(k);
+}
+
+static void serve_admin(zsock_t *router, zframe_t *id, int me, Shoal__AdminRequest *q)
+{
+    Shoal__AdminResponse r = SHOAL__ADMIN_RESPONSE__INIT;
+    Shoal__ClusterStatus cs = SHOAL__CLUSTER_STATUS__INIT;
+    Shoal__ShardStatus ss[2], *ssp[2];
+    r.request_id = q->request_id;
+    if (q->op_case == SHOAL__ADMIN_REQUEST__OP_STATUS) {
+        for (int s = 0; s < 2; s++) {
+            shoal__shard_status__init(&ss[s]);
+            ss[s].id = (uint32_t)s;
+            ss[s].leader = (uint64_t)fake.leader;
+            ss[s].term = 3;
+            ss[s].commit_index = ss[s].apply_index = 10;
+            ssp[s] = &ss[s];
+        }
+        cs.n_shards = 2;
+        cs.shards = ssp;
+        r.cluster = &cs;
+    } else if (q->op_case == SHOAL__ADMIN_REQUEST__OP_COMPACT) {
+        r.status = SHOAL__STATUS__STATUS_OK;
+    } else {
+        r.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
+        r.error = (char *)"fake node: not supported";
+    }
+    (void)me;
+    Shoal__Frame f = SHOAL__FRAME__INIT;
+    f.version = 1;
+    f.body_case = SHOAL__FRAME__BODY_ADMIN_RESP;
+    f.admin_resp = &r;
+    size_t len;
+    uint8_t *buf = shoal_frame_encode(&f, &len);
+    zframe_send(&id, router, ZFRAME_MORE | ZFRAME_REUSE);
+    zmq_send(zsock_resolve(router), buf, len, 0);
+    free(buf);
+}
+
+static void serve_one(zsock_t *router, int me)
+{
+    zmsg_t *m = zmsg_recv(router);
+    zframe_t *id = zmsg_pop(m);
+    zframe_t *body = zmsg_pop(m);
+    Shoal__Frame *f = NULL;
+    char err[128];
+    if (body && shoal_frame_decode(zframe_data(body), zframe_size(body), &f, err, sizeof err) == 0) {
+        if (f->body_case == SHOAL__FRAME__BODY_ADMIN_REQ)
+            serve_admin(router, id, me, f->admin_req);
+        else if (f->body_case == SHOAL__FRAME__BODY_CLIENT_REQ) {
+            __atomic_add_fetch(&fake.requests[me], 1, __ATOMIC_SEQ_CST);
+            if (me != fake.leader) {
+                Shoal__ClientResponse r = SHOAL__CLIENT_RESPONSE__INIT;
+                Shoal__LeaderHint h = SHOAL__LEADER_HINT__INIT;
+                h.node_id = (uint64_t)fake.leader;
+                h.term = 3;
+                r.status = SHOAL__STATUS__STATUS_NOT_LEADER;
+                r.leader = &h;
+                r.request_id = f->client_req->request_id;
+                send_resp(router, id, &r);
+            } else if (__atomic_load_n(&fake.drop_next, __ATOMIC_SEQ_CST) > 0) {
+                __atomic_sub_fetch(&fake.drop_next, 1, __ATOMIC_SEQ_CST);
+            } else
+                serve_leader(router, id, f->client_req);
+        }
+    }
+    shoal_frame_free(&f);
+    zframe_destroy(&id);
+    zframe_destroy(&body);
+    zmsg_destroy(&m);
+}
+
+static void fake_actor(zsock_t *pipe, void *args)
+{
+    zsock_t *r0 = zsock_new_router(fake.ep[0]);
+    zsock_t *r1 = zsock_new_router(fake.ep[1]);
+    zsock_t *p0 = zsock_new_pub(fake.pub[0]);
+    zsock_t *p1 = zsock_new_pub(fake.pub[1]);
+    zpoller_t *poller = zpoller_new(pipe, r0, r1, NULL);
+    zsock_signal(pipe, 0);
+    while (true) {
+        void *w = zpoller_wait(poller, -1);
+        if (w == pipe || !w)
+            break;
+        serve_one(w, w == r0 ? 0 : 1);
+    }
+    zpoller_destroy(&poller);
+    zsock_destroy(&r0);
+    zsock_destroy(&r1);
+    zsock_destroy(&p0);
+    zsock_destroy(&p1);
+}
+
+static zactor_t *fake_nodes, *broker;
+static char broker_ep[64];
+
+static int setup(void **state)
+{
+    base_port = 21000 + (int)(getpid() % 20000);
+    for (int i = 0; i < 2; i++) {
+        snprintf(fake.ep[i], 64, "tcp://127.0.0.1:%d", base_port + 10 + 2 * i);
+        snprintf(fake.pub[i], 64, "tcp://127.0.0.1:%d", base_port + 11 + 2 * i);
+    }
+    fake.leader = 1;
+    fake.store = zhashx_new();
+    zhashx_set_destructor(fake.store, (zhashx_destructor_fn *)zstr_free);
+    fake.sessions = zhashx_new();
+    zhashx_set_destructor(fake.sessions, NULL);
+    zhashx_set_duplicator(fake.sessions, NULL);
+    fake_nodes = zactor_new(fake_actor, NULL);
+    char cfgtext[2048];
+    snprintf(broker_ep, sizeof broker_ep, "tcp://127.0.0.1:%d", base_port);
+    snprintf(cfgtext, sizeof cfgtext,
+             "broker\n    client_endpoint = \"%s\"\n    pub_endpoint = \"tcp://127.0.0.1:%d\"\n"
+             "    attempt_timeout_ms = 200\n    poll_ms = 100\n"
+             "cluster\n    shards = 2\n    replicas = 2\n    vnodes = 16\n    nodes\n"
+             "        0\n            endpoint = \"%s\"\n            pub_endpoint = \"%s\"\n"
+             "        1\n            endpoint = \"%s\"\n            pub_endpoint = \"%s\"\n",
+             broker_ep, base_port + 1, fake.ep[0], fake.pub[0], fake.ep[1], fake.pub[1]);
+    static broker_config_t cfg;
+    char err[256];
+    assert_int_equal(broker_config_parse(cfgtext, &cfg, err, sizeof err), 0);
+    broker = zactor_new(broker_actor, &cfg);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    zactor_destroy(&broker);
+    zactor_destroy(&fake_nodes);
+    zhashx_destroy(&fake.store);
+    zhashx_destroy(&fake.sessions);
+    return 0;
+}
+
+static void test_put_get_follows_leader_hint(void **state)
+{
+    shoal_t *c = shoal_connect(broker_ep);
+    assert_non_null(c);
+    shoal_result_t r;
+    int before = __atomic_load_n(&fake.applied, __ATOMIC_SEQ_CST);
+    assert_int_equal(shoal_put(c, "alpha", 5, "one", 3, &r), SHOAL_STATUS_OK);
+    assert_int_equal(r.index, 7);
+    shoal_result_clear(&r);
+    assert_int_equal(fake.applied, before + 1);
+    assert_int_equal(shoal_get(c, "alpha", 5, false, &r), SHOAL_STATUS_OK);
+    assert_true(r.found);
+    assert_int_equal(r.value_len, 3);
+    assert_memory_equal(r.value, "one", 3);
+    shoal_result_clear(&r);
+    assert_int_equal(shoal_get(c, "missing", 7, false, &r), SHOAL_STATUS_NOT_FOUND);
+    assert_false(r.found);
+    shoal_result_clear(&r);
+    shoal_destroy(&c);
+}
+
+static void test_silent_leader_retry_same_seq(void **state)
+{
+    shoal_t *c = shoal_connect(broker_ep);
+    shoal_result_t r;
+    /* Warm the leader cache, then make the leader drop the next request: the broker must
+     * resend after attempt_timeout_ms with the same client id and seq, applied once. */
+    assert_int_equal(shoal_put(c, "warm", 4, "x", 1, NULL), SHOAL_STATUS_OK);
+    int applied = fake.applied, dups = fake.duplicates;
+    __atomic_store_n(&fake.drop_next, 1, __ATOMIC_SEQ_CST);
+    assert_int_equal(shoal_put(c, "beta", 4, "two", 3, &r), SHOAL_STATUS_OK);
+    shoal_result_clear(&r);
+    assert_int_equal(fake.applied, applied + 1);
+    assert_int_equal(fake.duplicates, dups); /* dropped copy was never applied */
+    /* Drop none, but replay: a resend of the same write is a duplicate at the node. */
+    assert_int_equal(shoal_get(c, "beta", 4, false, &r), SHOAL_STATUS_OK);
+    assert_memory_equal(r.value, "two", 3);
+    shoal_result_clear(&r);
+    shoal_destroy(&c);
+}
+
+static void test_deadline_when_all_silent(void **state)
+{
+    shoal_t *c = shoal_connect(broker_ep);
+    shoal_set_timeout(c, 300);
+    __atomic_store_n(&fake.drop_next, 1000000, __ATOMIC_SEQ_CST);
+    int64_t t0 = zclock_mono();
+    shoal_result_t r;
+    assert_int_equal(shoal_put(c, "gamma", 5, "three", 5, &r), SHOAL_STATUS_TIMEOUT);
+    int64_t took = zclock_mono() - t0;
+    assert_true(took >= 250 && took < 1500);
+    assert_non_null(strstr(r.error, "may or may not"));
+    shoal_result_clear(&r);
+    __atomic_store_n(&fake.drop_next, 0, __ATOMIC_SEQ_CST);
+    shoal_destroy(&c);
+}
+
+static void test_limits_and_bad_input(void **state)
+{
+    shoal_t *c = shoal_connect(broker_ep);
+    shoal_result_t r;
+    char *big = calloc(1, SHOAL_MAX_VALUE + 2);
+    memset(big, 'v', SHOAL_MAX_VALUE + 1);
+    assert_int_equal(shoal_put(c, big, SHOAL_MAX_KEY + 1, "v", 1, &r), SHOAL_STATUS_TOO_LARGE);
+    assert_non_null(strstr(r.error, "4096"));
+    shoal_result_clear(&r);
+    assert_int_equal(shoal_put(c, "k", 1, big, SHOAL_MAX_VALUE + 1, &r), SHOAL_STATUS_TOO_LARGE);
+    shoal_result_clear(&r);
+    assert_int_equal(shoal_put(c, "", 0, "v", 1, &r), SHOAL_STATUS_BAD_REQUEST);
+    shoal_result_clear(&r);
+    free(big);
+    assert_null(shoal_connect("bogus://x"));
+    /* Raw garbage to the broker gets a BAD_REQUEST answer, and the broker stays up. */
+    zsock_t *raw = zsock_new_dealer(broker_ep);
+    zstr_send(raw, "garbage");
+    zsock_set_rcvtimeo(raw, 2000);
+    zframe_t *ans = zframe_recv(raw);
+    assert_non_null(ans);
+    Shoal__Frame *f = NULL;
+    char err[128];
+    assert_int_equal(shoal_frame_decode(zframe_data(ans), zframe_size(ans), &f, err, sizeof err), 0);
+    assert_int_equal(f->client_resp->status, SHOAL_STATUS_BAD_REQUEST);
+    shoal_frame_free(&f);
+    zframe_destroy(&ans);
+    zsock_destroy(&raw);
+    assert_int_equal(shoal_put(c, "after", 5, "ok", 2, NULL), SHOAL_STATUS_OK);
+    shoal_destroy(&c);
+}
+
+static void test_batch_and_scan_fan_out(void **state)
+{
+    shoal_t *c = shoal_connect(broker_ep);
+    shoal_batch_op_t ops[6];
+    const char *keys[6] = {"s/a", "s/bb", "s/ccc", "s/dddd", "s/e", "s/ff"};
+    for (int i = 0; i < 6; i++)
+        ops[i] = (shoal_batch_op_t){false, keys[i], strlen(keys[i]), "v", 1};
+    shoal_result_t r;
+    assert_int_equal(shoal_batch(c, ops, 6, &r), SHOAL_STATUS_OK);
+    shoal_result_clear(&r);
+    /* The fake splits keys over shards 0 and 1 by length; the broker must merge in order. */
+    assert_int_equal(shoal_scan(c, "s/", 2, NULL, 0, NULL, 0, 4, &r), SHOAL_STATUS_OK);
+    assert_int_equal(r.n_kvs, 4);
+    assert_true(r.more);
+    for (size_t i = 1; i < r.n_kvs; i++)
+        assert_true(strcmp((char *)r.kvs[i - 1].key, (char *)r.kvs[i].key) < 0);
+    assert_string_equal((char *)r.kvs[0].key, "after"); /* fake ignores the prefix */
+    shoal_result_clear(&r);
+    shoal_destroy(&c);
+}
+
+typedef struct {
+    int done, ok;
+} counter_t;
+
+static void count_done(shoal_result_t *r, void *arg)
+{
+    counter_t *c = arg;
+    c->done++;
+    c->ok += r->status == SHOAL_STATUS_OK;
+}
+
+static void test_async_pipelined(void **state)
+{
+    shoal_t *c = shoal_connect(broker_ep);
+    counter_t cnt = {0, 0};
+    char key[32];
+    int applied = fake.applied;
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof key, "async-%d", i);
+        shoal_op_t op = {.type = SHOAL_OP_PUT, .key = key, .key_len = strlen(key),
+                         .value = "v", .value_len = 1};
+        assert_int_equal(shoal_submit(c, &op, count_done, &cnt), 0);
+    }
+    assert_int_equal(shoal_inflight(c), 500);
+    int64_t until = zclock_mono() + 10000;
+    while (cnt.done < 500 && zclock_mono() < until)
+        shoal_pump(c, 50);
+    assert_int_equal(cnt.done, 500);
+    assert_int_equal(cnt.ok, 500);
+    assert_int_equal(fake.applied, applied + 500); /* 500 lanes, 500 distinct (id, seq) */
+    shoal_destroy(&c);
+}
+
+static void test_admin_status(void **state)
+{
+    shoal_t *c = shoal_connect(broker_ep);
+    shoal_cluster_t cl;
+    char err[256];
+    zclock_sleep(300); /* a couple of node polls */
+    assert_int_equal(shoal_status(c, true, &cl, err, sizeof err), SHOAL_STATUS_OK);
+    assert_int_equal(cl.n_nodes, 2);
+    assert_int_equal(cl.n_shards, 2);
+    assert_true(cl.nodes[0].up && cl.nodes[1].up);
+    assert_int_equal(cl.shards[0].leader, 1);
+    assert_int_equal(cl.shards[1].term, 3);
+    assert_int_equal(cl.map_version, 1);
+    shoal_cluster_clear(&cl);
+    assert_int_equal(shoal_admin_compact(c, -1, err, sizeof err), SHOAL_STATUS_OK);
+    assert_int_equal(shoal_admin_move_replica(c, 0, 0, 1, err, sizeof err),
+                     SHOAL_STATUS_BAD_REQUEST);
+    assert_non_null(strstr(err, "not supported"));
+    shoal_destroy(&c);
+}
+
+int main(void)
+{
+    zsys_init();
+    zsys_set_logstream(NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_get_follows_leader_hint),
+        cmocka_unit_test(test_silent_leader_retry_same_seq),
+        cmocka_unit_test(test_deadline_when_all_silent),
+        cmocka_unit_test(test_limits_and_bad_input),
+        cmocka_unit_test(test_batch_and_scan_fan_out),
+        cmocka_unit_test(test_async_pipelined),
+        cmocka_unit_test(test_admin_status),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
