@@ -32,6 +32,52 @@ int raft_conf_change_decode(const uint8_t *data, size_t len, raft_conf_change_t 
     return cc->node_id == RAFT_NONE ? SHOAL_EINVAL : 0;
 }
 
+size_t conf_change_encode(const raft_conf_change_t *cc, uint8_t *buf)
+{
+    buf[0] = (uint8_t)cc->type;
+    for (int i = 0; i < 8; i++)
+        buf[1 + i] = (uint8_t)(cc->node_id >> (8 * i));
+    if (cc->context_len)
+        memcpy(buf + CC_HEADER, cc->context, cc->context_len);
+    return CC_HEADER + cc->context_len;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A fresh member of a new group writes its initial configuration into the log as entries
+ * 1..n of term 1 (voters, then learners, each in id order), committed: every initial member
+ * writes the same entries, and nodes that join later learn the configuration by replicating
+ * them (or from a snapshot). */
+int conf_bootstrap(raft_t *r)
+{
+    uint64_t ids[2][RAFT_MAX_NODES];
+    size_t n[2] = {r->conf.n_voters, r->conf.n_learners};
+    memcpy(ids[0], r->conf.voters, n[0] * sizeof(uint64_t));
+    memcpy(ids[1], r->conf.learners, n[1] * sizeof(uint64_t));
+    for (int l = 0; l < 2; l++) {
+        qsort(ids[l], n[l], sizeof(uint64_t), cmp_id);
+        for (size_t i = 0; i < n[l]; i++) {
+            uint8_t buf[CC_HEADER];
+            raft_conf_change_t cc = {l ? RAFT_CONF_ADD_LEARNER : RAFT_CONF_ADD_VOTER,
+                                     ids[l][i], NULL, 0};
+            raft_entry_t e = {.term = 1, .index = log_last_index(&r->log) + 1,
+                              .type = RAFT_ENTRY_CONF_CHANGE, .data = buf,
+                              .len = conf_change_encode(&cc, buf)};
+            int rc = log_append(&r->log, &e, true);
+            if (rc)
+                return rc;
+        }
+    }
+    r->term = 1;
+    r->log.committed = log_last_index(&r->log);
+    r->conf_scanned = r->log.committed; /* the entries restate r->conf */
+    return 0;
+}
+
 static bool ids_remove(uint64_t *ids, size_t *n, uint64_t id)
 {
     for (size_t i = 0; i < *n; i++)
@@ -226,11 +272,7 @@ int64_t raft_propose_conf_change(raft_t *r, const raft_conf_change_t *cc, uint64
     uint8_t *buf = malloc(len);
     if (!buf)
         return SHOAL_ENOMEM;
-    buf[0] = (uint8_t)cc->type;
-    for (int i = 0; i < 8; i++)
-        buf[1 + i] = (uint8_t)(cc->node_id >> (8 * i));
-    if (cc->context_len)
-        memcpy(buf + CC_HEADER, cc->context, cc->context_len);
+    conf_change_encode(cc, buf);
     int64_t index = leader_append(r, RAFT_ENTRY_CONF_CHANGE, buf, len);
     free(buf);
     if (index > 0)

@@ -75,6 +75,7 @@ static int check_conf(const raft_conf_state_t *c)
 static int restore(raft_t *r, const raft_restore_t *rs)
 {
     const raft_snapshot_meta_t *sm = &rs->snapshot;
+    int rc = 0;
     if (check_conf(&sm->conf))
         return SHOAL_EINVAL;
     log_reset(&r->log, sm->index, sm->term);
@@ -83,8 +84,7 @@ static int restore(raft_t *r, const raft_restore_t *rs)
         if (e->index != sm->index + 1 + i || e->term < log_last_term(&r->log) ||
             e->term > rs->hard_state.term || (unsigned)e->type > RAFT_ENTRY_NOOP)
             return SHOAL_EINVAL;
-        int rc = log_append(&r->log, e, true);
-        if (rc)
+        if ((rc = log_append(&r->log, e, true)))
             return rc;
     }
     uint64_t last = log_last_index(&r->log);
@@ -106,7 +106,13 @@ static int restore(raft_t *r, const raft_restore_t *rs)
     r->snap_conf = sm->conf;
     r->conf_scanned = sm->index;
     conf_apply_committed(r);
-    return 0;
+    const raft_hard_state_t *hs = &rs->hard_state;
+    if (!hs->term && !hs->vote && !hs->commit && !sm->index && !rs->n_entries &&
+        sm->conf.n_voters) {
+        rc = conf_bootstrap(r); /* stable stays 0: the first ready persists the entries */
+        r->log.stable = r->log.persisted = 0;
+    }
+    return rc;
 }
 
 raft_t *raft_new(const raft_config_t *config, const raft_restore_t *rs, int *err)
@@ -129,7 +135,7 @@ raft_t *raft_new(const raft_config_t *config, const raft_restore_t *rs, int *err
     }
     r->role = RAFT_FOLLOWER;
     raft_reset_timeout(r);
-    r->prev_hs = (raft_hard_state_t){r->term, r->vote, r->log.committed};
+    r->prev_hs = rs->hard_state; /* a bootstrap changes it: the first ready persists it */
     r->prev_ss = (raft_soft_state_t){RAFT_NONE, RAFT_FOLLOWER};
     if (err)
         *err = 0;
@@ -512,6 +518,8 @@ void raft_advance(raft_t *r, raft_ready_t *rd)
                 bcast_append(r);
         }
     }
+    if (rd->snapshot)
+        r->snap_installing = false;
     raft_ready_free(r, rd);
     if (r->step_down_pending && r->role == RAFT_LEADER) {
         r->step_down_pending = false;

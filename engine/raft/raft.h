@@ -181,7 +181,9 @@ typedef struct {
                     uint64_t *total_size, uint64_t *checksum);
     /* Follower: store a chunk (chunks arrive in order from offset 0; offset 0 restarts).
      * On the last chunk, verify total size and checksum. 0, or a negative code to reject
-     * (the leader restarts the transfer). */
+     * (the leader restarts the transfer). After an accepted last chunk, no new transfer
+     * starts until the ready that carries that snapshot is advanced, so the application
+     * keeps the received bytes until it installs them. */
     int (*write)(void *ctx, const raft_snapshot_chunk_t *chunk);
 } raft_snapshot_io_t;
 

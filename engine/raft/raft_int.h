@@ -108,6 +108,7 @@ struct raft {
     uint64_t recv_snap_index, recv_offset;
     raft_snapshot_meta_t pending_snapshot;
     bool has_pending_snapshot;
+    bool snap_installing; /* from the last chunk until the ready holding it is advanced */
 
     raft_msgvec_t out, out_after;
     raft_hard_state_t prev_hs;
@@ -175,6 +176,8 @@ void conf_sync_progress(raft_t *r);
 const raft_conf_state_t *conf_at(const raft_t *r, uint64_t index);
 void conf_drop_hist_to(raft_t *r, uint64_t index);
 bool conf_has(const uint64_t *ids, size_t n, uint64_t id);
+size_t conf_change_encode(const raft_conf_change_t *cc, uint8_t *buf);
+int conf_bootstrap(raft_t *r);
 
 /* read_index.c */
 int leader_read(raft_t *r, uint64_t from, const uint8_t *ctx, size_t len);

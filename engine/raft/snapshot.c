@@ -112,6 +112,7 @@ static int install(raft_t *r, const raft_msg_t *m)
     r->n_hist = 0;
     r->pending_snapshot = *meta;
     r->has_pending_snapshot = true;
+    r->snap_installing = true;
     return raft_send(r, &resp);
 }
 
@@ -130,6 +131,8 @@ int handle_snapshot(raft_t *r, const raft_msg_t *m)
     }
     if (!r->cfg.snapshot_io.write)
         return snapshot_resp(r, m, true, 0);
+    if (r->snap_installing)
+        return 0; /* the application still holds the last one: the leader will resend */
     if (c->offset == 0) {
         r->recv_snap_index = c->meta.index;
         r->recv_offset = 0;
