@@ -1,0 +1,356 @@
+/* cmd_admin.c - shoalctl's admin commands: status (table or JSON), top (live view),
+ * events (recent Raft events, then a live tail from the broker's XPUB), and the admin
+ * operations (transfer-leader, add-node, remove-node, move-replica, add-shard, compact,
+ * snapshot), each one request to the broker's admin service. */
+#include "tools/shoalctl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <czmq.h>
+
+#include "proto/events.pb-c.h"
+
+enum { OPT_COUNT = OPT_FIRST_CMD, OPT_NO_FOLLOW, OPT_INTERVAL };
+
+typedef struct {
+    uint64_t count;
+    uint64_t interval_ms;
+    bool no_follow;
+} view_opts_t;
+
+static int view_opt(ctl_t *c, int opt, void *ctx)
+{
+    view_opts_t *o = ctx;
+    if (opt == OPT_COUNT && ctl_parse_u64(c, "--count", optarg, 1, UINT64_MAX - 1, &o->count))
+        return EXIT_USAGE;
+    if (opt == OPT_INTERVAL &&
+        ctl_parse_u64(c, "--interval", optarg, 50, 3600000, &o->interval_ms))
+        return EXIT_USAGE;
+    if (opt == OPT_NO_FOLLOW)
+        o->no_follow = true;
+    return -1;
+}
+
+static int parse_view(ctl_t *c, int argc, char **argv, view_opts_t *o)
+{
+    static const struct option opts[] = {CTL_COMMON_OPTS,
+                                         {"count", required_argument, 0, OPT_COUNT},
+                                         {"interval", required_argument, 0, OPT_INTERVAL},
+                                         {"no-follow", no_argument, 0, OPT_NO_FOLLOW},
+                                         {0, 0, 0, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        int rc = opt >= OPT_FIRST_CMD ? view_opt(c, opt, o) : ctl_common(c, opt, argc, argv);
+        if (rc >= 0)
+            return rc;
+    }
+    return ctl_want_args(c, argc - optind, 0, 0);
+}
+
+static void print_event_line(FILE *f, const shoal_event_t *e)
+{
+    time_t secs = (time_t)(e->timestamp_us / 1000000);
+    struct tm tm;
+    char ts[32] = "-";
+    if (secs && localtime_r(&secs, &tm))
+        strftime(ts, sizeof ts, "%H:%M:%S", &tm);
+    fprintf(f, "%s.%03u  node %-3" PRIu64 " ", ts, (unsigned)(e->timestamp_us / 1000 % 1000),
+            e->node_id);
+    if (e->shard == UINT32_MAX)
+        fprintf(f, "meta      ");
+    else
+        fprintf(f, "shard %-4u", e->shard);
+    fprintf(f, "%-18s term %-4" PRIu64, e->type_name, e->term);
+    if (e->type == SHOAL__RAFT_EVENT_TYPE__EV_LEADER_ELECTED ||
+        e->type == SHOAL__RAFT_EVENT_TYPE__EV_LEADER_CHANGED)
+        fprintf(f, " leader %" PRIu64, e->leader_id);
+    if (e->detail[0])
+        fprintf(f, "  %s", e->detail);
+    fputc('\n', f);
+}
+
+static void print_json(const shoal_cluster_t *cl)
+{
+    printf("{\"map_version\":%" PRIu64 ",\"nodes\":[", cl->map_version);
+    for (size_t i = 0; i < cl->n_nodes; i++) {
+        const shoal_node_status_t *n = &cl->nodes[i];
+        printf("%s{\"id\":%" PRIu64 ",\"endpoint\":", i ? "," : "", n->id);
+        ctl_json_str(stdout, n->endpoint, strlen(n->endpoint));
+        printf(",\"up\":%s,\"replicas\":%u,\"rss_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64 "}",
+               n->up ? "true" : "false", n->replicas, n->rss_bytes, n->bytes_on_disk);
+    }
+    printf("],\"shards\":[");
+    for (size_t i = 0; i < cl->n_shards; i++) {
+        const shoal_shard_status_t *s = &cl->shards[i];
+        printf("%s{\"id\":%u,\"leader\":%" PRId64 ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64
+               ",\"applied\":%" PRIu64 ",\"max_lag\":%" PRIu64 ",\"size_bytes\":%" PRIu64
+               ",\"replicas\":[",
+               i ? "," : "", s->id, s->leader, s->term, s->commit_index, s->apply_index,
+               s->max_lag, s->size_bytes);
+        for (size_t k = 0; k < s->n_replicas; k++)
+            printf("%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "",
+                   s->replicas[k], s->match_index[k]);
+        printf("]}");
+    }
+    printf("],\"events\":[");
+    for (size_t i = 0; i < cl->n_events; i++) {
+        const shoal_event_t *e = &cl->events[i];
+        printf("%s{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
+               ",\"leader\":%" PRIu64 ",\"ts_us\":%" PRIu64 ",\"detail\":",
+               i ? "," : "", e->node_id, e->shard, e->type_name, e->term, e->leader_id,
+               e->timestamp_us);
+        ctl_json_str(stdout, e->detail, strlen(e->detail));
+        printf("}");
+    }
+    printf("]}\n");
+}
+
+static void print_table(const shoal_cluster_t *cl, size_t max_events)
+{
+    size_t up = 0, led = 0;
+    for (size_t i = 0; i < cl->n_nodes; i++)
+        up += cl->nodes[i].up;
+    for (size_t i = 0; i < cl->n_shards; i++)
+        led += cl->shards[i].leader >= 0;
+    printf("shard map v%" PRIu64 " | nodes %zu/%zu up | shards %zu/%zu with a leader\n\n",
+           cl->map_version, up, cl->n_nodes, led, cl->n_shards);
+    printf("%-5s %-5s %-26s %8s %10s %10s\n", "NODE", "STATE", "ENDPOINT", "REPLICAS", "RSS",
+           "DISK");
+    char a[32], b[32];
+    for (size_t i = 0; i < cl->n_nodes; i++) {
+        const shoal_node_status_t *n = &cl->nodes[i];
+        printf("%-5" PRIu64 " %-5s %-26s %8u %10s %10s\n", n->id, n->up ? "up" : "DOWN",
+               n->endpoint, n->replicas, n->rss_bytes ? ctl_size(n->rss_bytes, a, sizeof a) : "-",
+               n->bytes_on_disk ? ctl_size(n->bytes_on_disk, b, sizeof b) : "-");
+    }
+    printf("\n%-6s %-7s %-6s %10s %10s %8s %10s  %s\n", "SHARD", "LEADER", "TERM", "COMMIT",
+           "APPLIED", "MAX LAG", "SIZE", "REPLICAS node:match");
+    for (size_t i = 0; i < cl->n_shards; i++) {
+        const shoal_shard_status_t *s = &cl->shards[i];
+        char leader[24];
+        if (s->leader >= 0)
+            snprintf(leader, sizeof leader, "%" PRId64, s->leader);
+        else
+            snprintf(leader, sizeof leader, "none");
+        printf("%-6u %-7s %-6" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64 " %10s  ", s->id,
+               leader, s->term, s->commit_index, s->apply_index, s->max_lag,
+               s->size_bytes ? ctl_size(s->size_bytes, a, sizeof a) : "-");
+        for (size_t k = 0; k < s->n_replicas; k++)
+            printf("%s%" PRIu64 ":%" PRIu64, k ? " " : "", s->replicas[k], s->match_index[k]);
+        printf("\n");
+    }
+    if (max_events && cl->n_events) {
+        printf("\nrecent events\n");
+        size_t from = cl->n_events > max_events ? cl->n_events - max_events : 0;
+        for (size_t i = from; i < cl->n_events; i++)
+            print_event_line(stdout, &cl->events[i]);
+    }
+}
+
+int cmd_status(ctl_t *c, int argc, char **argv)
+{
+    c->usage = "usage: status\nPrints the cluster state kept by the broker's admin service:\n"
+               "nodes (up/down, endpoint, replicas, memory, disk) and shards (leader, term,\n"
+               "commit and applied index, replica lag, size). Exit 3 if the broker is down.\n";
+    view_opts_t o = {0};
+    int rc = parse_view(c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    shoal_t *s = ctl_connect(c);
+    if (!s)
+        return EXIT_USAGE;
+    shoal_cluster_t cl;
+    char err[256];
+    int st = shoal_status(s, c->json, &cl, err, sizeof err);
+    if (st == SHOAL_STATUS_OK) {
+        if (c->json)
+            print_json(&cl);
+        else
+            print_table(&cl, 0);
+    }
+    shoal_cluster_clear(&cl);
+    shoal_destroy(&s);
+    return ctl_status_exit(c, st, err);
+}
+
+int cmd_top(ctl_t *c, int argc, char **argv)
+{
+    c->usage = "usage: top [--interval MS] [--count N]\nLive view of the cluster state and "
+               "recent events, refreshed every MS (1000);\nstops on Ctrl-C or after N "
+               "refreshes.\n";
+    view_opts_t o = {.interval_ms = 1000};
+    int rc = parse_view(c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    shoal_t *s = ctl_connect(c);
+    if (!s)
+        return EXIT_USAGE;
+    rc = EXIT_OK;
+    for (uint64_t i = 0; !zsys_interrupted && (!o.count || i < o.count); i++) {
+        shoal_cluster_t cl;
+        char err[256];
+        int st = shoal_status(s, true, &cl, err, sizeof err);
+        printf("\033[H\033[2J"); /* home + clear */
+        time_t now = time(NULL);
+        printf("shoalctl top  %s  %s", shoal_endpoint(s), ctime(&now));
+        if (st == SHOAL_STATUS_OK)
+            print_table(&cl, 12);
+        else
+            printf("broker unavailable: %s\n", err);
+        fflush(stdout);
+        shoal_cluster_clear(&cl);
+        rc = st == SHOAL_STATUS_OK ? EXIT_OK : EXIT_UNAVAIL;
+        if (!o.count || i + 1 < o.count)
+            zclock_sleep((int)o.interval_ms);
+    }
+    shoal_destroy(&s);
+    return rc;
+}
+
+/* Live tail: the broker republishes node Raft events on its XPUB under raft/. */
+static void follow_events(ctl_t *c, shoal_t *s, uint64_t count, uint64_t printed)
+{
+    const char *ep = shoal_endpoint(s);
+    const char *colon = strrchr(ep, ':');
+    if (!colon)
+        return;
+    char *pub = zsys_sprintf("%.*s:%ld", (int)(colon - ep), ep, strtol(colon + 1, NULL, 10) + 1);
+    zsock_t *sub = zsock_new_sub(pub, "raft/");
+    zstr_free(&pub);
+    if (!sub)
+        return;
+    zsock_set_rcvtimeo(sub, 500);
+    while (!zsys_interrupted && (!count || printed < count)) {
+        zmsg_t *m = zmsg_recv(sub);
+        if (!m)
+            continue;
+        zframe_t *body = zmsg_last(m);
+        Shoal__RaftEvent *ev = body ? shoal__raft_event__unpack(NULL, zframe_size(body),
+                                                               zframe_data(body))
+                                    : NULL;
+        if (ev && ev->type != SHOAL__RAFT_EVENT_TYPE__EV_COMMIT_PROGRESS &&
+            ev->type != SHOAL__RAFT_EVENT_TYPE__EV_APPLY_PROGRESS) {
+            shoal_event_t e = {ev->node_id, ev->shard, ev->type, shoal_event_type_name(ev->type),
+                               ev->term, ev->leader_id, ev->commit_index, ev->apply_index,
+                               ev->timestamp_us, ""};
+            snprintf(e.detail, sizeof e.detail, "%s", ev->detail ? ev->detail : "");
+            if (c->json)
+                printf("{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
+                       ",\"leader\":%" PRIu64 "}\n", e.node_id, e.shard, e.type_name, e.term,
+                       e.leader_id);
+            else
+                print_event_line(stdout, &e);
+            fflush(stdout);
+            printed++;
+        }
+        if (ev)
+            shoal__raft_event__free_unpacked(ev, NULL);
+        zmsg_destroy(&m);
+    }
+    zsock_destroy(&sub);
+}
+
+int cmd_events(ctl_t *c, int argc, char **argv)
+{
+    c->usage = "usage: events [--no-follow] [--count N]\nPrints the recent Raft events the "
+               "broker kept (elections, leader changes,\nnode up/down, snapshots, ...), then "
+               "follows new ones until Ctrl-C\n(or N lines in all).\n";
+    view_opts_t o = {0};
+    int rc = parse_view(c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    shoal_t *s = ctl_connect(c);
+    if (!s)
+        return EXIT_USAGE;
+    shoal_cluster_t cl;
+    char err[256];
+    int st = shoal_status(s, true, &cl, err, sizeof err);
+    uint64_t printed = 0;
+    for (size_t i = 0; st == SHOAL_STATUS_OK && i < cl.n_events; i++) {
+        if (o.count && printed >= o.count)
+            break;
+        if (c->json)
+            printf("{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
+                   ",\"leader\":%" PRIu64 "}\n", cl.events[i].node_id, cl.events[i].shard,
+                   cl.events[i].type_name, cl.events[i].term, cl.events[i].leader_id);
+        else
+            print_event_line(stdout, &cl.events[i]);
+        printed++;
+    }
+    shoal_cluster_clear(&cl);
+    fflush(stdout);
+    if (st == SHOAL_STATUS_OK && !o.no_follow && (!o.count || printed < o.count))
+        follow_events(c, s, o.count, printed);
+    shoal_destroy(&s);
+    return ctl_status_exit(c, st, err);
+}
+
+/* The admin operations: one positional grammar per command. */
+int cmd_admin(ctl_t *c, int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int lo, hi;
+        const char *usage;
+    } ops[] = {
+        {"transfer-leader", 2, 2, "usage: transfer-leader SHARD NODE\nMoves the leadership of "
+                                  "SHARD to NODE.\n"},
+        {"add-node", 3, 3, "usage: add-node ID ENDPOINT PUB_ENDPOINT\nAdds a node to the "
+                           "shard map (metadata group).\n"},
+        {"remove-node", 1, 1, "usage: remove-node ID\nRemoves a node from the shard map.\n"},
+        {"move-replica", 3, 3, "usage: move-replica SHARD FROM TO\nMoves a replica of SHARD "
+                               "from node FROM to node TO\n(learner, catch-up, promote, "
+                               "remove).\n"},
+        {"add-shard", 1, BROKER_ADMIN_MAX_REPLICAS, "usage: add-shard NODE...\nCreates a new "
+                                                    "shard with replicas on the NODEs.\n"},
+        {"compact", 0, 1, "usage: compact [SHARD]\nTriggers LSM compaction of SHARD (all "
+                          "shards without one).\n"},
+        {"snapshot", 0, 1, "usage: snapshot [SHARD]\nTriggers a Raft snapshot and log "
+                           "truncation of SHARD (all without one).\n"},
+    };
+    size_t k = 0;
+    while (strcmp(ops[k].name, c->cmd))
+        k++;
+    c->usage = ops[k].usage;
+    view_opts_t o = {0};
+    static const struct option opts[] = {CTL_COMMON_OPTS, {0, 0, 0, 0}};
+    int opt, rc;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+        if ((rc = ctl_common(c, opt, argc, argv)) >= 0)
+            return rc;
+    (void)o;
+    int n = argc - optind;
+    if ((rc = ctl_want_args(c, n, ops[k].lo, ops[k].hi)) >= 0)
+        return rc;
+    uint64_t v[BROKER_ADMIN_MAX_REPLICAS] = {0};
+    for (int i = 0; i < n && k != 1; i++)
+        if (ctl_parse_u64(c, "argument", argv[optind + i], 0, UINT32_MAX - 1, &v[i]))
+            return EXIT_USAGE;
+    if (k == 1) {
+        if (ctl_parse_u64(c, "ID", argv[optind], 0, 63, &v[0]))
+            return EXIT_USAGE;
+        if (strncmp(argv[optind + 1], "tcp://", 6) || strncmp(argv[optind + 2], "tcp://", 6))
+            return ctl_fail(c, EXIT_USAGE, "endpoints are tcp://HOST:PORT");
+    }
+    shoal_t *s = ctl_connect(c);
+    if (!s)
+        return EXIT_USAGE;
+    char err[256] = "";
+    int st;
+    switch (k) {
+    case 0: st = shoal_admin_transfer_leader(s, (uint32_t)v[0], v[1], err, sizeof err); break;
+    case 1:
+        st = shoal_admin_add_node(s, v[0], argv[optind + 1], argv[optind + 2], err, sizeof err);
+        break;
+    case 2: st = shoal_admin_remove_node(s, v[0], err, sizeof err); break;
+    case 3: st = shoal_admin_move_replica(s, (uint32_t)v[0], v[1], v[2], err, sizeof err); break;
+    case 4: st = shoal_admin_add_shard(s, v, (size_t)n, err, sizeof err); break;
+    case 5: st = shoal_admin_compact(s, n ? (int64_t)v[0] : -1, err, sizeof err); break;
+    default: st = shoal_admin_snapshot(s, n ? (int64_t)v[0] : -1, err, sizeof err); break;
+    }
+    if (st == SHOAL_STATUS_OK && c->json)
+        printf("{\"status\":\"ok\"}\n");
+    shoal_destroy(&s);
+    return ctl_status_exit(c, st, err);
+}

@@ -1,0 +1,653 @@
+/* cmd_cluster.c - `shoalctl cluster up|down|stop-node|start-node`: a local cluster of
+ * shoald processes and one shoal-broker on 127.0.0.1, laid out as docs/CONTRACTS.md says:
+ * configs DIR/node-I.cfg and DIR/broker.cfg, data DIR/node-I/, pid files DIR/pids/, logs
+ * DIR/logs/.
+ *
+ * Ports from --base-port P (default 7000): the broker's client ROUTER on P and its XPUB
+ * on P+1; node I's ROUTER on P+100+2I and its PUB on P+101+2I.
+ *
+ * Binaries: $SHOAL_BIN_DIR/<name>, else the build tree next to this shoalctl
+ * (../actors/shoald, ../broker/shoal-broker), else this shoalctl's own folder (an install
+ * tree), else $PATH. Processes run in their own session so they outlive shoalctl. */
+#include "tools/shoalctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <czmq.h>
+
+#define MAX_NODES 64
+
+typedef struct {
+    char dir[PATH_MAX];
+    uint64_t nodes, shards, replicas, base_port;
+    const char *fsync;
+    bool kill;
+    bool have_nodes, have_replicas;
+} cl_opts_t;
+
+enum { OPT_DIR = OPT_FIRST_CMD, OPT_NODES, OPT_SHARDS, OPT_REPLICAS, OPT_BASE_PORT, OPT_KILL,
+       OPT_FSYNC };
+
+static int cl_opt(ctl_t *c, int opt, cl_opts_t *o)
+{
+    switch (opt) {
+    case OPT_DIR:
+        if (!*optarg || strlen(optarg) >= sizeof o->dir - 64)
+            return ctl_fail(c, EXIT_USAGE, "--dir wants a folder path");
+        snprintf(o->dir, sizeof o->dir, "%s", optarg);
+        return -1;
+    case OPT_NODES:
+        o->have_nodes = true;
+        return ctl_parse_u64(c, "--nodes", optarg, 1, MAX_NODES, &o->nodes) ? EXIT_USAGE : -1;
+    case OPT_SHARDS:
+        return ctl_parse_u64(c, "--shards", optarg, 1, 4096, &o->shards) ? EXIT_USAGE : -1;
+    case OPT_REPLICAS:
+        o->have_replicas = true;
+        return ctl_parse_u64(c, "--replicas", optarg, 1, 7, &o->replicas) ? EXIT_USAGE : -1;
+    case OPT_BASE_PORT:
+        return ctl_parse_u64(c, "--base-port", optarg, 1024, 65535 - 100 - 2 * MAX_NODES,
+                             &o->base_port) ? EXIT_USAGE : -1;
+    case OPT_KILL:
+        o->kill = true;
+        return -1;
+    case OPT_FSYNC:
+        if (strcmp(optarg, "batch") && strcmp(optarg, "always") && strcmp(optarg, "never"))
+            return ctl_fail(c, EXIT_USAGE, "--fsync is batch, always or never, not '%s'", optarg);
+        o->fsync = optarg;
+        return -1;
+    }
+    return -1;
+}
+
+static int parse(ctl_t *c, int argc, char **argv, cl_opts_t *o)
+{
+    static const struct option opts[] = {CTL_COMMON_OPTS,
+                                         {"dir", required_argument, 0, OPT_DIR},
+                                         {"nodes", required_argument, 0, OPT_NODES},
+                                         {"shards", required_argument, 0, OPT_SHARDS},
+                                         {"replicas", required_argument, 0, OPT_REPLICAS},
+                                         {"base-port", required_argument, 0, OPT_BASE_PORT},
+                                         {"kill", no_argument, 0, OPT_KILL},
+                                         {"fsync", required_argument, 0, OPT_FSYNC},
+                                         {0, 0, 0, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        int rc = opt >= OPT_FIRST_CMD ? cl_opt(c, opt, o) : ctl_common(c, opt, argc, argv);
+        if (rc >= 0)
+            return rc;
+    }
+    if (!o->dir[0])
+        return ctl_fail(c, EXIT_USAGE, "--dir DIR is required");
+    return -1;
+}
+
+static char *path_of(const cl_opts_t *o, const char *fmt, uint64_t i)
+{
+    char name[64];
+    snprintf(name, sizeof name, fmt, i);
+    return zsys_sprintf("%s/%s", o->dir, name);
+}
+
+/* Finds a binary as described at the top of this file; NULL if nowhere. */
+static char *find_bin(const char *name, const char *build_sub)
+{
+    const char *env = getenv("SHOAL_BIN_DIR");
+    if (env && *env) {
+        char *p = zsys_sprintf("%s/%s", env, name);
+        if (access(p, X_OK) == 0)
+            return p;
+        zstr_free(&p);
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = 0;
+        char *dir = dirname(self);
+        char *p = zsys_sprintf("%s/../%s/%s", dir, build_sub, name);
+        if (access(p, X_OK) == 0)
+            return p;
+        zstr_free(&p);
+        p = zsys_sprintf("%s/%s", dir, name);
+        if (access(p, X_OK) == 0)
+            return p;
+        zstr_free(&p);
+    }
+    const char *path = getenv("PATH");
+    char *copy = strdup(path ? path : "/usr/local/bin:/usr/bin:/bin"), *save = NULL;
+    for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        char *p = zsys_sprintf("%s/%s", d, name);
+        if (access(p, X_OK) == 0) {
+            free(copy);
+            return p;
+        }
+        zstr_free(&p);
+    }
+    free(copy);
+    return NULL;
+}
+
+static bool alive(pid_t pid)
+{
+    if (pid <= 0 || kill(pid, 0) != 0)
+        return false;
+    /* A zombie whose parent is gone (no reaper in a container) still answers kill(0). */
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *rp = strrchr(buf, ')');
+    return !(rp && rp[1] == ' ' && rp[2] == 'Z');
+}
+
+static pid_t read_pid(const char *file)
+{
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return 0;
+    long pid = 0;
+    if (fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    return (pid_t)pid;
+}
+
+static int write_pid(const char *file, pid_t pid)
+{
+    FILE *f = fopen(file, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "%d\n", (int)pid);
+    return fclose(f);
+}
+
+static pid_t spawn(const char *bin, const char *cfg, const char *log)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    setsid();
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int nul = open("/dev/null", O_RDONLY);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    if (nul >= 0)
+        dup2(nul, 0);
+    execl(bin, bin, "--config", cfg, (char *)NULL);
+    fprintf(stderr, "cannot run %s: %s\n", bin, strerror(errno));
+    _exit(127);
+}
+
+/* Sends sig to pid and waits up to ms for it to go; SIGKILL after that. */
+static void stop_pid(pid_t pid, int sig, int ms)
+{
+    if (!alive(pid))
+        return;
+    kill(pid, sig);
+    for (int t = 0; t < ms && alive(pid); t += 20) {
+        waitpid(pid, NULL, WNOHANG);
+        zclock_sleep(20);
+    }
+    if (alive(pid)) {
+        kill(pid, SIGKILL);
+        for (int t = 0; t < 2000 && alive(pid); t += 20) {
+            waitpid(pid, NULL, WNOHANG);
+            zclock_sleep(20);
+        }
+    }
+}
+
+static void write_cluster_section(FILE *f, const cl_opts_t *o)
+{
+    fprintf(f, "cluster\n    shards = %" PRIu64 "\n    replicas = %" PRIu64 "\n    vnodes = 64\n"
+               "    nodes\n", o->shards, o->replicas);
+    for (uint64_t i = 0; i < o->nodes; i++)
+        fprintf(f, "        %" PRIu64 "\n            endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
+                   "            pub_endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n",
+                i, o->base_port + 100 + 2 * i, o->base_port + 101 + 2 * i);
+}
+
+static int write_configs(ctl_t *c, const cl_opts_t *o)
+{
+    for (uint64_t i = 0; i <= o->nodes; i++) {
+        bool broker = i == o->nodes;
+        char *path = broker ? zsys_sprintf("%s/broker.cfg", o->dir) : path_of(o, "node-%" PRIu64 ".cfg", i);
+        FILE *f = fopen(path, "w");
+        if (!f) {
+            int rc = ctl_fail(c, EXIT_USAGE, "cannot write %s: %s", path, strerror(errno));
+            zstr_free(&path);
+            return rc;
+        }
+        fprintf(f, "# generated by shoalctl cluster up; keys in docs/OPERATIONS.md\n");
+        if (broker)
+            fprintf(f, "broker\n    client_endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
+                       "    pub_endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
+                       "    request_timeout_ms = 5000\n",
+                    o->base_port, o->base_port + 1);
+        else
+            fprintf(f, "node\n    id = %" PRIu64 "\n    endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
+                       "    pub_endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
+                       "    data_dir = \"%s/node-%" PRIu64 "\"\n"
+                       "raft\n    tick_ms = 10\n    election_ticks = 20\n    heartbeat_ticks = 2\n"
+                       "    prevote = 1\n    check_quorum = 1\n"
+                       "storage\n    fsync = \"%s\"\n",
+                    i, o->base_port + 100 + 2 * i, o->base_port + 101 + 2 * i, o->dir, i,
+                    o->fsync);
+        write_cluster_section(f, o);
+        fclose(f);
+        zstr_free(&path);
+    }
+    return -1;
+}
+
+static int make_dirs(ctl_t *c, cl_opts_t *o)
+{
+    if (mkdir(o->dir, 0755) != 0 && errno != EEXIST)
+        return ctl_fail(c, EXIT_USAGE, "cannot create %s: %s", o->dir, strerror(errno));
+    char real[PATH_MAX];
+    if (!realpath(o->dir, real))
+        return ctl_fail(c, EXIT_USAGE, "cannot resolve %s: %s", o->dir, strerror(errno));
+    snprintf(o->dir, sizeof o->dir, "%s", real);
+    const char *subs[] = {"pids", "logs"};
+    for (int i = 0; i < 2; i++) {
+        char *p = zsys_sprintf("%s/%s", o->dir, subs[i]);
+        int rc = mkdir(p, 0755);
+        zstr_free(&p);
+        if (rc != 0 && errno != EEXIST)
+            return ctl_fail(c, EXIT_USAGE, "cannot create %s/%s: %s", o->dir, subs[i],
+                            strerror(errno));
+    }
+    for (uint64_t i = 0; i < o->nodes; i++) {
+        char *p = path_of(o, "node-%" PRIu64, i);
+        mkdir(p, 0755);
+        zstr_free(&p);
+    }
+    return -1;
+}
+
+static int start_node(ctl_t *c, const cl_opts_t *o, const char *bin, uint64_t i)
+{
+    char *cfg = path_of(o, "node-%" PRIu64 ".cfg", i);
+    char *log = path_of(o, "logs/node-%" PRIu64 ".log", i);
+    char *pidf = path_of(o, "pids/node-%" PRIu64 ".pid", i);
+    pid_t pid = spawn(bin, cfg, log);
+    int rc = pid > 0 && write_pid(pidf, pid) == 0 ? -1
+                                                  : ctl_fail(c, EXIT_UNAVAIL, "cannot start node %"
+                                                             PRIu64 ": %s", i, strerror(errno));
+    zstr_free(&cfg);
+    zstr_free(&log);
+    zstr_free(&pidf);
+    return rc;
+}
+
+static int start_broker(ctl_t *c, const cl_opts_t *o, const char *bin)
+{
+    char *cfg = zsys_sprintf("%s/broker.cfg", o->dir);
+    char *log = zsys_sprintf("%s/logs/broker.log", o->dir);
+    char *pidf = zsys_sprintf("%s/pids/broker.pid", o->dir);
+    pid_t pid = spawn(bin, cfg, log);
+    int rc = pid > 0 && write_pid(pidf, pid) == 0
+                 ? -1
+                 : ctl_fail(c, EXIT_UNAVAIL, "cannot start the broker: %s", strerror(errno));
+    zstr_free(&cfg);
+    zstr_free(&log);
+    zstr_free(&pidf);
+    return rc;
+}
+
+/* The last line of a log, to say why a process died. */
+static void last_log_line(const char *log, char *out, size_t cap)
+{
+    out[0] = 0;
+    FILE *f = fopen(log, "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        if (line[0] != '\n')
+            snprintf(out, cap, "%s", line);
+    fclose(f);
+    out[strcspn(out, "\n")] = 0;
+}
+
+/* A started process died: name it, with its last log line. */
+static int check_children(ctl_t *c, const cl_opts_t *o)
+{
+    int st;
+    pid_t dead = waitpid(-1, &st, WNOHANG);
+    if (dead <= 0)
+        return -1;
+    for (uint64_t i = 0; i <= o->nodes; i++) {
+        bool broker = i == o->nodes;
+        char *pidf = broker ? zsys_sprintf("%s/pids/broker.pid", o->dir)
+                            : path_of(o, "pids/node-%" PRIu64 ".pid", i);
+        pid_t pid = read_pid(pidf);
+        zstr_free(&pidf);
+        if (pid != dead)
+            continue;
+        char *log = broker ? zsys_sprintf("%s/logs/broker.log", o->dir)
+                           : path_of(o, "logs/node-%" PRIu64 ".log", i);
+        char why[512];
+        last_log_line(log, why, sizeof why);
+        char who[32];
+        snprintf(who, sizeof who, broker ? "the broker" : "node %" PRIu64, i);
+        int rc = ctl_fail(c, EXIT_UNAVAIL, "%s exited during start-up (%s): %s", who, log,
+                          why[0] ? why : "no log output");
+        zstr_free(&log);
+        return rc;
+    }
+    return -1;
+}
+
+static char *broker_ep(const cl_opts_t *o)
+{
+    return zsys_sprintf("tcp://127.0.0.1:%" PRIu64, o->base_port);
+}
+
+/* Reads back the generated broker config: the cluster's shape and ports. */
+static int load_layout(ctl_t *c, cl_opts_t *o)
+{
+    char real[PATH_MAX];
+    if (!realpath(o->dir, real))
+        return ctl_fail(c, EXIT_USAGE, "no cluster in %s: %s", o->dir, strerror(errno));
+    snprintf(o->dir, sizeof o->dir, "%s", real);
+    char *path = zsys_sprintf("%s/broker.cfg", o->dir);
+    zconfig_t *cfg = zconfig_load(path);
+    zstr_free(&path);
+    if (!cfg)
+        return ctl_fail(c, EXIT_USAGE, "no cluster in %s (no readable broker.cfg)", o->dir);
+    const char *ep = zconfig_get(cfg, "broker/client_endpoint", "");
+    const char *colon = strrchr(ep, ':');
+    o->base_port = colon ? strtoull(colon + 1, NULL, 10) : 0;
+    o->shards = strtoull(zconfig_get(cfg, "cluster/shards", "0"), NULL, 10);
+    o->nodes = 0;
+    zconfig_t *nodes = zconfig_locate(cfg, "cluster/nodes");
+    for (zconfig_t *n = nodes ? zconfig_child(nodes) : NULL; n; n = zconfig_next(n))
+        o->nodes++;
+    zconfig_destroy(&cfg);
+    if (!o->base_port || !o->nodes)
+        return ctl_fail(c, EXIT_USAGE, "%s/broker.cfg is not a shoalctl cluster config", o->dir);
+    return -1;
+}
+
+/* Waits until the broker answers and every shard has a leader. */
+static int wait_ready(ctl_t *c, const cl_opts_t *o, int timeout_ms)
+{
+    char *ep = broker_ep(o);
+    shoal_t *s = shoal_connect(ep);
+    zstr_free(&ep);
+    if (!s)
+        return ctl_fail(c, EXIT_UNAVAIL, "cannot connect to the broker");
+    shoal_set_timeout(s, 1000);
+    int64_t deadline = zclock_mono() + timeout_ms;
+    char err[256] = "broker not answering";
+    int rc = EXIT_UNAVAIL;
+    size_t led = 0, total = o->shards;
+    while (zclock_mono() < deadline && !zsys_interrupted) {
+        int dead = check_children(c, o);
+        if (dead >= 0) {
+            shoal_destroy(&s);
+            return dead;
+        }
+        shoal_cluster_t cl;
+        if (shoal_status(s, false, &cl, err, sizeof err) == SHOAL_STATUS_OK) {
+            led = 0;
+            total = cl.n_shards;
+            for (size_t i = 0; i < cl.n_shards; i++)
+                led += cl.shards[i].leader >= 0;
+            shoal_cluster_clear(&cl);
+            if (total && led == total) {
+                rc = -1;
+                break;
+            }
+            snprintf(err, sizeof err, "%zu of %zu shards have a leader", led, total);
+        }
+        zclock_sleep(100);
+    }
+    shoal_destroy(&s);
+    if (rc >= 0)
+        return ctl_fail(c, rc, "cluster not ready within %d ms: %s (logs in %s/logs)",
+                        timeout_ms, err, o->dir);
+    return -1;
+}
+
+static int cluster_up(ctl_t *c, cl_opts_t *o)
+{
+    if (!o->have_replicas)
+        o->replicas = o->nodes < 3 ? o->nodes : 3;
+    if (o->replicas > o->nodes)
+        return ctl_fail(c, EXIT_USAGE, "--replicas %" PRIu64 " needs at least as many nodes, "
+                                       "not %" PRIu64, o->replicas, o->nodes);
+    char *shoald = find_bin("shoald", "actors");
+    char *broker = find_bin("shoal-broker", "broker");
+    if (!shoald || !broker) {
+        zstr_free(&shoald);
+        zstr_free(&broker);
+        return ctl_fail(c, EXIT_UNAVAIL, "cannot find %s (build it, or set SHOAL_BIN_DIR)",
+                        !shoald ? "shoald" : "shoal-broker");
+    }
+    int rc = make_dirs(c, o);
+    if (rc < 0) {
+        char *pidf = zsys_sprintf("%s/pids/broker.pid", o->dir);
+        if (alive(read_pid(pidf)))
+            rc = ctl_fail(c, EXIT_USAGE, "a cluster is already running in %s "
+                                         "(shoalctl cluster down --dir %s)", o->dir, o->dir);
+        zstr_free(&pidf);
+        for (uint64_t i = 0; rc < 0 && i < o->nodes; i++) {
+            pidf = path_of(o, "pids/node-%" PRIu64 ".pid", i);
+            if (alive(read_pid(pidf)))
+                rc = ctl_fail(c, EXIT_USAGE, "node %" PRIu64 " is already running in %s", i, o->dir);
+            zstr_free(&pidf);
+        }
+    }
+    if (rc < 0)
+        rc = write_configs(c, o);
+    for (uint64_t i = 0; rc < 0 && i < o->nodes; i++)
+        rc = start_node(c, o, shoald, i);
+    if (rc < 0)
+        rc = start_broker(c, o, broker);
+    zstr_free(&shoald);
+    zstr_free(&broker);
+    if (rc < 0)
+        rc = wait_ready(c, o, c->timeout_set ? c->timeout_ms : 60000);
+    if (rc >= 0)
+        return rc;
+    char *ep = broker_ep(o);
+    if (c->json)
+        printf("{\"broker\":\"%s\",\"pub\":\"tcp://127.0.0.1:%" PRIu64 "\",\"nodes\":%" PRIu64
+               ",\"shards\":%" PRIu64 ",\"replicas\":%" PRIu64 ",\"dir\":\"%s\"}\n",
+               ep, o->base_port + 1, o->nodes, o->shards, o->replicas, o->dir);
+    else
+        printf("cluster of %" PRIu64 " nodes, %" PRIu64 " shards x %" PRIu64
+               " replicas is up in %s\n%s\n", o->nodes, o->shards, o->replicas, o->dir, ep);
+    zstr_free(&ep);
+    return EXIT_OK;
+}
+
+static int cluster_down(ctl_t *c, cl_opts_t *o)
+{
+    int rc = load_layout(c, o);
+    if (rc >= 0)
+        return rc;
+    /* Broker first (clients get UNAVAILABLE, not half answers), then all nodes at once. */
+    char *pidf = zsys_sprintf("%s/pids/broker.pid", o->dir);
+    pid_t bp = read_pid(pidf);
+    stop_pid(bp, SIGTERM, 5000);
+    unlink(pidf);
+    zstr_free(&pidf);
+    pid_t pids[MAX_NODES] = {0};
+    for (uint64_t i = 0; i < o->nodes && i < MAX_NODES; i++) {
+        pidf = path_of(o, "pids/node-%" PRIu64 ".pid", i);
+        pids[i] = read_pid(pidf);
+        if (alive(pids[i]))
+            kill(pids[i], SIGTERM);
+        zstr_free(&pidf);
+    }
+    int stopped = alive(bp) ? 0 : bp > 0;
+    for (uint64_t i = 0; i < o->nodes && i < MAX_NODES; i++) {
+        stop_pid(pids[i], SIGTERM, 10000);
+        pidf = path_of(o, "pids/node-%" PRIu64 ".pid", i);
+        unlink(pidf);
+        zstr_free(&pidf);
+        stopped += pids[i] > 0;
+    }
+    if (c->json)
+        printf("{\"status\":\"ok\"}\n");
+    else
+        printf("cluster in %s stopped\n", o->dir);
+    return EXIT_OK;
+}
+
+static int node_arg(ctl_t *c, cl_opts_t *o, int argc, char **argv, uint64_t *id)
+{
+    int rc = ctl_want_args(c, argc - optind, 1, 1);
+    if (rc >= 0)
+        return rc;
+    if ((rc = load_layout(c, o)) >= 0)
+        return rc;
+    if (ctl_parse_u64(c, "node number", argv[optind], 0, o->nodes - 1, id))
+        return EXIT_USAGE;
+    return -1;
+}
+
+static int stop_node(ctl_t *c, cl_opts_t *o, int argc, char **argv)
+{
+    uint64_t id;
+    int rc = node_arg(c, o, argc, argv, &id);
+    if (rc >= 0)
+        return rc;
+    char *pidf = path_of(o, "pids/node-%" PRIu64 ".pid", id);
+    pid_t pid = read_pid(pidf);
+    bool was = alive(pid);
+    stop_pid(pid, o->kill ? SIGKILL : SIGTERM, 10000);
+    unlink(pidf);
+    zstr_free(&pidf);
+    if (!c->json)
+        printf("node %" PRIu64 " %s\n", id,
+               was ? (o->kill ? "killed" : "stopped") : "was not running");
+    else
+        printf("{\"node\":%" PRIu64 ",\"was_running\":%s}\n", id, was ? "true" : "false");
+    return EXIT_OK;
+}
+
+static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
+{
+    uint64_t id;
+    int rc = node_arg(c, o, argc, argv, &id);
+    if (rc >= 0)
+        return rc;
+    char *pidf = path_of(o, "pids/node-%" PRIu64 ".pid", id);
+    bool running = alive(read_pid(pidf));
+    zstr_free(&pidf);
+    if (running) {
+        printf("node %" PRIu64 " is already running\n", id);
+        return EXIT_OK;
+    }
+    char *shoald = find_bin("shoald", "actors");
+    if (!shoald)
+        return ctl_fail(c, EXIT_UNAVAIL, "cannot find shoald (build it, or set SHOAL_BIN_DIR)");
+    rc = start_node(c, o, shoald, id);
+    zstr_free(&shoald);
+    if (rc >= 0)
+        return rc;
+    zclock_sleep(300);
+    int st;
+    pidf = path_of(o, "pids/node-%" PRIu64 ".pid", id);
+    pid_t pid = read_pid(pidf);
+    zstr_free(&pidf);
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+        char *log = path_of(o, "logs/node-%" PRIu64 ".log", id);
+        char why[512];
+        last_log_line(log, why, sizeof why);
+        rc = ctl_fail(c, EXIT_UNAVAIL, "node %" PRIu64 " exited at once (%s): %s", id, log, why);
+        zstr_free(&log);
+        return rc;
+    }
+    if (c->json)
+        printf("{\"node\":%" PRIu64 ",\"pid\":%d}\n", id, (int)pid);
+    else
+        printf("node %" PRIu64 " started (pid %d)\n", id, (int)pid);
+    return EXIT_OK;
+}
+
+/* Options whose value is the next argument (so that value is not the sub-command). */
+static bool takes_value(const char *a)
+{
+    static const char *with[] = {"--dir", "--nodes", "--shards", "--replicas", "--base-port",
+                                 "--fsync", "--broker", "--timeout"};
+    for (size_t i = 0; i < sizeof with / sizeof *with; i++)
+        if (!strcmp(a, with[i]))
+            return true;
+    return false;
+}
+
+int cmd_cluster(ctl_t *c, int argc, char **argv)
+{
+    static const char *usage =
+        "usage: cluster up --dir DIR [--nodes N] [--shards S] [--replicas R] [--base-port P]\n"
+        "                  [--fsync batch|always|never]\n"
+        "       cluster down --dir DIR\n"
+        "       cluster stop-node --dir DIR I [--kill]\n"
+        "       cluster start-node --dir DIR I\n"
+        "A local cluster on 127.0.0.1: N shoald (default 3) and one shoal-broker, S shards\n"
+        "(default 4) of R replicas (default min(3, N)). Ports: broker P (default 7000) and\n"
+        "P+1, node I at P+100+2I and P+101+2I. `up` waits until every shard has a leader\n"
+        "(--timeout, default 60000 ms) and prints the broker endpoint last.\n";
+    c->usage = usage;
+    cl_opts_t o = {.nodes = 3, .shards = 4, .replicas = 3, .base_port = 7000, .fsync = "batch"};
+    /* the sub-command is the first positional argument */
+    const char *sub = NULL;
+    int at = -1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return EXIT_OK;
+        }
+        if (argv[i][0] != '-' && !(i > 1 && takes_value(argv[i - 1]))) {
+            sub = argv[i];
+            at = i;
+            break;
+        }
+    }
+    if (!sub)
+        return ctl_fail(c, EXIT_USAGE, "which one: up, down, stop-node or start-node?");
+    for (int i = at; i + 1 < argc; i++)
+        argv[i] = argv[i + 1];
+    argc--;
+    static char name[32];
+    snprintf(name, sizeof name, "cluster %s", sub);
+    c->cmd = name;
+    int rc = parse(c, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    if (!strcmp(sub, "up")) {
+        if ((rc = ctl_want_args(c, argc - optind, 0, 0)) >= 0)
+            return rc;
+        return cluster_up(c, &o);
+    }
+    if (!strcmp(sub, "down")) {
+        if ((rc = ctl_want_args(c, argc - optind, 0, 0)) >= 0)
+            return rc;
+        return cluster_down(c, &o);
+    }
+    if (!strcmp(sub, "stop-node"))
+        return stop_node(c, &o, argc, argv);
+    if (!strcmp(sub, "start-node"))
+        return start_one(c, &o, argc, argv);
+    return ctl_fail(c, EXIT_USAGE, "unknown sub-command '%s' (up, down, stop-node, start-node)",
+                    sub);
+}
