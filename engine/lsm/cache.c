@@ -1,0 +1,235 @@
+/* cache.c - see cache.h. Each shard is a chained hash table (doubled when the load passes 1)
+ * plus a doubly linked LRU list of every cached entry, newest at the head. An entry's refs
+ * count the cache itself (while it is in the table) and each handle out. */
+#include "engine/lsm/cache.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "engine/checksum.h"
+
+#define SHARDS 16
+
+struct lsm_cache_handle {
+    uint64_t file, off;
+    uint64_t hash;
+    void *value;
+    void (*deleter)(void *);
+    size_t charge;
+    int refs;
+    bool in_cache;
+    lsm_cache_handle_t *hnext;      /* hash chain */
+    lsm_cache_handle_t *prev, *next; /* LRU list */
+};
+
+typedef struct {
+    pthread_mutex_t mu;
+    lsm_cache_handle_t **table;
+    size_t buckets, count;
+    lsm_cache_handle_t lru; /* sentinel: lru.next is the newest */
+    size_t capacity, usage;
+    uint64_t hits, misses;
+} shard_t;
+
+struct lsm_cache {
+    shard_t shards[SHARDS];
+    size_t capacity;
+};
+
+static uint64_t key_hash(uint64_t file, uint64_t off)
+{
+    uint64_t k[2] = {file, off};
+    return shoal_hash64(k, sizeof k);
+}
+
+lsm_cache_t *lsm_cache_new(size_t capacity)
+{
+    lsm_cache_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->capacity = capacity;
+    for (int i = 0; i < SHARDS; i++) {
+        shard_t *s = &c->shards[i];
+        pthread_mutex_init(&s->mu, NULL);
+        s->buckets = 256;
+        s->table = calloc(s->buckets, sizeof *s->table);
+        s->lru.next = s->lru.prev = &s->lru;
+        s->capacity = capacity / SHARDS;
+        if (!s->table) {
+            lsm_cache_destroy(&c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+static void unref(lsm_cache_handle_t *h)
+{
+    if (--h->refs == 0) {
+        h->deleter(h->value);
+        free(h);
+    }
+}
+
+static void lru_unlink(lsm_cache_handle_t *h)
+{
+    h->prev->next = h->next;
+    h->next->prev = h->prev;
+}
+
+static void lru_push(shard_t *s, lsm_cache_handle_t *h)
+{
+    h->next = s->lru.next;
+    h->prev = &s->lru;
+    s->lru.next->prev = h;
+    s->lru.next = h;
+}
+
+static lsm_cache_handle_t **find(shard_t *s, uint64_t file, uint64_t off, uint64_t hash)
+{
+    lsm_cache_handle_t **p = &s->table[hash & (s->buckets - 1)];
+    while (*p && ((*p)->file != file || (*p)->off != off))
+        p = &(*p)->hnext;
+    return p;
+}
+
+/* Drops h from the table and the LRU list (the caller holds the mutex). */
+static void remove_entry(shard_t *s, lsm_cache_handle_t *h)
+{
+    lsm_cache_handle_t **p = find(s, h->file, h->off, h->hash);
+    if (*p == h)
+        *p = h->hnext;
+    lru_unlink(h);
+    h->in_cache = false;
+    s->count--;
+    s->usage -= h->charge;
+    unref(h);
+}
+
+static void grow(shard_t *s)
+{
+    size_t nb = s->buckets * 2;
+    lsm_cache_handle_t **t = calloc(nb, sizeof *t);
+    if (!t)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < s->buckets; i++)
+        for (lsm_cache_handle_t *h = s->table[i], *nx; h; h = nx) {
+            nx = h->hnext;
+            h->hnext = t[h->hash & (nb - 1)];
+            t[h->hash & (nb - 1)] = h;
+        }
+    free(s->table);
+    s->table = t;
+    s->buckets = nb;
+}
+
+static void evict(shard_t *s)
+{
+    lsm_cache_handle_t *h = s->lru.prev;
+    while (s->usage > s->capacity && h != &s->lru) {
+        lsm_cache_handle_t *older = h->prev;
+        if (h->refs == 1) /* only the cache holds it */
+            remove_entry(s, h);
+        h = older;
+    }
+}
+
+lsm_cache_handle_t *lsm_cache_lookup(lsm_cache_t *c, uint64_t file, uint64_t off)
+{
+    uint64_t hash = key_hash(file, off);
+    shard_t *s = &c->shards[hash >> 60];
+    pthread_mutex_lock(&s->mu);
+    lsm_cache_handle_t *h = *find(s, file, off, hash);
+    if (h) {
+        h->refs++;
+        lru_unlink(h);
+        lru_push(s, h);
+        s->hits++;
+    } else {
+        s->misses++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return h;
+}
+
+lsm_cache_handle_t *lsm_cache_insert(lsm_cache_t *c, uint64_t file, uint64_t off, void *value,
+                                     size_t charge, void (*deleter)(void *))
+{
+    lsm_cache_handle_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        deleter(value);
+        return NULL;
+    }
+    h->file = file;
+    h->off = off;
+    h->hash = key_hash(file, off);
+    h->value = value;
+    h->deleter = deleter;
+    h->charge = charge;
+    h->refs = 1; /* the caller's handle */
+    shard_t *s = &c->shards[h->hash >> 60];
+    pthread_mutex_lock(&s->mu);
+    if (s->capacity > 0) {
+        lsm_cache_handle_t *old = *find(s, file, off, h->hash);
+        if (old)
+            remove_entry(s, old);
+        lsm_cache_handle_t **slot = &s->table[h->hash & (s->buckets - 1)];
+        h->hnext = *slot;
+        *slot = h;
+        h->refs++;
+        h->in_cache = true;
+        lru_push(s, h);
+        s->usage += charge;
+        if (++s->count > s->buckets)
+            grow(s);
+        evict(s);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return h;
+}
+
+void *lsm_cache_value(lsm_cache_handle_t *h)
+{
+    return h->value;
+}
+
+void lsm_cache_release(lsm_cache_t *c, lsm_cache_handle_t *h)
+{
+    if (!h)
+        return;
+    shard_t *s = &c->shards[h->hash >> 60];
+    pthread_mutex_lock(&s->mu);
+    unref(h);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void lsm_cache_stats(lsm_cache_t *c, lsm_cache_stats_t *out)
+{
+    out->capacity = c->capacity;
+    out->usage = out->hits = out->misses = 0;
+    for (int i = 0; i < SHARDS; i++) {
+        shard_t *s = &c->shards[i];
+        pthread_mutex_lock(&s->mu);
+        out->usage += s->usage;
+        out->hits += s->hits;
+        out->misses += s->misses;
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+void lsm_cache_destroy(lsm_cache_t **c_p)
+{
+    if (!c_p || !*c_p)
+        return;
+    lsm_cache_t *c = *c_p;
+    for (int i = 0; i < SHARDS; i++) {
+        shard_t *s = &c->shards[i];
+        while (s->table && s->lru.next != &s->lru)
+            remove_entry(s, s->lru.next);
+        free(s->table);
+        pthread_mutex_destroy(&s->mu);
+    }
+    free(c);
+    *c_p = NULL;
+}

@@ -1,0 +1,230 @@
+/* env_posix.c - the real file system behind lsm_env_t (env.h): open/pread/write/fdatasync,
+ * tables mapped read-only with mmap so a block read is a pointer, not a copy, and the
+ * database lock taken with flock() so a second opener (another process, or the same process
+ * twice) cannot open the same store.
+ *
+ * Stateless: the env is one static vtable; each lsm_file_t owns its descriptor (and its
+ * mapping). Errors map errno to SHOAL_E* codes. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/error.h"
+#include "engine/lsm/env.h"
+
+struct lsm_file {
+    int fd;
+    void *map;
+    size_t map_len;
+};
+
+static int err_of(int e)
+{
+    switch (e) {
+    case ENOENT: return SHOAL_ENOTFOUND;
+    case EEXIST: return SHOAL_EEXIST;
+    case ENOMEM: return SHOAL_ENOMEM;
+    case EAGAIN:
+    case EACCES: return SHOAL_EBUSY;
+    default: return SHOAL_EIO;
+    }
+}
+
+static int px_open(lsm_env_t *env, const char *path, int mode, lsm_file_t **out)
+{
+    int flags = O_CLOEXEC;
+    if (mode == LSM_OPEN_READ)
+        flags |= O_RDONLY;
+    else if (mode == LSM_OPEN_WRITE)
+        flags |= O_WRONLY | O_CREAT | O_TRUNC;
+    else
+        flags |= O_WRONLY | O_CREAT | O_APPEND;
+    int fd = open(path, flags, 0644);
+    if (fd < 0)
+        return err_of(errno);
+    lsm_file_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        close(fd);
+        return SHOAL_ENOMEM;
+    }
+    f->fd = fd;
+    *out = f;
+    return 0;
+}
+
+static int px_pread(lsm_file_t *f, uint64_t off, void *buf, size_t n, size_t *got)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(f->fd, (char *)buf + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return err_of(errno);
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+static int px_append(lsm_file_t *f, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(f->fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return err_of(errno);
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int px_sync(lsm_file_t *f)
+{
+    return fdatasync(f->fd) == 0 ? 0 : err_of(errno);
+}
+
+static int px_size(lsm_file_t *f, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(f->fd, &st) != 0)
+        return err_of(errno);
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+static int px_truncate(lsm_file_t *f, uint64_t size)
+{
+    return ftruncate(f->fd, (off_t)size) == 0 ? 0 : err_of(errno);
+}
+
+static const char *px_map(lsm_file_t *f, uint64_t size)
+{
+    if (f->map)
+        return f->map;
+    if (size == 0 || size > SIZE_MAX)
+        return NULL;
+    void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, f->fd, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    f->map = m;
+    f->map_len = (size_t)size;
+    return m;
+}
+
+static void px_close(lsm_file_t *f)
+{
+    if (!f)
+        return;
+    if (f->map)
+        munmap(f->map, f->map_len);
+    close(f->fd);
+    free(f);
+}
+
+static int px_rename(lsm_env_t *env, const char *from, const char *to)
+{
+    return rename(from, to) == 0 ? 0 : err_of(errno);
+}
+
+static int px_remove(lsm_env_t *env, const char *path)
+{
+    return unlink(path) == 0 ? 0 : err_of(errno);
+}
+
+static int px_mkdir(lsm_env_t *env, const char *path)
+{
+    if (mkdir(path, 0755) == 0 || errno == EEXIST)
+        return 0;
+    return err_of(errno);
+}
+
+static int px_rmdir(lsm_env_t *env, const char *path)
+{
+    return rmdir(path) == 0 ? 0 : err_of(errno);
+}
+
+static int px_list(lsm_env_t *env, const char *dir, int (*cb)(void *, const char *), void *arg)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return err_of(errno);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (cb(arg, e->d_name))
+            break;
+    }
+    closedir(d);
+    return 0;
+}
+
+static int px_exists(lsm_env_t *env, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return 1;
+    return errno == ENOENT ? 0 : err_of(errno);
+}
+
+static int px_sync_dir(lsm_env_t *env, const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return err_of(errno);
+    int rc = fsync(fd) == 0 ? 0 : err_of(errno);
+    close(fd);
+    return rc;
+}
+
+static int px_lock(lsm_env_t *env, const char *path, lsm_file_t **out)
+{
+    int rc = px_open(env, path, LSM_OPEN_APPEND, out);
+    if (rc)
+        return rc;
+    if (flock((*out)->fd, LOCK_EX | LOCK_NB) != 0) {
+        px_close(*out);
+        *out = NULL;
+        return SHOAL_EBUSY;
+    }
+    return 0;
+}
+
+static lsm_env_t posix_env = {
+    .open = px_open,
+    .pread = px_pread,
+    .append = px_append,
+    .sync = px_sync,
+    .size = px_size,
+    .truncate = px_truncate,
+    .map = px_map,
+    .close = px_close,
+    .rename = px_rename,
+    .remove = px_remove,
+    .mkdir = px_mkdir,
+    .rmdir = px_rmdir,
+    .list = px_list,
+    .exists = px_exists,
+    .sync_dir = px_sync_dir,
+    .lock = px_lock,
+};
+
+lsm_env_t *lsm_env_posix(void)
+{
+    return &posix_env;
+}
