@@ -68,6 +68,8 @@ static int pt_cmp(const void *a, const void *b)
 int ring_has_shard(const ring_t *self, uint32_t shard)
 {
     /* Point 0 of a present shard is always on the ring: look it up exactly. */
+    if (self->n_pts == 0)
+        return 0;
     ring_pt_t key = {ring_point(shard, 0), shard};
     return bsearch(&key, self->pts, self->n_pts, sizeof key, pt_cmp) != NULL;
 }
