@@ -26,7 +26,7 @@ typedef struct {
     uint64_t id;
     char endpoint[256];
     char pub_endpoint[256];
-    char data_dir[1024];
+    char data_dir[512];
     char log_level[16];           /* error | warning | info | debug */
     unsigned tick_ms;
     unsigned election_ticks;

@@ -1,5 +1,7 @@
 # Node runtime tests (issue 5): unit tests of the durable log and the config, the log
-# record fuzz target, and the multi-process integration tests of shoald.
+# record fuzz target, and the multi-process integration tests of shoald (label
+# `integration`, each under a minute; they need the shoald target, so they exist only once
+# the storage engine and Raft libraries build).
 shoal_add_test(NAME test_raftlog SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_raftlog.c
                LIBS shoal_rlog LABELS unit)
 shoal_add_test(NAME test_node_config
@@ -7,3 +9,17 @@ shoal_add_test(NAME test_node_config
                LIBS shoal_nodecfg LABELS unit)
 shoal_add_fuzzer(NAME fuzz_raftlog SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_raftlog.c
                  LIBS shoal_rlog)
+
+if(TARGET shoald)
+  add_executable(node_client ${CMAKE_CURRENT_SOURCE_DIR}/integration/node_client.c)
+  target_link_libraries(node_client PRIVATE shoal_proto PkgConfig::CZMQ PkgConfig::ZMQ)
+  file(GLOB NODE_IT CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/integration/node_*.sh)
+  list(REMOVE_ITEM NODE_IT ${CMAKE_CURRENT_SOURCE_DIR}/integration/node_lib.sh)
+  foreach(t ${NODE_IT})
+    get_filename_component(name ${t} NAME_WE)
+    add_test(NAME ${name} COMMAND bash ${t})
+    set_tests_properties(${name} PROPERTIES LABELS "integration" TIMEOUT 120
+      ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}"
+      SKIP_RETURN_CODE 77)
+  endforeach()
+endif()

@@ -1,0 +1,777 @@
+/* fsm_actor.c - the state machine actors: apply committed entries of data shards to their
+ * LSM engines, serve reads, keep client sessions, emit change events.
+ *
+ * A node runs a small pool of these; each group is always handled by the same one, which
+ * processes that group's jobs in the order the node sent them. That order is the whole
+ * read-consistency argument: the node sends a linearizable read only after it has sent
+ * the APPLY job holding the read index, so the read sees every write up to it.
+ *
+ * Exactly-once writes: every WriteCommand carries (client_id, seq). The group keeps, per
+ * client, the last seq applied and its outcome, in the LSM (key 's' + client id) inside
+ * the same atomic batch as the write and the applied index. A command whose seq is not
+ * newer is not applied again; its stored outcome is returned. Sessions travel with Raft
+ * snapshots because they are ordinary keys.
+ *
+ * Change window: the last changes of each group stay in memory (a ring bounded by count
+ * and bytes) for catch-up requests; older ones answer WINDOW_GONE.
+ *
+ * Protocol: in "sp" JOB fsm_job_t*, out "sp" DONE fsm_job_t*. */
+#include <czmq.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "actors/node_int.h"
+#include "engine/error.h"
+#include "proto/codec.h"
+
+#define WINDOW_MAX 4096
+#define WINDOW_BYTES (4u << 20)
+#define SCAN_DEFAULT 1000
+#define SCAN_MAX 10000
+#define CHANGES_MAX 1000
+
+typedef struct {
+    uint64_t index;
+    bool del;
+    uint8_t *key, *val;
+    size_t klen, vlen;
+} win_change_t;
+
+typedef struct {
+    uint64_t seq;
+    uint32_t status;
+    uint64_t index;
+} session_t;
+
+struct fsm_group_t {
+    uint32_t group;
+    lsm_t *lsm;
+    uint64_t applied;
+    uint64_t last_change;        /* index of the last change event (prev_index of the next) */
+    zhashx_t *sessions;          /* client id (hex) -> session_t*: a cache over the LSM */
+    win_change_t win[WINDOW_MAX];
+    size_t win_head, win_n, win_bytes;
+    uint64_t win_from;           /* every change after this index is in the window */
+    lsm_batch_t *batch;
+};
+
+/* ---- waiters ------------------------------------------------------------------------ */
+
+void waiter_destroy(waiter_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    waiter_t *w = *self_p;
+    zframe_destroy(&w->identity);
+    shoal_frame_free(&w->frame);
+    free(w->reply);
+    free(w);
+    *self_p = NULL;
+}
+
+void waiter_answer(waiter_t *w, Shoal__ClientResponse *resp)
+{
+    Shoal__ClientRequest *req = w->frame->client_req;
+    resp->request_id = req->request_id;
+    resp->client_id = req->client_id;
+    resp->seq = req->seq;
+    resp->shard = req->shard;
+    if (!resp->error)
+        resp->error = (char *)"";
+    Shoal__Frame f = SHOAL__FRAME__INIT;
+    f.version = SHOAL_WIRE_VERSION;
+    f.body_case = SHOAL__FRAME__BODY_CLIENT_RESP;
+    f.client_resp = resp;
+    free(w->reply);
+    w->reply = shoal_frame_encode(&f, &w->reply_len);
+}
+
+void waiter_answer_status(waiter_t *w, Shoal__Status status, const char *error)
+{
+    Shoal__ClientResponse r = SHOAL__CLIENT_RESPONSE__INIT;
+    r.status = status;
+    r.error = (char *)(error ? error : "");
+    waiter_answer(w, &r);
+}
+
+void fsm_job_destroy(fsm_job_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    fsm_job_t *j = *self_p;
+    for (size_t i = 0; i < j->n_entries; i++) {
+        free(j->entries[i].data);
+        if (j->waiters)
+            waiter_destroy(&j->waiters[i]);
+    }
+    free(j->entries);
+    free(j->waiters);
+    for (waiter_t *w = j->reads, *n; w; w = n) {
+        n = w->next;
+        waiter_destroy(&w);
+    }
+    for (waiter_t *w = j->done, *n; w; w = n) {
+        n = w->next;
+        waiter_destroy(&w);
+    }
+    for (size_t i = 0; i < j->n_changes; i++)
+        shoal__change_event__free_unpacked(j->changes[i], NULL);
+    free(j->changes);
+    free(j->path);
+    free(j);
+    *self_p = NULL;
+}
+
+/* ---- group state -------------------------------------------------------------------- */
+
+static int read_applied(lsm_t *lsm, uint64_t *applied)
+{
+    void *v = NULL;
+    size_t vl = 0;
+    int rc = lsm_get(lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED), &v, &vl);
+    *applied = 0;
+    if (rc == SHOAL_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    if (vl == 8)
+        memcpy(applied, v, 8);
+    free(v);
+    return vl == 8 ? 0 : SHOAL_ECORRUPT;
+}
+
+static void window_clear(fsm_group_t *g)
+{
+    for (size_t i = 0; i < g->win_n; i++) {
+        win_change_t *c = &g->win[(g->win_head + i) % WINDOW_MAX];
+        free(c->key);
+        free(c->val);
+    }
+    g->win_head = g->win_n = g->win_bytes = 0;
+    g->win_from = g->applied;
+}
+
+static void session_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+fsm_group_t *fsm_group_new(uint32_t group, lsm_t *lsm, uint64_t *applied, char *err,
+                           size_t errlen)
+{
+    fsm_group_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->group = group;
+    g->lsm = lsm;
+    g->sessions = zhashx_new();
+    g->batch = lsm_batch_new();
+    zhashx_set_destructor(g->sessions, session_free);
+    int rc = read_applied(lsm, &g->applied);
+    if (rc || !g->batch) {
+        snprintf(err, errlen, "shard %u: cannot read the applied index: %s", group,
+                 shoal_strerror(rc ? rc : SHOAL_ENOMEM));
+        fsm_group_destroy(&g);
+        return NULL;
+    }
+    g->win_from = g->applied;
+    g->last_change = g->applied;
+    *applied = g->applied;
+    return g;
+}
+
+void fsm_group_destroy(fsm_group_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    window_clear(*self_p);
+    zhashx_destroy(&(*self_p)->sessions);
+    lsm_batch_destroy(&(*self_p)->batch);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* ---- sessions ----------------------------------------------------------------------- */
+
+static void session_key(uint64_t cid, uint8_t out[9])
+{
+    out[0] = KEY_SESSION;
+    for (int i = 0; i < 8; i++)
+        out[1 + i] = (uint8_t)(cid >> (56 - 8 * i));
+}
+
+/* The session of cid (from the cache or the LSM); a zeroed one when unknown. */
+static session_t session_get(fsm_group_t *g, uint64_t cid)
+{
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016" PRIx64, cid);
+    session_t *s = zhashx_lookup(g->sessions, hex);
+    if (s)
+        return *s;
+    session_t out = {0, 0, 0};
+    uint8_t k[9];
+    session_key(cid, k);
+    void *v = NULL;
+    size_t vl = 0;
+    if (lsm_get(g->lsm, NULL, k, sizeof k, &v, &vl) == 0 && vl == sizeof out)
+        memcpy(&out, v, sizeof out);
+    free(v);
+    return out;
+}
+
+static void session_put(fsm_group_t *g, uint64_t cid, session_t s)
+{
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016" PRIx64, cid);
+    session_t *c = malloc(sizeof *c);
+    if (c) {
+        *c = s;
+        zhashx_update(g->sessions, hex, c);
+    }
+    uint8_t k[9];
+    session_key(cid, k);
+    lsm_batch_put(g->batch, k, sizeof k, &s, sizeof s);
+}
+
+/* ---- applying writes ---------------------------------------------------------------- */
+
+static void data_key(const ProtobufCBinaryData *key, uint8_t *stack, size_t cap, uint8_t **out,
+                     size_t *len)
+{
+    *len = key->len + 1;
+    *out = *len <= cap ? stack : malloc(*len);
+    if (!*out)
+        return;
+    (*out)[0] = KEY_DATA;
+    if (key->len)
+        memcpy(*out + 1, key->data, key->len);
+}
+
+static void window_add(fsm_group_t *g, uint64_t index, bool del, const ProtobufCBinaryData *k,
+                       const ProtobufCBinaryData *v)
+{
+    while (g->win_n && (g->win_n == WINDOW_MAX || g->win_bytes > WINDOW_BYTES)) {
+        win_change_t *old = &g->win[g->win_head];
+        g->win_from = old->index; /* changes up to this index are no longer all here */
+        g->win_bytes -= old->klen + old->vlen;
+        free(old->key);
+        free(old->val);
+        g->win_head = (g->win_head + 1) % WINDOW_MAX;
+        g->win_n--;
+    }
+    win_change_t *c = &g->win[(g->win_head + g->win_n) % WINDOW_MAX];
+    c->index = index;
+    c->del = del;
+    c->klen = k->len;
+    c->vlen = del ? 0 : v->len;
+    c->key = malloc(c->klen + 1);
+    c->val = malloc(c->vlen + 1);
+    if (c->klen)
+        memcpy(c->key, k->data, c->klen);
+    if (c->vlen)
+        memcpy(c->val, v->data, c->vlen);
+    g->win_bytes += c->klen + c->vlen;
+    g->win_n++;
+}
+
+/* Records one change: the window and a change event for the node to publish. */
+static void emit_change(fsm_group_t *g, fsm_job_t *job, uint64_t index, bool del,
+                        const ProtobufCBinaryData *k, const ProtobufCBinaryData *v)
+{
+    window_add(g, index, del, k, v);
+    if (job->n_changes == job->cap_changes) {
+        size_t cap = job->cap_changes ? job->cap_changes * 2 : 16;
+        Shoal__ChangeEvent **nc = realloc(job->changes, cap * sizeof *nc);
+        if (!nc)
+            return;
+        job->changes = nc;
+        job->cap_changes = cap;
+    }
+    Shoal__ChangeEvent *ev = malloc(sizeof *ev);
+    if (!ev)
+        return;
+    shoal__change_event__init(ev);
+    ev->shard = g->group;
+    ev->index = index;
+    ev->op = del ? SHOAL__CHANGE_OP__CHANGE_DELETE : SHOAL__CHANGE_OP__CHANGE_PUT;
+    ev->prev_index = g->last_change;
+    ev->key.len = k->len;
+    ev->key.data = malloc(k->len + 1);
+    ev->value.len = del ? 0 : v->len;
+    ev->value.data = malloc(ev->value.len + 1);
+    if (k->len)
+        memcpy(ev->key.data, k->data, k->len);
+    if (ev->value.len)
+        memcpy(ev->value.data, v->data, v->len);
+    g->last_change = index;
+    job->changes[job->n_changes++] = ev;
+}
+
+static void batch_put(fsm_group_t *g, const ProtobufCBinaryData *k, const ProtobufCBinaryData *v)
+{
+    uint8_t st[256], *dk;
+    size_t dl;
+    data_key(k, st, sizeof st, &dk, &dl);
+    if (!dk)
+        return;
+    lsm_batch_put(g->batch, dk, dl, v->data, v->len);
+    if (dk != st)
+        free(dk);
+}
+
+static void batch_del(fsm_group_t *g, const ProtobufCBinaryData *k)
+{
+    uint8_t st[256], *dk;
+    size_t dl;
+    data_key(k, st, sizeof st, &dk, &dl);
+    if (!dk)
+        return;
+    lsm_batch_delete(g->batch, dk, dl);
+    if (dk != st)
+        free(dk);
+}
+
+/* Compare-and-swap: *cur gets the current value when the compare fails (malloc'd). */
+static Shoal__Status apply_cas(fsm_group_t *g, fsm_job_t *job, uint64_t index,
+                               const Shoal__CasRequest *c, void **cur, size_t *curlen)
+{
+    uint8_t st[256], *dk;
+    size_t dl;
+    data_key(&c->key, st, sizeof st, &dk, &dl);
+    if (!dk)
+        return SHOAL__STATUS__STATUS_INTERNAL;
+    int rc = lsm_get(g->lsm, NULL, dk, dl, cur, curlen);
+    if (dk != st)
+        free(dk);
+    if (rc && rc != SHOAL_ENOTFOUND)
+        return SHOAL__STATUS__STATUS_INTERNAL;
+    bool found = rc == 0;
+    bool match = c->expect_absent ? !found
+                                  : found && *curlen == c->expected.len &&
+                                        (c->expected.len == 0 ||
+                                         memcmp(*cur, c->expected.data, *curlen) == 0);
+    if (!match)
+        return SHOAL__STATUS__STATUS_COMPARE_FAILED;
+    free(*cur);
+    *cur = NULL;
+    *curlen = 0;
+    if (c->delete_on_match) {
+        batch_del(g, &c->key);
+        emit_change(g, job, index, true, &c->key, NULL);
+    } else {
+        batch_put(g, &c->key, &c->value);
+        emit_change(g, job, index, false, &c->key, &c->value);
+    }
+    return SHOAL__STATUS__STATUS_OK;
+}
+
+static Shoal__Status apply_op(fsm_group_t *g, fsm_job_t *job, uint64_t index,
+                              const Shoal__WriteCommand *cmd, void **cur, size_t *curlen)
+{
+    switch (cmd->op_case) {
+    case SHOAL__WRITE_COMMAND__OP_PUT:
+        batch_put(g, &cmd->put->key, &cmd->put->value);
+        emit_change(g, job, index, false, &cmd->put->key, &cmd->put->value);
+        return SHOAL__STATUS__STATUS_OK;
+    case SHOAL__WRITE_COMMAND__OP_DEL:
+        batch_del(g, &cmd->del->key);
+        emit_change(g, job, index, true, &cmd->del->key, NULL);
+        return SHOAL__STATUS__STATUS_OK;
+    case SHOAL__WRITE_COMMAND__OP_CAS:
+        return apply_cas(g, job, index, cmd->cas, cur, curlen);
+    case SHOAL__WRITE_COMMAND__OP_BATCH:
+        for (size_t i = 0; i < cmd->batch->n_ops; i++) {
+            Shoal__BatchOp *op = cmd->batch->ops[i];
+            if (op->op_case == SHOAL__BATCH_OP__OP_PUT) {
+                batch_put(g, &op->put->key, &op->put->value);
+                emit_change(g, job, index, false, &op->put->key, &op->put->value);
+            } else if (op->op_case == SHOAL__BATCH_OP__OP_DEL) {
+                batch_del(g, &op->del->key);
+                emit_change(g, job, index, true, &op->del->key, NULL);
+            }
+        }
+        return SHOAL__STATUS__STATUS_OK;
+    default:
+        return SHOAL__STATUS__STATUS_BAD_REQUEST;
+    }
+}
+
+static void put_applied(fsm_group_t *g)
+{
+    lsm_batch_put(g->batch, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
+}
+
+/* Applies one normal entry: decode, dedupe by session, write atomically, answer. */
+static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, waiter_t *w)
+{
+    lsm_batch_clear(g->batch);
+    g->applied = e->index;
+    Shoal__WriteCommand *cmd =
+        e->len ? shoal__write_command__unpack(NULL, e->len, e->data) : NULL;
+    Shoal__ClientResponse resp = SHOAL__CLIENT_RESPONSE__INIT;
+    void *cur = NULL;
+    size_t curlen = 0;
+    resp.index = e->index;
+    if (!cmd) {
+        resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
+    } else {
+        session_t s = cmd->client_id ? session_get(g, cmd->client_id) : (session_t){0, 0, 0};
+        if (cmd->client_id && cmd->seq <= s.seq) {
+            /* a retry of a write that already applied: answer, change nothing */
+            resp.status = cmd->seq == s.seq ? (Shoal__Status)s.status : SHOAL__STATUS__STATUS_OK;
+            resp.index = s.index;
+        } else {
+            resp.status = apply_op(g, job, e->index, cmd, &cur, &curlen);
+            if (cmd->client_id)
+                session_put(g, cmd->client_id, (session_t){cmd->seq, resp.status, e->index});
+        }
+    }
+    put_applied(g);
+    int rc = lsm_write(g->lsm, NULL, g->batch);
+    if (rc) {
+        resp.status = SHOAL__STATUS__STATUS_INTERNAL;
+        resp.error = (char *)"storage engine write failed";
+        zsys_error("fsm: shard %u: write at index %" PRIu64 " failed: %s", g->group, e->index,
+                   shoal_strerror(rc));
+    }
+    if (w) {
+        /* the waiter's own command, or another leader's entry at its index */
+        Shoal__ClientRequest *req = w->frame->client_req;
+        if (cmd && (cmd->client_id != req->client_id || cmd->seq != req->seq)) {
+            resp.status = SHOAL__STATUS__STATUS_UNAVAILABLE;
+            resp.error = (char *)"proposal lost to a leader change; retry";
+        }
+        if (resp.status == SHOAL__STATUS__STATUS_COMPARE_FAILED)
+            resp.error = (char *)"current value differs from the expected one";
+        if (resp.status == SHOAL__STATUS__STATUS_COMPARE_FAILED && cur) {
+            resp.value.data = cur;
+            resp.value.len = curlen;
+            resp.found = true;
+        }
+        waiter_answer(w, &resp);
+    }
+    free(cur);
+    if (cmd)
+        shoal__write_command__free_unpacked(cmd, NULL);
+    return rc;
+}
+
+static void job_done_waiter(fsm_job_t *job, waiter_t *w)
+{
+    w->next = job->done;
+    job->done = w;
+}
+
+static void do_apply(fsm_job_t *job)
+{
+    fsm_group_t *g = job->fg;
+    bool dirty = false;
+    for (size_t i = 0; i < job->n_entries; i++) {
+        raft_entry_t *e = &job->entries[i];
+        waiter_t *w = job->waiters ? job->waiters[i] : NULL;
+        if (e->index <= g->applied) {
+            if (w) /* replayed after a restart or a snapshot: already in the state */
+                waiter_answer_status(w, SHOAL__STATUS__STATUS_UNAVAILABLE, "retry");
+        } else if (e->type == RAFT_ENTRY_NORMAL && e->len) {
+            if (apply_entry(g, job, e, w))
+                job->rc = SHOAL_EIO;
+            dirty = false;
+        } else {
+            g->applied = e->index; /* no-ops and configuration changes */
+            dirty = true;
+            if (w)
+                waiter_answer_status(w, SHOAL__STATUS__STATUS_UNAVAILABLE, "retry");
+        }
+        if (w) {
+            job_done_waiter(job, w);
+            job->waiters[i] = NULL;
+        }
+    }
+    if (dirty)
+        lsm_put(g->lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
+}
+
+/* ---- reads -------------------------------------------------------------------------- */
+
+static void read_get(fsm_group_t *g, waiter_t *w, const Shoal__GetRequest *r)
+{
+    Shoal__ClientResponse resp = SHOAL__CLIENT_RESPONSE__INIT;
+    uint8_t st[256], *dk;
+    size_t dl;
+    data_key(&r->key, st, sizeof st, &dk, &dl);
+    void *v = NULL;
+    size_t vl = 0;
+    int rc = dk ? lsm_get(g->lsm, NULL, dk, dl, &v, &vl) : SHOAL_ENOMEM;
+    if (dk != st)
+        free(dk);
+    resp.index = g->applied;
+    if (rc == 0) {
+        resp.found = true;
+        resp.value.data = v;
+        resp.value.len = vl;
+    } else if (rc == SHOAL_ENOTFOUND) {
+        resp.status = SHOAL__STATUS__STATUS_NOT_FOUND;
+    } else {
+        resp.status = SHOAL__STATUS__STATUS_INTERNAL;
+        resp.error = (char *)shoal_strerror(rc);
+    }
+    waiter_answer(w, &resp);
+    free(v);
+}
+
+/* The first key after every key that starts with p (NULL when there is none). */
+static bool prefix_end(uint8_t *p, size_t *len)
+{
+    while (*len > 0) {
+        if (p[*len - 1] != 0xff) {
+            p[*len - 1]++;
+            return true;
+        }
+        (*len)--;
+    }
+    return false;
+}
+
+static int scan_bounds(const Shoal__ScanRequest *r, uint8_t **lo, size_t *lol, uint8_t **hi,
+                       size_t *hil)
+{
+    const ProtobufCBinaryData *l = r->start.len > 0 && (r->prefix.len == 0 ||
+                                                        memcmp(r->start.data, r->prefix.data,
+                                                               r->prefix.len < r->start.len
+                                                                   ? r->prefix.len
+                                                                   : r->start.len) >= 0)
+                                       ? &r->start
+                                       : &r->prefix;
+    *lo = malloc(l->len + 1);
+    *hi = malloc((r->end.len > r->prefix.len ? r->end.len : r->prefix.len) + 2);
+    if (!*lo || !*hi)
+        return SHOAL_ENOMEM;
+    (*lo)[0] = KEY_DATA;
+    if (l->len)
+        memcpy(*lo + 1, l->data, l->len);
+    *lol = l->len + 1;
+    /* upper: the smaller of end and the prefix's end; the data namespace's end otherwise */
+    uint8_t *pe = malloc(r->prefix.len + 2);
+    size_t pel = r->prefix.len + 1;
+    if (!pe)
+        return SHOAL_ENOMEM;
+    pe[0] = KEY_DATA;
+    if (r->prefix.len)
+        memcpy(pe + 1, r->prefix.data, r->prefix.len);
+    prefix_end(pe, &pel); /* never empty: 'd' + 1 at worst */
+    if (r->end.len) {
+        (*hi)[0] = KEY_DATA;
+        memcpy(*hi + 1, r->end.data, r->end.len);
+        *hil = r->end.len + 1;
+        size_t m = *hil < pel ? *hil : pel;
+        int c = memcmp(*hi, pe, m);
+        if (c > 0 || (c == 0 && *hil > pel)) {
+            memcpy(*hi, pe, pel);
+            *hil = pel;
+        }
+    } else {
+        memcpy(*hi, pe, pel);
+        *hil = pel;
+    }
+    free(pe);
+    return 0;
+}
+
+static void read_scan(fsm_group_t *g, waiter_t *w, const Shoal__ScanRequest *r)
+{
+    Shoal__ClientResponse resp = SHOAL__CLIENT_RESPONSE__INIT;
+    uint8_t *lo = NULL, *hi = NULL;
+    size_t lol = 0, hil = 0;
+    size_t limit = r->limit == 0 ? SCAN_DEFAULT : r->limit > SCAN_MAX ? SCAN_MAX : r->limit;
+    Shoal__KeyValue *kvs = calloc(limit, sizeof *kvs);
+    Shoal__KeyValue **ptrs = calloc(limit, sizeof *ptrs);
+    lsm_iter_t *it = NULL;
+    lsm_read_options_t ro;
+    lsm_read_options_init(&ro);
+    int rc = kvs && ptrs ? scan_bounds(r, &lo, &lol, &hi, &hil) : SHOAL_ENOMEM;
+    if (rc == 0) {
+        ro.lower_bound = lo;
+        ro.lower_len = lol;
+        ro.upper_bound = hi;
+        ro.upper_len = hil;
+        rc = lsm_iter_new(g->lsm, &ro, &it);
+    }
+    size_t n = 0;
+    if (rc == 0) {
+        for (lsm_iter_seek(it, lo, lol); lsm_iter_valid(it); lsm_iter_next(it)) {
+            if (n == limit) {
+                resp.more = true;
+                break;
+            }
+            size_t kl, vl;
+            const uint8_t *k = lsm_iter_key(it, &kl);
+            const uint8_t *v = lsm_iter_value(it, &vl);
+            shoal__key_value__init(&kvs[n]);
+            kvs[n].key.data = malloc(kl);
+            kvs[n].key.len = kl - 1;
+            memcpy(kvs[n].key.data, k + 1, kl - 1);
+            kvs[n].value.data = malloc(vl + 1);
+            kvs[n].value.len = vl;
+            if (vl)
+                memcpy(kvs[n].value.data, v, vl);
+            ptrs[n] = &kvs[n];
+            n++;
+        }
+        rc = lsm_iter_status(it);
+    }
+    resp.kvs = ptrs;
+    resp.n_kvs = n;
+    resp.index = g->applied;
+    if (rc) {
+        resp.status = SHOAL__STATUS__STATUS_INTERNAL;
+        resp.error = (char *)shoal_strerror(rc);
+        resp.n_kvs = 0;
+    }
+    waiter_answer(w, &resp);
+    for (size_t i = 0; i < n; i++) {
+        free(kvs[i].key.data);
+        free(kvs[i].value.data);
+    }
+    lsm_iter_destroy(&it);
+    free(kvs);
+    free(ptrs);
+    free(lo);
+    free(hi);
+}
+
+static void read_changes(fsm_group_t *g, waiter_t *w, const Shoal__ChangesRequest *r)
+{
+    Shoal__ClientResponse resp = SHOAL__CLIENT_RESPONSE__INIT;
+    resp.index = g->applied;
+    if (r->after_index < g->win_from) {
+        resp.status = SHOAL__STATUS__STATUS_WINDOW_GONE;
+        resp.error = (char *)"changes at that index are no longer retained; rescan";
+        waiter_answer(w, &resp);
+        return;
+    }
+    size_t limit = r->limit == 0 || r->limit > CHANGES_MAX ? CHANGES_MAX : r->limit;
+    Shoal__Change *cs = calloc(limit, sizeof *cs);
+    Shoal__Change **ptrs = calloc(limit, sizeof *ptrs);
+    size_t n = 0;
+    for (size_t i = 0; cs && ptrs && i < g->win_n; i++) {
+        win_change_t *c = &g->win[(g->win_head + i) % WINDOW_MAX];
+        if (c->index <= r->after_index)
+            continue;
+        if (n == limit) {
+            resp.more = true;
+            break;
+        }
+        shoal__change__init(&cs[n]);
+        cs[n].shard = g->group;
+        cs[n].index = c->index;
+        cs[n].is_delete = c->del;
+        cs[n].key.data = c->key;
+        cs[n].key.len = c->klen;
+        cs[n].value.data = c->val;
+        cs[n].value.len = c->vlen;
+        ptrs[n] = &cs[n];
+        n++;
+    }
+    resp.changes = ptrs;
+    resp.n_changes = n;
+    waiter_answer(w, &resp);
+    free(cs);
+    free(ptrs);
+}
+
+static void do_reads(fsm_job_t *job)
+{
+    for (waiter_t *w = job->reads, *next; w; w = next) {
+        next = w->next;
+        Shoal__ClientRequest *req = w->frame->client_req;
+        if (req->op_case == SHOAL__CLIENT_REQUEST__OP_GET)
+            read_get(job->fg, w, req->get);
+        else if (req->op_case == SHOAL__CLIENT_REQUEST__OP_SCAN)
+            read_scan(job->fg, w, req->scan);
+        else if (req->op_case == SHOAL__CLIENT_REQUEST__OP_CHANGES)
+            read_changes(job->fg, w, req->changes);
+        else
+            waiter_answer_status(w, SHOAL__STATUS__STATUS_BAD_REQUEST, "not a read");
+        job_done_waiter(job, w);
+    }
+    job->reads = NULL;
+}
+
+/* ---- snapshots ---------------------------------------------------------------------- */
+
+/* Replaces the whole state of the group with a received snapshot file. */
+static void do_install(fsm_job_t *job)
+{
+    fsm_group_t *g = job->fg;
+    FILE *f = fopen(job->path, "rb");
+    lsm_ingest_t *in = NULL;
+    int rc = f ? lsm_ingest_begin(g->lsm, &in) : SHOAL_EIO;
+    uint8_t *buf = malloc(1 << 20);
+    size_t n;
+    while (rc == 0 && buf && (n = fread(buf, 1, 1 << 20, f)) > 0)
+        rc = lsm_ingest_write(in, buf, n);
+    if (rc == 0 && (!buf || ferror(f)))
+        rc = SHOAL_EIO;
+    if (rc == 0)
+        rc = lsm_ingest_finish(&in);
+    else
+        lsm_ingest_abort(&in);
+    free(buf);
+    if (f)
+        fclose(f);
+    uint64_t applied = 0;
+    if (rc == 0)
+        rc = read_applied(g->lsm, &applied);
+    if (rc == 0 && applied != job->snap_index) {
+        snprintf(job->err, sizeof job->err,
+                 "snapshot holds applied index %" PRIu64 ", expected %" PRIu64, applied,
+                 job->snap_index);
+        rc = SHOAL_ECORRUPT;
+    }
+    if (rc) {
+        if (!job->err[0])
+            snprintf(job->err, sizeof job->err, "installing snapshot %s: %s", job->path,
+                     shoal_strerror(rc));
+        job->rc = rc;
+        return;
+    }
+    g->applied = applied;
+    g->last_change = applied;
+    zhashx_purge(g->sessions);
+    window_clear(g);
+}
+
+void fsm_actor(zsock_t *pipe, void *args)
+{
+    zsock_signal(pipe, 0);
+    while (true) {
+        char *cmd = NULL;
+        void *ptr = NULL;
+        if (zsock_recv(pipe, "sp", &cmd, &ptr) != 0)
+            break;
+        bool term = cmd && streq(cmd, "$TERM");
+        if (!term && cmd && streq(cmd, "JOB") && ptr) {
+            fsm_job_t *job = ptr;
+            if (job->type == FSM_APPLY)
+                do_apply(job);
+            else if (job->type == FSM_READ)
+                do_reads(job);
+            else if (job->type == FSM_INSTALL)
+                do_install(job);
+            else if (job->type == FSM_SNAPSHOT) {
+                /* the applied index goes into the view, so an installed copy knows it */
+                lsm_put(job->fg->lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED),
+                        &job->fg->applied, 8);
+                job->lsnap = lsm_snapshot_new(job->fg->lsm);
+            }
+            job->applied = job->fg->applied;
+            zsock_send(pipe, "sp", "DONE", job);
+        }
+        zstr_free(&cmd);
+        if (term)
+            break;
+    }
+}

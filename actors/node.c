@@ -1,0 +1,975 @@
+/* node.c - the node actor: hosts every replica of this node behind one ROUTER endpoint and
+ * one PUB endpoint, and drives them (see node_int.h for the thread model, replica.h for the
+ * life of a ready batch).
+ *
+ * One loop turn: handle whatever arrived (a client or admin frame, a peer envelope, an
+ * actor's answer, a timer), then pump: move every replica's readies forward, send this
+ * turn's log batch to the log actor (one fdatasync for all groups), and flush one envelope
+ * per peer. The loop never waits on a disk: heartbeats go out on time however slow fsync,
+ * snapshot export or LSM compaction are.
+ *
+ * Requests (docs/CONTRACTS.md): Frame{client_req} with `shard` set, answered with
+ * Frame{client_resp} and the same request_id; Frame{admin_req} ops status and shard_map
+ * (plus transfer and snapshot); Frame{peer} from other nodes.
+ *
+ * Idle groups quiesce (raft/quiesce_ticks > 0): a group whose leader has had nothing to do
+ * for that many ticks, with every follower caught up, stops ticking on the leader; its
+ * followers stop ticking once they see no message of the group for as long, as long as the
+ * leader node keeps sending something (the per-peer keepalive). Any proposal, read or
+ * message wakes the group. */
+#include "actors/node.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "actors/replica.h"
+#include "engine/error.h"
+#include "proto/admin.pb-c.h"
+#include "proto/codec.h"
+
+#define MAX_KEY (64u << 10)
+#define MAX_VALUE (16u << 20)
+#define DEFAULT_TIMEOUT_MS 5000
+#define SWEEP_MS 100
+#define FSM_THREADS 2
+
+const uint64_t node_fsync_bounds_us[FSYNC_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, UINT64_MAX};
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static replica_t *find_replica(node_t *n, uint64_t group)
+{
+    for (size_t i = 0; i < n->n_replicas; i++)
+        if (n->replicas[i]->group == group)
+            return n->replicas[i];
+    return NULL;
+}
+
+void node_reply(node_t *node, waiter_t **w_p)
+{
+    waiter_t *w = *w_p;
+    if (w->reply && w->identity) {
+        zframe_t *id = zframe_dup(w->identity);
+        zframe_send(&id, node->router, ZFRAME_MORE);
+        zmq_send(zsock_resolve(node->router), w->reply, w->reply_len, 0);
+    }
+    waiter_destroy(w_p);
+}
+
+static void send_frame(node_t *n, zframe_t *identity, Shoal__Frame *f)
+{
+    size_t len;
+    uint8_t *buf = shoal_frame_encode(f, &len);
+    if (!buf)
+        return;
+    zframe_t *id = zframe_dup(identity);
+    zframe_send(&id, n->router, ZFRAME_MORE);
+    zmq_send(zsock_resolve(n->router), buf, len, 0);
+    free(buf);
+}
+
+/* ---- client requests ---------------------------------------------------------------- */
+
+static void read_now(replica_t *r, waiter_t *w)
+{
+    fsm_job_t *job = calloc(1, sizeof *job);
+    job->type = FSM_READ;
+    job->reads = w;
+    replica_send_job(r, job);
+}
+
+static void linear_read(replica_t *r, waiter_t *w)
+{
+    if (r->role != RAFT_LEADER) {
+        replica_not_leader(r, w);
+        node_reply(r->node, &w);
+        return;
+    }
+    w->read_id = ++r->next_read_id;
+    int rc = raft_read_index(r->raft, &w->read_id, sizeof w->read_id);
+    if (rc) {
+        replica_not_leader(r, w);
+        node_reply(r->node, &w);
+        return;
+    }
+    r->quiet = false;
+    r->idle_ticks = 0;
+    w->next = r->reads_wait;
+    r->reads_wait = w;
+}
+
+static bool too_large(const ProtobufCBinaryData *k, const ProtobufCBinaryData *v)
+{
+    return (k && k->len > MAX_KEY) || (v && v->len > MAX_VALUE);
+}
+
+/* Builds the WriteCommand of a write request; false for a malformed one. */
+static bool write_command(Shoal__ClientRequest *req, Shoal__WriteCommand *cmd, int *status)
+{
+    shoal__write_command__init(cmd);
+    cmd->client_id = req->client_id;
+    cmd->seq = req->seq;
+    *status = SHOAL__STATUS__STATUS_BAD_REQUEST;
+    switch (req->op_case) {
+    case SHOAL__CLIENT_REQUEST__OP_PUT:
+        if (!req->put->key.len)
+            return false;
+        if (too_large(&req->put->key, &req->put->value))
+            return *status = SHOAL__STATUS__STATUS_TOO_LARGE, false;
+        cmd->op_case = SHOAL__WRITE_COMMAND__OP_PUT;
+        cmd->put = req->put;
+        return true;
+    case SHOAL__CLIENT_REQUEST__OP_DEL:
+        if (!req->del->key.len)
+            return false;
+        if (too_large(&req->del->key, NULL))
+            return *status = SHOAL__STATUS__STATUS_TOO_LARGE, false;
+        cmd->op_case = SHOAL__WRITE_COMMAND__OP_DEL;
+        cmd->del = req->del;
+        return true;
+    case SHOAL__CLIENT_REQUEST__OP_CAS:
+        if (!req->cas->key.len)
+            return false;
+        if (too_large(&req->cas->key, &req->cas->value) || too_large(NULL, &req->cas->expected))
+            return *status = SHOAL__STATUS__STATUS_TOO_LARGE, false;
+        cmd->op_case = SHOAL__WRITE_COMMAND__OP_CAS;
+        cmd->cas = req->cas;
+        return true;
+    case SHOAL__CLIENT_REQUEST__OP_BATCH: {
+        size_t bytes = 0;
+        for (size_t i = 0; i < req->batch->n_ops; i++) {
+            Shoal__BatchOp *op = req->batch->ops[i];
+            const ProtobufCBinaryData *k = op->op_case == SHOAL__BATCH_OP__OP_PUT ? &op->put->key
+                                           : op->op_case == SHOAL__BATCH_OP__OP_DEL ? &op->del->key
+                                                                                  : NULL;
+            if (!k || !k->len)
+                return false;
+            bytes += k->len + (op->op_case == SHOAL__BATCH_OP__OP_PUT ? op->put->value.len : 0);
+        }
+        if (bytes > MAX_VALUE)
+            return *status = SHOAL__STATUS__STATUS_TOO_LARGE, false;
+        cmd->op_case = SHOAL__WRITE_COMMAND__OP_BATCH;
+        cmd->batch = req->batch;
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+static void propose(replica_t *r, waiter_t *w)
+{
+    node_t *n = r->node;
+    Shoal__WriteCommand cmd;
+    int status;
+    if (!write_command(w->frame->client_req, &cmd, &status)) {
+        waiter_answer_status(w, (Shoal__Status)status,
+                             status == SHOAL__STATUS__STATUS_TOO_LARGE
+                                 ? "key or value too large (key <= 64 KiB, value <= 16 MiB)"
+                                 : "malformed write: empty key or unknown op");
+        node_reply(n, &w);
+        return;
+    }
+    if (r->role != RAFT_LEADER) {
+        replica_not_leader(r, w);
+        node_reply(n, &w);
+        return;
+    }
+    if (r->n_props >= 8192) {
+        waiter_answer_status(w, SHOAL__STATUS__STATUS_UNAVAILABLE, "too many writes pending");
+        node_reply(n, &w);
+        return;
+    }
+    size_t len = shoal__write_command__get_packed_size(&cmd);
+    uint8_t st[4096], *buf = len <= sizeof st ? st : malloc(len);
+    if (!buf) {
+        waiter_answer_status(w, SHOAL__STATUS__STATUS_INTERNAL, "out of memory");
+        node_reply(n, &w);
+        return;
+    }
+    shoal__write_command__pack(&cmd, buf);
+    int64_t idx = raft_propose(r->raft, buf, len, NULL);
+    if (buf != st)
+        free(buf);
+    if (idx <= 0) {
+        if (idx == SHOAL_ENOTLEADER)
+            replica_not_leader(r, w);
+        else
+            waiter_answer_status(w, SHOAL__STATUS__STATUS_UNAVAILABLE,
+                                 "leadership transfer in progress; retry");
+        node_reply(n, &w);
+        return;
+    }
+    r->quiet = false;
+    r->idle_ticks = 0;
+    w->index = (uint64_t)idx;
+    if (r->props_tail)
+        r->props_tail->next = w;
+    else
+        r->props = w;
+    r->props_tail = w;
+    r->n_props++;
+}
+
+static void handle_client(node_t *n, zframe_t *identity, Shoal__Frame *f)
+{
+    waiter_t *w = calloc(1, sizeof *w);
+    if (!w) {
+        zframe_destroy(&identity);
+        shoal_frame_free(&f);
+        return;
+    }
+    Shoal__ClientRequest *req = f->client_req;
+    w->identity = identity;
+    w->frame = f;
+    w->deadline_ms = zclock_mono() + (req->timeout_ms ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
+    n->requests++;
+    replica_t *r = find_replica(n, req->shard);
+    if (!r) {
+        waiter_answer_status(w, SHOAL__STATUS__STATUS_NOT_LEADER, "shard not hosted on this node");
+        node_reply(n, &w);
+        return;
+    }
+    switch (req->op_case) {
+    case SHOAL__CLIENT_REQUEST__OP_GET:
+        if (req->get->stale)
+            read_now(r, w);
+        else
+            linear_read(r, w);
+        return;
+    case SHOAL__CLIENT_REQUEST__OP_SCAN:
+        if (req->scan->stale)
+            read_now(r, w);
+        else
+            linear_read(r, w);
+        return;
+    case SHOAL__CLIENT_REQUEST__OP_CHANGES:
+        read_now(r, w);
+        return;
+    case SHOAL__CLIENT_REQUEST__OP_PUT:
+    case SHOAL__CLIENT_REQUEST__OP_DEL:
+    case SHOAL__CLIENT_REQUEST__OP_CAS:
+    case SHOAL__CLIENT_REQUEST__OP_BATCH:
+        propose(r, w);
+        return;
+    default:
+        waiter_answer_status(w, SHOAL__STATUS__STATUS_BAD_REQUEST, "request without an op");
+        node_reply(n, &w);
+    }
+}
+
+/* ---- admin -------------------------------------------------------------------------- */
+
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu", &size, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Fills m (with arrays in the given storage) with this node's metrics. */
+static void fill_metrics(node_t *n, Shoal__NodeMetrics *m, uint64_t *bounds, uint64_t *counts,
+                         Shoal__PeerProgress *pp, Shoal__PeerProgress **ppp)
+{
+    shoal__node_metrics__init(m);
+    for (int i = 0; i < FSYNC_BUCKETS; i++) {
+        bounds[i] = node_fsync_bounds_us[i];
+        counts[i] = n->fsync_hist[i];
+    }
+    m->fsync_hist_us_bounds = bounds;
+    m->n_fsync_hist_us_bounds = FSYNC_BUCKETS;
+    m->fsync_hist_counts = counts;
+    m->n_fsync_hist_counts = FSYNC_BUCKETS;
+    size_t npeers = 0;
+    for (size_t i = 0; i < n->cfg->n_nodes; i++) {
+        if (n->cfg->nodes[i].id == n->cfg->id)
+            continue;
+        shoal__peer_progress__init(&pp[npeers]);
+        pp[npeers].peer = n->cfg->nodes[i].id;
+        ppp[npeers] = &pp[npeers];
+        npeers++;
+    }
+    uint64_t disk = 0;
+    for (size_t i = 0; i < n->n_replicas; i++) {
+        replica_t *r = n->replicas[i];
+        m->proposals_pending += r->n_props;
+        m->commit_apply_lag += r->commit > r->applied ? r->commit - r->applied : 0;
+        m->snapshots_in_flight += r->snap_busy || r->stage == STAGE_INSTALL;
+        lsm_stats_t ls;
+        lsm_stats(r->lsm, &ls);
+        disk += ls.total_table_bytes + ls.wal_bytes;
+        if (r->role != RAFT_LEADER)
+            continue;
+        raft_status_t st;
+        raft_status(r->raft, &st);
+        for (size_t k = 0; k < st.n_peers; k++) {
+            m->snapshots_in_flight += st.peers[k].state == RAFT_PROGRESS_SNAPSHOT;
+            for (size_t j = 0; j < npeers; j++)
+                if (pp[j].peer == node_id_of(st.peers[k].id))
+                    pp[j].match_index += st.peers[k].match;
+        }
+    }
+    m->leader_changes = n->leader_changes;
+    m->peers = ppp;
+    m->n_peers = npeers;
+    m->rss_bytes = rss_bytes();
+    m->replicas = (uint32_t)n->n_replicas;
+    m->bytes_on_disk = disk;
+}
+
+static void shard_status(replica_t *r, Shoal__ShardStatus *s, Shoal__PeerProgress *pp,
+                         Shoal__PeerProgress **ppp)
+{
+    shoal__shard_status__init(s);
+    raft_status_t st;
+    raft_status(r->raft, &st);
+    s->id = r->group;
+    s->leader = st.leader ? node_id_of(st.leader) : UINT64_MAX;
+    s->term = st.term;
+    s->commit_index = st.commit;
+    s->apply_index = r->applied;
+    size_t k = 0;
+    shoal__peer_progress__init(&pp[k]);
+    pp[k].peer = r->node->cfg->id;
+    pp[k].match_index = st.last_index;
+    ppp[k] = &pp[k];
+    k++;
+    for (size_t i = 0; i < st.n_peers && k < RAFT_MAX_NODES; i++, k++) {
+        shoal__peer_progress__init(&pp[k]);
+        pp[k].peer = node_id_of(st.peers[i].id);
+        pp[k].match_index = st.peers[i].match;
+        ppp[k] = &pp[k];
+    }
+    s->replicas = ppp;
+    s->n_replicas = st.role == RAFT_LEADER ? k : 1;
+    lsm_stats_t ls;
+    lsm_stats(r->lsm, &ls);
+    s->size_bytes = ls.total_table_bytes + ls.wal_bytes;
+}
+
+static void send_admin(node_t *n, zframe_t *identity, Shoal__AdminResponse *resp)
+{
+    Shoal__Frame f = SHOAL__FRAME__INIT;
+    f.version = SHOAL_WIRE_VERSION;
+    f.body_case = SHOAL__FRAME__BODY_ADMIN_RESP;
+    f.admin_resp = resp;
+    if (!resp->error)
+        resp->error = (char *)"";
+    send_frame(n, identity, &f);
+}
+
+/* This node's view: itself with its metrics, and each replica it hosts. */
+static void admin_status(node_t *n, zframe_t *identity, Shoal__AdminResponse *resp)
+{
+    size_t nr = n->n_replicas, per = RAFT_MAX_NODES + 1;
+    size_t npp = (nr + 1) * per + NODE_MAX_NODES;
+    Shoal__ShardStatus *ss = calloc(nr + 1, sizeof *ss);
+    Shoal__ShardStatus **ssp = calloc(nr + 1, sizeof *ssp);
+    Shoal__PeerProgress *pp = calloc(npp, sizeof *pp);
+    Shoal__PeerProgress **ppp = calloc(npp, sizeof *ppp);
+    Shoal__ClusterStatus cs = SHOAL__CLUSTER_STATUS__INIT;
+    Shoal__NodeStatus ns = SHOAL__NODE_STATUS__INIT, *nsp = &ns;
+    Shoal__NodeMetrics m;
+    uint64_t bounds[FSYNC_BUCKETS], counts[FSYNC_BUCKETS];
+    if (ss && ssp && pp && ppp) {
+        for (size_t i = 0; i < nr; i++) {
+            shard_status(n->replicas[i], &ss[i], pp + i * per, ppp + i * per);
+            ssp[i] = &ss[i];
+        }
+        fill_metrics(n, &m, bounds, counts, pp + nr * per, ppp + nr * per);
+        ns.id = n->cfg->id;
+        ns.endpoint = n->cfg->endpoint;
+        ns.up = true;
+        ns.last_seen_us = events_now_us();
+        ns.metrics = &m;
+        cs.map_version = 1;
+        cs.nodes = &nsp;
+        cs.n_nodes = 1;
+        cs.shards = ssp;
+        cs.n_shards = nr;
+        resp->cluster = &cs;
+    } else {
+        resp->status = SHOAL__STATUS__STATUS_INTERNAL;
+        resp->error = (char *)"out of memory";
+    }
+    send_admin(n, identity, resp);
+    free(ss);
+    free(ssp);
+    free(pp);
+    free(ppp);
+}
+
+/* The bootstrap shard map (version 1) with the leaders this node knows. */
+static void admin_shard_map(node_t *n, zframe_t *identity, Shoal__AdminResponse *resp)
+{
+    const node_config_t *c = n->cfg;
+    Shoal__ShardMap map = SHOAL__SHARD_MAP__INIT;
+    Shoal__ShardInfo *si = calloc(c->shards, sizeof *si);
+    Shoal__ShardInfo **sip = calloc(c->shards, sizeof *sip);
+    uint64_t *reps = calloc((size_t)c->shards * NODE_MAX_NODES, sizeof *reps);
+    Shoal__NodeInfo ni[NODE_MAX_NODES], *nip[NODE_MAX_NODES];
+    if (si && sip && reps) {
+        for (unsigned s = 0; s < c->shards; s++) {
+            shoal__shard_info__init(&si[s]);
+            si[s].id = s;
+            si[s].replicas = reps + (size_t)s * NODE_MAX_NODES;
+            si[s].n_replicas = node_config_replicas(c, s, si[s].replicas, NODE_MAX_NODES);
+            replica_t *r = find_replica(n, s);
+            si[s].leader_hint = r && r->leader ? node_id_of(r->leader) : UINT64_MAX;
+            sip[s] = &si[s];
+        }
+        for (size_t i = 0; i < c->n_nodes; i++) {
+            shoal__node_info__init(&ni[i]);
+            ni[i].id = c->nodes[i].id;
+            ni[i].endpoint = (char *)c->nodes[i].endpoint;
+            ni[i].pub_endpoint = (char *)c->nodes[i].pub_endpoint;
+            nip[i] = &ni[i];
+        }
+        map.version = 1;
+        map.vnodes_per_shard = c->vnodes;
+        map.shards = sip;
+        map.n_shards = c->shards;
+        map.nodes = nip;
+        map.n_nodes = c->n_nodes;
+        resp->shard_map = &map;
+    } else {
+        resp->status = SHOAL__STATUS__STATUS_INTERNAL;
+    }
+    send_admin(n, identity, resp);
+    free(si);
+    free(sip);
+    free(reps);
+}
+
+static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
+{
+    Shoal__AdminRequest *req = f->admin_req;
+    Shoal__AdminResponse resp = SHOAL__ADMIN_RESPONSE__INIT;
+    resp.request_id = req->request_id;
+    replica_t *r;
+    switch (req->op_case) {
+    case SHOAL__ADMIN_REQUEST__OP_STATUS:
+        admin_status(n, identity, &resp);
+        return;
+    case SHOAL__ADMIN_REQUEST__OP_SHARD_MAP:
+        admin_shard_map(n, identity, &resp);
+        return;
+    case SHOAL__ADMIN_REQUEST__OP_TRANSFER:
+        r = find_replica(n, req->transfer->shard);
+        if (!r || r->role != RAFT_LEADER) {
+            resp.status = SHOAL__STATUS__STATUS_NOT_LEADER;
+            resp.error = (char *)"this node does not lead that shard";
+        } else if (raft_transfer_leader(r->raft, raft_id_of(req->transfer->to_node)) != 0) {
+            resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
+            resp.error = (char *)"transfer refused: target is not a voter or one is running";
+        }
+        break;
+    case SHOAL__ADMIN_REQUEST__OP_SNAPSHOT:
+        for (size_t i = 0; i < n->n_replicas; i++)
+            if (req->snapshot->all_shards || n->replicas[i]->group == req->snapshot->shard)
+                replica_maybe_snapshot(n->replicas[i], true);
+        break;
+    default:
+        resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
+        resp.error = (char *)"admin op not supported by shoald";
+    }
+    send_admin(n, identity, &resp);
+}
+
+/* ---- peers -------------------------------------------------------------------------- */
+
+static void step_msg(void *arg, raft_msg_t *m)
+{
+    node_t *n = arg;
+    replica_t *r = find_replica(n, m->group);
+    if (!r || m->to != raft_id_of(n->cfg->id))
+        return;
+    if (m->type != RAFT_MSG_HEARTBEAT && m->type != RAFT_MSG_HEARTBEAT_RESP) {
+        r->quiet = false;
+        r->idle_ticks = 0;
+    } else if (r->role != RAFT_LEADER && m->type == RAFT_MSG_HEARTBEAT) {
+        r->idle_ticks = 0; /* a leader that still heartbeats is not quiet */
+        r->quiet = false;
+    }
+    raft_step(r->raft, m);
+}
+
+/* ---- the loop ----------------------------------------------------------------------- */
+
+static int pump(node_t *n)
+{
+    for (size_t i = 0; i < n->n_replicas; i++)
+        replica_pump(n->replicas[i]);
+    if (n->batch && n->batch->n) {
+        n->batches_out++;
+        zsock_send(n->log, "sp", "PERSIST", n->batch);
+        n->batch = NULL;
+    }
+    transport_flush(n->transport);
+    if (n->fatal) {
+        zsys_error("node %" PRIu64 ": stopping after a fatal error", n->cfg->id);
+        zstr_send(n->pipe, "FATAL");
+        return -1;
+    }
+    return n->stopping ? -1 : 0;
+}
+
+static int on_router(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    node_t *n = arg;
+    for (int burst = 0; burst < 256 && (zsock_events(sock) & ZMQ_POLLIN); burst++) {
+        zmsg_t *msg = zmsg_recv(sock);
+        if (!msg)
+            break;
+        zframe_t *id = zmsg_pop(msg), *body = zmsg_pop(msg);
+        zmsg_destroy(&msg);
+        Shoal__Frame *f = NULL;
+        char err[256];
+        if (!id || !body ||
+            shoal_frame_decode(zframe_data(body), zframe_size(body), &f, err, sizeof err)) {
+            if (body)
+                zsys_debug("node: dropped a bad frame: %s", err);
+            zframe_destroy(&id);
+            zframe_destroy(&body);
+            continue;
+        }
+        zframe_destroy(&body);
+        if (f->body_case == SHOAL__FRAME__BODY_PEER) {
+            transport_receive(f->peer, step_msg, n);
+            zframe_destroy(&id);
+            shoal_frame_free(&f);
+        } else if (f->body_case == SHOAL__FRAME__BODY_CLIENT_REQ) {
+            handle_client(n, id, f); /* takes id and f */
+        } else if (f->body_case == SHOAL__FRAME__BODY_ADMIN_REQ) {
+            handle_admin(n, id, f);
+            zframe_destroy(&id);
+            shoal_frame_free(&f);
+        } else {
+            zframe_destroy(&id);
+            shoal_frame_free(&f);
+        }
+    }
+    return pump(n);
+}
+
+static void free_batch(persist_batch_t **b_p)
+{
+    persist_batch_t *b = *b_p;
+    for (size_t i = 0; i < b->n; i++)
+        free(b->items[i].conf);
+    free(b->items);
+    free(b);
+    *b_p = NULL;
+}
+
+static void record_fsync(node_t *n, uint64_t us)
+{
+    int i = 0;
+    while (i < FSYNC_BUCKETS - 1 && us > node_fsync_bounds_us[i])
+        i++;
+    n->fsync_hist[i]++;
+}
+
+static int on_log(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    node_t *n = arg;
+    char *cmd = NULL;
+    void *ptr = NULL;
+    if (zsock_recv(sock, "sp", &cmd, &ptr) == 0 && cmd && streq(cmd, "PERSISTED") && ptr) {
+        persist_batch_t *b = ptr;
+        n->batches_out--;
+        if (b->rc) {
+            zsys_error("node: the Raft log failed (%s); refusing to continue",
+                       shoal_strerror(b->rc));
+            n->fatal = true;
+        } else {
+            if (b->synced)
+                record_fsync(n, b->sync_us);
+            for (size_t i = 0; i < b->n; i++)
+                if (b->items[i].replica)
+                    replica_persisted(b->items[i].replica);
+        }
+        free_batch(&b);
+    }
+    zstr_free(&cmd);
+    return pump(n);
+}
+
+static int on_fsm(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    node_t *n = arg;
+    char *cmd = NULL;
+    void *ptr = NULL;
+    if (zsock_recv(sock, "sp", &cmd, &ptr) == 0 && cmd && streq(cmd, "DONE") && ptr) {
+        fsm_job_t *job = ptr;
+        replica_fsm_done(job->replica, job);
+    }
+    zstr_free(&cmd);
+    return pump(n);
+}
+
+static int on_compactor(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    node_t *n = arg;
+    char *cmd = NULL;
+    void *ptr = NULL;
+    if (zsock_recv(sock, "sp", &cmd, &ptr) == 0 && cmd && streq(cmd, "SNAPPED") && ptr) {
+        snap_job_t *j = ptr;
+        n->snaps_out--;
+        replica_snapped(j->replica, j);
+        free(j->dir);
+        free(j);
+    }
+    zstr_free(&cmd);
+    return pump(n);
+}
+
+static int on_pipe(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    node_t *n = arg;
+    char *cmd = zstr_recv(sock);
+    if (!cmd || streq(cmd, "$TERM"))
+        n->stopping = true;
+    zstr_free(&cmd);
+    return n->stopping ? -1 : 0;
+}
+
+/* Whether a leader's group has nothing in flight and every follower has everything. */
+static bool leader_idle(replica_t *r)
+{
+    if (r->n_props || r->reads_wait || r->reads_ready || r->rd_out)
+        return false;
+    raft_status_t st;
+    raft_status(r->raft, &st);
+    if (st.commit != st.last_index || r->applied < st.commit)
+        return false;
+    for (size_t i = 0; i < st.n_peers; i++)
+        if (st.peers[i].match != st.last_index)
+            return false;
+    return true;
+}
+
+static int on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+    node_t *n = arg;
+    unsigned q = n->cfg->quiesce_ticks;
+    for (size_t i = 0; i < n->n_replicas; i++) {
+        replica_t *r = n->replicas[i];
+        if (q && r->quiet)
+            continue;
+        raft_tick(r->raft);
+        if (!q)
+            continue;
+        bool idle = r->role == RAFT_LEADER ? leader_idle(r) : r->role == RAFT_FOLLOWER;
+        r->idle_ticks = idle ? r->idle_ticks + 1 : 0;
+        /* a follower waits longer than its leader, so the leader's last heartbeat round has
+         * reached it; a follower that stops hearing the leader's keepalive wakes (sweep) */
+        if (r->idle_ticks >= (r->role == RAFT_LEADER ? q : q + n->cfg->election_ticks / 2))
+            r->quiet = true;
+    }
+    return pump(n);
+}
+
+static void publish_progress(node_t *n)
+{
+    Shoal__ShardProgress sp[64], *spp[64];
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_replicas; i++) {
+        replica_t *r = n->replicas[i];
+        if (r->commit != r->ev_commit || r->applied != r->ev_applied) {
+            Shoal__RaftEvent ev = SHOAL__RAFT_EVENT__INIT;
+            ev.type = SHOAL__RAFT_EVENT_TYPE__EV_APPLY_PROGRESS;
+            ev.shard = r->group;
+            ev.term = r->term;
+            ev.leader_id = r->leader ? node_id_of(r->leader) : UINT64_MAX;
+            ev.commit_index = r->commit;
+            ev.apply_index = r->applied;
+            ev.detail = (char *)"";
+            events_raft(n->events, &ev);
+            r->ev_commit = r->commit;
+            r->ev_applied = r->applied;
+        }
+        if (r->role == RAFT_LEADER && r->group != SHOAL_META_GROUP) {
+            shoal__shard_progress__init(&sp[k]);
+            sp[k].shard = r->group;
+            sp[k].applied_index = r->applied;
+            spp[k] = &sp[k];
+            if (++k == 64) {
+                events_progress(n->events, spp, k);
+                k = 0;
+            }
+        }
+    }
+    if (k)
+        events_progress(n->events, spp, k);
+}
+
+static int on_metrics(zloop_t *loop, int timer_id, void *arg)
+{
+    node_t *n = arg;
+    Shoal__NodeMetrics m;
+    uint64_t bounds[FSYNC_BUCKETS], counts[FSYNC_BUCKETS];
+    Shoal__PeerProgress pp[NODE_MAX_NODES], *ppp[NODE_MAX_NODES];
+    fill_metrics(n, &m, bounds, counts, pp, ppp);
+    Shoal__RaftEvent ev = SHOAL__RAFT_EVENT__INIT;
+    ev.type = SHOAL__RAFT_EVENT_TYPE__EV_METRICS;
+    ev.metrics = &m;
+    ev.endpoint = n->cfg->endpoint;
+    ev.detail = (char *)"";
+    events_raft(n->events, &ev);
+    publish_progress(n);
+    return 0;
+}
+
+static int on_sweep(zloop_t *loop, int timer_id, void *arg)
+{
+    node_t *n = arg;
+    uint64_t now = zclock_mono();
+    for (size_t i = 0; i < n->n_replicas; i++) {
+        replica_expire(n->replicas[i], now);
+        replica_maybe_snapshot(n->replicas[i], false);
+    }
+    return pump(n);
+}
+
+/* ---- start and stop ----------------------------------------------------------------- */
+
+static int mkdirs(const char *path)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* DATA/node.id names the node that owns the directory; another node refuses it. */
+static int claim_data_dir(const node_config_t *c, char *err, size_t errlen)
+{
+    char path[1100];
+    if (mkdirs(c->data_dir) != 0) {
+        snprintf(err, errlen, "%.300s: cannot create: %s", c->data_dir, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/node.id", c->data_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        unsigned long long id = 0;
+        int ok = fscanf(f, "%llu", &id) == 1;
+        fclose(f);
+        if (!ok || id != c->id) {
+            snprintf(err, errlen, "%.300s belongs to node %llu, not node %llu", c->data_dir, id,
+                     (unsigned long long)c->id);
+            return -1;
+        }
+        return 0;
+    }
+    f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errlen, "%.300s: cannot write: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "%llu\n", (unsigned long long)c->id);
+    fclose(f);
+    return 0;
+}
+
+static int add_replica(node_t *n, uint32_t group, char *err, size_t errlen)
+{
+    replica_t *r = replica_open(n, group, err, errlen);
+    if (!r)
+        return -1;
+    replica_t **nr = realloc(n->replicas, (n->n_replicas + 1) * sizeof *nr);
+    if (!nr) {
+        replica_close(&r);
+        return -1;
+    }
+    n->replicas = nr;
+    n->replicas[n->n_replicas++] = r;
+    return 0;
+}
+
+static bool hosts(const node_config_t *c, uint32_t group)
+{
+    uint64_t ids[NODE_MAX_NODES];
+    size_t k = node_config_replicas(c, group, ids, NODE_MAX_NODES);
+    for (size_t i = 0; i < k; i++)
+        if (ids[i] == c->id)
+            return true;
+    return false;
+}
+
+static int start(node_t *n, char *err, size_t errlen)
+{
+    node_config_t *c = n->cfg;
+    if (claim_data_dir(c, err, errlen))
+        return -1;
+    n->router = zsock_new(ZMQ_ROUTER);
+    zsock_set_rcvhwm(n->router, 100000);
+    zsock_set_sndhwm(n->router, 100000);
+    if (zsock_bind(n->router, "%s", c->endpoint) < 0) {
+        snprintf(err, errlen, "cannot bind endpoint %s: %s", c->endpoint, zmq_strerror(errno));
+        return -1;
+    }
+    if (!(n->events = events_new(c->pub_endpoint, c->id, err, errlen)))
+        return -1;
+    char logdir[1100];
+    snprintf(logdir, sizeof logdir, "%s/raftlog", c->data_dir);
+    if (rlog_open(logdir, NULL, NULL, &n->rlog, err, errlen) != 0)
+        return -1;
+    if (err[0]) /* a torn tail was cut: worth a line in the log */
+        zsys_warning("node %" PRIu64 ": %s", c->id, err);
+    err[0] = '\0';
+    n->log_args = (log_args_t){n->rlog, c->fsync};
+    n->log = zactor_new(log_actor, &n->log_args);
+    n->compactor = zactor_new(compactor_actor, NULL);
+    n->n_fsm = FSM_THREADS;
+    for (int i = 0; i < n->n_fsm; i++)
+        n->fsm[i] = zactor_new(fsm_actor, &n->fsm_args);
+    for (uint32_t s = 0; s < c->shards; s++)
+        if (hosts(c, s) && add_replica(n, s, err, errlen))
+            return -1;
+    if (hosts(c, SHOAL_META_GROUP) && add_replica(n, SHOAL_META_GROUP, err, errlen))
+        return -1;
+    if (!(n->transport = transport_new(c))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void setup_loop(node_t *n)
+{
+    n->loop = zloop_new();
+    zloop_set_nonstop(n->loop, true); /* SIGTERM reaches us as $TERM from shoald's main */
+    zloop_reader(n->loop, n->pipe, on_pipe, n);
+    zloop_reader(n->loop, n->router, on_router, n);
+    zloop_reader(n->loop, zactor_sock(n->log), on_log, n);
+    zloop_reader(n->loop, zactor_sock(n->compactor), on_compactor, n);
+    for (int i = 0; i < n->n_fsm; i++)
+        zloop_reader(n->loop, zactor_sock(n->fsm[i]), on_fsm, n);
+    zloop_timer(n->loop, n->cfg->tick_ms, 0, on_tick, n);
+    zloop_timer(n->loop, SWEEP_MS, 0, on_sweep, n);
+    zloop_timer(n->loop, n->cfg->metrics_ms, 0, on_metrics, n);
+}
+
+static uint64_t jobs_out(node_t *n)
+{
+    uint64_t j = n->batches_out + n->snaps_out;
+    for (size_t i = 0; i < n->n_replicas; i++)
+        j += n->replicas[i]->jobs_out;
+    return j;
+}
+
+/* Waits (bounded) for the actors to hand back every job, so nothing is freed under them. */
+static void drain(node_t *n)
+{
+    zpoller_t *p = zpoller_new(zactor_sock(n->log), zactor_sock(n->compactor), NULL);
+    for (int i = 0; i < n->n_fsm; i++)
+        zpoller_add(p, zactor_sock(n->fsm[i]));
+    int64_t until = zclock_mono() + 5000;
+    while (jobs_out(n) && zclock_mono() < until) {
+        zsock_t *s = zpoller_wait(p, 100);
+        if (!s)
+            continue;
+        char *cmd = NULL;
+        void *ptr = NULL;
+        if (zsock_recv(s, "sp", &cmd, &ptr) != 0 || !cmd || !ptr) {
+            zstr_free(&cmd);
+            continue;
+        }
+        if (streq(cmd, "PERSISTED")) {
+            persist_batch_t *b = ptr;
+            n->batches_out--;
+            free_batch(&b);
+        } else if (streq(cmd, "DONE")) {
+            fsm_job_t *j = ptr;
+            ((replica_t *)j->replica)->jobs_out--;
+            if (j->lsnap)
+                lsm_snapshot_release(((replica_t *)j->replica)->lsm, &j->lsnap);
+            fsm_job_destroy(&j);
+        } else if (streq(cmd, "SNAPPED")) {
+            snap_job_t *j = ptr;
+            n->snaps_out--;
+            free(j->dir);
+            free(j);
+        }
+        zstr_free(&cmd);
+    }
+    zpoller_destroy(&p);
+}
+
+static void stop(node_t *n)
+{
+    if (n->events)
+        events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_NODE_DOWN, 0, 0, UINT64_MAX,
+                           "node stopping");
+    if (n->log)
+        drain(n);
+    zactor_destroy(&n->log);
+    zactor_destroy(&n->compactor);
+    for (int i = 0; i < n->n_fsm; i++)
+        zactor_destroy(&n->fsm[i]);
+    if (n->batch)
+        free_batch(&n->batch);
+    for (size_t i = 0; i < n->n_replicas; i++)
+        replica_close(&n->replicas[i]);
+    free(n->replicas);
+    rlog_destroy(&n->rlog);
+    transport_destroy(&n->transport);
+    events_destroy(&n->events);
+    zsock_destroy(&n->router);
+    zloop_destroy(&n->loop);
+}
+
+void node_actor(zsock_t *pipe, void *args)
+{
+    node_t n;
+    memset(&n, 0, sizeof n);
+    n.cfg = args;
+    n.pipe = pipe;
+    n.debug = streq(n.cfg->log_level, "debug");
+    zsock_signal(pipe, 0);
+    char err[512] = "";
+    if (start(&n, err, sizeof err) != 0) {
+        zsys_error("node %" PRIu64 ": cannot start: %s", n.cfg->id, err[0] ? err : "out of memory");
+        zstr_send(pipe, "FAILED");
+        stop(&n);
+        /* wait for $TERM so the owner's zactor_destroy returns */
+        char *cmd = zstr_recv(pipe);
+        zstr_free(&cmd);
+        return;
+    }
+    Shoal__RaftEvent up = SHOAL__RAFT_EVENT__INIT;
+    up.type = SHOAL__RAFT_EVENT_TYPE__EV_NODE_UP;
+    up.endpoint = n.cfg->endpoint;
+    up.detail = (char *)"node started";
+    events_raft(n.events, &up);
+    zsys_info("node %" PRIu64 ": serving %zu replicas on %s, events on %s", n.cfg->id,
+              n.n_replicas, n.cfg->endpoint, n.cfg->pub_endpoint);
+    zstr_send(pipe, "READY");
+    setup_loop(&n);
+    zloop_start(n.loop);
+    bool fatal = n.fatal;
+    stop(&n);
+    if (fatal || !n.stopping) {
+        char *cmd = zstr_recv(pipe); /* wait for $TERM */
+        zstr_free(&cmd);
+    }
+}

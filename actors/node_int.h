@@ -1,0 +1,141 @@
+/* node_int.h - what the node's actors hand each other (internal to actors/).
+ *
+ * Thread model (docs/ARCHITECTURE.md, "Node runtime"): a node runs a fixed set of actors
+ * shared by all its replicas, so its thread count does not grow with the shard count:
+ *   node actor   (1)  every Raft core, the ROUTER and PUB sockets, the peer DEALERs
+ *                     (the transport), timers; never touches a disk except snapshot chunks
+ *   log actor    (1)  the shared durable log (rlog): writes + one fdatasync per batch
+ *   fsm actors   (N)  apply committed entries to the LSM engines, serve reads; a group is
+ *                     always served by the same fsm actor (group mod N), which keeps its
+ *                     applies and reads in order
+ *   compactor    (1)  snapshot export to a file, LSM flush before log truncation
+ * Messages between actors are czmq pictures carrying one pointer ("sp": command, job);
+ * ownership of the job passes with the message, and the reply passes it back.
+ *
+ * Commands:
+ *   node -> log:        "PERSIST" persist_batch_t*     log -> node: "PERSISTED" same
+ *   node -> fsm:        "JOB" fsm_job_t*                fsm -> node: "DONE" same (replies
+ *                                                       and change events filled in)
+ *   fsm -> compactor:   "EXPORT" snap_job_t*            compactor -> node: "SNAPPED" same
+ */
+#ifndef SHOAL_ACTORS_NODE_INT_H
+#define SHOAL_ACTORS_NODE_INT_H
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "actors/rlog.h"
+#include "engine/lsm/lsm.h"
+#include "engine/raft/raft.h"
+#include "proto/client.pb-c.h"
+#include "proto/events.pb-c.h"
+#include "proto/wire.pb-c.h"
+
+/* A client request waiting for its answer; owned by whoever holds it now. */
+typedef struct waiter_t {
+    zframe_t *identity;       /* ROUTER routing id of the sender */
+    Shoal__Frame *frame;      /* the decoded request (owned) */
+    uint64_t deadline_ms;     /* zclock_mono time to answer TIMEOUT */
+    uint64_t read_id;         /* ReadIndex context */
+    uint64_t index;           /* proposal index, or read index */
+    uint8_t *reply;           /* encoded Frame{client_resp} (malloc'd), set by whoever answers */
+    size_t reply_len;
+    struct waiter_t *next;
+} waiter_t;
+
+/* ---- log actor ---------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t group;
+    const raft_entry_t *entries; /* borrowed from the replica's outstanding ready */
+    size_t n_entries;
+    bool has_hs;
+    raft_hard_state_t hs;
+    bool has_snap;
+    uint64_t snap_index, snap_term;
+    uint8_t *conf;               /* owned: encoded ConfState */
+    size_t conf_len;
+    void *replica;               /* the node's replica_t, opaque to the log actor */
+} persist_item_t;
+
+typedef struct {
+    persist_item_t *items;
+    size_t n, cap;
+    int rc;                      /* set by the log actor */
+    uint64_t sync_us;            /* how long the fdatasync took */
+    bool synced;
+} persist_batch_t;
+
+/* ---- fsm actors --------------------------------------------------------------------- */
+
+enum { FSM_APPLY = 1, FSM_READ = 2, FSM_INSTALL = 3, FSM_SNAPSHOT = 4, FSM_OPEN = 5 };
+
+typedef struct fsm_group_t fsm_group_t; /* per-group state of the fsm (fsm_actor.c) */
+
+typedef struct fsm_job_t {
+    int type;
+    uint32_t group;
+    fsm_group_t *fg;              /* the group's fsm state (owned by the fsm actor) */
+    raft_entry_t *entries;        /* FSM_APPLY: owned copies */
+    size_t n_entries;
+    waiter_t **waiters;           /* FSM_APPLY: per entry, or NULL */
+    waiter_t *reads;              /* FSM_READ: list of reads to serve */
+    char *path;                   /* FSM_INSTALL: received snapshot file */
+    uint64_t snap_index;          /* FSM_INSTALL / FSM_SNAPSHOT */
+    uint64_t applied;             /* out: applied index after the job */
+    const lsm_snapshot_t *lsnap;  /* out, FSM_SNAPSHOT: the engine's view at `applied` */
+    waiter_t *done;               /* out: answered waiters */
+    Shoal__ChangeEvent **changes; /* out: change events to publish (owned) */
+    size_t n_changes, cap_changes;
+    int rc;                       /* out */
+    char err[256];
+    void *replica;                /* the node's replica_t */
+    struct fsm_job_t *next;
+} fsm_job_t;
+
+/* ---- compactor ---------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t group;
+    lsm_t *lsm;                   /* borrowed */
+    const lsm_snapshot_t *snap;   /* released by the compactor */
+    uint64_t index;               /* applied index the snapshot holds */
+    char *dir;                    /* snapshot directory of the group */
+    uint64_t size, checksum;      /* out */
+    int rc;
+    char err[256];
+    void *replica;
+} snap_job_t;
+
+typedef struct {
+    zactor_t *compactor;          /* where the fsm sends export jobs */
+} fsm_args_t;
+
+void log_actor(zsock_t *pipe, void *args);       /* args: rlog_t* with fsync mode below */
+void fsm_actor(zsock_t *pipe, void *args);       /* args: fsm_args_t* */
+void compactor_actor(zsock_t *pipe, void *args); /* args: NULL */
+
+typedef struct {
+    rlog_t *log;
+    int fsync_mode;               /* NODE_FSYNC_* */
+} log_args_t;
+
+/* fsm group state: created by the node (fsm_group_new) and then used only by one fsm
+ * actor; the applied index it recovered is returned for the Raft restore. */
+fsm_group_t *fsm_group_new(uint32_t group, lsm_t *lsm, uint64_t *applied, char *err,
+                           size_t errlen);
+void fsm_group_destroy(fsm_group_t **self_p);
+
+void waiter_destroy(waiter_t **self_p);
+/* Encodes a ClientResponse answer into w->reply (request_id, client_id, seq copied). */
+void waiter_answer(waiter_t *w, Shoal__ClientResponse *resp);
+void waiter_answer_status(waiter_t *w, Shoal__Status status, const char *error);
+void fsm_job_destroy(fsm_job_t **self_p);
+
+/* Keys in a replica's LSM: user data under 'd', client sessions under 's', metadata 'm'. */
+#define KEY_DATA 'd'
+#define KEY_SESSION 's'
+#define KEY_APPLIED "m/applied"
+
+#endif

@@ -1,0 +1,681 @@
+/* replica.c - one Raft group's replica inside the node actor: recovery from the shared log
+ * and the engine, the stages of a ready batch, snapshot files, and the waiting requests.
+ * See replica.h for the stages and node_int.h for the thread model.
+ *
+ * Invariants:
+ *  - nothing the core asked to persist is acknowledged to a peer (msgs_after_persist) or
+ *    applied before the log actor reported it durable;
+ *  - a committed entry reaches the fsm before any linearizable read whose read index
+ *    covers it (same fsm actor, FIFO), and a received snapshot is ingested into the engine
+ *    before the log forgets the entries it replaces;
+ *  - the log is marked "snapshot at i" (and old segments deleted) only after the engine
+ *    holds everything up to i durably (compactor flush).
+ */
+#include "actors/replica.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "engine/error.h"
+#include "proto/codec.h"
+
+#define MAX_PROPOSALS 8192
+#define SNAP_CHUNK (256u << 10)
+
+/* ---- snapshot files (the core's snapshot_io) ---------------------------------------- */
+
+static void snap_path(const replica_t *r, uint64_t index, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/snap-%" PRIu64, r->snapdir, index);
+}
+
+static int file_checksum(const char *path, uint64_t *size, uint64_t *sum)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return SHOAL_ENOTFOUND;
+    XXH3_state_t *h = XXH3_createState();
+    uint8_t *buf = malloc(1 << 20);
+    size_t n;
+    *size = 0;
+    XXH3_64bits_reset(h);
+    while (buf && (n = fread(buf, 1, 1 << 20, f)) > 0) {
+        XXH3_64bits_update(h, buf, n);
+        *size += n;
+    }
+    *sum = XXH3_64bits_digest(h);
+    int rc = buf && !ferror(f) ? 0 : SHOAL_EIO;
+    XXH3_freeState(h);
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+/* Leader side: bytes of the snapshot file at index. */
+static int64_t snap_read(void *ctx, uint64_t index, uint64_t offset, uint8_t *buf, size_t cap,
+                         uint64_t *total, uint64_t *checksum)
+{
+    replica_t *r = ctx;
+    if (index != r->snap_index || r->snap_index == 0)
+        return SHOAL_ENOTFOUND;
+    char path[1200];
+    snap_path(r, index, path, sizeof path);
+    if (r->snap_size == 0 && file_checksum(path, &r->snap_size, &r->snap_checksum) != 0)
+        return SHOAL_ENOTFOUND;
+    *total = r->snap_size;
+    *checksum = r->snap_checksum;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return SHOAL_ENOTFOUND;
+    ssize_t n = offset >= r->snap_size ? 0 : pread(fd, buf, cap, (off_t)offset);
+    close(fd);
+    return n < 0 ? SHOAL_EIO : n;
+}
+
+/* Follower side: chunks arrive in order into snapdir/incoming. */
+static int snap_write(void *ctx, const raft_snapshot_chunk_t *c)
+{
+    replica_t *r = ctx;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/incoming", r->snapdir);
+    if (c->offset == 0) {
+        if (r->in_fd >= 0)
+            close(r->in_fd);
+        r->in_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        r->in_written = 0;
+    }
+    if (r->in_fd < 0 || c->offset != r->in_written)
+        return SHOAL_EINVAL;
+    if (c->len && pwrite(r->in_fd, c->data, c->len, (off_t)c->offset) != (ssize_t)c->len)
+        return SHOAL_EIO;
+    r->in_written += c->len;
+    if (!c->last)
+        return 0;
+    close(r->in_fd);
+    r->in_fd = -1;
+    uint64_t size, sum;
+    if (r->in_written != c->total_size || file_checksum(path, &size, &sum) != 0 ||
+        sum != c->checksum) {
+        zsys_warning("shard %u: snapshot at %" PRIu64 " failed its checksum; refused", r->group,
+                     c->meta.index);
+        return SHOAL_ECORRUPT;
+    }
+    return 0;
+}
+
+/* ---- open / close ------------------------------------------------------------------- */
+
+static int mkdir_p(const char *dir)
+{
+    return mkdir(dir, 0755) == 0 || errno == EEXIST ? 0 : SHOAL_EIO;
+}
+
+static int open_lsm(replica_t *r, char *err, size_t errlen)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/lsm", r->dir);
+    lsm_options_t o;
+    lsm_options_init(&o);
+    o.dir = path;
+    o.write_buffer_size = (size_t)r->node->cfg->lsm_buffer_kb << 10;
+    o.block_cache_size = (size_t)r->node->cfg->lsm_cache_kb << 10;
+    o.sync = LSM_SYNC_NONE; /* the Raft log is the write-ahead log of the replica */
+    return lsm_open(&o, &r->lsm, err, errlen);
+}
+
+/* Everything the core needs from disk: hard state, snapshot mark, entries after it. */
+static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen)
+{
+    node_t *n = r->node;
+    raft_restore_t rs;
+    memset(&rs, 0, sizeof rs);
+    uint64_t ids[NODE_MAX_NODES];
+    const uint8_t *conf = NULL;
+    size_t conf_len = 0;
+    if (rlog_has_group(n->rlog, r->group)) {
+        rlog_hardstate(n->rlog, r->group, &rs.hard_state.term, &rs.hard_state.vote,
+                       &rs.hard_state.commit);
+        rlog_snapshot(n->rlog, r->group, &rs.snapshot.index, &rs.snapshot.term, &conf,
+                      &conf_len);
+    }
+    if (conf_len && transport_conf_decode(conf, conf_len, &rs.snapshot.conf) != 0) {
+        snprintf(err, errlen, "shard %u: configuration in the log does not decode", r->group);
+        return SHOAL_ECORRUPT;
+    }
+    if (!conf_len) { /* bootstrap: the placement of CONTRACTS.md */
+        size_t k = node_config_replicas(n->cfg, r->group, ids, NODE_MAX_NODES);
+        for (size_t i = 0; i < k; i++)
+            rs.snapshot.conf.voters[i] = raft_id_of(ids[i]);
+        rs.snapshot.conf.n_voters = k;
+    }
+    if (applied < rs.snapshot.index) {
+        snprintf(err, errlen,
+                 "shard %u: engine applied index %" PRIu64 " is behind the log's snapshot %" PRIu64,
+                 r->group, applied, rs.snapshot.index);
+        return SHOAL_ECORRUPT;
+    }
+    uint64_t first = rs.snapshot.index + 1, last = rlog_last_index(n->rlog, r->group);
+    size_t cnt = last >= first ? (size_t)(last - first + 1) : 0;
+    raft_entry_t *ents = calloc(cnt ? cnt : 1, sizeof *ents);
+    int rc = ents ? 0 : SHOAL_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < cnt; i++) {
+        uint8_t et;
+        rc = rlog_entry(n->rlog, r->group, first + i, &ents[i].term, &et, &ents[i].data,
+                        &ents[i].len);
+        ents[i].index = first + i;
+        ents[i].type = (raft_entry_type_t)et;
+    }
+    if (applied > last)
+        applied = last > rs.snapshot.index ? last : rs.snapshot.index;
+    if (rs.hard_state.commit < applied)
+        rs.hard_state.commit = applied;
+    if (rs.hard_state.commit > last)
+        rs.hard_state.commit = last;
+    rs.entries = ents;
+    rs.n_entries = cnt;
+    rs.applied = applied;
+    raft_config_t c;
+    raft_config_default(&c);
+    c.id = raft_id_of(n->cfg->id);
+    c.group = r->group;
+    c.election_tick = n->cfg->election_ticks;
+    c.heartbeat_tick = n->cfg->heartbeat_ticks;
+    c.prevote = n->cfg->prevote;
+    c.check_quorum = n->cfg->check_quorum;
+    c.snapshot_chunk_bytes = SNAP_CHUNK;
+    c.seed = zclock_usecs() ^ ((uint64_t)r->group << 32) ^ n->cfg->id;
+    c.snapshot_io = (raft_snapshot_io_t){r, snap_read, snap_write};
+    int e = 0;
+    if (rc == 0 && !(r->raft = raft_new(&c, &rs, &e)))
+        rc = e ? e : SHOAL_EINVAL;
+    if (rc)
+        snprintf(err, errlen, "shard %u: Raft restore failed: %s", r->group, shoal_strerror(rc));
+    for (size_t i = 0; i < cnt; i++)
+        free(ents[i].data);
+    free(ents);
+    r->submitted = r->applied = applied;
+    r->commit = rs.hard_state.commit;
+    r->term = rs.hard_state.term;
+    r->snap_index = rs.snapshot.index;
+    return rc;
+}
+
+replica_t *replica_open(node_t *node, uint32_t group, char *err, size_t errlen)
+{
+    replica_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->group = group;
+    r->node = node;
+    r->in_fd = -1;
+    r->fsm_idx = (int)(group % (uint32_t)node->n_fsm);
+    if (group == SHOAL_META_GROUP)
+        snprintf(r->dir, sizeof r->dir, "%s/meta", node->cfg->data_dir);
+    else
+        snprintf(r->dir, sizeof r->dir, "%s/shard-%u", node->cfg->data_dir, group);
+    snprintf(r->snapdir, sizeof r->snapdir, "%s/snap", r->dir);
+    uint64_t applied = 0;
+    int rc = mkdir_p(r->dir) || mkdir_p(r->snapdir) ? SHOAL_EIO : 0;
+    if (rc)
+        snprintf(err, errlen, "%s: cannot create: %s", r->dir, strerror(errno));
+    if (rc == 0)
+        rc = open_lsm(r, err, errlen);
+    if (rc == 0 && !(r->fg = fsm_group_new(group, r->lsm, &applied, err, errlen)))
+        rc = SHOAL_EIO;
+    if (rc == 0)
+        rc = restore_raft(r, applied, err, errlen);
+    if (rc) {
+        replica_close(&r);
+        return NULL;
+    }
+    /* the newest snapshot file, if its index matches the log's snapshot */
+    char path[1200];
+    snap_path(r, r->snap_index, path, sizeof path);
+    if (r->snap_index && access(path, R_OK) != 0)
+        r->snap_index = 0;
+    return r;
+}
+
+void replica_close(replica_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    replica_t *r = *self_p;
+    if (r->rd_out)
+        raft_ready_free(r->raft, &r->rd);
+    raft_destroy(&r->raft);
+    waiter_t *lists[3] = {r->props, r->reads_wait, r->reads_ready};
+    for (int i = 0; i < 3; i++)
+        for (waiter_t *w = lists[i], *n; w; w = n) {
+            n = w->next;
+            waiter_destroy(&w);
+        }
+    fsm_group_destroy(&r->fg);
+    lsm_close(&r->lsm);
+    if (r->in_fd >= 0)
+        close(r->in_fd);
+    free(r);
+    *self_p = NULL;
+}
+
+/* ---- answers ------------------------------------------------------------------------ */
+
+#define NO_LEADER UINT64_MAX /* "no leader known" in events and statuses (node ids from 0) */
+
+void replica_not_leader(replica_t *r, waiter_t *w)
+{
+    Shoal__ClientResponse resp = SHOAL__CLIENT_RESPONSE__INIT;
+    Shoal__LeaderHint hint = SHOAL__LEADER_HINT__INIT;
+    resp.status = SHOAL__STATUS__STATUS_NOT_LEADER;
+    resp.error = (char *)"this node is not the shard's leader";
+    const node_peer_t *p = r->leader ? node_config_peer(r->node->cfg, node_id_of(r->leader)) : NULL;
+    if (p && r->leader != raft_id_of(r->node->cfg->id)) {
+        hint.node_id = p->id;
+        hint.endpoint = (char *)p->endpoint;
+        hint.term = r->term;
+        resp.leader = &hint;
+    }
+    waiter_answer(w, &resp);
+}
+
+/* Leadership lost: every waiting proposal and read is told to go to the new leader. The
+ * proposals may still commit; the client's retry with the same (client_id, seq) is then
+ * answered from the session instead of applied twice. */
+static void fail_waiters(replica_t *r)
+{
+    waiter_t *lists[2] = {r->props, r->reads_wait};
+    for (int i = 0; i < 2; i++)
+        for (waiter_t *w = lists[i], *n; w; w = n) {
+            n = w->next;
+            replica_not_leader(r, w);
+            node_reply(r->node, &w);
+        }
+    r->props = r->props_tail = r->reads_wait = NULL;
+    r->n_props = 0;
+}
+
+static uint64_t leader_node(const replica_t *r)
+{
+    return r->leader ? node_id_of(r->leader) : NO_LEADER;
+}
+
+static void on_soft_state(replica_t *r)
+{
+    node_t *n = r->node;
+    raft_soft_state_t *s = &r->rd.soft_state;
+    bool was_leader = r->role == RAFT_LEADER;
+    if ((s->role == RAFT_CANDIDATE || s->role == RAFT_PRECANDIDATE) && s->role != r->role)
+        events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_ELECTION_STARTED, r->group,
+                           r->term, NO_LEADER, raft_role_name(s->role));
+    if (s->leader != r->leader) {
+        r->leader = s->leader;
+        n->leader_changes++;
+        bool me = s->leader == raft_id_of(n->cfg->id);
+        if (s->leader)
+            zsys_info("shard %u: leader is node %" PRIu64 " (term %" PRIu64 ")%s", r->group,
+                      node_id_of(s->leader), r->term, me ? ", this node" : "");
+        else
+            zsys_info("shard %u: no leader known (term %" PRIu64 ")", r->group, r->term);
+        events_raft_simple(n->events,
+                           me ? SHOAL__RAFT_EVENT_TYPE__EV_LEADER_ELECTED
+                              : SHOAL__RAFT_EVENT_TYPE__EV_LEADER_CHANGED,
+                           r->group, r->term, leader_node(r), me ? "this node leads" : "");
+    }
+    r->role = s->role;
+    if (was_leader && s->role != RAFT_LEADER)
+        fail_waiters(r);
+}
+
+static void on_hard_state(replica_t *r)
+{
+    if (r->rd.hard_state.term != r->term)
+        events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_TERM_CHANGED, r->group,
+                           r->rd.hard_state.term, leader_node(r), "");
+    r->term = r->rd.hard_state.term;
+}
+
+/* ---- ready stages ------------------------------------------------------------------- */
+
+void replica_send_job(replica_t *r, fsm_job_t *job)
+{
+    job->group = r->group;
+    job->fg = r->fg;
+    job->replica = r;
+    r->jobs_out++;
+    zsock_send(r->node->fsm[r->fsm_idx], "sp", "JOB", job);
+}
+
+static persist_item_t *batch_item(node_t *n)
+{
+    if (!n->batch && !(n->batch = calloc(1, sizeof *n->batch)))
+        return NULL;
+    persist_batch_t *b = n->batch;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        persist_item_t *ni = realloc(b->items, cap * sizeof *ni);
+        if (!ni)
+            return NULL;
+        b->items = ni;
+        b->cap = cap;
+    }
+    persist_item_t *it = &b->items[b->n++];
+    memset(it, 0, sizeof *it);
+    return it;
+}
+
+/* Copies committed entries into an APPLY job, attaching the proposals they answer. */
+static void submit_committed(replica_t *r)
+{
+    if (r->rd.n_committed == 0)
+        return;
+    fsm_job_t *job = calloc(1, sizeof *job);
+    size_t n = r->rd.n_committed;
+    job->type = FSM_APPLY;
+    job->entries = calloc(n, sizeof *job->entries);
+    job->waiters = calloc(n, sizeof *job->waiters);
+    job->n_entries = n;
+    for (size_t i = 0; i < n; i++) {
+        raft_entry_t *e = &r->rd.committed[i];
+        job->entries[i] = *e;
+        job->entries[i].data = NULL;
+        if (e->len && (job->entries[i].data = malloc(e->len)))
+            memcpy(job->entries[i].data, e->data, e->len);
+        /* proposals are queued in index order: those at or below e->index are settled */
+        while (r->props && r->props->index <= e->index) {
+            waiter_t *w = r->props;
+            r->props = w->next;
+            r->n_props--;
+            w->next = NULL;
+            if (w->index == e->index)
+                job->waiters[i] = w;
+            else {
+                waiter_answer_status(w, SHOAL__STATUS__STATUS_UNAVAILABLE,
+                                     "proposal dropped by a leader change; retry");
+                node_reply(r->node, &w);
+            }
+        }
+    }
+    if (!r->props)
+        r->props_tail = NULL;
+    r->submitted = r->rd.committed[n - 1].index;
+    replica_send_job(r, job);
+}
+
+void replica_flush_reads(replica_t *r)
+{
+    fsm_job_t *job = NULL;
+    waiter_t **pp = &r->reads_ready;
+    while (*pp) {
+        waiter_t *w = *pp;
+        if (w->index > r->submitted) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        if (!job && (job = calloc(1, sizeof *job)))
+            job->type = FSM_READ;
+        w->next = job->reads;
+        job->reads = w;
+    }
+    if (job)
+        replica_send_job(r, job);
+}
+
+static void take_reads(replica_t *r)
+{
+    for (size_t i = 0; i < r->rd.n_reads; i++) {
+        raft_read_state_t *rs = &r->rd.reads[i];
+        uint64_t id;
+        if (rs->ctx_len != sizeof id)
+            continue;
+        memcpy(&id, rs->ctx, sizeof id);
+        for (waiter_t **pp = &r->reads_wait; *pp; pp = &(*pp)->next)
+            if ((*pp)->read_id == id) {
+                waiter_t *w = *pp;
+                *pp = w->next;
+                w->index = rs->index;
+                w->next = r->reads_ready;
+                r->reads_ready = w;
+                break;
+            }
+    }
+}
+
+static void apply_deferred_snapshot(replica_t *r);
+
+static void finish_ready(replica_t *r)
+{
+    for (size_t i = 0; i < r->rd.n_msgs_after_persist; i++)
+        transport_send(r->node->transport, &r->rd.msgs_after_persist[i]);
+    if (r->rd.hard_state_changed)
+        r->commit = r->rd.hard_state.commit;
+    submit_committed(r);
+    take_reads(r);
+    replica_flush_reads(r);
+    raft_advance(r->raft, &r->rd);
+    r->rd_out = false;
+    r->stage = STAGE_NONE;
+    apply_deferred_snapshot(r);
+}
+
+/* Hands entries, hard state and snapshot mark to this turn's log batch; false when
+ * nothing needs to be durable (the ready finishes at once). */
+static bool stage_persist(replica_t *r)
+{
+    raft_ready_t *rd = &r->rd;
+    if (!rd->n_entries && !rd->hard_state_changed && !rd->snapshot)
+        return false;
+    persist_item_t *it = batch_item(r->node);
+    if (!it) {
+        r->node->fatal = true;
+        return true;
+    }
+    it->group = r->group;
+    it->entries = rd->entries;
+    it->n_entries = rd->n_entries;
+    it->has_hs = rd->hard_state_changed;
+    it->hs = rd->hard_state;
+    it->replica = r;
+    if (rd->snapshot) {
+        it->has_snap = true;
+        it->snap_index = rd->snapshot->index;
+        it->snap_term = rd->snapshot->term;
+        it->conf = transport_conf_encode(&rd->snapshot->conf, &it->conf_len);
+    }
+    r->stage = STAGE_PERSIST;
+    return true;
+}
+
+void replica_pump(replica_t *r)
+{
+    while (!r->rd_out && !r->node->fatal && raft_has_ready(r->raft)) {
+        if (raft_ready(r->raft, &r->rd) != 0)
+            return;
+        r->rd_out = true;
+        if (r->rd.soft_state_changed)
+            on_soft_state(r);
+        if (r->rd.hard_state_changed)
+            on_hard_state(r);
+        for (size_t i = 0; i < r->rd.n_msgs; i++)
+            transport_send(r->node->transport, &r->rd.msgs[i]);
+        if (r->rd.snapshot) {
+            /* the engine takes the snapshot before the log forgets what it replaces */
+            fsm_job_t *job = calloc(1, sizeof *job);
+            char path[1200];
+            snprintf(path, sizeof path, "%s/incoming", r->snapdir);
+            job->type = FSM_INSTALL;
+            job->path = strdup(path);
+            job->snap_index = r->rd.snapshot->index;
+            r->stage = STAGE_INSTALL;
+            replica_send_job(r, job);
+            return;
+        }
+        if (stage_persist(r))
+            return;
+        finish_ready(r);
+    }
+}
+
+void replica_persisted(replica_t *r)
+{
+    if (r->stage != STAGE_PERSIST)
+        return;
+    finish_ready(r);
+    replica_pump(r);
+}
+
+static void installed(replica_t *r, fsm_job_t *job)
+{
+    if (job->rc) {
+        zsys_error("shard %u: %s", r->group, job->err);
+        r->node->fatal = true;
+        return;
+    }
+    char from[1200], to[1200];
+    snprintf(from, sizeof from, "%s/incoming", r->snapdir);
+    snap_path(r, job->snap_index, to, sizeof to);
+    rename(from, to);
+    r->snap_index = job->snap_index;
+    r->snap_size = 0; /* checksum recomputed when the file is served */
+    r->submitted = r->applied = job->applied;
+    events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_SNAPSHOT_INSTALLED, r->group,
+                       r->term, leader_node(r), "snapshot installed");
+    zsys_info("shard %u: installed snapshot at index %" PRIu64, r->group, job->snap_index);
+    if (!stage_persist(r))
+        finish_ready(r);
+}
+
+void replica_fsm_done(replica_t *r, fsm_job_t *job)
+{
+    node_t *n = r->node;
+    r->jobs_out--;
+    if (job->applied > r->applied)
+        r->applied = job->applied;
+    for (waiter_t *w = job->done, *next; w; w = next) {
+        next = w->next;
+        node_reply(n, &w);
+    }
+    job->done = NULL;
+    for (size_t i = 0; i < job->n_changes; i++)
+        events_change(n->events, job->changes[i]);
+    if (job->type == FSM_INSTALL) {
+        installed(r, job);
+        replica_pump(r);
+    } else if (job->type == FSM_SNAPSHOT) {
+        if (job->lsnap) {
+            snap_job_t *sj = calloc(1, sizeof *sj);
+            sj->group = r->group;
+            sj->lsm = r->lsm;
+            sj->snap = job->lsnap;
+            sj->index = job->applied;
+            sj->dir = strdup(r->snapdir);
+            sj->replica = r;
+            n->snaps_out++;
+            zsock_send(n->compactor, "sp", "EXPORT", sj);
+        } else {
+            r->snap_busy = false;
+        }
+    }
+    if (job->rc && job->type == FSM_APPLY) {
+        zsys_error("shard %u: applying committed entries failed; stopping the node", r->group);
+        n->fatal = true;
+    }
+    fsm_job_destroy(&job);
+}
+
+/* ---- snapshots and log truncation --------------------------------------------------- */
+
+void replica_maybe_snapshot(replica_t *r, bool force)
+{
+    uint64_t since = r->applied > r->snap_index ? r->applied - r->snap_index : 0;
+    if (r->snap_busy || since == 0 || (!force && since < r->node->cfg->snapshot_entries))
+        return;
+    fsm_job_t *job = calloc(1, sizeof *job);
+    job->type = FSM_SNAPSHOT;
+    r->snap_busy = true;
+    replica_send_job(r, job);
+}
+
+static void mark_snapshot(replica_t *r, uint64_t index)
+{
+    raft_snapshot_meta_t meta;
+    int rc = raft_snapshot_taken(r->raft, index, &meta);
+    if (rc) {
+        zsys_warning("shard %u: snapshot at %" PRIu64 " refused by the core: %s", r->group,
+                     index, shoal_strerror(rc));
+        return;
+    }
+    persist_item_t *it = batch_item(r->node);
+    if (!it)
+        return;
+    it->group = r->group;
+    it->has_snap = true;
+    it->snap_index = index;
+    it->snap_term = meta.term;
+    it->conf = transport_conf_encode(&meta.conf, &it->conf_len);
+    it->replica = NULL; /* nothing waits on it */
+    events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_LOG_TRUNCATED, r->group,
+                       r->term, leader_node(r), "log truncated behind a snapshot");
+}
+
+static void apply_deferred_snapshot(replica_t *r)
+{
+    if (r->snap_taken_pending) {
+        mark_snapshot(r, r->snap_taken_pending);
+        r->snap_taken_pending = 0;
+    }
+}
+
+void replica_snapped(replica_t *r, snap_job_t *job)
+{
+    r->snap_busy = false;
+    if (job->rc) {
+        zsys_warning("%s", job->err);
+        return;
+    }
+    r->snap_index = job->index;
+    r->snap_size = job->size;
+    r->snap_checksum = job->checksum;
+    events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_COMPACTION, r->group, r->term,
+                       leader_node(r), "snapshot taken");
+    if (r->rd_out)
+        r->snap_taken_pending = job->index; /* the core takes it after this ready */
+    else
+        mark_snapshot(r, job->index);
+}
+
+/* ---- deadlines ---------------------------------------------------------------------- */
+
+static void expire_list(replica_t *r, waiter_t **head, uint64_t now, bool props)
+{
+    for (waiter_t **pp = head; *pp;) {
+        waiter_t *w = *pp;
+        if (w->deadline_ms > now) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        if (props)
+            r->n_props--;
+        waiter_answer_status(w, SHOAL__STATUS__STATUS_TIMEOUT,
+                             "deadline passed; the write may or may not have applied");
+        node_reply(r->node, &w);
+    }
+}
+
+void replica_expire(replica_t *r, uint64_t now_ms)
+{
+    expire_list(r, &r->props, now_ms, true);
+    r->props_tail = NULL;
+    for (waiter_t *w = r->props; w; w = w->next)
+        r->props_tail = w;
+    expire_list(r, &r->reads_wait, now_ms, false);
+    expire_list(r, &r->reads_ready, now_ms, false);
+}

@@ -1,0 +1,116 @@
+/* replica.h - one replica of one Raft group on this node, as the node actor sees it, and
+ * the node actor's own state (internal to actors/).
+ *
+ * A replica is not a thread: it is a Raft core plus the bookkeeping that moves each of its
+ * ready batches through the shared actors (node_int.h). A ready goes through stages:
+ *   READY    msgs sent at once (heartbeats never wait for the disk)
+ *   INSTALL  a received snapshot is being ingested by the fsm actor (only if present)
+ *   PERSIST  entries, hard state and snapshot mark are in a batch of the log actor
+ *   FINISH   after-persist msgs sent, committed entries handed to the fsm, reads queued,
+ *            raft_advance
+ * Only one ready is outstanding per replica (the core's rule); other replicas' readies go
+ * on, and the ones that reach PERSIST in the same loop turn share one fdatasync. */
+#ifndef SHOAL_ACTORS_REPLICA_H
+#define SHOAL_ACTORS_REPLICA_H
+
+#include <czmq.h>
+
+#include "actors/events.h"
+#include "actors/node_config.h"
+#include "actors/node_int.h"
+#include "actors/transport.h"
+
+enum { STAGE_NONE = 0, STAGE_INSTALL = 1, STAGE_PERSIST = 2 };
+
+#define NODE_MAX_FSM 4
+#define FSYNC_BUCKETS 12
+
+typedef struct node_t node_t;
+
+typedef struct replica_t {
+    uint32_t group;
+    node_t *node;
+    raft_t *raft;
+    lsm_t *lsm;
+    fsm_group_t *fg;           /* used only by fsm actor fsm_idx after open */
+    int fsm_idx;
+    char dir[1024];            /* DATA/shard-<S> or DATA/meta */
+    char snapdir[1100];
+    raft_ready_t rd;
+    bool rd_out;
+    int stage;
+    uint64_t submitted;        /* last index handed to the fsm */
+    uint64_t applied;          /* last index the fsm reported applied */
+    uint64_t commit, term, leader; /* leader: raft id, 0 unknown */
+    raft_role_t role;
+    waiter_t *props, *props_tail; /* proposals waiting to commit, by index */
+    size_t n_props;
+    waiter_t *reads_wait;      /* linearizable reads waiting for their read index */
+    waiter_t *reads_ready;     /* read index known, waiting for the fsm to reach it */
+    uint64_t next_read_id;
+    uint64_t snap_index;       /* index of the newest snapshot file (0: none) */
+    uint64_t snap_size, snap_checksum;
+    bool snap_busy;            /* a snapshot is being taken */
+    uint64_t snap_taken_pending; /* snapshot done while a ready was out: apply at advance */
+    int in_fd;                 /* incoming snapshot file, -1 when none */
+    uint64_t in_written;
+    uint64_t jobs_out;         /* fsm jobs in flight */
+    uint64_t ev_commit, ev_applied; /* last values published */
+    uint64_t idle_ticks;       /* ticks without any activity (quiescence) */
+    bool quiet;                /* not ticked while idle */
+} replica_t;
+
+struct node_t {
+    node_config_t *cfg;
+    zsock_t *pipe;
+    zloop_t *loop;
+    zsock_t *router;
+    events_t *events;
+    transport_t *transport;
+    rlog_t *rlog;
+    log_args_t log_args;
+    zactor_t *log;
+    zactor_t *fsm[NODE_MAX_FSM];
+    int n_fsm;
+    fsm_args_t fsm_args;
+    zactor_t *compactor;
+    replica_t **replicas;
+    size_t n_replicas;
+    persist_batch_t *batch;    /* being filled this loop turn */
+    uint64_t batches_out;
+    uint64_t snaps_out;
+    bool fatal;
+    bool stopping;
+    bool debug;
+    /* metrics */
+    uint64_t fsync_hist[FSYNC_BUCKETS];
+    uint64_t leader_changes;
+    uint64_t requests;
+};
+
+extern const uint64_t node_fsync_bounds_us[FSYNC_BUCKETS];
+
+replica_t *replica_open(node_t *node, uint32_t group, char *err, size_t errlen);
+void replica_close(replica_t **self_p);
+/* Moves the replica's readies forward as far as they go without waiting. */
+void replica_pump(replica_t *r);
+/* The log actor made the replica's batch item durable (rc 0) or failed. */
+void replica_persisted(replica_t *r);
+/* The fsm finished a job of this replica. */
+void replica_fsm_done(replica_t *r, fsm_job_t *job);
+/* The compactor finished a snapshot of this replica. */
+void replica_snapped(replica_t *r, snap_job_t *job);
+/* Starts a snapshot if enough was applied since the last one (or force). */
+void replica_maybe_snapshot(replica_t *r, bool force);
+/* Answers proposals and reads whose deadline passed. */
+void replica_expire(replica_t *r, uint64_t now_ms);
+/* Sends a job to the replica's fsm actor (takes it). */
+void replica_send_job(replica_t *r, fsm_job_t *job);
+/* Answers a waiter on the ROUTER and frees it. */
+void node_reply(node_t *node, waiter_t **w_p);
+/* A NOT_LEADER answer with the replica's leader hint. */
+void replica_not_leader(replica_t *r, waiter_t *w);
+/* Queues reads that the fsm can serve now (read index <= submitted). */
+void replica_flush_reads(replica_t *r);
+
+#endif

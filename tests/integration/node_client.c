@@ -1,0 +1,351 @@
+/* node_client.c - a small client that talks to shoald directly (DEALER + proto/codec.c),
+ * for the node integration tests and the node benchmark; it does not use libshoal so the
+ * node can be tested on its own.
+ *
+ *   node_client [--timeout MS] [--node I] ENDPOINTS CMD ARGS...
+ *     ENDPOINTS   comma-separated ROUTER endpoints of the nodes
+ *     put S K V | get S K [stale] | del S K | cas S K EXPECTED NEW | cas-absent S K NEW
+ *     scan S PREFIX LIMIT       prints KEY<TAB>VALUE lines
+ *     load S PREFIX FROM TO     writes PREFIX<i> = v<i>, printing "ack <i>" per acknowledged
+ *                               write (the test's record of what must survive)
+ *     check S PREFIX FILE       every "ack <i>" in FILE must read back as v<i> (linearizable)
+ *     wait-leaders S1,S2,...    waits until each shard answers a linearizable read
+ *     leader S                  prints the node index (position in ENDPOINTS) of the leader
+ *     changes S AFTER           prints INDEX<TAB>KEY lines of the retained changes
+ *
+ * A request goes to the leader it last heard of, follows NOT_LEADER hints, and retries on
+ * UNAVAILABLE, TIMEOUT or silence with the same (client_id, seq), so a write is applied once
+ * even when it is retried on a new leader. Exit 0 ok, 1 not found / compare failed / check
+ * failed, 3 unavailable until the deadline. */
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/codec.h"
+
+#define MAX_NODES 16
+
+typedef struct {
+    char *ep[MAX_NODES];
+    zsock_t *sock[MAX_NODES];
+    int n;
+    int leader[1024];          /* per shard: node index, -1 unknown */
+    uint64_t client_id, seq, rid;
+    int timeout_ms;
+} client_t;
+
+static int node_of_endpoint(client_t *c, const char *ep)
+{
+    for (int i = 0; i < c->n; i++)
+        if (streq(c->ep[i], ep))
+            return i;
+    return -1;
+}
+
+/* One attempt: send req to node i, wait up to ms for the reply with the same request id. */
+static Shoal__Frame *attempt(client_t *c, int i, Shoal__ClientRequest *req, int ms)
+{
+    req->request_id = ++c->rid;
+    Shoal__Frame f = SHOAL__FRAME__INIT;
+    f.version = SHOAL_WIRE_VERSION;
+    f.body_case = SHOAL__FRAME__BODY_CLIENT_REQ;
+    f.client_req = req;
+    size_t len;
+    uint8_t *buf = shoal_frame_encode(&f, &len);
+    zmq_send(zsock_resolve(c->sock[i]), buf, len, ZMQ_DONTWAIT);
+    free(buf);
+    int64_t until = zclock_mono() + ms;
+    while (zclock_mono() < until) {
+        zpoller_t *p = zpoller_new(c->sock[i], NULL);
+        void *s = zpoller_wait(p, (int)(until - zclock_mono()));
+        zpoller_destroy(&p);
+        if (!s)
+            break;
+        zframe_t *fr = zframe_recv(c->sock[i]);
+        Shoal__Frame *resp = NULL;
+        char err[128];
+        if (fr && shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
+            resp->body_case == SHOAL__FRAME__BODY_CLIENT_RESP &&
+            resp->client_resp->request_id == c->rid) {
+            zframe_destroy(&fr);
+            return resp;
+        }
+        shoal_frame_free(&resp);
+        zframe_destroy(&fr);
+    }
+    return NULL;
+}
+
+/* Sends req to the shard's leader until a final answer or the deadline. */
+static Shoal__Frame *call(client_t *c, Shoal__ClientRequest *req)
+{
+    int64_t deadline = zclock_mono() + c->timeout_ms;
+    uint32_t s = req->shard % 1024;
+    int next = c->leader[s] >= 0 ? c->leader[s] : (int)(req->shard % (uint32_t)c->n);
+    int backoff = 10;
+    while (zclock_mono() < deadline) {
+        Shoal__Frame *f = attempt(c, next, req, 1000);
+        if (f) {
+            Shoal__ClientResponse *r = f->client_resp;
+            if (r->status == SHOAL__STATUS__STATUS_NOT_LEADER) {
+                int hinted = r->leader ? node_of_endpoint(c, r->leader->endpoint) : -1;
+                next = hinted >= 0 && hinted != next ? hinted : (next + 1) % c->n;
+                shoal_frame_free(&f);
+                if (hinted < 0)
+                    zclock_sleep(backoff);
+                continue;
+            }
+            if (r->status != SHOAL__STATUS__STATUS_UNAVAILABLE &&
+                r->status != SHOAL__STATUS__STATUS_TIMEOUT) {
+                c->leader[s] = next;
+                return f;
+            }
+            shoal_frame_free(&f);
+        }
+        next = (next + 1) % c->n;
+        zclock_sleep(backoff);
+        backoff = backoff < 200 ? backoff * 2 : 200;
+    }
+    return NULL;
+}
+
+static int status_exit(Shoal__ClientResponse *r)
+{
+    switch (r->status) {
+    case SHOAL__STATUS__STATUS_OK: return 0;
+    case SHOAL__STATUS__STATUS_NOT_FOUND:
+    case SHOAL__STATUS__STATUS_COMPARE_FAILED: return 1;
+    case SHOAL__STATUS__STATUS_BAD_REQUEST:
+    case SHOAL__STATUS__STATUS_TOO_LARGE: return 2;
+    default: return 3;
+    }
+}
+
+static ProtobufCBinaryData bin(const char *s)
+{
+    return (ProtobufCBinaryData){strlen(s), (uint8_t *)s};
+}
+
+static int do_put(client_t *c, uint32_t shard, const char *k, const char *v, bool quiet)
+{
+    Shoal__ClientRequest req = SHOAL__CLIENT_REQUEST__INIT;
+    Shoal__PutRequest put = SHOAL__PUT_REQUEST__INIT;
+    put.key = bin(k);
+    put.value = bin(v);
+    req.client_id = c->client_id;
+    req.seq = ++c->seq;
+    req.shard = shard;
+    req.op_case = SHOAL__CLIENT_REQUEST__OP_PUT;
+    req.put = &put;
+    Shoal__Frame *f = call(c, &req);
+    if (!f) {
+        if (!quiet)
+            fprintf(stderr, "put %s: unavailable\n", k);
+        return 3;
+    }
+    int rc = status_exit(f->client_resp);
+    if (rc && !quiet)
+        fprintf(stderr, "put %s: status %d %s\n", k, f->client_resp->status, f->client_resp->error);
+    shoal_frame_free(&f);
+    return rc;
+}
+
+/* Reads key; *val (malloc'd) gets the value. */
+static int do_get(client_t *c, uint32_t shard, const char *k, bool stale, char **val)
+{
+    Shoal__ClientRequest req = SHOAL__CLIENT_REQUEST__INIT;
+    Shoal__GetRequest get = SHOAL__GET_REQUEST__INIT;
+    get.key = bin(k);
+    get.stale = stale;
+    req.client_id = c->client_id;
+    req.shard = shard;
+    req.op_case = SHOAL__CLIENT_REQUEST__OP_GET;
+    req.get = &get;
+    Shoal__Frame *f = call(c, &req);
+    if (!f)
+        return 3;
+    int rc = status_exit(f->client_resp);
+    if (rc == 0 && val)
+        *val = strndup((char *)f->client_resp->value.data, f->client_resp->value.len);
+    shoal_frame_free(&f);
+    return rc;
+}
+
+static int do_simple(client_t *c, Shoal__ClientRequest *req, bool print_value)
+{
+    req->client_id = c->client_id;
+    if (req->op_case != SHOAL__CLIENT_REQUEST__OP_SCAN &&
+        req->op_case != SHOAL__CLIENT_REQUEST__OP_CHANGES)
+        req->seq = ++c->seq;
+    Shoal__Frame *f = call(c, req);
+    if (!f) {
+        fprintf(stderr, "unavailable\n");
+        return 3;
+    }
+    Shoal__ClientResponse *r = f->client_resp;
+    if (print_value && r->value.len)
+        printf("%.*s\n", (int)r->value.len, (char *)r->value.data);
+    for (size_t i = 0; i < r->n_kvs; i++)
+        printf("%.*s\t%.*s\n", (int)r->kvs[i]->key.len, (char *)r->kvs[i]->key.data,
+               (int)r->kvs[i]->value.len, (char *)r->kvs[i]->value.data);
+    for (size_t i = 0; i < r->n_changes; i++)
+        printf("%llu\t%s\t%.*s\n", (unsigned long long)r->changes[i]->index,
+               r->changes[i]->is_delete ? "del" : "put", (int)r->changes[i]->key.len,
+               (char *)r->changes[i]->key.data);
+    int rc = status_exit(r);
+    if (rc)
+        fprintf(stderr, "status %d: %s\n", r->status, r->error);
+    shoal_frame_free(&f);
+    return rc;
+}
+
+static int cmd_load(client_t *c, uint32_t shard, const char *prefix, long from, long to)
+{
+    char k[256], v[64];
+    for (long i = from; i < to; i++) {
+        snprintf(k, sizeof k, "%s%ld", prefix, i);
+        snprintf(v, sizeof v, "v%ld", i);
+        if (do_put(c, shard, k, v, true) == 0) {
+            printf("ack %ld\n", i);
+            fflush(stdout);
+        }
+    }
+    return 0;
+}
+
+static int cmd_check(client_t *c, uint32_t shard, const char *prefix, const char *file)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        fprintf(stderr, "check: cannot open %s\n", file);
+        return 2;
+    }
+    long i, n = 0, bad = 0;
+    while (fscanf(f, "ack %ld\n", &i) == 1) {
+        char k[256], want[64], *got = NULL;
+        snprintf(k, sizeof k, "%s%ld", prefix, i);
+        snprintf(want, sizeof want, "v%ld", i);
+        int rc = do_get(c, shard, k, false, &got);
+        if (rc != 0 || !got || strcmp(got, want) != 0) {
+            fprintf(stderr, "check: acknowledged %s lost (rc %d, got %s)\n", k, rc,
+                    got ? got : "nothing");
+            bad++;
+        }
+        free(got);
+        n++;
+    }
+    fclose(f);
+    printf("checked %ld acknowledged writes, %ld missing\n", n, bad);
+    return bad ? 1 : 0;
+}
+
+static int cmd_wait_leaders(client_t *c, const char *list)
+{
+    char *copy = strdup(list), *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
+        int r = do_get(c, (uint32_t)atoi(t), "wait-leaders-probe", false, NULL);
+        if (r == 3) {
+            fprintf(stderr, "shard %s: no leader\n", t);
+            rc = 3;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    zsys_init();
+    zsys_set_logstream(stderr);
+    client_t c;
+    memset(&c, 0, sizeof c);
+    memset(c.leader, -1, sizeof c.leader);
+    c.timeout_ms = 20000;
+    int a = 1;
+    int first_node = -1;
+    while (a + 1 < argc && argv[a][0] == '-') {
+        if (streq(argv[a], "--timeout"))
+            c.timeout_ms = atoi(argv[a + 1]);
+        else if (streq(argv[a], "--node")) /* ask this node first (stale reads from it) */
+            first_node = atoi(argv[a + 1]);
+        a += 2;
+    }
+    for (int i = 0; first_node >= 0 && i < 1024; i++)
+        c.leader[i] = first_node;
+    if (argc - a < 2) {
+        fprintf(stderr, "usage: node_client [--timeout MS] ENDPOINTS CMD ARGS...\n");
+        return 2;
+    }
+    char *eps = strdup(argv[a++]), *save = NULL;
+    for (char *t = strtok_r(eps, ",", &save); t && c.n < MAX_NODES; t = strtok_r(NULL, ",", &save)) {
+        c.ep[c.n] = t;
+        c.sock[c.n] = zsock_new(ZMQ_DEALER);
+        zsock_set_linger(c.sock[c.n], 0);
+        zsock_connect(c.sock[c.n], "%s", t);
+        c.n++;
+    }
+    c.client_id = ((uint64_t)getpid() << 32) ^ zclock_usecs();
+    const char *cmd = argv[a++];
+    int n = argc - a, rc = 2;
+    char **v = argv + a;
+    Shoal__ClientRequest req = SHOAL__CLIENT_REQUEST__INIT;
+    Shoal__DeleteRequest del = SHOAL__DELETE_REQUEST__INIT;
+    Shoal__CasRequest cas = SHOAL__CAS_REQUEST__INIT;
+    Shoal__ScanRequest scan = SHOAL__SCAN_REQUEST__INIT;
+    Shoal__ChangesRequest ch = SHOAL__CHANGES_REQUEST__INIT;
+    if (n >= 1)
+        req.shard = (uint32_t)atoi(v[0]);
+    if (streq(cmd, "put") && n == 3)
+        rc = do_put(&c, req.shard, v[1], v[2], false);
+    else if (streq(cmd, "get") && (n == 2 || n == 3)) {
+        char *val = NULL;
+        rc = do_get(&c, req.shard, v[1], n == 3, &val);
+        if (val)
+            printf("%s\n", val);
+        free(val);
+    } else if (streq(cmd, "del") && n == 2) {
+        del.key = bin(v[1]);
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_DEL;
+        req.del = &del;
+        rc = do_simple(&c, &req, false);
+    } else if ((streq(cmd, "cas") && n == 4) || (streq(cmd, "cas-absent") && n == 3)) {
+        cas.key = bin(v[1]);
+        cas.expect_absent = n == 3;
+        cas.expected = n == 4 ? bin(v[2]) : bin("");
+        cas.value = bin(v[n - 1]);
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_CAS;
+        req.cas = &cas;
+        rc = do_simple(&c, &req, true);
+    } else if (streq(cmd, "scan") && n == 3) {
+        scan.prefix = bin(v[1]);
+        scan.limit = (uint32_t)atoi(v[2]);
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_SCAN;
+        req.scan = &scan;
+        rc = do_simple(&c, &req, false);
+    } else if (streq(cmd, "changes") && n == 2) {
+        ch.shard = req.shard;
+        ch.after_index = strtoull(v[1], NULL, 10);
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_CHANGES;
+        req.changes = &ch;
+        rc = do_simple(&c, &req, false);
+    } else if (streq(cmd, "load") && n == 4)
+        rc = cmd_load(&c, req.shard, v[1], atol(v[2]), atol(v[3]));
+    else if (streq(cmd, "check") && n == 3)
+        rc = cmd_check(&c, req.shard, v[1], v[2]);
+    else if (streq(cmd, "wait-leaders") && n == 1)
+        rc = cmd_wait_leaders(&c, v[0]);
+    else if (streq(cmd, "leader") && n == 1) {
+        rc = do_get(&c, req.shard, "leader-probe", false, NULL);
+        if (rc != 3) {
+            printf("%d\n", c.leader[req.shard % 1024]);
+            rc = 0;
+        }
+    } else
+        fprintf(stderr, "node_client: bad command or arguments: %s\n", cmd);
+    for (int i = 0; i < c.n; i++)
+        zsock_destroy(&c.sock[i]);
+    free(eps);
+    return rc;
+}

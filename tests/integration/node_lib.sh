@@ -1,0 +1,96 @@
+# node_lib.sh - helpers for the shoald integration tests (sourced): a cluster of N nodes on
+# 127.0.0.1 with random free ports in a temporary directory, started and stopped by pid.
+#   cluster_init N SHARDS [extra ZPL lines for the raft section]
+#   node_start I / node_stop I (SIGTERM, waits) / node_kill I (SIGKILL) / node_pause I / node_resume I
+#   client ARGS...   node_client against every node's endpoint
+# Every test calls cluster_cleanup on exit (trap), which kills what it started and removes
+# the directory.
+set -uo pipefail
+
+BUILD=${SHOAL_BUILD_DIR:?set SHOAL_BUILD_DIR to the build directory}
+SHOALD=${SHOALD:-$BUILD/actors/shoald}
+NODE_CLIENT=${NODE_CLIENT:-$BUILD/tests/node_client}
+DIR=$(mktemp -d /tmp/shoal-node-test.XXXXXX)
+declare -a PIDS PORTS
+N=0
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+cluster_cleanup() {
+    for i in "${!PIDS[@]}"; do
+        [ -n "${PIDS[$i]}" ] && kill -CONT "${PIDS[$i]}" 2>/dev/null || true
+        [ -n "${PIDS[$i]}" ] && kill -KILL "${PIDS[$i]}" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    if [ "${KEEP_DIR:-0}" = 1 ]; then echo "kept $DIR"; else rm -rf "$DIR"; fi
+}
+trap cluster_cleanup EXIT
+
+cluster_init() {
+    N=$1
+    local shards=$2 extra=${3:-}
+    for ((i = 0; i < N; i++)); do PORTS[$i]=$(free_port); PORTS[$((i + 100))]=$(free_port); done
+    for ((i = 0; i < N; i++)); do
+        {
+            echo "node"
+            echo "    id = $i"
+            echo "    endpoint = \"tcp://127.0.0.1:${PORTS[$i]}\""
+            echo "    pub_endpoint = \"tcp://127.0.0.1:${PORTS[$((i + 100))]}\""
+            echo "    data_dir = \"$DIR/node-$i\""
+            echo "raft"
+            echo "    tick_ms = 10"
+            echo "    election_ticks = 20"
+            echo "    heartbeat_ticks = 2"
+            [ -n "$extra" ] && echo "$extra"
+            echo "storage"
+            echo "    fsync = \"batch\""
+            echo "    snapshot_entries = ${SNAPSHOT_ENTRIES:-10000}"
+            echo "cluster"
+            echo "    shards = $shards"
+            echo "    replicas = 3"
+            echo "    nodes"
+            for ((k = 0; k < N; k++)); do
+                echo "        $k"
+                echo "            endpoint = \"tcp://127.0.0.1:${PORTS[$k]}\""
+                echo "            pub_endpoint = \"tcp://127.0.0.1:${PORTS[$((k + 100))]}\""
+            done
+        } >"$DIR/node-$i.cfg"
+    done
+    ENDPOINTS=$(for ((i = 0; i < N; i++)); do printf "tcp://127.0.0.1:%s," "${PORTS[$i]}"; done)
+    ENDPOINTS=${ENDPOINTS%,}
+}
+
+node_start() {
+    "$SHOALD" --config "$DIR/node-$1.cfg" 2>>"$DIR/node-$1.log" &
+    PIDS[$1]=$!
+}
+
+node_stop() {
+    kill -TERM "${PIDS[$1]}"
+    local rc=0
+    wait "${PIDS[$1]}" || rc=$?
+    PIDS[$1]=""
+    return $rc
+}
+
+node_kill() {
+    kill -KILL "${PIDS[$1]}"
+    wait "${PIDS[$1]}" 2>/dev/null || true
+    PIDS[$1]=""
+}
+
+node_pause() { kill -STOP "${PIDS[$1]}"; }
+node_resume() { kill -CONT "${PIDS[$1]}"; }
+
+client() { "$NODE_CLIENT" --timeout "${CLIENT_TIMEOUT:-20000}" "$ENDPOINTS" "$@"; }
+
+# The node index that leads shard S (exits the test if none within the client's deadline).
+leader_of() { client leader "$1"; }
+
+fail() {
+    echo "FAIL: $*" >&2
+    for f in "$DIR"/node-*.log; do echo "--- $f (tail)"; tail -20 "$f"; done >&2
+    exit 1
+}
