@@ -144,12 +144,14 @@ static void send_attempt(broker_t *b, pending_t *p)
         /* No live connection to that node: forget it as leader, try the next one. */
         if (n && s->leader == (int64_t)n->id)
             s->leader = BROKER_NO_LEADER;
+        p->last_status = SHOAL_STATUS_UNAVAILABLE;
         p->rotate++;
         p->attempt_deadline = 0;
         p->retry_at = now + backoff_ms(p->attempts);
         return;
     }
     p->sent_to = (int64_t)n->id;
+    p->delivered = true;
     int64_t left = p->deadline - now;
     int64_t attempt = (int64_t)b->cfg.attempt_timeout_ms;
     p->attempt_deadline = now + (left < attempt ? left : attempt);
@@ -262,6 +264,18 @@ static void gather_child_done(broker_t *b, gather_t *g, size_t slot, Shoal__Fram
 static void finish(broker_t *b, pending_t *p, Shoal__Frame *resp, int status, const char *err)
 {
     char line[256];
+    if (!resp && !err && status == SHOAL_STATUS_TIMEOUT && !p->delivered) {
+        /* Never reached a node: nothing can have applied, and the cause is known. */
+        status = SHOAL_STATUS_UNAVAILABLE;
+        snprintf(line, sizeof line, "shard %u: no replica reachable (%d attempts)", p->shard,
+                 p->attempts);
+        err = line;
+    } else if (!resp && !err && status == SHOAL_STATUS_TIMEOUT &&
+               p->last_status == SHOAL_STATUS_UNAVAILABLE) {
+        snprintf(line, sizeof line, "shard %u: no leader within the deadline (%d attempts)%s",
+                 p->shard, p->attempts, p->is_write ? "; the write may or may not have applied" : "");
+        err = line;
+    }
     if (!resp && !err) {
         if (status == SHOAL_STATUS_TIMEOUT)
             snprintf(line, sizeof line, "shard %u: no answer within the deadline%s", p->shard,
@@ -303,6 +317,7 @@ void route_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
     int64_t now = zclock_mono();
     if ((int)r->status == SHOAL_STATUS_NOT_LEADER && s) {
         bool hinted = r->leader && r->leader->node_id != n->id && broker_node(b, r->leader->node_id);
+        p->last_status = SHOAL_STATUS_UNAVAILABLE;
         if (hinted)
             admin_set_leader(b, s, (int64_t)r->leader->node_id, r->leader->term);
         else if (s->leader == (int64_t)n->id)
@@ -317,6 +332,7 @@ void route_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
         return;
     }
     if ((int)r->status == SHOAL_STATUS_UNAVAILABLE && s) {
+        p->last_status = SHOAL_STATUS_UNAVAILABLE;
         if (s->leader == (int64_t)n->id)
             s->leader = BROKER_NO_LEADER;
         p->rotate++;

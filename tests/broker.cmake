@@ -3,3 +3,7 @@ shoal_add_test(NAME test_ring SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_ring
                LIBS shoal_engine LABELS unit)
 shoal_add_test(NAME test_client_broker SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_broker.c
                LIBS shoal_broker shoal LABELS unit TIMEOUT 120)
+# shoalctl's exit codes and one-line errors for bad input to every command (no cluster).
+add_test(NAME test_shoalctl_args COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_shoalctl_args.sh)
+set_tests_properties(test_shoalctl_args PROPERTIES LABELS unit TIMEOUT 120
+  ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")

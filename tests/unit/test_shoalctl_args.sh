@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# test_shoalctl_args.sh - shoalctl's command-line contract without a cluster: bad usage or
+# input to every command exits 2 with exactly one line on stderr naming the command; --help
+# exits 0; a broker that does not answer exits 3; the broker daemon refuses bad configs.
+set -u
+ctl=${SHOAL_BUILD_DIR:?}/tools/shoalctl
+brk=${SHOAL_BUILD_DIR}/broker/shoal-broker
+fail=0
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# A port nobody listens on: requests there time out.
+export SHOAL_BROKER=tcp://127.0.0.1:$((40000 + $$ % 20000))
+
+expect() { # expect CODE ARGS...
+  local want=$1; shift
+  "$ctl" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+  local got=$? lines
+  lines=$(wc -l <"$tmp/err")
+  if [ "$got" != "$want" ]; then
+    echo "FAIL: shoalctl $* -> exit $got, want $want; stderr: $(cat "$tmp/err")"; fail=1
+  elif [ "$want" != 0 ] && [ "$lines" != 1 ]; then
+    echo "FAIL: shoalctl $* -> $lines stderr lines, want 1: $(cat "$tmp/err")"; fail=1
+  elif [ "$want" != 0 ] && ! grep -q '^shoalctl' "$tmp/err"; then
+    echo "FAIL: shoalctl $* -> stderr does not start with shoalctl: $(cat "$tmp/err")"; fail=1
+  fi
+}
+
+# usage errors: exit 2
+expect 2
+expect 2 frobnicate
+expect 2 put
+expect 2 put onlykey
+expect 2 put k v extra
+expect 2 put --bogus k v
+expect 2 get
+expect 2 get a b
+expect 2 get --stale
+expect 2 del
+expect 2 del a b
+expect 2 cas k
+expect 2 cas k old
+expect 2 cas k --absent
+expect 2 cas k --absent new extra
+expect 2 scan extra
+expect 2 scan --limit
+expect 2 scan --limit 0
+expect 2 scan --limit -5
+expect 2 scan --limit 12abc
+expect 2 scan --from b --to a
+expect 2 batch
+expect 2 batch put k
+expect 2 batch frob k v
+expect 2 watch --from-index 3
+expect 2 watch --from-index x:1
+expect 2 watch --from-index 1:y
+expect 2 watch --count 0
+expect 2 status extra
+expect 2 top --interval 1
+expect 2 events --count nope
+expect 2 transfer-leader 1
+expect 2 transfer-leader x 1
+expect 2 add-node 1 tcp://a:1
+expect 2 add-node 1 notanendpoint tcp://a:2
+expect 2 remove-node
+expect 2 move-replica 1 2
+expect 2 add-shard
+expect 2 compact 1 2
+expect 2 compact -1
+expect 2 snapshot x
+expect 2 cluster
+expect 2 cluster sideways --dir "$tmp/c"
+expect 2 cluster up
+expect 2 cluster up --dir "$tmp/c" --nodes 0
+expect 2 cluster up --dir "$tmp/c" --nodes 65
+expect 2 cluster up --dir "$tmp/c" --nodes 2 --replicas 3
+expect 2 cluster up --dir "$tmp/c" --shards 0
+expect 2 cluster up --dir "$tmp/c" --base-port 80
+expect 2 cluster up --dir "$tmp/c" --fsync sometimes
+expect 2 cluster down
+expect 2 cluster down --dir "$tmp/nothing-here"
+expect 2 cluster stop-node --dir "$tmp/nothing-here" 0
+expect 2 bench
+expect 2 bench sideways
+expect 2 bench put --clients 0
+expect 2 bench put --duration 0
+expect 2 bench put --key-size 2 --keys 1000
+expect 2 bench put --value-size -1
+expect 2 --timeout 0 get k
+expect 2 --timeout soon get k
+expect 2 --broker nonsense get k
+expect 2 put "" v --timeout 300
+expect 2 get "$(head -c 5000 /dev/zero | tr '\0' k)" --timeout 300
+# help: exit 0 and text on stdout
+for c in "" put get del cas scan batch watch status top events compact cluster bench; do
+  "$ctl" $c --help >"$tmp/out" 2>&1 </dev/null || { echo "FAIL: shoalctl $c --help exit $?"; fail=1; }
+  [ -s "$tmp/out" ] || { echo "FAIL: shoalctl $c --help printed nothing"; fail=1; }
+done
+# nobody answers: exit 3, one line
+expect 3 --timeout 300 get k
+expect 3 put k v --timeout 300
+expect 3 status --timeout 300
+expect 3 --json --timeout 300 scan --prefix a
+# the daemon: bad command lines and configs exit 2 with a reason
+"$brk" >/dev/null 2>&1; [ $? = 2 ] || { echo "FAIL: shoal-broker without --config"; fail=1; }
+"$brk" --config "$tmp/missing.cfg" 2>"$tmp/err"; [ $? = 2 ] && grep -q "cannot open" "$tmp/err" ||
+  { echo "FAIL: shoal-broker with a missing config"; fail=1; }
+printf 'broker\n    request_timeout_ms = abc\ncluster\n    nodes\n        0\n            endpoint = "tcp://127.0.0.1:1"\n            pub_endpoint = "tcp://127.0.0.1:2"\n' >"$tmp/bad.cfg"
+"$brk" --config "$tmp/bad.cfg" 2>"$tmp/err"; [ $? = 2 ] && grep -q "request_timeout_ms" "$tmp/err" ||
+  { echo "FAIL: shoal-broker with a bad value: $(cat "$tmp/err")"; fail=1; }
+[ $fail = 0 ] && echo "shoalctl argument contract: all checks passed"
+exit $fail
