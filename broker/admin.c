@@ -163,7 +163,7 @@ void admin_check_liveness(broker_t *b)
         char line[160];
         snprintf(line, sizeof line, "broker: node %" PRIu64 " (%s) is %s", n->id, n->endpoint,
                  up ? "up" : "down");
-        zsys_info("%s", line);
+        broker_info(b, "%s", line);
         remember_synthetic(b, up ? SHOAL__RAFT_EVENT_TYPE__EV_NODE_UP
                                  : SHOAL__RAFT_EVENT_TYPE__EV_NODE_DOWN, n->id, line);
         if (!up)

@@ -138,7 +138,7 @@ int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
     b->shards = shards;
     b->n_shards = map->n_shards;
     b->map_version = map->version;
-    zsys_info("broker: shard map version %" PRIu64 ": %zu shards on %zu nodes", map->version,
+    broker_info(b, "broker: shard map version %" PRIu64 ": %zu shards on %zu nodes", map->version,
               map->n_shards, b->n_nodes);
     return 0;
 }
@@ -376,7 +376,7 @@ void broker_run(broker_t *b, zsock_t *pipe)
         b->pipe = pipe;
         zpoller_add(b->poller, pipe);
     }
-    zsys_info("broker: clients on %s, change streams on %s, %zu nodes, %zu shards",
+    broker_info(b, "broker: clients on %s, change streams on %s, %zu nodes, %zu shards",
               b->cfg.client_endpoint, b->cfg.pub_endpoint, b->n_nodes, b->n_shards);
     while (!zsys_interrupted) {
         void *which = zpoller_wait(b->poller, 10);
@@ -400,7 +400,7 @@ void broker_run(broker_t *b, zsock_t *pipe)
             break;
         tick(b);
     }
-    zsys_info("broker: stopping (%" PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
+    broker_info(b, "broker: stopping (%" PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
               " changes republished)", b->stats_requests, b->stats_retries, b->stats_changes);
 }
 

@@ -4,6 +4,8 @@
 #ifndef SHOAL_BROKER_INTERNAL_H
 #define SHOAL_BROKER_INTERNAL_H
 
+#include <string.h>
+
 #include "broker/broker.h"
 #include "engine/ring.h"
 #include "proto/codec.h"
@@ -101,6 +103,13 @@ struct broker_t {
     int64_t next_sweep, next_poll, next_progress;
     uint64_t stats_requests, stats_retries, stats_changes, stats_polls;
 };
+
+/* Info lines unless broker/log_level is error or warning. */
+#define broker_info(b, ...)                                                                 \
+    do {                                                                                    \
+        if (strcmp((b)->cfg.log_level, "error") && strcmp((b)->cfg.log_level, "warning"))  \
+            zsys_info(__VA_ARGS__);                                                         \
+    } while (0)
 
 /* broker.c */
 bnode_t *broker_node(broker_t *b, uint64_t id);

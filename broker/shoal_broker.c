@@ -43,8 +43,6 @@ int main(int argc, char **argv)
     zsys_init();
     zsys_set_logident("shoal-broker");
     zsys_set_logstream(stderr); /* CONTRACTS: logs on stderr */
-    if (!strcmp(cfg.log_level, "error"))
-        zsys_set_logsystem(false);
     broker_t *b = broker_new(&cfg, err, sizeof err);
     if (!b) {
         fprintf(stderr, "shoal-broker: %s\n", err);
