@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "engine/error.h"
 #include "proto/codec.h"
@@ -61,6 +63,21 @@ static uint8_t *dup_bytes(const void *p, size_t n)
     return d;
 }
 
+/* 48 random bits from the kernel, shifted past the 16 lane bits: two processes (or two
+ * connections) must never share a write session, or one's writes would be answered as
+ * the other's duplicates. */
+static uint64_t random_client_id(void)
+{
+    uint64_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) {
+        /* no entropy source: time, pid and address are still distinct per connection */
+        id = (uint64_t)zclock_usecs() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid() << 20 ^
+             (uint64_t)(uintptr_t)&id;
+    }
+    id <<= 16;
+    return id ? id : (uint64_t)1 << 16;
+}
+
 shoal_t *shoal_connect(const char *endpoint)
 {
     if (!endpoint)
@@ -84,9 +101,7 @@ shoal_t *shoal_connect(const char *endpoint)
     zsock_set_rcvhwm(self->sock, 0);
     self->endpoint = strdup(endpoint);
     self->timeout_ms = SHOAL_DEFAULT_TIMEOUT_MS;
-    /* Random id: two processes (or two connections) never share write sessions. */
-    self->client_id = ((uint64_t)randof(0x7fffffff) << 32 ^ (uint64_t)randof(0x7fffffff) << 13
-                       ^ (uint64_t)zclock_usecs()) & ~(uint64_t)0xffff;
+    self->client_id = random_client_id();
     self->n_free = SHOAL_MAX_INFLIGHT;
     for (uint32_t i = 0; i < SHOAL_MAX_INFLIGHT; i++)
         self->free_list[i] = SHOAL_MAX_INFLIGHT - 1 - i;
