@@ -137,7 +137,8 @@ int handle_vote_request(raft_t *r, const raft_msg_t *m)
     bool prevote = m->type == RAFT_MSG_PREVOTE;
     bool can_vote = r->vote == m->from || (r->vote == RAFT_NONE && r->lead == RAFT_NONE) ||
                     (prevote && m->term > r->term);
-    bool grant = can_vote && log_up_to_date(&r->log, m->index, m->log_term);
+    bool grant = can_vote && (log_up_to_date(&r->log, m->index, m->log_term) ||
+                              RAFT_BUG(RAFT_BUG_VOTE_ANY_LOG));
     if (RAFT_BUG(RAFT_BUG_VOTE_TWICE) && !prevote && r->role != RAFT_LEADER)
         grant = log_up_to_date(&r->log, m->index, m->log_term);
     raft_msg_t resp = {.type = prevote ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP,

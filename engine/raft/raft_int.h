@@ -191,10 +191,12 @@ void handle_read_index(raft_t *r, const raft_msg_t *m);
  * self-test). Only honoured in a build with SHOAL_RAFT_PLANTED_BUGS defined. */
 enum {
     RAFT_BUG_NONE = 0,
-    RAFT_BUG_COMMIT_OLD_TERM = 1, /* commit entries of earlier terms by counting */
+    RAFT_BUG_COMMIT_MINORITY = 1, /* commit what one node less than a majority has */
     RAFT_BUG_VOTE_TWICE = 2,      /* grant a vote without remembering it */
     RAFT_BUG_STALE_READ = 3,      /* serve ReadIndex without the heartbeat round */
     RAFT_BUG_NO_TRUNCATE = 4,     /* keep conflicting entries on a follower */
+    RAFT_BUG_VOTE_ANY_LOG = 5,    /* grant votes without the up-to-date log check */
+    RAFT_BUG_COMMIT_OLD_TERM = 6, /* commit entries of earlier terms by counting (Figure 8) */
 };
 #ifdef SHOAL_RAFT_PLANTED_BUGS
 extern int raft_planted_bug;

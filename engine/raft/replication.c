@@ -202,7 +202,10 @@ bool maybe_commit(raft_t *r)
     if (n == 0)
         return false;
     qsort(m, n, sizeof(*m), cmp_desc);
-    uint64_t idx = m[raft_quorum(r) - 1];
+    size_t q = raft_quorum(r);
+    if (RAFT_BUG(RAFT_BUG_COMMIT_MINORITY) && q > 1)
+        q--;
+    uint64_t idx = m[q - 1];
     if (idx <= r->log.committed)
         return false;
     if (log_term(&r->log, idx) != r->term && !RAFT_BUG(RAFT_BUG_COMMIT_OLD_TERM))

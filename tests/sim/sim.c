@@ -31,9 +31,9 @@ extern int raft_planted_bug;
 #endif
 
 #define NODES 5
-#define KEYS 4
-#define CLIENTS 3
-#define OP_TIMEOUT 200
+#define KEYS 3
+#define CLIENTS 4
+#define OP_TIMEOUT 60
 
 typedef struct {
     uint64_t at, seq, from, to;
@@ -372,6 +372,8 @@ static void client_start(sim_t *s, client_t *c)
 {
     uint64_t key = below(s, KEYS), op_id = ++s->next_op_id;
     bool read = chance(s, 40);
+    if (read && chance(s, 50))
+        c->guess = 1 + below(s, NODES); /* reads may go to any replica (followers forward) */
     node_t *n = &s->nodes[c->guess];
     if (!n->up) {
         c->guess = 1 + below(s, NODES);
@@ -408,6 +410,16 @@ static void clients_tick(sim_t *s, bool start_new)
         client_t *c = &s->clients[i];
         if (c->busy && (s->now - c->started > OP_TIMEOUT || !s->nodes[c->node].up))
             client_done(s, c, OP_UNKNOWN, 0, 0);
+        if (c->busy && !check_op_is_read(&s->chk, c->op)) {
+            /* the node lost leadership: the runtime would fail the proposal (outcome
+             * unknown) and the client would follow the new leader */
+            raft_status_t st;
+            raft_status(s->nodes[c->node].r, &st);
+            if (st.role != RAFT_LEADER) {
+                client_done(s, c, OP_UNKNOWN, 0, 0);
+                c->guess = st.leader ? st.leader : 1 + below(s, NODES);
+            }
+        }
         if (!c->busy && start_new && chance(s, 30))
             client_start(s, c);
     }
@@ -644,6 +656,24 @@ static void fault_partition(sim_t *s)
     }
 }
 
+/* Cut the leader (and maybe one follower) off from the rest: the classic stale leader. */
+static void fault_isolate_leader(sim_t *s)
+{
+    node_t *l = find_leader(s);
+    if (!l)
+        return;
+    uint64_t buddy = chance(s, 50) ? 1 + below(s, NODES) : l->id;
+    memset(s->blocked, 0, sizeof(s->blocked));
+    for (int a = 1; a <= NODES; a++)
+        for (int b = 1; b <= NODES; b++) {
+            bool sa = (uint64_t)a == l->id || (uint64_t)a == buddy;
+            bool sb = (uint64_t)b == l->id || (uint64_t)b == buddy;
+            s->blocked[a][b] = sa != sb;
+        }
+    trace(s, "isolate leader %llu with %llu", (unsigned long long)l->id,
+          (unsigned long long)buddy);
+}
+
 static void faults(sim_t *s)
 {
     unsigned up = 0;
@@ -651,24 +681,33 @@ static void faults(sim_t *s)
         up += s->nodes[i].up;
     unsigned roll = below(s, 1000);
     node_t *n = &s->nodes[1 + below(s, NODES)];
-    if (roll < 8 && n->up && up > 3)
-        node_crash(s, n);
-    else if (roll < 20 && !n->up) {
-        node_start(s, n);
-        trace(s, "restart node %llu", (unsigned long long)n->id);
-    } else if (roll < 26)
+    node_t *l = find_leader(s);
+    if (roll < 6) {
+        if (n->up && up > 3)
+            node_crash(s, n);
+    } else if (roll < 12) {
+        if (l && up > 3)
+            node_crash(s, l);
+    } else if (roll < 24) {
+        if (!n->up) {
+            node_start(s, n);
+            trace(s, "restart node %llu", (unsigned long long)n->id);
+        }
+    } else if (roll < 28)
         fault_partition(s);
-    else if (roll < 34)
+    else if (roll < 32)
+        fault_isolate_leader(s);
+    else if (roll < 37)
         memset(s->blocked, 0, sizeof(s->blocked));
-    else if (roll < 40) {
-        s->drop_pct = below(s, 20);
+    else if (roll < 43) {
+        s->drop_pct = below(s, 25);
         s->dup_pct = below(s, 10);
         s->max_delay = 1 + below(s, 6);
-    } else if (roll < 46)
+    } else if (roll < 49)
         n->disk_delay = chance(s, 50) ? 1 + below(s, 8) : 0;
-    else if (roll < 52)
+    else if (roll < 55)
         fault_membership(s);
-    else if (roll < 56)
+    else if (roll < 59)
         fault_transfer(s);
 }
 

@@ -2,9 +2,9 @@
  *
  *   raft_sim [--seeds N] [--start S]      N seeds from S (default 500 from 1)
  *   raft_sim --seed S --verbose           replay one seed with a trace on stderr
- *   raft_sim_buggy --bug B --expect-violation --seeds N
+ *   raft_sim_buggy --bug B --expect WHAT --seeds N
  *                                         the planted-bug self-test: succeeds only if some
- *                                         seed of the N reports a violation
+ *                                         seed of the N reports a violation containing WHAT
  * SHOAL_SIM_SEEDS in the environment caps N (the sanitizer build runs fewer seeds).
  * A failing seed is printed with the command that replays it. */
 #include <stdio.h>
@@ -23,9 +23,10 @@ static double seconds(void)
 
 int main(int argc, char **argv)
 {
-    sim_options_t opt = {.fault_ticks = 1500, .settle_ticks = 1000};
+    sim_options_t opt = {.fault_ticks = 3000, .settle_ticks = 1000};
     uint64_t start = 1, count = 500;
     bool expect_violation = false;
+    const char *expect = "";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : "0";
@@ -43,6 +44,8 @@ int main(int argc, char **argv)
             opt.verbose = true;
         else if (!strcmp(a, "--expect-violation"))
             expect_violation = true;
+        else if (!strcmp(a, "--expect"))
+            expect = v, expect_violation = true, i++;
         else {
             fprintf(stderr, "usage: %s [--seeds N] [--start S] [--seed S] [--verbose] "
                             "[--fault-ticks T] [--bug B --expect-violation]\n", argv[0]);
@@ -58,12 +61,16 @@ int main(int argc, char **argv)
     for (uint64_t seed = start; seed < start + count; seed++) {
         opt.seed = seed;
         if (!sim_run(&opt, &res)) {
-            failed++;
-            printf("%s seed %llu: %s (tick %llu)\n  replay: %s --seed %llu --verbose%s\n",
-                   expect_violation ? "caught:" : "FAIL", (unsigned long long)seed, res.what,
-                   (unsigned long long)res.tick, argv[0], (unsigned long long)seed,
-                   opt.planted_bug ? " --bug N" : "");
-            if (expect_violation)
+            bool wanted = expect_violation && strstr(res.what, expect);
+            failed += !expect_violation || wanted;
+            printf("%s seed %llu: %s (tick %llu)\n  replay: %s --seed %llu --verbose",
+                   wanted ? "caught:" : expect_violation ? "other:" : "FAIL",
+                   (unsigned long long)seed, res.what, (unsigned long long)res.tick, argv[0],
+                   (unsigned long long)seed);
+            if (opt.planted_bug)
+                printf(" --bug %d", opt.planted_bug);
+            printf("\n");
+            if (wanted)
                 break;
         }
         tot.elections += res.elections;
@@ -86,8 +93,8 @@ int main(int argc, char **argv)
            (unsigned long long)tot.crashes);
     if (expect_violation) {
         if (!failed)
-            printf("planted bug %d was NOT caught in %llu seeds\n", opt.planted_bug,
-                   (unsigned long long)count);
+            printf("planted bug %d was NOT caught (by \"%s\") in %llu seeds\n",
+                   opt.planted_bug, expect, (unsigned long long)count);
         return failed ? 0 : 1;
     }
     return failed ? 1 : 0;
