@@ -7,3 +7,10 @@ shoal_add_test(NAME test_client_broker SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/
 add_test(NAME test_shoalctl_args COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_shoalctl_args.sh)
 set_tests_properties(test_shoalctl_args PROPERTIES LABELS unit TIMEOUT 120
   ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
+
+# Integration tests on a local cluster (need shoald, so only once it builds).
+if(TARGET shoald)
+  add_test(NAME cluster_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_cli.sh)
+  set_tests_properties(cluster_cli PROPERTIES LABELS integration TIMEOUT 240 RUN_SERIAL ON
+    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
+endif()

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# cluster_cli.sh - shoalctl against a real local cluster (3 nodes, 4 shards, 3 replicas):
+# every data command with its output and exit code, scans merged across shards, a watch
+# that sees the changes, status/events, bad input on a live cluster, stop/start of a node
+# with the data kept, a broker restart, and cluster down leaving no process behind.
+source "$(dirname "$0")/cluster_lib.sh"
+cl_up 3 4 3
+
+# put / get / del
+check "put" ctl put alpha one
+[ "$(ctl get alpha)" = one ] || { echo "FAIL: get alpha"; FAIL=1; }
+[ "$(ctl get alpha --stale)" = one ] || { echo "FAIL: stale get alpha"; FAIL=1; }
+want 1 "get of a missing key" ctl get missing
+check "del" ctl del alpha
+want 1 "get after del" ctl get alpha
+want 0 "del of an absent key" ctl del alpha
+[ "$(ctl --json get missing)" = '{"key":"missing","found":false}' ] || { echo "FAIL: json miss"; FAIL=1; }
+
+# cas
+check "cas --absent on a missing key" ctl cas c1 --absent v1
+want 1 "cas --absent on a present key" ctl cas c1 --absent v2
+out=$(ctl cas c1 wrong v3 2>/dev/null); code=$?
+[ $code = 1 ] && [ "$out" = v1 ] || { echo "FAIL: cas mismatch: exit $code, printed '$out'"; FAIL=1; }
+check "cas match" ctl cas c1 v1 v4
+[ "$(ctl get c1)" = v4 ] || { echo "FAIL: value after cas"; FAIL=1; }
+
+# scans across shards: 60 keys land on all 4 shards; the merge is in key order
+for i in $(seq -w 1 60); do echo "s/$i"; done | while read -r k; do ctl put "$k" "val-$k" || echo "FAIL: put $k"; done
+n=$(ctl scan --prefix s/ | wc -l)
+[ "$n" = 60 ] || { echo "FAIL: scan --prefix s/ gave $n lines, want 60"; FAIL=1; }
+ctl scan --prefix s/ | cut -f1 | sort -c || { echo "FAIL: scan not in key order"; FAIL=1; }
+[ "$(ctl scan --prefix s/ --limit 7 2>/dev/null | wc -l)" = 7 ] || { echo "FAIL: scan --limit"; FAIL=1; }
+[ "$(ctl scan --from s/10 --to s/20 | wc -l)" = 10 ] || { echo "FAIL: scan --from/--to"; FAIL=1; }
+[ "$(ctl scan --prefix s/05)" = "$(printf 's/05\tval-s/05')" ] || { echo "FAIL: scan line format"; FAIL=1; }
+shards=$(ctl --json scan --prefix s/ | wc -l)
+[ "$shards" = 60 ] || { echo "FAIL: json scan lines $shards"; FAIL=1; }
+
+# batch
+check "batch" ctl batch put b/1 x put b/2 y del s/01
+[ "$(ctl get b/2)" = y ] || { echo "FAIL: batch put"; FAIL=1; }
+want 1 "batch del" ctl get s/01
+
+# watch: sees the next changes with their shard and index
+ctl watch --prefix w/ --count 5 >"$DIR/watch.out" 2>&1 &
+wpid=$!
+sleep 0.7
+for i in 1 2 3 4 5; do ctl put "w/$i" "x$i"; done
+for _ in $(seq 50); do kill -0 $wpid 2>/dev/null || break; sleep 0.1; done
+kill $wpid 2>/dev/null
+[ "$(grep -c $'\tput\tw/' "$DIR/watch.out")" = 5 ] || { echo "FAIL: watch saw: $(cat "$DIR/watch.out")"; FAIL=1; }
+# catch-up from an index replays earlier changes
+line=$(head -n 1 "$DIR/watch.out"); shard=${line%%:*}
+replay=$(timeout 10 "$CTL" watch --from-index "$shard:0" --count 1)
+[ -n "$replay" ] || { echo "FAIL: watch --from-index replayed nothing"; FAIL=1; }
+
+# status and events
+ctl status >"$DIR/status.out" || { echo "FAIL: status"; FAIL=1; }
+grep -q "nodes 3/3 up" "$DIR/status.out" || { echo "FAIL: status: $(cat "$DIR/status.out")"; FAIL=1; }
+grep -q "shards 4/4 with a leader" "$DIR/status.out" || { echo "FAIL: status leaders"; FAIL=1; }
+ctl --json status | python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["shards"])==4 and len(d["nodes"])==3' ||
+    { echo "FAIL: status --json"; FAIL=1; }
+[ "$(ctl events --no-follow | grep -c leader)" -ge 1 ] || { echo "FAIL: events has no leader event"; FAIL=1; }
+
+# bad input on a live cluster: exit 2, nothing written
+want 2 "empty key" ctl put "" v
+want 2 "key over the limit" ctl put "$(head -c 5000 /dev/zero | tr '\0' k)" v
+want 2 "unknown option" ctl get alpha --frob
+want 2 "cluster up on a running cluster" ctl cluster up --dir "$DIR" --base-port "$BASE"
+
+# a node stopped and restarted keeps serving; its data is kept
+wait_all_up() {
+    for _ in $(seq 150); do ctl status 2>/dev/null | grep -q "nodes 3/3 up" && return 0; sleep 0.1; done
+    echo "FAIL: $1: not all nodes up again within 15 s"; FAIL=1
+}
+check "stop-node" ctl cluster stop-node --dir "$DIR" 1
+check "writes with a node down" ctl put down/1 yes
+[ "$(ctl get s/30)" = val-s/30 ] || { echo "FAIL: read with a node down"; FAIL=1; }
+check "start-node" ctl cluster start-node --dir "$DIR" 1
+wait_all_up "restart of node 1"
+check "kill -9 a node" ctl cluster stop-node --dir "$DIR" 2 --kill
+check "writes with a node killed" ctl put down/2 yes
+check "restart the killed node" ctl cluster start-node --dir "$DIR" 2
+wait_all_up "restart of node 2"
+[ "$(ctl get down/1)" = yes ] || { echo "FAIL: write made while node 1 was down"; FAIL=1; }
+[ "$(ctl get down/2)" = yes ] || { echo "FAIL: write made while node 2 was down"; FAIL=1; }
+
+# broker restart: clients keep working against the new broker process
+broker_restart
+for _ in $(seq 100); do ctl --timeout 500 status 2>/dev/null | grep -q "4/4 with a leader" && break; sleep 0.1; done
+[ "$(ctl get c1)" = v4 ] || { echo "FAIL: read after broker restart"; FAIL=1; }
+check "write after broker restart" ctl put after/restart ok
+
+# down: every process gone, pid files removed
+pids=$(cat "$DIR"/pids/*.pid)
+check "cluster down" ctl cluster down --dir "$DIR"
+for p in $pids; do
+    if kill -0 "$p" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null; then
+        echo "FAIL: pid $p still running after cluster down"; FAIL=1
+    fi
+done
+[ -z "$(ls "$DIR/pids")" ] || { echo "FAIL: pid files left: $(ls "$DIR/pids")"; FAIL=1; }
+want 3 "a request after down" ctl --timeout 300 get c1
+
+[ $FAIL = 0 ] && echo "cluster_cli: all checks passed"
+exit $FAIL

@@ -1,0 +1,81 @@
+# cluster_lib.sh - helpers for the broker/shoalctl integration tests (sourced): a local
+# cluster started with `shoalctl cluster up` in a temporary folder on a free port range,
+# and stopped (plus anything left) on exit.
+#   cl_up NODES SHARDS [REPLICAS]   sets DIR, BASE, export SHOAL_BROKER
+#   ctl ARGS...                      shoalctl
+#   check DESC CMD...                runs CMD, fails the test on a non-zero exit
+#   want CODE DESC CMD...            runs CMD, fails unless it exits CODE
+set -uo pipefail
+BUILD=${SHOAL_BUILD_DIR:?set SHOAL_BUILD_DIR to the build directory}
+CTL=$BUILD/tools/shoalctl
+BROKER_BIN=$BUILD/broker/shoal-broker
+DIR=$(mktemp -d /tmp/shoal-cluster-test.XXXXXX)
+FAIL=0
+
+ctl() { "$CTL" "$@"; }
+
+# A base port whose broker ports and first 16 node ports are free.
+free_base() {
+    python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    base = random.randrange(20000, 60000, 200)
+    ok = True
+    for p in [base, base + 1] + list(range(base + 100, base + 132)):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            ok = False
+        finally:
+            s.close()
+        if not ok:
+            break
+    if ok:
+        print(base)
+        break
+PY
+}
+
+cl_cleanup() {
+    "$CTL" cluster down --dir "$DIR" >/dev/null 2>&1 || true
+    for f in "$DIR"/pids/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; done
+    if [ "$FAIL" != 0 ] || [ "${KEEP_DIR:-0}" = 1 ]; then
+        echo "logs kept in $DIR/logs"; tail -n 5 "$DIR"/logs/*.log 2>/dev/null
+    else
+        rm -rf "$DIR"
+    fi
+}
+trap cl_cleanup EXIT
+
+cl_up() {
+    BASE=$(free_base)
+    local out
+    out=$("$CTL" cluster up --dir "$DIR" --nodes "$1" --shards "$2" --replicas "${3:-3}" \
+          --base-port "$BASE" --timeout 60000) || { echo "FAIL: cluster up"; FAIL=1; exit 1; }
+    SHOAL_BROKER=$(echo "$out" | tail -n 1)
+    export SHOAL_BROKER
+    [ "$SHOAL_BROKER" = "tcp://127.0.0.1:$BASE" ] || { echo "FAIL: cluster up printed '$out'"; FAIL=1; }
+}
+
+check() {
+    local desc=$1; shift
+    "$@" || { echo "FAIL: $desc (exit $?)"; FAIL=1; }
+}
+
+want() {
+    local code=$1 desc=$2; shift 2
+    "$@" >/dev/null 2>&1
+    local got=$?
+    [ "$got" = "$code" ] || { echo "FAIL: $desc: exit $got, want $code"; FAIL=1; }
+}
+
+# Restarts the broker from the cluster's own config, as `cluster up` started it.
+broker_restart() {
+    local pid
+    pid=$(cat "$DIR/pids/broker.pid")
+    kill -KILL "$pid" 2>/dev/null
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    setsid "$BROKER_BIN" --config "$DIR/broker.cfg" >>"$DIR/logs/broker.log" 2>&1 </dev/null &
+    echo $! >"$DIR/pids/broker.pid"
+}
