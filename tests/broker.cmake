@@ -10,6 +10,9 @@ set_tests_properties(test_shoalctl_args PROPERTIES LABELS unit TIMEOUT 120
 
 # Integration tests on a local cluster (need shoald, so only once it builds).
 if(TARGET shoald)
+  shoal_add_test(NAME cluster_client SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_client.c
+                 LIBS shoal Threads::Threads LABELS integration TIMEOUT 240)
+  set_tests_properties(cluster_client PROPERTIES RUN_SERIAL ON)
   add_test(NAME cluster_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_cli.sh)
   set_tests_properties(cluster_cli PROPERTIES LABELS integration TIMEOUT 240 RUN_SERIAL ON
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
