@@ -44,7 +44,6 @@ typedef struct {
     raft_msg_t q[4096];
     size_t nq;
     bool cut[H_MAX + 1][H_MAX + 1];
-    bool hold; /* true: process_ready leaves messages queued but delivers nothing */
     size_t sent[RAFT_MSG_TYPE_MAX + 1];
 } harness_t;
 
