@@ -17,3 +17,7 @@ if(TARGET shoald)
   set_tests_properties(cluster_cli PROPERTIES LABELS integration TIMEOUT 240 RUN_SERIAL ON
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
 endif()
+
+# The broker's config decoder, fuzzed (a unit test over random and mutated ZPL otherwise).
+shoal_add_fuzzer(NAME fuzz_broker_config SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_broker_config.c
+                 LIBS shoal_broker)
