@@ -134,6 +134,8 @@ void conf_drop_hist_to(raft_t *r, uint64_t index)
     size_t k = 0;
     while (k < r->n_hist && r->hist[k].index <= index)
         k++;
+    if (k == 0)
+        return;
     memmove(r->hist, r->hist + k, (r->n_hist - k) * sizeof(*r->hist));
     r->n_hist -= k;
 }

@@ -95,6 +95,8 @@ int leader_read(raft_t *r, uint64_t from, const uint8_t *ctx, size_t len)
 /* Drops the first k reads (already released). */
 static void reads_shift(raft_t *r, size_t k)
 {
+    if (k == 0)
+        return;
     for (size_t i = 0; i < k; i++)
         free(r->reads[i].ctx);
     memmove(r->reads, r->reads + k, (r->n_reads - k) * sizeof(*r->reads));

@@ -189,11 +189,15 @@ static int cmp_net(const void *a, const void *b)
 
 static void deliver(sim_t *s)
 {
+    if (s->n_net == 0)
+        return;
     qsort(s->net, s->n_net, sizeof(*s->net), cmp_net);
     size_t k = 0;
     while (k < s->n_net && s->net[k].at <= s->now)
         k++;
-    net_msg_t *due = malloc((k ? k : 1) * sizeof(*due));
+    if (k == 0)
+        return;
+    net_msg_t *due = malloc(k * sizeof(*due));
     memcpy(due, s->net, k * sizeof(*due));
     memmove(s->net, s->net + k, (s->n_net - k) * sizeof(*s->net));
     s->n_net -= k;
@@ -226,6 +230,8 @@ static void disk_drop_to(node_t *n, uint64_t index)
     size_t k = 0;
     while (k < n->n_log && n->log[k].index <= index)
         free(n->log[k++].data);
+    if (k == 0)
+        return;
     memmove(n->log, n->log + k, (n->n_log - k) * sizeof(*n->log));
     n->n_log -= k;
 }
