@@ -433,7 +433,7 @@ int raft_ready(raft_t *r, raft_ready_t *rd)
     reads_flush(r);
     raft_soft_state_t ss = {r->lead, r->role};
     rd->soft_state = ss;
-    rd->soft_state_changed = memcmp(&ss, &r->prev_ss, sizeof(ss)) != 0;
+    rd->soft_state_changed = ss.leader != r->prev_ss.leader || ss.role != r->prev_ss.role;
     rd->hard_state = hard_state(r);
     rd->hard_state_changed = memcmp(&rd->hard_state, &r->prev_hs, sizeof(rd->hard_state)) != 0;
     uint64_t applied = r->log.applied;
