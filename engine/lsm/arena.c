@@ -1,19 +1,19 @@
-/* arena.c - see arena.h. Blocks are 1 MiB (big requests get a block of their own) so that a
- * 64 MiB memtable costs 64 mallocs, not millions. */
+/* arena.c - see arena.h. Blocks are big (1 MiB for a 64 MiB memtable; requests over a
+ * quarter block get a block of their own) so that a memtable costs tens of mallocs, not
+ * millions. */
 #include "engine/lsm/arena.h"
 
 #include <stdint.h>
 #include <stdlib.h>
-
-#define ARENA_BLOCK (1u << 20)
 
 struct lsm_arena_block {
     lsm_arena_block_t *next;
     char data[];
 };
 
-void lsm_arena_init(lsm_arena_t *a)
+void lsm_arena_init(lsm_arena_t *a, size_t block_size)
 {
+    a->block = block_size < 4096 ? 4096 : block_size;
     a->ptr = NULL;
     a->left = 0;
     a->blocks = NULL;
@@ -40,13 +40,13 @@ void *lsm_arena_alloc(lsm_arena_t *a, size_t n)
         a->left -= n;
         return p;
     }
-    if (n > ARENA_BLOCK / 4)
+    if (n > a->block / 4)
         return new_block(a, n); /* keep the current block for small entries */
-    char *p = new_block(a, ARENA_BLOCK);
+    char *p = new_block(a, a->block);
     if (!p)
         return NULL;
     a->ptr = p + n;
-    a->left = ARENA_BLOCK - n;
+    a->left = a->block - n;
     return p;
 }
 

@@ -14,9 +14,11 @@ typedef struct {
     size_t left; /* bytes left in the current block */
     lsm_arena_block_t *blocks;
     atomic_size_t usage; /* bytes malloc'd so far */
+    size_t block;        /* bytes per block */
 } lsm_arena_t;
 
-void lsm_arena_init(lsm_arena_t *a);
+/* block_size: bytes per malloc'd block (the usage granularity). */
+void lsm_arena_init(lsm_arena_t *a, size_t block_size);
 /* Returns n bytes aligned to 8, or NULL when out of memory. */
 void *lsm_arena_alloc(lsm_arena_t *a, size_t n);
 size_t lsm_arena_usage(const lsm_arena_t *a);

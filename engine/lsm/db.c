@@ -533,7 +533,7 @@ static int replay_wal(lsm_t *db, uint64_t number, replay_t *r, lsm_edit_t *edit)
         if (lsm_memtable_usage(r->mem) >= db->o.write_buffer_size) {
             rc = lsm_db_write_level0(db, r->mem, edit);
             lsm_memtable_unref(r->mem);
-            r->mem = lsm_memtable_new(0);
+            r->mem = lsm_memtable_new(0, db->o.write_buffer_size);
             if (!rc && !r->mem)
                 rc = SHOAL_ENOMEM;
             if (rc)
@@ -547,7 +547,7 @@ static int replay_wal(lsm_t *db, uint64_t number, replay_t *r, lsm_edit_t *edit)
 static int replay_wals(lsm_t *db, lsm_edit_t *edit)
 {
     numbers_t ns = {.min = db->log_number};
-    replay_t r = {.mem = lsm_memtable_new(0), .max_seq = atomic_load(&db->last_seq)};
+    replay_t r = {.mem = lsm_memtable_new(0, db->o.write_buffer_size), .max_seq = atomic_load(&db->last_seq)};
     int rc = r.mem ? db->env->list(db->env, db->dir, collect_logs, &ns) : SHOAL_ENOMEM;
     if (!rc && ns.n)
         qsort(ns.v, ns.n, sizeof *ns.v, cmp_u64);
@@ -621,7 +621,7 @@ static int recover(lsm_t *db)
         db->log_number = db->wal_number;
         rc = new_manifest(db);
     }
-    if (!rc && !(db->mem = lsm_memtable_new(db->wal_number)))
+    if (!rc && !(db->mem = lsm_memtable_new(db->wal_number, db->o.write_buffer_size)))
         rc = SHOAL_ENOMEM;
     return rc;
 }
@@ -740,8 +740,8 @@ static int open_locked(lsm_t *db)
         return lsm_err(&db->log, rc, "cannot lock %s (open elsewhere?)", path);
     if (!(db->cache = lsm_cache_new(db->o.block_cache_size)))
         return SHOAL_ENOMEM;
+    rc = recover(db); /* single-threaded still: recover takes mu only where helpers need it */
     pthread_mutex_lock(&db->mu);
-    rc = recover(db);
     if (!rc)
         lsm_db_remove_obsolete(db);
     pthread_mutex_unlock(&db->mu);
@@ -884,7 +884,7 @@ static int switch_memtable(lsm_t *db)
     lsm_wal_writer_t w;
     uint64_t number;
     int rc = open_new_wal(db, &w, &number);
-    lsm_memtable_t *m = rc ? NULL : lsm_memtable_new(number);
+    lsm_memtable_t *m = rc ? NULL : lsm_memtable_new(number, db->o.write_buffer_size);
     if (rc || !m) {
         lsm_wal_writer_close(&w);
         return rc ? rc : SHOAL_ENOMEM;
@@ -910,7 +910,7 @@ int lsm_db_reset_memtables(lsm_t *db)
     lsm_wal_writer_t w;
     uint64_t number;
     int rc = open_new_wal(db, &w, &number);
-    lsm_memtable_t *m = rc ? NULL : lsm_memtable_new(number);
+    lsm_memtable_t *m = rc ? NULL : lsm_memtable_new(number, db->o.write_buffer_size);
     if (rc || !m) {
         lsm_wal_writer_close(&w);
         return rc ? rc : SHOAL_ENOMEM;
@@ -943,10 +943,9 @@ static int make_room(lsm_t *db, bool force)
             db->stalls++;
             db->stall_micros += 1000;
             allow_delay = false;
-        } else if (!force && lsm_memtable_usage(db->mem) < db->o.write_buffer_size) {
-            return 0;
-        } else if (force && atomic_load(&db->mem->entries) == 0) {
-            return 0;
+        } else if (atomic_load(&db->mem->entries) == 0 ||
+                   (!force && lsm_memtable_usage(db->mem) < db->o.write_buffer_size)) {
+            return 0; /* an empty memtable never needs switching, whatever its arena holds */
         } else if ((size_t)db->nimm >= db->o.max_write_buffers - 1 ||
                    l0 >= db->o.l0_stop_trigger) {
             stall_wait(db);

@@ -273,14 +273,30 @@ int lsm_version_overlaps(const lsm_version_t *v, int level, const lsm_slice_t *b
     lsm_file_meta_t **r = malloc(sizeof *r * (size_t)(v->nfiles[level] + 1));
     if (!r)
         return SHOAL_ENOMEM;
+    lsm_slice_t b = begin ? *begin : lsm_slice("", 0), e = end ? *end : lsm_slice("", 0);
+    bool has_b = begin != NULL, has_e = end != NULL;
     int k = 0;
     for (int i = 0; i < v->nfiles[level]; i++) {
         lsm_file_meta_t *f = v->files[level][i];
-        if (begin && lsm_slice_cmp(lsm_ikey_user(lsm_meta_largest(f)), *begin) < 0)
-            continue;
-        if (end && lsm_slice_cmp(lsm_ikey_user(lsm_meta_smallest(f)), *end) > 0)
+        lsm_slice_t lo = lsm_ikey_user(lsm_meta_smallest(f));
+        lsm_slice_t hi = lsm_ikey_user(lsm_meta_largest(f));
+        if ((has_b && lsm_slice_cmp(hi, b) < 0) || (has_e && lsm_slice_cmp(lo, e) > 0))
             continue;
         r[k++] = f;
+        if (level != 0)
+            continue;
+        /* Level-0 files overlap each other: a file that widens the range may pull in older
+         * files that must come along (else newer data would sink below older). Restart. */
+        if (has_b && lsm_slice_cmp(lo, b) < 0) {
+            b = lo;
+            k = 0;
+            i = -1;
+        }
+        if (has_e && lsm_slice_cmp(hi, e) > 0) {
+            e = hi;
+            k = 0;
+            i = -1;
+        }
     }
     *out = r;
     *n = k;

@@ -78,7 +78,8 @@ lsm_iiter_t *lsm_level_iter_new(lsm_file_meta_t **files, int n, bool fill_cache)
 
 uint64_t lsm_version_level_bytes(const lsm_version_t *v, int level);
 
-/* Files of `level` overlapping user-key range [begin, end] (NULL = unbounded); malloc'd. */
+/* Files of `level` overlapping user-key range [begin, end] (NULL = unbounded); malloc'd.
+ * For level 0 the range grows to cover every file it picks, transitively. */
 int lsm_version_overlaps(const lsm_version_t *v, int level, const lsm_slice_t *begin,
                          const lsm_slice_t *end, lsm_file_meta_t ***out, int *n);
 

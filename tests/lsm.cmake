@@ -1,0 +1,9 @@
+# Storage engine tests (engine/lsm): unit tests per component, the randomized model test,
+# crash and corruption tests, and the decoder fuzz targets (run as unit tests too).
+set(LSM_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+if(TARGET shoal_lsm)
+  shoal_add_test(NAME test_lsm_model SOURCES ${LSM_TEST_DIR}/unit/test_lsm_model.c
+                 LIBS shoal_lsm LABELS unit TIMEOUT 120)
+  shoal_add_test(NAME test_lsm_model_long SOURCES ${LSM_TEST_DIR}/unit/test_lsm_model.c
+                 LIBS shoal_lsm LABELS slow ARGS long TIMEOUT 900)
+endif()
