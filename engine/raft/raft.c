@@ -348,8 +348,7 @@ int64_t leader_append(raft_t *r, raft_entry_type_t type, const void *data, size_
     int rc = log_append(&r->log, &e, true);
     if (rc)
         return rc;
-    bcast_append(r);
-    maybe_commit(r); /* a single voter commits once it has persisted */
+    r->append_pending = true; /* sent by the next raft_ready (flush_appends) */
     return (int64_t)e.index;
 }
 
@@ -382,7 +381,8 @@ bool raft_has_ready(const raft_t *r)
     if (memcmp(&hs, &r->prev_hs, sizeof(hs)) || r->lead != r->prev_ss.leader ||
         r->role != r->prev_ss.role)
         return true;
-    if (log_last_index(&r->log) > r->log.stable || r->has_pending_snapshot)
+    if (log_last_index(&r->log) > r->log.stable || r->has_pending_snapshot ||
+        r->append_pending)
         return true;
     if (r->log.committed > r->log.applied || r->out.n || r->out_after.n || r->n_rstates)
         return true;
@@ -430,6 +430,7 @@ int raft_ready(raft_t *r, raft_ready_t *rd)
     memset(rd, 0, sizeof(*rd));
     if (r->ready_outstanding)
         return SHOAL_EBUSY;
+    flush_appends(r);
     reads_flush(r);
     raft_soft_state_t ss = {r->lead, r->role};
     rd->soft_state = ss;

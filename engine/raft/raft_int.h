@@ -114,6 +114,7 @@ struct raft {
     raft_hard_state_t prev_hs;
     raft_soft_state_t prev_ss;
     bool ready_outstanding;
+    bool append_pending; /* proposals since the last ready: sent in one batch per peer */
 };
 
 /* log.c */
@@ -154,6 +155,7 @@ void progress_free(raft_progress_t *pr);
 void progress_become_probe(raft_progress_t *pr);
 bool send_append(raft_t *r, raft_progress_t *pr, bool allow_empty);
 void bcast_append(raft_t *r);
+void flush_appends(raft_t *r);
 void bcast_heartbeat(raft_t *r);
 bool maybe_commit(raft_t *r);
 int handle_append(raft_t *r, const raft_msg_t *m);

@@ -150,6 +150,20 @@ void bcast_append(raft_t *r)
         send_append(r, &r->prs[i], true);
 }
 
+/* Batching: proposals only append to the log; the appends for all of them go out when the
+ * next ready is built, as few messages per follower as the window and size limits allow. */
+void flush_appends(raft_t *r)
+{
+    if (!r->append_pending)
+        return;
+    r->append_pending = false;
+    if (r->role != RAFT_LEADER)
+        return;
+    for (size_t i = 0; i < r->n_prs; i++)
+        while (send_append(r, &r->prs[i], false))
+            ;
+}
+
 static void put_u64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
