@@ -217,8 +217,11 @@ static bool term_rules(raft_t *r, const raft_msg_t *m)
     if (m->term > r->term) {
         if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE) {
             bool forced = m->context_len == 8 && !memcmp(m->context, "transfer", 8);
-            bool in_lease = r->cfg.check_quorum && r->lead != RAFT_NONE &&
-                            r->election_elapsed < r->cfg.election_tick;
+            /* a node that just (re)started may have acknowledged a leader's heartbeat
+             * before it crashed: it waits out that leader's lease too */
+            bool in_lease = r->cfg.check_quorum &&
+                            ((r->lead != RAFT_NONE && r->election_elapsed < r->cfg.election_tick) ||
+                             r->now < r->cfg.election_tick);
             if (!forced && in_lease)
                 return false; /* we heard from a live leader: do not help depose it */
         }

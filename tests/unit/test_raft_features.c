@@ -168,6 +168,25 @@ static void test_check_quorum(void **state)
     free_cluster(h);
 }
 
+/* With check-quorum, a node that just started ignores vote requests for an election
+ * timeout: before a crash it may have acknowledged a leader whose lease still runs. */
+static void test_restarted_node_waits_out_lease(void **state)
+{
+    harness_t *h = new_cluster(3, 3, NULL);
+    h_crash(h, 3);
+    h_start(h, 3);
+    raft_status_t st = h_status(h, 3);
+    raft_msg_t v = {.type = RAFT_MSG_VOTE, .group = 7, .from = 2, .to = 3, .term = st.term + 1,
+                    .index = 1000, .log_term = st.term + 1};
+    assert_int_equal(raft_step(h->n[3].r, &v), 0);
+    assert_int_equal(h_status(h, 3).term, st.term); /* ignored */
+    for (int i = 0; i < 10; i++)
+        raft_tick(h->n[3].r);
+    assert_int_equal(raft_step(h->n[3].r, &v), 0);
+    assert_int_equal(h_status(h, 3).vote, 2);
+    free_cluster(h);
+}
+
 static void small_window(raft_config_t *c)
 {
     c->max_inflight = 3;
@@ -490,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_prevote_keeps_term),
         cmocka_unit_test(test_without_prevote_term_grows),
         cmocka_unit_test(test_check_quorum),
+        cmocka_unit_test(test_restarted_node_waits_out_lease),
         cmocka_unit_test(test_pipelining_window),
         cmocka_unit_test(test_heartbeat_commit_min),
         cmocka_unit_test(test_restart_from_disk),

@@ -15,6 +15,7 @@ static raft_t *node_with_log(uint64_t term, const uint64_t *terms, size_t n, uin
 {
     raft_config_t c;
     h_config(&c, 1);
+    c.check_quorum = false; /* Figure 2 alone: no leader stickiness */
     static raft_entry_t ents[32];
     for (size_t i = 0; i < n; i++)
         ents[i] = (raft_entry_t){.term = terms[i], .index = i + 1, .type = RAFT_ENTRY_NORMAL};
