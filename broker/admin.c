@@ -300,7 +300,8 @@ static void reply_status(broker_t *b, zframe_t *client, uint64_t rid, bool event
         d->id = s->id;
         d->leader = s->leader == BROKER_NO_LEADER ? UINT64_MAX : (uint64_t)s->leader;
         d->term = s->term;
-        d->commit_index = s->commit;
+        /* apply is fed live by change events, commit by polls: commit >= apply always */
+        d->commit_index = s->commit > s->apply ? s->commit : s->apply;
         d->apply_index = s->apply;
         d->size_bytes = s->size;
         d->replicas = &ppp[i * BROKER_MAX_REPLICAS];
@@ -308,7 +309,7 @@ static void reply_status(broker_t *b, zframe_t *client, uint64_t rid, bool event
             Shoal__PeerProgress *p = &pp[i * BROKER_MAX_REPLICAS + k];
             shoal__peer_progress__init(p);
             p->peer = s->replicas[k];
-            p->match_index = s->leader == (int64_t)s->replicas[k] ? s->commit : s->match[k];
+            p->match_index = s->leader == (int64_t)s->replicas[k] ? d->commit_index : s->match[k];
             d->replicas[d->n_replicas++] = p;
         }
         sp[i] = d;
