@@ -3,11 +3,11 @@
  *   raft_bench throughput [--entries N] [--size B] [--batch K]
  *       3 replicas in one process; messages are handed over in memory, "persisting" is
  *       acknowledging the ready. Prints committed entries per second at the leader.
- *   raft_bench election [--trials N] [--min MS] [--max MS] [--nodes N] [--prevote]
+ *   raft_bench election [--trials N] [--min MS] [--nodes N] [--delay MS] [--prevote]
  *       The experiment of Figure 16 of the Raft paper: a tick is 1 ms, the election timeout
- *       is random in [min, max) (the core draws from [election_tick, 2*election_tick), so
- *       max must be 2*min), heartbeats every min/2, a one-way network delay of 1 ms
- *       (uniform 0.5-1.5 ms in whole ticks: 1 on average). The leader is crashed at a
+ *       is random in [min, 2*min) (the core draws from [election_tick, 2*election_tick)),
+ *       heartbeats every min/2, a fixed one-way network delay (default 1 ms), prevote and
+ *       check-quorum off unless --prevote (the paper has neither). The leader is crashed at a
  *       uniformly random moment of its heartbeat interval; the time until another node
  *       becomes leader is measured. Prints the distribution.
  *
@@ -197,7 +197,7 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int election(int trials, unsigned min_ms, int nodes, bool prevote)
+static int election(int trials, unsigned min_ms, int nodes, bool prevote, int delay)
 {
     uint64_t *ms = calloc((size_t)trials, sizeof(*ms));
     uint64_t splits = 0;
@@ -205,7 +205,7 @@ static int election(int trials, unsigned min_ms, int nodes, bool prevote)
     for (int t = 0; t < trials; t++) {
         bench_t b;
         setup(&b, nodes, min_ms, hb, prevote, (uint64_t)t + 1);
-        b.delay = 1;
+        b.delay = delay;
         while (!leader(&b))
             tick_all(&b);
         int l = leader(&b);
@@ -213,7 +213,8 @@ static int election(int trials, unsigned min_ms, int nodes, bool prevote)
         raft_status(b.r[l], &st);
         uint64_t term = st.term;
         /* settle, then crash at a random moment of the heartbeat interval */
-        for (unsigned k = 0; k < 3 * min_ms + (unsigned)(rnd(&b) % hb); k++)
+        unsigned settle = 3 * min_ms + (unsigned)(rnd(&b) % hb);
+        for (unsigned k = 0; k < settle; k++)
             tick_all(&b);
         b.up[l] = false;
         uint64_t crashed = b.now;
@@ -228,10 +229,10 @@ static int election(int trials, unsigned min_ms, int nodes, bool prevote)
     double sum = 0;
     for (int t = 0; t < trials; t++)
         sum += (double)ms[t];
-    printf("election: %d nodes, timeouts %u-%u ms, heartbeat %u ms, delay 1 ms, prevote %s: "
+    printf("election: %d nodes, timeouts %u-%u ms, heartbeat %u ms, delay %d ms, prevote %s: "
            "%d trials\n  time to a new leader (ms): mean %.0f, min %llu, p50 %llu, p90 %llu, "
            "p99 %llu, max %llu; elections needing more than one term: %llu\n",
-           nodes, min_ms, 2 * min_ms, hb, prevote ? "on" : "off", trials, sum / trials,
+           nodes, min_ms, 2 * min_ms, hb, delay, prevote ? "on" : "off", trials, sum / trials,
            (unsigned long long)ms[0], (unsigned long long)ms[trials / 2],
            (unsigned long long)ms[trials * 9 / 10], (unsigned long long)ms[trials * 99 / 100],
            (unsigned long long)ms[trials - 1], (unsigned long long)splits);
@@ -253,7 +254,7 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "";
     uint64_t entries = 1000000;
     size_t size = 128;
-    int batch = 64, trials = 1000, nodes = 5;
+    int batch = 64, trials = 1000, nodes = 5, delay = 1;
     unsigned min_ms = 150;
     bool prevote = false;
     for (int i = 2; i < argc; i++) {
@@ -270,19 +271,21 @@ int main(int argc, char **argv)
             min_ms = (unsigned)atoi(v), i++;
         else if (!strcmp(argv[i], "--nodes"))
             nodes = atoi(v), i++;
+        else if (!strcmp(argv[i], "--delay"))
+            delay = atoi(v), i++;
         else if (!strcmp(argv[i], "--prevote"))
             prevote = true;
         else
             mode = "";
     }
-    if (batch < 1 || trials < 1 || nodes < 1 || nodes > MAXN || min_ms < 2)
+    if (batch < 1 || trials < 1 || nodes < 1 || nodes > MAXN || min_ms < 2 || delay < 1)
         mode = "";
     if (!strcmp(mode, "throughput"))
         return throughput(entries, size, batch);
     if (!strcmp(mode, "election"))
-        return election(trials, min_ms, nodes, prevote);
+        return election(trials, min_ms, nodes, prevote, delay);
     fprintf(stderr, "usage: raft_bench throughput [--entries N] [--size B] [--batch K]\n"
                     "       raft_bench election [--trials N] [--min MS] [--nodes N] "
-                    "[--prevote]\n");
+                    "[--delay MS] [--prevote]\n");
     return 2;
 }
