@@ -208,9 +208,12 @@ typedef struct {
  * 256 inflight, 256 entries / 1 MiB per message, 1 MiB chunks. id and group are zero. */
 void raft_config_default(raft_config_t *c);
 
-/* What the caller reloaded from disk. A fresh node of a new group passes an empty log and
- * the initial voters in snapshot.conf (index and term 0); a node joining an existing group
- * passes an empty conf and learns it from the leader. */
+/* What the caller reloaded from disk. A fresh node of a new group passes a zero hard state,
+ * an empty log and the initial voters in snapshot.conf (index and term 0): the core then
+ * writes that configuration as committed entries 1..n of term 1 (CONF_ADD_VOTER per voter
+ * in id order, identical on every initial member), which its first ready persists, so that
+ * nodes added later learn the configuration from the log. A node joining an existing group
+ * passes an empty conf and learns it from the leader (it never campaigns before). */
 typedef struct {
     raft_hard_state_t hard_state;
     raft_snapshot_meta_t snapshot;
