@@ -34,16 +34,21 @@ if(TARGET shoal_raft)
   target_link_libraries(shoal_raft_buggy PUBLIC shoal_engine)
   add_executable(raft_sim_buggy ${SIM_SRCS})
   target_link_libraries(raft_sim_buggy PRIVATE shoal_raft_buggy)
-  # bug number, the checker that must report it, how many seeds it may take
-  set(PLANTED "1|state machine safety|400" "2|election safety|400" "3|linearizability|2000"
-              "4|log matching|400" "5|leader completeness|400")
+  # bug number, the checker that must report it, first seed, how many seeds it may take.
+  # The Figure 8 bug (6) needs a rare interleaving: about one seed in 5,000 shows it, so its
+  # test replays a window around the first seed known to catch it (seed 5631).
+  set(PLANTED "1|state machine safety|1|400" "2|election safety|1|400"
+              "3|linearizability|1|2000" "4|log matching|1|400" "5|leader completeness|1|400"
+              "6|safety|5600|100")
   foreach(p ${PLANTED})
     string(REPLACE "|" ";" f "${p}")
     list(GET f 0 bug)
     list(GET f 1 what)
-    list(GET f 2 seeds)
+    list(GET f 2 start)
+    list(GET f 3 seeds)
     add_test(NAME raft_sim_catches_bug_${bug}
-             COMMAND raft_sim_buggy --bug ${bug} --expect "${what}" --seeds ${seeds})
+             COMMAND raft_sim_buggy --bug ${bug} --expect "${what}" --start ${start}
+                     --seeds ${seeds})
     set_tests_properties(raft_sim_catches_bug_${bug} PROPERTIES LABELS "sim" TIMEOUT 600)
   endforeach()
 endif()
