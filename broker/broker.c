@@ -256,13 +256,20 @@ void broker_destroy(broker_t **self_p)
     *self_p = NULL;
 }
 
-/* Client ROUTER: [identity][Frame]. */
-static void drain_front(broker_t *b)
+/* True when sock has a message waiting (ZMQ_EVENTS: no syscall when nothing changed). */
+static bool readable(zsock_t *sock)
 {
-    for (int i = 0; i < 1024; i++) {
+    return (zsock_events(sock) & ZMQ_POLLIN) != 0;
+}
+
+/* Client ROUTER: [identity][Frame]. Returns the number of messages handled. */
+static int drain_front(broker_t *b)
+{
+    int i;
+    for (i = 0; i < 1024 && readable(b->front); i++) {
         zmsg_t *msg = zmsg_recv_nowait(b->front);
         if (!msg)
-            return;
+            break;
         zframe_t *id = zmsg_pop(msg);
         zframe_t *body = zmsg_pop(msg);
         zmsg_destroy(&msg);
@@ -288,14 +295,16 @@ static void drain_front(broker_t *b)
         zframe_destroy(&id);
         zframe_destroy(&body);
     }
+    return i;
 }
 
-static void drain_node(broker_t *b, bnode_t *n)
+static int drain_node(broker_t *b, bnode_t *n)
 {
     void *s = zsock_resolve(n->dealer);
     zmq_msg_t msg;
     zmq_msg_init(&msg);
-    for (int i = 0; i < 1024; i++) {
+    int i;
+    for (i = 0; i < 1024 && readable(n->dealer); i++) {
         if (zmq_msg_recv(&msg, s, ZMQ_DONTWAIT) < 0)
             break;
         Shoal__Frame *f = NULL;
@@ -313,15 +322,17 @@ static void drain_node(broker_t *b, bnode_t *n)
             shoal_frame_free(&f);
     }
     zmq_msg_close(&msg);
+    return i;
 }
 
 /* Node PUB: [topic][protobuf]. */
-static void drain_sub(broker_t *b)
+static int drain_sub(broker_t *b)
 {
-    for (int i = 0; i < 4096; i++) {
+    int i;
+    for (i = 0; i < 4096 && readable(b->sub); i++) {
         zmsg_t *msg = zmsg_recv_nowait(b->sub);
         if (!msg)
-            return;
+            break;
         zframe_t *topic = zmsg_first(msg);
         zframe_t *body = zmsg_next(msg);
         if (topic && body) {
@@ -339,16 +350,31 @@ static void drain_sub(broker_t *b)
         }
         zmsg_destroy(&msg);
     }
+    return i;
 }
 
 /* XPUB delivers subscription messages; read them so they never pile up. */
-static void drain_xpub(broker_t *b)
+static int drain_xpub(broker_t *b)
 {
-    for (int i = 0; i < 1024; i++) {
+    int i;
+    for (i = 0; i < 1024 && readable(b->xpub); i++) {
         zframe_t *f = zframe_recv_nowait(b->xpub);
         if (!f)
-            return;
+            break;
         zframe_destroy(&f);
+    }
+    return i;
+}
+
+/* Serves every socket until a round finds nothing: one poll per burst, not per socket. */
+static void drain_all(broker_t *b)
+{
+    for (int round = 0; round < 16; round++) {
+        int moved = drain_front(b) + drain_sub(b) + drain_xpub(b);
+        for (size_t i = 0; i < b->n_nodes; i++)
+            moved += drain_node(b, &b->nodes[i]);
+        if (!moved)
+            return;
     }
 }
 
@@ -380,24 +406,15 @@ void broker_run(broker_t *b, zsock_t *pipe)
               b->cfg.client_endpoint, b->cfg.pub_endpoint, b->n_nodes, b->n_shards);
     while (!zsys_interrupted) {
         void *which = zpoller_wait(b->poller, 10);
-        if (which == b->front)
-            drain_front(b);
-        else if (which == b->sub)
-            drain_sub(b);
-        else if (which == b->xpub)
-            drain_xpub(b);
-        else if (pipe && which == pipe) {
+        if (pipe && which == pipe) {
             char *cmd = zstr_recv(pipe);
             bool term = !cmd || streq(cmd, "$TERM");
             zstr_free(&cmd);
             if (term)
                 break;
-        } else if (which) {
-            for (size_t i = 0; i < b->n_nodes; i++)
-                if (which == b->nodes[i].dealer)
-                    drain_node(b, &b->nodes[i]);
-        } else if (zpoller_terminated(b->poller))
+        } else if (!which && zpoller_terminated(b->poller))
             break;
+        drain_all(b);
         tick(b);
     }
     broker_info(b, "broker: stopping (%" PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
