@@ -99,8 +99,7 @@ static size_t deliver(bench_t *b)
     return n;
 }
 
-static void setup(bench_t *b, int n, unsigned etick, unsigned htick, bool prevote,
-                  uint64_t seed)
+static void setup(bench_t *b, int n, unsigned etick, unsigned htick, bool prevote, uint64_t seed)
 {
     memset(b, 0, sizeof(*b));
     b->n = n;

@@ -108,8 +108,11 @@ void campaign(raft_t *r, bool prevote, bool forced)
         uint64_t id = r->conf.voters[i];
         if (id == r->id)
             continue;
-        raft_msg_t m = {.type = type, .to = id, .term = term,
-                        .index = log_last_index(&r->log), .log_term = log_last_term(&r->log)};
+        raft_msg_t m = {.type = type,
+                        .to = id,
+                        .term = term,
+                        .index = log_last_index(&r->log),
+                        .log_term = log_last_term(&r->log)};
         if (forced) {
             m.context = (uint8_t *)strdup("transfer");
             m.context_len = m.context ? 8 : 0;
@@ -142,7 +145,9 @@ int handle_vote_request(raft_t *r, const raft_msg_t *m)
     if (RAFT_BUG(RAFT_BUG_VOTE_TWICE) && !prevote && r->role != RAFT_LEADER)
         grant = log_up_to_date(&r->log, m->index, m->log_term);
     raft_msg_t resp = {.type = prevote ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP,
-                       .to = m->from, .term = grant ? m->term : r->term, .reject = !grant};
+                       .to = m->from,
+                       .term = grant ? m->term : r->term,
+                       .reject = !grant};
     if (grant && !prevote) {
         r->election_elapsed = 0;
         if (!RAFT_BUG(RAFT_BUG_VOTE_TWICE))
@@ -157,8 +162,7 @@ void handle_vote_response(raft_t *r, const raft_msg_t *m)
         /* a grant carries the term we asked for, a refusal the voter's (ours or lower) */
         if ((!m->reject && m->term == r->term + 1) || (m->reject && m->term == r->term))
             record_vote(r, m->from, !m->reject);
-    } else if (r->role == RAFT_CANDIDATE && m->type == RAFT_MSG_VOTE_RESP &&
-               m->term == r->term) {
+    } else if (r->role == RAFT_CANDIDATE && m->type == RAFT_MSG_VOTE_RESP && m->term == r->term) {
         record_vote(r, m->from, !m->reject);
     } else {
         return;

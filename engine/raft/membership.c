@@ -62,10 +62,12 @@ int conf_bootstrap(raft_t *r)
         qsort(ids[l], n[l], sizeof(uint64_t), cmp_id);
         for (size_t i = 0; i < n[l]; i++) {
             uint8_t buf[CC_HEADER];
-            raft_conf_change_t cc = {l ? RAFT_CONF_ADD_LEARNER : RAFT_CONF_ADD_VOTER,
-                                     ids[l][i], NULL, 0};
-            raft_entry_t e = {.term = 1, .index = log_last_index(&r->log) + 1,
-                              .type = RAFT_ENTRY_CONF_CHANGE, .data = buf,
+            raft_conf_change_t cc = {l ? RAFT_CONF_ADD_LEARNER : RAFT_CONF_ADD_VOTER, ids[l][i],
+                                     NULL, 0};
+            raft_entry_t e = {.term = 1,
+                              .index = log_last_index(&r->log) + 1,
+                              .type = RAFT_ENTRY_CONF_CHANGE,
+                              .data = buf,
                               .len = conf_change_encode(&cc, buf)};
             int rc = log_append(&r->log, &e, true);
             if (rc)

@@ -26,8 +26,7 @@ static uint64_t rng_next(raft_t *r)
 void raft_reset_timeout(raft_t *r)
 {
     r->election_elapsed = 0;
-    r->randomized_timeout =
-        r->cfg.election_tick + (unsigned)(rng_next(r) % r->cfg.election_tick);
+    r->randomized_timeout = r->cfg.election_tick + (unsigned)(rng_next(r) % r->cfg.election_tick);
 }
 
 bool conf_has(const uint64_t *ids, size_t n, uint64_t id)
@@ -56,8 +55,8 @@ size_t raft_quorum(const raft_t *r)
 static int check_config(const raft_config_t *c)
 {
     if (c->id == RAFT_NONE || c->election_tick < 2 || c->heartbeat_tick == 0 ||
-        c->heartbeat_tick >= c->election_tick || c->max_inflight == 0 ||
-        c->max_msg_entries == 0 || c->snapshot_chunk_bytes == 0)
+        c->heartbeat_tick >= c->election_tick || c->max_inflight == 0 || c->max_msg_entries == 0 ||
+        c->snapshot_chunk_bytes == 0)
         return SHOAL_EINVAL;
     if (c->lease_read && (!c->check_quorum || c->lease_margin >= c->election_tick))
         return SHOAL_EINVAL;
@@ -239,8 +238,8 @@ static bool term_rules(raft_t *r, const raft_msg_t *m)
             raft_msg_t resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from};
             raft_send(r, &resp);
         } else if (m->type == RAFT_MSG_PREVOTE) {
-            raft_msg_t resp = {.type = RAFT_MSG_PREVOTE_RESP, .to = m->from, .term = r->term,
-                               .reject = true};
+            raft_msg_t resp = {
+                .type = RAFT_MSG_PREVOTE_RESP, .to = m->from, .term = r->term, .reject = true};
             raft_send(r, &resp);
         }
         return false;
@@ -252,8 +251,7 @@ static int validate_msg(const raft_t *r, const raft_msg_t *m)
 {
     if (m->type == RAFT_MSG_NONE || (unsigned)m->type > RAFT_MSG_TYPE_MAX)
         return SHOAL_EINVAL;
-    if (m->to != r->id || m->from == RAFT_NONE || m->from == r->id ||
-        m->group != r->cfg.group)
+    if (m->to != r->id || m->from == RAFT_NONE || m->from == r->id || m->group != r->cfg.group)
         return SHOAL_EINVAL;
     if (m->n_entries && !m->entries)
         return SHOAL_EINVAL;
@@ -297,8 +295,7 @@ static int step_follower(raft_t *r, const raft_msg_t *m)
             campaign(r, false, true);
         return 0;
     case RAFT_MSG_READ_INDEX: return 0; /* we are not the leader: the asker retries */
-    case RAFT_MSG_READ_INDEX_RESP:
-        return read_state_push(r, m->index, m->context, m->context_len);
+    case RAFT_MSG_READ_INDEX_RESP: return read_state_push(r, m->index, m->context, m->context_len);
     default: return 0;
     }
 }
@@ -346,8 +343,11 @@ static int not_leader(const raft_t *r, uint64_t *leader_hint)
 /* Appends one entry of the leader's term and replicates it. Returns its index. */
 int64_t leader_append(raft_t *r, raft_entry_type_t type, const void *data, size_t len)
 {
-    raft_entry_t e = {.term = r->term, .index = log_last_index(&r->log) + 1, .type = type,
-                      .data = (uint8_t *)data, .len = len};
+    raft_entry_t e = {.term = r->term,
+                      .index = log_last_index(&r->log) + 1,
+                      .type = type,
+                      .data = (uint8_t *)data,
+                      .len = len};
     int rc = log_append(&r->log, &e, true);
     if (rc)
         return rc;
@@ -384,8 +384,7 @@ bool raft_has_ready(const raft_t *r)
     if (memcmp(&hs, &r->prev_hs, sizeof(hs)) || r->lead != r->prev_ss.leader ||
         r->role != r->prev_ss.role)
         return true;
-    if (log_last_index(&r->log) > r->log.stable || r->has_pending_snapshot ||
-        r->append_pending)
+    if (log_last_index(&r->log) > r->log.stable || r->has_pending_snapshot || r->append_pending)
         return true;
     if (r->log.committed > r->log.applied || r->out.n || r->out_after.n || r->n_rstates)
         return true;
@@ -554,7 +553,7 @@ void raft_status(const raft_t *r, raft_status_t *st)
         const raft_progress_t *pr = &r->prs[i];
         if (pr->id == r->id)
             continue;
-        st->peers[st->n_peers++] = (raft_peer_status_t){
-            pr->id, pr->learner, pr->match, pr->next, pr->state, peer_active(r, pr)};
+        st->peers[st->n_peers++] = (raft_peer_status_t){pr->id,   pr->learner, pr->match,
+                                                        pr->next, pr->state,   peer_active(r, pr)};
     }
 }

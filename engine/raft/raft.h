@@ -188,8 +188,8 @@ typedef struct {
 } raft_snapshot_io_t;
 
 typedef struct {
-    uint64_t id;    /* this node, > 0 */
-    uint64_t group; /* copied into every message */
+    uint64_t id;             /* this node, > 0 */
+    uint64_t group;          /* copied into every message */
     unsigned election_tick;  /* election timeout is random in [election_tick, 2*election_tick) */
     unsigned heartbeat_tick; /* leader heartbeat interval, < election_tick */
     bool prevote;            /* pre-vote before raising the term */
@@ -200,7 +200,7 @@ typedef struct {
     size_t max_msg_entries;  /* entries per append message */
     size_t max_msg_bytes;    /* payload bytes per append message (at least one entry) */
     size_t snapshot_chunk_bytes;
-    uint64_t seed;           /* randomness of election timeouts */
+    uint64_t seed; /* randomness of election timeouts */
     raft_snapshot_io_t snapshot_io;
 } raft_config_t;
 

@@ -37,14 +37,14 @@ typedef struct {
     bool learner;
     uint64_t match, next;
     raft_progress_state_t state;
-    bool probe_sent;      /* probe: one append is out, wait for an answer or a heartbeat */
-    uint64_t last_heard;  /* tick of the last message from this peer */
-    uint64_t *inflight;   /* replicate: ring of the last index of each append in flight */
+    bool probe_sent;     /* probe: one append is out, wait for an answer or a heartbeat */
+    uint64_t last_heard; /* tick of the last message from this peer */
+    uint64_t *inflight;  /* replicate: ring of the last index of each append in flight */
     unsigned in_start, in_count;
-    uint64_t snap_index;  /* snapshot state: the snapshot being sent and the next offset */
+    uint64_t snap_index; /* snapshot state: the snapshot being sent and the next offset */
     uint64_t snap_offset;
     unsigned snap_elapsed;
-    uint64_t read_ack;    /* highest heartbeat round acknowledged */
+    uint64_t read_ack; /* highest heartbeat round acknowledged */
 } raft_progress_t;
 
 typedef struct {
@@ -72,12 +72,12 @@ struct raft {
     raft_role_t role;
     raft_log_t log;
 
-    raft_conf_state_t conf;     /* in effect: the last committed configuration */
-    uint64_t conf_scanned;      /* conf entries up to here are applied to conf */
+    raft_conf_state_t conf;      /* in effect: the last committed configuration */
+    uint64_t conf_scanned;       /* conf entries up to here are applied to conf */
     raft_conf_state_t snap_conf; /* configuration at log.offset */
-    raft_conf_hist_t *hist;     /* committed configurations above log.offset */
+    raft_conf_hist_t *hist;      /* committed configurations above log.offset */
     size_t n_hist, cap_hist;
-    bool step_down_pending;     /* the leader's own removal committed */
+    bool step_down_pending; /* the leader's own removal committed */
 
     raft_progress_t prs[RAFT_MAX_NODES]; /* leader: every voter and learner, self included */
     size_t n_prs;

@@ -62,8 +62,11 @@ static int release(raft_t *r, raft_read_t *rd, uint64_t index)
 {
     if (rd->from == r->id)
         return read_state_push(r, index, rd->ctx, rd->len);
-    raft_msg_t m = {.type = RAFT_MSG_READ_INDEX_RESP, .to = rd->from, .index = index,
-                    .context = rd->ctx, .context_len = rd->len};
+    raft_msg_t m = {.type = RAFT_MSG_READ_INDEX_RESP,
+                    .to = rd->from,
+                    .index = index,
+                    .context = rd->ctx,
+                    .context_len = rd->len};
     rd->ctx = NULL; /* the message takes it */
     rd->len = 0;
     return raft_send(r, &m);
@@ -135,8 +138,8 @@ void reads_on_ack(raft_t *r)
     uint64_t q = quorum_round(r);
     if (q == 0)
         return;
-    uint64_t lease = r->round_tick[q % RAFT_ROUND_RING] + r->cfg.election_tick -
-                     r->cfg.lease_margin;
+    uint64_t lease =
+        r->round_tick[q % RAFT_ROUND_RING] + r->cfg.election_tick - r->cfg.lease_margin;
     if (r->read_round - q < RAFT_ROUND_RING && lease > r->lease_until)
         r->lease_until = lease;
     size_t k = 0;

@@ -122,8 +122,11 @@ bool send_append(raft_t *r, raft_progress_t *pr, bool allow_empty)
     size_t n = batch_size(r, pr->next);
     if (n == 0 && !allow_empty)
         return false;
-    raft_msg_t m = {.type = RAFT_MSG_APPEND, .to = pr->id, .index = prev,
-                    .log_term = log_term(&r->log, prev), .commit = r->log.committed};
+    raft_msg_t m = {.type = RAFT_MSG_APPEND,
+                    .to = pr->id,
+                    .index = prev,
+                    .log_term = log_term(&r->log, prev),
+                    .commit = r->log.committed};
     if (n) {
         m.entries = calloc(n, sizeof(*m.entries));
         for (size_t i = 0; m.entries && i < n; i++)
@@ -245,8 +248,11 @@ static int reject_append(raft_t *r, const raft_msg_t *m)
 {
     uint64_t hint = m->index < log_last_index(&r->log) ? m->index : log_last_index(&r->log);
     hint = log_find_conflict_by_term(&r->log, hint, m->log_term);
-    raft_msg_t resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from, .index = m->index,
-                       .reject = true, .reject_hint = hint,
+    raft_msg_t resp = {.type = RAFT_MSG_APPEND_RESP,
+                       .to = m->from,
+                       .index = m->index,
+                       .reject = true,
+                       .reject_hint = hint,
                        .conflict_term = log_term(&r->log, hint)};
     return raft_send(r, &resp);
 }

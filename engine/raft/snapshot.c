@@ -21,9 +21,9 @@ static void send_chunk(raft_t *r, raft_progress_t *pr)
     size_t cap = r->cfg.snapshot_chunk_bytes;
     uint8_t *buf = malloc(cap);
     uint64_t total = 0, checksum = 0;
-    int64_t n = buf ? io->read(io->ctx, pr->snap_index, pr->snap_offset, buf, cap, &total,
-                               &checksum)
-                    : SHOAL_ENOMEM;
+    int64_t n =
+        buf ? io->read(io->ctx, pr->snap_index, pr->snap_offset, buf, cap, &total, &checksum)
+            : SHOAL_ENOMEM;
     if (n < 0 || (n == 0 && pr->snap_offset < total)) {
         free(buf);
         progress_become_probe(pr); /* the snapshot is gone: try again with a newer one */
@@ -75,7 +75,7 @@ void handle_snapshot_response(raft_t *r, const raft_msg_t *m)
         return;
     pr->last_heard = r->now;
     if (pr->state != RAFT_PROGRESS_SNAPSHOT || m->index != pr->snap_index)
-        return; /* an answer about a transfer we gave up */
+        return;                            /* an answer about a transfer we gave up */
     if (pr->snap_index != r->log.offset) { /* a newer snapshot replaced it: restart */
         pr->snap_index = r->log.offset;
         pr->snap_offset = 0;
@@ -91,8 +91,11 @@ void handle_snapshot_response(raft_t *r, const raft_msg_t *m)
 
 static int snapshot_resp(raft_t *r, const raft_msg_t *m, bool reject, uint64_t hint)
 {
-    raft_msg_t resp = {.type = RAFT_MSG_SNAPSHOT_RESP, .to = m->from,
-                       .index = m->snapshot.meta.index, .reject = reject, .reject_hint = hint};
+    raft_msg_t resp = {.type = RAFT_MSG_SNAPSHOT_RESP,
+                       .to = m->from,
+                       .index = m->snapshot.meta.index,
+                       .reject = reject,
+                       .reject_hint = hint};
     return raft_send(r, &resp);
 }
 
@@ -119,14 +122,13 @@ static int install(raft_t *r, const raft_msg_t *m)
 int handle_snapshot(raft_t *r, const raft_msg_t *m)
 {
     const raft_snapshot_chunk_t *c = &m->snapshot;
-    if (!m->has_snapshot || (c->len && !c->data) || c->meta.index == 0 ||
-        c->meta.term > m->term || c->offset + c->len > c->total_size ||
-        c->meta.conf.n_voters > RAFT_MAX_NODES || c->meta.conf.n_learners > RAFT_MAX_NODES ||
+    if (!m->has_snapshot || (c->len && !c->data) || c->meta.index == 0 || c->meta.term > m->term ||
+        c->offset + c->len > c->total_size || c->meta.conf.n_voters > RAFT_MAX_NODES ||
+        c->meta.conf.n_learners > RAFT_MAX_NODES ||
         c->meta.conf.n_voters + c->meta.conf.n_learners > RAFT_MAX_NODES)
         return SHOAL_EINVAL;
     if (c->meta.index <= r->log.committed) { /* nothing new in it */
-        raft_msg_t resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from,
-                           .index = r->log.committed};
+        raft_msg_t resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from, .index = r->log.committed};
         return raft_send(r, &resp);
     }
     if (!r->cfg.snapshot_io.write)
@@ -138,8 +140,7 @@ int handle_snapshot(raft_t *r, const raft_msg_t *m)
         r->recv_offset = 0;
     }
     if (c->meta.index != r->recv_snap_index || c->offset != r->recv_offset)
-        return snapshot_resp(r, m, true,
-                             c->meta.index == r->recv_snap_index ? r->recv_offset : 0);
+        return snapshot_resp(r, m, true, c->meta.index == r->recv_snap_index ? r->recv_offset : 0);
     int rc = r->cfg.snapshot_io.write(r->cfg.snapshot_io.ctx, c);
     if (rc < 0) {
         r->recv_snap_index = 0;

@@ -33,10 +33,10 @@ const char *raft_role_name(raft_role_t role)
 
 const char *raft_msg_type_name(raft_msg_type_t type)
 {
-    static const char *names[] = {"none",       "prevote",      "prevote_resp",  "vote",
-                                  "vote_resp",  "append",       "append_resp",   "heartbeat",
-                                  "heartbeat_resp", "snapshot", "snapshot_resp", "timeout_now",
-                                  "read_index", "read_index_resp"};
+    static const char *names[] = {
+        "none",          "prevote",     "prevote_resp", "vote",           "vote_resp",
+        "append",        "append_resp", "heartbeat",    "heartbeat_resp", "snapshot",
+        "snapshot_resp", "timeout_now", "read_index",   "read_index_resp"};
     if ((unsigned)type > RAFT_MSG_TYPE_MAX)
         return "?";
     return names[type];

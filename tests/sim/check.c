@@ -84,8 +84,7 @@ static void lm_grow(check_t *c)
     free(old);
 }
 
-void check_log_entry(check_t *c, sim_t *s, uint64_t node, const raft_entry_t *e,
-                     uint64_t prev_term)
+void check_log_entry(check_t *c, sim_t *s, uint64_t node, const raft_entry_t *e, uint64_t prev_term)
 {
     if (c->n_lm * 2 >= c->cap_lm)
         lm_grow(c);
@@ -169,11 +168,11 @@ void check_ready(check_t *c, sim_t *s, uint64_t node, const raft_ready_t *rd)
     const raft_hard_state_t *hs = &rd->hard_state;
     for (size_t i = 0; i < rd->n_entries; i++) {
         const raft_entry_t *e = &rd->entries[i];
-        if ((i && (e->index != rd->entries[i - 1].index + 1 ||
-                   e->term < rd->entries[i - 1].term)) ||
+        if ((i &&
+             (e->index != rd->entries[i - 1].index + 1 || e->term < rd->entries[i - 1].term)) ||
             e->term > hs->term)
-            sim_fail(s, "node %llu: ready entries out of order at %llu",
-                     (unsigned long long)node, (unsigned long long)e->index);
+            sim_fail(s, "node %llu: ready entries out of order at %llu", (unsigned long long)node,
+                     (unsigned long long)e->index);
     }
     for (size_t i = 1; i < rd->n_committed; i++)
         if (rd->committed[i].index != rd->committed[i - 1].index + 1)
@@ -250,8 +249,8 @@ int check_op_invoke(check_t *c, bool is_read, uint64_t key, uint64_t op_id)
 {
     grow((void **)&c->ops, &c->cap_ops, c->n_ops, sizeof(*c->ops));
     check_op_t *o = &c->ops[c->n_ops];
-    *o = (check_op_t){.is_read = is_read, .key = key, .op_id = op_id, .invoke = ++c->clock,
-                      .complete = NO_END};
+    *o = (check_op_t){
+        .is_read = is_read, .key = key, .op_id = op_id, .invoke = ++c->clock, .complete = NO_END};
     return (int)c->n_ops++;
 }
 
@@ -327,10 +326,10 @@ static size_t collect_key(check_t *c, sim_t *s, uint64_t key, lin_op_t *v)
                          (unsigned long long)o->op_id, (unsigned long long)o->value,
                          (unsigned long long)want, (unsigned long long)o->pos);
             v[n++] = (lin_op_t){o->invoke, o->complete, at, true, o->op_id};
-        } else if (!o->is_read && idx && (o->how == OP_OK || o->how == OP_UNKNOWN ||
-                                          o->how == OP_PENDING)) {
-            v[n++] = (lin_op_t){o->invoke, o->how == OP_OK ? o->complete : NO_END, idx, false,
-                                o->op_id};
+        } else if (!o->is_read && idx &&
+                   (o->how == OP_OK || o->how == OP_UNKNOWN || o->how == OP_PENDING)) {
+            v[n++] =
+                (lin_op_t){o->invoke, o->how == OP_OK ? o->complete : NO_END, idx, false, o->op_id};
         }
     }
     return n;
@@ -355,15 +354,15 @@ static void check_key(check_t *c, sim_t *s, uint64_t key)
             if (!done[j]->is_read && done[j]->pos > max_w)
                 max_w = done[j]->pos;
         }
-        bool ok = b->is_read ? (b->pos >= max_w && b->pos >= max_r)
-                             : (b->pos > max_w && b->pos > max_r);
+        bool ok =
+            b->is_read ? (b->pos >= max_w && b->pos >= max_r) : (b->pos > max_w && b->pos > max_r);
         if (!ok) {
             sim_fail(s,
                      "linearizability: %s %llu on key %llu at position %llu, but earlier "
                      "completed ops reached write %llu / read %llu",
                      b->is_read ? "read" : "write", (unsigned long long)b->op_id,
-                     (unsigned long long)key, (unsigned long long)b->pos,
-                     (unsigned long long)max_w, (unsigned long long)max_r);
+                     (unsigned long long)key, (unsigned long long)b->pos, (unsigned long long)max_w,
+                     (unsigned long long)max_r);
             break;
         }
     }

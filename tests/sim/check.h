@@ -36,7 +36,7 @@ typedef struct {
     uint64_t max_applied;
     uint64_t *commit_term; /* by index: lowest leader term seen with commit >= index */
     size_t cap_commit;
-    uint64_t *leader_of;   /* by term */
+    uint64_t *leader_of; /* by term */
     size_t cap_terms;
     lm_slot_t *lm; /* (index, term) -> entry hash, previous term: log matching */
     size_t cap_lm, n_lm;

@@ -47,8 +47,8 @@ typedef struct {
     size_t sent[RAFT_MSG_TYPE_MAX + 1];
 } harness_t;
 
-static inline int64_t h_snap_read(void *ctx, uint64_t index, uint64_t offset, uint8_t *buf, size_t cap,
-                           uint64_t *total, uint64_t *checksum)
+static inline int64_t h_snap_read(void *ctx, uint64_t index, uint64_t offset, uint8_t *buf,
+                                  size_t cap, uint64_t *total, uint64_t *checksum)
 {
     h_node_t *n = ctx;
     if (n->snap.index != index)
@@ -103,8 +103,11 @@ static raft_t *h_start(harness_t *h, int id)
 {
     h_node_t *n = &h->n[id];
     n->cfg.snapshot_io = (raft_snapshot_io_t){n, h_snap_read, h_snap_write};
-    raft_restore_t rs = {.hard_state = n->hs, .snapshot = n->snap, .entries = n->log,
-                         .n_entries = n->n_log, .applied = n->snap.index};
+    raft_restore_t rs = {.hard_state = n->hs,
+                         .snapshot = n->snap,
+                         .entries = n->log,
+                         .n_entries = n->n_log,
+                         .applied = n->snap.index};
     n->r = raft_new(&n->cfg, &rs, NULL);
     n->up = n->r != NULL;
     n->applied_index = n->snap.index;
@@ -285,8 +288,11 @@ static inline int h_leader(harness_t *h)
 static inline void h_elect(harness_t *h, int id)
 {
     raft_status_t st = h_status(h, id);
-    raft_msg_t m = {.type = RAFT_MSG_TIMEOUT_NOW, .group = 7, .from = id == 1 ? 2 : 1,
-                    .to = (uint64_t)id, .term = st.term};
+    raft_msg_t m = {.type = RAFT_MSG_TIMEOUT_NOW,
+                    .group = 7,
+                    .from = id == 1 ? 2 : 1,
+                    .to = (uint64_t)id,
+                    .term = st.term};
     if (st.role != RAFT_LEADER)
         raft_step(h->n[id].r, &m);
     h_deliver(h);

@@ -167,11 +167,10 @@ static void send_msg(sim_t *s, const raft_msg_t *m)
 {
     if (s->opt.verbose && m->type != RAFT_MSG_HEARTBEAT && m->type != RAFT_MSG_HEARTBEAT_RESP)
         trace(s, "send %llu->%llu %s term %llu index %llu log_term %llu commit %llu n %zu%s%s",
-              (unsigned long long)m->from, (unsigned long long)m->to,
-              raft_msg_type_name(m->type), (unsigned long long)m->term,
-              (unsigned long long)m->index, (unsigned long long)m->log_term,
-              (unsigned long long)m->commit, m->n_entries, m->reject ? " reject" : "",
-              s->blocked[m->from][m->to] ? " (blocked)" : "");
+              (unsigned long long)m->from, (unsigned long long)m->to, raft_msg_type_name(m->type),
+              (unsigned long long)m->term, (unsigned long long)m->index,
+              (unsigned long long)m->log_term, (unsigned long long)m->commit, m->n_entries,
+              m->reject ? " reject" : "", s->blocked[m->from][m->to] ? " (blocked)" : "");
     if (m->to == 0 || m->to > NODES || s->blocked[m->from][m->to] || chance(s, s->drop_pct))
         return;
     net_push(s, m, s->now + 1 + below(s, s->max_delay));
@@ -249,9 +248,8 @@ static void disk_append(sim_t *s, node_t *n, const raft_entry_t *e)
 {
     uint64_t last = n->n_log ? n->log[n->n_log - 1].index : n->snap.index;
     if (e->index > last + 1) {
-        sim_fail(s, "node %llu persisted a gap: entry %llu after %llu",
-                 (unsigned long long)n->id, (unsigned long long)e->index,
-                 (unsigned long long)last);
+        sim_fail(s, "node %llu persisted a gap: entry %llu after %llu", (unsigned long long)n->id,
+                 (unsigned long long)e->index, (unsigned long long)last);
         return;
     }
     disk_truncate(n, e->index);
@@ -314,8 +312,8 @@ static int snap_write(void *ctx, const raft_snapshot_chunk_t *c)
     }
     memcpy(n->recv + n->recv_len, c->data, c->len);
     n->recv_len += c->len;
-    if (c->last && (n->recv_len != c->total_size ||
-                    shoal_hash64(n->recv, n->recv_len) != c->checksum))
+    if (c->last &&
+        (n->recv_len != c->total_size || shoal_hash64(n->recv, n->recv_len) != c->checksum))
         return SHOAL_ECORRUPT;
     return 0;
 }
@@ -333,8 +331,7 @@ static void clients_on_apply(sim_t *s, node_t *n, uint64_t index, uint64_t op_id
 {
     for (int i = 0; i < CLIENTS; i++) {
         client_t *c = &s->clients[i];
-        if (!c->busy || c->node != n->id || check_op_is_read(&s->chk, c->op) ||
-            c->index != index)
+        if (!c->busy || c->node != n->id || check_op_is_read(&s->chk, c->op) || c->index != index)
             continue;
         if (check_op_id(&s->chk, c->op) == op_id) {
             s->res->acked_writes++;
@@ -366,8 +363,7 @@ static void clients_on_read_state(sim_t *s, node_t *n, const raft_read_state_t *
     memcpy(&op_id, rs->ctx, 8);
     for (int i = 0; i < CLIENTS; i++) {
         client_t *c = &s->clients[i];
-        if (c->busy && c->node == n->id && check_op_id(&s->chk, c->op) == op_id &&
-            !c->read_ready) {
+        if (c->busy && c->node == n->id && check_op_id(&s->chk, c->op) == op_id && !c->read_ready) {
             c->read_ready = true;
             c->read_index = rs->index;
         }
@@ -560,8 +556,11 @@ static void node_start(sim_t *s, node_t *n)
     raft_config_t c = s->cfg;
     c.id = n->id;
     c.snapshot_io = (raft_snapshot_io_t){n, snap_read, snap_write};
-    raft_restore_t rs = {.hard_state = n->hs, .snapshot = n->snap, .entries = n->log,
-                         .n_entries = n->n_log, .applied = n->snap.index};
+    raft_restore_t rs = {.hard_state = n->hs,
+                         .snapshot = n->snap,
+                         .entries = n->log,
+                         .n_entries = n->n_log,
+                         .applied = n->snap.index};
     int err = 0;
     n->r = raft_new(&c, &rs, &err);
     if (!n->r) {
@@ -676,8 +675,7 @@ static void fault_isolate_leader(sim_t *s)
             bool sb = (uint64_t)b == l->id || (uint64_t)b == buddy;
             s->blocked[a][b] = sa != sb;
         }
-    trace(s, "isolate leader %llu with %llu", (unsigned long long)l->id,
-          (unsigned long long)buddy);
+    trace(s, "isolate leader %llu with %llu", (unsigned long long)l->id, (unsigned long long)buddy);
 }
 
 static void faults(sim_t *s)
@@ -833,8 +831,8 @@ static void setup(sim_t *s, const sim_options_t *opt, sim_result_t *res)
     raft_planted_bug = opt->planted_bug;
 #endif
     trace(s, "seed %llu: heartbeat %u prevote %d check_quorum %d lease %d inflight %u",
-          (unsigned long long)opt->seed, s->cfg.heartbeat_tick, s->cfg.prevote,
-          s->cfg.check_quorum, s->cfg.lease_read, s->cfg.max_inflight);
+          (unsigned long long)opt->seed, s->cfg.heartbeat_tick, s->cfg.prevote, s->cfg.check_quorum,
+          s->cfg.lease_read, s->cfg.max_inflight);
 }
 
 static void teardown(sim_t *s)
@@ -884,8 +882,7 @@ bool sim_run(const sim_options_t *opt, sim_result_t *res)
         raft_status_t st;
         raft_status(l ? l->r : NULL, &st);
         for (size_t i = 0; l && i < st.conf.n_voters; i++)
-            check_acked_applied(&s->chk, s, st.conf.voters[i],
-                                s->nodes[st.conf.voters[i]].applied);
+            check_acked_applied(&s->chk, s, st.conf.voters[i], s->nodes[st.conf.voters[i]].applied);
     }
     teardown(s);
     free(s);

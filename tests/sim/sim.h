@@ -23,7 +23,7 @@ typedef struct {
 
 typedef struct {
     bool ok;
-    char what[512];       /* the first violation */
+    char what[512]; /* the first violation */
     uint64_t tick;
     uint64_t elections, commits, acked_writes, reads, snapshots_sent, conf_changes;
     uint64_t transfers, crashes;

@@ -47,8 +47,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--expect"))
             expect = v, expect_violation = true, i++;
         else {
-            fprintf(stderr, "usage: %s [--seeds N] [--start S] [--seed S] [--verbose] "
-                            "[--fault-ticks T] [--bug B --expect-violation]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--seeds N] [--start S] [--seed S] [--verbose] "
+                    "[--fault-ticks T] [--bug B --expect-violation]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -64,7 +66,9 @@ int main(int argc, char **argv)
             bool wanted = expect_violation && strstr(res.what, expect);
             failed += !expect_violation || wanted;
             printf("%s seed %llu: %s (tick %llu)\n  replay: %s --seed %llu --verbose",
-                   wanted ? "caught:" : expect_violation ? "other:" : "FAIL",
+                   wanted             ? "caught:"
+                   : expect_violation ? "other:"
+                                      : "FAIL",
                    (unsigned long long)seed, res.what, (unsigned long long)res.tick, argv[0],
                    (unsigned long long)seed);
             if (opt.planted_bug)
@@ -93,8 +97,8 @@ int main(int argc, char **argv)
            (unsigned long long)tot.crashes);
     if (expect_violation) {
         if (!failed)
-            printf("planted bug %d was NOT caught (by \"%s\") in %llu seeds\n",
-                   opt.planted_bug, expect, (unsigned long long)count);
+            printf("planted bug %d was NOT caught (by \"%s\") in %llu seeds\n", opt.planted_bug,
+                   expect, (unsigned long long)count);
         return failed ? 0 : 1;
     }
     return failed ? 1 : 0;

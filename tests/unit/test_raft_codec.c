@@ -73,23 +73,45 @@ static void round_trip(const raft_msg_t *m)
 
 static void test_round_trip_every_shape(void **state)
 {
-    raft_entry_t ents[3] = {{.term = 3, .index = 10, .type = RAFT_ENTRY_NORMAL,
-                             .data = (uint8_t *)"abc", .len = 3},
-                            {.term = 3, .index = 11, .type = RAFT_ENTRY_NOOP},
-                            {.term = 4, .index = 12, .type = RAFT_ENTRY_CONF_CHANGE,
-                             .data = (uint8_t *)"\x01\x02\0\0\0\0\0\0\0", .len = 9}};
-    raft_msg_t m = {.type = RAFT_MSG_APPEND, .group = 0xFFFFFFFF, .from = 1, .to = 2,
-                    .term = 4, .log_term = 3, .index = 9, .entries = ents, .n_entries = 3,
+    raft_entry_t ents[3] = {
+        {.term = 3, .index = 10, .type = RAFT_ENTRY_NORMAL, .data = (uint8_t *)"abc", .len = 3},
+        {.term = 3, .index = 11, .type = RAFT_ENTRY_NOOP},
+        {.term = 4,
+         .index = 12,
+         .type = RAFT_ENTRY_CONF_CHANGE,
+         .data = (uint8_t *)"\x01\x02\0\0\0\0\0\0\0",
+         .len = 9}};
+    raft_msg_t m = {.type = RAFT_MSG_APPEND,
+                    .group = 0xFFFFFFFF,
+                    .from = 1,
+                    .to = 2,
+                    .term = 4,
+                    .log_term = 3,
+                    .index = 9,
+                    .entries = ents,
+                    .n_entries = 3,
                     .commit = 8};
     round_trip(&m);
-    raft_msg_t r = {.type = RAFT_MSG_APPEND_RESP, .group = 1, .from = 2, .to = 1, .term = 4,
-                    .index = 9, .reject = true, .reject_hint = 5, .conflict_term = 2};
+    raft_msg_t r = {.type = RAFT_MSG_APPEND_RESP,
+                    .group = 1,
+                    .from = 2,
+                    .to = 1,
+                    .term = 4,
+                    .index = 9,
+                    .reject = true,
+                    .reject_hint = 5,
+                    .conflict_term = 2};
     round_trip(&r);
-    raft_msg_t rd = {.type = RAFT_MSG_READ_INDEX, .group = 1, .from = 2, .to = 1, .term = 4,
-                     .context = (uint8_t *)"ctx-1", .context_len = 5};
+    raft_msg_t rd = {.type = RAFT_MSG_READ_INDEX,
+                     .group = 1,
+                     .from = 2,
+                     .to = 1,
+                     .term = 4,
+                     .context = (uint8_t *)"ctx-1",
+                     .context_len = 5};
     round_trip(&rd);
-    raft_msg_t s = {.type = RAFT_MSG_SNAPSHOT, .group = 1, .from = 1, .to = 3, .term = 4,
-                    .has_snapshot = true};
+    raft_msg_t s = {
+        .type = RAFT_MSG_SNAPSHOT, .group = 1, .from = 1, .to = 3, .term = 4, .has_snapshot = true};
     s.snapshot.meta.index = 100;
     s.snapshot.meta.term = 3;
     s.snapshot.meta.conf.n_voters = 3;
@@ -116,8 +138,14 @@ static void test_round_trip_every_shape(void **state)
 static void test_heartbeat_coalescing(void **state)
 {
     uint8_t ctx[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    raft_msg_t hb = {.type = RAFT_MSG_HEARTBEAT, .group = 42, .from = 1, .to = 2, .term = 7,
-                     .commit = 99, .context = ctx, .context_len = 8};
+    raft_msg_t hb = {.type = RAFT_MSG_HEARTBEAT,
+                     .group = 42,
+                     .from = 1,
+                     .to = 2,
+                     .term = 7,
+                     .commit = 99,
+                     .context = ctx,
+                     .context_len = 8};
     assert_true(raft_msg_is_heartbeat(&hb));
     Shoal__GroupHeartbeat g;
     raft_msg_to_group_heartbeat(&hb, &g);
@@ -125,8 +153,13 @@ static void test_heartbeat_coalescing(void **state)
     assert_int_equal(raft_msg_from_group_heartbeat(&g, false, 1, 2, &back), 0);
     assert_msg_equal(&hb, &back);
     raft_msg_free_contents(&back);
-    raft_msg_t resp = {.type = RAFT_MSG_HEARTBEAT_RESP, .group = 42, .from = 2, .to = 1,
-                       .term = 7, .context = ctx, .context_len = 8};
+    raft_msg_t resp = {.type = RAFT_MSG_HEARTBEAT_RESP,
+                       .group = 42,
+                       .from = 2,
+                       .to = 1,
+                       .term = 7,
+                       .context = ctx,
+                       .context_len = 8};
     raft_msg_to_group_heartbeat(&resp, &g);
     assert_int_equal(raft_msg_from_group_heartbeat(&g, true, 2, 1, &back), 0);
     assert_msg_equal(&resp, &back);

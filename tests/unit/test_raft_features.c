@@ -160,8 +160,12 @@ static void test_check_quorum(void **state)
     /* stickiness: a vote request from a higher term is ignored by a follower in lease */
     int f = l == 2 ? 3 : 2;
     raft_status_t before = h_status(h, f);
-    raft_msg_t v = {.type = RAFT_MSG_VOTE, .group = 7, .from = l == 1 ? 3 : 1,
-                    .to = (uint64_t)f, .term = before.term + 5, .index = 1000,
+    raft_msg_t v = {.type = RAFT_MSG_VOTE,
+                    .group = 7,
+                    .from = l == 1 ? 3 : 1,
+                    .to = (uint64_t)f,
+                    .term = before.term + 5,
+                    .index = 1000,
                     .log_term = before.term + 4};
     assert_int_equal(raft_step(h->n[f].r, &v), 0);
     assert_int_equal(h_status(h, f).term, before.term);
@@ -176,8 +180,13 @@ static void test_restarted_node_waits_out_lease(void **state)
     h_crash(h, 3);
     h_start(h, 3);
     raft_status_t st = h_status(h, 3);
-    raft_msg_t v = {.type = RAFT_MSG_VOTE, .group = 7, .from = 2, .to = 3, .term = st.term + 1,
-                    .index = 1000, .log_term = st.term + 1};
+    raft_msg_t v = {.type = RAFT_MSG_VOTE,
+                    .group = 7,
+                    .from = 2,
+                    .to = 3,
+                    .term = st.term + 1,
+                    .index = 1000,
+                    .log_term = st.term + 1};
     assert_int_equal(raft_step(h->n[3].r, &v), 0);
     assert_int_equal(h_status(h, 3).term, st.term); /* ignored */
     for (int i = 0; i < 10; i++)
@@ -310,8 +319,8 @@ static void test_snapshot_install(void **state)
 
 static int64_t change(harness_t *h, int leader, raft_conf_change_type_t type, uint64_t id)
 {
-    raft_conf_change_t cc = {.type = type, .node_id = id, .context = (const uint8_t *)"ep",
-                             .context_len = 2};
+    raft_conf_change_t cc = {
+        .type = type, .node_id = id, .context = (const uint8_t *)"ep", .context_len = 2};
     return raft_propose_conf_change(h->n[leader].r, &cc, NULL);
 }
 
@@ -457,11 +466,10 @@ static void test_read_waits_for_own_term_commit(void **state)
     h_cut_node(h, 2, true);
     h_cut_node(h, 3, true);
     raft_status_t st = h_status(h, 1);
-    raft_msg_t tn = {.type = RAFT_MSG_TIMEOUT_NOW, .group = 7, .from = 2, .to = 1,
-                     .term = st.term};
+    raft_msg_t tn = {.type = RAFT_MSG_TIMEOUT_NOW, .group = 7, .from = 2, .to = 1, .term = st.term};
     raft_step(h->n[1].r, &tn);
-    raft_msg_t grant = {.type = RAFT_MSG_VOTE_RESP, .group = 7, .from = 2, .to = 1,
-                        .term = st.term + 1};
+    raft_msg_t grant = {
+        .type = RAFT_MSG_VOTE_RESP, .group = 7, .from = 2, .to = 1, .term = st.term + 1};
     raft_step(h->n[1].r, &grant);
     assert_int_equal(h_status(h, 1).role, RAFT_LEADER);
     assert_int_equal(raft_read_index(h->n[1].r, "w", 1), 0);

@@ -19,8 +19,8 @@ static raft_t *node_with_log(uint64_t term, const uint64_t *terms, size_t n, uin
     static raft_entry_t ents[32];
     for (size_t i = 0; i < n; i++)
         ents[i] = (raft_entry_t){.term = terms[i], .index = i + 1, .type = RAFT_ENTRY_NORMAL};
-    raft_restore_t rs = {.hard_state = {term, 0, commit}, .entries = ents, .n_entries = n,
-                         .applied = 0};
+    raft_restore_t rs = {
+        .hard_state = {term, 0, commit}, .entries = ents, .n_entries = n, .applied = 0};
     rs.snapshot.conf.n_voters = 3;
     for (int v = 0; v < 3; v++)
         rs.snapshot.conf.voters[v] = (uint64_t)v + 1;
@@ -51,12 +51,19 @@ static bool take_msg(raft_t *r, raft_msg_type_t type, raft_msg_t *out, bool *aft
     return found;
 }
 
-static raft_msg_t append_msg(uint64_t term, uint64_t prev, uint64_t prev_term,
-                             raft_entry_t *ents, size_t n, uint64_t commit)
+static raft_msg_t append_msg(uint64_t term, uint64_t prev, uint64_t prev_term, raft_entry_t *ents,
+                             size_t n, uint64_t commit)
 {
-    return (raft_msg_t){.type = RAFT_MSG_APPEND, .group = 7, .from = 2, .to = 1, .term = term,
-                        .index = prev, .log_term = prev_term, .entries = ents,
-                        .n_entries = n, .commit = commit};
+    return (raft_msg_t){.type = RAFT_MSG_APPEND,
+                        .group = 7,
+                        .from = 2,
+                        .to = 1,
+                        .term = term,
+                        .index = prev,
+                        .log_term = prev_term,
+                        .entries = ents,
+                        .n_entries = n,
+                        .commit = commit};
 }
 
 /* All servers: a higher term in any message makes us follower of that term. */
@@ -169,8 +176,13 @@ static void test_append_commit_is_min(void **state)
 
 static raft_msg_t vote_msg(uint64_t from, uint64_t term, uint64_t last, uint64_t last_term)
 {
-    return (raft_msg_t){.type = RAFT_MSG_VOTE, .group = 7, .from = from, .to = 1, .term = term,
-                        .index = last, .log_term = last_term};
+    return (raft_msg_t){.type = RAFT_MSG_VOTE,
+                        .group = 7,
+                        .from = from,
+                        .to = 1,
+                        .term = term,
+                        .index = last,
+                        .log_term = last_term};
 }
 
 /* RequestVote 1 and 2: reply false for an old term; grant once per term, to a candidate
@@ -237,11 +249,10 @@ static void make_leader(raft_t *r)
 {
     raft_status_t st;
     raft_status(r, &st);
-    raft_msg_t tn = {.type = RAFT_MSG_TIMEOUT_NOW, .group = 7, .from = 2, .to = 1,
-                     .term = st.term};
+    raft_msg_t tn = {.type = RAFT_MSG_TIMEOUT_NOW, .group = 7, .from = 2, .to = 1, .term = st.term};
     assert_int_equal(raft_step(r, &tn), 0);
-    raft_msg_t grant = {.type = RAFT_MSG_VOTE_RESP, .group = 7, .from = 2, .to = 1,
-                        .term = st.term + 1};
+    raft_msg_t grant = {
+        .type = RAFT_MSG_VOTE_RESP, .group = 7, .from = 2, .to = 1, .term = st.term + 1};
     assert_int_equal(raft_step(r, &grant), 0);
     raft_status(r, &st);
     assert_int_equal(st.role, RAFT_LEADER);
@@ -260,8 +271,8 @@ static void test_figure8_old_term_not_committed(void **state)
     raft_status_t st;
     raft_status(r, &st);
     assert_int_equal(st.last_index, 4);
-    raft_msg_t ack = {.type = RAFT_MSG_APPEND_RESP, .group = 7, .from = 2, .to = 1,
-                      .term = 4, .index = 3};
+    raft_msg_t ack = {
+        .type = RAFT_MSG_APPEND_RESP, .group = 7, .from = 2, .to = 1, .term = 4, .index = 3};
     assert_int_equal(raft_step(r, &ack), 0); /* a majority {1,2} holds index 3 (term 2) */
     raft_status(r, &st);
     assert_int_equal(st.commit, 0);
