@@ -216,11 +216,14 @@ static bool term_rules(raft_t *r, const raft_msg_t *m)
     if (m->term > r->term) {
         if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE) {
             bool forced = m->context_len == 8 && !memcmp(m->context, "transfer", 8);
-            /* a node that just (re)started may have acknowledged a leader's heartbeat
-             * before it crashed: it waits out that leader's lease too */
-            bool in_lease = r->cfg.check_quorum &&
-                            ((r->lead != RAFT_NONE && r->election_elapsed < r->cfg.election_tick) ||
-                             r->now < r->cfg.election_tick);
+            /* Within an election timeout of hearing from a leader we do not help depose
+             * it (and the leader's lease relies on it). Counted from the last leader
+             * contact, whatever happened to our term or role since, and from our start:
+             * before a crash we may have acknowledged a leader whose lease still runs. */
+            bool in_lease =
+                r->cfg.check_quorum &&
+                (r->role == RAFT_LEADER || r->now < r->leader_contact + r->cfg.election_tick ||
+                 (r->lead != RAFT_NONE && r->election_elapsed < r->cfg.election_tick));
             if (!forced && in_lease)
                 return false; /* we heard from a live leader: do not help depose it */
         }
@@ -282,6 +285,7 @@ static int step_follower(raft_t *r, const raft_msg_t *m)
             become_follower(r, m->term, m->from); /* a leader of our term exists */
         r->election_elapsed = 0;
         r->lead = m->from;
+        r->leader_contact = r->now;
         if (m->type == RAFT_MSG_APPEND)
             return handle_append(r, m);
         if (m->type == RAFT_MSG_SNAPSHOT)

@@ -86,7 +86,8 @@ struct raft {
     bool granted[RAFT_MAX_NODES];
     size_t n_votes;
 
-    uint64_t now; /* ticks since raft_new */
+    uint64_t now;           /* ticks since raft_new */
+    uint64_t leader_contact; /* tick of the last message from a leader (0 at start) */
     unsigned election_elapsed, heartbeat_elapsed, randomized_timeout;
     uint64_t rng;
 
