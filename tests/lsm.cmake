@@ -7,3 +7,11 @@ if(TARGET shoal_lsm)
   shoal_add_test(NAME test_lsm_model_long SOURCES ${LSM_TEST_DIR}/unit/test_lsm_model.c
                  LIBS shoal_lsm LABELS slow ARGS long TIMEOUT 900)
 endif()
+if(TARGET shoal_lsm)
+  shoal_add_test(NAME test_lsm_format SOURCES ${LSM_TEST_DIR}/unit/test_lsm_format.c
+                 LIBS shoal_lsm LABELS unit TIMEOUT 60)
+endif()
+if(TARGET shoal_lsm)
+  shoal_add_test(NAME test_lsm_db SOURCES ${LSM_TEST_DIR}/unit/test_lsm_db.c
+                 LIBS shoal_lsm Threads::Threads LABELS unit TIMEOUT 120)
+endif()

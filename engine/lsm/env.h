@@ -61,6 +61,8 @@ void lsm_env_mem_crash(lsm_env_t *env);
 /* Counts writes; after `countdown` more append/sync/rename calls every call fails with
  * SHOAL_EIO (0 = never). Used to cut a run at an arbitrary point. */
 void lsm_env_mem_fail_after(lsm_env_t *env, long countdown);
+/* Makes every sync() sleep this long (a slow disk), so tests can watch group commit. */
+void lsm_env_mem_set_sync_delay(lsm_env_t *env, unsigned micros);
 void lsm_env_mem_destroy(lsm_env_t **env_p);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/error.h"
 #include "engine/lsm/env.h"
@@ -38,6 +39,7 @@ typedef struct {
     unsigned epoch;
     long fail_countdown; /* 0 = never fail; else fail when it reaches 1 */
     bool failing;
+    unsigned sync_delay_us;
 } mem_env_t;
 
 struct lsm_file {
@@ -200,6 +202,8 @@ static int me_append(lsm_file_t *f, const void *buf, size_t n)
 
 static int me_sync(lsm_file_t *f)
 {
+    if (f->m->sync_delay_us) /* outside the mutex: other threads keep going, as on a disk */
+        usleep(f->m->sync_delay_us);
     pthread_mutex_lock(&f->m->mu);
     int rc = (stale(f) || should_fail(f->m)) ? SHOAL_EIO : 0;
     if (rc == 0)
@@ -408,6 +412,11 @@ void lsm_env_mem_fail_after(lsm_env_t *env, long countdown)
     m->fail_countdown = countdown;
     m->failing = false;
     pthread_mutex_unlock(&m->mu);
+}
+
+void lsm_env_mem_set_sync_delay(lsm_env_t *env, unsigned micros)
+{
+    ((mem_env_t *)env)->sync_delay_us = micros;
 }
 
 void lsm_env_mem_destroy(lsm_env_t **env_p)
