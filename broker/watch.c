@@ -79,7 +79,8 @@ shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint, const 
         return NULL;
     }
     zstr_free(&derived);
-    memcpy(self->prefix, prefix, plen);
+    if (plen)
+        memcpy(self->prefix, prefix, plen);
     self->plen = plen;
     zsock_set_rcvhwm(self->sub, 100000);
     /* topic "change/<prefix>" (binary prefix, so build it by hand) and "progress" */
@@ -89,7 +90,8 @@ shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint, const 
         return NULL;
     }
     memcpy(topic, "change/", 7);
-    memcpy(topic + 7, prefix, plen);
+    if (plen)
+        memcpy(topic + 7, prefix, plen);
     zmq_setsockopt(zsock_resolve(self->sub), ZMQ_SUBSCRIBE, topic, 7 + plen);
     free(topic);
     zsock_set_subscribe(self->sub, "progress");
@@ -150,10 +152,12 @@ static void enqueue(shoal_watch_t *self, shoal_watch_kind_t kind, uint32_t shard
         event_free(&ev);
         return;
     }
-    memcpy(ev->change.key, key, klen);
+    if (klen)
+        memcpy(ev->change.key, key, klen);
     ev->change.key[klen] = 0;
     ev->change.key_len = klen;
-    memcpy(ev->change.value, val, vlen);
+    if (vlen)
+        memcpy(ev->change.value, val, vlen);
     ev->change.value[vlen] = 0;
     ev->change.value_len = vlen;
     zlistx_add_end(self->queue, ev);
