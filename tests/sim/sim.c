@@ -63,6 +63,7 @@ typedef struct {
     raft_role_t role;
     uint8_t *recv;
     size_t recv_len, recv_cap;
+    bool corrupt_next; /* the next received snapshot fails its checksum */
 } node_t;
 
 typedef struct {
@@ -312,6 +313,10 @@ static int snap_write(void *ctx, const raft_snapshot_chunk_t *c)
     }
     memcpy(n->recv + n->recv_len, c->data, c->len);
     n->recv_len += c->len;
+    if (c->last && n->corrupt_next && n->recv_len) { /* a bit flipped on the way */
+        n->corrupt_next = false;
+        n->recv[0] ^= 1;
+    }
     if (c->last &&
         (n->recv_len != c->total_size || shoal_hash64(n->recv, n->recv_len) != c->checksum))
         return SHOAL_ECORRUPT;
@@ -707,8 +712,10 @@ static void faults(sim_t *s)
         s->drop_pct = below(s, 25);
         s->dup_pct = below(s, 10);
         s->max_delay = 1 + below(s, 6);
-    } else if (roll < 49)
+    } else if (roll < 49) {
         n->disk_delay = chance(s, 50) ? 1 + below(s, 8) : 0;
+        n->corrupt_next = chance(s, 30);
+    }
     else if (roll < 55)
         fault_membership(s);
     else if (roll < 59)
@@ -867,6 +874,7 @@ bool sim_run(const sim_options_t *opt, sim_result_t *res)
         if (settled(s))
             break;
     }
+    res->settle_ticks = t + 1;
     if (!s->failed && t == opt->settle_ticks)
         sim_fail(s, "liveness: no settled leader %u ticks after the faults stopped",
                  opt->settle_ticks);

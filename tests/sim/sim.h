@@ -27,6 +27,7 @@ typedef struct {
     uint64_t tick;
     uint64_t elections, commits, acked_writes, reads, snapshots_sent, conf_changes;
     uint64_t transfers, crashes;
+    uint64_t settle_ticks; /* ticks from the end of faults to a settled group */
 } sim_result_t;
 
 /* Runs one seed. Returns true if no checker fired. */

@@ -23,7 +23,7 @@ static double seconds(void)
 
 int main(int argc, char **argv)
 {
-    sim_options_t opt = {.fault_ticks = 3000, .settle_ticks = 1000};
+    sim_options_t opt = {.fault_ticks = 3000, .settle_ticks = 500};
     uint64_t start = 1, count = 500;
     bool expect_violation = false;
     const char *expect = "";
@@ -85,16 +85,18 @@ int main(int argc, char **argv)
         tot.conf_changes += res.conf_changes;
         tot.transfers += res.transfers;
         tot.crashes += res.crashes;
+        if (res.settle_ticks > tot.settle_ticks)
+            tot.settle_ticks = res.settle_ticks;
     }
     printf("raft_sim: %llu seeds from %llu in %.1f s, %llu failed; totals: %llu elections, "
            "%llu entries committed, %llu writes acked, %llu reads, %llu snapshots installed, "
-           "%llu conf changes, %llu transfers, %llu crashes\n",
+           "%llu conf changes, %llu transfers, %llu crashes; slowest settle %llu ticks\n",
            (unsigned long long)count, (unsigned long long)start, seconds() - t0,
            (unsigned long long)failed, (unsigned long long)tot.elections,
            (unsigned long long)tot.commits, (unsigned long long)tot.acked_writes,
            (unsigned long long)tot.reads, (unsigned long long)tot.snapshots_sent,
            (unsigned long long)tot.conf_changes, (unsigned long long)tot.transfers,
-           (unsigned long long)tot.crashes);
+           (unsigned long long)tot.crashes, (unsigned long long)tot.settle_ticks);
     if (expect_violation) {
         if (!failed)
             printf("planted bug %d was NOT caught (by \"%s\") in %llu seeds\n", opt.planted_bug,
