@@ -244,6 +244,36 @@ static void test_candidate_and_leader(void **state)
     free(h);
 }
 
+/* Candidates: an AppendEntries from a leader of the same term makes us its follower; an
+ * election timeout without a result starts a new election in the next term. */
+static void test_candidate_rules(void **state)
+{
+    uint64_t terms[] = {1};
+    raft_t *r = node_with_log(1, terms, 1, 0);
+    raft_msg_t tn = {.type = RAFT_MSG_TIMEOUT_NOW, .group = 7, .from = 2, .to = 1, .term = 1};
+    assert_int_equal(raft_step(r, &tn), 0);
+    raft_status_t st;
+    raft_status(r, &st);
+    assert_int_equal(st.role, RAFT_CANDIDATE);
+    assert_int_equal(st.term, 2);
+    for (int i = 0; i < 20; i++) /* at most 2 * election_tick */
+        raft_tick(r);
+    raft_status(r, &st);
+    assert_int_equal(st.role, RAFT_PRECANDIDATE); /* a new election, pre-vote first */
+    raft_msg_t pv = {.type = RAFT_MSG_PREVOTE_RESP, .group = 7, .from = 2, .to = 1, .term = 3};
+    assert_int_equal(raft_step(r, &pv), 0);
+    raft_status(r, &st);
+    assert_int_equal(st.role, RAFT_CANDIDATE);
+    assert_int_equal(st.term, 3);
+    raft_msg_t app = append_msg(st.term, 1, 1, NULL, 0, 1);
+    app.from = 3;
+    assert_int_equal(raft_step(r, &app), 0);
+    raft_status(r, &st);
+    assert_int_equal(st.role, RAFT_FOLLOWER);
+    assert_int_equal(st.leader, 3);
+    raft_destroy(&r);
+}
+
 /* Makes a restored single core leader of term+1 by a forced election and a grant from 2. */
 static void make_leader(raft_t *r)
 {
@@ -349,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_append_commit_is_min),
         cmocka_unit_test(test_vote_rules),
         cmocka_unit_test(test_candidate_and_leader),
+        cmocka_unit_test(test_candidate_rules),
         cmocka_unit_test(test_figure8_old_term_not_committed),
         cmocka_unit_test(test_commit_needs_majority_and_own_persist),
         cmocka_unit_test(test_leader_brings_divergent_follower_in_line),
