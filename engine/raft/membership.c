@@ -246,7 +246,7 @@ static int check_change(raft_t *r, const raft_conf_change_t *cc, raft_conf_state
         return SHOAL_ENOTFOUND;
     if (!voter && !learner && r->conf.n_voters + r->conf.n_learners >= RAFT_MAX_NODES)
         return SHOAL_EINVAL;
-    if (cc->type == RAFT_CONF_PROMOTE) {
+    if (cc->type == RAFT_CONF_PROMOTE || (cc->type == RAFT_CONF_ADD_VOTER && learner)) {
         raft_progress_t *pr = progress_of(r, id);
         if (!pr || pr->match < r->log.committed || !peer_active(r, pr))
             return SHOAL_EBUSY; /* not caught up yet */

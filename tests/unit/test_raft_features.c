@@ -372,6 +372,7 @@ static void test_promote_needs_catch_up(void **state)
     assert_true(change(h, 1, RAFT_CONF_ADD_LEARNER, 4) > 0);
     h_run(h, 3);
     assert_int_equal(change(h, 1, RAFT_CONF_PROMOTE, 4), SHOAL_EBUSY);
+    assert_int_equal(change(h, 1, RAFT_CONF_ADD_VOTER, 4), SHOAL_EBUSY);
     h_cut_node(h, 4, false);
     h_run(h, 3);
     assert_true(change(h, 1, RAFT_CONF_PROMOTE, 4) > 0);
