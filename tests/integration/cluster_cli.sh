@@ -67,6 +67,23 @@ want 2 "key over the limit" ctl put "$(head -c 5000 /dev/zero | tr '\0' k)" v
 want 2 "unknown option" ctl get alpha --frob
 want 2 "cluster up on a running cluster" ctl cluster up --dir "$DIR" --base-port "$BASE"
 
+# broker restart: clients keep working against the new broker process
+broker_restart
+for _ in $(seq 100); do ctl --timeout 500 status 2>/dev/null | grep -q "4/4 with a leader" && break; sleep 0.1; done
+[ "$(ctl get c1)" = v4 ] || { echo "FAIL: read after broker restart"; FAIL=1; }
+check "write after broker restart" ctl put after/restart ok
+
+# a second broker on the same cluster serves the same data (brokers hold no state)
+sed -e "s#tcp://127.0.0.1:$BASE\"#tcp://127.0.0.1:$((BASE + 50))\"#" \
+    -e "s#tcp://127.0.0.1:$((BASE + 1))\"#tcp://127.0.0.1:$((BASE + 51))\"#" "$DIR/broker.cfg" >"$DIR/broker2.cfg"
+setsid "$BROKER_BIN" --config "$DIR/broker2.cfg" >"$DIR/logs/broker2.log" 2>&1 </dev/null &
+b2=$!
+[ "$(ctl --broker "tcp://127.0.0.1:$((BASE + 50))" --timeout 10000 get c1)" = v4 ] ||
+    { echo "FAIL: read through a second broker"; FAIL=1; }
+check "write through the second broker" ctl --broker "tcp://127.0.0.1:$((BASE + 50))" put two/brokers yes
+[ "$(ctl get two/brokers)" = yes ] || { echo "FAIL: first broker reads the second's write"; FAIL=1; }
+kill "$b2"
+
 # a node stopped and restarted keeps serving; its data is kept
 wait_all_up() {
     for _ in $(seq 150); do ctl status 2>/dev/null | grep -q "nodes 3/3 up" && return 0; sleep 0.1; done
@@ -83,12 +100,6 @@ check "restart the killed node" ctl cluster start-node --dir "$DIR" 2
 wait_all_up "restart of node 2"
 [ "$(ctl get down/1)" = yes ] || { echo "FAIL: write made while node 1 was down"; FAIL=1; }
 [ "$(ctl get down/2)" = yes ] || { echo "FAIL: write made while node 2 was down"; FAIL=1; }
-
-# broker restart: clients keep working against the new broker process
-broker_restart
-for _ in $(seq 100); do ctl --timeout 500 status 2>/dev/null | grep -q "4/4 with a leader" && break; sleep 0.1; done
-[ "$(ctl get c1)" = v4 ] || { echo "FAIL: read after broker restart"; FAIL=1; }
-check "write after broker restart" ctl put after/restart ok
 
 # down: every process gone, pid files removed
 pids=$(cat "$DIR"/pids/*.pid)
