@@ -28,6 +28,8 @@ typedef struct {
     char ep[2][64], pub[2][64];
     zhashx_t *store;      /* key -> value (strings) */
     zhashx_t *sessions;   /* "client:seq" -> "1" */
+    struct { uint32_t shard; uint64_t index; char key[16]; } log[64]; /* change window */
+    int n_log;
 } fake_t;
 
 static fake_t fake;
@@ -139,6 +141,22 @@ static void serve_leader(zsock_t *router, zframe_t *id, Shoal__ClientRequest *q)
     case SHOAL__CLIENT_REQUEST__OP_SCAN:
         serve_scan(q, &r);
         break;
+    case SHOAL__CLIENT_REQUEST__OP_CHANGES: {
+        static Shoal__Change ch[64];
+        static Shoal__Change *chp[64];
+        r.n_changes = 0;
+        for (int i = 0; i < fake.n_log; i++)
+            if (fake.log[i].shard == q->changes->shard && fake.log[i].index > q->changes->after_index) {
+                Shoal__Change *c = &ch[r.n_changes];
+                shoal__change__init(c);
+                c->shard = fake.log[i].shard;
+                c->index = fake.log[i].index;
+                c->key = (ProtobufCBinaryData){strlen(fake.log[i].key), (uint8_t *)fake.log[i].key};
+                chp[r.n_changes++] = c;
+            }
+        r.changes = chp;
+        break;
+    }
     default:
         r.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
     }
@@ -225,8 +243,39 @@ static void fake_actor(zsock_t *pipe, void *args)
     zsock_signal(pipe, 0);
     while (true) {
         void *w = zpoller_wait(poller, -1);
-        if (w == pipe || !w)
+        if (!w)
             break;
+        if (w == pipe) {
+            /* "PUB shard index prev key send": log the change; publish it from both nodes
+             * (as every replica does) unless send is "0" (a change the stream lost) */
+            char *cmd = NULL, *sh = NULL, *ix = NULL, *pv = NULL, *key = NULL, *send = NULL;
+            zstr_recvx(pipe, &cmd, &sh, &ix, &pv, &key, &send, NULL);
+            bool stop = !cmd || strcmp(cmd, "PUB") != 0;
+            if (!stop) {
+                Shoal__ChangeEvent ev = SHOAL__CHANGE_EVENT__INIT;
+                ev.shard = (uint32_t)atoi(sh);
+                ev.index = strtoull(ix, NULL, 10);
+                ev.prev_index = strtoull(pv, NULL, 10);
+                ev.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
+                fake.log[fake.n_log].shard = ev.shard;
+                fake.log[fake.n_log].index = ev.index;
+                snprintf(fake.log[fake.n_log++].key, 16, "%s", key);
+                uint8_t buf[128];
+                size_t len = shoal__change_event__pack(&ev, buf);
+                char topic[64];
+                snprintf(topic, sizeof topic, "change/%s", key);
+                if (strcmp(send, "0") != 0) {
+                    zsock_send(p0, "sb", topic, buf, len);
+                    zsock_send(p1, "sb", topic, buf, len);
+                }
+                zsock_signal(pipe, 0);
+            }
+            zstr_free(&cmd); zstr_free(&sh); zstr_free(&ix); zstr_free(&pv); zstr_free(&key);
+            zstr_free(&send);
+            if (stop)
+                break;
+            continue;
+        }
         serve_one(w, w == r0 ? 0 : 1);
     }
     zpoller_destroy(&poller);
@@ -442,6 +491,50 @@ static void test_admin_status(void **state)
     shoal_destroy(&c);
 }
 
+static void publish(int shard, int index, int prev, const char *key, bool send)
+{
+    char sh[16], ix[16], pv[16];
+    snprintf(sh, sizeof sh, "%d", shard);
+    snprintf(ix, sizeof ix, "%d", index);
+    snprintf(pv, sizeof pv, "%d", prev);
+    zstr_sendx(fake_nodes, "PUB", sh, ix, pv, key, send ? "1" : "0", NULL);
+    zsock_wait(fake_nodes);
+}
+
+static void test_watch_dedupe_and_gap_fill(void **state)
+{
+    shoal_t *c = shoal_connect(broker_ep);
+    shoal_watch_t *w = shoal_watch_new(c, NULL, "", 0); /* XPUB at broker port + 1 */
+    assert_non_null(w);
+    zclock_sleep(500); /* the subscription reaches the broker */
+    /* Both replicas publish every change: the watcher must see each once, in order. */
+    publish(0, 5, 0, "w/a", true);
+    publish(0, 6, 5, "w/b", true);
+    /* Index 8 never reaches the stream; 9 says its predecessor was 8: a gap, filled from
+     * the shard's changes (served by the leader) before 9 is delivered. */
+    publish(0, 8, 6, "w/lost", false);
+    publish(0, 9, 8, "w/c", true);
+    const char *want[] = {"w/a", "w/b", "w/lost", "w/c"};
+    uint64_t idx[] = {5, 6, 8, 9};
+    int got = 0;
+    int64_t until = zclock_mono() + 5000;
+    while (got < 4 && zclock_mono() < until) {
+        shoal_watch_event_t ev;
+        if (shoal_watch_next(w, &ev, 200) != 1 || ev.kind != SHOAL_WATCH_CHANGE)
+            continue;
+        assert_string_equal((char *)ev.change.key, want[got]);
+        assert_int_equal(ev.change.index, idx[got]);
+        got++;
+    }
+    assert_int_equal(got, 4);
+    /* nothing more: the second copies were dropped by the broker */
+    shoal_watch_event_t ev;
+    while (shoal_watch_next(w, &ev, 300) == 1)
+        assert_int_not_equal(ev.kind, SHOAL_WATCH_CHANGE);
+    shoal_watch_destroy(&w);
+    shoal_destroy(&c);
+}
+
 int main(void)
 {
     zsys_init();
@@ -454,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_batch_and_scan_fan_out),
         cmocka_unit_test(test_async_pipelined),
         cmocka_unit_test(test_admin_status),
+        cmocka_unit_test(test_watch_dedupe_and_gap_fill),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
