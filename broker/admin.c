@@ -422,9 +422,17 @@ void admin_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f)
     case SHOAL__ADMIN_REQUEST__OP_TRANSFER: {
         bshard_t *s = broker_shard(b, req->transfer->shard);
         if (!s || !broker_node(b, req->transfer->to_node)) {
-            snprintf(line, sizeof line, "no shard %u or no node %" PRIu64, req->transfer->shard,
-                     req->transfer->to_node);
+            if (!s)
+                snprintf(line, sizeof line, "no shard %u (the map has %zu)", req->transfer->shard,
+                         b->n_shards);
+            else
+                snprintf(line, sizeof line, "no node %" PRIu64 " in the shard map",
+                         req->transfer->to_node);
             reply_error(b, client, rid, SHOAL_STATUS_BAD_REQUEST, line);
+            goto done;
+        }
+        if (s->leader == (int64_t)req->transfer->to_node) {
+            reply_error(b, client, rid, SHOAL_STATUS_OK, ""); /* already there */
             goto done;
         }
         if (s->leader == BROKER_NO_LEADER) {

@@ -61,6 +61,22 @@ ctl --json status | python3 -c 'import json,sys; d=json.load(sys.stdin); assert 
     { echo "FAIL: status --json"; FAIL=1; }
 [ "$(ctl events --no-follow | grep -c leader)" -ge 1 ] || { echo "FAIL: events has no leader event"; FAIL=1; }
 
+# admin: move shard 0's leadership to another node; a snapshot of every shard
+leader=$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["shards"][0]["leader"])')
+to=$(( (leader + 1) % 3 ))
+check "transfer-leader" ctl transfer-leader 0 "$to"
+moved=0
+for _ in $(seq 50); do
+    now=$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["shards"][0]["leader"])')
+    [ "$now" = "$to" ] && { moved=1; break; }
+    sleep 0.1
+done
+[ $moved = 1 ] || { echo "FAIL: shard 0 leader still $now after transfer to $to"; FAIL=1; }
+check "transfer to the current leader is a no-op" ctl transfer-leader 0 "$to"
+[ "$(ctl get c1)" = v4 ] || { echo "FAIL: read after transfer"; FAIL=1; }
+check "snapshot" ctl snapshot
+want 2 "transfer of a missing shard" ctl transfer-leader 99 0
+
 # bad input on a live cluster: exit 2, nothing written
 want 2 "empty key" ctl put "" v
 want 2 "key over the limit" ctl put "$(head -c 5000 /dev/zero | tr '\0' k)" v
