@@ -14,6 +14,7 @@
 #define BROKER_RECENT 128        /* recent Raft events kept for status and `events` */
 #define BROKER_POLL_BIT ((uint64_t)1 << 62) /* request ids of the broker's own node polls */
 #define BROKER_DOWN_MS 3000      /* silence after which a node is shown down */
+#define BROKER_MAX_PENDING 200000 /* requests in flight before new ones are refused */
 
 typedef struct {
     uint64_t id;

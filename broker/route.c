@@ -609,6 +609,14 @@ void route_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f)
     if (t > 600000)
         t = 600000;
     int64_t deadline = zclock_mono() + t;
+    if (zhashx_size(b->pending) >= BROKER_MAX_PENDING) {
+        /* Shed load instead of growing without bound; clients back off and retry. */
+        route_reply_error(b, client, req->request_id, SHOAL_STATUS_UNAVAILABLE,
+                          "broker overloaded: %d requests in flight", BROKER_MAX_PENDING);
+        zframe_destroy(&client);
+        shoal_frame_free(&f);
+        return;
+    }
     if (b->n_shards == 0) {
         route_reply_error(b, client, req->request_id, SHOAL_STATUS_UNAVAILABLE,
                           "the broker has no shard map yet");
