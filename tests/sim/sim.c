@@ -683,6 +683,21 @@ static void fault_isolate_leader(sim_t *s)
     trace(s, "isolate leader %llu with %llu", (unsigned long long)l->id, (unsigned long long)buddy);
 }
 
+/* Cut only the link between the leader and one follower: a non-transitive partition, where
+ * the follower hears nothing from the leader but everyone else does (the disruptive
+ * candidate of pre-vote and check-quorum fame). */
+static void fault_partial_partition(sim_t *s)
+{
+    node_t *l = find_leader(s);
+    if (!l)
+        return;
+    uint64_t f = 1 + below(s, NODES);
+    if (f == l->id)
+        return;
+    s->blocked[l->id][f] = s->blocked[f][l->id] = true;
+    trace(s, "cut link %llu <-> %llu", (unsigned long long)l->id, (unsigned long long)f);
+}
+
 static void faults(sim_t *s)
 {
     unsigned up = 0;
@@ -706,7 +721,9 @@ static void faults(sim_t *s)
         fault_partition(s);
     else if (roll < 32)
         fault_isolate_leader(s);
-    else if (roll < 37)
+    else if (roll < 34)
+        fault_partial_partition(s);
+    else if (roll < 39)
         memset(s->blocked, 0, sizeof(s->blocked));
     else if (roll < 43) {
         s->drop_pct = below(s, 25);
