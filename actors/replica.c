@@ -203,6 +203,8 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
     r->submitted = r->applied = applied;
     r->commit = rs.hard_state.commit;
     r->term = rs.hard_state.term;
+    r->hs_term = rs.hard_state.term;
+    r->hs_vote = rs.hard_state.vote;
     r->snap_index = rs.snapshot.index;
     return rc;
 }
@@ -476,6 +478,22 @@ static bool stage_persist(replica_t *r)
     if (!it) {
         r->node->fatal = true;
         return true;
+    }
+    /* Only the commit index moved: Raft does not need it durable (a restarted node learns
+     * it again from the leader), so it is written with the next batch and the ready goes
+     * on without waiting for an fsync. Term and vote must be durable before any message. */
+    bool must_sync = rd->n_entries || rd->snapshot || rd->hard_state.term != r->hs_term ||
+                     rd->hard_state.vote != r->hs_vote;
+    if (rd->hard_state_changed) {
+        r->hs_term = rd->hard_state.term;
+        r->hs_vote = rd->hard_state.vote;
+    }
+    if (!must_sync) {
+        it->group = r->group;
+        it->has_hs = true;
+        it->hs = rd->hard_state;
+        it->replica = NULL;
+        return false;
     }
     it->group = r->group;
     it->entries = rd->entries;

@@ -42,6 +42,7 @@ typedef struct replica_t {
     uint64_t submitted;        /* last index handed to the fsm */
     uint64_t applied;          /* last index the fsm reported applied */
     uint64_t commit, term, leader; /* leader: raft id, 0 unknown */
+    uint64_t hs_term, hs_vote;  /* the term and vote handed to the log last */
     raft_role_t role;
     waiter_t *props, *props_tail; /* proposals waiting to commit, by index */
     size_t n_props;
