@@ -11,6 +11,10 @@ if(TARGET shoal_raft)
     shoal_add_test(NAME ${name} SOURCES ${src} LIBS shoal_raft ${extra_libs} LABELS unit)
   endforeach()
 
+  # the wire decoder (raft_codec) and the core behind it, fed arbitrary bytes
+  shoal_add_fuzzer(NAME fuzz_raft_msg SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/sim/fuzz_raft_msg.c
+                   LIBS shoal_raft_codec)
+
   set(SIM_SRCS ${CMAKE_CURRENT_SOURCE_DIR}/sim/sim.c ${CMAKE_CURRENT_SOURCE_DIR}/sim/check.c
                ${CMAKE_CURRENT_SOURCE_DIR}/sim/sim_main.c)
   add_executable(raft_sim ${SIM_SRCS})
