@@ -15,3 +15,17 @@ if(TARGET shoal_lsm)
   shoal_add_test(NAME test_lsm_db SOURCES ${LSM_TEST_DIR}/unit/test_lsm_db.c
                  LIBS shoal_lsm Threads::Threads LABELS unit TIMEOUT 120)
 endif()
+if(TARGET shoal_lsm)
+  shoal_add_test(NAME test_lsm_crash SOURCES ${LSM_TEST_DIR}/unit/test_lsm_crash.c
+                 LIBS shoal_lsm LABELS unit TIMEOUT 120)
+endif()
+if(TARGET shoal_lsm)
+  shoal_add_test(NAME test_lsm_corrupt SOURCES ${LSM_TEST_DIR}/unit/test_lsm_corrupt.c
+                 LIBS shoal_lsm LABELS unit TIMEOUT 60)
+endif()
+if(TARGET shoal_lsm)
+  foreach(fz block wal manifest)
+    shoal_add_fuzzer(NAME fuzz_lsm_${fz} SOURCES ${LSM_TEST_DIR}/fuzz/fuzz_lsm_${fz}.c
+                     LIBS shoal_lsm)
+  endforeach()
+endif()

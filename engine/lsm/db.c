@@ -453,8 +453,11 @@ static int recover_manifest(lsm_t *db)
     if (!rc && (rc = lsm_version_apply(NULL, &all, NULL, lsm_db_open_table, db, &v)) != 0 &&
         rc != SHOAL_ECORRUPT && rc != SHOAL_ENOTFOUND)
         rc = lsm_err(&db->log, rc, "cannot open the tables named by %s", path);
-    else if (rc == SHOAL_ENOTFOUND)
-        rc = lsm_err(&db->log, SHOAL_ECORRUPT, "a table named by %s is missing", path);
+    else if (rc == SHOAL_ENOTFOUND) { /* the table's own message names it: keep it */
+        char what[400];
+        lsm_errlog_copy(&db->log, what, sizeof what);
+        rc = lsm_err(&db->log, SHOAL_ECORRUPT, "%s is missing a table (%s)", path, what);
+    }
     if (!rc) {
         db->log_number = all.log_number;
         db->next_file = all.next_file;

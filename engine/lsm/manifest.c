@@ -119,6 +119,8 @@ int lsm_edit_decode(lsm_slice_t in, lsm_edit_t *e)
     const char *p = in.data, *end = in.data + in.len;
     int rc = 0;
     lsm_edit_init(e);
+    if (in.len == 0)
+        return 0; /* an empty edit is valid (and may come with a NULL pointer) */
     while (p && p < end && rc == 0) {
         uint64_t tag, number;
         int level;

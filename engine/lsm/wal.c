@@ -11,7 +11,17 @@ int lsm_wal_writer_open(lsm_env_t *env, const char *path, lsm_wal_writer_t *w)
     w->env = env;
     w->size = 0;
     w->number = 0;
-    return env->open(env, path, LSM_OPEN_WRITE, &w->file);
+    w->file = NULL;
+    int rc = env->open(env, path, LSM_OPEN_WRITE, &w->file);
+    if (rc)
+        w->file = NULL;
+    return rc;
+}
+
+void lsm_wal_frame(char *buf, size_t payload_len)
+{
+    lsm_put_fixed32(buf + 4, (uint32_t)payload_len);
+    lsm_put_fixed32(buf, shoal_checksum32(buf + 4, payload_len + 4));
 }
 
 int lsm_wal_add(lsm_wal_writer_t *w, char *buf, size_t len)
@@ -19,8 +29,7 @@ int lsm_wal_add(lsm_wal_writer_t *w, char *buf, size_t len)
     size_t n = len - LSM_WAL_HEADER;
     if (n > LSM_WAL_MAX_RECORD)
         return SHOAL_ETOOLARGE;
-    lsm_put_fixed32(buf + 4, (uint32_t)n);
-    lsm_put_fixed32(buf, shoal_checksum32(buf + 4, n + 4));
+    lsm_wal_frame(buf, n);
     int rc = w->env->append(w->file, buf, len);
     if (rc == 0)
         w->size += len;

@@ -36,6 +36,8 @@ int lsm_wal_writer_open(lsm_env_t *env, const char *path, lsm_wal_writer_t *w);
 /* Appends one record. buf[0..8) is space for the header, which this fills; the payload is
  * buf[8..len). One append call: the record reaches the OS whole or not at all. */
 int lsm_wal_add(lsm_wal_writer_t *w, char *buf, size_t len);
+/* Fills the 8-byte header at buf for the payload buf[8..8+payload_len). */
+void lsm_wal_frame(char *buf, size_t payload_len);
 /* Convenience for small records (the manifest): copies payload after a header. */
 int lsm_wal_add_copy(lsm_wal_writer_t *w, const void *payload, size_t len);
 int lsm_wal_sync(lsm_wal_writer_t *w);
