@@ -1,0 +1,261 @@
+/* test_lsm_table.c - unit tests of the in-memory and on-disk containers: the arena skiplist
+ * memtable (ordering, versions, concurrent readers), sorted tables (build, read back with and
+ * without compression, point lookups through bloom and index, iteration both ways) and the
+ * sharded LRU block cache (bounded usage, pinning). */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine/error.h"
+#include "engine/lsm/bloom.h"
+#include "engine/lsm/cache.h"
+#include "engine/lsm/dbformat.h"
+#include "engine/lsm/memtable.h"
+#include "engine/lsm/table.h"
+
+static lsm_slice_t key_s(char *buf, int i)
+{
+    return lsm_slice(buf, (size_t)snprintf(buf, 32, "key%07d", i));
+}
+
+static void test_memtable_versions(void **state)
+{
+    lsm_memtable_t *m = lsm_memtable_new(1, 1 << 20);
+    char k[32];
+    assert_int_equal(lsm_memtable_add(m, 10, LSM_TYPE_VALUE, key_s(k, 5), lsm_slice("a", 1)), 0);
+    assert_int_equal(lsm_memtable_add(m, 20, LSM_TYPE_DELETE, key_s(k, 5), lsm_slice("", 0)), 0);
+    assert_int_equal(lsm_memtable_add(m, 30, LSM_TYPE_VALUE, key_s(k, 5), lsm_slice("c", 1)), 0);
+    lsm_slice_t v;
+    bool del;
+    assert_true(lsm_memtable_get(m, key_s(k, 5), 15, &v, &del));
+    assert_false(del);
+    assert_memory_equal(v.data, "a", 1);
+    assert_true(lsm_memtable_get(m, key_s(k, 5), 25, &v, &del));
+    assert_true(del);
+    assert_true(lsm_memtable_get(m, key_s(k, 5), 99, &v, &del));
+    assert_memory_equal(v.data, "c", 1);
+    assert_false(lsm_memtable_get(m, key_s(k, 5), 5, &v, &del)); /* before the first write */
+    assert_false(lsm_memtable_get(m, key_s(k, 6), 99, &v, &del));
+    lsm_memtable_unref(m);
+}
+
+static void test_memtable_order_and_iter(void **state)
+{
+    lsm_memtable_t *m = lsm_memtable_new(1, 1 << 20);
+    char k[32];
+    for (int i = 0; i < 5000; i++) { /* scrambled insert order */
+        int x = (i * 7919) % 5000;
+        assert_int_equal(lsm_memtable_add(m, (uint64_t)i + 1, LSM_TYPE_VALUE, key_s(k, x),
+                                          lsm_slice(k, 3)),
+                         0);
+    }
+    lsm_iiter_t *it = lsm_memtable_iter(m);
+    lsm_memtable_unref(m); /* the iterator keeps it alive */
+    int n = 0;
+    char prev[64] = "";
+    size_t prev_len = 0;
+    for (lsm_iiter_seek_first(it); lsm_iiter_valid(it); lsm_iiter_next(it), n++) {
+        lsm_slice_t ik = lsm_iiter_key(it);
+        if (n)
+            assert_true(lsm_ikey_cmp(lsm_slice(prev, prev_len), ik) < 0);
+        memcpy(prev, ik.data, ik.len);
+        prev_len = ik.len;
+    }
+    assert_int_equal(n, 5000);
+    for (lsm_iiter_seek_last(it), n = 0; lsm_iiter_valid(it); lsm_iiter_prev(it))
+        n++;
+    assert_int_equal(n, 5000);
+    char ik[64];
+    lsm_iiter_seek(it, lsm_make_ikey(ik, "key0002500", 10, LSM_MAX_SEQ, LSM_TYPE_SEEK));
+    assert_memory_equal(lsm_iiter_key(it).data, "key0002500", 10);
+    lsm_iiter_destroy(it);
+}
+
+typedef struct {
+    lsm_memtable_t *m;
+    atomic_int stop;
+    long reads;
+} reader_t;
+
+static void *reader(void *p)
+{
+    reader_t *r = p;
+    char k[32];
+    while (!atomic_load(&r->stop)) {
+        lsm_slice_t v;
+        bool del;
+        for (int i = 0; i < 2000; i += 13)
+            if (lsm_memtable_get(r->m, key_s(k, i), LSM_MAX_SEQ, &v, &del))
+                assert_memory_equal(v.data, k, v.len); /* never a torn entry */
+        r->reads++;
+    }
+    return NULL;
+}
+
+static void test_memtable_concurrent_readers(void **state)
+{
+    reader_t r = {.m = lsm_memtable_new(1, 1 << 20)};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, reader, &r);
+    char k[32];
+    for (int i = 0; i < 2000; i++) {
+        lsm_slice_t ks = key_s(k, i);
+        assert_int_equal(lsm_memtable_add(r.m, (uint64_t)i + 1, LSM_TYPE_VALUE, ks, ks), 0);
+    }
+    atomic_store(&r.stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    lsm_memtable_unref(r.m);
+}
+
+static void build_table(lsm_env_t *env, bool comp, int n, uint64_t *size)
+{
+    lsm_table_options_t o = {.block_size = 512, .compression = comp, .compression_level = 1,
+                             .bloom_bits_per_key = 10};
+    lsm_table_builder_t *b;
+    assert_int_equal(lsm_table_builder_new(env, "/t/1.sst", &o, &b), 0);
+    char k[32], ik[64], v[128];
+    for (int i = 0; i < n; i++) {
+        lsm_slice_t ks = key_s(k, i * 2);
+        int vn = snprintf(v, sizeof v, "value-%d-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", i);
+        assert_int_equal(lsm_table_builder_add(b, lsm_make_ikey(ik, ks.data, ks.len, 7,
+                                                                 LSM_TYPE_VALUE),
+                                               lsm_slice(v, (size_t)vn)),
+                         0);
+    }
+    assert_int_equal(lsm_table_builder_entries(b), (uint64_t)n);
+    assert_int_equal(lsm_table_builder_finish(&b, size), 0);
+    assert_null(b);
+}
+
+typedef struct {
+    char val[128];
+    size_t len;
+    char key[64];
+    size_t klen;
+} got_t;
+
+static void get_cb(void *arg, lsm_slice_t ik, lsm_slice_t v)
+{
+    got_t *g = arg;
+    memcpy(g->val, v.data, v.len);
+    g->len = v.len;
+    memcpy(g->key, ik.data, ik.len);
+    g->klen = ik.len;
+}
+
+static void table_roundtrip(bool comp)
+{
+    lsm_env_t *env = lsm_env_mem_new();
+    lsm_cache_t *cache = lsm_cache_new(64 << 10);
+    uint64_t size;
+    enum { N = 3000 };
+    build_table(env, comp, N, &size);
+    lsm_table_t *t;
+    assert_int_equal(lsm_table_open(env, "/t/1.sst", 1, size, cache, NULL, &t), 0);
+    assert_int_equal(lsm_table_entries(t), N);
+    char k[32], ik[64];
+    int misses_by_bloom = 0;
+    for (int i = 0; i < 2 * N; i++) {
+        lsm_slice_t ks = key_s(k, i);
+        got_t g = {0};
+        bool found;
+        uint64_t h = lsm_bloom_hash(ks);
+        if (!lsm_table_may_contain(t, h)) {
+            assert_true(i % 2 == 1); /* no false negatives */
+            misses_by_bloom++;
+            continue;
+        }
+        assert_int_equal(lsm_table_get(t, lsm_make_ikey(ik, ks.data, ks.len, 9, LSM_TYPE_SEEK), h,
+                                       true, get_cb, &g, &found),
+                         0);
+        if (i % 2 == 0) {
+            char want[128];
+            int wn = snprintf(want, sizeof want,
+                              "value-%d-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", i / 2);
+            assert_true(found);
+            assert_int_equal(g.len, wn);
+            assert_memory_equal(g.val, want, g.len);
+        }
+    }
+    assert_true(misses_by_bloom > N * 9 / 10);
+    lsm_iiter_t *it = lsm_table_iter(t, true);
+    int n = 0;
+    for (lsm_iiter_seek_first(it); lsm_iiter_valid(it); lsm_iiter_next(it))
+        n++;
+    assert_int_equal(n, N);
+    for (lsm_iiter_seek_last(it), n = 0; lsm_iiter_valid(it); lsm_iiter_prev(it))
+        n++;
+    assert_int_equal(n, N);
+    assert_int_equal(lsm_iiter_status(it), 0);
+    lsm_iiter_destroy(it);
+    lsm_cache_stats_t cs;
+    lsm_cache_stats(cache, &cs);
+    assert_true(cs.usage <= cs.capacity + 8192); /* bounded (pinned blocks aside) */
+    if (comp) /* compressed blocks go through the cache: it saw hits and misses */
+        assert_true(cs.hits > 0 && cs.misses > 0);
+    lsm_table_close(&t);
+    lsm_cache_destroy(&cache);
+    lsm_env_mem_destroy(&env);
+}
+
+static void test_table_raw(void **state)
+{
+    table_roundtrip(false);
+}
+
+static void test_table_zstd(void **state)
+{
+    table_roundtrip(true);
+}
+
+static int freed;
+
+static void count_free(void *v)
+{
+    freed++;
+    free(v);
+}
+
+static void test_cache_lru_and_pinning(void **state)
+{
+    lsm_cache_t *c = lsm_cache_new(16 * 1000); /* 16 shards of 1000 bytes */
+    freed = 0;
+    lsm_cache_handle_t *pinned = lsm_cache_insert(c, 1, 0, malloc(1), 100, count_free);
+    for (uint64_t i = 1; i <= 2000; i++)
+        lsm_cache_release(c, lsm_cache_insert(c, 2, i, malloc(1), 100, count_free));
+    lsm_cache_stats_t st;
+    lsm_cache_stats(c, &st);
+    assert_true(st.usage <= 16 * 1000);
+    assert_true(freed > 1500); /* old blocks were evicted and freed */
+    assert_non_null(lsm_cache_value(pinned)); /* a pinned block survives eviction */
+    lsm_cache_release(c, pinned);
+    lsm_cache_handle_t *h = lsm_cache_lookup(c, 2, 2000); /* the newest is still there */
+    assert_non_null(h);
+    lsm_cache_release(c, h);
+    assert_null(lsm_cache_lookup(c, 2, 1));
+    lsm_cache_destroy(&c);
+    assert_int_equal(freed, 2001);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_memtable_versions),
+        cmocka_unit_test(test_memtable_order_and_iter),
+        cmocka_unit_test(test_memtable_concurrent_readers),
+        cmocka_unit_test(test_table_raw),
+        cmocka_unit_test(test_table_zstd),
+        cmocka_unit_test(test_cache_lru_and_pinning),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
