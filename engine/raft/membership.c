@@ -111,9 +111,11 @@ static bool conf_after(const raft_conf_state_t *c, const raft_conf_change_t *cc,
             return false;
         ids_add(out->learners, &out->n_learners, cc->node_id);
         return true;
-    case RAFT_CONF_REMOVE:
-        return ids_remove(out->voters, &out->n_voters, cc->node_id) |
-               ids_remove(out->learners, &out->n_learners, cc->node_id);
+    case RAFT_CONF_REMOVE: {
+        bool was_voter = ids_remove(out->voters, &out->n_voters, cc->node_id);
+        bool was_learner = ids_remove(out->learners, &out->n_learners, cc->node_id);
+        return was_voter || was_learner;
+    }
     case RAFT_CONF_PROMOTE:
         if (!ids_remove(out->learners, &out->n_learners, cc->node_id))
             return false;
