@@ -38,7 +38,7 @@ struct lsm_env {
     void (*close)(lsm_file_t *f);
     int (*rename)(lsm_env_t *env, const char *from, const char *to);
     int (*remove)(lsm_env_t *env, const char *path); /* SHOAL_ENOTFOUND if absent */
-    int (*mkdir)(lsm_env_t *env, const char *path);  /* 0 if it exists already */
+    int (*mkdir)(lsm_env_t *env, const char *path);  /* with parents; 0 if it exists */
     int (*rmdir)(lsm_env_t *env, const char *path);
     /* Calls cb for each entry name of dir (not "." or ".."); stops when cb returns non-0. */
     int (*list)(lsm_env_t *env, const char *dir, int (*cb)(void *arg, const char *name),

@@ -146,9 +146,23 @@ static int px_remove(lsm_env_t *env, const char *path)
     return unlink(path) == 0 ? 0 : err_of(errno);
 }
 
+/* Creates path and any missing parents (mkdir -p). */
 static int px_mkdir(lsm_env_t *env, const char *path)
 {
-    if (mkdir(path, 0755) == 0 || errno == EEXIST)
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return SHOAL_EINVAL;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return err_of(errno);
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) == 0 || errno == EEXIST)
         return 0;
     return err_of(errno);
 }
