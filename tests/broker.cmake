@@ -21,3 +21,12 @@ endif()
 # The broker's config decoder, fuzzed (a unit test over random and mutated ZPL otherwise).
 shoal_add_fuzzer(NAME fuzz_broker_config SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_broker_config.c
                  LIBS shoal_broker)
+
+# shoalctl's argument decoding, fuzzed in dry-run mode (nothing is contacted or started).
+set_source_files_properties(${CMAKE_SOURCE_DIR}/tools/shoalctl.c PROPERTIES
+  COMPILE_DEFINITIONS main=shoalctl_main)
+shoal_add_fuzzer(NAME fuzz_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_cli.c
+  ${CMAKE_SOURCE_DIR}/tools/shoalctl.c ${CMAKE_SOURCE_DIR}/tools/cmd_data.c
+  ${CMAKE_SOURCE_DIR}/tools/cmd_admin.c ${CMAKE_SOURCE_DIR}/tools/cmd_cluster.c
+  ${CMAKE_SOURCE_DIR}/tools/cmd_bench.c
+  LIBS shoal)

@@ -159,7 +159,7 @@ int cmd_status(ctl_t *c, int argc, char **argv)
         return rc;
     shoal_t *s = ctl_connect(c);
     if (!s)
-        return EXIT_USAGE;
+        return ctl_no_client(c);
     shoal_cluster_t cl;
     char err[256];
     int st = shoal_status(s, c->json, &cl, err, sizeof err);
@@ -185,7 +185,7 @@ int cmd_top(ctl_t *c, int argc, char **argv)
         return rc;
     shoal_t *s = ctl_connect(c);
     if (!s)
-        return EXIT_USAGE;
+        return ctl_no_client(c);
     rc = EXIT_OK;
     for (uint64_t i = 0; !zsys_interrupted && (!o.count || i < o.count); i++) {
         shoal_cluster_t cl;
@@ -262,7 +262,7 @@ int cmd_events(ctl_t *c, int argc, char **argv)
         return rc;
     shoal_t *s = ctl_connect(c);
     if (!s)
-        return EXIT_USAGE;
+        return ctl_no_client(c);
     shoal_cluster_t cl;
     char err[256];
     int st = shoal_status(s, true, &cl, err, sizeof err);
@@ -335,7 +335,7 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
     }
     shoal_t *s = ctl_connect(c);
     if (!s)
-        return EXIT_USAGE;
+        return ctl_no_client(c);
     char err[256] = "";
     int st;
     switch (k) {

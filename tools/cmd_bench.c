@@ -234,7 +234,7 @@ int cmd_bench(ctl_t *c, int argc, char **argv)
     bench_t b = {.o = &o, .mode = mode, .rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid()};
     b.s = ctl_connect(c);
     if (!b.s)
-        return EXIT_USAGE;
+        return ctl_no_client(c);
     b.value = malloc(o.value_size + 1);
     for (uint64_t i = 0; b.value && i < o.value_size; i++)
         b.value[i] = (char)('a' + rnd(&b) % 26);

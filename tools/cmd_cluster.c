@@ -432,6 +432,8 @@ static int cluster_up(ctl_t *c, cl_opts_t *o)
     if (o->replicas > o->nodes)
         return ctl_fail(c, EXIT_USAGE, "--replicas %" PRIu64 " needs at least as many nodes, "
                                        "not %" PRIu64, o->replicas, o->nodes);
+    if (c->dry_run)
+        return EXIT_OK;
     char *shoald = find_bin("shoald", "actors");
     char *broker = find_bin("shoal-broker", "broker");
     if (!shoald || !broker) {
@@ -480,6 +482,8 @@ static int cluster_up(ctl_t *c, cl_opts_t *o)
 
 static int cluster_down(ctl_t *c, cl_opts_t *o)
 {
+    if (c->dry_run)
+        return EXIT_OK;
     int rc = load_layout(c, o);
     if (rc >= 0)
         return rc;
@@ -497,13 +501,11 @@ static int cluster_down(ctl_t *c, cl_opts_t *o)
             kill(pids[i], SIGTERM);
         zstr_free(&pidf);
     }
-    int stopped = alive(bp) ? 0 : bp > 0;
     for (uint64_t i = 0; i < o->nodes && i < MAX_NODES; i++) {
         stop_pid(pids[i], SIGTERM, 10000);
         pidf = path_of(o, "pids/node-%" PRIu64 ".pid", i);
         unlink(pidf);
         zstr_free(&pidf);
-        stopped += pids[i] > 0;
     }
     if (c->json)
         printf("{\"status\":\"ok\"}\n");
@@ -517,6 +519,8 @@ static int node_arg(ctl_t *c, cl_opts_t *o, int argc, char **argv, uint64_t *id)
     int rc = ctl_want_args(c, argc - optind, 1, 1);
     if (rc >= 0)
         return rc;
+    if (c->dry_run) /* the node number is checked against the cluster's size: not here */
+        return ctl_parse_u64(c, "node number", argv[optind], 0, 63, id) ? EXIT_USAGE : EXIT_OK;
     if ((rc = load_layout(c, o)) >= 0)
         return rc;
     if (ctl_parse_u64(c, "node number", argv[optind], 0, o->nodes - 1, id))

@@ -48,7 +48,7 @@ int cmd_put(ctl_t *c, int argc, char **argv)
         return rc;
     shoal_t *s = ctl_connect(c);
     if (!s)
-        return EXIT_USAGE;
+        return ctl_no_client(c);
     shoal_result_t r;
     const char *k = argv[optind], *v = argv[optind + 1];
     int st = shoal_put(s, k, strlen(k), v, strlen(v), &r);
@@ -80,7 +80,7 @@ int cmd_get(ctl_t *c, int argc, char **argv)
         return rc;
     shoal_t *s = ctl_connect(c);
     if (!s)
-        return EXIT_USAGE;
+        return ctl_no_client(c);
     shoal_result_t r;
     const char *k = argv[optind];
     int st = shoal_get(s, k, strlen(k), stale, &r);
@@ -111,7 +111,7 @@ int cmd_del(ctl_t *c, int argc, char **argv)
         return rc;
     shoal_t *s = ctl_connect(c);
     if (!s)
-        return EXIT_USAGE;
+        return ctl_no_client(c);
     shoal_result_t r;
     const char *k = argv[optind];
     int st = shoal_del(s, k, strlen(k), &r);
@@ -137,7 +137,7 @@ int cmd_cas(ctl_t *c, int argc, char **argv)
         return rc;
     shoal_t *s = ctl_connect(c);
     if (!s)
-        return EXIT_USAGE;
+        return ctl_no_client(c);
     const char *k = argv[optind];
     const char *exp = absent ? NULL : argv[optind + 1];
     const char *nv = argv[optind + (absent ? 1 : 2)];
@@ -206,7 +206,7 @@ int cmd_scan(ctl_t *c, int argc, char **argv)
         return ctl_fail(c, EXIT_USAGE, "--from '%s' is after --to '%s'", o.from, o.to);
     shoal_t *s = ctl_connect(c);
     if (!s)
-        return EXIT_USAGE;
+        return ctl_no_client(c);
     shoal_op_t op = {.type = SHOAL_OP_SCAN, .limit = (uint32_t)o.limit, .stale = o.stale};
     if (o.prefix)
         op.prefix = o.prefix, op.prefix_len = strlen(o.prefix);
@@ -270,7 +270,7 @@ int cmd_batch(ctl_t *c, int argc, char **argv)
     shoal_t *s = ctl_connect(c);
     if (!s) {
         free(ops);
-        return EXIT_USAGE;
+        return ctl_no_client(c);
     }
     shoal_result_t r;
     int st = shoal_batch(s, ops, n, &r);
@@ -378,7 +378,7 @@ int cmd_watch(ctl_t *c, int argc, char **argv)
     }
     shoal_t *s = ctl_connect(c);
     if (!s)
-        return EXIT_USAGE;
+        return ctl_no_client(c);
     const char *p = o.prefix ? o.prefix : "";
     shoal_watch_t *w = shoal_watch_new(s, o.pub, p, strlen(p));
     if (!w) {

@@ -6,7 +6,10 @@
  * Contract (SPEC.md): every command takes --broker (default $SHOAL_BROKER, else
  * tcp://127.0.0.1:7000), --json, --timeout MS and --help; exit 0 ok, 1 not found or
  * compare failed, 2 bad usage or input, 3 unavailable or timed out; errors are one line
- * on stderr. Common options may come before or after the command word. */
+ * on stderr. Common options may come before or after the command word.
+ *
+ * SHOALCTL_DRY_RUN=1 checks the arguments (exit 0 or 2) and contacts or starts nothing:
+ * for scripts that want to validate a command line, and for the CLI fuzz target. */
 #include "tools/shoalctl.h"
 
 #include <errno.h>
@@ -130,11 +133,23 @@ int ctl_parse_u64(ctl_t *c, const char *what, const char *s, uint64_t lo, uint64
     return 0;
 }
 
+int ctl_no_client(ctl_t *c)
+{
+    return c->dry_run ? EXIT_OK : EXIT_USAGE;
+}
+
 shoal_t *ctl_connect(ctl_t *c)
 {
     const char *ep = c->broker ? c->broker : getenv("SHOAL_BROKER");
     if (!ep || !*ep)
         ep = SHOAL_DEFAULT_ENDPOINT;
+    if (c->dry_run) { /* still refuse a malformed endpoint, as a real run would */
+        if (strncmp(ep, "tcp://", 6) && strncmp(ep, "ipc://", 6) && strncmp(ep, "inproc://", 9)) {
+            ctl_fail(c, EXIT_USAGE, "bad broker endpoint '%s' (want tcp://HOST:PORT)", ep);
+            c->dry_run = false; /* so ctl_no_client says 2 */
+        }
+        return NULL;
+    }
     shoal_t *s = shoal_connect(ep);
     if (!s) {
         ctl_fail(c, EXIT_USAGE, "bad broker endpoint '%s' (want tcp://HOST:PORT)", ep);
@@ -204,6 +219,8 @@ static bool takes_value(const char *a)
 int main(int argc, char **argv)
 {
     ctl_t c = {.cmd = "", .usage = main_usage, .timeout_ms = SHOAL_DEFAULT_TIMEOUT_MS};
+    const char *dry = getenv("SHOALCTL_DRY_RUN");
+    c.dry_run = dry && *dry && strcmp(dry, "0") != 0;
     /* Find the command word: the first argument that is neither an option nor the value
      * of a common option placed before it. */
     int at = -1;

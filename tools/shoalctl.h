@@ -35,6 +35,7 @@ typedef struct {
     bool json;
     int timeout_ms;
     bool timeout_set;
+    bool dry_run;        /* $SHOALCTL_DRY_RUN: check arguments, contact nothing */
 } ctl_t;
 
 /* Prints "shoalctl CMD: <message>" as one line on stderr and returns code. */
@@ -49,6 +50,9 @@ int ctl_parse_u64(ctl_t *c, const char *what, const char *s, uint64_t lo, uint64
                   uint64_t *out);
 /* Connects to the broker (NULL after printing an error: bad endpoint). */
 shoal_t *ctl_connect(ctl_t *c);
+/* What a command returns when ctl_connect gave NULL: 0 in a dry run (arguments were
+ * good), else 2 (the endpoint was bad; already reported). */
+int ctl_no_client(ctl_t *c);
 /* Exit status for a status code, printing err (one line) when it is not OK. */
 int ctl_status_exit(ctl_t *c, int status, const char *err);
 /* JSON string literal of bytes (escaped) on f. */
