@@ -1,8 +1,8 @@
 /* sim.c - a cluster of Raft cores on a fake network and fake disks, driven by one seed.
  *
  * Model:
- *  - Five nodes (ids 1..5); the group starts with voters {1,2,3}, nodes 4 and 5 run with an
- *    empty configuration and join through membership changes.
+ *  - Five nodes (ids 1..5); the group starts with voters {1,2,3} (or {1..5}, or {1}), the
+ *    other nodes run with an empty configuration and join through membership changes.
  *  - Time is ticks. Each tick: due messages are delivered, every live node ticks, clients
  *    act, faults are drawn, every live node's ready is processed, the checkers run.
  *  - Network: each message gets a random delay (so reordering), may be dropped or
@@ -838,12 +838,13 @@ static void setup(sim_t *s, const sim_options_t *opt, sim_result_t *res)
     s->cfg.snapshot_chunk_bytes = 8 + below(s, 24);
     s->snap_every = 5 + below(s, 40);
     s->max_delay = 1 + below(s, 4);
+    int voters = chance(s, 70) ? 3 : chance(s, 70) ? 5 : 1; /* the initial group */
     for (int i = 1; i <= NODES; i++) {
         node_t *n = &s->nodes[i];
         n->id = (uint64_t)i;
-        if (i <= 3) {
-            n->snap.conf.n_voters = 3;
-            for (int v = 0; v < 3; v++)
+        if (i <= voters) {
+            n->snap.conf.n_voters = (size_t)voters;
+            for (int v = 0; v < voters; v++)
                 n->snap.conf.voters[v] = (uint64_t)v + 1;
         }
         node_start(s, n);
