@@ -1,10 +1,12 @@
 /* table_reader.c - reads tables (table.h): point lookups and iterators.
  *
  * Index and filter are read once at open and kept in memory. Data blocks come from, in
- * order of preference: the file mapping (uncompressed blocks are used in place, checksum
- * verified on each read: XXH3 costs ~0.1 us per 4 KiB, cheaper than a copy), the block
- * cache (decompressed blocks, verified once when inserted), or a pread into a fresh buffer
- * that then enters the cache. */
+ * order of preference: the file mapping (uncompressed blocks are used in place, no copy;
+ * the checksum is verified on the first use of each block and remembered in a bitmap, since
+ * the mapped bytes of an immutable file cannot change under us), the block cache
+ * (decompressed blocks, verified once when inserted), or a pread into a fresh buffer that
+ * then enters the cache. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -21,6 +23,9 @@ struct lsm_table {
     char *path;
     uint64_t number, size;
     const char *map; /* whole file, or NULL when the env cannot map */
+    /* One bit per 256 bytes of file: the mapped block starting there has been verified.
+     * Blocks are >= 256 bytes apart (block_size >= 256), so bits never collide. */
+    _Atomic uint64_t *verified;
     lsm_cache_t *cache;
     lsm_errlog_t *log;
     const char *index;
@@ -140,6 +145,23 @@ static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, block
     return 0;
 }
 
+/* An uncompressed block used in place in the mapping. */
+static int mapped_block(lsm_table_t *t, uint64_t off, uint64_t size, blockref_t *r)
+{
+    uint64_t bit = off >> 8, mask = UINT64_C(1) << (bit & 63);
+    if (atomic_load_explicit(&t->verified[bit >> 6], memory_order_relaxed) & mask) {
+        r->data = t->map + off;
+        r->len = (size_t)size;
+        return 0;
+    }
+    char *owned;
+    if (lsm_block_decode(t->map + off, (size_t)size + LSM_BLOCK_TRAILER, &r->data, &r->len,
+                         &owned))
+        return corrupt(t, off, "block checksum mismatch");
+    atomic_fetch_or_explicit(&t->verified[bit >> 6], mask, memory_order_relaxed);
+    return 0;
+}
+
 static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cache,
                       blockref_t *r)
 {
@@ -147,13 +169,8 @@ static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cac
     int rc = check_handle(t, off, size);
     if (rc)
         return rc;
-    if (t->map && (unsigned char)t->map[off + size] == LSM_BLOCK_RAW) {
-        char *owned;
-        if (lsm_block_decode(t->map + off, (size_t)size + LSM_BLOCK_TRAILER, &r->data, &r->len,
-                             &owned))
-            return corrupt(t, off, "block checksum mismatch");
-        return 0;
-    }
+    if (t->map && (unsigned char)t->map[off + size] == LSM_BLOCK_RAW)
+        return mapped_block(t, off, size, r);
     if (t->cache && (r->h = lsm_cache_lookup(t->cache, t->number, off)) != NULL) {
         cblock_t *cb = lsm_cache_value(r->h);
         r->data = cb->owned ? cb->owned : cb->data;
@@ -251,7 +268,7 @@ int lsm_table_open(lsm_env_t *env, const char *path, uint64_t file_number, uint6
         return rc;
     }
     t->entries = h[4];
-    if (env->map)
+    if (env->map && (t->verified = calloc((file_size >> 14) + 1, sizeof *t->verified)))
         t->map = env->map(t->file, file_size);
     *t_p = t;
     return 0;
@@ -266,6 +283,7 @@ void lsm_table_close(lsm_table_t **t_p)
         t->env->close(t->file);
     free(t->index_owned);
     free(t->filter_owned);
+    free((void *)t->verified);
     free(t->path);
     free(t);
     *t_p = NULL;
