@@ -13,10 +13,12 @@
  * (plus transfer and snapshot); Frame{peer} from other nodes.
  *
  * Idle groups quiesce (raft/quiesce_ticks > 0): a group whose leader has had nothing to do
- * for that many ticks, with every follower caught up, stops ticking on the leader; its
- * followers stop ticking once they see no message of the group for as long, as long as the
- * leader node keeps sending something (the per-peer keepalive). Any proposal, read or
- * message wakes the group. */
+ * for that many ticks, with every follower caught up, stops ticking and sends its followers
+ * a quiesce marker (a heartbeat with context "Q"); they stop ticking too. A quiet group
+ * sends no heartbeats; instead every node sends each peer something at least every two
+ * heartbeat intervals (an empty envelope if need be), and a quiet follower whose leader's
+ * node has been silent for an election timeout wakes up and may start an election. Any
+ * proposal, read or non-heartbeat message wakes the group. */
 #include "actors/node.h"
 
 #include <errno.h>
@@ -489,20 +491,55 @@ static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
 
 /* ---- peers -------------------------------------------------------------------------- */
 
+/* The quiesce marker: a heartbeat with this one-byte context, sent by a leader that stops
+ * ticking an idle group. It is consumed here, never stepped into a core. */
+static const uint8_t QUIESCE_CTX = 'Q';
+
+static bool is_quiesce(const raft_msg_t *m)
+{
+    return m->type == RAFT_MSG_HEARTBEAT && m->context_len == 1 && m->context[0] == QUIESCE_CTX;
+}
+
 static void step_msg(void *arg, raft_msg_t *m)
 {
     node_t *n = arg;
     replica_t *r = find_replica(n, m->group);
     if (!r || m->to != raft_id_of(n->cfg->id))
         return;
+    if (is_quiesce(m)) {
+        /* follow the leader to sleep only if it is our leader in our term */
+        if (r->role == RAFT_FOLLOWER && r->leader == m->from && r->term == m->term)
+            r->quiet = true;
+        return;
+    }
+    /* Heartbeats never wake a group: the leader's last round may trail its marker in the
+     * same envelope, and a read round of an awake leader needs no ticking follower. */
     if (m->type != RAFT_MSG_HEARTBEAT && m->type != RAFT_MSG_HEARTBEAT_RESP) {
         r->quiet = false;
         r->idle_ticks = 0;
-    } else if (r->role != RAFT_LEADER && m->type == RAFT_MSG_HEARTBEAT) {
-        r->idle_ticks = 0; /* a leader that still heartbeats is not quiet */
-        r->quiet = false;
     }
     raft_step(r->raft, m);
+}
+
+/* A leader puts an idle group to sleep and tells its followers. */
+static void quiesce(node_t *n, replica_t *r)
+{
+    raft_status_t st;
+    raft_status(r->raft, &st);
+    r->quiet = true;
+    for (size_t i = 0; i < st.n_peers; i++) {
+        raft_msg_t m;
+        memset(&m, 0, sizeof m);
+        m.type = RAFT_MSG_HEARTBEAT;
+        m.group = r->group;
+        m.from = st.id;
+        m.to = st.peers[i].id;
+        m.term = st.term;
+        m.commit = st.commit;
+        m.context = (uint8_t *)&QUIESCE_CTX;
+        m.context_len = 1;
+        transport_send(n->transport, &m);
+    }
 }
 
 /* ---- the loop ----------------------------------------------------------------------- */
@@ -546,6 +583,8 @@ static int on_router(zloop_t *loop, zsock_t *sock, void *arg)
         }
         zframe_destroy(&body);
         if (f->body_case == SHOAL__FRAME__BODY_PEER) {
+            if (f->peer->from_node < NODE_MAX_NODES)
+                n->last_heard[f->peer->from_node] = zclock_mono();
             transport_receive(f->peer, step_msg, n);
             zframe_destroy(&id);
             shoal_frame_free(&f);
@@ -660,24 +699,35 @@ static bool leader_idle(replica_t *r)
     return true;
 }
 
+/* A quiet follower wakes when its leader's node went silent for an election timeout. */
+static bool leader_silent(node_t *n, replica_t *r, uint64_t now)
+{
+    if (!r->leader || node_id_of(r->leader) >= NODE_MAX_NODES)
+        return true;
+    uint64_t timeout = (uint64_t)n->cfg->election_ticks * n->cfg->tick_ms;
+    return now - n->last_heard[node_id_of(r->leader)] > timeout;
+}
+
 static int on_tick(zloop_t *loop, int timer_id, void *arg)
 {
     node_t *n = arg;
     unsigned q = n->cfg->quiesce_ticks;
+    uint64_t now = zclock_mono();
     for (size_t i = 0; i < n->n_replicas; i++) {
         replica_t *r = n->replicas[i];
-        if (q && r->quiet)
+        if (r->quiet && r->role != RAFT_LEADER && leader_silent(n, r, now))
+            r->quiet = false;
+        if (r->quiet)
             continue;
         raft_tick(r->raft);
-        if (!q)
+        if (!q || r->role != RAFT_LEADER)
             continue;
-        bool idle = r->role == RAFT_LEADER ? leader_idle(r) : r->role == RAFT_FOLLOWER;
-        r->idle_ticks = idle ? r->idle_ticks + 1 : 0;
-        /* a follower waits longer than its leader, so the leader's last heartbeat round has
-         * reached it; a follower that stops hearing the leader's keepalive wakes (sweep) */
-        if (r->idle_ticks >= (r->role == RAFT_LEADER ? q : q + n->cfg->election_ticks / 2))
-            r->quiet = true;
+        r->idle_ticks = leader_idle(r) ? r->idle_ticks + 1 : 0;
+        if (r->idle_ticks >= q)
+            quiesce(n, r);
     }
+    if (q) /* node liveness for quiet groups: something reaches every peer regularly */
+        transport_keepalive(n->transport, (uint64_t)n->cfg->heartbeat_ticks * n->cfg->tick_ms * 2);
     return pump(n);
 }
 
@@ -729,6 +779,19 @@ static int on_metrics(zloop_t *loop, int timer_id, void *arg)
     ev.detail = (char *)"";
     events_raft(n->events, &ev);
     publish_progress(n);
+    if (n->debug) {
+        size_t quiet = 0;
+        for (size_t i = 0; i < n->n_replicas; i++) {
+            replica_t *r = n->replicas[i];
+            quiet += r->quiet;
+            if (!r->quiet && n->cfg->quiesce_ticks)
+                zsys_debug("node: shard %u awake: role %s, idle %" PRIu64 " ticks, applied %"
+                           PRIu64 ", commit %" PRIu64, r->group, raft_role_name(r->role),
+                           r->idle_ticks, r->applied, r->commit);
+        }
+        zsys_debug("node %" PRIu64 ": %zu of %zu replicas quiet, %" PRIu64 " requests",
+                   n->cfg->id, quiet, n->n_replicas, n->requests);
+    }
     return 0;
 }
 

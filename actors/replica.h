@@ -83,6 +83,7 @@ struct node_t {
     bool fatal;
     bool stopping;
     bool debug;
+    uint64_t last_heard[NODE_MAX_NODES]; /* zclock_mono of the last frame from each node */
     /* metrics */
     uint64_t fsync_hist[FSYNC_BUCKETS];
     uint64_t leader_changes;

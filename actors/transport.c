@@ -43,6 +43,7 @@ typedef struct {
     chunk_t snaps[SNAP_QUEUE_MAX]; /* complete Frames holding one snapshot chunk each */
     size_t snap_head, snap_n;
     double tokens;                /* bytes the rate limit allows now */
+    uint64_t last_sent_ms;        /* keepalive: when the peer last got anything */
     uint64_t last_refill_ms;
 } peer_t;
 
@@ -322,6 +323,23 @@ static void send_bytes(transport_t *self, peer_t *p, const uint8_t *f, size_t le
 {
     if (zmq_send(zsock_resolve(p->dealer), f, len, ZMQ_DONTWAIT) < 0)
         self->dropped++;
+    p->last_sent_ms = zclock_mono();
+}
+
+void transport_keepalive(transport_t *self, uint64_t interval_ms)
+{
+    uint64_t now = zclock_mono();
+    buf_t empty = {0};
+    for (size_t i = 0; i < self->n_peers; i++) {
+        peer_t *p = &self->peers[i];
+        if (now - p->last_sent_ms < interval_ms)
+            continue;
+        size_t len;
+        uint8_t *f = frame_of(self, p->id, &empty, &len);
+        if (f)
+            send_bytes(self, p, f, len);
+        free(f);
+    }
 }
 
 static void pump_snapshots(transport_t *self, peer_t *p)

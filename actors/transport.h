@@ -32,6 +32,9 @@ void transport_send(transport_t *self, const raft_msg_t *m);
 /* Sends one envelope per peer with everything queued since the last flush, and the
  * snapshot chunks the rate limit allows. */
 void transport_flush(transport_t *self);
+/* Sends an empty envelope to every peer that got nothing for interval_ms: the node-level
+ * liveness signal that lets quiesced groups stay quiet (node.c). */
+void transport_keepalive(transport_t *self, uint64_t interval_ms);
 /* True when snapshot chunks wait for the rate limit (the node then flushes again soon). */
 bool transport_snapshots_waiting(const transport_t *self);
 uint64_t transport_dropped(const transport_t *self);
