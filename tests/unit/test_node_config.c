@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -95,6 +96,24 @@ static void test_bad(void **state)
     expect_bad("        3\n", "        x\n", "cluster/nodes/x");
 }
 
+/* The example files in config/ must load (and place every shard on 3 nodes). */
+static void test_example_files(void **state)
+{
+    const char *src = getenv("SHOAL_SOURCE_DIR");
+    const char *files[] = {"dev.cfg", "node-3.cfg", "node-5.cfg"};
+    if (!src)
+        skip();
+    for (size_t i = 0; i < 3; i++) {
+        char path[1024], err[512] = "";
+        node_config_t c;
+        snprintf(path, sizeof path, "%s/config/%s", src, files[i]);
+        if (node_config_load(path, &c, err, sizeof err) != 0)
+            fail_msg("%s", err);
+        uint64_t r[8];
+        assert_int_equal(node_config_replicas(&c, 0, r, 8), 3);
+    }
+}
+
 static void test_missing_file(void **state)
 {
     node_config_t c;
@@ -109,6 +128,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),
         cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_example_files),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
