@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "engine/raft/raft_codec.h"
+#include "tests/sim/harness.h"
 
 static void assert_msg_equal(const raft_msg_t *a, const raft_msg_t *b)
 {
@@ -212,12 +213,97 @@ static void test_malformed_refused(void **state)
     assert_null(shoal__raft_message__unpack(NULL, sizeof(junk), junk));
 }
 
+/* One message through the wire as the node sends it: heartbeats as GroupHeartbeat (only
+ * group, term, commit, context, reject survive), everything else as RaftMessage. */
+static void over_the_wire(const raft_msg_t *m, raft_msg_t *out)
+{
+    uint8_t buf[1 << 16];
+    if (raft_msg_is_heartbeat(m)) {
+        Shoal__GroupHeartbeat g;
+        raft_msg_to_group_heartbeat(m, &g);
+        size_t len = shoal__group_heartbeat__pack(&g, buf);
+        Shoal__GroupHeartbeat *up = shoal__group_heartbeat__unpack(NULL, len, buf);
+        assert_non_null(up);
+        assert_int_equal(raft_msg_from_group_heartbeat(up, m->type == RAFT_MSG_HEARTBEAT_RESP,
+                                                       m->from, m->to, out),
+                         0);
+        shoal__group_heartbeat__free_unpacked(up, NULL);
+        return;
+    }
+    Shoal__RaftMessage pm;
+    assert_int_equal(raft_msg_to_proto(m, &pm), 0);
+    size_t len = shoal__raft_message__pack(&pm, buf);
+    raft_msg_proto_release(&pm);
+    Shoal__RaftMessage *up = shoal__raft_message__unpack(NULL, len, buf);
+    assert_non_null(up);
+    assert_int_equal(raft_msg_from_proto(up, out), 0);
+    shoal__raft_message__free_unpacked(up, NULL);
+}
+
+static void deliver_via_wire(harness_t *h)
+{
+    for (int rounds = 0; rounds < 1000; rounds++) {
+        h_ready_all(h);
+        if (h->nq == 0)
+            return;
+        size_t n = h->nq;
+        raft_msg_t *batch = malloc(n * sizeof(*batch));
+        memcpy(batch, h->q, n * sizeof(*batch));
+        h->nq = 0;
+        for (size_t i = 0; i < n; i++) {
+            raft_msg_t w;
+            over_the_wire(&batch[i], &w);
+            if (h->n[w.to].up && !h->cut[w.from][w.to])
+                assert_int_equal(raft_step(h->n[w.to].r, &w), 0);
+            raft_msg_free_contents(&w);
+            raft_msg_free_contents(&batch[i]);
+        }
+        free(batch);
+    }
+}
+
+/* A group whose messages all cross the wire, heartbeats coalesced to GroupHeartbeat: it
+ * elects, replicates, brings a lagging follower's commit forward by heartbeats, confirms
+ * ReadIndex rounds and streams a snapshot. */
+static void test_group_over_the_wire(void **state)
+{
+    harness_t *h = malloc(sizeof(*h));
+    h_init(h, 3, 3, NULL);
+    raft_msg_t tn = {.type = RAFT_MSG_TIMEOUT_NOW, .group = 7, .from = 2, .to = 1, .term = 1};
+    assert_int_equal(raft_step(h->n[1].r, &tn), 0);
+    deliver_via_wire(h);
+    assert_int_equal(h_status(h, 1).role, RAFT_LEADER);
+    h_cut_node(h, 3, true);
+    for (int i = 0; i < 5; i++)
+        assert_true(raft_propose(h->n[1].r, "w", 1, NULL) > 0);
+    deliver_via_wire(h);
+    h_node_t *l = &h->n[1];
+    memcpy(l->snap_data, "snapshot-bytes", 14);
+    l->snap_len = 14;
+    assert_int_equal(raft_snapshot_taken(l->r, l->applied_index, &l->snap), 0);
+    h_cut_node(h, 3, false);
+    for (int t = 0; t < 30; t++) {
+        for (int i = 1; i <= 3; i++)
+            h_tick(h, i);
+        deliver_via_wire(h);
+    }
+    assert_int_equal(h_status(h, 3).commit, h_status(h, 1).commit);
+    assert_int_equal(h->n[3].snap.index, l->snap.index);
+    assert_int_equal(raft_read_index(h->n[1].r, "rd", 2), 0);
+    deliver_via_wire(h);
+    assert_int_equal(h->n[1].n_reads, 1);
+    assert_int_equal(h->n[1].reads[0].index, h_status(h, 1).commit);
+    h_destroy(h);
+    free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_every_shape),
         cmocka_unit_test(test_heartbeat_coalescing),
         cmocka_unit_test(test_malformed_refused),
+        cmocka_unit_test(test_group_over_the_wire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
