@@ -236,10 +236,9 @@ void raft_tick(raft_t *r);
 int raft_step(raft_t *r, const raft_msg_t *m);
 
 /* Appends a normal entry (data copied); the appends to followers go out with the next ready,
- * one batch per follower for all proposals since the last one. Returns its index (> 0), or
- * SHOAL_ENOTLEADER with
- * *leader_hint set (RAFT_NONE if unknown; leader_hint may be NULL), or SHOAL_EBUSY while a
- * leadership transfer is in progress. */
+ * one batch per follower for all proposals since the last one. Returns its index (> 0),
+ * or SHOAL_ENOTLEADER with *leader_hint set (RAFT_NONE if unknown; leader_hint may be
+ * NULL), or SHOAL_EBUSY while a leadership transfer is in progress. */
 int64_t raft_propose(raft_t *r, const void *data, size_t len, uint64_t *leader_hint);
 
 typedef enum {
