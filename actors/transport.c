@@ -160,12 +160,14 @@ static int conf_from_proto(const Shoal__ConfState *p, raft_conf_state_t *c)
     if (p->n_voters > RAFT_MAX_NODES || p->n_learners > RAFT_MAX_NODES ||
         p->n_voters_outgoing > RAFT_MAX_NODES)
         return -1;
-    memcpy(c->voters, p->voters, p->n_voters * sizeof *p->voters);
+    for (size_t i = 0; i < p->n_voters; i++)
+        c->voters[i] = p->voters[i];
     c->n_voters = p->n_voters;
-    memcpy(c->learners, p->learners, p->n_learners * sizeof *p->learners);
+    for (size_t i = 0; i < p->n_learners; i++)
+        c->learners[i] = p->learners[i];
     c->n_learners = p->n_learners;
-    memcpy(c->voters_outgoing, p->voters_outgoing,
-           p->n_voters_outgoing * sizeof *p->voters_outgoing);
+    for (size_t i = 0; i < p->n_voters_outgoing; i++)
+        c->voters_outgoing[i] = p->voters_outgoing[i];
     c->n_voters_outgoing = p->n_voters_outgoing;
     return 0;
 }
@@ -289,7 +291,8 @@ static uint8_t *frame_of(transport_t *self, uint64_t to, const buf_t *body, size
     n += varint(f + n, envlen);
     memcpy(f + n, head, h);
     n += h;
-    memcpy(f + n, body->data, body->len);
+    if (body->len)
+        memcpy(f + n, body->data, body->len);
     *len = n + body->len;
     return f;
 }

@@ -24,7 +24,14 @@ cluster_cleanup() {
         [ -n "${PIDS[$i]}" ] && kill -KILL "${PIDS[$i]}" 2>/dev/null || true
     done
     wait 2>/dev/null || true
+    # a sanitizer report in any node's log fails the test, whatever the client saw
+    local bad=0
+    if grep -l -E "runtime error|AddressSanitizer|LeakSanitizer" "$DIR"/node-*.log 2>/dev/null; then
+        grep -h -A30 -E "runtime error|AddressSanitizer|LeakSanitizer" "$DIR"/node-*.log | head -60
+        bad=1
+    fi
     if [ "${KEEP_DIR:-0}" = 1 ]; then echo "kept $DIR"; else rm -rf "$DIR"; fi
+    [ $bad = 0 ] || exit 1
 }
 trap cluster_cleanup EXIT
 
