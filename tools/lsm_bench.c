@@ -6,13 +6,15 @@
  *   lsm_bench --dir D --num N --key-size 16 --value-size 100
  *             --benchmarks fillseq,fillrandom,overwrite,readrandom,compact,readrandom,
  *                          readseq,seekrandom,fillsync
- *             [--compression 0|1] [--write-buffer-size BYTES] [--cache-size BYTES]
+ *             [--compression 0|1] [--compression-level L] [--write-buffer-size BYTES]
+ *             [--cache-size BYTES]
  *             [--sync-num 10000] [--json]
  *
  * fillseq, fillrandom and fillsync start from an empty database; the others use the
  * current one. readrandom before any `compact` since the last fill reports as
  * readrandom_nocompact. Each benchmark prints ops/s, MB/s (key + value bytes), latency
- * p50/p99/p999 (sampled every 8th op), on-disk size and peak RSS. */
+ * p50/p99/p999 (sampled every 8th op), on-disk size, peak RSS (getrusage: includes mapped
+ * table pages, as the reference harness measures) and the anonymous RSS at the end. */
 #define _GNU_SOURCE
 #include <ftw.h>
 #include <getopt.h>
@@ -33,6 +35,7 @@ typedef struct {
     int key_size, value_size;
     char *benchmarks;
     bool compression, json;
+    int level;
     size_t write_buffer, cache;
 } config_t;
 
@@ -58,6 +61,20 @@ static double rss_mb(void)
     struct rusage u;
     getrusage(RUSAGE_SELF, &u);
     return (double)u.ru_maxrss / 1024.0;
+}
+
+/* Anonymous resident memory now (heap, arenas, cache), without mapped table pages. */
+static double anon_mb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "RssAnon: %lf", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb / 1024.0;
 }
 
 static long long du_total;
@@ -185,6 +202,7 @@ static void open_db(bench_t *b, bool fresh)
     o.dir = b->c->dir;
     o.write_buffer_size = b->c->write_buffer;
     o.compression = b->c->compression;
+    o.compression_level = b->c->level;
     if (b->c->cache)
         o.block_cache_size = b->c->cache;
     char err[512];
@@ -208,17 +226,17 @@ static void report(bench_t *b, const char *name, long ops, double secs, const hi
     if (c->json) {
         printf("%s{\"test\":\"%s\",\"compression\":\"%s\",\"ops\":%ld,\"ops_s\":%.0f,"
                "\"mb_s\":%.2f,\"secs\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-               "\"du_mb\":%.1f,\"rss_peak_mb\":%.1f",
+               "\"du_mb\":%.1f,\"rss_peak_mb\":%.1f,\"rss_anon_mb\":%.1f",
                b->first_json ? "[" : ",\n", name, comp, ops, (double)ops / secs, mb, secs, p50,
-               p99, p999, du, rss_mb());
+               p99, p999, du, rss_mb(), anon_mb());
         if (show_found)
             printf(",\"found\":%ld", found);
         printf("}");
         b->first_json = false;
     } else {
         printf("test=shoal_%s_%s ops_s=%.0f mb_s=%.2f secs=%.3f p50_us=%.1f p99_us=%.1f "
-               "p999_us=%.1f du_mb=%.1f rss_peak_mb=%.1f",
-               comp, name, (double)ops / secs, mb, secs, p50, p99, p999, du, rss_mb());
+               "p999_us=%.1f du_mb=%.1f rss_peak_mb=%.1f rss_anon_mb=%.1f",
+               comp, name, (double)ops / secs, mb, secs, p50, p99, p999, du, rss_mb(), anon_mb());
         if (show_found)
             printf(" found=%ld", found);
         printf("\n");
@@ -381,7 +399,8 @@ static void run_one(bench_t *b, const char *name)
 static void usage(void)
 {
     fprintf(stderr, "usage: lsm_bench --dir D [--num N] [--key-size K] [--value-size V]\n"
-                    "  [--benchmarks a,b,...] [--compression 0|1] [--write-buffer-size B]\n"
+                    "  [--benchmarks a,b,...] [--compression 0|1] [--compression-level L]\n"
+                    "  [--write-buffer-size B]"
                     "  [--cache-size B] [--sync-num N] [--json]\n");
     exit(2);
 }
@@ -394,6 +413,7 @@ static void parse(int argc, char **argv, config_t *c)
         {"benchmarks", 1, 0, 'b'},  {"compression", 1, 0, 'c'},
         {"write-buffer-size", 1, 0, 'w'}, {"cache-size", 1, 0, 'C'},
         {"sync-num", 1, 0, 's'},    {"json", 0, 0, 'j'},
+        {"compression-level", 1, 0, 'L'},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -408,6 +428,7 @@ static void parse(int argc, char **argv, config_t *c)
         case 'C': c->cache = (size_t)atoll(optarg); break;
         case 's': c->sync_num = atol(optarg); break;
         case 'j': c->json = true; break;
+        case 'L': c->level = atoi(optarg); break;
         default: usage();
         }
     }
@@ -418,7 +439,7 @@ static void parse(int argc, char **argv, config_t *c)
 int main(int argc, char **argv)
 {
     config_t c = {.num = 1000000, .sync_num = 10000, .key_size = 16, .value_size = 100,
-                  .write_buffer = 64u << 20};
+                  .write_buffer = 64u << 20, .level = -1};
     parse(argc, argv, &c);
     if (!c.benchmarks)
         c.benchmarks = strdup("fillseq,fillrandom,overwrite,readrandom,compact,readrandom,"

@@ -49,7 +49,7 @@ void lsm_options_init(lsm_options_t *o)
     o->max_write_buffers = 2;
     o->block_size = 4096;
     o->block_cache_size = 32u << 20;
-    o->compression_level = 1;
+    o->compression_level = -1;
     o->bloom_bits_per_key = 10;
     o->sync = LSM_SYNC_NONE;
     o->l0_slowdown_trigger = 8;
@@ -79,7 +79,8 @@ int lsm_db_open_table(void *arg, uint64_t number, uint64_t size, lsm_table_t **t
     lsm_t *db = arg;
     char path[4096];
     lsm_db_path(db, path, sizeof path, number, "sst");
-    return lsm_table_open(db->env, path, number, size, db->cache, &db->log, t);
+    lsm_table_ctx_t ctx = {db->env, db->cache, &db->log, db->dctx};
+    return lsm_table_open(&ctx, path, number, size, t);
 }
 
 uint64_t lsm_db_new_file_number(lsm_t *db)
@@ -716,6 +717,7 @@ static void db_free(lsm_t *db)
         lsm_wal_writer_close(&db->old_wals[i]);
     lsm_wal_writer_close(&db->manifest);
     lsm_cache_destroy(&db->cache);
+    lsm_dctx_pool_destroy(&db->dctx);
     if (db->lock)
         db->env->close(db->lock);
     for (int l = 0; l < LSM_MAX_LEVELS; l++)
@@ -741,7 +743,8 @@ static int open_locked(lsm_t *db)
     snprintf(path, sizeof path, "%s/LOCK", db->dir);
     if ((rc = db->env->lock(db->env, path, &db->lock)) != 0)
         return lsm_err(&db->log, rc, "cannot lock %s (open elsewhere?)", path);
-    if (!(db->cache = lsm_cache_new(db->o.block_cache_size)))
+    if (!(db->cache = lsm_cache_new(db->o.block_cache_size)) ||
+        !(db->dctx = lsm_dctx_pool_new()))
         return SHOAL_ENOMEM;
     rc = recover(db); /* single-threaded still: recover takes mu only where helpers need it */
     pthread_mutex_lock(&db->mu);

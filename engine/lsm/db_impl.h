@@ -48,6 +48,7 @@ struct lsm {
     lsm_file_t *lock;
     lsm_errlog_t log;
     lsm_cache_t *cache;
+    lsm_dctx_pool_t *dctx;
     lsm_table_options_t topt;
 
     pthread_mutex_t mu;

@@ -52,7 +52,7 @@ typedef struct {
     size_t block_size;        /* target uncompressed data block size; default 4 KiB */
     size_t block_cache_size;  /* bytes of uncompressed blocks kept in memory; default 32 MiB */
     bool compression;         /* zstd-compress table blocks; default false */
-    int compression_level;    /* zstd level; default 1 */
+    int compression_level;    /* zstd level; default -1: fast decompression (see ARCHITECTURE) */
     int bloom_bits_per_key;   /* bloom filter size; 0 disables; default 10 */
     lsm_sync_t sync;          /* durability of writes whose options pass NULL */
     int l0_slowdown_trigger;  /* L0 tables at which each write is delayed 1 ms; default 8 */

@@ -67,10 +67,24 @@ void lsm_table_builder_abandon(lsm_table_builder_t **b_p);
 
 typedef struct lsm_table lsm_table_t;
 
-/* Opens a table of file_size bytes; reads and verifies footer, index and filter. `cache` and
- * `log` are borrowed and must outlive the table. */
-int lsm_table_open(lsm_env_t *env, const char *path, uint64_t file_number, uint64_t file_size,
-                   lsm_cache_t *cache, lsm_errlog_t *log, lsm_table_t **t_p);
+/* Reusable zstd decompression contexts: creating one per block would cost more than
+ * decompressing the block. Thread-safe; shared by every table of a database. */
+typedef struct lsm_dctx_pool lsm_dctx_pool_t;
+lsm_dctx_pool_t *lsm_dctx_pool_new(void);
+void lsm_dctx_pool_destroy(lsm_dctx_pool_t **p_p);
+
+/* What a table reader borrows from its database (all must outlive the table; cache, log and
+ * dctx may be NULL). */
+typedef struct {
+    lsm_env_t *env;
+    lsm_cache_t *cache;
+    lsm_errlog_t *log;
+    lsm_dctx_pool_t *dctx;
+} lsm_table_ctx_t;
+
+/* Opens a table of file_size bytes; reads and verifies footer, index and filter. */
+int lsm_table_open(const lsm_table_ctx_t *ctx, const char *path, uint64_t file_number,
+                   uint64_t file_size, lsm_table_t **t_p);
 void lsm_table_close(lsm_table_t **t_p);
 
 /* Point lookup: finds the first entry >= ikey. Returns 0 and sets *found; when found,
@@ -88,7 +102,7 @@ uint64_t lsm_table_entries(const lsm_table_t *t);
 /* Decodes one stored block (bytes + trailer) as read from disk: checks the checksum and
  * decompresses. On success *out is the raw block, pointing into `stored` when uncompressed
  * (then *owned = NULL) or into a malloc'd *owned. Exposed for the fuzz target. */
-int lsm_block_decode(const char *stored, size_t stored_len, const char **out, size_t *out_len,
-                     char **owned);
+int lsm_block_decode(const char *stored, size_t stored_len, lsm_dctx_pool_t *dctx,
+                     const char **out, size_t *out_len, char **owned);
 
 #endif

@@ -6,6 +6,7 @@
  * the mapped bytes of an immutable file cannot change under us), the block cache
  * (decompressed blocks, verified once when inserted), or a pread into a fresh buffer that
  * then enters the cache. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,60 @@
 #include "engine/lsm/dbformat.h"
 #include "engine/lsm/table.h"
 
+struct lsm_dctx_pool {
+    pthread_mutex_t mu;
+    ZSTD_DCtx *free[16];
+    int n;
+};
+
+lsm_dctx_pool_t *lsm_dctx_pool_new(void)
+{
+    lsm_dctx_pool_t *p = calloc(1, sizeof *p);
+    if (p)
+        pthread_mutex_init(&p->mu, NULL);
+    return p;
+}
+
+void lsm_dctx_pool_destroy(lsm_dctx_pool_t **p_p)
+{
+    lsm_dctx_pool_t *p = *p_p;
+    if (!p)
+        return;
+    for (int i = 0; i < p->n; i++)
+        ZSTD_freeDCtx(p->free[i]);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+    *p_p = NULL;
+}
+
+static ZSTD_DCtx *dctx_get(lsm_dctx_pool_t *p)
+{
+    ZSTD_DCtx *c = NULL;
+    if (p) {
+        pthread_mutex_lock(&p->mu);
+        if (p->n > 0)
+            c = p->free[--p->n];
+        pthread_mutex_unlock(&p->mu);
+    }
+    return c ? c : ZSTD_createDCtx();
+}
+
+static void dctx_put(lsm_dctx_pool_t *p, ZSTD_DCtx *c)
+{
+    if (p) {
+        pthread_mutex_lock(&p->mu);
+        if (p->n < 16) {
+            p->free[p->n++] = c;
+            c = NULL;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    ZSTD_freeDCtx(c);
+}
+
 struct lsm_table {
     lsm_env_t *env;
+    lsm_dctx_pool_t *dctx;
     lsm_file_t *file;
     char *path;
     uint64_t number, size;
@@ -57,8 +110,8 @@ static void cblock_free(void *v)
     free(c);
 }
 
-int lsm_block_decode(const char *stored, size_t stored_len, const char **out, size_t *out_len,
-                     char **owned)
+int lsm_block_decode(const char *stored, size_t stored_len, lsm_dctx_pool_t *dctx,
+                     const char **out, size_t *out_len, char **owned)
 {
     *owned = NULL;
     if (stored_len < LSM_BLOCK_TRAILER)
@@ -80,7 +133,10 @@ int lsm_block_decode(const char *stored, size_t stored_len, const char **out, si
     char *buf = malloc(raw ? raw : 1);
     if (!buf)
         return SHOAL_ENOMEM;
-    size_t got = ZSTD_decompress(buf, raw, stored, n);
+    ZSTD_DCtx *dc = dctx_get(dctx);
+    size_t got = dc ? ZSTD_decompressDCtx(dc, buf, raw, stored, n) : (size_t)-1;
+    if (dc)
+        dctx_put(dctx, dc);
     if (ZSTD_isError(got) || got != raw) {
         free(buf);
         return SHOAL_ECORRUPT;
@@ -125,15 +181,27 @@ static int check_handle(lsm_table_t *t, uint64_t off, uint64_t size)
     return 0;
 }
 
-/* Reads, verifies and decompresses block (off, size) outside the cache. */
+/* Reads, verifies and decompresses block (off, size) outside the cache. A compressed block
+ * of a mapped table is decompressed straight from the mapping (no read, no copy). */
 static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, blockref_t *r)
 {
     cblock_t *cb;
-    int rc = read_stored(t, off, size, &cb);
-    if (rc)
+    int rc;
+    const char *stored;
+    if (t->map && (unsigned char)t->map[off + size] != LSM_BLOCK_RAW) {
+        if (!(cb = malloc(sizeof *cb)))
+            return SHOAL_ENOMEM;
+        cb->owned = NULL;
+        stored = t->map + off;
+    } else if ((rc = read_stored(t, off, size, &cb)) == 0) {
+        stored = cb->data;
+    } else {
         return rc;
-    rc = lsm_block_decode(cb->data, (size_t)size + LSM_BLOCK_TRAILER, &r->data, &r->len,
+    }
+    rc = lsm_block_decode(stored, (size_t)size + LSM_BLOCK_TRAILER, t->dctx, &r->data, &r->len,
                           &cb->owned);
+    if (rc == 0 && stored != cb->data && !cb->owned)
+        rc = SHOAL_ECORRUPT; /* cannot happen: a mapped raw block never comes here */
     if (rc) {
         cblock_free(cb);
         return rc == SHOAL_ECORRUPT ? corrupt(t, off, "block checksum or encoding mismatch")
@@ -155,7 +223,7 @@ static int mapped_block(lsm_table_t *t, uint64_t off, uint64_t size, blockref_t 
         return 0;
     }
     char *owned;
-    if (lsm_block_decode(t->map + off, (size_t)size + LSM_BLOCK_TRAILER, &r->data, &r->len,
+    if (lsm_block_decode(t->map + off, (size_t)size + LSM_BLOCK_TRAILER, NULL, &r->data, &r->len,
                          &owned))
         return corrupt(t, off, "block checksum mismatch");
     atomic_fetch_or_explicit(&t->verified[bit >> 6], mask, memory_order_relaxed);
@@ -238,19 +306,22 @@ static int read_footer(lsm_table_t *t, uint64_t h[5])
     return 0;
 }
 
-int lsm_table_open(lsm_env_t *env, const char *path, uint64_t file_number, uint64_t file_size,
-                   lsm_cache_t *cache, lsm_errlog_t *log, lsm_table_t **t_p)
+int lsm_table_open(const lsm_table_ctx_t *ctx, const char *path, uint64_t file_number,
+                   uint64_t file_size, lsm_table_t **t_p)
 {
     lsm_table_t *t = calloc(1, sizeof *t);
     if (!t || !(t->path = strdup(path))) {
         free(t);
         return SHOAL_ENOMEM;
     }
+    lsm_env_t *env = ctx->env;
     t->env = env;
     t->number = file_number;
     t->size = file_size;
-    t->cache = cache;
-    t->log = log;
+    t->cache = ctx->cache;
+    t->log = ctx->log;
+    t->dctx = ctx->dctx;
+    lsm_errlog_t *log = ctx->log;
     uint64_t h[5];
     size_t flen = 0;
     int rc = env->open(env, path, LSM_OPEN_READ, &t->file);

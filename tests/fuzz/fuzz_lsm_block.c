@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *out;
     size_t out_len;
     char *owned;
-    if (lsm_block_decode((const char *)data, size, &out, &out_len, &owned) == 0) {
+    if (lsm_block_decode((const char *)data, size, NULL, &out, &out_len, &owned) == 0) {
         walk(out, out_len);
         free(owned);
     }

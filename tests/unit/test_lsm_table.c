@@ -161,7 +161,9 @@ static void table_roundtrip(bool comp)
     enum { N = 3000 };
     build_table(env, comp, N, &size);
     lsm_table_t *t;
-    assert_int_equal(lsm_table_open(env, "/t/1.sst", 1, size, cache, NULL, &t), 0);
+    lsm_dctx_pool_t *pool = lsm_dctx_pool_new();
+    lsm_table_ctx_t ctx = {env, cache, NULL, pool};
+    assert_int_equal(lsm_table_open(&ctx, "/t/1.sst", 1, size, &t), 0);
     assert_int_equal(lsm_table_entries(t), N);
     char k[32], ik[64];
     int misses_by_bloom = 0;
@@ -204,6 +206,7 @@ static void table_roundtrip(bool comp)
     if (comp) /* compressed blocks go through the cache: it saw hits and misses */
         assert_true(cs.hits > 0 && cs.misses > 0);
     lsm_table_close(&t);
+    lsm_dctx_pool_destroy(&pool);
     lsm_cache_destroy(&cache);
     lsm_env_mem_destroy(&env);
 }
