@@ -220,7 +220,19 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen)
         broker_destroy(&b);
         return NULL;
     }
+    if (cfg->http_endpoint[0]) {
+        b->http = zsock_new(ZMQ_STREAM);
+        if (!b->http || zsock_bind(b->http, "%s", cfg->http_endpoint) < 0) {
+            snprintf(err, errlen, "cannot bind http endpoint %s: %s", cfg->http_endpoint,
+                     zmq_strerror(zmq_errno()));
+            broker_destroy(&b);
+            return NULL;
+        }
+        zsock_set_linger(b->http, 0);
+    }
     b->poller = zpoller_new(b->front, b->sub, b->xpub, NULL);
+    if (b->http)
+        zpoller_add(b->poller, b->http);
     for (size_t i = 0; i < cfg->n_nodes; i++)
         add_node(b, cfg->nodes[i].id, cfg->nodes[i].endpoint, cfg->nodes[i].pub_endpoint);
     if (set_bootstrap_map(b) != 0) {
@@ -250,6 +262,7 @@ void broker_destroy(broker_t **self_p)
     zsock_destroy(&b->front);
     zsock_destroy(&b->xpub);
     zsock_destroy(&b->sub);
+    zsock_destroy(&b->http);
     ring_destroy(&b->ring);
     free(b->shards);
     free(b);
@@ -370,7 +383,7 @@ static int drain_xpub(broker_t *b)
 static void drain_all(broker_t *b)
 {
     for (int round = 0; round < 16; round++) {
-        int moved = drain_front(b) + drain_sub(b) + drain_xpub(b);
+        int moved = drain_front(b) + drain_sub(b) + drain_xpub(b) + (b->http ? dashboard_drain(b) : 0);
         for (size_t i = 0; i < b->n_nodes; i++)
             moved += drain_node(b, &b->nodes[i]);
         if (!moved)
@@ -404,6 +417,8 @@ void broker_run(broker_t *b, zsock_t *pipe)
     }
     broker_info(b, "broker: clients on %s, change streams on %s, %zu nodes, %zu shards",
               b->cfg.client_endpoint, b->cfg.pub_endpoint, b->n_nodes, b->n_shards);
+    if (b->http)
+        broker_info(b, "broker: dashboard on %s", b->cfg.http_endpoint);
     while (!zsys_interrupted) {
         void *which = zpoller_wait(b->poller, 10);
         if (pipe && which == pipe) {

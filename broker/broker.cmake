@@ -14,7 +14,8 @@ add_library(shoal_broker STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/broker_config.c
   ${CMAKE_CURRENT_SOURCE_DIR}/route.c
   ${CMAKE_CURRENT_SOURCE_DIR}/admin.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/streams.c)
+  ${CMAKE_CURRENT_SOURCE_DIR}/streams.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/dashboard.c)
 target_include_directories(shoal_broker PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(shoal_broker PUBLIC shoal shoal_proto shoal_engine PkgConfig::CZMQ PkgConfig::ZMQ)
 

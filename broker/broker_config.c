@@ -97,6 +97,14 @@ static int load(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
     if (!rc)
         rc = get_str(root, "broker/log_level", "info", c->log_level, sizeof c->log_level, err,
                      errlen);
+    if (!rc) {
+        char *http = zconfig_get(root, "broker/http_endpoint", "");
+        if (strlen(http) >= sizeof c->http_endpoint) {
+            snprintf(err, errlen, "config key broker/http_endpoint is too long");
+            rc = SHOAL_EINVAL;
+        } else
+            snprintf(c->http_endpoint, sizeof c->http_endpoint, "%s", http);
+    }
     if (!rc)
         rc = get_uint(root, "broker/request_timeout_ms", 5000, 10, 600000,
                       &c->request_timeout_ms, err, errlen);

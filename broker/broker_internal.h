@@ -88,6 +88,7 @@ struct broker_t {
     zsock_t *front;          /* ROUTER */
     zsock_t *xpub;
     zsock_t *sub;
+    zsock_t *http;           /* ZMQ_STREAM web dashboard, or NULL */
     zpoller_t *poller;
     zsock_t *pipe;           /* actor pipe or NULL */
     bnode_t nodes[BROKER_MAX_NODES];
@@ -139,6 +140,10 @@ void admin_check_liveness(broker_t *b);
 void admin_seen(broker_t *b, uint64_t node_id);
 void admin_set_leader(broker_t *b, bshard_t *s, int64_t leader, uint64_t term);
 void admin_destroy(broker_t *b);
+
+/* dashboard.c */
+int dashboard_drain(broker_t *b);
+char *dashboard_status_json(broker_t *b, size_t *len);
 
 /* streams.c */
 void streams_on_change(broker_t *b, zframe_t *topic, zframe_t *body);

@@ -3,8 +3,8 @@
  * configs DIR/node-I.cfg and DIR/broker.cfg, data DIR/node-I/, pid files DIR/pids/, logs
  * DIR/logs/.
  *
- * Ports from --base-port P (default 7000): the broker's client ROUTER on P and its XPUB
- * on P+1; node I's ROUTER on P+100+2I and its PUB on P+101+2I.
+ * Ports from --base-port P (default 7000): the broker's client ROUTER on P, its XPUB on
+ * P+1 and its web dashboard on P+2; node I's ROUTER on P+100+2I and its PUB on P+101+2I.
  *
  * Binaries: $SHOAL_BIN_DIR/<name>, else the build tree next to this shoalctl
  * (../actors/shoald, ../broker/shoal-broker), else this shoalctl's own folder (an install
@@ -236,8 +236,9 @@ static int write_configs(ctl_t *c, const cl_opts_t *o)
         if (broker)
             fprintf(f, "broker\n    client_endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
                        "    pub_endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
+                       "    http_endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
                        "    request_timeout_ms = 5000\n",
-                    o->base_port, o->base_port + 1);
+                    o->base_port, o->base_port + 1, o->base_port + 2);
         else
             fprintf(f, "node\n    id = %" PRIu64 "\n    endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
                        "    pub_endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
@@ -475,7 +476,8 @@ static int cluster_up(ctl_t *c, cl_opts_t *o)
                ep, o->base_port + 1, o->nodes, o->shards, o->replicas, o->dir);
     else
         printf("cluster of %" PRIu64 " nodes, %" PRIu64 " shards x %" PRIu64
-               " replicas is up in %s\n%s\n", o->nodes, o->shards, o->replicas, o->dir, ep);
+               " replicas is up in %s\ndashboard: http://127.0.0.1:%" PRIu64 "/\n%s\n",
+               o->nodes, o->shards, o->replicas, o->dir, o->base_port + 2, ep);
     zstr_free(&ep);
     return EXIT_OK;
 }
@@ -608,9 +610,10 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
         "       cluster stop-node --dir DIR I [--kill]\n"
         "       cluster start-node --dir DIR I\n"
         "A local cluster on 127.0.0.1: N shoald (default 3) and one shoal-broker, S shards\n"
-        "(default 4) of R replicas (default min(3, N)). Ports: broker P (default 7000) and\n"
-        "P+1, node I at P+100+2I and P+101+2I. `up` waits until every shard has a leader\n"
-        "(--timeout, default 60000 ms) and prints the broker endpoint last.\n";
+        "(default 4) of R replicas (default min(3, N)). Ports: broker P (default 7000),\n"
+        "P+1 (XPUB), P+2 (dashboard), node I at P+100+2I and P+101+2I. `up` waits until\n"
+        "every shard has a leader (--timeout, default 60000 ms) and prints the broker\n"
+        "endpoint last.\n";
     c->usage = usage;
     cl_opts_t o = {.nodes = 3, .shards = 4, .replicas = 3, .base_port = 7000, .fsync = "batch"};
     /* the sub-command is the first positional argument */

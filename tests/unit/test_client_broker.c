@@ -12,8 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <cmocka.h>
 #include <czmq.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "broker/broker.h"
 #include "broker/shoal.h"
@@ -307,10 +312,12 @@ static int setup(void **state)
     snprintf(cfgtext, sizeof cfgtext,
              "broker\n    client_endpoint = \"%s\"\n    pub_endpoint = \"tcp://127.0.0.1:%d\"\n"
              "    attempt_timeout_ms = 200\n    poll_ms = 100\n"
+             "    http_endpoint = \"tcp://127.0.0.1:%d\"\n"
              "cluster\n    shards = 2\n    replicas = 2\n    vnodes = 16\n    nodes\n"
              "        0\n            endpoint = \"%s\"\n            pub_endpoint = \"%s\"\n"
              "        1\n            endpoint = \"%s\"\n            pub_endpoint = \"%s\"\n",
-             broker_ep, base_port + 1, fake.ep[0], fake.pub[0], fake.ep[1], fake.pub[1]);
+             broker_ep, base_port + 1, base_port + 2, fake.ep[0], fake.pub[0], fake.ep[1],
+             fake.pub[1]);
     static broker_config_t cfg;
     char err[256];
     assert_int_equal(broker_config_parse(cfgtext, &cfg, err, sizeof err), 0);
@@ -535,6 +542,47 @@ static void test_watch_dedupe_and_gap_fill(void **state)
     shoal_destroy(&c);
 }
 
+/* One HTTP GET over a plain TCP socket; returns the whole answer (caller frees). */
+static char *http_get(const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(base_port + 2))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return NULL;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = calloc(1, cap + 1);
+    ssize_t r;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (len < cap && (r = read(fd, buf + len, cap - len)) > 0)
+        len += (size_t)r; /* the broker closes the connection after the answer */
+    close(fd);
+    return buf;
+}
+
+static void test_dashboard(void **state)
+{
+    char *page = http_get("/");
+    assert_non_null(page);
+    assert_non_null(strstr(page, "HTTP/1.1 200 OK"));
+    assert_non_null(strstr(page, "status.json"));
+    free(page);
+    char *json = http_get("/status.json");
+    assert_non_null(json);
+    assert_non_null(strstr(json, "application/json"));
+    assert_non_null(strstr(json, "\"shards\":[{\"id\":0,\"leader\":1"));
+    free(json);
+    char *missing = http_get("/nope");
+    assert_non_null(strstr(missing, "404"));
+    free(missing);
+}
+
 int main(void)
 {
     zsys_init();
@@ -548,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_async_pipelined),
         cmocka_unit_test(test_admin_status),
         cmocka_unit_test(test_watch_dedupe_and_gap_fill),
+        cmocka_unit_test(test_dashboard),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,206 @@
+/* dashboard.c - the admin service's web dashboard: a ZMQ_STREAM socket speaking just
+ * enough HTTP/1.1 for a browser (one GET per connection, then close).
+ *
+ *   GET /             a self-contained HTML page that polls /status.json every second
+ *   GET /status.json  the cluster state the broker keeps (nodes, shards, recent events)
+ *   anything else     404
+ *
+ * No HTTP library: the socket delivers [peer id][bytes] and the request line is all we
+ * read, so the parser is one sscanf; requests larger than one frame or with bodies are not
+ * expected from a browser's GET. The page and the JSON are built from the same state as
+ * `shoalctl status`, on the broker's own thread, so nothing here needs a lock. */
+#include "broker/broker_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *page =
+    "<!doctype html><html><head><meta charset=\"utf-8\"><title>Shoal</title><style>"
+    "body{font:14px system-ui,sans-serif;margin:2em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{padding:.25em .8em;text-align:right;"
+    "border-bottom:1px solid #ddd}th{background:#f4f4f4}td.l,th.l{text-align:left}"
+    ".down{color:#b00;font-weight:bold}.up{color:#070}#ev{font:12px monospace;white-space:pre}"
+    "</style></head><body><h1>Shoal cluster</h1><div id=\"sum\">loading...</div>"
+    "<h2>Nodes</h2><table id=\"nodes\"></table><h2>Shards</h2><table id=\"shards\"></table>"
+    "<h2>Recent events</h2><div id=\"ev\"></div><script>"
+    "function h(t){return String(t).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]))}"
+    "function row(c,th){return '<tr>'+c.map((x,i)=>'<'+(th?'th':'td')+(i<2?' class=l':'')+'>'+x+"
+    "'</'+(th?'th':'td')+'>').join('')+'</tr>'}"
+    "function mib(b){return b?(b/1048576).toFixed(1)+' MiB':'-'}"
+    "async function tick(){try{const s=await (await fetch('status.json')).json();"
+    "let up=s.nodes.filter(n=>n.up).length,led=s.shards.filter(x=>x.leader>=0).length;"
+    "document.getElementById('sum').textContent='map v'+s.map_version+' | nodes '+up+'/'+"
+    "s.nodes.length+' up | shards '+led+'/'+s.shards.length+' with a leader | '+"
+    "new Date().toLocaleTimeString();"
+    "document.getElementById('nodes').innerHTML=row(['node','endpoint','state','replicas',"
+    "'rss','disk'],1)+s.nodes.map(n=>row([n.id,h(n.endpoint),'<span class='+(n.up?'up>up':"
+    "'down>DOWN')+'</span>',n.replicas,mib(n.rss_bytes),mib(n.disk_bytes)])).join('');"
+    "document.getElementById('shards').innerHTML=row(['shard','leader','term','commit',"
+    "'applied','max lag','size','replicas node:match'],1)+s.shards.map(x=>row([x.id,x.leader<0?"
+    "'<span class=down>none</span>':x.leader,x.term,x.commit,x.applied,x.max_lag,"
+    "mib(x.size_bytes),x.replicas.map(r=>r.node+':'+r.match).join(' ')])).join('');"
+    "document.getElementById('ev').textContent=s.events.slice(-30).reverse().map(e=>"
+    "new Date(e.ts_us/1000).toLocaleTimeString()+'  node '+e.node+'  '+(e.shard==4294967295?"
+    "'meta':'shard '+e.shard)+'  '+e.type+'  term '+e.term+'  '+e.detail).join('\\n')}"
+    "catch(e){document.getElementById('sum').textContent='broker unreachable: '+e}}"
+    "tick();setInterval(tick,1000)</script></body></html>";
+
+/* A growing string buffer for the JSON answer. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} sbuf_t;
+
+static void put(sbuf_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(sbuf_t *s, const char *fmt, ...)
+{
+    for (int tries = 0; tries < 2; tries++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(s->buf + s->len, s->cap - s->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (s->len + (size_t)n < s->cap) {
+            s->len += (size_t)n;
+            return;
+        }
+        size_t cap = (s->cap + (size_t)n) * 2;
+        char *nb = realloc(s->buf, cap);
+        if (!nb)
+            return;
+        s->buf = nb;
+        s->cap = cap;
+    }
+}
+
+static void put_str(sbuf_t *s, const char *str)
+{
+    put(s, "\"");
+    for (const unsigned char *p = (const unsigned char *)(str ? str : ""); *p; p++) {
+        if (*p == '"' || *p == '\\')
+            put(s, "\\%c", *p);
+        else if (*p < 0x20)
+            put(s, "\\u%04x", *p);
+        else
+            put(s, "%c", *p);
+    }
+    put(s, "\"");
+}
+
+static const char *ev_name(int t)
+{
+    static const char *names[] = {"none", "node-up", "node-down", "election", "leader-elected",
+                                  "term-changed", "leader-changed", "commit", "apply",
+                                  "membership", "snapshot-sent", "snapshot-installed",
+                                  "compaction", "log-truncated", "metrics"};
+    return t >= 0 && t < (int)(sizeof names / sizeof *names) ? names[t] : "unknown";
+}
+
+/* The broker's cluster state as JSON (same fields as `shoalctl status --json`). */
+char *dashboard_status_json(broker_t *b, size_t *len)
+{
+    sbuf_t s = {malloc(4096), 0, 4096};
+    if (!s.buf)
+        return NULL;
+    int64_t now = zclock_mono();
+    put(&s, "{\"map_version\":%" PRIu64 ",\"nodes\":[", b->map_version);
+    for (size_t i = 0; i < b->n_nodes; i++) {
+        bnode_t *n = &b->nodes[i];
+        put(&s, "%s{\"id\":%" PRIu64 ",\"endpoint\":", i ? "," : "", n->id);
+        put_str(&s, n->endpoint);
+        put(&s, ",\"up\":%s,\"replicas\":%u,\"rss_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64 "}",
+            n->last_seen && now - n->last_seen < BROKER_DOWN_MS ? "true" : "false", n->replicas,
+            n->rss_bytes, n->bytes_on_disk);
+    }
+    put(&s, "],\"shards\":[");
+    for (size_t i = 0; i < b->n_shards; i++) {
+        bshard_t *x = &b->shards[i];
+        uint64_t commit = x->commit > x->apply ? x->commit : x->apply, lag = 0;
+        put(&s, "%s{\"id\":%u,\"leader\":%" PRId64 ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64
+                ",\"applied\":%" PRIu64 ",\"size_bytes\":%" PRIu64 ",\"replicas\":[",
+            i ? "," : "", x->id, x->leader, x->term, commit, x->apply, x->size);
+        for (size_t k = 0; k < x->n_replicas; k++) {
+            uint64_t m = x->leader == (int64_t)x->replicas[k] ? commit : x->match[k];
+            if (commit > m && commit - m > lag)
+                lag = commit - m;
+            put(&s, "%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "",
+                x->replicas[k], m);
+        }
+        put(&s, "],\"max_lag\":%" PRIu64 "}", lag);
+    }
+    put(&s, "],\"events\":[");
+    for (size_t i = 0; i < b->n_recent; i++) {
+        Shoal__RaftEvent *e = b->recent[(b->recent_head + i) % BROKER_RECENT];
+        put(&s, "%s{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
+                ",\"leader\":%" PRIu64 ",\"ts_us\":%" PRIu64 ",\"detail\":",
+            i ? "," : "", e->node_id, e->shard, ev_name(e->type), e->term, e->leader_id,
+            e->timestamp_us);
+        put_str(&s, e->detail);
+        put(&s, "}");
+    }
+    put(&s, "]}\n");
+    *len = s.len;
+    return s.buf;
+}
+
+static void respond(zsock_t *http, zframe_t *peer, const char *status, const char *type,
+                    const char *body, size_t len)
+{
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                      "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                      status, type, len);
+    /* A STREAM message is exactly [peer][bytes]: head and body go in one frame. */
+    char *all = malloc((size_t)hl + len);
+    if (!all)
+        return;
+    memcpy(all, head, (size_t)hl);
+    if (len)
+        memcpy(all + hl, body, len);
+    void *s = zsock_resolve(http);
+    zmq_send(s, zframe_data(peer), zframe_size(peer), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(s, all, (size_t)hl + len, ZMQ_DONTWAIT);
+    free(all);
+    /* [peer][empty] closes the connection */
+    zmq_send(s, zframe_data(peer), zframe_size(peer), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(s, "", 0, ZMQ_DONTWAIT);
+}
+
+/* One message from the STREAM socket: a connect/close notice (empty) or request bytes. */
+int dashboard_drain(broker_t *b)
+{
+    int n = 0;
+    while (n < 256 && (zsock_events(b->http) & ZMQ_POLLIN)) {
+        zmsg_t *m = zmsg_recv_nowait(b->http);
+        if (!m)
+            break;
+        n++;
+        zframe_t *peer = zmsg_first(m), *data = zmsg_next(m);
+        if (peer && data && zframe_size(data) > 0) {
+            char line[256] = "", method[16] = "", path[200] = "";
+            size_t l = zframe_size(data) < sizeof line - 1 ? zframe_size(data) : sizeof line - 1;
+            memcpy(line, zframe_data(data), l);
+            line[l] = 0;
+            if (sscanf(line, "%15s %199s", method, path) == 2 && !strcmp(method, "GET")) {
+                if (!strcmp(path, "/") || !strcmp(path, "/index.html")) {
+                    respond(b->http, peer, "200 OK", "text/html; charset=utf-8", page,
+                            strlen(page));
+                } else if (!strcmp(path, "/status.json")) {
+                    size_t len = 0;
+                    char *json = dashboard_status_json(b, &len);
+                    respond(b->http, peer, json ? "200 OK" : "500 Internal Server Error",
+                            "application/json", json ? json : "", json ? len : 0);
+                    free(json);
+                } else
+                    respond(b->http, peer, "404 Not Found", "text/plain", "not found\n", 10);
+            } else
+                respond(b->http, peer, "400 Bad Request", "text/plain", "GET only\n", 9);
+        }
+        zmsg_destroy(&m);
+    }
+    return n;
+}
