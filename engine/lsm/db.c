@@ -1,22 +1,13 @@
-/* db.c - the database: open and recovery, the write path with group commit, point reads,
- * snapshots, the background thread's loop, manifest edits and removal of obsolete files.
+/* db.c - the database object: options, open and close, the background thread's loop,
+ * manifest edits (the atomic commit point of every change to the set of tables), removal
+ * of obsolete files, snapshots, flush / compact_range and statistics. The write path is in
+ * write.c, point reads in read.c, recovery in recovery.c.
  *
- * Write path (LevelDB's leader-writer scheme): each writer queues itself under the mutex;
- * the writer at the head becomes the leader, makes room in the memtable (switching it and
- * the WAL when full, stalling when the background thread lags), then gathers the batches of
- * the writers queued behind it into one WAL record, releases the mutex, appends the record
- * with one write() (and one fdatasync if any of them asked for sync), inserts the entries
- * into the memtable, retakes the mutex, publishes the new last sequence and wakes the
- * writers it served. So N concurrent sync writers cost about one fdatasync, not N.
- *
- * Prefix durability: a synced write makes every earlier write durable too (the leader syncs
- * WALs switched out before it, old_wals), so after a crash the store holds a prefix of the
- * acknowledged history: a Raft state machine can trust an applied index it wrote.
- *
- * Recovery: read CURRENT -> MANIFEST (replay edits; a torn last record is ignored), open
- * every live table (checks footer, index, filter), replay WALs newer than the manifest's
- * log number into a memtable and write it to level 0, then write a fresh manifest and point
- * CURRENT at it. After open no old WAL is needed and the manifest is compact. */
+ * Manifest edits are written under the mutex: they are rare (one per flush or compaction)
+ * and small, and doing them there keeps "the current version" and "what the manifest says"
+ * one and the same at every moment anyone can look. A new table's directory entry is synced
+ * before the edit that names it, so a crash never leaves a manifest pointing at a table
+ * whose name was lost. */
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,16 +21,6 @@
 #include "engine/lsm/db_impl.h"
 #include "engine/lsm/dbformat.h"
 
-struct lsm_writer {
-    lsm_slice_t rep; /* a batch (header + ops); empty for control writers */
-    bool sync;
-    bool done;
-    int rc;
-    pthread_cond_t cv;
-    lsm_writer_t *next;
-};
-
-#define MAX_GROUP (1u << 20)
 
 void lsm_options_init(lsm_options_t *o)
 {
@@ -149,7 +130,7 @@ void lsm_db_unref_version(lsm_t *db, lsm_version_t *v)
     pthread_mutex_unlock(&db->mu);
 }
 
-static void install_version(lsm_t *db, lsm_version_t *v)
+void lsm_db_install_version(lsm_t *db, lsm_version_t *v)
 {
     version_list_add(db, v);
     lsm_version_t *old = db->current;
@@ -222,7 +203,7 @@ static int write_edit(lsm_t *db, lsm_wal_writer_t *w, const lsm_edit_t *e)
 }
 
 /* Starts a new manifest holding the current version (open, ingest). */
-static int new_manifest(lsm_t *db)
+int lsm_db_new_manifest(lsm_t *db)
 {
     char path[4096];
     uint64_t number = lsm_db_new_file_number(db);
@@ -266,7 +247,7 @@ int lsm_db_log_and_apply(lsm_t *db, lsm_edit_t *edit, lsm_table_t **opened)
         return lsm_err(&db->log, rc, "cannot write MANIFEST-%06" PRIu64, db->manifest_number);
     }
     db->log_number = edit->log_number;
-    install_version(db, v);
+    lsm_db_install_version(db, v);
     return 0;
 }
 
@@ -359,275 +340,6 @@ void lsm_db_remove_obsolete(lsm_t *db)
     free(g.doomed);
     free(g.live);
     pthread_mutex_lock(&db->mu);
-}
-
-/* ---- recovery ---- */
-
-static int read_current(lsm_t *db, uint64_t *number)
-{
-    char path[4096], *data;
-    size_t len;
-    snprintf(path, sizeof path, "%s/CURRENT", db->dir);
-    int rc = lsm_read_file(db->env, path, &data, &len);
-    if (rc)
-        return lsm_err(&db->log, rc, "cannot read %s", path);
-    unsigned long long n;
-    int used = 0;
-    char text[64];
-    snprintf(text, sizeof text, "%.*s", (int)(len < 63 ? len : 63), data);
-    free(data);
-    if (sscanf(text, "MANIFEST-%llu\n%n", &n, &used) != 1 || (size_t)used != len)
-        return lsm_corrupt(&db->log, path, 0, "CURRENT does not name a manifest");
-    *number = n;
-    return 0;
-}
-
-/* Folds one decoded edit into the accumulated state `all` (added files minus deleted). */
-static int fold_edit(lsm_edit_t *all, lsm_edit_t *e)
-{
-    for (size_t d = 0; d < e->ndeleted; d++)
-        for (size_t i = 0; i < all->nadded; i++)
-            if (all->added[i].number == e->deleted[d].number &&
-                all->added[i].level == e->deleted[d].level) {
-                lsm_buf_free(&all->added[i].smallest);
-                lsm_buf_free(&all->added[i].largest);
-                all->added[i] = all->added[--all->nadded];
-                break;
-            }
-    for (size_t i = 0; i < e->nadded; i++) {
-        lsm_edit_file_t *f = &e->added[i];
-        int rc = lsm_edit_add_file(all, f->level, f->number, f->size,
-                                   lsm_slice(f->smallest.data, f->smallest.len),
-                                   lsm_slice(f->largest.data, f->largest.len));
-        if (rc)
-            return rc;
-    }
-    if (e->has_log_number)
-        all->has_log_number = true, all->log_number = e->log_number;
-    if (e->has_next_file)
-        all->has_next_file = true, all->next_file = e->next_file;
-    if (e->has_last_seq)
-        all->has_last_seq = true, all->last_seq = e->last_seq;
-    return 0;
-}
-
-static int replay_manifest(lsm_t *db, const char *path, lsm_edit_t *all)
-{
-    char *data;
-    size_t len;
-    int rc = lsm_read_file(db->env, path, &data, &len);
-    if (rc)
-        return lsm_err(&db->log, rc, "cannot read %s", path);
-    lsm_wal_reader_t r;
-    lsm_slice_t rec;
-    lsm_wal_reader_init(&r, data, len, path, &db->log);
-    while ((rc = lsm_wal_read(&r, &rec)) == 1) {
-        lsm_edit_t e;
-        size_t at = r.off - rec.len - LSM_WAL_HEADER;
-        if ((rc = lsm_edit_decode(rec, &e)) != 0) {
-            rc = lsm_corrupt(&db->log, path, at, "malformed version edit");
-            break;
-        }
-        rc = fold_edit(all, &e);
-        lsm_edit_free(&e);
-        if (rc)
-            break;
-    }
-    free(data);
-    if (rc == 0 && (!all->has_log_number || !all->has_next_file || !all->has_last_seq))
-        rc = lsm_corrupt(&db->log, path, 0, "manifest lacks log number, next file or sequence");
-    return rc;
-}
-
-static int recover_manifest(lsm_t *db)
-{
-    uint64_t number = 0;
-    char path[4096];
-    int rc = read_current(db, &number);
-    if (rc)
-        return rc;
-    lsm_db_path(db, path, sizeof path, number, "MANIFEST");
-    lsm_edit_t all;
-    lsm_edit_init(&all);
-    rc = replay_manifest(db, path, &all);
-    lsm_version_t *v = NULL;
-    if (!rc && (rc = lsm_version_apply(NULL, &all, NULL, lsm_db_open_table, db, &v)) != 0 &&
-        rc != SHOAL_ECORRUPT && rc != SHOAL_ENOTFOUND)
-        rc = lsm_err(&db->log, rc, "cannot open the tables named by %s", path);
-    else if (rc == SHOAL_ENOTFOUND) { /* the table's own message names it: keep it */
-        char what[400];
-        lsm_errlog_copy(&db->log, what, sizeof what);
-        rc = lsm_err(&db->log, SHOAL_ECORRUPT, "%s is missing a table (%s)", path, what);
-    }
-    if (!rc) {
-        db->log_number = all.log_number;
-        db->next_file = all.next_file;
-        atomic_store(&db->last_seq, all.last_seq);
-        db->manifest_number = number;
-        install_version(db, v);
-    }
-    lsm_edit_free(&all);
-    return rc;
-}
-
-typedef struct {
-    uint64_t *v;
-    size_t n, cap;
-    uint64_t min;
-} numbers_t;
-
-static int collect_logs(void *arg, const char *name)
-{
-    numbers_t *ns = arg;
-    unsigned long long n;
-    int used = 0;
-    if (sscanf(name, "%llu.log%n", &n, &used) != 1 || name[used] != '\0' || n < ns->min)
-        return 0;
-    if (ns->n == ns->cap) {
-        size_t cap = ns->cap ? ns->cap * 2 : 8;
-        uint64_t *v = realloc(ns->v, cap * sizeof *v);
-        if (!v)
-            return 1;
-        ns->v = v;
-        ns->cap = cap;
-    }
-    ns->v[ns->n++] = n;
-    return 0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-typedef struct {
-    lsm_memtable_t *mem;
-    uint64_t max_seq;
-} replay_t;
-
-static int replay_op(void *arg, uint64_t seq, int type, lsm_slice_t key, lsm_slice_t value)
-{
-    replay_t *r = arg;
-    if (seq > r->max_seq)
-        r->max_seq = seq;
-    return lsm_memtable_add(r->mem, seq, type, key, value);
-}
-
-/* Replays one WAL into *mem, writing full memtables to level-0 tables. */
-static int replay_wal(lsm_t *db, uint64_t number, replay_t *r, lsm_edit_t *edit)
-{
-    char path[4096], *data;
-    size_t len;
-    lsm_db_path(db, path, sizeof path, number, "log");
-    int rc = lsm_read_file(db->env, path, &data, &len);
-    if (rc)
-        return lsm_err(&db->log, rc, "cannot read %s", path);
-    lsm_wal_reader_t rd;
-    lsm_slice_t rec;
-    lsm_wal_reader_init(&rd, data, len, path, &db->log);
-    while ((rc = lsm_wal_read(&rd, &rec)) == 1) {
-        size_t at = rd.off - rec.len - LSM_WAL_HEADER;
-        if (lsm_batch_check(rec) != 0) {
-            rc = lsm_corrupt(&db->log, path, at, "malformed write batch");
-            break;
-        }
-        if ((rc = lsm_batch_iterate(rec, replay_op, r)) != 0)
-            break;
-        if (lsm_memtable_usage(r->mem) >= db->o.write_buffer_size) {
-            rc = lsm_db_write_level0(db, r->mem, edit);
-            lsm_memtable_unref(r->mem);
-            r->mem = lsm_memtable_new(0, db->o.write_buffer_size);
-            if (!rc && !r->mem)
-                rc = SHOAL_ENOMEM;
-            if (rc)
-                break;
-        }
-    }
-    free(data);
-    return rc;
-}
-
-static int replay_wals(lsm_t *db, lsm_edit_t *edit)
-{
-    numbers_t ns = {.min = db->log_number};
-    replay_t r = {.mem = lsm_memtable_new(0, db->o.write_buffer_size), .max_seq = atomic_load(&db->last_seq)};
-    int rc = r.mem ? db->env->list(db->env, db->dir, collect_logs, &ns) : SHOAL_ENOMEM;
-    if (!rc && ns.n)
-        qsort(ns.v, ns.n, sizeof *ns.v, cmp_u64);
-    for (size_t i = 0; i < ns.n && !rc; i++) {
-        rc = replay_wal(db, ns.v[i], &r, edit);
-        if (ns.v[i] >= db->next_file)
-            db->next_file = ns.v[i] + 1;
-    }
-    if (!rc && r.mem && atomic_load(&r.mem->entries) > 0)
-        rc = lsm_db_write_level0(db, r.mem, edit);
-    lsm_memtable_unref(r.mem);
-    free(ns.v);
-    if (!rc)
-        atomic_store(&db->last_seq, r.max_seq);
-    return rc;
-}
-
-static int open_new_wal(lsm_t *db, lsm_wal_writer_t *w, uint64_t *number)
-{
-    char path[4096];
-    *number = lsm_db_new_file_number(db);
-    lsm_db_path(db, path, sizeof path, *number, "log");
-    int rc = lsm_wal_writer_open(db->env, path, w);
-    w->number = *number;
-    if (!rc) /* the WAL's name must be durable before a synced write in it is acknowledged */
-        rc = db->env->sync_dir(db->env, db->dir);
-    if (rc) {
-        lsm_wal_writer_close(w);
-        return lsm_err(&db->log, rc, "cannot create %s", path);
-    }
-    return 0;
-}
-
-static int create_db(lsm_t *db)
-{
-    lsm_version_t *v = lsm_version_new();
-    if (!v)
-        return SHOAL_ENOMEM;
-    install_version(db, v);
-    db->next_file = 1;
-    db->log_number = 0;
-    return 0;
-}
-
-static int recover(lsm_t *db)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/CURRENT", db->dir);
-    int exists = db->env->exists(db->env, path), rc;
-    if (exists < 0)
-        return lsm_err(&db->log, exists, "cannot stat %s", path);
-    if (!exists && !db->o.create_if_missing)
-        return lsm_err(&db->log, SHOAL_ENOTFOUND, "no database in %s", db->dir);
-    if (exists && db->o.error_if_exists)
-        return lsm_err(&db->log, SHOAL_EEXIST, "a database exists in %s", db->dir);
-    rc = exists ? recover_manifest(db) : create_db(db);
-    lsm_edit_t edit;
-    lsm_edit_init(&edit);
-    if (!rc && exists)
-        rc = replay_wals(db, &edit);
-    if (!rc && edit.nadded) { /* tables from the WALs join the version before the rewrite */
-        lsm_version_t *v;
-        rc = lsm_version_apply(db->current, &edit, NULL, lsm_db_open_table, db, &v);
-        if (!rc)
-            install_version(db, v);
-    }
-    lsm_edit_free(&edit);
-    if (!rc)
-        rc = open_new_wal(db, &db->wal, &db->wal_number);
-    if (!rc) {
-        db->log_number = db->wal_number;
-        rc = new_manifest(db);
-    }
-    if (!rc && !(db->mem = lsm_memtable_new(db->wal_number, db->o.write_buffer_size)))
-        rc = SHOAL_ENOMEM;
-    return rc;
 }
 
 /* ---- background thread ---- */
@@ -746,7 +458,7 @@ static int open_locked(lsm_t *db)
     if (!(db->cache = lsm_cache_new(db->o.block_cache_size)) ||
         !(db->dctx = lsm_dctx_pool_new()))
         return SHOAL_ENOMEM;
-    rc = recover(db); /* single-threaded still: recover takes mu only where helpers need it */
+    rc = lsm_db_recover(db); /* single-threaded still: recover takes mu only where helpers need it */
     pthread_mutex_lock(&db->mu);
     if (!rc)
         lsm_db_remove_obsolete(db);
@@ -782,8 +494,6 @@ int lsm_open(const lsm_options_t *o, lsm_t **db_p, char *err, size_t errcap)
     return 0;
 }
 
-static int sync_old_wals(lsm_t *db);
-
 void lsm_close(lsm_t **db_p)
 {
     if (!db_p || !*db_p)
@@ -795,7 +505,7 @@ void lsm_close(lsm_t **db_p)
     pthread_mutex_unlock(&db->mu);
     if (db->bg_started)
         pthread_join(db->bg_thread, NULL);
-    sync_old_wals(db);
+    lsm_db_sync_old_wals(db);
     if (db->wal.file)
         lsm_wal_sync(&db->wal);
     db_free(db);
@@ -840,399 +550,6 @@ const char *lsm_last_error(lsm_t *db, char *buf, size_t cap)
     return buf;
 }
 
-/* ---- write path ---- */
-
-/* Closes old WALs whose memtables are in tables by now (their data is durable there);
- * leader only, mu held. */
-static void prune_old_wals(lsm_t *db)
-{
-    int k = 0;
-    for (int i = 0; i < db->nold_wals; i++) {
-        if (db->old_wals[i].number < db->log_number)
-            lsm_wal_writer_close(&db->old_wals[i]);
-        else
-            db->old_wals[k++] = db->old_wals[i];
-    }
-    db->nold_wals = k;
-}
-
-/* Syncs and closes every switched-out WAL; leader (or close) only, without mu. */
-static int sync_old_wals(lsm_t *db)
-{
-    int rc = 0;
-    for (int i = 0; i < db->nold_wals; i++) {
-        if (!rc)
-            rc = lsm_wal_sync(&db->old_wals[i]);
-        lsm_wal_writer_close(&db->old_wals[i]);
-    }
-    db->nold_wals = 0;
-    return rc;
-}
-
-static uint64_t now_micros(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
-}
-
-static void stall_wait(lsm_t *db)
-{
-    uint64_t t0 = now_micros();
-    db->stalls++;
-    pthread_cond_wait(&db->bg_cv, &db->mu);
-    db->stall_micros += now_micros() - t0;
-}
-
-/* Moves the active memtable to the immutable list and starts a new WAL (mu held). */
-static int switch_memtable(lsm_t *db)
-{
-    lsm_wal_writer_t w;
-    uint64_t number;
-    int rc = open_new_wal(db, &w, &number);
-    lsm_memtable_t *m = rc ? NULL : lsm_memtable_new(number, db->o.write_buffer_size);
-    if (rc || !m) {
-        lsm_wal_writer_close(&w);
-        return rc ? rc : SHOAL_ENOMEM;
-    }
-    prune_old_wals(db);
-    if (db->nold_wals == LSM_MAX_IMM + 1) { /* cannot happen with nimm bounded; be safe */
-        lsm_wal_sync(&db->old_wals[0]);
-        lsm_wal_writer_close(&db->old_wals[0]);
-        memmove(db->old_wals, db->old_wals + 1, sizeof db->old_wals[0] * LSM_MAX_IMM);
-        db->nold_wals--;
-    }
-    db->old_wals[db->nold_wals++] = db->wal;
-    db->wal = w;
-    db->wal_number = number;
-    db->imm[db->nimm++] = db->mem;
-    db->mem = m;
-    pthread_cond_broadcast(&db->bg_cv);
-    return 0;
-}
-
-int lsm_db_reset_memtables(lsm_t *db)
-{
-    lsm_wal_writer_t w;
-    uint64_t number;
-    int rc = open_new_wal(db, &w, &number);
-    lsm_memtable_t *m = rc ? NULL : lsm_memtable_new(number, db->o.write_buffer_size);
-    if (rc || !m) {
-        lsm_wal_writer_close(&w);
-        return rc ? rc : SHOAL_ENOMEM;
-    }
-    lsm_wal_writer_close(&db->wal); /* its content is being replaced: no sync needed */
-    db->wal = w;
-    db->wal_number = number;
-    lsm_memtable_unref(db->mem);
-    db->mem = m;
-    for (int i = 0; i < db->nimm; i++)
-        lsm_memtable_unref(db->imm[i]);
-    db->nimm = 0;
-    return 0;
-}
-
-/* Makes sure the memtable can take a write (mu held, leader). `force` switches a non-empty
- * memtable even if it is not full (lsm_flush). */
-static int make_room(lsm_t *db, bool force)
-{
-    bool allow_delay = !force;
-    for (;;) {
-        int l0 = db->current->nfiles[0];
-        if (db->bg_error)
-            return db->bg_error;
-        if (allow_delay && l0 >= db->o.l0_slowdown_trigger) {
-            /* Slow each write a little rather than stop them all later. */
-            pthread_mutex_unlock(&db->mu);
-            usleep(1000);
-            pthread_mutex_lock(&db->mu);
-            db->stalls++;
-            db->stall_micros += 1000;
-            allow_delay = false;
-        } else if (atomic_load(&db->mem->entries) == 0 ||
-                   (!force && lsm_memtable_usage(db->mem) < db->o.write_buffer_size)) {
-            return 0; /* an empty memtable never needs switching, whatever its arena holds */
-        } else if ((size_t)db->nimm >= db->o.max_write_buffers - 1 ||
-                   l0 >= db->o.l0_stop_trigger) {
-            stall_wait(db);
-        } else {
-            int rc = switch_memtable(db);
-            if (rc)
-                return rc;
-            force = false;
-        }
-    }
-}
-
-typedef struct {
-    lsm_memtable_t *mem;
-    int rc;
-} insert_t;
-
-static int insert_op(void *arg, uint64_t seq, int type, lsm_slice_t key, lsm_slice_t value)
-{
-    return lsm_memtable_add(((insert_t *)arg)->mem, seq, type, key, value);
-}
-
-/* Builds the group record from the queue head on; returns the last writer included. */
-static lsm_writer_t *build_group(lsm_t *db, lsm_writer_t *first, uint32_t *count, bool *sync)
-{
-    size_t max = first->rep.len <= (128u << 10) ? first->rep.len + (128u << 10) : MAX_GROUP;
-    lsm_writer_t *last = first;
-    lsm_buf_t *g = &db->group;
-    g->len = 0;
-    *count = 0;
-    *sync = first->sync;
-    if (lsm_buf_reserve(g, LSM_WAL_HEADER + first->rep.len))
-        return NULL;
-    g->len = LSM_WAL_HEADER + LSM_BATCH_HEADER;
-    for (lsm_writer_t *w = first; w; w = w->next) {
-        if (w->rep.len == 0 || (w->sync && !first->sync))
-            break; /* a control writer, or a sync write must not ride a non-sync group */
-        if (w != first && g->len + w->rep.len > max)
-            break;
-        if (lsm_buf_append(g, w->rep.data + LSM_BATCH_HEADER, w->rep.len - LSM_BATCH_HEADER))
-            break;
-        *count += lsm_batch_rep_count(w->rep);
-        last = w;
-    }
-    return last;
-}
-
-/* The leader's unlocked part: WAL append (+ sync), then the memtable. */
-static int commit_group(lsm_t *db, uint64_t seq, uint32_t count, bool sync)
-{
-    lsm_buf_t *g = &db->group;
-    int rc = 0;
-    lsm_put_fixed64(g->data + LSM_WAL_HEADER, seq);
-    lsm_put_fixed32(g->data + LSM_WAL_HEADER + 8, count);
-    if (sync)
-        rc = sync_old_wals(db);
-    if (!rc)
-        rc = lsm_wal_add(&db->wal, g->data, g->len);
-    if (!rc && sync) {
-        rc = lsm_wal_sync(&db->wal);
-        atomic_fetch_add(&db->wal_syncs, 1);
-    }
-    if (rc)
-        return lsm_err(&db->log, rc, "WAL %06" PRIu64 ": write failed", db->wal_number);
-    insert_t ins = {db->mem, 0};
-    lsm_slice_t rep = lsm_slice(g->data + LSM_WAL_HEADER, g->len - LSM_WAL_HEADER);
-    rc = lsm_batch_iterate(rep, insert_op, &ins);
-    return rc ? lsm_err(&db->log, rc, "memtable insert failed") : 0;
-}
-
-/* Queues w and waits until it is done (served by a leader) or at the head (then the caller
- * is the leader). mu held. */
-static bool wait_turn(lsm_t *db, lsm_writer_t *w)
-{
-    pthread_cond_init(&w->cv, NULL);
-    w->next = NULL;
-    if (db->wq_tail)
-        db->wq_tail->next = w;
-    else
-        db->wq_head = w;
-    db->wq_tail = w;
-    while (!w->done && db->wq_head != w)
-        pthread_cond_wait(&w->cv, &db->mu);
-    return !w->done;
-}
-
-/* Pops the head through `last`, handing rc to the writers served; wakes the next leader. */
-static void finish_turn(lsm_t *db, lsm_writer_t *leader, lsm_writer_t *last, int rc)
-{
-    for (;;) {
-        lsm_writer_t *x = db->wq_head;
-        db->wq_head = x->next;
-        if (x != leader) {
-            x->rc = rc;
-            x->done = true;
-            pthread_cond_signal(&x->cv);
-        }
-        if (x == last)
-            break;
-    }
-    if (!db->wq_head)
-        db->wq_tail = NULL;
-    else
-        pthread_cond_signal(&db->wq_head->cv);
-}
-
-static int write_rep(lsm_t *db, lsm_slice_t rep, bool sync)
-{
-    lsm_writer_t w = {.rep = rep, .sync = sync};
-    pthread_mutex_lock(&db->mu);
-    if (!wait_turn(db, &w)) {
-        pthread_mutex_unlock(&db->mu);
-        pthread_cond_destroy(&w.cv);
-        return w.rc;
-    }
-    int rc = make_room(db, false);
-    lsm_writer_t *last = &w;
-    if (!rc) {
-        uint32_t count;
-        bool gsync;
-        last = build_group(db, &w, &count, &gsync);
-        uint64_t seq = atomic_load(&db->last_seq) + 1;
-        if (!last) {
-            last = &w;
-            rc = SHOAL_ENOMEM;
-        } else {
-            pthread_mutex_unlock(&db->mu);
-            rc = commit_group(db, seq, count, gsync);
-            pthread_mutex_lock(&db->mu);
-            atomic_fetch_add(&db->write_groups, 1);
-            if (rc)
-                lsm_db_set_bg_error(db, rc); /* the WAL may hold half a record: stop */
-            else
-                atomic_store(&db->last_seq, seq + count - 1);
-        }
-    }
-    finish_turn(db, &w, last, rc);
-    pthread_mutex_unlock(&db->mu);
-    pthread_cond_destroy(&w.cv);
-    return rc;
-}
-
-int lsm_write(lsm_t *db, const lsm_write_options_t *wo, const lsm_batch_t *b)
-{
-    bool sync = wo ? wo->sync : db->o.sync == LSM_SYNC_ALWAYS;
-    if (b->rep.len < LSM_BATCH_HEADER)
-        return SHOAL_EINVAL;
-    atomic_fetch_add_explicit(&db->writes, 1, memory_order_relaxed);
-    if (b->count == 0)
-        return 0;
-    return write_rep(db, lsm_slice(b->rep.data, b->rep.len), sync);
-}
-
-/* Single-op writes encode a one-op batch on the stack when it fits. */
-static int write_one(lsm_t *db, const lsm_write_options_t *wo, int type, const void *key,
-                     size_t klen, const void *val, size_t vlen)
-{
-    char stack[512];
-    size_t need = LSM_BATCH_HEADER + 1 + 10 + klen + 10 + vlen;
-    if (klen > UINT32_MAX || vlen > UINT32_MAX)
-        return SHOAL_ETOOLARGE;
-    char *buf = need <= sizeof stack ? stack : malloc(need);
-    if (!buf)
-        return SHOAL_ENOMEM;
-    memset(buf, 0, LSM_BATCH_HEADER);
-    lsm_put_fixed32(buf + 8, 1);
-    char *p = buf + LSM_BATCH_HEADER;
-    *p++ = (char)type;
-    p = lsm_put_varint64(p, klen);
-    memcpy(p, key, klen);
-    p += klen;
-    if (type == LSM_TYPE_VALUE) {
-        p = lsm_put_varint64(p, vlen);
-        if (vlen)
-            memcpy(p, val, vlen);
-        p += vlen;
-    }
-    bool sync = wo ? wo->sync : db->o.sync == LSM_SYNC_ALWAYS;
-    atomic_fetch_add_explicit(&db->writes, 1, memory_order_relaxed);
-    int rc = write_rep(db, lsm_slice(buf, (size_t)(p - buf)), sync);
-    if (buf != stack)
-        free(buf);
-    return rc;
-}
-
-int lsm_put(lsm_t *db, const lsm_write_options_t *wo, const void *key, size_t klen,
-            const void *val, size_t vlen)
-{
-    return write_one(db, wo, LSM_TYPE_VALUE, key, klen, val, vlen);
-}
-
-int lsm_delete(lsm_t *db, const lsm_write_options_t *wo, const void *key, size_t klen)
-{
-    return write_one(db, wo, LSM_TYPE_DELETE, key, klen, NULL, 0);
-}
-
-/* Runs fn as the write leader (no write in flight, none starts until it returns), with mu
- * held. Used by flush and ingest, which swap the memtable and the WAL. */
-int lsm_db_as_leader(lsm_t *db, int (*fn)(lsm_t *db, void *arg), void *arg)
-{
-    lsm_writer_t w = {.rep = {NULL, 0}};
-    pthread_mutex_lock(&db->mu);
-    int rc = wait_turn(db, &w) ? fn(db, arg) : w.rc;
-    finish_turn(db, &w, &w, rc);
-    pthread_mutex_unlock(&db->mu);
-    pthread_cond_destroy(&w.cv);
-    return rc;
-}
-
-/* ---- reads ---- */
-
-typedef struct {
-    lsm_memtable_t *mem, *imm[LSM_MAX_IMM];
-    int nimm;
-    lsm_version_t *v;
-} pinned_t;
-
-static void pin(lsm_t *db, pinned_t *p)
-{
-    pthread_mutex_lock(&db->mu);
-    p->mem = db->mem;
-    lsm_memtable_ref(p->mem);
-    p->nimm = db->nimm;
-    for (int i = 0; i < db->nimm; i++) {
-        p->imm[i] = db->imm[i];
-        lsm_memtable_ref(p->imm[i]);
-    }
-    p->v = db->current;
-    lsm_version_ref(p->v);
-    pthread_mutex_unlock(&db->mu);
-}
-
-static void unpin(lsm_t *db, pinned_t *p)
-{
-    lsm_memtable_unref(p->mem);
-    for (int i = 0; i < p->nimm; i++)
-        lsm_memtable_unref(p->imm[i]);
-    lsm_db_unref_version(db, p->v);
-}
-
-static int copy_value(lsm_slice_t v, void **val, size_t *vlen)
-{
-    char *p = malloc(v.len + 1);
-    if (!p)
-        return SHOAL_ENOMEM;
-    memcpy(p, v.data, v.len);
-    p[v.len] = '\0';
-    *val = p;
-    *vlen = v.len;
-    return 0;
-}
-
-int lsm_get(lsm_t *db, const lsm_read_options_t *ro, const void *key, size_t klen, void **val,
-            size_t *vlen)
-{
-    uint64_t seq = ro && ro->snapshot ? ro->snapshot->seq : atomic_load(&db->last_seq);
-    bool fill = ro ? ro->fill_cache : true, deleted = false;
-    lsm_slice_t k = lsm_slice(key, klen), v;
-    pinned_t p;
-    *val = NULL;
-    *vlen = 0;
-    pin(db, &p);
-    int rc = SHOAL_ENOTFOUND;
-    bool decided = lsm_memtable_get(p.mem, k, seq, &v, &deleted);
-    for (int i = p.nimm - 1; i >= 0 && !decided; i--)
-        decided = lsm_memtable_get(p.imm[i], k, seq, &v, &deleted);
-    if (decided) {
-        rc = deleted ? SHOAL_ENOTFOUND : copy_value(v, val, vlen);
-    } else {
-        int state = 0;
-        uint64_t useful = 0;
-        rc = lsm_version_get(p.v, k, seq, fill, &state, val, vlen, &useful);
-        if (useful)
-            atomic_fetch_add_explicit(&db->bloom_useful, useful, memory_order_relaxed);
-        if (!rc && state != 1)
-            rc = SHOAL_ENOTFOUND;
-    }
-    unpin(db, &p);
-    return rc;
-}
-
 /* ---- snapshots ---- */
 
 const lsm_snapshot_t *lsm_snapshot_new(lsm_t *db)
@@ -1272,7 +589,7 @@ uint64_t lsm_snapshot_sequence(const lsm_snapshot_t *snap)
 
 static int force_switch(lsm_t *db, void *arg)
 {
-    return make_room(db, true);
+    return lsm_db_make_room(db, true);
 }
 
 /* Waits (mu held) until no immutable memtable is left. */

@@ -1,5 +1,6 @@
-/* db_impl.h - the database object shared by db.c (open, write path, reads, background
- * thread), compaction.c, db_iter.c and export.c. Not part of the public API.
+/* db_impl.h - the database object shared by db.c (open, close, manifest, background
+ * thread), recovery.c, write.c, read.c, compaction.c, db_iter.c and export.c. Not part of
+ * the public API.
  *
  * Locking: `mu` guards every field marked (mu). The write path (writers queue, leader),
  * readers (to pin mem/imm/version) and the background thread take it briefly; no file I/O
@@ -104,6 +105,17 @@ void lsm_db_set_bg_error(lsm_t *db, int rc); /* (mu) */
 uint64_t lsm_db_smallest_snapshot(lsm_t *db); /* (mu) */
 void lsm_db_unref_version(lsm_t *db, lsm_version_t *v);   /* takes mu */
 void lsm_db_release_version(lsm_t *db, lsm_version_t *v); /* mu held */
+
+void lsm_db_install_version(lsm_t *db, lsm_version_t *v); /* mu held; takes v's ref */
+int lsm_db_new_manifest(lsm_t *db); /* writes a manifest of the current version + CURRENT */
+
+/* recovery.c */
+int lsm_db_recover(lsm_t *db);
+
+/* write.c */
+int lsm_db_open_new_wal(lsm_t *db, lsm_wal_writer_t *w, uint64_t *number); /* + dir sync */
+int lsm_db_make_room(lsm_t *db, bool force); /* mu held, as leader; see write.c */
+int lsm_db_sync_old_wals(lsm_t *db);         /* leader (or close) only, without mu */
 
 /* Runs fn as the write leader: no write is in flight and none starts until it returns;
  * fn runs with mu held. Used by flush and ingest, which swap the memtable and the WAL. */
