@@ -15,7 +15,8 @@
  * Change window: the last changes of each group stay in memory (a ring bounded by count
  * and bytes) for catch-up requests; older ones answer WINDOW_GONE.
  *
- * Protocol: in "sp" JOB fsm_job_t*, out "sp" DONE fsm_job_t*. */
+ * Protocol: in "sp" JOB fsm_job_t* (a list linked by `next`: every job the node queued for
+ * this actor in one loop turn), out "sp" DONE with the same list. */
 #include <czmq.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -399,18 +400,33 @@ static Shoal__Status apply_op(fsm_group_t *g, fsm_job_t *job, uint64_t index,
     }
 }
 
-static void put_applied(fsm_group_t *g)
+/* Writes the group's pending batch with the applied index: one atomic engine write for
+ * all the entries of a job (or up to the next compare-and-swap, which must read them). */
+static int flush_batch(fsm_group_t *g)
 {
+    if (lsm_batch_count(g->batch) == 0)
+        return 0;
     lsm_batch_put(g->batch, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
+    int rc = lsm_write(g->lsm, NULL, g->batch);
+    if (rc)
+        zsys_error("fsm: shard %u: engine write up to index %" PRIu64 " failed: %s", g->group,
+                   g->applied, shoal_strerror(rc));
+    lsm_batch_clear(g->batch);
+    return rc;
 }
 
-/* Applies one normal entry: decode, dedupe by session, write atomically, answer. */
+/* Applies one normal entry into the group's batch: decode, dedupe by session, answer.
+ * The answer may go out before the batch is written: the entry is committed in the Raft
+ * log, so it is durable whatever happens to this write (a failed write stops the node and
+ * the entry is applied again at restart). */
 static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, waiter_t *w)
 {
-    lsm_batch_clear(g->batch);
-    g->applied = e->index;
+    int rc = 0;
     Shoal__WriteCommand *cmd =
         e->len ? shoal__write_command__unpack(NULL, e->len, e->data) : NULL;
+    if (cmd && (cmd->op_case == SHOAL__WRITE_COMMAND__OP_CAS))
+        rc = flush_batch(g); /* the compare must see the writes before it */
+    g->applied = e->index;
     Shoal__ClientResponse resp = SHOAL__CLIENT_RESPONSE__INIT;
     void *cur = NULL;
     size_t curlen = 0;
@@ -429,14 +445,9 @@ static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, wa
                 session_put(g, cmd->client_id, (session_t){cmd->seq, resp.status, e->index});
         }
     }
-    put_applied(g);
-    int rc = lsm_write(g->lsm, NULL, g->batch);
-    if (rc) {
-        resp.status = SHOAL__STATUS__STATUS_INTERNAL;
-        resp.error = (char *)"storage engine write failed";
-        zsys_error("fsm: shard %u: write at index %" PRIu64 " failed: %s", g->group, e->index,
-                   shoal_strerror(rc));
-    }
+    /* a command that changed nothing still moves the applied index with the batch */
+    if (lsm_batch_count(g->batch) == 0)
+        lsm_batch_put(g->batch, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
     if (w) {
         /* the waiter's own command, or another leader's entry at its index */
         Shoal__ClientRequest *req = w->frame->client_req;
@@ -469,6 +480,7 @@ static void do_apply(fsm_job_t *job)
 {
     fsm_group_t *g = job->fg;
     bool dirty = false;
+    lsm_batch_clear(g->batch);
     for (size_t i = 0; i < job->n_entries; i++) {
         raft_entry_t *e = &job->entries[i];
         waiter_t *w = job->waiters ? job->waiters[i] : NULL;
@@ -490,8 +502,10 @@ static void do_apply(fsm_job_t *job)
             job->waiters[i] = NULL;
         }
     }
-    if (dirty)
-        lsm_put(g->lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
+    if (dirty && lsm_batch_count(g->batch) == 0)
+        lsm_batch_put(g->batch, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
+    if (flush_batch(g))
+        job->rc = SHOAL_EIO;
 }
 
 /* ---- reads -------------------------------------------------------------------------- */
@@ -753,8 +767,7 @@ void fsm_actor(zsock_t *pipe, void *args)
         if (zsock_recv(pipe, "sp", &cmd, &ptr) != 0)
             break;
         bool term = cmd && streq(cmd, "$TERM");
-        if (!term && cmd && streq(cmd, "JOB") && ptr) {
-            fsm_job_t *job = ptr;
+        for (fsm_job_t *job = ptr; !term && cmd && streq(cmd, "JOB") && job; job = job->next) {
             if (job->type == FSM_APPLY)
                 do_apply(job);
             else if (job->type == FSM_READ)
@@ -768,8 +781,9 @@ void fsm_actor(zsock_t *pipe, void *args)
                 job->lsnap = lsm_snapshot_new(job->fg->lsm);
             }
             job->applied = job->fg->applied;
-            zsock_send(pipe, "sp", "DONE", job);
         }
+        if (!term && cmd && streq(cmd, "JOB") && ptr)
+            zsock_send(pipe, "sp", "DONE", ptr); /* the whole list goes back at once */
         zstr_free(&cmd);
         if (term)
             break;

@@ -553,6 +553,11 @@ static int pump(node_t *n)
         zsock_send(n->log, "sp", "PERSIST", n->batch);
         n->batch = NULL;
     }
+    for (int i = 0; i < n->n_fsm; i++)
+        if (n->jobq[i]) {
+            zsock_send(n->fsm[i], "sp", "JOB", n->jobq[i]);
+            n->jobq[i] = n->jobq_tail[i] = NULL;
+        }
     transport_flush(n->transport);
     if (n->fatal) {
         zsys_error("node %" PRIu64 ": stopping after a fatal error", n->cfg->id);
@@ -651,8 +656,10 @@ static int on_fsm(zloop_t *loop, zsock_t *sock, void *arg)
     char *cmd = NULL;
     void *ptr = NULL;
     if (zsock_recv(sock, "sp", &cmd, &ptr) == 0 && cmd && streq(cmd, "DONE") && ptr) {
-        fsm_job_t *job = ptr;
-        replica_fsm_done(job->replica, job);
+        for (fsm_job_t *job = ptr, *next; job; job = next) {
+            next = job->next;
+            replica_fsm_done(job->replica, job);
+        }
     }
     zstr_free(&cmd);
     return pump(n);
@@ -962,11 +969,13 @@ static void drain(node_t *n)
             n->batches_out--;
             free_batch(&b);
         } else if (streq(cmd, "DONE")) {
-            fsm_job_t *j = ptr;
-            ((replica_t *)j->replica)->jobs_out--;
-            if (j->lsnap)
-                lsm_snapshot_release(((replica_t *)j->replica)->lsm, &j->lsnap);
-            fsm_job_destroy(&j);
+            for (fsm_job_t *j = ptr, *next; j; j = next) {
+                next = j->next;
+                ((replica_t *)j->replica)->jobs_out--;
+                if (j->lsnap)
+                    lsm_snapshot_release(((replica_t *)j->replica)->lsm, &j->lsnap);
+                fsm_job_destroy(&j);
+            }
         } else if (streq(cmd, "SNAPPED")) {
             snap_job_t *j = ptr;
             n->snaps_out--;

@@ -351,7 +351,14 @@ void replica_send_job(replica_t *r, fsm_job_t *job)
     job->fg = r->fg;
     job->replica = r;
     r->jobs_out++;
-    zsock_send(r->node->fsm[r->fsm_idx], "sp", "JOB", job);
+    /* queued: the node sends each fsm actor all of a loop turn's jobs in one message */
+    node_t *n = r->node;
+    job->next = NULL;
+    if (n->jobq_tail[r->fsm_idx])
+        n->jobq_tail[r->fsm_idx]->next = job;
+    else
+        n->jobq[r->fsm_idx] = job;
+    n->jobq_tail[r->fsm_idx] = job;
 }
 
 static persist_item_t *batch_item(node_t *n)

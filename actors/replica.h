@@ -78,6 +78,7 @@ struct node_t {
     replica_t **replicas;
     size_t n_replicas;
     persist_batch_t *batch;    /* being filled this loop turn */
+    fsm_job_t *jobq[NODE_MAX_FSM], *jobq_tail[NODE_MAX_FSM]; /* this turn's jobs per fsm */
     uint64_t batches_out;
     uint64_t snaps_out;
     bool fatal;

@@ -5,7 +5,8 @@
  *   the idle cost of a node (CPU % over a window from /proc, RSS, threads).
  *
  *   node_bench --shoald PATH [--nodes 3] [--shards S] [--clients C] [--duration SEC]
- *              [--value-size V] [--fsync batch|always|never] [--idle SEC] [--keep DIR]
+ *              [--value-size V] [--fsync batch|always|never] [--idle SEC]
+ *              [--quiesce TICKS] [--keep DIR]
  *
  * Each client keeps one write in flight (put of a random 16-byte key), sends it straight to
  * the shard's leader (learnt from NOT_LEADER hints), and records its latency. Output: one
@@ -29,7 +30,7 @@
 
 typedef struct {
     const char *shoald;
-    int nodes, shards, clients, duration, value_size, idle;
+    int nodes, shards, clients, duration, value_size, idle, quiesce;
     const char *fsync;
     char dir[512];
     bool keep;
@@ -73,7 +74,7 @@ static void write_config(bench_t *b, int i)
             i, b->port[i], b->pub[i], b->dir, i);
     fprintf(f, "raft\n    tick_ms = 10\n    election_ticks = 20\n    heartbeat_ticks = 2\n"
                "    quiesce_ticks = %d\n",
-            b->idle ? 50 : 0);
+            b->quiesce);
     fprintf(f, "storage\n    fsync = \"%s\"\n    snapshot_entries = 100000\n", b->fsync);
     fprintf(f, "cluster\n    shards = %d\n    replicas = 3\n    nodes\n", b->shards);
     for (int k = 0; k < b->nodes; k++)
@@ -202,7 +203,9 @@ static int run_writes(bench_t *b)
     int64_t *lat = malloc(cap * sizeof *lat);
     uint8_t *val = malloc((size_t)b->value_size + 1);
     memset(val, 'v', (size_t)b->value_size);
-    uint64_t cid = ((uint64_t)getpid() << 32) | 1, seq = 0;
+    /* one session per client, one write in flight on it: the node's exactly-once rule */
+    uint64_t cid = (uint64_t)getpid() << 32;
+    uint64_t *seq = calloc((size_t)b->clients, sizeof *seq);
     zpoller_t *p = zpoller_new(NULL);
     for (int i = 0; i < b->nodes; i++)
         zpoller_add(p, b->sock[i]);
@@ -210,7 +213,7 @@ static int run_writes(bench_t *b)
         new_key(&w[c], b->shards);
         w[c].rid = (uint64_t)c + 1;
         w[c].sent_us = zclock_usecs();
-        send_put(b, &w[c], cid, ++seq, val);
+        send_put(b, &w[c], cid + (uint64_t)c, ++seq[c], val);
     }
     int64_t start = zclock_usecs(), warm = start + 1000000, end = warm + (int64_t)b->duration * 1000000;
     uint64_t done = 0;
@@ -240,9 +243,9 @@ static int run_writes(bench_t *b)
             b->leader[x->shard] = x->node;
             new_key(x, b->shards);
             x->sent_us = now;
-            send_put(b, x, cid, ++seq, val);
+            send_put(b, x, cid + rid - 1, ++seq[rid - 1], val);
         } else {
-            send_put(b, x, cid, seq, val); /* same seq: a retry, applied at most once */
+            send_put(b, x, cid + rid - 1, seq[rid - 1], val); /* a retry: applied once */
         }
         if (now - last_print > 2000000) {
             fprintf(stderr, "  ... %.0f writes/s\n", done / ((now - warm) / 1e6));
@@ -258,6 +261,7 @@ static int run_writes(bench_t *b)
            nlat ? lat[nlat * 999 / 1000] / 1000.0 : 0);
     zpoller_destroy(&p);
     free(w);
+    free(seq);
     free(lat);
     free(val);
     return 0;
@@ -336,16 +340,16 @@ static int run_idle(bench_t *b)
     proc_sample(b->pid[0], &t1, &rss, &threads);
     double secs = (zclock_mono() - s0) / 1000.0;
     double cpu = (double)(t1 - t0) / (double)sysconf(_SC_CLK_TCK) / secs * 100.0;
-    printf("idle node with %d replicas (quiesce on): cpu %.2f%% of a core over %.0f s, rss %.1f MiB, "
-           "%d threads\n",
-           b->shards + 1, cpu, secs, rss / 1024.0, threads);
+    printf("idle node with %d replicas (quiesce_ticks %d): cpu %.2f%% of a core over %.0f s, "
+           "rss %.1f MiB, %d threads\n",
+           b->shards + 1, b->quiesce, cpu, secs, rss / 1024.0, threads);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     bench_t b = {.nodes = 3, .shards = 1, .clients = 64, .duration = 10, .value_size = 100,
-                 .fsync = "batch"};
+                 .fsync = "batch", .quiesce = 100};
     memset(b.leader, -1, sizeof b.leader);
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -356,6 +360,7 @@ int main(int argc, char **argv)
         else if (streq(k, "--value-size")) b.value_size = atoi(v);
         else if (streq(k, "--fsync")) b.fsync = v;
         else if (streq(k, "--idle")) b.idle = atoi(v);
+        else if (streq(k, "--quiesce")) b.quiesce = atoi(v);
         else if (streq(k, "--keep")) { snprintf(b.dir, sizeof b.dir, "%s", v); b.keep = true; }
         else { fprintf(stderr, "node_bench: unknown option %s\n", k); return 2; }
     }
