@@ -207,7 +207,11 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen)
     zsock_set_sndhwm(b->xpub, (int)cfg->subscriber_hwm);
     zsock_set_linger(b->xpub, 0);
     zsock_set_rcvhwm(b->sub, 1000000);
-    zsock_set_subscribe(b->sub, "");
+    /* Change events only while someone watches (see drain_xpub): the nodes' PUB then
+     * filters them at the source, so an unwatched cluster pays nothing for them. */
+    zsock_set_subscribe(b->sub, "raft/");
+    zsock_set_subscribe(b->sub, "metrics/");
+    zsock_set_subscribe(b->sub, "progress");
     if (zsock_bind(b->front, "%s", cfg->client_endpoint) < 0) {
         snprintf(err, errlen, "cannot bind client endpoint %s: %s", cfg->client_endpoint,
                  zmq_strerror(zmq_errno()));
@@ -366,7 +370,9 @@ static int drain_sub(broker_t *b)
     return i;
 }
 
-/* XPUB delivers subscription messages; read them so they never pile up. */
+/* XPUB delivers subscription messages (first byte 1 subscribe, 0 unsubscribe, then the
+ * topic; each distinct topic once). The broker subscribes to the nodes' change events while
+ * at least one "change/..." topic is wanted, and drops that subscription when none is. */
 static int drain_xpub(broker_t *b)
 {
     int i;
@@ -374,6 +380,14 @@ static int drain_xpub(broker_t *b)
         zframe_t *f = zframe_recv_nowait(b->xpub);
         if (!f)
             break;
+        const uint8_t *d = zframe_data(f);
+        size_t n = zframe_size(f);
+        if (n >= 8 && memcmp(d + 1, "change/", 7) == 0) {
+            if (d[0] == 1 && b->change_topics++ == 0)
+                zsock_set_subscribe(b->sub, "change/");
+            else if (d[0] == 0 && b->change_topics > 0 && --b->change_topics == 0)
+                zsock_set_unsubscribe(b->sub, "change/");
+        }
         zframe_destroy(&f);
     }
     return i;

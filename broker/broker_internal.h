@@ -98,6 +98,7 @@ struct broker_t {
     ring_t *ring;
     uint64_t map_version;
     int64_t meta_leader;
+    size_t change_topics;    /* distinct "change/..." topics subscribed on the XPUB */
     zhashx_t *pending;       /* id -> pending_t */
     uint64_t next_id;
     Shoal__RaftEvent *recent[BROKER_RECENT];

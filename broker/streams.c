@@ -7,6 +7,10 @@
  * keeps each shard's events in index order on the XPUB. Frames are forwarded unchanged
  * (topic "change/<key>", body ChangeEvent): no re-encoding on the fan-out path.
  *
+ * Nothing is paid for unwatched streams: the broker subscribes to the nodes' change/ topic
+ * only while some XPUB subscriber wants a change/ topic (broker.c, drain_xpub), and PUB
+ * sockets filter at the sender, so the nodes do not even send them.
+ *
  * Slow subscribers: the XPUB's send high-water mark (broker/subscriber_hwm) bounds each
  * subscriber's queue and ZeroMQ drops that subscriber's messages past it, so writers and
  * other subscribers never wait. The dropped subscriber sees the gap through prev_index and

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "broker/client_internal.h"
@@ -60,6 +61,23 @@ static int sh(const char *fmt, ...)
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+static pid_t reaper;
+
+/* A child that stops the cluster if this test process dies without its teardown (an
+ * assertion abort, a sanitizer report): no test leaves processes behind. */
+static void start_reaper(void)
+{
+    pid_t parent = getpid();
+    reaper = fork();
+    if (reaper != 0)
+        return;
+    setsid();
+    while (getppid() == parent)
+        sleep(1);
+    sh("%s cluster down --dir %s >/dev/null 2>&1", ctl, dir);
+    _exit(0);
+}
+
 static int setup(void **state)
 {
     const char *build = getenv("SHOAL_BUILD_DIR");
@@ -75,12 +93,17 @@ static int setup(void **state)
                 "--timeout 60000 >/dev/null", ctl, dir, base);
     if (rc != 0)
         fprintf(stderr, "cluster up failed (%d); logs in %s/logs\n", rc, dir);
+    start_reaper();
     return rc;
 }
 
 static int teardown(void **state)
 {
     sh("%s cluster down --dir %s >/dev/null 2>&1", ctl, dir);
+    if (reaper > 0) {
+        kill(reaper, SIGKILL);
+        waitpid(reaper, NULL, 0);
+    }
     if (!getenv("KEEP_DIR"))
         sh("rm -rf %s", dir);
     return 0;
