@@ -139,8 +139,7 @@ void admin_on_raft_event(broker_t *b, const uint8_t *data, size_t len, bool metr
         if (n)
             node_metrics(n, ev->metrics);
         break;
-    default:
-        break;
+    default: break;
     }
     bool noisy = metrics || ev->type == SHOAL__RAFT_EVENT_TYPE__EV_COMMIT_PROGRESS ||
                  ev->type == SHOAL__RAFT_EVENT_TYPE__EV_APPLY_PROGRESS ||
@@ -164,8 +163,9 @@ void admin_check_liveness(broker_t *b)
         snprintf(line, sizeof line, "broker: node %" PRIu64 " (%s) is %s", n->id, n->endpoint,
                  up ? "up" : "down");
         broker_info(b, "%s", line);
-        remember_synthetic(b, up ? SHOAL__RAFT_EVENT_TYPE__EV_NODE_UP
-                                 : SHOAL__RAFT_EVENT_TYPE__EV_NODE_DOWN, n->id, line);
+        remember_synthetic(
+            b, up ? SHOAL__RAFT_EVENT_TYPE__EV_NODE_UP : SHOAL__RAFT_EVENT_TYPE__EV_NODE_DOWN,
+            n->id, line);
         if (!up)
             for (size_t s = 0; s < b->n_shards; s++)
                 if (b->shards[s].leader == (int64_t)n->id)
@@ -243,8 +243,8 @@ void admin_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
     }
     if ((int)r->status == SHOAL_STATUS_OK && r->cluster)
         merge_node_view(b, n, r->cluster);
-    if ((int)r->status == SHOAL_STATUS_OK && r->shard_map && r->shard_map->version > b->map_version &&
-        r->shard_map->n_shards > 0)
+    if ((int)r->status == SHOAL_STATUS_OK && r->shard_map &&
+        r->shard_map->version > b->map_version && r->shard_map->n_shards > 0)
         broker_set_map(b, r->shard_map);
     shoal_frame_free(&f);
 }
@@ -352,7 +352,8 @@ static void reply_shard_map(broker_t *b, zframe_t *client, uint64_t rid)
             si[i].id = b->shards[i].id;
             si[i].n_replicas = b->shards[i].n_replicas;
             si[i].replicas = b->shards[i].replicas;
-            si[i].leader_hint = b->shards[i].leader < 0 ? UINT64_MAX : (uint64_t)b->shards[i].leader;
+            si[i].leader_hint =
+                b->shards[i].leader < 0 ? UINT64_MAX : (uint64_t)b->shards[i].leader;
             sp[i] = &si[i];
         }
         for (size_t i = 0; i < b->n_nodes; i++) {
@@ -380,8 +381,7 @@ static void reply_shard_map(broker_t *b, zframe_t *client, uint64_t rid)
     free(np);
 }
 
-static void reply_error(broker_t *b, zframe_t *client, uint64_t rid, int status,
-                        const char *line)
+static void reply_error(broker_t *b, zframe_t *client, uint64_t rid, int status, const char *line)
 {
     Shoal__AdminResponse r = SHOAL__ADMIN_RESPONSE__INIT;
     r.request_id = rid;
@@ -416,9 +416,7 @@ void admin_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f)
     case SHOAL__ADMIN_REQUEST__OP_STATUS:
         reply_status(b, client, rid, req->status->include_events);
         goto done;
-    case SHOAL__ADMIN_REQUEST__OP_SHARD_MAP:
-        reply_shard_map(b, client, rid);
-        goto done;
+    case SHOAL__ADMIN_REQUEST__OP_SHARD_MAP: reply_shard_map(b, client, rid); goto done;
     case SHOAL__ADMIN_REQUEST__OP_TRANSFER: {
         bshard_t *s = broker_shard(b, req->transfer->shard);
         if (!s || !broker_node(b, req->transfer->to_node)) {
@@ -453,8 +451,8 @@ void admin_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f)
     case SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE:
     case SHOAL__ADMIN_REQUEST__OP_MOVE:
     case SHOAL__ADMIN_REQUEST__OP_ADD_SHARD:
-        targets[n++] = b->meta_leader != BROKER_NO_LEADER ? (uint64_t)b->meta_leader
-                                                          : b->nodes[0].id;
+        targets[n++] =
+            b->meta_leader != BROKER_NO_LEADER ? (uint64_t)b->meta_leader : b->nodes[0].id;
         break;
     default:
         reply_error(b, client, rid, SHOAL_STATUS_BAD_REQUEST, "admin request has no operation");

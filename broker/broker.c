@@ -126,8 +126,7 @@ int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
         else
             d->leader = BROKER_NO_LEADER;
         d->id = si->id;
-        d->n_replicas = si->n_replicas < BROKER_MAX_REPLICAS ? si->n_replicas
-                                                              : BROKER_MAX_REPLICAS;
+        d->n_replicas = si->n_replicas < BROKER_MAX_REPLICAS ? si->n_replicas : BROKER_MAX_REPLICAS;
         for (size_t r = 0; r < d->n_replicas; r++)
             d->replicas[r] = si->replicas[r];
         ring_add_shard(ring, si->id);
@@ -139,7 +138,7 @@ int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
     b->n_shards = map->n_shards;
     b->map_version = map->version;
     broker_info(b, "broker: shard map version %" PRIu64 ": %zu shards on %zu nodes", map->version,
-              map->n_shards, b->n_nodes);
+                map->n_shards, b->n_nodes);
     return 0;
 }
 
@@ -294,8 +293,8 @@ static int drain_front(broker_t *b)
         char err[256];
         if (!id || !body) {
             zframe_destroy(&id);
-        } else if (shoal_frame_decode(zframe_data(body), zframe_size(body), &f, err,
-                                      sizeof err) != 0) {
+        } else if (shoal_frame_decode(zframe_data(body), zframe_size(body), &f, err, sizeof err) !=
+                   0) {
             route_reply_error(b, id, 0, 4, "bad frame: %s", err);
         } else if (f->body_case == SHOAL__FRAME__BODY_CLIENT_REQ) {
             route_client_request(b, id, f); /* takes id and f */
@@ -397,7 +396,8 @@ static int drain_xpub(broker_t *b)
 static void drain_all(broker_t *b)
 {
     for (int round = 0; round < 16; round++) {
-        int moved = drain_front(b) + drain_sub(b) + drain_xpub(b) + (b->http ? dashboard_drain(b) : 0);
+        int moved =
+            drain_front(b) + drain_sub(b) + drain_xpub(b) + (b->http ? dashboard_drain(b) : 0);
         for (size_t i = 0; i < b->n_nodes; i++)
             moved += drain_node(b, &b->nodes[i]);
         if (!moved)
@@ -430,7 +430,7 @@ void broker_run(broker_t *b, zsock_t *pipe)
         zpoller_add(b->poller, pipe);
     }
     broker_info(b, "broker: clients on %s, change streams on %s, %zu nodes, %zu shards",
-              b->cfg.client_endpoint, b->cfg.pub_endpoint, b->n_nodes, b->n_shards);
+                b->cfg.client_endpoint, b->cfg.pub_endpoint, b->n_nodes, b->n_shards);
     if (b->http)
         broker_info(b, "broker: dashboard on %s", b->cfg.http_endpoint);
     while (!zsys_interrupted) {
@@ -446,8 +446,10 @@ void broker_run(broker_t *b, zsock_t *pipe)
         drain_all(b);
         tick(b);
     }
-    broker_info(b, "broker: stopping (%" PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
-              " changes republished)", b->stats_requests, b->stats_retries, b->stats_changes);
+    broker_info(b,
+                "broker: stopping (%" PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
+                " changes republished)",
+                b->stats_requests, b->stats_retries, b->stats_changes);
 }
 
 void broker_actor(zsock_t *pipe, void *args)

@@ -24,16 +24,16 @@ typedef struct {
 } broker_node_cfg_t;
 
 typedef struct {
-    char client_endpoint[256];    /* broker/client_endpoint: ROUTER, clients and admin */
-    char pub_endpoint[256];       /* broker/pub_endpoint: XPUB, change streams */
-    unsigned request_timeout_ms;  /* broker/request_timeout_ms: default deadline */
-    unsigned attempt_timeout_ms;  /* broker/attempt_timeout_ms: silence before a retry */
-    unsigned subscriber_hwm;      /* broker/subscriber_hwm: messages buffered per watcher */
-    unsigned progress_ms;         /* broker/progress_ms: period of progress notices */
-    unsigned poll_ms;             /* broker/poll_ms: period of node status polls */
-    unsigned max_scan;            /* broker/max_scan: cap on a scan's limit */
-    char log_level[16];           /* broker/log_level: error | warning | info | debug */
-    char http_endpoint[256];      /* broker/http_endpoint: web dashboard; "" = none */
+    char client_endpoint[256];         /* broker/client_endpoint: ROUTER, clients and admin */
+    char pub_endpoint[256];            /* broker/pub_endpoint: XPUB, change streams */
+    unsigned request_timeout_ms;       /* broker/request_timeout_ms: default deadline */
+    unsigned attempt_timeout_ms;       /* broker/attempt_timeout_ms: silence before a retry */
+    unsigned subscriber_hwm;           /* broker/subscriber_hwm: messages buffered per watcher */
+    unsigned progress_ms;              /* broker/progress_ms: period of progress notices */
+    unsigned poll_ms;                  /* broker/poll_ms: period of node status polls */
+    unsigned max_scan;                 /* broker/max_scan: cap on a scan's limit */
+    char log_level[16];                /* broker/log_level: error | warning | info | debug */
+    char http_endpoint[256];           /* broker/http_endpoint: web dashboard; "" = none */
     unsigned shards, replicas, vnodes; /* cluster section: bootstrap placement */
     broker_node_cfg_t nodes[BROKER_MAX_NODES];
     size_t n_nodes;

@@ -10,8 +10,8 @@
 
 #include "engine/error.h"
 
-static int get_uint(zconfig_t *root, const char *path, unsigned dflt, unsigned lo,
-                    unsigned hi, unsigned *out, char *err, size_t errlen)
+static int get_uint(zconfig_t *root, const char *path, unsigned dflt, unsigned lo, unsigned hi,
+                    unsigned *out, char *err, size_t errlen)
 {
     char *v = zconfig_get(root, path, NULL);
     if (!v) {
@@ -22,16 +22,16 @@ static int get_uint(zconfig_t *root, const char *path, unsigned dflt, unsigned l
     errno = 0;
     unsigned long n = strtoul(v, &end, 10);
     if (errno || end == v || *end || n < lo || n > hi) {
-        snprintf(err, errlen, "config key %s = \"%s\": expected a number in %u..%u", path, v,
-                 lo, hi);
+        snprintf(err, errlen, "config key %s = \"%s\": expected a number in %u..%u", path, v, lo,
+                 hi);
         return SHOAL_EINVAL;
     }
     *out = (unsigned)n;
     return 0;
 }
 
-static int get_str(zconfig_t *root, const char *path, const char *dflt, char *out,
-                   size_t cap, char *err, size_t errlen)
+static int get_str(zconfig_t *root, const char *path, const char *dflt, char *out, size_t cap,
+                   char *err, size_t errlen)
 {
     char *v = zconfig_get(root, path, (char *)dflt);
     if (!v || !*v) {
@@ -89,8 +89,8 @@ static int load_nodes(zconfig_t *root, broker_config_t *c, char *err, size_t err
 static int load(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
-    int rc = get_str(root, "broker/client_endpoint", "tcp://127.0.0.1:7000",
-                     c->client_endpoint, sizeof c->client_endpoint, err, errlen);
+    int rc = get_str(root, "broker/client_endpoint", "tcp://127.0.0.1:7000", c->client_endpoint,
+                     sizeof c->client_endpoint, err, errlen);
     if (!rc)
         rc = get_str(root, "broker/pub_endpoint", "tcp://127.0.0.1:7001", c->pub_endpoint,
                      sizeof c->pub_endpoint, err, errlen);
@@ -106,17 +106,16 @@ static int load(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
             snprintf(c->http_endpoint, sizeof c->http_endpoint, "%s", http);
     }
     if (!rc)
-        rc = get_uint(root, "broker/request_timeout_ms", 5000, 10, 600000,
-                      &c->request_timeout_ms, err, errlen);
-    if (!rc)
-        rc = get_uint(root, "broker/attempt_timeout_ms", 1000, 10, 600000,
-                      &c->attempt_timeout_ms, err, errlen);
-    if (!rc)
-        rc = get_uint(root, "broker/subscriber_hwm", 100000, 10, 100000000, &c->subscriber_hwm,
+        rc = get_uint(root, "broker/request_timeout_ms", 5000, 10, 600000, &c->request_timeout_ms,
                       err, errlen);
     if (!rc)
-        rc = get_uint(root, "broker/progress_ms", 1000, 10, 3600000, &c->progress_ms, err,
+        rc = get_uint(root, "broker/attempt_timeout_ms", 1000, 10, 600000, &c->attempt_timeout_ms,
+                      err, errlen);
+    if (!rc)
+        rc = get_uint(root, "broker/subscriber_hwm", 100000, 10, 100000000, &c->subscriber_hwm, err,
                       errlen);
+    if (!rc)
+        rc = get_uint(root, "broker/progress_ms", 1000, 10, 3600000, &c->progress_ms, err, errlen);
     if (!rc)
         rc = get_uint(root, "broker/poll_ms", 500, 10, 3600000, &c->poll_ms, err, errlen);
     if (!rc)
@@ -132,13 +131,15 @@ static int load(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
         rc = load_nodes(root, c, err, errlen);
     if (!rc && strcmp(c->log_level, "error") && strcmp(c->log_level, "warning") &&
         strcmp(c->log_level, "info") && strcmp(c->log_level, "debug")) {
-        snprintf(err, errlen, "config key broker/log_level = \"%s\": expected error, warning, "
-                              "info or debug", c->log_level);
+        snprintf(err, errlen,
+                 "config key broker/log_level = \"%s\": expected error, warning, "
+                 "info or debug",
+                 c->log_level);
         rc = SHOAL_EINVAL;
     }
     if (!rc && c->replicas > c->n_nodes) {
-        snprintf(err, errlen, "cluster/replicas = %u but only %zu nodes are listed",
-                 c->replicas, c->n_nodes);
+        snprintf(err, errlen, "cluster/replicas = %u but only %zu nodes are listed", c->replicas,
+                 c->n_nodes);
         rc = SHOAL_EINVAL;
     }
     return rc;

@@ -11,10 +11,10 @@
 #include "proto/codec.h"
 
 #define BROKER_NO_LEADER (-1)
-#define BROKER_RECENT 128        /* recent Raft events kept for status and `events` */
+#define BROKER_RECENT 128                   /* recent Raft events kept for status and `events` */
 #define BROKER_POLL_BIT ((uint64_t)1 << 62) /* request ids of the broker's own node polls */
-#define BROKER_DOWN_MS 3000      /* silence after which a node is shown down */
-#define BROKER_MAX_PENDING 200000 /* requests in flight before new ones are refused */
+#define BROKER_DOWN_MS 3000                 /* silence after which a node is shown down */
+#define BROKER_MAX_PENDING 200000           /* requests in flight before new ones are refused */
 
 typedef struct {
     uint64_t id;
@@ -22,8 +22,8 @@ typedef struct {
     char *pub_endpoint;
     zsock_t *dealer;
     bool up;
-    int64_t last_seen;      /* zclock_mono ms of the last message heard from it; 0 never */
-    uint64_t last_seen_us;  /* wall clock of the same */
+    int64_t last_seen;     /* zclock_mono ms of the last message heard from it; 0 never */
+    uint64_t last_seen_us; /* wall clock of the same */
     uint32_t replicas;
     uint64_t rss_bytes, bytes_on_disk;
 } bnode_t;
@@ -33,26 +33,26 @@ typedef struct {
     uint64_t replicas[BROKER_MAX_REPLICAS];
     uint64_t match[BROKER_MAX_REPLICAS];
     size_t n_replicas;
-    int64_t leader;         /* node id, or BROKER_NO_LEADER */
+    int64_t leader; /* node id, or BROKER_NO_LEADER */
     uint64_t term, commit, apply, size;
-    uint64_t last_change;   /* highest change index republished */
-    uint64_t at_last[32];   /* key hashes republished at last_change (batches share it) */
+    uint64_t last_change; /* highest change index republished */
+    uint64_t at_last[32]; /* key hashes republished at last_change (batches share it) */
     size_t n_at_last;
-    unsigned rr;            /* round robin for stale reads */
+    unsigned rr; /* round robin for stale reads */
 } bshard_t;
 
 typedef struct gather_t gather_t;
 
 /* A request on its way to a node. */
 typedef struct {
-    uint64_t id;             /* broker-local request id, the node echoes it */
-    zframe_t *client;        /* ROUTER identity of the client (NULL in fan-out children) */
-    uint64_t client_rid;     /* the client's request id, restored in the answer */
-    Shoal__Frame *frame;     /* owned original frame (singles) */
+    uint64_t id;               /* broker-local request id, the node echoes it */
+    zframe_t *client;          /* ROUTER identity of the client (NULL in fan-out children) */
+    uint64_t client_rid;       /* the client's request id, restored in the answer */
+    Shoal__Frame *frame;       /* owned original frame (singles) */
     Shoal__ClientRequest *req; /* what to send: in frame, in the gather, or `sub` below */
     Shoal__ClientRequest sub;  /* a batch child's own request... */
     Shoal__BatchRequest sub_batch;
-    Shoal__BatchOp **sub_ops;  /* ...borrowing the parent's ops */
+    Shoal__BatchOp **sub_ops;   /* ...borrowing the parent's ops */
     Shoal__AdminRequest *admin; /* admin forward: borrowed from frame or gather */
     uint32_t shard;
     bool is_write;
@@ -60,9 +60,9 @@ typedef struct {
     int64_t attempt_deadline; /* 0 when not sent */
     int64_t retry_at;         /* 0 when not waiting to retry */
     int attempts;
-    int last_status;          /* UNAVAILABLE once a node refused or was unreachable */
-    bool delivered;           /* some attempt reached a node */
-    int64_t sent_to;          /* node id or -1 */
+    int last_status; /* UNAVAILABLE once a node refused or was unreachable */
+    bool delivered;  /* some attempt reached a node */
+    int64_t sent_to; /* node id or -1 */
     unsigned rotate;
     gather_t *gather;
     size_t slot;
@@ -75,22 +75,22 @@ struct gather_t {
     gather_kind_t kind;
     zframe_t *client;
     uint64_t client_rid;
-    Shoal__Frame *frame;     /* the original frame, owned */
+    Shoal__Frame *frame; /* the original frame, owned */
     size_t expected, got;
-    Shoal__Frame **answers;  /* per child, owned; NULL until it answered */
-    int status;              /* first failure seen */
+    Shoal__Frame **answers; /* per child, owned; NULL until it answered */
+    int status;             /* first failure seen */
     char error[256];
     uint32_t limit;
 };
 
 struct broker_t {
     broker_config_t cfg;
-    zsock_t *front;          /* ROUTER */
+    zsock_t *front; /* ROUTER */
     zsock_t *xpub;
     zsock_t *sub;
-    zsock_t *http;           /* ZMQ_STREAM web dashboard, or NULL */
+    zsock_t *http; /* ZMQ_STREAM web dashboard, or NULL */
     zpoller_t *poller;
-    zsock_t *pipe;           /* actor pipe or NULL */
+    zsock_t *pipe; /* actor pipe or NULL */
     bnode_t nodes[BROKER_MAX_NODES];
     size_t n_nodes;
     bshard_t *shards;
@@ -98,8 +98,8 @@ struct broker_t {
     ring_t *ring;
     uint64_t map_version;
     int64_t meta_leader;
-    size_t change_topics;    /* distinct "change/..." topics subscribed on the XPUB */
-    zhashx_t *pending;       /* id -> pending_t */
+    size_t change_topics; /* distinct "change/..." topics subscribed on the XPUB */
+    zhashx_t *pending;    /* id -> pending_t */
     uint64_t next_id;
     Shoal__RaftEvent *recent[BROKER_RECENT];
     size_t recent_head, n_recent;
@@ -108,10 +108,10 @@ struct broker_t {
 };
 
 /* Info lines unless broker/log_level is error or warning. */
-#define broker_info(b, ...)                                                                 \
-    do {                                                                                    \
-        if (strcmp((b)->cfg.log_level, "error") && strcmp((b)->cfg.log_level, "warning"))  \
-            zsys_info(__VA_ARGS__);                                                         \
+#define broker_info(b, ...)                                                                        \
+    do {                                                                                           \
+        if (strcmp((b)->cfg.log_level, "error") && strcmp((b)->cfg.log_level, "warning"))          \
+            zsys_info(__VA_ARGS__);                                                                \
     } while (0)
 
 /* broker.c */
@@ -129,8 +129,8 @@ void route_free_all(broker_t *b);
 void route_admin_response(broker_t *b, bnode_t *n, Shoal__Frame *f);
 void route_forward_admin(broker_t *b, zframe_t *client, Shoal__Frame *f, const uint64_t *nodes,
                          size_t n);
-void route_reply_error(broker_t *b, zframe_t *client, uint64_t rid, int status,
-                       const char *fmt, ...);
+void route_reply_error(broker_t *b, zframe_t *client, uint64_t rid, int status, const char *fmt,
+                       ...);
 
 /* admin.c */
 void admin_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f);

@@ -22,10 +22,9 @@
 #define SHOAL_RESEND_MS 1000
 #define SHOAL_GRACE_MS 1000 /* past the broker's deadline: the broker answers TIMEOUT first */
 
-static const char *status_names[] = {"ok",         "not found",       "compare failed",
-                                     "unavailable", "bad request",    "not leader",
-                                     "timed out",  "too large",       "internal error",
-                                     "window gone"};
+static const char *status_names[] = {
+    "ok",         "not found", "compare failed", "unavailable",    "bad request",
+    "not leader", "timed out", "too large",      "internal error", "window gone"};
 
 const char *shoal_status_str(int status)
 {
@@ -139,8 +138,8 @@ uint64_t shoal_client_id(shoal_t *self)
 /* Checks an op against the documented limits; 0 or a status with a line in err. */
 int shoal_op_check(const shoal_op_t *op, char *err, size_t errlen)
 {
-    bool keyed = op->type == SHOAL_OP_GET || op->type == SHOAL_OP_PUT ||
-                 op->type == SHOAL_OP_DEL || op->type == SHOAL_OP_CAS;
+    bool keyed = op->type == SHOAL_OP_GET || op->type == SHOAL_OP_PUT || op->type == SHOAL_OP_DEL ||
+                 op->type == SHOAL_OP_CAS;
     if (keyed && op->key_len == 0) {
         snprintf(err, errlen, "key is empty");
         return SHOAL_STATUS_BAD_REQUEST;
@@ -324,9 +323,9 @@ void shoal_result_from(shoal_result_t *r, const Shoal__ClientResponse *resp)
         r->changes = calloc(resp->n_changes, sizeof *r->changes);
         for (size_t i = 0; r->changes && i < resp->n_changes; i++) {
             const Shoal__Change *c = resp->changes[i];
-            r->changes[i] = (shoal_change_t){c->shard, c->index, c->is_delete,
-                                             dup_bytes(c->key.data, c->key.len), c->key.len,
-                                             dup_bytes(c->value.data, c->value.len),
+            r->changes[i] = (shoal_change_t){c->shard,     c->index,
+                                             c->is_delete, dup_bytes(c->key.data, c->key.len),
+                                             c->key.len,   dup_bytes(c->value.data, c->value.len),
                                              c->value.len};
         }
         r->n_changes = r->changes ? resp->n_changes : 0;
@@ -488,8 +487,8 @@ static void sync_done(shoal_result_t *r, void *arg)
     w->done = true;
     w->status = r->status;
     if (w->out) {
-        *w->out = *r;                /* move the buffers... */
-        memset(r, 0, sizeof *r);     /* ...so complete() does not free them */
+        *w->out = *r;            /* move the buffers... */
+        memset(r, 0, sizeof *r); /* ...so complete() does not free them */
     }
 }
 
@@ -539,8 +538,8 @@ int shoal_get(shoal_t *self, const void *key, size_t klen, bool stale, shoal_res
 int shoal_put(shoal_t *self, const void *key, size_t klen, const void *val, size_t vlen,
               shoal_result_t *out)
 {
-    shoal_op_t op = {.type = SHOAL_OP_PUT, .key = key, .key_len = klen, .value = val,
-                     .value_len = vlen};
+    shoal_op_t op = {
+        .type = SHOAL_OP_PUT, .key = key, .key_len = klen, .value = val, .value_len = vlen};
     return shoal_call(self, &op, out);
 }
 
@@ -553,8 +552,13 @@ int shoal_del(shoal_t *self, const void *key, size_t klen, shoal_result_t *out)
 int shoal_cas(shoal_t *self, const void *key, size_t klen, const void *expected, size_t elen,
               bool expect_absent, const void *val, size_t vlen, shoal_result_t *out)
 {
-    shoal_op_t op = {.type = SHOAL_OP_CAS, .key = key, .key_len = klen, .expected = expected,
-                     .expected_len = elen, .expect_absent = expect_absent, .value = val,
+    shoal_op_t op = {.type = SHOAL_OP_CAS,
+                     .key = key,
+                     .key_len = klen,
+                     .expected = expected,
+                     .expected_len = elen,
+                     .expect_absent = expect_absent,
+                     .value = val,
                      .value_len = vlen};
     return shoal_call(self, &op, out);
 }
@@ -562,8 +566,13 @@ int shoal_cas(shoal_t *self, const void *key, size_t klen, const void *expected,
 int shoal_scan(shoal_t *self, const void *prefix, size_t plen, const void *start, size_t slen,
                const void *end, size_t elen, uint32_t limit, shoal_result_t *out)
 {
-    shoal_op_t op = {.type = SHOAL_OP_SCAN, .prefix = prefix, .prefix_len = plen,
-                     .start = start, .start_len = slen, .end = end, .end_len = elen,
+    shoal_op_t op = {.type = SHOAL_OP_SCAN,
+                     .prefix = prefix,
+                     .prefix_len = plen,
+                     .start = start,
+                     .start_len = slen,
+                     .end = end,
+                     .end_len = elen,
                      .limit = limit};
     return shoal_call(self, &op, out);
 }
@@ -577,7 +586,7 @@ int shoal_batch(shoal_t *self, const shoal_batch_op_t *ops, size_t n, shoal_resu
 int shoal_changes(shoal_t *self, uint32_t shard, uint64_t after_index, uint32_t limit,
                   shoal_result_t *out)
 {
-    shoal_op_t op = {.type = SHOAL_OP_CHANGES, .shard = shard, .after_index = after_index,
-                     .limit = limit};
+    shoal_op_t op = {
+        .type = SHOAL_OP_CHANGES, .shard = shard, .after_index = after_index, .limit = limit};
     return shoal_call(self, &op, out);
 }

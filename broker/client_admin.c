@@ -10,10 +10,11 @@
 
 #include "proto/codec.h"
 
-static const char *ev_names[] = {
-    "none",         "node-up",      "node-down",       "election",     "leader-elected",
-    "term-changed", "leader-changed", "commit",        "apply",        "membership",
-    "snapshot-sent", "snapshot-installed", "compaction", "log-truncated", "metrics"};
+static const char *ev_names[] = {"none",           "node-up",        "node-down",
+                                 "election",       "leader-elected", "term-changed",
+                                 "leader-changed", "commit",         "apply",
+                                 "membership",     "snapshot-sent",  "snapshot-installed",
+                                 "compaction",     "log-truncated",  "metrics"};
 
 const char *shoal_event_type_name(int type)
 {
@@ -23,8 +24,7 @@ const char *shoal_event_type_name(int type)
 }
 
 /* Sends req, waits for the answer; returns the frame (caller frees) or NULL on timeout. */
-static Shoal__Frame *admin_call(shoal_t *self, Shoal__AdminRequest *req, char *err,
-                                size_t errlen)
+static Shoal__Frame *admin_call(shoal_t *self, Shoal__AdminRequest *req, char *err, size_t errlen)
 {
     req->request_id = ((uint64_t)1 << 63) | ++self->admin_counter;
     Shoal__Frame f = SHOAL__FRAME__INIT;
@@ -67,9 +67,9 @@ static int admin_simple(shoal_t *self, Shoal__AdminRequest *req, char *err, size
         return SHOAL_STATUS_TIMEOUT;
     int st = f->admin_resp->status;
     if (st != SHOAL_STATUS_OK)
-        snprintf(err, errlen, "%s", f->admin_resp->error && *f->admin_resp->error
-                                        ? f->admin_resp->error
-                                        : shoal_status_str(st));
+        snprintf(err, errlen, "%s",
+                 f->admin_resp->error && *f->admin_resp->error ? f->admin_resp->error
+                                                               : shoal_status_str(st));
     shoal_frame_free(&f);
     return st;
 }
@@ -118,8 +118,7 @@ static void copy_event(shoal_event_t *d, const Shoal__RaftEvent *e)
     snprintf(d->detail, sizeof d->detail, "%s", e->detail ? e->detail : "");
 }
 
-int shoal_status(shoal_t *self, bool with_events, shoal_cluster_t *out, char *err,
-                 size_t errlen)
+int shoal_status(shoal_t *self, bool with_events, shoal_cluster_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
@@ -184,8 +183,8 @@ int shoal_admin_transfer_leader(shoal_t *self, uint32_t shard, uint64_t to_node,
     return admin_simple(self, &req, err, errlen);
 }
 
-int shoal_admin_add_node(shoal_t *self, uint64_t id, const char *endpoint,
-                         const char *pub_endpoint, char *err, size_t errlen)
+int shoal_admin_add_node(shoal_t *self, uint64_t id, const char *endpoint, const char *pub_endpoint,
+                         char *err, size_t errlen)
 {
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     Shoal__AddNodeRequest a = SHOAL__ADD_NODE_REQUEST__INIT;
@@ -209,8 +208,8 @@ int shoal_admin_remove_node(shoal_t *self, uint64_t id, char *err, size_t errlen
     return admin_simple(self, &req, err, errlen);
 }
 
-int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint64_t to,
-                             char *err, size_t errlen)
+int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint64_t to, char *err,
+                             size_t errlen)
 {
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     Shoal__MoveReplicaRequest m = SHOAL__MOVE_REPLICA_REQUEST__INIT;

@@ -11,11 +11,11 @@
 typedef struct {
     bool in_use;
     uint64_t gen;
-    uint64_t rid;        /* gen << 16 | slot index */
-    uint8_t *buf;        /* the encoded frame, kept to resend it unchanged */
+    uint64_t rid; /* gen << 16 | slot index */
+    uint8_t *buf; /* the encoded frame, kept to resend it unchanged */
     size_t len;
     int64_t start_us;
-    int64_t deadline;    /* zclock_mono ms */
+    int64_t deadline; /* zclock_mono ms */
     int64_t resend_at;
     shoal_done_fn *done;
     void *arg;
@@ -25,7 +25,7 @@ struct shoal_t {
     zsock_t *sock;
     char *endpoint;
     int timeout_ms;
-    uint64_t client_id;  /* low 16 bits zero: + slot index gives the lane's client id */
+    uint64_t client_id; /* low 16 bits zero: + slot index gives the lane's client id */
     slot_t slots[SHOAL_MAX_INFLIGHT];
     uint64_t lane_seq[SHOAL_MAX_INFLIGHT];
     uint32_t free_list[SHOAL_MAX_INFLIGHT];

@@ -92,10 +92,11 @@ static void put_str(sbuf_t *s, const char *str)
 
 static const char *ev_name(int t)
 {
-    static const char *names[] = {"none", "node-up", "node-down", "election", "leader-elected",
-                                  "term-changed", "leader-changed", "commit", "apply",
-                                  "membership", "snapshot-sent", "snapshot-installed",
-                                  "compaction", "log-truncated", "metrics"};
+    static const char *names[] = {"none",           "node-up",        "node-down",
+                                  "election",       "leader-elected", "term-changed",
+                                  "leader-changed", "commit",         "apply",
+                                  "membership",     "snapshot-sent",  "snapshot-installed",
+                                  "compaction",     "log-truncated",  "metrics"};
     return t >= 0 && t < (int)(sizeof names / sizeof *names) ? names[t] : "unknown";
 }
 
@@ -119,23 +120,25 @@ char *dashboard_status_json(broker_t *b, size_t *len)
     for (size_t i = 0; i < b->n_shards; i++) {
         bshard_t *x = &b->shards[i];
         uint64_t commit = x->commit > x->apply ? x->commit : x->apply, lag = 0;
-        put(&s, "%s{\"id\":%u,\"leader\":%" PRId64 ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64
-                ",\"applied\":%" PRIu64 ",\"size_bytes\":%" PRIu64 ",\"replicas\":[",
+        put(&s,
+            "%s{\"id\":%u,\"leader\":%" PRId64 ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64
+            ",\"applied\":%" PRIu64 ",\"size_bytes\":%" PRIu64 ",\"replicas\":[",
             i ? "," : "", x->id, x->leader, x->term, commit, x->apply, x->size);
         for (size_t k = 0; k < x->n_replicas; k++) {
             uint64_t m = x->leader == (int64_t)x->replicas[k] ? commit : x->match[k];
             if (commit > m && commit - m > lag)
                 lag = commit - m;
-            put(&s, "%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "",
-                x->replicas[k], m);
+            put(&s, "%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "", x->replicas[k],
+                m);
         }
         put(&s, "],\"max_lag\":%" PRIu64 "}", lag);
     }
     put(&s, "],\"events\":[");
     for (size_t i = 0; i < b->n_recent; i++) {
         Shoal__RaftEvent *e = b->recent[(b->recent_head + i) % BROKER_RECENT];
-        put(&s, "%s{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
-                ",\"leader\":%" PRIu64 ",\"ts_us\":%" PRIu64 ",\"detail\":",
+        put(&s,
+            "%s{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
+            ",\"leader\":%" PRIu64 ",\"ts_us\":%" PRIu64 ",\"detail\":",
             i ? "," : "", e->node_id, e->shard, ev_name(e->type), e->term, e->leader_id,
             e->timestamp_us);
         put_str(&s, e->detail);

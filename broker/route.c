@@ -21,14 +21,13 @@
 
 #include "broker/shoal.h"
 
-#define HINT_FOLLOWS 8   /* immediate resends to hinted leaders before backing off */
+#define HINT_FOLLOWS 8 /* immediate resends to hinted leaders before backing off */
 #define SCAN_DEFAULT 1000
 
-static void finish(broker_t *b, pending_t *p, Shoal__Frame *resp, int status,
-                   const char *err);
+static void finish(broker_t *b, pending_t *p, Shoal__Frame *resp, int status, const char *err);
 
-void route_reply_error(broker_t *b, zframe_t *client, uint64_t rid, int status,
-                       const char *fmt, ...)
+void route_reply_error(broker_t *b, zframe_t *client, uint64_t rid, int status, const char *fmt,
+                       ...)
 {
     char line[256] = "";
     if (fmt) {
@@ -105,8 +104,9 @@ void route_free_all(broker_t *b)
 /* The node to try next: the cached leader, else the replicas in turn. */
 static bnode_t *pick_node(broker_t *b, bshard_t *s, pending_t *p)
 {
-    bool stale = p->req && ((p->req->op_case == SHOAL__CLIENT_REQUEST__OP_GET && p->req->get->stale) ||
-                            (p->req->op_case == SHOAL__CLIENT_REQUEST__OP_SCAN && p->req->scan->stale));
+    bool stale =
+        p->req && ((p->req->op_case == SHOAL__CLIENT_REQUEST__OP_GET && p->req->get->stale) ||
+                   (p->req->op_case == SHOAL__CLIENT_REQUEST__OP_SCAN && p->req->scan->stale));
     if (stale && p->attempts == 0 && s->n_replicas)
         return broker_node(b, s->replicas[s->rr++ % s->n_replicas]);
     if (s->leader != BROKER_NO_LEADER)
@@ -239,8 +239,8 @@ static void reply_admin(broker_t *b, gather_t *g)
 }
 
 /* One child of a fan-out is done (resp taken, NULL on failure). */
-static void gather_child_done(broker_t *b, gather_t *g, size_t slot, Shoal__Frame *resp,
-                              int status, const char *err)
+static void gather_child_done(broker_t *b, gather_t *g, size_t slot, Shoal__Frame *resp, int status,
+                              const char *err)
 {
     g->answers[slot] = resp;
     if (status != SHOAL_STATUS_OK && g->status == SHOAL_STATUS_OK) {
@@ -273,7 +273,8 @@ static void finish(broker_t *b, pending_t *p, Shoal__Frame *resp, int status, co
     } else if (!resp && !err && status == SHOAL_STATUS_TIMEOUT &&
                p->last_status == SHOAL_STATUS_UNAVAILABLE) {
         snprintf(line, sizeof line, "shard %u: no leader within the deadline (%d attempts)%s",
-                 p->shard, p->attempts, p->is_write ? "; the write may or may not have applied" : "");
+                 p->shard, p->attempts,
+                 p->is_write ? "; the write may or may not have applied" : "");
         err = line;
     }
     if (!resp && !err) {
@@ -287,8 +288,8 @@ static void finish(broker_t *b, pending_t *p, Shoal__Frame *resp, int status, co
     if (p->gather) {
         int st = resp ? (p->admin ? (int)resp->admin_resp->status : (int)resp->client_resp->status)
                       : status;
-        const char *e = resp ? (p->admin ? resp->admin_resp->error : resp->client_resp->error)
-                             : err;
+        const char *e =
+            resp ? (p->admin ? resp->admin_resp->error : resp->client_resp->error) : err;
         gather_child_done(b, p->gather, p->slot, resp, st, e);
     } else if (resp) {
         send_frame_to_client(b, p->client, p->client_rid, resp);
@@ -316,7 +317,8 @@ void route_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
     bshard_t *s = broker_shard(b, p->shard);
     int64_t now = zclock_mono();
     if ((int)r->status == SHOAL_STATUS_NOT_LEADER && s) {
-        bool hinted = r->leader && r->leader->node_id != n->id && broker_node(b, r->leader->node_id);
+        bool hinted =
+            r->leader && r->leader->node_id != n->id && broker_node(b, r->leader->node_id);
         p->last_status = SHOAL_STATUS_UNAVAILABLE;
         if (hinted)
             admin_set_leader(b, s, (int64_t)r->leader->node_id, r->leader->term);
@@ -342,9 +344,10 @@ void route_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
         return;
     }
     /* A final answer to a leader-only request shows who leads now. */
-    bool leader_only = p->is_write || (p->req->op_case == SHOAL__CLIENT_REQUEST__OP_GET &&
-                                       !p->req->get->stale);
-    if (s && leader_only && (int)r->status != SHOAL_STATUS_BAD_REQUEST && s->leader != (int64_t)n->id)
+    bool leader_only =
+        p->is_write || (p->req->op_case == SHOAL__CLIENT_REQUEST__OP_GET && !p->req->get->stale);
+    if (s && leader_only && (int)r->status != SHOAL_STATUS_BAD_REQUEST &&
+        s->leader != (int64_t)n->id)
         s->leader = (int64_t)n->id;
     if (!r->shard)
         r->shard = p->shard;
@@ -422,8 +425,8 @@ static uint32_t shard_of(broker_t *b, ProtobufCBinaryData key)
     return ring_shard_for(b->ring, key.data, key.len);
 }
 
-static gather_t *gather_new(gather_kind_t kind, zframe_t *client, uint64_t rid,
-                            Shoal__Frame *f, size_t expected)
+static gather_t *gather_new(gather_kind_t kind, zframe_t *client, uint64_t rid, Shoal__Frame *f,
+                            size_t expected)
 {
     gather_t *g = calloc(1, sizeof *g);
     if (!g)
@@ -492,8 +495,9 @@ static void route_batch(broker_t *b, zframe_t *client, Shoal__Frame *f, int64_t 
     for (size_t i = 0; i < br->n_ops; i++) {
         Shoal__BatchOp *op = br->ops[i];
         ProtobufCBinaryData key = op->op_case == SHOAL__BATCH_OP__OP_PUT ? op->put->key
-                                  : op->op_case == SHOAL__BATCH_OP__OP_DEL ? op->del->key
-                                                                           : (ProtobufCBinaryData){0, NULL};
+                                  : op->op_case == SHOAL__BATCH_OP__OP_DEL
+                                      ? op->del->key
+                                      : (ProtobufCBinaryData){0, NULL};
         size_t vlen = op->op_case == SHOAL__BATCH_OP__OP_PUT ? op->put->value.len : 0;
         if (op->op_case == SHOAL__BATCH_OP__OP__NOT_SET) {
             route_reply_error(b, client, rid, SHOAL_STATUS_BAD_REQUEST, "batch op %zu is empty", i);
@@ -562,8 +566,14 @@ static void route_single(broker_t *b, zframe_t *client, Shoal__Frame *f, int64_t
     bool write = true;
     uint32_t shard;
     switch (req->op_case) {
-    case SHOAL__CLIENT_REQUEST__OP_GET: key = req->get->key; write = false; break;
-    case SHOAL__CLIENT_REQUEST__OP_PUT: key = req->put->key; vlen = req->put->value.len; break;
+    case SHOAL__CLIENT_REQUEST__OP_GET:
+        key = req->get->key;
+        write = false;
+        break;
+    case SHOAL__CLIENT_REQUEST__OP_PUT:
+        key = req->put->key;
+        vlen = req->put->value.len;
+        break;
     case SHOAL__CLIENT_REQUEST__OP_DEL: key = req->del->key; break;
     case SHOAL__CLIENT_REQUEST__OP_CAS:
         key = req->cas->key;

@@ -38,9 +38,9 @@ typedef enum {
     SHOAL_STATUS_WINDOW_GONE = 9, /* changes older than the retained window */
 } shoal_status_t;
 
-#define SHOAL_MAX_KEY 4096u            /* bytes */
-#define SHOAL_MAX_VALUE (1u << 20)     /* bytes */
-#define SHOAL_MAX_BATCH 1000u          /* operations per batch */
+#define SHOAL_MAX_KEY 4096u        /* bytes */
+#define SHOAL_MAX_VALUE (1u << 20) /* bytes */
+#define SHOAL_MAX_BATCH 1000u      /* operations per batch */
 #define SHOAL_DEFAULT_TIMEOUT_MS 5000
 #define SHOAL_DEFAULT_ENDPOINT "tcp://127.0.0.1:7000"
 
@@ -67,16 +67,16 @@ typedef struct {
 
 /* What a call returns. Owns its buffers: free with shoal_result_clear. */
 typedef struct {
-    int status;        /* shoal_status_t */
-    char error[256];   /* one line when status is not OK */
+    int status;      /* shoal_status_t */
+    char error[256]; /* one line when status is not OK */
     bool found;
-    uint8_t *value;    /* get; cas: the current value when the compare failed */
+    uint8_t *value; /* get; cas: the current value when the compare failed */
     size_t value_len;
     uint32_t shard;
-    uint64_t index;    /* Raft index a write applied at */
-    shoal_kv_t *kvs;   /* scan, in key order */
+    uint64_t index;  /* Raft index a write applied at */
+    shoal_kv_t *kvs; /* scan, in key order */
     size_t n_kvs;
-    bool more;         /* scan stopped at its limit */
+    bool more; /* scan stopped at its limit */
     shoal_change_t *changes;
     size_t n_changes;
     uint64_t latency_us;
@@ -105,26 +105,26 @@ typedef struct {
 /* One request. Buffers are borrowed: shoal_submit copies what it needs before returning. */
 typedef struct {
     shoal_op_type_t type;
-    const void *key;        /* get put del cas */
+    const void *key; /* get put del cas */
     size_t key_len;
-    const void *value;      /* put; cas: the new value */
+    const void *value; /* put; cas: the new value */
     size_t value_len;
-    const void *expected;   /* cas */
+    const void *expected; /* cas */
     size_t expected_len;
-    bool expect_absent;     /* cas: swap only if the key is missing */
-    bool delete_on_match;   /* cas: compare-and-delete */
-    bool stale;             /* get, scan: a follower may answer */
-    const void *prefix;     /* scan */
+    bool expect_absent;   /* cas: swap only if the key is missing */
+    bool delete_on_match; /* cas: compare-and-delete */
+    bool stale;           /* get, scan: a follower may answer */
+    const void *prefix;   /* scan */
     size_t prefix_len;
-    const void *start;      /* scan: inclusive, NULL = first key */
+    const void *start; /* scan: inclusive, NULL = first key */
     size_t start_len;
-    const void *end;        /* scan: exclusive, NULL = last key */
+    const void *end; /* scan: exclusive, NULL = last key */
     size_t end_len;
-    uint32_t limit;         /* scan, changes: 0 = server default */
+    uint32_t limit;              /* scan, changes: 0 = server default */
     const shoal_batch_op_t *ops; /* batch */
     size_t n_ops;
-    uint32_t shard;         /* changes */
-    uint64_t after_index;   /* changes */
+    uint32_t shard;       /* changes */
+    uint64_t after_index; /* changes */
 } shoal_op_t;
 
 typedef struct shoal_t shoal_t;
@@ -149,12 +149,10 @@ int shoal_del(shoal_t *self, const void *key, size_t klen, shoal_result_t *out);
 /* expected == NULL with expect_absent: swap only when the key is missing. On
  * SHOAL_STATUS_COMPARE_FAILED, out->value holds the current value (out->found false when
  * the key is missing). */
-int shoal_cas(shoal_t *self, const void *key, size_t klen, const void *expected,
-              size_t elen, bool expect_absent, const void *val, size_t vlen,
-              shoal_result_t *out);
-int shoal_scan(shoal_t *self, const void *prefix, size_t plen, const void *start,
-               size_t slen, const void *end, size_t elen, uint32_t limit,
-               shoal_result_t *out);
+int shoal_cas(shoal_t *self, const void *key, size_t klen, const void *expected, size_t elen,
+              bool expect_absent, const void *val, size_t vlen, shoal_result_t *out);
+int shoal_scan(shoal_t *self, const void *prefix, size_t plen, const void *start, size_t slen,
+               const void *end, size_t elen, uint32_t limit, shoal_result_t *out);
 /* Batches are split by shard by the broker: atomic within a shard, not across shards. */
 int shoal_batch(shoal_t *self, const shoal_batch_op_t *ops, size_t n, shoal_result_t *out);
 /* The changes of one shard after a Raft index (catch-up for watchers). */
@@ -188,7 +186,7 @@ typedef struct {
     uint32_t id;
     int64_t leader; /* -1 when unknown */
     uint64_t term, commit_index, apply_index, size_bytes;
-    uint64_t max_lag;   /* commit index minus the slowest replica's match index */
+    uint64_t max_lag; /* commit index minus the slowest replica's match index */
     size_t n_replicas;
     uint64_t replicas[16];
     uint64_t match_index[16];
@@ -197,7 +195,7 @@ typedef struct {
 typedef struct {
     uint64_t node_id;
     uint32_t shard;
-    int type;         /* RaftEventType of proto/events.proto */
+    int type; /* RaftEventType of proto/events.proto */
     const char *type_name;
     uint64_t term, leader_id, commit_index, apply_index, timestamp_us;
     char detail[160];
@@ -212,15 +210,14 @@ typedef struct {
 } shoal_cluster_t;
 
 void shoal_cluster_clear(shoal_cluster_t *c);
-int shoal_status(shoal_t *self, bool with_events, shoal_cluster_t *out, char *err,
-                 size_t errlen);
+int shoal_status(shoal_t *self, bool with_events, shoal_cluster_t *out, char *err, size_t errlen);
 int shoal_admin_transfer_leader(shoal_t *self, uint32_t shard, uint64_t to_node, char *err,
                                 size_t errlen);
-int shoal_admin_add_node(shoal_t *self, uint64_t id, const char *endpoint,
-                         const char *pub_endpoint, char *err, size_t errlen);
+int shoal_admin_add_node(shoal_t *self, uint64_t id, const char *endpoint, const char *pub_endpoint,
+                         char *err, size_t errlen);
 int shoal_admin_remove_node(shoal_t *self, uint64_t id, char *err, size_t errlen);
-int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint64_t to,
-                             char *err, size_t errlen);
+int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint64_t to, char *err,
+                             size_t errlen);
 int shoal_admin_add_shard(shoal_t *self, const uint64_t *replicas, size_t n, char *err,
                           size_t errlen);
 /* shard < 0: every shard. */
@@ -237,8 +234,8 @@ const char *shoal_event_type_name(int type);
  * resume from (rescan, then watch from there). */
 typedef enum {
     SHOAL_WATCH_CHANGE = 1,
-    SHOAL_WATCH_PROGRESS,     /* idle stream: change.shard applied up to change.index */
-    SHOAL_WATCH_FELL_BEHIND,  /* change.shard / change.index: resume point */
+    SHOAL_WATCH_PROGRESS,    /* idle stream: change.shard applied up to change.index */
+    SHOAL_WATCH_FELL_BEHIND, /* change.shard / change.index: resume point */
 } shoal_watch_kind_t;
 
 typedef struct {
@@ -249,8 +246,8 @@ typedef struct {
 typedef struct shoal_watch_t shoal_watch_t;
 
 /* client is borrowed (may be NULL: no catch-up); it must outlive the watch. */
-shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint,
-                               const void *prefix, size_t plen);
+shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint, const void *prefix,
+                               size_t plen);
 void shoal_watch_destroy(shoal_watch_t **self_p);
 /* Delivers the changes of shard after index first (catch-up), before live events. */
 int shoal_watch_from(shoal_watch_t *self, uint32_t shard, uint64_t after_index);

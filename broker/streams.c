@@ -22,8 +22,8 @@
 
 void streams_on_change(broker_t *b, zframe_t *topic, zframe_t *body)
 {
-    Shoal__ChangeEvent *ev = shoal__change_event__unpack(NULL, zframe_size(body),
-                                                        zframe_data(body));
+    Shoal__ChangeEvent *ev =
+        shoal__change_event__unpack(NULL, zframe_size(body), zframe_data(body));
     if (!ev)
         return;
     bshard_t *s = broker_shard(b, ev->shard);

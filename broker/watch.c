@@ -135,9 +135,9 @@ static bool matches(shoal_watch_t *self, const uint8_t *key, size_t klen)
     return klen >= self->plen && memcmp(key, self->prefix, self->plen) == 0;
 }
 
-static void enqueue(shoal_watch_t *self, shoal_watch_kind_t kind, uint32_t shard,
-                    uint64_t index, bool is_delete, const uint8_t *key, size_t klen,
-                    const uint8_t *val, size_t vlen)
+static void enqueue(shoal_watch_t *self, shoal_watch_kind_t kind, uint32_t shard, uint64_t index,
+                    bool is_delete, const uint8_t *key, size_t klen, const uint8_t *val,
+                    size_t vlen)
 {
     shoal_watch_event_t *ev = calloc(1, sizeof *ev);
     if (!ev)
@@ -223,8 +223,9 @@ static void on_change(shoal_watch_t *self, const uint8_t *data, size_t len)
             goto done;
     }
     if (matches(self, ev->key.data, ev->key.len))
-        enqueue(self, SHOAL_WATCH_CHANGE, ev->shard, ev->index, ev->op == SHOAL__CHANGE_OP__CHANGE_DELETE,
-                ev->key.data, ev->key.len, ev->value.data, ev->value.len);
+        enqueue(self, SHOAL_WATCH_CHANGE, ev->shard, ev->index,
+                ev->op == SHOAL__CHANGE_OP__CHANGE_DELETE, ev->key.data, ev->key.len,
+                ev->value.data, ev->value.len);
     p->last = ev->index;
     p->from_live = true;
 done:
@@ -240,11 +241,12 @@ static void on_notice(shoal_watch_t *self, const uint8_t *data, size_t len)
         shard_pos_t *p = pos_of(self, n->progress[i]->shard);
         uint64_t applied = n->progress[i]->applied_index;
         /* Unfiltered and behind the applied index with nothing in flight: a lost tail. */
-        if (p && self->plen == 0 && p->last && applied > p->last && n->type == SHOAL__STREAM_NOTICE_TYPE__NOTICE_PROGRESS)
+        if (p && self->plen == 0 && p->last && applied > p->last &&
+            n->type == SHOAL__STREAM_NOTICE_TYPE__NOTICE_PROGRESS)
             catch_up(self, p);
         enqueue(self,
                 n->type == SHOAL__STREAM_NOTICE_TYPE__NOTICE_PROGRESS ? SHOAL_WATCH_PROGRESS
-                                                                     : SHOAL_WATCH_FELL_BEHIND,
+                                                                      : SHOAL_WATCH_FELL_BEHIND,
                 n->progress[i]->shard, applied, false, NULL, 0, NULL, 0);
     }
     shoal__stream_notice__free_unpacked(n, NULL);

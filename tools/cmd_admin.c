@@ -24,8 +24,7 @@ static int view_opt(ctl_t *c, int opt, void *ctx)
     view_opts_t *o = ctx;
     if (opt == OPT_COUNT && ctl_parse_u64(c, "--count", optarg, 1, UINT64_MAX - 1, &o->count))
         return EXIT_USAGE;
-    if (opt == OPT_INTERVAL &&
-        ctl_parse_u64(c, "--interval", optarg, 50, 3600000, &o->interval_ms))
+    if (opt == OPT_INTERVAL && ctl_parse_u64(c, "--interval", optarg, 50, 3600000, &o->interval_ms))
         return EXIT_USAGE;
     if (opt == OPT_NO_FOLLOW)
         o->no_follow = true;
@@ -86,11 +85,11 @@ static void print_json(const shoal_cluster_t *cl)
         printf("%s{\"id\":%u,\"leader\":%" PRId64 ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64
                ",\"applied\":%" PRIu64 ",\"max_lag\":%" PRIu64 ",\"size_bytes\":%" PRIu64
                ",\"replicas\":[",
-               i ? "," : "", s->id, s->leader, s->term, s->commit_index, s->apply_index,
-               s->max_lag, s->size_bytes);
+               i ? "," : "", s->id, s->leader, s->term, s->commit_index, s->apply_index, s->max_lag,
+               s->size_bytes);
         for (size_t k = 0; k < s->n_replicas; k++)
-            printf("%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "",
-                   s->replicas[k], s->match_index[k]);
+            printf("%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "", s->replicas[k],
+                   s->match_index[k]);
         printf("]}");
     }
     printf("],\"events\":[");
@@ -226,19 +225,20 @@ static void follow_events(ctl_t *c, shoal_t *s, uint64_t count, uint64_t printed
         if (!m)
             continue;
         zframe_t *body = zmsg_last(m);
-        Shoal__RaftEvent *ev = body ? shoal__raft_event__unpack(NULL, zframe_size(body),
-                                                               zframe_data(body))
-                                    : NULL;
+        Shoal__RaftEvent *ev =
+            body ? shoal__raft_event__unpack(NULL, zframe_size(body), zframe_data(body)) : NULL;
         if (ev && ev->type != SHOAL__RAFT_EVENT_TYPE__EV_COMMIT_PROGRESS &&
             ev->type != SHOAL__RAFT_EVENT_TYPE__EV_APPLY_PROGRESS) {
-            shoal_event_t e = {ev->node_id, ev->shard, ev->type, shoal_event_type_name(ev->type),
-                               ev->term, ev->leader_id, ev->commit_index, ev->apply_index,
+            shoal_event_t e = {ev->node_id,      ev->shard,
+                               ev->type,         shoal_event_type_name(ev->type),
+                               ev->term,         ev->leader_id,
+                               ev->commit_index, ev->apply_index,
                                ev->timestamp_us, ""};
             snprintf(e.detail, sizeof e.detail, "%s", ev->detail ? ev->detail : "");
             if (c->json)
                 printf("{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
-                       ",\"leader\":%" PRIu64 "}\n", e.node_id, e.shard, e.type_name, e.term,
-                       e.leader_id);
+                       ",\"leader\":%" PRIu64 "}\n",
+                       e.node_id, e.shard, e.type_name, e.term, e.leader_id);
             else
                 print_event_line(stdout, &e);
             fflush(stdout);
@@ -272,8 +272,9 @@ int cmd_events(ctl_t *c, int argc, char **argv)
             break;
         if (c->json)
             printf("{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
-                   ",\"leader\":%" PRIu64 "}\n", cl.events[i].node_id, cl.events[i].shard,
-                   cl.events[i].type_name, cl.events[i].term, cl.events[i].leader_id);
+                   ",\"leader\":%" PRIu64 "}\n",
+                   cl.events[i].node_id, cl.events[i].shard, cl.events[i].type_name,
+                   cl.events[i].term, cl.events[i].leader_id);
         else
             print_event_line(stdout, &cl.events[i]);
         printed++;
@@ -294,20 +295,26 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
         int lo, hi;
         const char *usage;
     } ops[] = {
-        {"transfer-leader", 2, 2, "usage: transfer-leader SHARD NODE\nMoves the leadership of "
-                                  "SHARD to NODE.\n"},
-        {"add-node", 3, 3, "usage: add-node ID ENDPOINT PUB_ENDPOINT\nAdds a node to the "
-                           "shard map (metadata group).\n"},
+        {"transfer-leader", 2, 2,
+         "usage: transfer-leader SHARD NODE\nMoves the leadership of "
+         "SHARD to NODE.\n"},
+        {"add-node", 3, 3,
+         "usage: add-node ID ENDPOINT PUB_ENDPOINT\nAdds a node to the "
+         "shard map (metadata group).\n"},
         {"remove-node", 1, 1, "usage: remove-node ID\nRemoves a node from the shard map.\n"},
-        {"move-replica", 3, 3, "usage: move-replica SHARD FROM TO\nMoves a replica of SHARD "
-                               "from node FROM to node TO\n(learner, catch-up, promote, "
-                               "remove).\n"},
-        {"add-shard", 1, BROKER_ADMIN_MAX_REPLICAS, "usage: add-shard NODE...\nCreates a new "
-                                                    "shard with replicas on the NODEs.\n"},
-        {"compact", 0, 1, "usage: compact [SHARD]\nTriggers LSM compaction of SHARD (all "
-                          "shards without one).\n"},
-        {"snapshot", 0, 1, "usage: snapshot [SHARD]\nTriggers a Raft snapshot and log "
-                           "truncation of SHARD (all without one).\n"},
+        {"move-replica", 3, 3,
+         "usage: move-replica SHARD FROM TO\nMoves a replica of SHARD "
+         "from node FROM to node TO\n(learner, catch-up, promote, "
+         "remove).\n"},
+        {"add-shard", 1, BROKER_ADMIN_MAX_REPLICAS,
+         "usage: add-shard NODE...\nCreates a new "
+         "shard with replicas on the NODEs.\n"},
+        {"compact", 0, 1,
+         "usage: compact [SHARD]\nTriggers LSM compaction of SHARD (all "
+         "shards without one).\n"},
+        {"snapshot", 0, 1,
+         "usage: snapshot [SHARD]\nTriggers a Raft snapshot and log "
+         "truncation of SHARD (all without one).\n"},
     };
     size_t k = 0;
     while (strcmp(ops[k].name, c->cmd))

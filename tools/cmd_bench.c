@@ -13,8 +13,15 @@
 #include <czmq.h>
 
 enum { MODE_PUT, MODE_GET, MODE_MIXED };
-enum { OPT_CLIENTS = OPT_FIRST_CMD, OPT_DURATION, OPT_KEY_SIZE, OPT_VALUE_SIZE, OPT_KEYS,
-       OPT_READS, OPT_NO_LOAD };
+enum {
+    OPT_CLIENTS = OPT_FIRST_CMD,
+    OPT_DURATION,
+    OPT_KEY_SIZE,
+    OPT_VALUE_SIZE,
+    OPT_KEYS,
+    OPT_READS,
+    OPT_NO_LOAD
+};
 
 typedef struct {
     uint64_t clients, duration, key_size, value_size, keys, read_pct;
@@ -56,10 +63,13 @@ static int submit_next(bench_t *b, bool load)
     char key[1100];
     uint64_t k = load ? b->next_load++ : rnd(b) % b->o->keys;
     size_t klen = make_key(b->o, k, key);
-    bool read = !load && (b->mode == MODE_GET ||
-                          (b->mode == MODE_MIXED && rnd(b) % 100 < b->o->read_pct));
-    shoal_op_t op = {.type = read ? SHOAL_OP_GET : SHOAL_OP_PUT, .key = key, .key_len = klen,
-                     .value = b->value, .value_len = b->o->value_size};
+    bool read =
+        !load && (b->mode == MODE_GET || (b->mode == MODE_MIXED && rnd(b) % 100 < b->o->read_pct));
+    shoal_op_t op = {.type = read ? SHOAL_OP_GET : SHOAL_OP_PUT,
+                     .key = key,
+                     .key_len = klen,
+                     .value = b->value,
+                     .value_len = b->o->value_size};
     return shoal_submit(b->s, &op, on_done, b);
 }
 
@@ -114,20 +124,22 @@ static int bench_opt(ctl_t *c, int opt, bench_opts_t *o)
 {
     switch (opt) {
     case OPT_CLIENTS:
-        return ctl_parse_u64(c, "--clients", optarg, 1, SHOAL_MAX_INFLIGHT, &o->clients) ? EXIT_USAGE : -1;
+        return ctl_parse_u64(c, "--clients", optarg, 1, SHOAL_MAX_INFLIGHT, &o->clients)
+                   ? EXIT_USAGE
+                   : -1;
     case OPT_DURATION:
         return ctl_parse_u64(c, "--duration", optarg, 1, 86400, &o->duration) ? EXIT_USAGE : -1;
     case OPT_KEY_SIZE:
         return ctl_parse_u64(c, "--key-size", optarg, 1, 1024, &o->key_size) ? EXIT_USAGE : -1;
     case OPT_VALUE_SIZE:
-        return ctl_parse_u64(c, "--value-size", optarg, 0, SHOAL_MAX_VALUE, &o->value_size) ? EXIT_USAGE : -1;
+        return ctl_parse_u64(c, "--value-size", optarg, 0, SHOAL_MAX_VALUE, &o->value_size)
+                   ? EXIT_USAGE
+                   : -1;
     case OPT_KEYS:
         return ctl_parse_u64(c, "--keys", optarg, 1, 100000000, &o->keys) ? EXIT_USAGE : -1;
     case OPT_READS:
         return ctl_parse_u64(c, "--read-percent", optarg, 0, 100, &o->read_pct) ? EXIT_USAGE : -1;
-    case OPT_NO_LOAD:
-        o->no_load = true;
-        return -1;
+    case OPT_NO_LOAD: o->no_load = true; return -1;
     }
     return -1;
 }
@@ -177,10 +189,11 @@ static void run_measured(bench_t *b, const char *name)
         int64_t now = zclock_mono();
         if (now >= tick) {
             qsort(b->lat, b->n_lat, sizeof *b->lat, cmp_u32); /* cheap enough once a second */
-            fprintf(stderr, "%s[%3" PRId64 "/%" PRIu64 " s] %s %8" PRIu64 " ops/s  p99 %.2f ms  "
-                            "errors %" PRIu64 "%s", tty ? "\r" : "", (now - t0) / 1000,
-                    b->o->duration, name, b->window_ops, pct(b, 0.99), b->errors,
-                    tty ? "\033[K" : "\n");
+            fprintf(stderr,
+                    "%s[%3" PRId64 "/%" PRIu64 " s] %s %8" PRIu64 " ops/s  p99 %.2f ms  "
+                    "errors %" PRIu64 "%s",
+                    tty ? "\r" : "", (now - t0) / 1000, b->o->duration, name, b->window_ops,
+                    pct(b, 0.99), b->errors, tty ? "\033[K" : "\n");
             b->window_ops = 0;
             tick += 1000;
         }
@@ -203,8 +216,12 @@ int cmd_bench(ctl_t *c, int argc, char **argv)
                "S seconds (10), keys of K bytes (16) drawn from N keys (100000), values of V\n"
                "bytes (100). get and mixed (P% reads, default 50) load the N keys first\n"
                "unless --no-load. Prints ops/s and latency p50/p99/p999.\n";
-    bench_opts_t o = {.clients = 16, .duration = 10, .key_size = 16, .value_size = 100,
-                      .keys = 100000, .read_pct = 50};
+    bench_opts_t o = {.clients = 16,
+                      .duration = 10,
+                      .key_size = 16,
+                      .value_size = 100,
+                      .keys = 100000,
+                      .read_pct = 50};
     static const struct option opts[] = {CTL_COMMON_OPTS,
                                          {"clients", required_argument, 0, OPT_CLIENTS},
                                          {"duration", required_argument, 0, OPT_DURATION},
@@ -223,8 +240,10 @@ int cmd_bench(ctl_t *c, int argc, char **argv)
     if ((rc = ctl_want_args(c, argc - optind, 1, 1)) >= 0)
         return rc;
     const char *name = argv[optind];
-    int mode = !strcmp(name, "put") ? MODE_PUT : !strcmp(name, "get") ? MODE_GET
-                                                 : !strcmp(name, "mixed") ? MODE_MIXED : -1;
+    int mode = !strcmp(name, "put")     ? MODE_PUT
+               : !strcmp(name, "get")   ? MODE_GET
+               : !strcmp(name, "mixed") ? MODE_MIXED
+                                        : -1;
     if (mode < 0)
         return ctl_fail(c, EXIT_USAGE, "workload is put, get or mixed, not '%s'", name);
     char probe[32];
@@ -242,8 +261,9 @@ int cmd_bench(ctl_t *c, int argc, char **argv)
     if (mode != MODE_PUT && !o.no_load)
         rc = load_keys(c, &b);
     if (rc < 0) {
-        fprintf(stderr, "bench %s: %" PRIu64 " clients, %" PRIu64 " s, keys %" PRIu64 " B of %"
-                        PRIu64 ", values %" PRIu64 " B, broker %s\n",
+        fprintf(stderr,
+                "bench %s: %" PRIu64 " clients, %" PRIu64 " s, keys %" PRIu64 " B of %" PRIu64
+                ", values %" PRIu64 " B, broker %s\n",
                 name, o.clients, o.duration, o.key_size, o.keys, o.value_size, shoal_endpoint(b.s));
         int64_t t0 = zclock_mono();
         run_measured(&b, name);
@@ -260,8 +280,8 @@ int cmd_bench(ctl_t *c, int argc, char **argv)
         else
             printf("%s: %" PRIu64 " ops in %.1f s = %.0f ops/s, %" PRIu64 " errors\n"
                    "latency ms: p50 %.3f  p99 %.3f  p999 %.3f  max %.3f\n",
-                   name, b.ops, secs, rate, b.errors, pct(&b, 0.5), pct(&b, 0.99),
-                   pct(&b, 0.999), pct(&b, 1.0));
+                   name, b.ops, secs, rate, b.errors, pct(&b, 0.5), pct(&b, 0.99), pct(&b, 0.999),
+                   pct(&b, 1.0));
         rc = b.ops == 0 ? ctl_fail(c, EXIT_UNAVAIL, "no operation succeeded: %s",
                                    b.last_error[0] ? b.last_error : "no answers")
                         : EXIT_OK;

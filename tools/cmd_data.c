@@ -60,8 +60,17 @@ int cmd_put(ctl_t *c, int argc, char **argv)
     return rc;
 }
 
-enum { OPT_STALE = OPT_FIRST_CMD, OPT_ABSENT, OPT_PREFIX, OPT_FROM, OPT_TO, OPT_LIMIT,
-       OPT_FROM_INDEX, OPT_COUNT, OPT_PUB };
+enum {
+    OPT_STALE = OPT_FIRST_CMD,
+    OPT_ABSENT,
+    OPT_PREFIX,
+    OPT_FROM,
+    OPT_TO,
+    OPT_LIMIT,
+    OPT_FROM_INDEX,
+    OPT_COUNT,
+    OPT_PUB
+};
 
 static int get_opt(ctl_t *c, int opt, void *ctx)
 {
@@ -156,8 +165,9 @@ int cmd_cas(ctl_t *c, int argc, char **argv)
     } else if (st == SHOAL_STATUS_COMPARE_FAILED) {
         if (r.found)
             print_value(&r);
-        ctl_fail(c, EXIT_MISS, r.found ? "compare failed: the current value differs"
-                                       : "compare failed: the key is missing");
+        ctl_fail(c, EXIT_MISS,
+                 r.found ? "compare failed: the current value differs"
+                         : "compare failed: the key is missing");
     }
     rc = ctl_status_exit(c, st, r.error);
     shoal_result_clear(&r);
@@ -334,8 +344,8 @@ static void print_change(ctl_t *c, const shoal_watch_event_t *ev)
 {
     const shoal_change_t *ch = &ev->change;
     if (c->json) {
-        printf("{\"shard\":%u,\"index\":%" PRIu64 ",\"op\":\"%s\",\"key\":", ch->shard,
-               ch->index, ch->is_delete ? "del" : "put");
+        printf("{\"shard\":%u,\"index\":%" PRIu64 ",\"op\":\"%s\",\"key\":", ch->shard, ch->index,
+               ch->is_delete ? "del" : "put");
         ctl_json_str(stdout, ch->key, ch->key_len);
         if (!ch->is_delete) {
             printf(",\"value\":");
@@ -383,8 +393,9 @@ int cmd_watch(ctl_t *c, int argc, char **argv)
     shoal_watch_t *w = shoal_watch_new(s, o.pub, p, strlen(p));
     if (!w) {
         shoal_destroy(&s);
-        return ctl_fail(c, EXIT_USAGE, "cannot derive or connect the broker's pub endpoint "
-                                       "(give --pub tcp://HOST:PORT)");
+        return ctl_fail(c, EXIT_USAGE,
+                        "cannot derive or connect the broker's pub endpoint "
+                        "(give --pub tcp://HOST:PORT)");
     }
     zclock_sleep(200); /* let the subscription reach the broker before catching up */
     for (size_t i = 0; i < o.n_from; i++)
@@ -401,8 +412,9 @@ int cmd_watch(ctl_t *c, int argc, char **argv)
             print_change(c, &ev);
             seen++;
         } else if (ev.kind == SHOAL_WATCH_FELL_BEHIND) {
-            fprintf(stderr, "shoalctl watch: fell behind on shard %u; resume with "
-                            "--from-index %u:%" PRIu64 " after a scan\n",
+            fprintf(stderr,
+                    "shoalctl watch: fell behind on shard %u; resume with "
+                    "--from-index %u:%" PRIu64 " after a scan\n",
                     ev.change.shard, ev.change.shard, ev.change.index);
         }
     }

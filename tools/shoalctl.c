@@ -45,15 +45,24 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
-    {"put", cmd_put},           {"get", cmd_get},
-    {"del", cmd_del},           {"cas", cmd_cas},
-    {"scan", cmd_scan},         {"batch", cmd_batch},
-    {"watch", cmd_watch},       {"status", cmd_status},
-    {"top", cmd_top},           {"events", cmd_events},
-    {"transfer-leader", cmd_admin}, {"add-node", cmd_admin},
-    {"remove-node", cmd_admin}, {"move-replica", cmd_admin},
-    {"add-shard", cmd_admin},   {"compact", cmd_admin},
-    {"snapshot", cmd_admin},    {"cluster", cmd_cluster},
+    {"put", cmd_put},
+    {"get", cmd_get},
+    {"del", cmd_del},
+    {"cas", cmd_cas},
+    {"scan", cmd_scan},
+    {"batch", cmd_batch},
+    {"watch", cmd_watch},
+    {"status", cmd_status},
+    {"top", cmd_top},
+    {"events", cmd_events},
+    {"transfer-leader", cmd_admin},
+    {"add-node", cmd_admin},
+    {"remove-node", cmd_admin},
+    {"move-replica", cmd_admin},
+    {"add-shard", cmd_admin},
+    {"compact", cmd_admin},
+    {"snapshot", cmd_admin},
+    {"cluster", cmd_cluster},
     {"bench", cmd_bench},
 };
 
@@ -76,24 +85,17 @@ int ctl_common(ctl_t *c, int opt, int argc, char **argv)
 {
     uint64_t v;
     switch (opt) {
-    case OPT_BROKER:
-        c->broker = optarg;
-        return -1;
-    case OPT_JSON:
-        c->json = true;
-        return -1;
+    case OPT_BROKER: c->broker = optarg; return -1;
+    case OPT_JSON: c->json = true; return -1;
     case OPT_TIMEOUT:
         if (ctl_parse_u64(c, "--timeout", optarg, 1, 3600000, &v))
             return EXIT_USAGE;
         c->timeout_ms = (int)v;
         c->timeout_set = true;
         return -1;
-    case 'h':
-        fputs(c->usage, stdout);
-        return EXIT_OK;
+    case 'h': fputs(c->usage, stdout); return EXIT_OK;
     case ':':
-        return ctl_fail(c, EXIT_USAGE, "option %s needs a value (see --help)",
-                        argv[optind - 1]);
+        return ctl_fail(c, EXIT_USAGE, "option %s needs a value (see --help)", argv[optind - 1]);
     default:
         if (optopt && optopt < 256)
             return ctl_fail(c, EXIT_USAGE, "unknown option '-%c' (see --help)", optopt);
@@ -119,14 +121,14 @@ int ctl_parse_u64(ctl_t *c, const char *what, const char *s, uint64_t lo, uint64
     char *end;
     errno = 0;
     if (!s || !*s || *s == '-') {
-        ctl_fail(c, EXIT_USAGE, "%s wants a number from %" PRIu64 " to %" PRIu64 ", not '%s'",
-                 what, lo, hi, s ? s : "");
+        ctl_fail(c, EXIT_USAGE, "%s wants a number from %" PRIu64 " to %" PRIu64 ", not '%s'", what,
+                 lo, hi, s ? s : "");
         return -1;
     }
     unsigned long long n = strtoull(s, &end, 10);
     if (errno || *end || n < lo || n > hi) {
-        ctl_fail(c, EXIT_USAGE, "%s wants a number from %" PRIu64 " to %" PRIu64 ", not '%s'",
-                 what, lo, hi, s);
+        ctl_fail(c, EXIT_USAGE, "%s wants a number from %" PRIu64 " to %" PRIu64 ", not '%s'", what,
+                 lo, hi, s);
         return -1;
     }
     *out = n;
@@ -163,11 +165,9 @@ shoal_t *ctl_connect(ctl_t *c)
 int ctl_status_exit(ctl_t *c, int status, const char *err)
 {
     switch (status) {
-    case SHOAL_STATUS_OK:
-        return EXIT_OK;
+    case SHOAL_STATUS_OK: return EXIT_OK;
     case SHOAL_STATUS_NOT_FOUND:
-    case SHOAL_STATUS_COMPARE_FAILED:
-        return EXIT_MISS;
+    case SHOAL_STATUS_COMPARE_FAILED: return EXIT_MISS;
     case SHOAL_STATUS_BAD_REQUEST:
     case SHOAL_STATUS_TOO_LARGE:
         return ctl_fail(c, EXIT_USAGE, "%s", err && *err ? err : shoal_status_str(status));

@@ -15,27 +15,30 @@
 
 enum {
     EXIT_OK = 0,
-    EXIT_MISS = 1,     /* not found, compare failed */
-    EXIT_USAGE = 2,    /* bad usage or input */
-    EXIT_UNAVAIL = 3,  /* unavailable, timed out */
+    EXIT_MISS = 1,    /* not found, compare failed */
+    EXIT_USAGE = 2,   /* bad usage or input */
+    EXIT_UNAVAIL = 3, /* unavailable, timed out */
 };
 
 enum { OPT_BROKER = 1000, OPT_JSON, OPT_TIMEOUT, OPT_FIRST_CMD = 1100 };
 
 #define BROKER_ADMIN_MAX_REPLICAS 7
 
-#define CTL_COMMON_OPTS                                                                     \
-    {"broker", required_argument, 0, OPT_BROKER}, {"json", no_argument, 0, OPT_JSON},      \
-        {"timeout", required_argument, 0, OPT_TIMEOUT}, {"help", no_argument, 0, 'h'}
+#define CTL_COMMON_OPTS                                                                            \
+    {"broker", required_argument, 0, OPT_BROKER}, {"json", no_argument, 0, OPT_JSON},              \
+        {"timeout", required_argument, 0, OPT_TIMEOUT},                                            \
+    {                                                                                              \
+        "help", no_argument, 0, 'h'                                                                \
+    }
 
 typedef struct {
-    const char *cmd;     /* "put", "cluster up", ... */
-    const char *usage;   /* the command's help text */
+    const char *cmd;   /* "put", "cluster up", ... */
+    const char *usage; /* the command's help text */
     const char *broker;
     bool json;
     int timeout_ms;
     bool timeout_set;
-    bool dry_run;        /* $SHOALCTL_DRY_RUN: check arguments, contact nothing */
+    bool dry_run; /* $SHOALCTL_DRY_RUN: check arguments, contact nothing */
 } ctl_t;
 
 /* Prints "shoalctl CMD: <message>" as one line on stderr and returns code. */

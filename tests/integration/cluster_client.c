@@ -90,7 +90,8 @@ static int setup(void **state)
     base = pick_base();
     snprintf(broker_ep, sizeof broker_ep, "tcp://127.0.0.1:%d", base);
     int rc = sh("%s cluster up --dir %s --nodes 3 --shards 4 --replicas 3 --base-port %d "
-                "--timeout 60000 >/dev/null", ctl, dir, base);
+                "--timeout 60000 >/dev/null",
+                ctl, dir, base);
     if (rc != 0)
         fprintf(stderr, "cluster up failed (%d); logs in %s/logs\n", rc, dir);
     start_reaper();
@@ -129,7 +130,7 @@ static void test_every_operation(void **state)
     assert_memory_equal(r.value, "1", 1);
     shoal_result_clear(&r);
     assert_int_equal(shoal_get(c, "op/a", 4, true, &r), SHOAL_STATUS_OK); /* stale may lag; */
-    shoal_result_clear(&r); /* it must still answer */
+    shoal_result_clear(&r);                                               /* it must still answer */
     assert_int_equal(shoal_cas(c, "op/a", 4, "1", 1, false, "2", 1, &r), SHOAL_STATUS_OK);
     shoal_result_clear(&r);
     assert_int_equal(shoal_cas(c, "op/a", 4, "1", 1, false, "3", 1, &r),
@@ -282,8 +283,8 @@ static void test_retried_write_applied_once(void **state)
     zsock_t *s = zsock_new_dealer(broker_ep);
     zsock_set_rcvtimeo(s, 10000);
     uint64_t cid = ((uint64_t)getpid() << 32 | 0xabcd) << 16;
-    shoal_op_t first = {.type = SHOAL_OP_PUT, .key = "once", .key_len = 4, .value = "first",
-                        .value_len = 5};
+    shoal_op_t first = {
+        .type = SHOAL_OP_PUT, .key = "once", .key_len = 4, .value = "first", .value_len = 5};
     shoal_op_t again = first;
     again.value = "second";
     again.value_len = 6;
@@ -301,8 +302,13 @@ static void test_retried_write_applied_once(void **state)
     assert_string_equal((char *)r.value, "second");
     shoal_result_clear(&r);
     /* An increment by CAS retried: applied once, the retry answered from the session. */
-    shoal_op_t cas = {.type = SHOAL_OP_CAS, .key = "once", .key_len = 4, .expected = "second",
-                      .expected_len = 6, .value = "third", .value_len = 5};
+    shoal_op_t cas = {.type = SHOAL_OP_CAS,
+                      .key = "once",
+                      .key_len = 4,
+                      .expected = "second",
+                      .expected_len = 6,
+                      .value = "third",
+                      .value_len = 5};
     assert_int_equal(raw_call(s, &cas, cid, 3, 4), SHOAL_STATUS_OK);
     assert_int_equal(raw_call(s, &cas, cid, 3, 5), SHOAL_STATUS_OK);
     shoal_destroy(&c);
@@ -329,8 +335,11 @@ static void test_watch_sees_every_change_in_order(void **state)
     char key[32];
     for (int i = 0; i < WATCH_N; i++) {
         snprintf(key, sizeof key, "watch/%03d", i);
-        shoal_op_t op = {.type = SHOAL_OP_PUT, .key = key, .key_len = strlen(key),
-                         .value = key, .value_len = strlen(key)};
+        shoal_op_t op = {.type = SHOAL_OP_PUT,
+                         .key = key,
+                         .key_len = strlen(key),
+                         .value = key,
+                         .value_len = strlen(key)};
         assert_int_equal(shoal_submit(c, &op, count_done, &cnt), 0);
     }
     while (shoal_inflight(c))
@@ -419,8 +428,11 @@ static void test_node_kill_loses_no_acked_write(void **state)
             snprintf(val, sizeof val, "v%d", next);
             wreq_t *q = malloc(sizeof *q);
             *q = (wreq_t){&w, next++};
-            shoal_op_t op = {.type = SHOAL_OP_PUT, .key = key, .key_len = strlen(key),
-                             .value = val, .value_len = strlen(val)};
+            shoal_op_t op = {.type = SHOAL_OP_PUT,
+                             .key = key,
+                             .key_len = strlen(key),
+                             .value = val,
+                             .value_len = strlen(val)};
             assert_int_equal(shoal_submit(c, &op, write_done, q), 0);
         }
         shoal_pump(c, 10);
@@ -451,8 +463,8 @@ static void test_node_kill_loses_no_acked_write(void **state)
         shoal_pump(c, 50);
     int lost = chk.lost;
     assert_int_equal(chk.checked, acked);
-    fprintf(stderr, "node kill: %d writes sent, %d acknowledged, %d errors, %d lost\n", next,
-            acked, w.errors, lost);
+    fprintf(stderr, "node kill: %d writes sent, %d acknowledged, %d errors, %d lost\n", next, acked,
+            w.errors, lost);
     assert_true(acked > 100);
     assert_int_equal(lost, 0);
     sh("%s cluster start-node --dir %s 0 >/dev/null", ctl, dir);
@@ -475,7 +487,8 @@ static void test_broker_restart(void **state)
     zclock_sleep(200);
     /* Broker down: a request waits (libshoal resends) and succeeds once a broker is back. */
     assert_int_equal(sh("setsid %s/broker/shoal-broker --config %s/broker.cfg >>%s/logs/broker.log "
-                        "2>&1 </dev/null & echo $! > %s", getenv("SHOAL_BUILD_DIR"), dir, dir, pidf),
+                        "2>&1 </dev/null & echo $! > %s",
+                        getenv("SHOAL_BUILD_DIR"), dir, dir, pidf),
                      0);
     shoal_result_t r;
     assert_int_equal(shoal_get(c, "br/before", 9, false, &r), SHOAL_STATUS_OK);

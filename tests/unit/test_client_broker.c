@@ -25,15 +25,19 @@
 #include "proto/codec.h"
 
 typedef struct {
-    int leader;           /* node index that serves */
-    int drop_next;        /* leader ignores this many client requests (silence) */
-    int applied;          /* distinct writes applied */
-    int duplicates;       /* writes seen again with a (client, seq) already applied */
-    int requests[2];      /* client requests received per node */
+    int leader;      /* node index that serves */
+    int drop_next;   /* leader ignores this many client requests (silence) */
+    int applied;     /* distinct writes applied */
+    int duplicates;  /* writes seen again with a (client, seq) already applied */
+    int requests[2]; /* client requests received per node */
     char ep[2][64], pub[2][64];
-    zhashx_t *store;      /* key -> value (strings) */
-    zhashx_t *sessions;   /* "client:seq" -> "1" */
-    struct { uint32_t shard; uint64_t index; char key[16]; } log[64]; /* change window */
+    zhashx_t *store;    /* key -> value (strings) */
+    zhashx_t *sessions; /* "client:seq" -> "1" */
+    struct {
+        uint32_t shard;
+        uint64_t index;
+        char key[16];
+    } log[64]; /* change window */
     int n_log;
 } fake_t;
 
@@ -143,15 +147,14 @@ static void serve_leader(zsock_t *router, zframe_t *id, Shoal__ClientRequest *q)
                     free(bk);
                 }
         break;
-    case SHOAL__CLIENT_REQUEST__OP_SCAN:
-        serve_scan(q, &r);
-        break;
+    case SHOAL__CLIENT_REQUEST__OP_SCAN: serve_scan(q, &r); break;
     case SHOAL__CLIENT_REQUEST__OP_CHANGES: {
         static Shoal__Change ch[64];
         static Shoal__Change *chp[64];
         r.n_changes = 0;
         for (int i = 0; i < fake.n_log; i++)
-            if (fake.log[i].shard == q->changes->shard && fake.log[i].index > q->changes->after_index) {
+            if (fake.log[i].shard == q->changes->shard &&
+                fake.log[i].index > q->changes->after_index) {
                 Shoal__Change *c = &ch[r.n_changes];
                 shoal__change__init(c);
                 c->shard = fake.log[i].shard;
@@ -162,8 +165,7 @@ static void serve_leader(zsock_t *router, zframe_t *id, Shoal__ClientRequest *q)
         r.changes = chp;
         break;
     }
-    default:
-        r.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
+    default: r.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
     }
     send_resp(router, id, &r);
     free(k);
@@ -212,7 +214,8 @@ static void serve_one(zsock_t *router, int me)
     zframe_t *body = zmsg_pop(m);
     Shoal__Frame *f = NULL;
     char err[128];
-    if (body && shoal_frame_decode(zframe_data(body), zframe_size(body), &f, err, sizeof err) == 0) {
+    if (body &&
+        shoal_frame_decode(zframe_data(body), zframe_size(body), &f, err, sizeof err) == 0) {
         if (f->body_case == SHOAL__FRAME__BODY_ADMIN_REQ)
             serve_admin(router, id, me, f->admin_req);
         else if (f->body_case == SHOAL__FRAME__BODY_CLIENT_REQ) {
@@ -275,7 +278,11 @@ static void fake_actor(zsock_t *pipe, void *args)
                 }
                 zsock_signal(pipe, 0);
             }
-            zstr_free(&cmd); zstr_free(&sh); zstr_free(&ix); zstr_free(&pv); zstr_free(&key);
+            zstr_free(&cmd);
+            zstr_free(&sh);
+            zstr_free(&ix);
+            zstr_free(&pv);
+            zstr_free(&key);
             zstr_free(&send);
             if (stop)
                 break;
@@ -414,7 +421,8 @@ static void test_limits_and_bad_input(void **state)
     assert_non_null(ans);
     Shoal__Frame *f = NULL;
     char err[128];
-    assert_int_equal(shoal_frame_decode(zframe_data(ans), zframe_size(ans), &f, err, sizeof err), 0);
+    assert_int_equal(shoal_frame_decode(zframe_data(ans), zframe_size(ans), &f, err, sizeof err),
+                     0);
     assert_int_equal(f->client_resp->status, SHOAL_STATUS_BAD_REQUEST);
     shoal_frame_free(&f);
     zframe_destroy(&ans);
@@ -463,8 +471,8 @@ static void test_async_pipelined(void **state)
     int applied = fake.applied;
     for (int i = 0; i < 500; i++) {
         snprintf(key, sizeof key, "async-%d", i);
-        shoal_op_t op = {.type = SHOAL_OP_PUT, .key = key, .key_len = strlen(key),
-                         .value = "v", .value_len = 1};
+        shoal_op_t op = {
+            .type = SHOAL_OP_PUT, .key = key, .key_len = strlen(key), .value = "v", .value_len = 1};
         assert_int_equal(shoal_submit(c, &op, count_done, &cnt), 0);
     }
     assert_int_equal(shoal_inflight(c), 500);
