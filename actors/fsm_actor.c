@@ -197,6 +197,35 @@ void fsm_group_destroy(fsm_group_t **self_p)
 
 /* ---- sessions ----------------------------------------------------------------------- */
 
+/* A session in the engine: u64 seq | u32 status | u64 index, little-endian (20 bytes). */
+#define SESSION_BYTES 20
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void session_encode(session_t s, uint8_t *out)
+{
+    put_le(out, s.seq, 8);
+    put_le(out + 8, s.status, 4);
+    put_le(out + 12, s.index, 8);
+}
+
+static session_t session_decode(const uint8_t *p)
+{
+    return (session_t){get_le(p, 8), (uint32_t)get_le(p + 8, 4), get_le(p + 12, 8)};
+}
+
 static void session_key(uint64_t cid, uint8_t out[9])
 {
     out[0] = KEY_SESSION;
@@ -217,8 +246,8 @@ static session_t session_get(fsm_group_t *g, uint64_t cid)
     session_key(cid, k);
     void *v = NULL;
     size_t vl = 0;
-    if (lsm_get(g->lsm, NULL, k, sizeof k, &v, &vl) == 0 && vl == sizeof out)
-        memcpy(&out, v, sizeof out);
+    if (lsm_get(g->lsm, NULL, k, sizeof k, &v, &vl) == 0 && vl == SESSION_BYTES)
+        out = session_decode(v);
     free(v);
     return out;
 }
@@ -232,9 +261,10 @@ static void session_put(fsm_group_t *g, uint64_t cid, session_t s)
         *c = s;
         zhashx_update(g->sessions, hex, c);
     }
-    uint8_t k[9];
+    uint8_t k[9], v[SESSION_BYTES];
     session_key(cid, k);
-    lsm_batch_put(g->batch, k, sizeof k, &s, sizeof s);
+    session_encode(s, v);
+    lsm_batch_put(g->batch, k, sizeof k, v, sizeof v);
 }
 
 /* ---- applying writes ---------------------------------------------------------------- */

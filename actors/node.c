@@ -706,6 +706,34 @@ static bool leader_idle(replica_t *r)
     return true;
 }
 
+/* A leader whose ready waits for a slow fsync cannot get the core's heartbeats (they come
+ * with the next ready), so the node sends the same heartbeat round itself: term and
+ * min(match, commit) from the core's status, exactly what the core would send. Followers
+ * keep their election timers reset however slow the disk is. */
+static void heartbeat_for_core(node_t *n, replica_t *r, uint64_t now)
+{
+    uint64_t every = (uint64_t)n->cfg->heartbeat_ticks * n->cfg->tick_ms;
+    if (!r->rd_out || r->stage != STAGE_PERSIST || now - r->persist_since_ms < every ||
+        now - r->synth_hb_ms < every)
+        return;
+    raft_status_t st;
+    raft_status(r->raft, &st);
+    if (st.role != RAFT_LEADER)
+        return;
+    r->synth_hb_ms = now;
+    for (size_t i = 0; i < st.n_peers; i++) {
+        raft_msg_t m;
+        memset(&m, 0, sizeof m);
+        m.type = RAFT_MSG_HEARTBEAT;
+        m.group = r->group;
+        m.from = st.id;
+        m.to = st.peers[i].id;
+        m.term = st.term;
+        m.commit = st.peers[i].match < st.commit ? st.peers[i].match : st.commit;
+        transport_send(n->transport, &m);
+    }
+}
+
 /* A quiet follower wakes when its leader's node went silent for an election timeout. */
 static bool leader_silent(node_t *n, replica_t *r, uint64_t now)
 {
@@ -727,6 +755,7 @@ static int on_tick(zloop_t *loop, int timer_id, void *arg)
         if (r->quiet)
             continue;
         raft_tick(r->raft);
+        heartbeat_for_core(n, r, now);
         if (!q || r->role != RAFT_LEADER)
             continue;
         r->idle_ticks = leader_idle(r) ? r->idle_ticks + 1 : 0;

@@ -515,6 +515,7 @@ static bool stage_persist(replica_t *r)
         it->conf = transport_conf_encode(&rd->snapshot->conf, &it->conf_len);
     }
     r->stage = STAGE_PERSIST;
+    r->persist_since_ms = zclock_mono();
     return true;
 }
 

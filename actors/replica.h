@@ -59,6 +59,8 @@ typedef struct replica_t {
     uint64_t ev_commit, ev_applied; /* last values published */
     uint64_t idle_ticks;       /* ticks without any activity (quiescence) */
     bool quiet;                /* not ticked while idle */
+    uint64_t persist_since_ms; /* when the outstanding ready started waiting for the log */
+    uint64_t synth_hb_ms;      /* last heartbeat round sent by the node on the core's behalf */
 } replica_t;
 
 struct node_t {

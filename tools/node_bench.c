@@ -48,19 +48,22 @@ typedef struct {
     uint8_t key[16];
 } inflight_t;
 
-/* A port the kernel just handed out (bind to port 0); it stays free in practice. */
+/* A free port below the kernel's ephemeral range (32768+), so no outgoing connection of
+ * another process takes it before the node binds it. */
 static int free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
+    for (int tries = 0; tries < 1000; tries++) {
+        int port = 20000 + (int)(random() % 12000);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return port;
+    }
+    return -1;
 }
 
 static void write_config(bench_t *b, int i)
@@ -370,6 +373,7 @@ int main(int argc, char **argv)
         return 2;
     }
     zsys_init();
+    srandom((unsigned)(getpid() ^ zclock_usecs()));
     if (!b.dir[0]) {
         snprintf(b.dir, sizeof b.dir, "/tmp/shoal-node-bench.XXXXXX");
         if (!mkdtemp(b.dir))

@@ -14,8 +14,18 @@ DIR=$(mktemp -d /tmp/shoal-node-test.XXXXXX)
 declare -a PIDS PORTS
 N=0
 
+# A free port below the kernel's ephemeral range (32768+), so that no outgoing connection
+# of another process takes it between this check and the node's bind.
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    python3 -c '
+import random, socket
+while True:
+    p = random.randrange(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError: pass
+    finally: s.close()'
 }
 
 cluster_cleanup() {
