@@ -1,0 +1,1189 @@
+/* chaos_cluster.c - end-to-end fault test of a whole local cluster through libshoal.
+ *
+ * Starts `shoalctl cluster up` (3 nodes, 4 shards, 3 replicas, one broker) in a temporary
+ * folder on free ports, then runs W writer threads, each with its own libshoal connection,
+ * while a nemesis driven by one seed injects faults, one at a time (never more than a
+ * minority of the nodes is out):
+ *   - kill -9 a node (`cluster stop-node --kill`), restart it after a while (`start-node`);
+ *   - SIGSTOP a node for longer than an election timeout, then SIGCONT;
+ *   - kill -9 the broker and start a new one from the cluster's broker.cfg;
+ *   - transfer the leadership of a random shard to a random node.
+ * Writers put unique keys, overwrite and delete their own keys, re-create deleted ones,
+ * and increment a few shared counters by get + compare-and-swap. Every operation's
+ * outcome is recorded with its time. An outcome of TIMEOUT / UNAVAILABLE / INTERNAL is
+ * ambiguous (the write may or may not have applied, possibly later): the key is then never
+ * touched again, so its final state is one of exactly two.
+ *
+ * After the faults stop and the cluster heals (every node up, every shard with a leader,
+ * every replica caught up) the test checks, with linearizable reads:
+ *   - every acknowledged put reads back with its value (or the key's later acknowledged
+ *     state), every acknowledged delete is absent unless the key was written again;
+ *   - each counter equals the number of its applied increments: at least the acknowledged
+ *     ones, at most those plus the ambiguous ones, no two acknowledged increments produced
+ *     the same number (a lost update), and the final value is one some client wrote;
+ *   - a scan across all shards returns exactly the keys the point reads found, with the
+ *     same values;
+ *   - no process died on its own, no sanitizer report in any log, `cluster down` is clean.
+ * A failure prints the seed and the command that replays the same fault schedule.
+ *
+ * Processes are tracked by pid (the cluster's pid files); a guardian process forked first
+ * kills them and removes the folder if this process dies in any way (assert, signal,
+ * ctest timeout). Logs of a failed run are copied to /tmp/shoal-chaos-logs.<seed>.<pid>.
+ *
+ *   chaos_cluster [--seed S] [--duration SECONDS] [--writers W] [--verbose]
+ * Needs SHOAL_BUILD_DIR (the build tree with tools/shoalctl, actors/shoald,
+ * broker/shoal-broker). Exit 0 when every check passed, 1 otherwise. */
+#define _GNU_SOURCE /* pipe2 */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "broker/shoal.h"
+
+#define NODES 3
+#define SHARDS 4
+#define NCTR 4
+#define MAX_WRITERS 32
+#define OP_TIMEOUT_MS 6000
+#define CHECK_TIMEOUT_MS 10000
+
+/* ---- the run: configuration and shared state ---------------------------------------- */
+
+typedef struct {
+    uint64_t seed;
+    int duration_s;
+    int writers;
+    bool verbose;
+    const char *build;
+    char dir[256];
+    char ctl[512];
+    char broker_ep[64];
+    int base;
+    int64_t t0;                 /* monotonic ms at the start */
+    atomic_bool stop_writers;
+    pthread_mutex_t lock;       /* failures and the nemesis log */
+    int failures;
+    char **log;                 /* nemesis actions, time-stamped */
+    size_t n_log, cap_log;
+    pid_t stopped;              /* a node under SIGSTOP, 0 when none */
+    pid_t broker_child;         /* a broker this process started (to reap), 0 when none */
+    int faults[4];
+} run_t;
+
+static run_t *g_run; /* for the watchdog's message only */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double since(run_t *run)
+{
+    return (double)(mono_ms() - run->t0) / 1000.0;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static int rnd_range(uint64_t *s, int lo, int hi) /* [lo, hi] */
+{
+    return lo + (int)(xorshift(s) % (uint64_t)(hi - lo + 1));
+}
+
+static void note(run_t *run, const char *fmt, ...)
+{
+    char line[512];
+    int n = snprintf(line, sizeof line, "[%7.3f s] ", since(run));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&run->lock);
+    if (run->n_log == run->cap_log) {
+        run->cap_log = run->cap_log ? run->cap_log * 2 : 64;
+        run->log = realloc(run->log, run->cap_log * sizeof *run->log);
+    }
+    run->log[run->n_log++] = strdup(line);
+    pthread_mutex_unlock(&run->lock);
+    if (run->verbose)
+        fprintf(stderr, "%s\n", line);
+}
+
+static void fail(run_t *run, const char *fmt, ...)
+{
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&run->lock);
+    if (run->failures++ < 40)
+        fprintf(stderr, "FAIL [%7.3f s]: %s\n", since(run), line);
+    pthread_mutex_unlock(&run->lock);
+}
+
+/* ---- processes ---------------------------------------------------------------------- */
+
+static bool alive(pid_t pid)
+{
+    if (pid <= 0 || kill(pid, 0) != 0)
+        return false;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* state follows the command name */
+    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
+
+static pid_t read_pid(const char *dir, const char *name)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/pids/%s.pid", dir, name);
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+static pid_t node_pid(run_t *run, int i)
+{
+    char name[32];
+    snprintf(name, sizeof name, "node-%d", i);
+    return read_pid(run->dir, name);
+}
+
+/* Kills (SIGKILL) every process named by a pid file of dir. Async-signal-safe enough for
+ * the guardian: no allocation beyond opendir/fopen. */
+static void kill_all(const char *dir)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/pids", dir);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".pid") != 0)
+            continue;
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(n - 4), e->d_name);
+        pid_t pid = read_pid(dir, name);
+        if (pid > 0) {
+            kill(pid, SIGCONT);
+            kill(pid, SIGKILL);
+        }
+    }
+    closedir(d);
+}
+
+static int shell(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+}
+
+/* shoalctl with its output appended to DIR/logs/chaos-ctl.log; returns its exit code. */
+static int ctl(run_t *run, const char *fmt, ...)
+{
+    char args[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    return shell("%s %s >>%s/logs/chaos-ctl.log 2>&1 </dev/null", run->ctl, args, run->dir);
+}
+
+/* Copies the logs of a failed run next to the folder (which is then removed). */
+static void keep_logs(const char *dir, uint64_t seed)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cp -r %s/logs /tmp/shoal-chaos-logs.%" PRIu64 ".%d 2>/dev/null",
+             dir, seed, (int)getpid());
+    if (system(cmd) == 0)
+        fprintf(stderr, "logs kept in /tmp/shoal-chaos-logs.%" PRIu64 ".%d\n", seed,
+                (int)getpid());
+}
+
+static void remove_dir(const char *dir)
+{
+    if (getenv("KEEP_DIR")) {
+        fprintf(stderr, "KEEP_DIR: %s kept\n", dir);
+        return;
+    }
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* The guardian: a process forked before anything else that waits for this one to go
+ * (its end of a pipe closes however we die) and then kills what is left and removes the
+ * folder. On the normal path the folder is gone by then and it has nothing to do. */
+static void start_guardian(const char *dir, uint64_t seed)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        perror("pipe2");
+        exit(1);
+    }
+    pid_t g = fork();
+    if (g < 0) {
+        perror("fork");
+        exit(1);
+    }
+    if (g == 0) {
+        setpgid(0, 0); /* not killed with our process group */
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        close(fds[1]);
+        for (;;) {
+            char c;
+            ssize_t n = read(fds[0], &c, 1);
+            if (n == 0 || (n < 0 && errno != EINTR))
+                break;
+        }
+        struct stat st;
+        if (stat(dir, &st) == 0) {
+            kill_all(dir);
+            sleep_ms(300);
+            kill_all(dir);
+            fprintf(stderr, "chaos guardian: test process gone, cleaning %s (seed %" PRIu64 ")\n",
+                    dir, seed);
+            keep_logs(dir, seed);
+            remove_dir(dir);
+        }
+        _exit(0);
+    }
+    close(fds[0]); /* the write end stays open (close-on-exec) for our lifetime */
+}
+
+static void on_alarm(int sig)
+{
+    char msg[160];
+    int n = snprintf(msg, sizeof msg,
+                     "FAIL: chaos_cluster hung past its watchdog (seed %" PRIu64 ")\n",
+                     g_run ? g_run->seed : 0);
+    if (write(2, msg, (size_t)n) < 0)
+        _exit(1);
+    _exit(1);
+}
+
+static bool port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A base port P with P..P+2 (broker client, XPUB, dashboard) and P+100..P+105 (nodes) free. */
+static int pick_base(void)
+{
+    uint64_t s = (uint64_t)getpid() * 2654435761u ^ (uint64_t)mono_ms();
+    for (int i = 0; i < 1000; i++) {
+        int b = 20000 + (int)(xorshift(&s) % 200) * 200;
+        bool ok = port_free(b) && port_free(b + 1) && port_free(b + 2);
+        for (int p = b + 100; ok && p < b + 100 + 2 * NODES; p++)
+            ok = port_free(p);
+        if (ok)
+            return b;
+    }
+    return 0;
+}
+
+static void broker_start(run_t *run)
+{
+    char bin[1200], cfg[1200], logp[1200], pidf[1200];
+    snprintf(bin, sizeof bin, "%s/broker/shoal-broker", run->build);
+    snprintf(cfg, sizeof cfg, "%s/broker.cfg", run->dir);
+    snprintf(logp, sizeof logp, "%s/logs/broker.log", run->dir);
+    snprintf(pidf, sizeof pidf, "%s/pids/broker.pid", run->dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int nul = open("/dev/null", O_RDONLY);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        if (nul >= 0)
+            dup2(nul, 0);
+        execl(bin, bin, "--config", cfg, (char *)NULL);
+        _exit(127);
+    }
+    run->broker_child = pid;
+    FILE *f = fopen(pidf, "w");
+    if (f) {
+        fprintf(f, "%d\n", (int)pid);
+        fclose(f);
+    }
+}
+
+static void reap_children(void)
+{
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+}
+
+static void wait_gone(pid_t pid, int ms)
+{
+    for (int t = 0; t < ms && alive(pid); t += 10) {
+        reap_children();
+        sleep_ms(10);
+    }
+}
+
+/* ---- cluster state through the admin API -------------------------------------------- */
+
+typedef struct {
+    int up, leaders;
+    uint64_t worst_lag;
+} health_t;
+
+static int health(shoal_t *c, health_t *h)
+{
+    shoal_cluster_t cl;
+    char err[256];
+    memset(h, 0, sizeof *h);
+    int st = shoal_status(c, false, &cl, err, sizeof err);
+    if (st != SHOAL_STATUS_OK)
+        return st;
+    for (size_t i = 0; i < cl.n_nodes; i++)
+        h->up += cl.nodes[i].up;
+    for (size_t i = 0; i < cl.n_shards; i++) {
+        h->leaders += cl.shards[i].leader >= 0;
+        if (cl.shards[i].max_lag > h->worst_lag)
+            h->worst_lag = cl.shards[i].max_lag;
+    }
+    shoal_cluster_clear(&cl);
+    return st;
+}
+
+/* Waits until every node is up and every shard has a leader. */
+static bool wait_healthy(run_t *run, shoal_t *c, int ms, health_t *h)
+{
+    int64_t until = mono_ms() + ms;
+    while (mono_ms() < until) {
+        if (health(c, h) == SHOAL_STATUS_OK && h->up == NODES && h->leaders == SHARDS)
+            return true;
+        sleep_ms(100);
+    }
+    return false;
+}
+
+/* ---- writers ------------------------------------------------------------------------ */
+
+enum { ST_NONE = 0, ST_LIVE, ST_GONE };
+enum { AMB_NONE = 0, AMB_PUT, AMB_DEL };
+
+typedef struct {
+    uint32_t ver;        /* versions written so far (value of the next put: ver + 1) */
+    uint32_t acked_ver;  /* value version of the last acknowledged put */
+    uint32_t amb_ver;    /* value version of the ambiguous put */
+    int8_t acked;        /* ST_*: the state after the last acknowledged operation */
+    int8_t amb;          /* AMB_*: the last operation's outcome is unknown; key abandoned */
+    float t_ack, t_amb;  /* seconds since start */
+    /* filled by the check */
+    int8_t seen;         /* 0 not read, 1 found, 2 absent */
+    uint32_t seen_ver;   /* version of the value found (0: unrecognised value) */
+    int8_t in_scan;
+} kstate_t;
+
+typedef struct {
+    uint32_t n;          /* the number this increment wrote */
+    uint32_t op;         /* the writer's op number (in the value's tag) */
+    int8_t ok;           /* 1 acknowledged, 0 ambiguous */
+    float t;
+} incr_t;
+
+typedef struct {
+    run_t *run;
+    int id;
+    uint64_t rng;
+    kstate_t *keys;
+    size_t n_keys, cap_keys;
+    incr_t *incr[NCTR];
+    size_t n_incr[NCTR], cap_incr[NCTR];
+    uint64_t acked, ambiguous, cas_conflicts, read_errors;
+    uint32_t ops;
+} writer_t;
+
+static void key_name(int w, size_t n, char *buf, size_t len)
+{
+    snprintf(buf, len, "chaos/k/%02d/%07zu", w, n);
+}
+
+/* The value of version ver of key (w, n): recognisable and of varying length. */
+static size_t key_value(int w, size_t n, uint32_t ver, char *buf, size_t len)
+{
+    int pad = (int)((w * 7919u + n * 104729u + ver * 31u) % 97u);
+    int k = snprintf(buf, len, "w%02d.n%zu.v%u.", w, n, ver);
+    for (int i = 0; i < pad && (size_t)k + 1 < len; i++)
+        buf[k++] = (char)('a' + (i + ver) % 26);
+    buf[k] = 0;
+    return (size_t)k;
+}
+
+/* The version a value encodes for key (w, n), 0 when it is not one of that key's values. */
+static uint32_t value_ver(int w, size_t n, const uint8_t *v, size_t vlen)
+{
+    char want[160], tmp[160];
+    unsigned ww;
+    size_t nn;
+    uint32_t ver;
+    if (vlen >= sizeof tmp)
+        return 0;
+    memcpy(tmp, v, vlen);
+    tmp[vlen] = 0;
+    if (sscanf(tmp, "w%u.n%zu.v%u.", &ww, &nn, &ver) != 3 || (int)ww != w || nn != n || !ver)
+        return 0;
+    size_t l = key_value(w, n, ver, want, sizeof want);
+    return l == vlen && memcmp(want, v, vlen) == 0 ? ver : 0;
+}
+
+static bool ambiguous_status(int st)
+{
+    return st == SHOAL_STATUS_TIMEOUT || st == SHOAL_STATUS_UNAVAILABLE ||
+           st == SHOAL_STATUS_INTERNAL;
+}
+
+static kstate_t *new_key(writer_t *w)
+{
+    if (w->n_keys == w->cap_keys) {
+        w->cap_keys = w->cap_keys ? w->cap_keys * 2 : 1024;
+        w->keys = realloc(w->keys, w->cap_keys * sizeof *w->keys);
+    }
+    kstate_t *k = &w->keys[w->n_keys++];
+    memset(k, 0, sizeof *k);
+    return k;
+}
+
+/* A random key of w in the wanted state that is not abandoned, or -1. */
+static long pick_key(writer_t *w, int state)
+{
+    if (!w->n_keys)
+        return -1;
+    for (int tries = 0; tries < 8; tries++) {
+        size_t i = xorshift(&w->rng) % w->n_keys;
+        if (w->keys[i].acked == state && !w->keys[i].amb)
+            return (long)i;
+    }
+    return -1;
+}
+
+static void do_put(writer_t *w, shoal_t *c, size_t i)
+{
+    kstate_t *k = &w->keys[i];
+    char key[64], val[160];
+    key_name(w->id, i, key, sizeof key);
+    uint32_t ver = ++k->ver;
+    size_t vl = key_value(w->id, i, ver, val, sizeof val);
+    shoal_result_t r;
+    int st = shoal_put(c, key, strlen(key), val, vl, &r);
+    float t = (float)since(w->run);
+    if (st == SHOAL_STATUS_OK) {
+        k->acked = ST_LIVE;
+        k->acked_ver = ver;
+        k->t_ack = t;
+        w->acked++;
+    } else if (ambiguous_status(st)) {
+        k->amb = AMB_PUT;
+        k->amb_ver = ver;
+        k->t_amb = t;
+        w->ambiguous++;
+    } else {
+        fail(w->run, "writer %d: put %s answered %s (%s)", w->id, key, shoal_status_str(st),
+             r.error);
+        k->amb = AMB_PUT; /* unknown: do not assume either way */
+        k->amb_ver = ver;
+        k->t_amb = t;
+    }
+    shoal_result_clear(&r);
+}
+
+static void do_del(writer_t *w, shoal_t *c, size_t i)
+{
+    kstate_t *k = &w->keys[i];
+    char key[64];
+    key_name(w->id, i, key, sizeof key);
+    shoal_result_t r;
+    int st = shoal_del(c, key, strlen(key), &r);
+    float t = (float)since(w->run);
+    if (st == SHOAL_STATUS_OK || st == SHOAL_STATUS_NOT_FOUND) {
+        k->acked = ST_GONE;
+        k->t_ack = t;
+        w->acked++;
+    } else if (ambiguous_status(st)) {
+        k->amb = AMB_DEL;
+        k->t_amb = t;
+        w->ambiguous++;
+    } else {
+        fail(w->run, "writer %d: del %s answered %s (%s)", w->id, key, shoal_status_str(st),
+             r.error);
+        k->amb = AMB_DEL;
+        k->t_amb = t;
+    }
+    shoal_result_clear(&r);
+}
+
+static void add_incr(writer_t *w, int ctr, uint32_t n, uint32_t op, bool ok)
+{
+    if (w->n_incr[ctr] == w->cap_incr[ctr]) {
+        w->cap_incr[ctr] = w->cap_incr[ctr] ? w->cap_incr[ctr] * 2 : 256;
+        w->incr[ctr] = realloc(w->incr[ctr], w->cap_incr[ctr] * sizeof *w->incr[ctr]);
+    }
+    w->incr[ctr][w->n_incr[ctr]++] = (incr_t){n, op, ok, (float)since(w->run)};
+}
+
+/* One increment attempt: linearizable get, then CAS from that value to the next number
+ * tagged with this writer and op ("N|wWW.OP"). */
+static void do_incr(writer_t *w, shoal_t *c, int ctr)
+{
+    char key[32];
+    snprintf(key, sizeof key, "chaos/ctr/%d", ctr);
+    shoal_result_t r;
+    int st = shoal_get(c, key, strlen(key), false, &r);
+    if (st != SHOAL_STATUS_OK) {
+        if (!ambiguous_status(st))
+            fail(w->run, "writer %d: get %s answered %s (%s)", w->id, key, shoal_status_str(st),
+                 r.error);
+        w->read_errors++;
+        shoal_result_clear(&r);
+        return;
+    }
+    char cur[64];
+    size_t cl = r.value_len < sizeof cur - 1 ? r.value_len : sizeof cur - 1;
+    memcpy(cur, r.value, cl);
+    cur[cl] = 0;
+    shoal_result_clear(&r);
+    uint32_t n = (uint32_t)strtoul(cur, NULL, 10);
+    uint32_t op = ++w->ops;
+    char next[64];
+    int nl = snprintf(next, sizeof next, "%u|w%02d.%u", n + 1, w->id, op);
+    st = shoal_cas(c, key, strlen(key), cur, cl, false, next, (size_t)nl, &r);
+    if (st == SHOAL_STATUS_OK) {
+        add_incr(w, ctr, n + 1, op, true);
+        w->acked++;
+    } else if (st == SHOAL_STATUS_COMPARE_FAILED) {
+        w->cas_conflicts++;
+    } else if (ambiguous_status(st)) {
+        add_incr(w, ctr, n + 1, op, false);
+        w->ambiguous++;
+    } else {
+        fail(w->run, "writer %d: cas %s answered %s (%s)", w->id, key, shoal_status_str(st),
+             r.error);
+        add_incr(w, ctr, n + 1, op, false);
+    }
+    shoal_result_clear(&r);
+}
+
+static void *writer_main(void *arg)
+{
+    writer_t *w = arg;
+    shoal_t *c = shoal_connect(w->run->broker_ep);
+    if (!c) {
+        fail(w->run, "writer %d: cannot connect", w->id);
+        return NULL;
+    }
+    shoal_set_timeout(c, OP_TIMEOUT_MS);
+    while (!atomic_load(&w->run->stop_writers)) {
+        int r = rnd_range(&w->rng, 0, 99);
+        long i = -1;
+        if (r >= 77) {
+            do_incr(w, c, rnd_range(&w->rng, 0, NCTR - 1));
+            continue;
+        }
+        if (r >= 45) /* overwrite or delete a live key, or write a deleted one again */
+            i = pick_key(w, r < 72 ? ST_LIVE : ST_GONE);
+        if (i < 0) {
+            new_key(w);
+            do_put(w, c, w->n_keys - 1);
+        } else if (r >= 60 && r < 72) {
+            do_del(w, c, (size_t)i);
+        } else {
+            do_put(w, c, (size_t)i);
+        }
+    }
+    shoal_destroy(&c);
+    return NULL;
+}
+
+/* ---- nemesis ------------------------------------------------------------------------ */
+
+enum { F_KILL_NODE, F_STOP_NODE, F_KILL_BROKER, F_TRANSFER };
+static const char *fault_name[] = {"kill-node", "sigstop-node", "kill-broker", "transfer"};
+
+static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until)
+{
+    while (mono_ms() < until && !run->failures) {
+        sleep_ms(rnd_range(rng, 200, 1200));
+        int r = rnd_range(rng, 0, 99);
+        int f = r < 35 ? F_KILL_NODE : r < 60 ? F_STOP_NODE : r < 75 ? F_KILL_BROKER : F_TRANSFER;
+        int node = rnd_range(rng, 0, NODES - 1);
+        int hold = f == F_KILL_NODE ? rnd_range(rng, 300, 3000)
+                   : f == F_STOP_NODE ? rnd_range(rng, 500, 2500)
+                                      : rnd_range(rng, 0, 1000);
+        run->faults[f]++;
+        if (f == F_KILL_NODE) {
+            pid_t pid = node_pid(run, node);
+            int rc = ctl(run, "cluster stop-node --dir %s %d --kill", run->dir, node);
+            note(run, "kill -9 node %d (pid %d)%s; restart in %d ms", node, (int)pid,
+                 rc ? " [stop-node failed]" : "", hold);
+            if (rc)
+                fail(run, "cluster stop-node --kill %d exited %d", node, rc);
+            sleep_ms(hold);
+            int64_t t = mono_ms();
+            rc = ctl(run, "cluster start-node --dir %s %d", run->dir, node);
+            note(run, "start node %d: exit %d in %" PRId64 " ms (pid %d)", node, rc,
+                 mono_ms() - t, (int)node_pid(run, node));
+            if (rc)
+                fail(run, "cluster start-node %d exited %d (see logs/node-%d.log)", node, rc,
+                     node);
+        } else if (f == F_STOP_NODE) {
+            pid_t pid = node_pid(run, node);
+            if (!alive(pid)) {
+                fail(run, "node %d (pid %d) is not running before SIGSTOP", node, (int)pid);
+                continue;
+            }
+            note(run, "SIGSTOP node %d (pid %d) for %d ms", node, (int)pid, hold);
+            run->stopped = pid;
+            kill(pid, SIGSTOP);
+            sleep_ms(hold);
+            kill(pid, SIGCONT);
+            run->stopped = 0;
+            note(run, "SIGCONT node %d", node);
+        } else if (f == F_KILL_BROKER) {
+            pid_t pid = read_pid(run->dir, "broker");
+            if (!alive(pid)) {
+                fail(run, "broker (pid %d) is not running before its kill", (int)pid);
+                continue;
+            }
+            kill(pid, SIGKILL);
+            wait_gone(pid, 3000);
+            note(run, "kill -9 broker (pid %d); new broker in %d ms", (int)pid, hold);
+            sleep_ms(hold);
+            broker_start(run);
+            note(run, "broker started (pid %d)", (int)run->broker_child);
+        } else {
+            uint32_t shard = (uint32_t)rnd_range(rng, 0, SHARDS - 1);
+            char err[256] = "";
+            int st = shoal_admin_transfer_leader(admin, shard, (uint64_t)node, err, sizeof err);
+            note(run, "transfer leader of shard %u to node %d: %s %s", shard, node,
+                 shoal_status_str(st), st ? err : "");
+        }
+        reap_children();
+        /* One fault at a time: the next waits for every node to be back and led. */
+        health_t h;
+        int64_t t = mono_ms();
+        if (!wait_healthy(run, admin, 20000, &h))
+            fail(run, "cluster not healthy 20 s after the last fault: %d/%d nodes up, %d/%d "
+                      "shards with a leader", h.up, NODES, h.leaders, SHARDS);
+        else if (mono_ms() - t > 2000)
+            note(run, "healthy again after %" PRId64 " ms", mono_ms() - t);
+    }
+}
+
+/* ---- checks ------------------------------------------------------------------------- */
+
+typedef struct {
+    writer_t *w;
+    size_t i;
+    int *pending_retry;
+} getreq_t;
+
+static void get_done(shoal_result_t *r, void *arg)
+{
+    getreq_t *q = arg;
+    kstate_t *k = &q->w->keys[q->i];
+    if (r->status == SHOAL_STATUS_OK) {
+        k->seen = 1;
+        k->seen_ver = value_ver(q->w->id, q->i, r->value, r->value_len);
+    } else if (r->status == SHOAL_STATUS_NOT_FOUND) {
+        k->seen = 2;
+    } else {
+        k->seen = 0;
+        (*q->pending_retry)++;
+    }
+    free(q);
+}
+
+/* Reads every key of every writer (pipelined linearizable gets), retrying transient errors. */
+static bool read_all_keys(run_t *run, shoal_t *c, writer_t *ws)
+{
+    for (int pass = 0; pass < 6; pass++) {
+        int retry = 0;
+        for (int wi = 0; wi < run->writers; wi++)
+            for (size_t i = 0; i < ws[wi].n_keys; i++) {
+                if (ws[wi].keys[i].seen)
+                    continue;
+                char key[64];
+                key_name(wi, i, key, sizeof key);
+                getreq_t *q = malloc(sizeof *q);
+                *q = (getreq_t){&ws[wi], i, &retry};
+                shoal_op_t op = {.type = SHOAL_OP_GET, .key = key, .key_len = strlen(key)};
+                while (shoal_inflight(c) >= 256)
+                    shoal_pump(c, 10);
+                if (shoal_submit(c, &op, get_done, q) != 0) {
+                    free(q);
+                    retry++;
+                }
+            }
+        while (shoal_inflight(c))
+            shoal_pump(c, 50);
+        if (!retry)
+            return true;
+        note(run, "check: %d reads to retry", retry);
+        sleep_ms(1000);
+    }
+    return false;
+}
+
+static const char *state_str(int8_t st)
+{
+    return st == ST_LIVE ? "live" : st == ST_GONE ? "deleted" : "never acknowledged";
+}
+
+static void check_keys(run_t *run, writer_t *ws, uint64_t *live, uint64_t *amb_keys)
+{
+    for (int wi = 0; wi < run->writers; wi++)
+        for (size_t i = 0; i < ws[wi].n_keys; i++) {
+            kstate_t *k = &ws[wi].keys[i];
+            char key[64];
+            key_name(wi, i, key, sizeof key);
+            if (!k->seen) {
+                fail(run, "%s could not be read after the faults", key);
+                continue;
+            }
+            if (k->seen == 1 && !k->seen_ver) {
+                fail(run, "%s holds a value this key was never given", key);
+                continue;
+            }
+            /* allowed: the state after the last acknowledged operation ... */
+            bool ok = k->seen == 1 ? k->acked == ST_LIVE && k->seen_ver == k->acked_ver
+                                   : k->acked != ST_LIVE;
+            /* ... or the effect of the one ambiguous operation after it */
+            if (k->amb == AMB_PUT)
+                ok = ok || (k->seen == 1 && k->seen_ver == k->amb_ver);
+            if (k->amb == AMB_DEL)
+                ok = ok || k->seen == 2;
+            *amb_keys += k->amb != AMB_NONE;
+            *live += k->seen == 1;
+            if (ok)
+                continue;
+            char amb[96] = "";
+            if (k->amb)
+                snprintf(amb, sizeof amb, "; then an ambiguous %s (v%u) at %.3f s",
+                         k->amb == AMB_PUT ? "put" : "del", k->amb_ver, (double)k->t_amb);
+            if (k->seen == 1)
+                fail(run, "%s reads v%u; last acknowledged: %s (v%u) at %.3f s%s", key,
+                     k->seen_ver, state_str(k->acked), k->acked_ver, (double)k->t_ack, amb);
+            else
+                fail(run, "%s is missing (acknowledged write LOST); last acknowledged: %s v%u "
+                          "at %.3f s%s", key, state_str(k->acked), k->acked_ver,
+                     (double)k->t_ack, amb);
+        }
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void check_counters(run_t *run, shoal_t *c, writer_t *ws)
+{
+    for (int ctr = 0; ctr < NCTR; ctr++) {
+        char key[32];
+        snprintf(key, sizeof key, "chaos/ctr/%d", ctr);
+        shoal_result_t r;
+        int st = SHOAL_STATUS_UNAVAILABLE;
+        for (int t = 0; t < 5 && (st = shoal_get(c, key, strlen(key), false, &r)) != 0; t++) {
+            shoal_result_clear(&r);
+            sleep_ms(500);
+        }
+        if (st != SHOAL_STATUS_OK) {
+            fail(run, "counter %s unreadable after the faults: %s", key, shoal_status_str(st));
+            shoal_result_clear(&r);
+            continue;
+        }
+        char val[64];
+        size_t vl = r.value_len < sizeof val - 1 ? r.value_len : sizeof val - 1;
+        memcpy(val, r.value, vl);
+        val[vl] = 0;
+        shoal_result_clear(&r);
+        unsigned n = 0, tw = 0, top = 0;
+        bool init = strcmp(val, "0|init") == 0;
+        if (!init && sscanf(val, "%u|w%u.%u", &n, &tw, &top) != 3) {
+            fail(run, "counter %s holds '%s', which no client wrote", key, val);
+            continue;
+        }
+        size_t oks = 0, ambs = 0;
+        uint32_t *nums = NULL;
+        bool tag_known = init;
+        for (int wi = 0; wi < run->writers; wi++)
+            for (size_t j = 0; j < ws[wi].n_incr[ctr]; j++) {
+                incr_t *in = &ws[wi].incr[ctr][j];
+                if (in->ok) {
+                    nums = realloc(nums, (oks + 1) * sizeof *nums);
+                    nums[oks++] = in->n;
+                } else {
+                    ambs++;
+                }
+                if ((unsigned)wi == tw && in->op == top && in->n == n)
+                    tag_known = true;
+            }
+        qsort(nums, oks, sizeof *nums, cmp_u32);
+        for (size_t j = 1; j < oks; j++)
+            if (nums[j] == nums[j - 1])
+                fail(run, "counter %s: two acknowledged increments both wrote %u (lost update)",
+                     key, nums[j]);
+        if (!tag_known)
+            fail(run, "counter %s holds '%s': no acknowledged or ambiguous CAS wrote that", key,
+                 val);
+        if (n < oks)
+            fail(run, "counter %s = %u but %zu increments were acknowledged (LOST increments)",
+                 key, n, oks);
+        if (n > oks + ambs)
+            fail(run, "counter %s = %u but only %zu acknowledged + %zu ambiguous increments "
+                      "(an increment applied TWICE, or one reported failed that applied)",
+                 key, n, oks, ambs);
+        if (oks && nums[oks - 1] > n)
+            fail(run, "counter %s = %u below an acknowledged increment to %u", key, n,
+                 nums[oks - 1]);
+        fprintf(stderr, "counter %s = %u: %zu acknowledged, %zu ambiguous increments\n", key, n,
+                oks, ambs);
+        free(nums);
+    }
+}
+
+/* Scans chaos/k/ across every shard, page by page, and compares with the point reads. */
+static void check_scan(run_t *run, shoal_t *c, writer_t *ws, uint64_t live)
+{
+    char start[80] = "chaos/k/";
+    size_t slen = strlen(start);
+    const char *end = "chaos/k0"; /* '0' follows '/' */
+    uint64_t got = 0;
+    char prev[80] = "";
+    for (;;) {
+        shoal_result_t r;
+        int st = SHOAL_STATUS_UNAVAILABLE;
+        for (int t = 0; t < 5; t++) {
+            st = shoal_scan(c, NULL, 0, start, slen, end, strlen(end), 1000, &r);
+            if (st == SHOAL_STATUS_OK)
+                break;
+            shoal_result_clear(&r);
+            sleep_ms(500);
+        }
+        if (st != SHOAL_STATUS_OK) {
+            fail(run, "scan from %s failed: %s", start, shoal_status_str(st));
+            return;
+        }
+        for (size_t j = 0; j < r.n_kvs; j++) {
+            shoal_kv_t *kv = &r.kvs[j];
+            char key[80];
+            size_t kl = kv->key_len < sizeof key - 1 ? kv->key_len : sizeof key - 1;
+            memcpy(key, kv->key, kl);
+            key[kl] = 0;
+            if (strcmp(key, prev) <= 0)
+                fail(run, "scan out of order or repeated: %s after %s", key, prev);
+            snprintf(prev, sizeof prev, "%s", key);
+            unsigned w;
+            size_t n;
+            if (sscanf(key, "chaos/k/%u/%zu", &w, &n) != 2 || (int)w >= run->writers ||
+                n >= ws[w].n_keys) {
+                fail(run, "scan returned %s, a key no client wrote", key);
+                continue;
+            }
+            kstate_t *k = &ws[w].keys[n];
+            uint32_t ver = value_ver((int)w, n, kv->value, kv->value_len);
+            if (k->seen != 1 || ver != k->seen_ver)
+                fail(run, "scan returned %s = v%u but its point read found %s v%u", key, ver,
+                     k->seen == 1 ? "value" : "nothing", k->seen_ver);
+            k->in_scan = 1;
+            got++;
+        }
+        bool more = r.more;
+        if (r.n_kvs) {
+            shoal_kv_t *last = &r.kvs[r.n_kvs - 1];
+            slen = last->key_len < sizeof start - 1 ? last->key_len : sizeof start - 2;
+            memcpy(start, last->key, slen);
+            start[slen++] = 0; /* the first key after the last one */
+        }
+        shoal_result_clear(&r);
+        if (!more)
+            break;
+    }
+    for (int wi = 0; wi < run->writers; wi++)
+        for (size_t i = 0; i < ws[wi].n_keys; i++)
+            if (ws[wi].keys[i].seen == 1 && !ws[wi].keys[i].in_scan) {
+                char key[64];
+                key_name(wi, i, key, sizeof key);
+                fail(run, "%s is readable but missing from the scan", key);
+            }
+    if (got != live)
+        fail(run, "scan returned %" PRIu64 " keys, point reads found %" PRIu64, got, live);
+}
+
+static void check_logs(run_t *run)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "grep -l -E 'runtime error|AddressSanitizer|LeakSanitizer|ThreadSanitizer' "
+             "%s/logs/*.log >/dev/null 2>&1", run->dir);
+    if (shell("%s", cmd) == 0) {
+        fail(run, "sanitizer report in a log:");
+        shell("grep -h -A25 -E 'runtime error|AddressSanitizer|LeakSanitizer' %s/logs/*.log "
+              "| head -60 >&2", run->dir);
+    }
+}
+
+/* ---- main --------------------------------------------------------------------------- */
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: chaos_cluster [--seed S] [--duration SECONDS] [--writers W] "
+                    "[--verbose]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    static run_t run_s;
+    run_t *run = &run_s;
+    run->seed = 0;
+    run->duration_s = 25;
+    run->writers = 6;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+            run->seed = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--duration") && i + 1 < argc)
+            run->duration_s = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--writers") && i + 1 < argc)
+            run->writers = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--verbose"))
+            run->verbose = true;
+        else
+            usage();
+    }
+    if (run->writers < 1 || run->writers > MAX_WRITERS || run->duration_s < 1)
+        usage();
+    if (!run->seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        run->seed = ((uint64_t)ts.tv_nsec << 20 ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid()) | 1;
+        if (getenv("CHAOS_SEED"))
+            run->seed = strtoull(getenv("CHAOS_SEED"), NULL, 0);
+    }
+    run->build = getenv("SHOAL_BUILD_DIR");
+    if (!run->build) {
+        fprintf(stderr, "set SHOAL_BUILD_DIR\n");
+        return 2;
+    }
+    g_run = run;
+    pthread_mutex_init(&run->lock, NULL);
+    run->t0 = mono_ms();
+    fprintf(stderr, "chaos_cluster: seed %" PRIu64 ", %d s of faults, %d writers\n", run->seed,
+            run->duration_s, run->writers);
+
+    snprintf(run->dir, sizeof run->dir, "/tmp/shoal-chaos.XXXXXX");
+    if (!mkdtemp(run->dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    start_guardian(run->dir, run->seed);
+    signal(SIGALRM, on_alarm);
+    alarm((unsigned)(run->duration_s + 150)); /* faults + heal + checks, well within ctest's */
+    snprintf(run->ctl, sizeof run->ctl, "%s/tools/shoalctl", run->build);
+    run->base = pick_base();
+    snprintf(run->broker_ep, sizeof run->broker_ep, "tcp://127.0.0.1:%d", run->base);
+    char cdir[1200];
+    snprintf(cdir, sizeof cdir, "%s", run->dir);
+    int rc = shell("%s cluster up --dir %s --nodes %d --shards %d --replicas 3 --base-port %d "
+                   "--timeout 60000 >%s/up.out 2>&1", run->ctl, cdir, NODES, SHARDS, run->base,
+                   cdir);
+    if (rc != 0) {
+        fail(run, "cluster up exited %d", rc);
+        shell("cat %s/up.out >&2", cdir);
+    }
+    shoal_t *admin = shoal_connect(run->broker_ep);
+    shoal_set_timeout(admin, 5000);
+    uint64_t rng = run->seed;
+    writer_t *ws = calloc((size_t)run->writers, sizeof *ws);
+    pthread_t th[MAX_WRITERS];
+    if (!run->failures) {
+        for (int ctr = 0; ctr < NCTR; ctr++) {
+            char key[32];
+            snprintf(key, sizeof key, "chaos/ctr/%d", ctr);
+            shoal_result_t r;
+            int st = shoal_put(admin, key, strlen(key), "0|init", 6, &r);
+            if (st)
+                fail(run, "initial put of %s: %s", key, shoal_status_str(st));
+            else
+                note(run, "counter %s on shard %u", key, r.shard);
+            shoal_result_clear(&r);
+        }
+    }
+    if (!run->failures) {
+        for (int i = 0; i < run->writers; i++) {
+            ws[i] = (writer_t){.run = run, .id = i, .rng = run->seed * 0x9E3779B97F4A7C15ull + i + 1};
+            pthread_create(&th[i], NULL, writer_main, &ws[i]);
+        }
+        note(run, "writers started; faults for %d s", run->duration_s);
+        nemesis(run, admin, &rng, mono_ms() + run->duration_s * 1000L);
+        note(run, "faults stop");
+        atomic_store(&run->stop_writers, true);
+        for (int i = 0; i < run->writers; i++)
+            pthread_join(th[i], NULL);
+        note(run, "writers stopped");
+
+        /* heal: every node running, the broker running, every shard led */
+        if (run->stopped)
+            kill(run->stopped, SIGCONT);
+        for (int i = 0; i < NODES; i++)
+            if (!alive(node_pid(run, i))) {
+                fail(run, "node %d is not running after the faults (died on its own?)", i);
+                ctl(run, "cluster start-node --dir %s %d", run->dir, i);
+            }
+        if (!alive(read_pid(run->dir, "broker"))) {
+            fail(run, "the broker is not running after the faults (died on its own?)");
+            broker_start(run);
+        }
+        health_t h;
+        if (!wait_healthy(run, admin, 30000, &h))
+            fail(run, "not healed 30 s after the faults: %d/%d nodes up, %d/%d shards led", h.up,
+                 NODES, h.leaders, SHARDS);
+        note(run, "healed");
+
+        shoal_t *c = shoal_connect(run->broker_ep);
+        shoal_set_timeout(c, CHECK_TIMEOUT_MS);
+        uint64_t acked = 0, amb = 0, conflicts = 0, keys = 0, live = 0, amb_keys = 0;
+        for (int i = 0; i < run->writers; i++) {
+            acked += ws[i].acked;
+            amb += ws[i].ambiguous;
+            conflicts += ws[i].cas_conflicts;
+            keys += ws[i].n_keys;
+        }
+        if (!read_all_keys(run, c, ws))
+            fail(run, "some keys stayed unreadable after the faults");
+        check_keys(run, ws, &live, &amb_keys);
+        check_counters(run, c, ws);
+        check_scan(run, c, ws, live);
+        /* every replica catches up once the faults are over */
+        int64_t until = mono_ms() + 30000;
+        while (health(admin, &h) != SHOAL_STATUS_OK || h.worst_lag > 0) {
+            if (mono_ms() > until) {
+                fail(run, "replicas still %" PRIu64 " entries behind 30 s after healing",
+                     h.worst_lag);
+                break;
+            }
+            sleep_ms(200);
+        }
+        shoal_destroy(&c);
+        fprintf(stderr,
+                "chaos_cluster: %" PRIu64 " operations acknowledged, %" PRIu64 " ambiguous, "
+                "%" PRIu64 " CAS conflicts; %" PRIu64 " keys (%" PRIu64 " live, %" PRIu64
+                " with an ambiguous last write); faults: %d %s, %d %s, %d %s, %d %s\n",
+                acked, amb, conflicts, keys, live, amb_keys, run->faults[F_KILL_NODE],
+                fault_name[F_KILL_NODE], run->faults[F_STOP_NODE], fault_name[F_STOP_NODE],
+                run->faults[F_KILL_BROKER], fault_name[F_KILL_BROKER], run->faults[F_TRANSFER],
+                fault_name[F_TRANSFER]);
+        if (acked < (uint64_t)run->writers * 20)
+            fail(run, "only %" PRIu64 " operations acknowledged: the cluster barely served",
+                 acked);
+        for (int i = 0; i < NODES; i++)
+            if (!alive(node_pid(run, i)))
+                fail(run, "node %d died during the checks", i);
+    }
+    shoal_destroy(&admin);
+
+    /* stop: a clean shutdown of everything, then whatever is left by pid */
+    if (run->stopped)
+        kill(run->stopped, SIGCONT);
+    rc = ctl(run, "cluster down --dir %s", run->dir);
+    if (rc != 0)
+        fail(run, "cluster down exited %d", rc);
+    reap_children();
+    kill_all(run->dir);
+    reap_children();
+    check_logs(run);
+    if (run->failures || run->verbose) {
+        fprintf(stderr, "nemesis log (seed %" PRIu64 "):\n", run->seed);
+        for (size_t i = 0; i < run->n_log; i++)
+            fprintf(stderr, "  %s\n", run->log[i]);
+    }
+    if (run->failures) {
+        fprintf(stderr,
+                "chaos_cluster FAILED (%d failures), seed %" PRIu64 "\nreplay: SHOAL_BUILD_DIR=%s "
+                "%s/tests/chaos_cluster --seed %" PRIu64 " --duration %d --writers %d --verbose\n",
+                run->failures, run->seed, run->build, run->build, run->seed, run->duration_s,
+                run->writers);
+        keep_logs(run->dir, run->seed);
+    } else {
+        fprintf(stderr, "chaos_cluster: all checks passed (seed %" PRIu64 ", %.1f s)\n",
+                run->seed, since(run));
+    }
+    remove_dir(run->dir);
+    for (int i = 0; i < run->writers; i++) {
+        free(ws[i].keys);
+        for (int ctr = 0; ctr < NCTR; ctr++)
+            free(ws[i].incr[ctr]);
+    }
+    free(ws);
+    for (size_t i = 0; i < run->n_log; i++)
+        free(run->log[i]);
+    free(run->log);
+    return run->failures ? 1 : 0;
+}
