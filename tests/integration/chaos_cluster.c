@@ -72,6 +72,9 @@ typedef struct {
     int duration_s;
     int writers;
     bool verbose;
+    bool plant;                 /* self-test: plant a lost write and a doubled increment */
+    int seen_lost, seen_double; /* lost writes / counters past their increments found */
+    int planted_hits;           /* failures reported for those two */
     const char *build;
     char dir[256];
     char ctl[512];
@@ -412,16 +415,54 @@ static int health(shoal_t *c, health_t *h)
     return st;
 }
 
-/* Waits until every node is up and every shard has a leader. */
-static bool wait_healthy(run_t *run, shoal_t *c, int ms, health_t *h)
+/* Waits until every node is up, every shard has a leader and every replica of every shard
+ * holds (match index) what its shard had committed when this was called: a restarted or
+ * resumed node has caught up. Returns the milliseconds it took, or -1 past ms. */
+static int64_t wait_caught_up(run_t *run, shoal_t *c, int ms, char *why, size_t whylen)
 {
-    int64_t until = mono_ms() + ms;
+    int64_t start = mono_ms(), until = start + ms;
+    uint64_t target[SHARDS] = {0};
+    bool have_target = false;
+    snprintf(why, whylen, "no status");
     while (mono_ms() < until) {
-        if (health(c, h) == SHOAL_STATUS_OK && h->up == NODES && h->leaders == SHARDS)
-            return true;
-        sleep_ms(100);
+        shoal_cluster_t cl;
+        char err[256];
+        if (shoal_status(c, false, &cl, err, sizeof err) != SHOAL_STATUS_OK) {
+            snprintf(why, whylen, "status: %.100s", err);
+            sleep_ms(100);
+            continue;
+        }
+        bool done = have_target && cl.n_shards == SHARDS;
+        size_t up = 0;
+        for (size_t i = 0; i < cl.n_nodes; i++)
+            up += cl.nodes[i].up;
+        if (up != NODES) {
+            snprintf(why, whylen, "%zu/%d nodes up", up, NODES);
+            done = false;
+        }
+        for (size_t i = 0; i < cl.n_shards && i < SHARDS; i++) {
+            shoal_shard_status_t *sh = &cl.shards[i];
+            if (!have_target)
+                target[i] = sh->commit_index;
+            if (sh->leader < 0) {
+                snprintf(why, whylen, "shard %u has no leader", sh->id);
+                done = false;
+            }
+            for (size_t j = 0; have_target && j < sh->n_replicas && j < 16; j++)
+                if (sh->match_index[j] < target[i]) {
+                    snprintf(why, whylen, "shard %u: node %" PRIu64 " at %" PRIu64
+                             " of %" PRIu64, sh->id, sh->replicas[j], sh->match_index[j],
+                             target[i]);
+                    done = false;
+                }
+        }
+        have_target = have_target || cl.n_shards == SHARDS;
+        shoal_cluster_clear(&cl);
+        if (done)
+            return mono_ms() - start;
+        sleep_ms(50);
     }
-    return false;
+    return -1;
 }
 
 /* ---- writers ------------------------------------------------------------------------ */
@@ -725,14 +766,13 @@ static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until)
                  shoal_status_str(st), st ? err : "");
         }
         reap_children();
-        /* One fault at a time: the next waits for every node to be back and led. */
-        health_t h;
-        int64_t t = mono_ms();
-        if (!wait_healthy(run, admin, 20000, &h))
-            fail(run, "cluster not healthy 20 s after the last fault: %d/%d nodes up, %d/%d "
-                      "shards with a leader", h.up, NODES, h.leaders, SHARDS);
-        else if (mono_ms() - t > 2000)
-            note(run, "healthy again after %" PRId64 " ms", mono_ms() - t);
+        /* One fault at a time: the next waits until every node is back and caught up. */
+        char why[160];
+        int64_t took = wait_caught_up(run, admin, 30000, why, sizeof why);
+        if (took < 0)
+            fail(run, "cluster not caught up 30 s after the last fault: %s", why);
+        else if (f == F_KILL_NODE || f == F_STOP_NODE || took > 2000)
+            note(run, "every replica caught up %" PRId64 " ms later", took);
     }
 }
 
@@ -830,7 +870,7 @@ static void check_keys(run_t *run, writer_t *ws, uint64_t *live, uint64_t *amb_k
             if (k->seen == 1)
                 fail(run, "%s reads v%u; last acknowledged: %s (v%u) at %.3f s%s", key,
                      k->seen_ver, state_str(k->acked), k->acked_ver, (double)k->t_ack, amb);
-            else
+            else if (++run->seen_lost && ++run->planted_hits)
                 fail(run, "%s is missing (acknowledged write LOST); last acknowledged: %s v%u "
                           "at %.3f s%s", key, state_str(k->acked), k->acked_ver,
                      (double)k->t_ack, amb);
@@ -890,6 +930,8 @@ static void check_counters(run_t *run, shoal_t *c, writer_t *ws)
             if (nums[j] == nums[j - 1])
                 fail(run, "counter %s: two acknowledged increments both wrote %u (lost update)",
                      key, nums[j]);
+        run->seen_double += !tag_known || n > oks + ambs;
+        run->planted_hits += !tag_known + (n > oks + ambs);
         if (!tag_known)
             fail(run, "counter %s holds '%s': no acknowledged or ambiguous CAS wrote that", key,
                  val);
@@ -977,6 +1019,31 @@ static void check_scan(run_t *run, shoal_t *c, writer_t *ws, uint64_t live)
         fail(run, "scan returned %" PRIu64 " keys, point reads found %" PRIu64, got, live);
 }
 
+/* Self-test of the checks: one acknowledged write deleted and one increment made behind
+ * the writers' backs; the checks must report both (and nothing else). */
+static void plant(run_t *run, shoal_t *c, writer_t *ws)
+{
+    for (size_t i = 0; i < ws[0].n_keys; i++)
+        if (ws[0].keys[i].acked == ST_LIVE && !ws[0].keys[i].amb) {
+            char key[64];
+            key_name(0, i, key, sizeof key);
+            int st = shoal_del(c, key, strlen(key), NULL);
+            note(run, "planted: %s deleted behind the writers' backs (%s)", key,
+                 shoal_status_str(st));
+            break;
+        }
+    shoal_result_t r;
+    if (shoal_get(c, "chaos/ctr/0", 11, false, &r) == SHOAL_STATUS_OK) {
+        char next[64];
+        int nl = snprintf(next, sizeof next, "%lu|w00.4000000000",
+                          strtoul((char *)r.value, NULL, 10) + 1);
+        int st = shoal_cas(c, "chaos/ctr/0", 11, r.value, r.value_len, false, next, (size_t)nl,
+                           NULL);
+        note(run, "planted: chaos/ctr/0 incremented to %s (%s)", next, shoal_status_str(st));
+    }
+    shoal_result_clear(&r);
+}
+
 static void check_logs(run_t *run)
 {
     char cmd[600];
@@ -995,7 +1062,7 @@ static void check_logs(run_t *run)
 static void usage(void)
 {
     fprintf(stderr, "usage: chaos_cluster [--seed S] [--duration SECONDS] [--writers W] "
-                    "[--verbose]\n");
+                    "[--verbose] [--plant]\n");
     exit(2);
 }
 
@@ -1015,6 +1082,8 @@ int main(int argc, char **argv)
             run->writers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--verbose"))
             run->verbose = true;
+        else if (!strcmp(argv[i], "--plant"))
+            run->plant = true;
         else
             usage();
     }
@@ -1101,11 +1170,12 @@ int main(int argc, char **argv)
             fail(run, "the broker is not running after the faults (died on its own?)");
             broker_start(run);
         }
+        char why[160];
+        int64_t took = wait_caught_up(run, admin, 30000, why, sizeof why);
+        if (took < 0)
+            fail(run, "not healed 30 s after the faults: %s", why);
+        note(run, "healed: every replica caught up after %" PRId64 " ms", took);
         health_t h;
-        if (!wait_healthy(run, admin, 30000, &h))
-            fail(run, "not healed 30 s after the faults: %d/%d nodes up, %d/%d shards led", h.up,
-                 NODES, h.leaders, SHARDS);
-        note(run, "healed");
 
         shoal_t *c = shoal_connect(run->broker_ep);
         shoal_set_timeout(c, CHECK_TIMEOUT_MS);
@@ -1116,6 +1186,8 @@ int main(int argc, char **argv)
             conflicts += ws[i].cas_conflicts;
             keys += ws[i].n_keys;
         }
+        if (run->plant)
+            plant(run, c, ws);
         if (!read_all_keys(run, c, ws))
             fail(run, "some keys stayed unreadable after the faults");
         check_keys(run, ws, &live, &amb_keys);
@@ -1163,6 +1235,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "nemesis log (seed %" PRIu64 "):\n", run->seed);
         for (size_t i = 0; i < run->n_log; i++)
             fprintf(stderr, "  %s\n", run->log[i]);
+    }
+    if (run->plant) { /* the self-test passes when the checks found exactly what was planted */
+        bool found = run->seen_lost == 1 && run->seen_double == 1 &&
+                     run->failures == run->planted_hits;
+        fprintf(stderr, "chaos_cluster --plant: planted faults %s (lost %d, doubled %d, %d "
+                        "failures in all)\n", found ? "detected" : "NOT detected as expected",
+                run->seen_lost, run->seen_double, run->failures);
+        run->failures = found ? 0 : run->failures + 1;
     }
     if (run->failures) {
         fprintf(stderr,
