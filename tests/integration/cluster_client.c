@@ -40,8 +40,8 @@ static bool port_free(int port)
 static int pick_base(void)
 {
     for (int i = 0; i < 500; i++) {
-        int b = 20000 + (int)((getpid() * 7919 + i * 104729) % 200) * 200;
-        bool ok = port_free(b) && port_free(b + 1);
+        int b = 10000 + (int)((getpid() * 7919 + i * 104729) % 110) * 200; /* < 32768 */
+        bool ok = port_free(b) && port_free(b + 1) && port_free(b + 2);
         for (int p = b + 100; ok && p < b + 110; p++)
             ok = port_free(p);
         if (ok)

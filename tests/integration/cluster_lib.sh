@@ -19,9 +19,9 @@ free_base() {
     python3 - <<'PY'
 import random, socket
 for _ in range(200):
-    base = random.randrange(20000, 60000, 200)
+    base = random.randrange(10000, 32000, 200)  # below the ephemeral range (32768+)
     ok = True
-    for p in [base, base + 1] + list(range(base + 100, base + 132)):
+    for p in [base, base + 1, base + 2, base + 50, base + 51] + list(range(base + 100, base + 132)):
         s = socket.socket()
         try:
             s.bind(("127.0.0.1", p))

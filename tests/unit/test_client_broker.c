@@ -302,7 +302,7 @@ static char broker_ep[64];
 
 static int setup(void **state)
 {
-    base_port = 21000 + (int)(getpid() % 20000);
+    base_port = 10000 + (int)(getpid() % 2200) * 10; /* below the ephemeral range */
     for (int i = 0; i < 2; i++) {
         snprintf(fake.ep[i], 64, "tcp://127.0.0.1:%d", base_port + 10 + 2 * i);
         snprintf(fake.pub[i], 64, "tcp://127.0.0.1:%d", base_port + 11 + 2 * i);
