@@ -91,7 +91,8 @@ check "write after broker restart" ctl put after/restart ok
 
 # a second broker on the same cluster serves the same data (brokers hold no state)
 sed -e "s#tcp://127.0.0.1:$BASE\"#tcp://127.0.0.1:$((BASE + 50))\"#" \
-    -e "s#tcp://127.0.0.1:$((BASE + 1))\"#tcp://127.0.0.1:$((BASE + 51))\"#" "$DIR/broker.cfg" >"$DIR/broker2.cfg"
+    -e "s#tcp://127.0.0.1:$((BASE + 1))\"#tcp://127.0.0.1:$((BASE + 51))\"#" \
+    -e "/http_endpoint/d" "$DIR/broker.cfg" >"$DIR/broker2.cfg"
 setsid "$BROKER_BIN" --config "$DIR/broker2.cfg" >"$DIR/logs/broker2.log" 2>&1 </dev/null &
 b2=$!
 [ "$(ctl --broker "tcp://127.0.0.1:$((BASE + 50))" --timeout 10000 get c1)" = v4 ] ||
