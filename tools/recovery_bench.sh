@@ -7,8 +7,8 @@
 # for a follower and ROUNDS times for the leader of shard 0:
 #   1. kill -9 the node (`cluster stop-node --kill`); for the leader, the time until the
 #      cluster takes a write again (new leader elected) is measured too;
-#   2. while it is down, overwrite keys for DOWN_S seconds (`bench put`) and write a marker
-#      key last, so the node has entries to catch up;
+#   2. while it is down, overwrite keys for DOWN_S seconds (`bench put`; none with
+#      DOWN_S=0) and write a marker key last, so the node has entries to catch up;
 #   3. `cluster start-node` (in the background) and, from the moment it is called, poll:
 #        up      - the node answers on its own ROUTER (a stale get sent to it alone);
 #        read    - that stale get, answered by the node itself from its own engine, returns
@@ -25,6 +25,8 @@
 #
 #   tools/recovery_bench.sh [BUILD_DIR]        (default: $SHOAL_BUILD_DIR, else build)
 #   env: KEYS=1000000 SHARDS=1 ROUNDS=3 DOWN_S=3 CLIENTS=64 KEEP_DIR=1
+#        SNAPSHOT_ENTRIES=N  sets storage/snapshot_entries on every node (restarted before
+#                            the load) instead of shoald's default
 # Uses its own temporary folder and free ports; stops its processes by pid on exit.
 set -euo pipefail
 BUILD=$(cd "${1:-${SHOAL_BUILD_DIR:-build}}" && pwd)
@@ -70,7 +72,16 @@ PY
 export SHOAL_BROKER
 SHOAL_BROKER=$("$CTL" cluster up --dir "$DIR" --nodes 3 --shards "$SHARDS" --replicas 3 \
                --base-port "$BASE" --timeout 60000 | tail -n 1)
+if [ -n "${SNAPSHOT_ENTRIES:-}" ]; then
+    for i in 0 1 2; do
+        "$CTL" cluster stop-node --dir "$DIR" $i >/dev/null
+        sed -i "s/^storage\$/storage\n    snapshot_entries = $SNAPSHOT_ENTRIES/" "$DIR/node-$i.cfg"
+        "$CTL" cluster start-node --dir "$DIR" $i >/dev/null
+    done
+    for _ in $(seq 200); do "$CTL" --timeout 500 put recovery/ready 1 2>/dev/null && break; sleep 0.1; done
+fi
 echo "cluster: 3 nodes, $SHARDS shard(s) x 3 replicas, broker $SHOAL_BROKER, dir $DIR"
+echo "settings: KEYS=$KEYS DOWN_S=$DOWN_S CLIENTS=$CLIENTS storage/snapshot_entries=${SNAPSHOT_ENTRIES:-default}"
 echo "machine: $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 t=$(date +%s.%N)
@@ -137,12 +148,14 @@ for role in ["follower", "leader"]:
                     unavail = time.time() - t_kill
                     break
         # writes the node will have to catch up, then the marker as the last write
-        ctl("bench", "put", "--clients", CLIENTS, "--duration", str(DOWN_S), "--key-size", "16",
-            "--value-size", "100", "--keys", "1000000", check=False)
+        if DOWN_S > 0:
+            ctl("bench", "put", "--clients", CLIENTS, "--duration", str(DOWN_S), "--key-size",
+                "16", "--value-size", "100", "--keys", "1000000", check=False)
         marker = f"marker-{role}-{rnd}-{time.time()}"
         r = ctl("--json", "put", "recovery/marker", marker)
         shard = json.loads(r.stdout).get("shard", 0)
         commit_at_start = {s["id"]: s["commit"] for s in status()["shards"]}
+        missed = sum(commit_at_start.values()) - sum(s["commit"] for s in st["shards"])
         # restart, and poll from the moment start-node is called
         t0 = time.time()
         p = subprocess.Popen([CTL, "cluster", "start-node", "--dir", DIR, str(victim)],
@@ -174,7 +187,7 @@ for role in ["follower", "leader"]:
         fmt = lambda x: "-" if x is None else f"{x * 1000:.0f} ms"
         print(f"{role} node {victim} (round {rnd + 1}): up {fmt(t_up)}, reads marker "
               f"{fmt(t_read)}, caught up {fmt(t_caught)} -> serves {fmt(serves)} after "
-              f"start-node" + (f"; writes taken again {fmt(unavail)} after the kill"
+              f"start-node; {missed} entries missed" + (f"; writes taken again {fmt(unavail)} after the kill"
                                if role == "leader" else ""), flush=True)
 
 print()
@@ -190,6 +203,9 @@ if un:
     print(f"\nleader killed: writes taken again after {min(un):.0f} / {statistics.median(un):.0f}"
           f" / {max(un):.0f} ms (min / median / max)")
 worst = max(r[3] for rs in results.values() for r in rs)
+snaps = [f"node {i}: {open(f'{DIR}/logs/node-{i}.log', errors='replace').read().count('installed snapshot')}"
+         for i in range(3)]
+print(f"\nsnapshots installed (InstallSnapshot, from the node logs): {', '.join(snaps)}")
 print(f"\nworst restart-to-serving: {worst * 1000:.0f} ms (bar: 2000 ms) -> "
       f"{'MET' if worst <= 2.0 else 'NOT MET'}")
 PY
