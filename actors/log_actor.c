@@ -36,9 +36,10 @@ static int write_item(rlog_t *log, persist_item_t *it)
 static void commit_batches(zsock_t *pipe, log_args_t *a, persist_batch_t **b, size_t n)
 {
     int rc = 0;
-    bool snaps = false;
+    bool snaps = false, entries = false;
     for (size_t k = 0; k < n; k++)
         for (size_t i = 0; i < b[k]->n; i++) {
+            entries |= b[k]->items[i].n_entries > 0;
             int r = write_item(a->log, &b[k]->items[i]);
             if (r && rc == 0) {
                 rc = r;
@@ -50,6 +51,10 @@ static void commit_batches(zsock_t *pipe, log_args_t *a, persist_batch_t **b, si
     uint64_t t0 = zclock_usecs();
     if (rc == 0 && a->fsync_mode != NODE_FSYNC_NEVER)
         rc = rlog_sync(a->log);
+    /* testing only: a disk slow to write entries (votes stay fast, so elections can still
+     * finish), for the test that heartbeats never wait for the disk */
+    if (a->delay_ms && entries)
+        zclock_sleep((int)a->delay_ms);
     uint64_t took = zclock_usecs() - t0;
     if (rc)
         zsys_error("log: sync failed: %s", shoal_strerror(rc));

@@ -500,6 +500,29 @@ static bool is_quiesce(const raft_msg_t *m)
     return m->type == RAFT_MSG_HEARTBEAT && m->context_len == 1 && m->context[0] == QUIESCE_CTX;
 }
 
+/* The follower side of heartbeat_for_core (below): a follower whose ready waits on a slow
+ * fsync answers its leader's plain heartbeats itself, as the core would (same term, no
+ * reject), so the leader's check-quorum sees it alive. Read-index rounds (with a context)
+ * are left to the core. */
+static void answer_heartbeat_for_core(node_t *n, replica_t *r, const raft_msg_t *m)
+{
+    if (m->type != RAFT_MSG_HEARTBEAT || m->context_len || !r->rd_out ||
+        r->stage != STAGE_PERSIST)
+        return;
+    raft_status_t st;
+    raft_status(r->raft, &st);
+    if (st.role != RAFT_FOLLOWER || st.term != m->term || st.leader != m->from)
+        return;
+    raft_msg_t resp;
+    memset(&resp, 0, sizeof resp);
+    resp.type = RAFT_MSG_HEARTBEAT_RESP;
+    resp.group = r->group;
+    resp.from = st.id;
+    resp.to = m->from;
+    resp.term = st.term;
+    transport_send(n->transport, &resp);
+}
+
 static void step_msg(void *arg, raft_msg_t *m)
 {
     node_t *n = arg;
@@ -519,6 +542,7 @@ static void step_msg(void *arg, raft_msg_t *m)
         r->idle_ticks = 0;
     }
     raft_step(r->raft, m);
+    answer_heartbeat_for_core(n, r, m);
 }
 
 /* A leader puts an idle group to sleep and tells its followers. */
@@ -935,7 +959,7 @@ static int start(node_t *n, char *err, size_t errlen)
     if (err[0]) /* a torn tail was cut: worth a line in the log */
         zsys_warning("node %" PRIu64 ": %s", c->id, err);
     err[0] = '\0';
-    n->log_args = (log_args_t){n->rlog, c->fsync};
+    n->log_args = (log_args_t){n->rlog, c->fsync, c->fsync_delay_ms};
     n->log = zactor_new(log_actor, &n->log_args);
     n->compactor = zactor_new(compactor_actor, NULL);
     n->n_fsm = FSM_THREADS;

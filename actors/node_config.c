@@ -214,6 +214,8 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
         rc = get_uint(root, "storage/lsm_buffer_kb", 256, 1 << 20, &c->lsm_buffer_kb, err,
                       errlen);
     if (rc == 0)
+        rc = get_uint(root, "storage/fsync_delay_ms", 0, 60000, &c->fsync_delay_ms, err, errlen);
+    if (rc == 0)
         rc = get_uint(root, "node/metrics_ms", 50, 3600000, &c->metrics_ms, err, errlen);
     if (rc == 0)
         rc = get_uint(root, "cluster/shards", 1, 4096, &c->shards, err, errlen);

@@ -40,6 +40,7 @@ typedef struct {
     unsigned quiesce_ticks;       /* idle ticks before a group stops ticking (0: never) */
     unsigned lsm_cache_kb;        /* block cache per replica */
     unsigned lsm_buffer_kb;       /* memtable size per replica */
+    unsigned fsync_delay_ms;      /* testing only: extra latency after every log sync */
     unsigned shards;
     unsigned replicas;
     unsigned vnodes;

@@ -119,6 +119,7 @@ void compactor_actor(zsock_t *pipe, void *args); /* args: NULL */
 typedef struct {
     rlog_t *log;
     int fsync_mode;               /* NODE_FSYNC_* */
+    unsigned delay_ms;            /* testing only: a slow disk (storage/fsync_delay_ms) */
 } log_args_t;
 
 /* fsm group state: created by the node (fsm_group_new) and then used only by one fsm

@@ -2,7 +2,7 @@
  * for the node integration tests and the node benchmark; it does not use libshoal so the
  * node can be tested on its own.
  *
- *   node_client [--timeout MS] [--node I] ENDPOINTS CMD ARGS...
+ *   node_client [--timeout MS] [--attempt MS] [--node I] ENDPOINTS CMD ARGS...
  *     ENDPOINTS   comma-separated ROUTER endpoints of the nodes
  *     put S K V | get S K [stale] | del S K | cas S K EXPECTED NEW | cas-absent S K NEW
  *     scan S PREFIX LIMIT       prints KEY<TAB>VALUE lines
@@ -33,6 +33,7 @@ typedef struct {
     int leader[1024];          /* per shard: node index, -1 unknown */
     uint64_t client_id, seq, rid;
     int timeout_ms;
+    int attempt_ms;            /* silence after which a request is sent again */
 } client_t;
 
 static int node_of_endpoint(client_t *c, const char *ep)
@@ -44,7 +45,8 @@ static int node_of_endpoint(client_t *c, const char *ep)
 }
 
 /* One attempt: send req to node i, wait up to ms for the reply with the same request id. */
-static Shoal__Frame *attempt(client_t *c, int i, Shoal__ClientRequest *req, int ms)
+static Shoal__Frame *attempt(client_t *c, int i, Shoal__ClientRequest *req, int ms,
+                             uint64_t first_rid)
 {
     req->request_id = ++c->rid;
     Shoal__Frame f = SHOAL__FRAME__INIT;
@@ -67,7 +69,7 @@ static Shoal__Frame *attempt(client_t *c, int i, Shoal__ClientRequest *req, int 
         char err[128];
         if (fr && shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
             resp->body_case == SHOAL__FRAME__BODY_CLIENT_RESP &&
-            resp->client_resp->request_id == c->rid) {
+            resp->client_resp->request_id >= first_rid) { /* any attempt of this call */
             zframe_destroy(&fr);
             return resp;
         }
@@ -84,8 +86,9 @@ static Shoal__Frame *call(client_t *c, Shoal__ClientRequest *req)
     uint32_t s = req->shard % 1024;
     int next = c->leader[s] >= 0 ? c->leader[s] : (int)(req->shard % (uint32_t)c->n);
     int backoff = 10;
+    uint64_t first_rid = c->rid + 1;
     while (zclock_mono() < deadline) {
-        Shoal__Frame *f = attempt(c, next, req, 1000);
+        Shoal__Frame *f = attempt(c, next, req, c->attempt_ms, first_rid);
         if (f) {
             Shoal__ClientResponse *r = f->client_resp;
             if (r->status == SHOAL__STATUS__STATUS_NOT_LEADER) {
@@ -263,6 +266,7 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof c);
     memset(c.leader, -1, sizeof c.leader);
     c.timeout_ms = 20000;
+    c.attempt_ms = 1000;
     int a = 1;
     int first_node = -1;
     while (a + 1 < argc && argv[a][0] == '-') {
@@ -270,6 +274,8 @@ int main(int argc, char **argv)
             c.timeout_ms = atoi(argv[a + 1]);
         else if (streq(argv[a], "--node")) /* ask this node first (stale reads from it) */
             first_node = atoi(argv[a + 1]);
+        else if (streq(argv[a], "--attempt"))
+            c.attempt_ms = atoi(argv[a + 1]);
         a += 2;
     }
     for (int i = 0; first_node >= 0 && i < 1024; i++)

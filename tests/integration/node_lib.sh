@@ -64,6 +64,7 @@ cluster_init() {
             echo "storage"
             echo "    fsync = \"batch\""
             echo "    snapshot_entries = ${SNAPSHOT_ENTRIES:-10000}"
+            [ -n "${STORAGE_EXTRA:-}" ] && echo "$STORAGE_EXTRA"
             echo "cluster"
             echo "    shards = $shards"
             echo "    replicas = 3"
@@ -101,7 +102,7 @@ node_kill() {
 node_pause() { kill -STOP "${PIDS[$1]}"; }
 node_resume() { kill -CONT "${PIDS[$1]}"; }
 
-client() { "$NODE_CLIENT" --timeout "${CLIENT_TIMEOUT:-20000}" "$ENDPOINTS" "$@"; }
+client() { "$NODE_CLIENT" --timeout "${CLIENT_TIMEOUT:-20000}" --attempt "${CLIENT_ATTEMPT:-1000}" "$ENDPOINTS" "$@"; }
 
 # The node index that leads shard S (exits the test if none within the client's deadline).
 leader_of() { client leader "$1"; }

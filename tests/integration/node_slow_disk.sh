@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# node_slow_disk.sh - a slow disk must not cause elections: every log sync that writes
+# entries takes 1 s more (storage/fsync_delay_ms; longer than the 200-400 ms election
+# timeout) on every node while clients write; the leader and its term stay the same and
+# every write is acknowledged.
+source "$(dirname "$0")/node_lib.sh"
+STORAGE_EXTRA="    fsync_delay_ms = 1000" cluster_init 3 1
+CLIENT_ATTEMPT=5000 # a write takes seconds here: do not resend it every second
+for i in 0 1 2; do node_start $i; done
+client wait-leaders 0 || fail "no leader"
+L=$(leader_of 0)
+before=$(cat "$DIR"/node-*.log | grep -c "shard 0: leader is")
+LOADERS=""
+for c in 1 2 3 4; do client load 0 "c$c-" 0 4 >"$DIR/acks$c" & LOADERS="$LOADERS $!"; done
+wait $LOADERS
+for c in 1 2 3 4; do
+    [ "$(wc -l <"$DIR/acks$c")" = 4 ] || fail "client $c: not every write acknowledged"
+    client check 0 "c$c-" "$DIR/acks$c" || fail "lost writes"
+done
+after=$(cat "$DIR"/node-*.log | grep -c "shard 0: leader is")
+[ "$(leader_of 0)" = "$L" ] || fail "leadership moved while the disk was slow"
+[ "$after" = "$before" ] || fail "elections happened while the disk was slow ($before -> $after leader lines)"
+echo "PASS node_slow_disk"
