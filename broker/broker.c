@@ -97,7 +97,6 @@ static bnode_t *add_node(broker_t *b, uint64_t id, const char *ep, const char *p
         zsys_warning("broker: cannot connect to node %" PRIu64 " at %s", id, ep);
     if (zsock_connect(b->sub, "%s", pub) != 0)
         zsys_warning("broker: cannot subscribe to node %" PRIu64 " at %s", id, pub);
-    zpoller_add(b->poller, n->dealer);
     b->n_nodes++;
     return n;
 }
@@ -233,9 +232,6 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen)
         }
         zsock_set_linger(b->http, 0);
     }
-    b->poller = zpoller_new(b->front, b->sub, b->xpub, NULL);
-    if (b->http)
-        zpoller_add(b->poller, b->http);
     for (size_t i = 0; i < cfg->n_nodes; i++)
         add_node(b, cfg->nodes[i].id, cfg->nodes[i].endpoint, cfg->nodes[i].pub_endpoint);
     if (set_bootstrap_map(b) != 0) {
@@ -256,7 +252,6 @@ void broker_destroy(broker_t **self_p)
         zhashx_destroy(&b->pending);
     }
     admin_destroy(b);
-    zpoller_destroy(&b->poller);
     for (size_t i = 0; i < b->n_nodes; i++) {
         zsock_destroy(&b->nodes[i].dealer);
         free(b->nodes[i].endpoint);
@@ -272,17 +267,11 @@ void broker_destroy(broker_t **self_p)
     *self_p = NULL;
 }
 
-/* True when sock has a message waiting (ZMQ_EVENTS: no syscall when nothing changed). */
-static bool readable(zsock_t *sock)
-{
-    return (zsock_events(sock) & ZMQ_POLLIN) != 0;
-}
-
 /* Client ROUTER: [identity][Frame]. Returns the number of messages handled. */
 static int drain_front(broker_t *b)
 {
     int i;
-    for (i = 0; i < 1024 && readable(b->front); i++) {
+    for (i = 0; i < 1024; i++) {
         zmsg_t *msg = zmsg_recv_nowait(b->front);
         if (!msg)
             break;
@@ -320,7 +309,7 @@ static int drain_node(broker_t *b, bnode_t *n)
     zmq_msg_t msg;
     zmq_msg_init(&msg);
     int i;
-    for (i = 0; i < 1024 && readable(n->dealer); i++) {
+    for (i = 0; i < 1024; i++) {
         if (zmq_msg_recv(&msg, s, ZMQ_DONTWAIT) < 0)
             break;
         Shoal__Frame *f = NULL;
@@ -345,7 +334,7 @@ static int drain_node(broker_t *b, bnode_t *n)
 static int drain_sub(broker_t *b)
 {
     int i;
-    for (i = 0; i < 4096 && readable(b->sub); i++) {
+    for (i = 0; i < 4096; i++) {
         zmsg_t *msg = zmsg_recv_nowait(b->sub);
         if (!msg)
             break;
@@ -375,7 +364,7 @@ static int drain_sub(broker_t *b)
 static int drain_xpub(broker_t *b)
 {
     int i;
-    for (i = 0; i < 1024 && readable(b->xpub); i++) {
+    for (i = 0; i < 1024; i++) {
         zframe_t *f = zframe_recv_nowait(b->xpub);
         if (!f)
             break;
@@ -390,19 +379,6 @@ static int drain_xpub(broker_t *b)
         zframe_destroy(&f);
     }
     return i;
-}
-
-/* Serves every socket until a round finds nothing: one poll per burst, not per socket. */
-static void drain_all(broker_t *b)
-{
-    for (int round = 0; round < 16; round++) {
-        int moved =
-            drain_front(b) + drain_sub(b) + drain_xpub(b) + (b->http ? dashboard_drain(b) : 0);
-        for (size_t i = 0; i < b->n_nodes; i++)
-            moved += drain_node(b, &b->nodes[i]);
-        if (!moved)
-            return;
-    }
 }
 
 static void tick(broker_t *b)
@@ -423,27 +399,73 @@ static void tick(broker_t *b)
     }
 }
 
+/* The poll set: one entry per socket, rebuilt when nodes are added. Every socket the
+ * poll marks readable is drained in the same wake-up (clients first, then every node's
+ * answers, then events), at one zmq_poll per burst; a busy client socket cannot starve the
+ * nodes' answers. kind[i] says what items[i] is: IT_* or IT_NODES + node index. */
+enum { IT_FRONT, IT_SUB, IT_XPUB, IT_HTTP, IT_PIPE, IT_NODES };
+
+static size_t build_items(broker_t *b, zmq_pollitem_t *it, size_t *kind)
+{
+    zsock_t *fixed[IT_NODES] = {b->front, b->sub, b->xpub, b->http, b->pipe};
+    size_t n = 0;
+    for (size_t i = 0; i < IT_NODES; i++)
+        if (fixed[i]) {
+            it[n] = (zmq_pollitem_t){zsock_resolve(fixed[i]), 0, ZMQ_POLLIN, 0};
+            kind[n++] = i;
+        }
+    for (size_t i = 0; i < b->n_nodes; i++) {
+        it[n] = (zmq_pollitem_t){zsock_resolve(b->nodes[i].dealer), 0, ZMQ_POLLIN, 0};
+        kind[n++] = IT_NODES + i;
+    }
+    return n;
+}
+
+/* The actor pipe: true when told to stop. */
+static bool pipe_says_stop(zsock_t *pipe)
+{
+    char *cmd = zstr_recv(pipe);
+    bool term = !cmd || streq(cmd, "$TERM");
+    zstr_free(&cmd);
+    return term;
+}
+
+/* Drains what items[i] stands for; true when the actor pipe said stop. */
+static bool serve_item(broker_t *b, size_t kind)
+{
+    switch (kind) {
+    case IT_FRONT: drain_front(b); break;
+    case IT_SUB: drain_sub(b); break;
+    case IT_XPUB: drain_xpub(b); break;
+    case IT_HTTP: dashboard_drain(b); break;
+    case IT_PIPE: return pipe_says_stop(b->pipe);
+    default: drain_node(b, &b->nodes[kind - IT_NODES]);
+    }
+    return false;
+}
+
 void broker_run(broker_t *b, zsock_t *pipe)
 {
-    if (pipe) {
-        b->pipe = pipe;
-        zpoller_add(b->poller, pipe);
-    }
+    b->pipe = pipe;
     broker_info(b, "broker: clients on %s, change streams on %s, %zu nodes, %zu shards",
                 b->cfg.client_endpoint, b->cfg.pub_endpoint, b->n_nodes, b->n_shards);
     if (b->http)
         broker_info(b, "broker: dashboard on %s", b->cfg.http_endpoint);
-    while (!zsys_interrupted) {
-        void *which = zpoller_wait(b->poller, 10);
-        if (pipe && which == pipe) {
-            char *cmd = zstr_recv(pipe);
-            bool term = !cmd || streq(cmd, "$TERM");
-            zstr_free(&cmd);
-            if (term)
-                break;
-        } else if (!which && zpoller_terminated(b->poller))
+    zmq_pollitem_t items[IT_NODES + BROKER_MAX_NODES];
+    size_t kind[IT_NODES + BROKER_MAX_NODES];
+    size_t n_items = 0, built_for = SIZE_MAX;
+    bool stop = false;
+    while (!stop && !zsys_interrupted) {
+        if (built_for != b->n_nodes) {
+            n_items = build_items(b, items, kind);
+            built_for = b->n_nodes;
+        }
+        int rc = zmq_poll(items, (int)n_items, 10);
+        if (rc < 0 && zmq_errno() == ETERM)
             break;
-        drain_all(b);
+        for (size_t i = 0; rc > 0 && i < n_items && !stop; i++)
+            if (items[i].revents & ZMQ_POLLIN)
+                stop = serve_item(b, kind[i]);
         tick(b);
     }
     broker_info(b,

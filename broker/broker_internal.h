@@ -89,7 +89,6 @@ struct broker_t {
     zsock_t *xpub;
     zsock_t *sub;
     zsock_t *http; /* ZMQ_STREAM web dashboard, or NULL */
-    zpoller_t *poller;
     zsock_t *pipe; /* actor pipe or NULL */
     bnode_t nodes[BROKER_MAX_NODES];
     size_t n_nodes;

@@ -177,7 +177,7 @@ static void respond(zsock_t *http, zframe_t *peer, const char *status, const cha
 int dashboard_drain(broker_t *b)
 {
     int n = 0;
-    while (n < 256 && (zsock_events(b->http) & ZMQ_POLLIN)) {
+    while (n < 256) {
         zmsg_t *m = zmsg_recv_nowait(b->http);
         if (!m)
             break;
