@@ -13,6 +13,9 @@ shoal_add_fuzzer(NAME fuzz_raftlog SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz
 if(TARGET shoald)
   shoal_add_test(NAME test_node_fsm SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_fsm.c
                  LIBS shoal_actors LABELS unit)
+  shoal_add_test(NAME test_node_transport
+                 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_transport.c
+                 LIBS shoal_actors LABELS unit)
   add_executable(node_client ${CMAKE_CURRENT_SOURCE_DIR}/integration/node_client.c)
   target_link_libraries(node_client PRIVATE shoal_proto PkgConfig::CZMQ PkgConfig::ZMQ)
   file(GLOB NODE_IT CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/integration/node_*.sh)
