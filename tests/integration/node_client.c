@@ -12,6 +12,8 @@
  *     wait-leaders S1,S2,...    waits until each shard answers a linearizable read
  *     leader S                  prints the node index (position in ENDPOINTS) of the leader
  *     changes S AFTER           prints INDEX<TAB>KEY lines of the retained changes
+ *     events PUB MS             prints the topics (and Raft event types) published on a
+ *                               node's PUB endpoint during MS milliseconds
  *
  * A request goes to the leader it last heard of, follows NOT_LEADER hints, and retries on
  * UNAVAILABLE, TIMEOUT or silence with the same (client_id, seq), so a write is applied once
@@ -23,6 +25,7 @@
 #include <string.h>
 
 #include "proto/codec.h"
+#include "proto/events.pb-c.h"
 
 #define MAX_NODES 16
 
@@ -243,6 +246,40 @@ static int cmd_check(client_t *c, uint32_t shard, const char *prefix, const char
     return bad ? 1 : 0;
 }
 
+/* Subscribes to a node's PUB endpoint for ms and prints one line per message:
+ * the topic, and for Raft events their type number (metrics: the replica count too). */
+static int cmd_events(const char *pub, int ms)
+{
+    zsock_t *sub = zsock_new_sub(pub, "");
+    if (!sub)
+        return 2;
+    int64_t until = zclock_mono() + ms;
+    zpoller_t *p = zpoller_new(sub, NULL);
+    while (zclock_mono() < until) {
+        if (!zpoller_wait(p, (int)(until - zclock_mono())))
+            continue;
+        zmsg_t *m = zmsg_recv(sub);
+        char *topic = zmsg_popstr(m);
+        zframe_t *body = zmsg_pop(m);
+        if (topic && body && (strncmp(topic, "raft/", 5) == 0 || strncmp(topic, "metrics/", 8) == 0)) {
+            Shoal__RaftEvent *ev =
+                shoal__raft_event__unpack(NULL, zframe_size(body), zframe_data(body));
+            if (ev)
+                printf("%s %d %u\n", topic, (int)ev->type, ev->metrics ? ev->metrics->replicas : 0);
+            if (ev)
+                shoal__raft_event__free_unpacked(ev, NULL);
+        } else if (topic)
+            printf("%s\n", topic);
+        fflush(stdout);
+        zstr_free(&topic);
+        zframe_destroy(&body);
+        zmsg_destroy(&m);
+    }
+    zpoller_destroy(&p);
+    zsock_destroy(&sub);
+    return 0;
+}
+
 static int cmd_wait_leaders(client_t *c, const char *list)
 {
     char *copy = strdup(list), *save = NULL;
@@ -340,6 +377,8 @@ int main(int argc, char **argv)
         rc = cmd_load(&c, req.shard, v[1], atol(v[2]), atol(v[3]));
     else if (streq(cmd, "check") && n == 3)
         rc = cmd_check(&c, req.shard, v[1], v[2]);
+    else if (streq(cmd, "events") && n == 2) /* events PUB_ENDPOINT MS */
+        rc = cmd_events(v[0], atoi(v[1]));
     else if (streq(cmd, "wait-leaders") && n == 1)
         rc = cmd_wait_leaders(&c, v[0]);
     else if (streq(cmd, "leader") && n == 1) {

@@ -31,5 +31,15 @@ for i in 0 1 2; do
     [ $ok = 1 ] || fail "node $i did not replicate alpha"
 done
 n=$(client changes 0 0 | wc -l); [ "$n" -ge 5 ] || fail "expected the change window to hold the writes, got $n"
+# the PUB endpoint streams metrics, progress, Raft events and change events
+client events "tcp://127.0.0.1:${PORTS[$((L + 100))]}" 2500 >"$DIR/events" &
+EV=$!
+sleep 0.5
+client put 0 gamma g || fail "put gamma"
+wait $EV
+grep -q "^metrics/$L 14 2$" "$DIR/events" || fail "no metrics event (type 14, 2 replicas) from node $L"
+grep -q "^progress$" "$DIR/events" || fail "no progress notice"
+grep -q "^raft/0 8 " "$DIR/events" || fail "no apply-progress event (type 8) of shard 0"
+grep -q "^change/gamma$" "$DIR/events" || fail "no change event for gamma"
 for i in 0 1 2; do node_stop $i || fail "node $i did not exit 0 on SIGTERM"; done
 echo "PASS node_replicate"
