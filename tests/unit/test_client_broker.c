@@ -39,6 +39,7 @@ typedef struct {
         char key[16];
     } log[64]; /* change window */
     int n_log;
+    uint64_t window_from; /* changes at or before this index are gone (WINDOW_GONE) */
 } fake_t;
 
 static fake_t fake;
@@ -149,6 +150,11 @@ static void serve_leader(zsock_t *router, zframe_t *id, Shoal__ClientRequest *q)
         break;
     case SHOAL__CLIENT_REQUEST__OP_SCAN: serve_scan(q, &r); break;
     case SHOAL__CLIENT_REQUEST__OP_CHANGES: {
+        if (q->changes->after_index < fake.window_from) {
+            r.status = SHOAL__STATUS__STATUS_WINDOW_GONE;
+            r.error = (char *)"changes at that index are no longer retained; rescan";
+            break;
+        }
         static Shoal__Change ch[64];
         static Shoal__Change *chp[64];
         r.n_changes = 0;
@@ -546,6 +552,28 @@ static void test_watch_dedupe_and_gap_fill(void **state)
     shoal_watch_event_t ev;
     while (shoal_watch_next(w, &ev, 300) == 1)
         assert_int_not_equal(ev.kind, SHOAL_WATCH_CHANGE);
+    /* A gap the shard no longer retains: the watcher is told it fell behind and where to
+     * resume (after index 9, its last), then gets the live event. */
+    fake.window_from = 12;
+    publish(0, 15, 9, "w/gone", false);
+    publish(0, 20, 15, "w/d", true);
+    bool fell = false, got20 = false;
+    until = zclock_mono() + 5000;
+    while (!got20 && zclock_mono() < until) {
+        if (shoal_watch_next(w, &ev, 200) != 1)
+            continue;
+        if (ev.kind == SHOAL_WATCH_FELL_BEHIND) {
+            assert_int_equal(ev.change.shard, 0);
+            assert_int_equal(ev.change.index, 9);
+            assert_false(got20); /* told before anything newer */
+            fell = true;
+        } else if (ev.kind == SHOAL_WATCH_CHANGE) {
+            assert_int_equal(ev.change.index, 20);
+            got20 = true;
+        }
+    }
+    assert_true(fell);
+    assert_true(got20);
     shoal_watch_destroy(&w);
     shoal_destroy(&c);
 }
