@@ -187,7 +187,7 @@ for role in ["follower", "leader"]:
         fmt = lambda x: "-" if x is None else f"{x * 1000:.0f} ms"
         print(f"{role} node {victim} (round {rnd + 1}): up {fmt(t_up)}, reads marker "
               f"{fmt(t_read)}, caught up {fmt(t_caught)} -> serves {fmt(serves)} after "
-              f"start-node; {missed} entries missed" + (f"; writes taken again {fmt(unavail)} after the kill"
+              f"start-node; ~{missed} entries missed (broker view)" + (f"; writes taken again {fmt(unavail)} after the kill"
                                if role == "leader" else ""), flush=True)
 
 print()

@@ -1239,7 +1239,7 @@ int main(int argc, char **argv)
     kill_all(run->dir);
     reap_children();
     check_logs(run);
-    if (run->failures || run->verbose) {
+    if (!run->verbose) { /* always shown: ctest keeps it with the test's output */
         fprintf(stderr, "nemesis log (seed %" PRIu64 "):\n", run->seed);
         for (size_t i = 0; i < run->n_log; i++)
             fprintf(stderr, "  %s\n", run->log[i]);
