@@ -6,7 +6,10 @@
  *
  *   node_bench --shoald PATH [--nodes 3] [--shards S] [--clients C] [--duration SEC]
  *              [--value-size V] [--fsync batch|always|never] [--idle SEC]
- *              [--quiesce TICKS] [--keep DIR]
+ *              [--quiesce TICKS] [--recovery KEYS] [--keep DIR]
+ *
+ * --recovery KEYS loads KEYS keys, kills node 0 with SIGKILL, restarts it and reports how
+ * long until it serves a read of data written before the kill from its own engine.
  *
  * Each client keeps one write in flight (put of a random 16-byte key), sends it straight to
  * the shard's leader (learnt from NOT_LEADER hints), and records its latency. Output: one
@@ -31,6 +34,7 @@
 typedef struct {
     const char *shoald;
     int nodes, shards, clients, duration, value_size, idle, quiesce;
+    long recovery;               /* keys to load before the kill -9 / restart measurement */
     const char *fsync;
     char dir[512];
     bool keep;
@@ -221,7 +225,9 @@ static int run_writes(bench_t *b)
     int64_t start = zclock_usecs(), warm = start + 1000000, end = warm + (int64_t)b->duration * 1000000;
     uint64_t done = 0;
     int64_t last_print = warm;
-    while (zclock_usecs() < end) {
+    if (b->recovery) /* load a count of keys, however long it takes */
+        end = INT64_MAX, warm = start;
+    while (zclock_usecs() < end && (!b->recovery || done < (uint64_t)b->recovery)) {
         zsock_t *s = zpoller_wait(p, 100);
         if (!s)
             continue;
@@ -255,6 +261,8 @@ static int run_writes(bench_t *b)
             last_print = now;
         }
     }
+    if (b->recovery)
+        end = zclock_usecs();
     qsort(lat, nlat, sizeof *lat, cmp_i64);
     double secs = (double)(end - warm) / 1e6;
     printf("shards=%d clients=%d value=%dB fsync=%s: %.0f writes/s, p50 %.2f ms, p99 %.2f ms, "
@@ -330,6 +338,78 @@ static int wait_leaders(bench_t *b)
     return 0;
 }
 
+static void start_node(bench_t *b, int i)
+{
+    char cfg[600], log[600];
+    snprintf(cfg, sizeof cfg, "%s/node-%d.cfg", b->dir, i);
+    snprintf(log, sizeof log, "%s/node-%d.log", b->dir, i);
+    pid_t p = fork();
+    if (p == 0) {
+        if (!freopen(log, "a", stderr))
+            _exit(126);
+        execl(b->shoald, b->shoald, "--config", cfg, (char *)NULL);
+        _exit(127);
+    }
+    b->pid[i] = p;
+}
+
+/* Loads b->recovery keys, kills node 0 with SIGKILL, restarts it and measures how long
+ * until it answers a read of a key written before the kill from its own engine. */
+static int run_recovery(bench_t *b)
+{
+    run_writes(b);
+    inflight_t w = {.rid = 1, .shard = 0};
+    memcpy(w.key, "recovery-probe-k", 16);
+    uint8_t v = 'r';
+    int vs = b->value_size;
+    b->value_size = 1;
+    send_put(b, &w, 99, 1, &v); /* the last write before the kill */
+    zpoller_t *p = zpoller_new(b->sock[w.node], NULL);
+    zpoller_wait(p, 5000);
+    zpoller_destroy(&p);
+    bool retry;
+    uint32_t shard;
+    int hint;
+    recv_reply(b, b->sock[w.node], &retry, &shard, &hint);
+    b->value_size = vs;
+    zclock_sleep(500); /* let node 0 apply it */
+    kill(b->pid[0], SIGKILL);
+    waitpid(b->pid[0], NULL, 0);
+    int64_t t0 = zclock_usecs();
+    start_node(b, 0);
+    bool ok = false;
+    while (!ok && zclock_usecs() - t0 < 60000000) {
+        Shoal__ClientRequest req = SHOAL__CLIENT_REQUEST__INIT;
+        Shoal__GetRequest get = SHOAL__GET_REQUEST__INIT;
+        get.key.data = w.key;
+        get.key.len = sizeof w.key;
+        get.stale = true; /* node 0's own engine: recovered, not forwarded */
+        req.shard = 0;
+        req.request_id = 1ull << 40; /* no load request used it */
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_GET;
+        req.get = &get;
+        send_req(b, 0, &req);
+        p = zpoller_new(b->sock[0], NULL);
+        zsock_t *s = zpoller_wait(p, 50);
+        zpoller_destroy(&p);
+        if (s) {
+            zframe_t *fr = zframe_recv(s);
+            Shoal__Frame *f = NULL;
+            char err[128];
+            if (fr && shoal_frame_decode(zframe_data(fr), zframe_size(fr), &f, err, sizeof err) == 0 &&
+                f->body_case == SHOAL__FRAME__BODY_CLIENT_RESP && f->client_resp->request_id == 1ull << 40 &&
+                f->client_resp->status == SHOAL__STATUS__STATUS_OK)
+                ok = true;
+            shoal_frame_free(&f);
+            zframe_destroy(&fr);
+        }
+    }
+    printf("recovery after kill -9 with %ld keys: node 0 served a read of its data %.0f ms after "
+           "exec%s\n",
+           b->recovery, (zclock_usecs() - t0) / 1000.0, ok ? "" : " (NOT within 60 s)");
+    return ok ? 0 : 1;
+}
+
 static int run_idle(bench_t *b)
 {
     fprintf(stderr, "  all %d shards have leaders; settling 5 s, then measuring %d s\n", b->shards,
@@ -364,6 +444,7 @@ int main(int argc, char **argv)
         else if (streq(k, "--fsync")) b.fsync = v;
         else if (streq(k, "--idle")) b.idle = atoi(v);
         else if (streq(k, "--quiesce")) b.quiesce = atoi(v);
+        else if (streq(k, "--recovery")) b.recovery = atol(v);
         else if (streq(k, "--keep")) { snprintf(b.dir, sizeof b.dir, "%s", v); b.keep = true; }
         else { fprintf(stderr, "node_bench: unknown option %s\n", k); return 2; }
     }
@@ -385,7 +466,7 @@ int main(int argc, char **argv)
     if (rc)
         fprintf(stderr, "node_bench: not every shard elected a leader (logs in %s)\n", b.dir);
     else
-        rc = b.idle ? run_idle(&b) : run_writes(&b);
+        rc = b.idle ? run_idle(&b) : b.recovery ? run_recovery(&b) : run_writes(&b);
     stop_cluster(&b);
     return rc ? 1 : 0;
 }
