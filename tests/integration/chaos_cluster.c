@@ -7,7 +7,11 @@
  *   - kill -9 a node (`cluster stop-node --kill`), restart it after a while (`start-node`);
  *   - SIGSTOP a node for longer than an election timeout, then SIGCONT;
  *   - kill -9 the broker and start a new one from the cluster's broker.cfg;
- *   - transfer the leadership of a random shard to a random node.
+ *   - transfer the leadership of a random shard to a random node;
+ *   - take a snapshot of a random shard now (admin `snapshot`: log truncation).
+ * Half the seeds also restart the nodes with a small storage/snapshot_entries (200..2000)
+ * first, so that log truncation and InstallSnapshot to a restarted node happen under the
+ * faults; the others keep shoald's default.
  * Most faults wait until every replica has caught up before the next; some follow at once,
  * so a node can be killed while another one is still catching up.
  * Writers put unique keys, overwrite and delete their own keys, re-create deleted ones,
@@ -32,7 +36,8 @@
  * kills them and removes the folder if this process dies in any way (assert, signal,
  * ctest timeout). Logs of a failed run are copied to /tmp/shoal-chaos-logs.<seed>.<pid>.
  *
- *   chaos_cluster [--seed S] [--duration SECONDS] [--writers W] [--verbose]
+ *   chaos_cluster [--seed S] [--duration SECONDS] [--writers W] [--verbose] [--plant]
+ *                 [--snapshot-entries N]
  * Needs SHOAL_BUILD_DIR (the build tree with tools/shoalctl, actors/shoald,
  * broker/shoal-broker). Exit 0 when every check passed, 1 otherwise. */
 #define _GNU_SOURCE /* pipe2 */
@@ -90,7 +95,8 @@ typedef struct {
     size_t n_log, cap_log;
     pid_t stopped;              /* a node under SIGSTOP, 0 when none */
     pid_t broker_child;         /* a broker this process started (to reap), 0 when none */
-    int faults[4];
+    int faults[5];
+    int snap_entries;           /* storage/snapshot_entries of the nodes, 0: shoald's default */
 } run_t;
 
 static run_t *g_run; /* for the watchdog's message only */
@@ -706,15 +712,20 @@ static void *writer_main(void *arg)
 
 /* ---- nemesis ------------------------------------------------------------------------ */
 
-enum { F_KILL_NODE, F_STOP_NODE, F_KILL_BROKER, F_TRANSFER };
-static const char *fault_name[] = {"kill-node", "sigstop-node", "kill-broker", "transfer"};
+enum { F_KILL_NODE, F_STOP_NODE, F_KILL_BROKER, F_TRANSFER, F_SNAPSHOT, F_COUNT };
+static const char *fault_name[] = {"kill-node", "sigstop-node", "kill-broker", "transfer",
+                                   "snapshot"};
 
 static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until)
 {
     while (mono_ms() < until && !run->failures) {
         sleep_ms(rnd_range(rng, 200, 1200));
         int r = rnd_range(rng, 0, 99);
-        int f = r < 35 ? F_KILL_NODE : r < 60 ? F_STOP_NODE : r < 75 ? F_KILL_BROKER : F_TRANSFER;
+        int f = r < 33   ? F_KILL_NODE
+                : r < 56 ? F_STOP_NODE
+                : r < 70 ? F_KILL_BROKER
+                : r < 90 ? F_TRANSFER
+                         : F_SNAPSHOT;
         int node = rnd_range(rng, 0, NODES - 1);
         int hold = f == F_KILL_NODE ? rnd_range(rng, 300, 3000)
                    : f == F_STOP_NODE ? rnd_range(rng, 500, 2500)
@@ -760,12 +771,18 @@ static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until)
             sleep_ms(hold);
             broker_start(run);
             note(run, "broker started (pid %d)", (int)run->broker_child);
-        } else {
+        } else if (f == F_TRANSFER) {
             uint32_t shard = (uint32_t)rnd_range(rng, 0, SHARDS - 1);
             char err[256] = "";
             int st = shoal_admin_transfer_leader(admin, shard, (uint64_t)node, err, sizeof err);
             note(run, "transfer leader of shard %u to node %d: %s %s", shard, node,
                  shoal_status_str(st), st ? err : "");
+        } else { /* a snapshot (and log truncation) of one shard, now */
+            int64_t shard = rnd_range(rng, 0, SHARDS - 1);
+            char err[256] = "";
+            int st = shoal_admin_snapshot(admin, shard, err, sizeof err);
+            note(run, "snapshot of shard %" PRId64 ": %s %s", shard, shoal_status_str(st),
+                 st ? err : "");
         }
         reap_children();
         /* One fault at a time. Mostly the next waits until every node is back and caught
@@ -1052,6 +1069,22 @@ static void plant(run_t *run, shoal_t *c, writer_t *ws)
     shoal_result_clear(&r);
 }
 
+/* Lines of the node logs that contain what. */
+static int count_in_logs(run_t *run, const char *what)
+{
+    int n = 0;
+    for (int i = 0; i < NODES; i++) {
+        char path[1200], line[1024];
+        snprintf(path, sizeof path, "%s/logs/node-%d.log", run->dir, i);
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof line, f))
+            n += strstr(line, what) != NULL;
+        if (f)
+            fclose(f);
+    }
+    return n;
+}
+
 static void check_logs(run_t *run)
 {
     char cmd[600];
@@ -1070,7 +1103,8 @@ static void check_logs(run_t *run)
 static void usage(void)
 {
     fprintf(stderr, "usage: chaos_cluster [--seed S] [--duration SECONDS] [--writers W] "
-                    "[--verbose] [--plant]\n");
+                    "[--verbose] [--plant]\n"
+                    "       [--snapshot-entries N (0: shoald's default; default: by the seed)]\n");
     exit(2);
 }
 
@@ -1081,6 +1115,7 @@ int main(int argc, char **argv)
     run->seed = 0;
     run->duration_s = 25;
     run->writers = 6;
+    run->snap_entries = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seed") && i + 1 < argc)
             run->seed = strtoull(argv[++i], NULL, 0);
@@ -1092,6 +1127,8 @@ int main(int argc, char **argv)
             run->verbose = true;
         else if (!strcmp(argv[i], "--plant"))
             run->plant = true;
+        else if (!strcmp(argv[i], "--snapshot-entries") && i + 1 < argc)
+            run->snap_entries = atoi(argv[++i]);
         else
             usage();
     }
@@ -1104,6 +1141,11 @@ int main(int argc, char **argv)
         if (getenv("CHAOS_SEED"))
             run->seed = strtoull(getenv("CHAOS_SEED"), NULL, 0);
     }
+    if (run->snap_entries < 0) { /* by the seed: half the runs snapshot often */
+        uint64_t s = run->seed ^ 0x5eed;
+        static const int choice[] = {0, 0, 0, 200, 500, 2000};
+        run->snap_entries = choice[xorshift(&s) % 6];
+    }
     run->build = getenv("SHOAL_BUILD_DIR");
     if (!run->build) {
         fprintf(stderr, "set SHOAL_BUILD_DIR\n");
@@ -1112,8 +1154,9 @@ int main(int argc, char **argv)
     g_run = run;
     pthread_mutex_init(&run->lock, NULL);
     run->t0 = mono_ms();
-    fprintf(stderr, "chaos_cluster: seed %" PRIu64 ", %d s of faults, %d writers\n", run->seed,
-            run->duration_s, run->writers);
+    fprintf(stderr, "chaos_cluster: seed %" PRIu64 ", %d s of faults, %d writers, "
+                    "storage/snapshot_entries %d%s\n", run->seed, run->duration_s,
+            run->writers, run->snap_entries, run->snap_entries ? "" : " (default)");
 
     snprintf(run->dir, sizeof run->dir, "/tmp/shoal-chaos.XXXXXX");
     if (!mkdtemp(run->dir)) {
@@ -1137,6 +1180,22 @@ int main(int argc, char **argv)
     }
     shoal_t *admin = shoal_connect(run->broker_ep);
     shoal_set_timeout(admin, 5000);
+    for (int i = 0; i < NODES && run->snap_entries && !run->failures; i++) {
+        /* frequent snapshots: log truncation and InstallSnapshot under the faults */
+        rc = ctl(run, "cluster stop-node --dir %s %d", run->dir, i);
+        rc = rc ? rc
+                : shell("sed -i 's/^storage$/storage\\n    snapshot_entries = %d/' %s/node-%d.cfg",
+                        run->snap_entries, cdir, i);
+        rc = rc ? rc : ctl(run, "cluster start-node --dir %s %d", run->dir, i);
+        if (rc)
+            fail(run, "restart of node %d with snapshot_entries = %d failed (%d)", i,
+                 run->snap_entries, rc);
+    }
+    if (run->snap_entries && !run->failures) {
+        char why[160];
+        if (wait_caught_up(run, admin, 30000, why, sizeof why) < 0)
+            fail(run, "cluster not back after the restarts with snapshot_entries: %s", why);
+    }
     uint64_t rng = run->seed;
     writer_t *ws = calloc((size_t)run->writers, sizeof *ws);
     pthread_t th[MAX_WRITERS];
@@ -1215,11 +1274,12 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "chaos_cluster: %" PRIu64 " operations acknowledged, %" PRIu64 " ambiguous, "
                 "%" PRIu64 " CAS conflicts; %" PRIu64 " keys (%" PRIu64 " live, %" PRIu64
-                " with an ambiguous last write); faults: %d %s, %d %s, %d %s, %d %s\n",
-                acked, amb, conflicts, keys, live, amb_keys, run->faults[F_KILL_NODE],
-                fault_name[F_KILL_NODE], run->faults[F_STOP_NODE], fault_name[F_STOP_NODE],
-                run->faults[F_KILL_BROKER], fault_name[F_KILL_BROKER], run->faults[F_TRANSFER],
-                fault_name[F_TRANSFER]);
+                " with an ambiguous last write); faults:",
+                acked, amb, conflicts, keys, live, amb_keys);
+        for (int f = 0; f < F_COUNT; f++)
+            fprintf(stderr, " %d %s", run->faults[f], fault_name[f]);
+        fprintf(stderr, "; %d snapshots installed (node logs)\n",
+                count_in_logs(run, "installed snapshot"));
         if (acked < (uint64_t)run->writers * 20)
             fail(run, "only %" PRIu64 " operations acknowledged: the cluster barely served",
                  acked);
@@ -1255,9 +1315,10 @@ int main(int argc, char **argv)
     if (run->failures) {
         fprintf(stderr,
                 "chaos_cluster FAILED (%d failures), seed %" PRIu64 "\nreplay: SHOAL_BUILD_DIR=%s "
-                "%s/tests/chaos_cluster --seed %" PRIu64 " --duration %d --writers %d --verbose\n",
+                "%s/tests/chaos_cluster --seed %" PRIu64 " --duration %d --writers %d "
+                "--snapshot-entries %d --verbose\n",
                 run->failures, run->seed, run->build, run->build, run->seed, run->duration_s,
-                run->writers);
+                run->writers, run->snap_entries);
         keep_logs(run->dir, run->seed);
     } else {
         fprintf(stderr, "chaos_cluster: all checks passed (seed %" PRIu64 ", %.1f s)\n",
