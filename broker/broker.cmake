@@ -8,6 +8,10 @@ target_include_directories(shoal PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(shoal PUBLIC shoal_proto shoal_engine PkgConfig::CZMQ PkgConfig::ZMQ)
 set_target_properties(shoal PROPERTIES PUBLIC_HEADER ${CMAKE_CURRENT_SOURCE_DIR}/shoal.h)
 install(TARGETS shoal ARCHIVE DESTINATION lib PUBLIC_HEADER DESTINATION include)
+# libshoal is static: a program using the install tree also links the wire code and the
+# shared engine pieces it is built on (-lshoal -lshoal_proto -lshoal_engine, then
+# protobuf-c, czmq, zmq and xxhash from pkg-config).
+install(TARGETS shoal_proto shoal_engine ARCHIVE DESTINATION lib)
 
 add_library(shoal_broker STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/broker.c
