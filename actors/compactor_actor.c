@@ -9,6 +9,8 @@
  *      to the index may be dropped (the node then marks the snapshot in the log);
  *   4. delete older snapshot files of the group.
  *
+ * A job with compact_only set instead compacts the whole engine (admin op `compact`).
+ *
  * Protocol: in "sp" EXPORT snap_job_t*; out "sp" SNAPPED snap_job_t* (rc set). */
 #include <czmq.h>
 #include <dirent.h>
@@ -81,6 +83,13 @@ static void remove_older(const char *dir, uint64_t keep)
 
 static void run_job(snap_job_t *j)
 {
+    if (j->compact_only) { /* admin `compact`: drop deleted and overwritten data now */
+        j->rc = lsm_compact_range(j->lsm, NULL, 0, NULL, 0);
+        if (j->rc)
+            snprintf(j->err, sizeof j->err, "shard %u: compaction failed: %s", j->group,
+                     shoal_strerror(j->rc));
+        return;
+    }
     char tmp[2048], final[2048];
     snprintf(tmp, sizeof tmp, "%s/snap-%" PRIu64 ".tmp", j->dir, j->index);
     snprintf(final, sizeof final, "%s/snap-%" PRIu64, j->dir, j->index);

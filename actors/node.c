@@ -412,46 +412,110 @@ static void admin_status(node_t *n, zframe_t *identity, Shoal__AdminResponse *re
     free(ppp);
 }
 
-/* The bootstrap shard map (version 1) with the leaders this node knows. */
-static void admin_shard_map(node_t *n, zframe_t *identity, Shoal__AdminResponse *resp)
+/* Storage for a shard map built from the config (freed by map_free). */
+typedef struct {
+    Shoal__ShardMap map;
+    Shoal__ShardInfo *si, **sip;
+    uint64_t *reps;
+    Shoal__NodeInfo ni[NODE_MAX_NODES], *nip[NODE_MAX_NODES];
+} map_buf_t;
+
+/* The bootstrap shard map (version 1): placement of CONTRACTS.md, with the leaders this
+ * node knows as hints. */
+static int map_build(node_t *n, map_buf_t *m)
 {
     const node_config_t *c = n->cfg;
-    Shoal__ShardMap map = SHOAL__SHARD_MAP__INIT;
-    Shoal__ShardInfo *si = calloc(c->shards, sizeof *si);
-    Shoal__ShardInfo **sip = calloc(c->shards, sizeof *sip);
-    uint64_t *reps = calloc((size_t)c->shards * NODE_MAX_NODES, sizeof *reps);
-    Shoal__NodeInfo ni[NODE_MAX_NODES], *nip[NODE_MAX_NODES];
-    if (si && sip && reps) {
-        for (unsigned s = 0; s < c->shards; s++) {
-            shoal__shard_info__init(&si[s]);
-            si[s].id = s;
-            si[s].replicas = reps + (size_t)s * NODE_MAX_NODES;
-            si[s].n_replicas = node_config_replicas(c, s, si[s].replicas, NODE_MAX_NODES);
-            replica_t *r = find_replica(n, s);
-            si[s].leader_hint = r && r->leader ? node_id_of(r->leader) : UINT64_MAX;
-            sip[s] = &si[s];
-        }
-        for (size_t i = 0; i < c->n_nodes; i++) {
-            shoal__node_info__init(&ni[i]);
-            ni[i].id = c->nodes[i].id;
-            ni[i].endpoint = (char *)c->nodes[i].endpoint;
-            ni[i].pub_endpoint = (char *)c->nodes[i].pub_endpoint;
-            nip[i] = &ni[i];
-        }
-        map.version = 1;
-        map.vnodes_per_shard = c->vnodes;
-        map.shards = sip;
-        map.n_shards = c->shards;
-        map.nodes = nip;
-        map.n_nodes = c->n_nodes;
-        resp->shard_map = &map;
-    } else {
-        resp->status = SHOAL__STATUS__STATUS_INTERNAL;
+    shoal__shard_map__init(&m->map);
+    m->si = calloc(c->shards, sizeof *m->si);
+    m->sip = calloc(c->shards, sizeof *m->sip);
+    m->reps = calloc((size_t)c->shards * NODE_MAX_NODES, sizeof *m->reps);
+    if (!m->si || !m->sip || !m->reps)
+        return SHOAL_ENOMEM;
+    for (unsigned s = 0; s < c->shards; s++) {
+        shoal__shard_info__init(&m->si[s]);
+        m->si[s].id = s;
+        m->si[s].replicas = m->reps + (size_t)s * NODE_MAX_NODES;
+        m->si[s].n_replicas = node_config_replicas(c, s, m->si[s].replicas, NODE_MAX_NODES);
+        replica_t *r = find_replica(n, s);
+        m->si[s].leader_hint = r && r->leader ? node_id_of(r->leader) : UINT64_MAX;
+        m->sip[s] = &m->si[s];
     }
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        shoal__node_info__init(&m->ni[i]);
+        m->ni[i].id = c->nodes[i].id;
+        m->ni[i].endpoint = (char *)c->nodes[i].endpoint;
+        m->ni[i].pub_endpoint = (char *)c->nodes[i].pub_endpoint;
+        m->nip[i] = &m->ni[i];
+    }
+    m->map.version = 1;
+    m->map.vnodes_per_shard = c->vnodes;
+    m->map.shards = m->sip;
+    m->map.n_shards = c->shards;
+    m->map.nodes = m->nip;
+    m->map.n_nodes = c->n_nodes;
+    return 0;
+}
+
+static void map_free(map_buf_t *m)
+{
+    free(m->si);
+    free(m->sip);
+    free(m->reps);
+}
+
+static void admin_shard_map(node_t *n, zframe_t *identity, Shoal__AdminResponse *resp)
+{
+    map_buf_t m;
+    if (map_build(n, &m) == 0)
+        resp->shard_map = &m.map;
+    else
+        resp->status = SHOAL__STATUS__STATUS_INTERNAL;
     send_admin(n, identity, resp);
-    free(si);
-    free(sip);
-    free(reps);
+    map_free(&m);
+}
+
+#define META_MAP_KEY "shardmap"
+
+void node_meta_leader(node_t *n, replica_t *r)
+{
+    /* A new leader of the metadata group stores the bootstrap map once, as an ordinary
+     * replicated write (key "shardmap"), so every meta replica holds the map version 1. */
+    uint8_t key[] = {KEY_DATA, 's', 'h', 'a', 'r', 'd', 'm', 'a', 'p'};
+    void *v = NULL;
+    size_t vl = 0;
+    if (lsm_get(r->lsm, NULL, key, sizeof key, &v, &vl) == 0) {
+        free(v);
+        return;
+    }
+    map_buf_t m;
+    if (map_build(n, &m) == 0) {
+        for (size_t i = 0; i < m.map.n_shards; i++)
+            m.si[i].leader_hint = UINT64_MAX; /* hints are not part of the stored map */
+        size_t len = shoal__shard_map__get_packed_size(&m.map);
+        uint8_t *buf = malloc(len + 1);
+        if (buf) {
+            shoal__shard_map__pack(&m.map, buf);
+            Shoal__WriteCommand cmd = SHOAL__WRITE_COMMAND__INIT;
+            Shoal__PutRequest put = SHOAL__PUT_REQUEST__INIT;
+            put.key.data = (uint8_t *)META_MAP_KEY;
+            put.key.len = strlen(META_MAP_KEY);
+            put.value.data = buf;
+            put.value.len = len;
+            cmd.op_case = SHOAL__WRITE_COMMAND__OP_PUT;
+            cmd.put = &put;
+            size_t clen = shoal__write_command__get_packed_size(&cmd);
+            uint8_t *cbuf = malloc(clen + 1);
+            if (cbuf) {
+                shoal__write_command__pack(&cmd, cbuf);
+                if (raft_propose(r->raft, cbuf, clen, NULL) > 0)
+                    zsys_info("metadata group: storing shard map version 1 (%zu shards)",
+                              m.map.n_shards);
+                free(cbuf);
+            }
+            free(buf);
+        }
+    }
+    map_free(&m);
 }
 
 static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
@@ -475,6 +539,22 @@ static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
         } else if (raft_transfer_leader(r->raft, raft_id_of(req->transfer->to_node)) != 0) {
             resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
             resp.error = (char *)"transfer refused: target is not a voter or one is running";
+        }
+        break;
+    case SHOAL__ADMIN_REQUEST__OP_COMPACT:
+        for (size_t i = 0; i < n->n_replicas; i++) {
+            r = n->replicas[i];
+            if (!req->compact->all_shards && r->group != req->compact->shard)
+                continue;
+            snap_job_t *j = calloc(1, sizeof *j);
+            if (!j)
+                break;
+            j->group = r->group;
+            j->compact_only = true;
+            j->lsm = r->lsm;
+            j->replica = r;
+            n->snaps_out++;
+            zsock_send(n->compactor, "sp", "EXPORT", j);
         }
         break;
     case SHOAL__ADMIN_REQUEST__OP_SNAPSHOT:
@@ -697,7 +777,15 @@ static int on_compactor(zloop_t *loop, zsock_t *sock, void *arg)
     if (zsock_recv(sock, "sp", &cmd, &ptr) == 0 && cmd && streq(cmd, "SNAPPED") && ptr) {
         snap_job_t *j = ptr;
         n->snaps_out--;
-        replica_snapped(j->replica, j);
+        replica_t *r = j->replica;
+        if (!j->compact_only)
+            replica_snapped(r, j);
+        else if (j->rc)
+            zsys_warning("%s", j->err);
+        else
+            events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_COMPACTION, r->group,
+                               r->term, r->leader ? node_id_of(r->leader) : UINT64_MAX,
+                               "engine compacted (admin)");
         free(j->dir);
         free(j);
     }

@@ -16,7 +16,8 @@
  *   node -> log:        "PERSIST" persist_batch_t*     log -> node: "PERSISTED" same
  *   node -> fsm:        "JOB" fsm_job_t*                fsm -> node: "DONE" same (replies
  *                                                       and change events filled in)
- *   fsm -> compactor:   "EXPORT" snap_job_t*            compactor -> node: "SNAPPED" same
+ *   node -> compactor:  "EXPORT" snap_job_t*            compactor -> node: "SNAPPED" same
+ *                       (compact_only: a full engine compaction, admin op `compact`)
  */
 #ifndef SHOAL_ACTORS_NODE_INT_H
 #define SHOAL_ACTORS_NODE_INT_H
@@ -98,6 +99,7 @@ typedef struct fsm_job_t {
 
 typedef struct {
     uint32_t group;
+    bool compact_only;            /* COMPACT: lsm_compact_range of the whole engine */
     lsm_t *lsm;                   /* borrowed */
     const lsm_snapshot_t *snap;   /* released by the compactor */
     uint64_t index;               /* applied index the snapshot holds */

@@ -333,6 +333,8 @@ static void on_soft_state(replica_t *r)
     r->role = s->role;
     if (was_leader && s->role != RAFT_LEADER)
         fail_waiters(r);
+    if (!was_leader && s->role == RAFT_LEADER && r->group == SHOAL_META_GROUP)
+        node_meta_leader(n, r);
 }
 
 static void on_hard_state(replica_t *r)

@@ -111,6 +111,8 @@ void replica_maybe_snapshot(replica_t *r, bool force);
 void replica_expire(replica_t *r, uint64_t now_ms);
 /* Sends a job to the replica's fsm actor (takes it). */
 void replica_send_job(replica_t *r, fsm_job_t *job);
+/* This node just became leader of the metadata group: store the shard map if absent. */
+void node_meta_leader(node_t *node, replica_t *r);
 /* Answers a waiter on the ROUTER and frees it. */
 void node_reply(node_t *node, waiter_t **w_p);
 /* A NOT_LEADER answer with the replica's leader hint. */

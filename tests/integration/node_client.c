@@ -6,6 +6,7 @@
  *     ENDPOINTS   comma-separated ROUTER endpoints of the nodes
  *     put S K V | get S K [stale] | del S K | cas S K EXPECTED NEW | cas-absent S K NEW
  *     scan S PREFIX LIMIT       prints KEY<TAB>VALUE lines
+ *     batch S K V [K V ...]     puts all pairs in one atomic batch
  *     load S PREFIX FROM TO     writes PREFIX<i> = v<i>, printing "ack <i>" per acknowledged
  *                               write (the test's record of what must survive)
  *     check S PREFIX FILE       every "ack <i>" in FILE must read back as v<i> (linearizable)
@@ -339,7 +340,7 @@ int main(int argc, char **argv)
     Shoal__ScanRequest scan = SHOAL__SCAN_REQUEST__INIT;
     Shoal__ChangesRequest ch = SHOAL__CHANGES_REQUEST__INIT;
     if (n >= 1)
-        req.shard = (uint32_t)atoi(v[0]);
+        req.shard = (uint32_t)strtoul(v[0], NULL, 10);
     if (streq(cmd, "put") && n == 3)
         rc = do_put(&c, req.shard, v[1], v[2], false);
     else if (streq(cmd, "get") && (n == 2 || n == 3)) {
@@ -377,7 +378,29 @@ int main(int argc, char **argv)
         rc = cmd_load(&c, req.shard, v[1], atol(v[2]), atol(v[3]));
     else if (streq(cmd, "check") && n == 3)
         rc = cmd_check(&c, req.shard, v[1], v[2]);
-    else if (streq(cmd, "events") && n == 2) /* events PUB_ENDPOINT MS */
+    else if (streq(cmd, "batch") && n >= 3 && n % 2 == 1) { /* batch S K V [K V ...]: puts */
+        size_t ops = (size_t)(n - 1) / 2;
+        Shoal__BatchRequest br = SHOAL__BATCH_REQUEST__INIT;
+        Shoal__BatchOp *bo = calloc(ops, sizeof *bo), **bop = calloc(ops, sizeof *bop);
+        Shoal__PutRequest *pr = calloc(ops, sizeof *pr);
+        for (size_t i = 0; i < ops; i++) {
+            shoal__batch_op__init(&bo[i]);
+            shoal__put_request__init(&pr[i]);
+            pr[i].key = bin(v[1 + 2 * i]);
+            pr[i].value = bin(v[2 + 2 * i]);
+            bo[i].op_case = SHOAL__BATCH_OP__OP_PUT;
+            bo[i].put = &pr[i];
+            bop[i] = &bo[i];
+        }
+        br.ops = bop;
+        br.n_ops = ops;
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_BATCH;
+        req.batch = &br;
+        rc = do_simple(&c, &req, false);
+        free(bo);
+        free(bop);
+        free(pr);
+    } else if (streq(cmd, "events") && n == 2) /* events PUB_ENDPOINT MS */
         rc = cmd_events(v[0], atoi(v[1]));
     else if (streq(cmd, "wait-leaders") && n == 1)
         rc = cmd_wait_leaders(&c, v[0]);

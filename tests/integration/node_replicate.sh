@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # node_replicate.sh - a 3-node group elects a leader and replicates: every operation works
-# through the leader (put, get, del, cas, scan, batch via the client's ops, changes) and a
-# stale read on each follower sees the write; a clean SIGTERM stops every node with exit 0.
+# through the leader (put, get, del, cas, scan, batch, changes) and a
+# stale read on each follower sees the write; the PUB stream carries events; the metadata
+# group stores the shard map; a clean SIGTERM stops every node with exit 0.
 source "$(dirname "$0")/node_lib.sh"
 cluster_init 3 1
 for i in 0 1 2; do node_start $i; done
@@ -20,6 +21,8 @@ client put 0 alpine x || fail "put alpine"
 client del 0 alpine || fail "del"
 client get 0 alpine >/dev/null; [ $? = 1 ] || fail "get after del should be not found"
 client del 0 never-there || fail "del of a missing key is ok"
+client batch 0 bat1 x bat2 y bat3 z || fail "batch"
+[ "$(client scan 0 bat 10 | tr '\t\n' '= ')" = "bat1=x bat2=y bat3=z " ] || fail "batch contents"
 # every replica has the data: stale reads answered by each node itself
 for i in 0 1 2; do
     ok=0
@@ -41,5 +44,14 @@ grep -q "^metrics/$L 14 2$" "$DIR/events" || fail "no metrics event (type 14, 2 
 grep -q "^progress$" "$DIR/events" || fail "no progress notice"
 grep -q "^raft/0 8 " "$DIR/events" || fail "no apply-progress event (type 8) of shard 0"
 grep -q "^change/gamma$" "$DIR/events" || fail "no change event for gamma"
+# the metadata group (id 4294967295) stores the shard map on every meta replica
+for i in 0 1 2; do
+    ok=0
+    for t in $(seq 50); do
+        "$NODE_CLIENT" --node $i --timeout 2000 "$ENDPOINTS" get 4294967295 shardmap stale >/dev/null && { ok=1; break; }
+        sleep 0.1
+    done
+    [ $ok = 1 ] || fail "node $i has no shard map in the metadata group"
+done
 for i in 0 1 2; do node_stop $i || fail "node $i did not exit 0 on SIGTERM"; done
 echo "PASS node_replicate"
