@@ -103,8 +103,8 @@ static void run_job(snap_job_t *j)
         remove_older(j->dir, j->index);
     else {
         unlink(tmp);
-        snprintf(j->err, sizeof j->err, "shard %u: snapshot at %" PRIu64 " failed: %s",
-                 j->group, j->index, shoal_strerror(rc));
+        snprintf(j->err, sizeof j->err, "shard %u: snapshot at %" PRIu64 " failed: %s", j->group,
+                 j->index, shoal_strerror(rc));
     }
     j->rc = rc;
 }

@@ -79,8 +79,8 @@ void events_raft(events_t *self, Shoal__RaftEvent *ev)
     publish(self, topic, (size_t)n, &ev->base);
 }
 
-void events_raft_simple(events_t *self, Shoal__RaftEventType type, uint32_t shard,
-                        uint64_t term, uint64_t leader, const char *detail)
+void events_raft_simple(events_t *self, Shoal__RaftEventType type, uint32_t shard, uint64_t term,
+                        uint64_t leader, const char *detail)
 {
     Shoal__RaftEvent ev = SHOAL__RAFT_EVENT__INIT;
     ev.type = type;

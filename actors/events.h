@@ -26,8 +26,8 @@ void events_destroy(events_t **self_p);
  * node_id and timestamp_us. */
 void events_raft(events_t *self, Shoal__RaftEvent *ev);
 /* Shorthand for a Raft event with a detail line. */
-void events_raft_simple(events_t *self, Shoal__RaftEventType type, uint32_t shard,
-                        uint64_t term, uint64_t leader, const char *detail);
+void events_raft_simple(events_t *self, Shoal__RaftEventType type, uint32_t shard, uint64_t term,
+                        uint64_t leader, const char *detail);
 void events_change(events_t *self, const Shoal__ChangeEvent *ev);
 void events_progress(events_t *self, Shoal__ShardProgress **progress, size_t n);
 uint64_t events_published(events_t *self);

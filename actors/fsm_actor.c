@@ -50,11 +50,11 @@ struct fsm_group_t {
     uint32_t group;
     lsm_t *lsm;
     uint64_t applied;
-    uint64_t last_change;        /* index of the last change event (prev_index of the next) */
-    zhashx_t *sessions;          /* client id (hex) -> session_t*: a cache over the LSM */
+    uint64_t last_change; /* index of the last change event (prev_index of the next) */
+    zhashx_t *sessions;   /* client id (hex) -> session_t*: a cache over the LSM */
     win_change_t win[WINDOW_MAX];
     size_t win_head, win_n, win_bytes;
-    uint64_t win_from;           /* every change after this index is in the window */
+    uint64_t win_from; /* every change after this index is in the window */
     lsm_batch_t *batch;
 };
 
@@ -160,8 +160,7 @@ static void session_free(void **item)
     *item = NULL;
 }
 
-fsm_group_t *fsm_group_new(uint32_t group, lsm_t *lsm, uint64_t *applied, char *err,
-                           size_t errlen)
+fsm_group_t *fsm_group_new(uint32_t group, lsm_t *lsm, uint64_t *applied, char *err, size_t errlen)
 {
     fsm_group_t *g = calloc(1, sizeof *g);
     if (!g)
@@ -380,10 +379,10 @@ static Shoal__Status apply_cas(fsm_group_t *g, fsm_job_t *job, uint64_t index,
     if (rc && rc != SHOAL_ENOTFOUND)
         return SHOAL__STATUS__STATUS_INTERNAL;
     bool found = rc == 0;
-    bool match = c->expect_absent ? !found
-                                  : found && *curlen == c->expected.len &&
-                                        (c->expected.len == 0 ||
-                                         memcmp(*cur, c->expected.data, *curlen) == 0);
+    bool match = c->expect_absent
+                     ? !found
+                     : found && *curlen == c->expected.len &&
+                           (c->expected.len == 0 || memcmp(*cur, c->expected.data, *curlen) == 0);
     if (!match)
         return SHOAL__STATUS__STATUS_COMPARE_FAILED;
     free(*cur);
@@ -411,8 +410,7 @@ static Shoal__Status apply_op(fsm_group_t *g, fsm_job_t *job, uint64_t index,
         batch_del(g, &cmd->del->key);
         emit_change(g, job, index, true, &cmd->del->key, NULL);
         return SHOAL__STATUS__STATUS_OK;
-    case SHOAL__WRITE_COMMAND__OP_CAS:
-        return apply_cas(g, job, index, cmd->cas, cur, curlen);
+    case SHOAL__WRITE_COMMAND__OP_CAS: return apply_cas(g, job, index, cmd->cas, cur, curlen);
     case SHOAL__WRITE_COMMAND__OP_BATCH:
         for (size_t i = 0; i < cmd->batch->n_ops; i++) {
             Shoal__BatchOp *op = cmd->batch->ops[i];
@@ -425,8 +423,7 @@ static Shoal__Status apply_op(fsm_group_t *g, fsm_job_t *job, uint64_t index,
             }
         }
         return SHOAL__STATUS__STATUS_OK;
-    default:
-        return SHOAL__STATUS__STATUS_BAD_REQUEST;
+    default: return SHOAL__STATUS__STATUS_BAD_REQUEST;
     }
 }
 
@@ -452,8 +449,7 @@ static int flush_batch(fsm_group_t *g)
 static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, waiter_t *w)
 {
     int rc = 0;
-    Shoal__WriteCommand *cmd =
-        e->len ? shoal__write_command__unpack(NULL, e->len, e->data) : NULL;
+    Shoal__WriteCommand *cmd = e->len ? shoal__write_command__unpack(NULL, e->len, e->data) : NULL;
     if (cmd && (cmd->op_case == SHOAL__WRITE_COMMAND__OP_CAS))
         rc = flush_batch(g); /* the compare must see the writes before it */
     g->applied = e->index;
@@ -582,13 +578,13 @@ static bool prefix_end(uint8_t *p, size_t *len)
 static int scan_bounds(const Shoal__ScanRequest *r, uint8_t **lo, size_t *lol, uint8_t **hi,
                        size_t *hil)
 {
-    const ProtobufCBinaryData *l = r->start.len > 0 && (r->prefix.len == 0 ||
-                                                        memcmp(r->start.data, r->prefix.data,
-                                                               r->prefix.len < r->start.len
-                                                                   ? r->prefix.len
-                                                                   : r->start.len) >= 0)
-                                       ? &r->start
-                                       : &r->prefix;
+    const ProtobufCBinaryData *l =
+        r->start.len > 0 &&
+                (r->prefix.len == 0 ||
+                 memcmp(r->start.data, r->prefix.data,
+                        r->prefix.len < r->start.len ? r->prefix.len : r->start.len) >= 0)
+            ? &r->start
+            : &r->prefix;
     *lo = malloc(l->len + 1);
     *hi = malloc((r->end.len > r->prefix.len ? r->end.len : r->prefix.len) + 2);
     if (!*lo || !*hi)
@@ -806,8 +802,7 @@ void fsm_actor(zsock_t *pipe, void *args)
                 do_install(job);
             else if (job->type == FSM_SNAPSHOT) {
                 /* the applied index goes into the view, so an installed copy knows it */
-                lsm_put(job->fg->lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED),
-                        &job->fg->applied, 8);
+                lsm_put(job->fg->lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED), &job->fg->applied, 8);
                 job->lsnap = lsm_snapshot_new(job->fg->lsm);
             }
             job->applied = job->fg->applied;

@@ -147,9 +147,9 @@ static bool write_command(Shoal__ClientRequest *req, Shoal__WriteCommand *cmd, i
         size_t bytes = 0;
         for (size_t i = 0; i < req->batch->n_ops; i++) {
             Shoal__BatchOp *op = req->batch->ops[i];
-            const ProtobufCBinaryData *k = op->op_case == SHOAL__BATCH_OP__OP_PUT ? &op->put->key
+            const ProtobufCBinaryData *k = op->op_case == SHOAL__BATCH_OP__OP_PUT   ? &op->put->key
                                            : op->op_case == SHOAL__BATCH_OP__OP_DEL ? &op->del->key
-                                                                                  : NULL;
+                                                                                    : NULL;
             if (!k || !k->len)
                 return false;
             bytes += k->len + (op->op_case == SHOAL__BATCH_OP__OP_PUT ? op->put->value.len : 0);
@@ -160,8 +160,7 @@ static bool write_command(Shoal__ClientRequest *req, Shoal__WriteCommand *cmd, i
         cmd->batch = req->batch;
         return true;
     }
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -251,15 +250,11 @@ static void handle_client(node_t *n, zframe_t *identity, Shoal__Frame *f)
         else
             linear_read(r, w);
         return;
-    case SHOAL__CLIENT_REQUEST__OP_CHANGES:
-        read_now(r, w);
-        return;
+    case SHOAL__CLIENT_REQUEST__OP_CHANGES: read_now(r, w); return;
     case SHOAL__CLIENT_REQUEST__OP_PUT:
     case SHOAL__CLIENT_REQUEST__OP_DEL:
     case SHOAL__CLIENT_REQUEST__OP_CAS:
-    case SHOAL__CLIENT_REQUEST__OP_BATCH:
-        propose(r, w);
-        return;
+    case SHOAL__CLIENT_REQUEST__OP_BATCH: propose(r, w); return;
     default:
         waiter_answer_status(w, SHOAL__STATUS__STATUS_BAD_REQUEST, "request without an op");
         node_reply(n, &w);
@@ -525,12 +520,8 @@ static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
     resp.request_id = req->request_id;
     replica_t *r;
     switch (req->op_case) {
-    case SHOAL__ADMIN_REQUEST__OP_STATUS:
-        admin_status(n, identity, &resp);
-        return;
-    case SHOAL__ADMIN_REQUEST__OP_SHARD_MAP:
-        admin_shard_map(n, identity, &resp);
-        return;
+    case SHOAL__ADMIN_REQUEST__OP_STATUS: admin_status(n, identity, &resp); return;
+    case SHOAL__ADMIN_REQUEST__OP_SHARD_MAP: admin_shard_map(n, identity, &resp); return;
     case SHOAL__ADMIN_REQUEST__OP_TRANSFER:
         r = find_replica(n, req->transfer->shard);
         if (!r || r->role != RAFT_LEADER) {
@@ -586,8 +577,7 @@ static bool is_quiesce(const raft_msg_t *m)
  * are left to the core. */
 static void answer_heartbeat_for_core(node_t *n, replica_t *r, const raft_msg_t *m)
 {
-    if (m->type != RAFT_MSG_HEARTBEAT || m->context_len || !r->rd_out ||
-        r->stage != STAGE_PERSIST)
+    if (m->type != RAFT_MSG_HEARTBEAT || m->context_len || !r->rd_out || r->stage != STAGE_PERSIST)
         return;
     raft_status_t st;
     raft_status(r->raft, &st);
@@ -783,8 +773,8 @@ static int on_compactor(zloop_t *loop, zsock_t *sock, void *arg)
         else if (j->rc)
             zsys_warning("%s", j->err);
         else
-            events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_COMPACTION, r->group,
-                               r->term, r->leader ? node_id_of(r->leader) : UINT64_MAX,
+            events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_COMPACTION, r->group, r->term,
+                               r->leader ? node_id_of(r->leader) : UINT64_MAX,
                                "engine compacted (admin)");
         free(j->dir);
         free(j);
@@ -933,12 +923,12 @@ static int on_metrics(zloop_t *loop, int timer_id, void *arg)
             replica_t *r = n->replicas[i];
             quiet += r->quiet;
             if (!r->quiet && n->cfg->quiesce_ticks)
-                zsys_debug("node: shard %u awake: role %s, idle %" PRIu64 " ticks, applied %"
-                           PRIu64 ", commit %" PRIu64, r->group, raft_role_name(r->role),
-                           r->idle_ticks, r->applied, r->commit);
+                zsys_debug("node: shard %u awake: role %s, idle %" PRIu64 " ticks, applied %" PRIu64
+                           ", commit %" PRIu64,
+                           r->group, raft_role_name(r->role), r->idle_ticks, r->applied, r->commit);
         }
-        zsys_debug("node %" PRIu64 ": %zu of %zu replicas quiet, %" PRIu64 " requests",
-                   n->cfg->id, quiet, n->n_replicas, n->requests);
+        zsys_debug("node %" PRIu64 ": %zu of %zu replicas quiet, %" PRIu64 " requests", n->cfg->id,
+                   quiet, n->n_replicas, n->requests);
     }
     return 0;
 }
@@ -1174,8 +1164,8 @@ void node_actor(zsock_t *pipe, void *args)
     up.endpoint = n.cfg->endpoint;
     up.detail = (char *)"node started";
     events_raft(n.events, &up);
-    zsys_info("node %" PRIu64 ": serving %zu replicas on %s, events on %s", n.cfg->id,
-              n.n_replicas, n.cfg->endpoint, n.cfg->pub_endpoint);
+    zsys_info("node %" PRIu64 ": serving %zu replicas on %s, events on %s", n.cfg->id, n.n_replicas,
+              n.cfg->endpoint, n.cfg->pub_endpoint);
     zstr_send(pipe, "READY");
     setup_loop(&n);
     zloop_start(n.loop);

@@ -113,8 +113,7 @@ static int load_nodes(zconfig_t *root, node_config_t *c, char *err, size_t errle
         int rc = get_str(root, path, true, p->endpoint, sizeof p->endpoint, err, errlen);
         snprintf(path, sizeof path, "cluster/nodes/%s/pub_endpoint", name);
         if (rc == 0)
-            rc = get_str(root, path, false, p->pub_endpoint, sizeof p->pub_endpoint, err,
-                         errlen);
+            rc = get_str(root, path, false, p->pub_endpoint, sizeof p->pub_endpoint, err, errlen);
         if (rc)
             return rc;
         if (node_config_peer(c, p->id)) {
@@ -161,8 +160,10 @@ static int check(node_config_t *c, char *err, size_t errlen)
     }
     if (strcmp(c->log_level, "error") && strcmp(c->log_level, "warning") &&
         strcmp(c->log_level, "info") && strcmp(c->log_level, "debug")) {
-        snprintf(err, errlen, "config key node/log_level = \"%s\": expected error, warning, info "
-                 "or debug", c->log_level);
+        snprintf(err, errlen,
+                 "config key node/log_level = \"%s\": expected error, warning, info "
+                 "or debug",
+                 c->log_level);
         return SHOAL_EINVAL;
     }
     return 0;
@@ -181,13 +182,12 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
     if (rc == 0)
         rc = get_str(root, "node/endpoint", true, c->endpoint, sizeof c->endpoint, err, errlen);
     if (rc == 0)
-        rc = get_str(root, "node/pub_endpoint", true, c->pub_endpoint, sizeof c->pub_endpoint,
-                     err, errlen);
+        rc = get_str(root, "node/pub_endpoint", true, c->pub_endpoint, sizeof c->pub_endpoint, err,
+                     errlen);
     if (rc == 0)
         rc = get_str(root, "node/data_dir", true, c->data_dir, sizeof c->data_dir, err, errlen);
     if (rc == 0)
-        rc = get_str(root, "node/log_level", false, c->log_level, sizeof c->log_level, err,
-                     errlen);
+        rc = get_str(root, "node/log_level", false, c->log_level, sizeof c->log_level, err, errlen);
     if (rc == 0)
         rc = get_uint(root, "raft/tick_ms", 1, 10000, &c->tick_ms, err, errlen);
     if (rc == 0)
@@ -206,13 +206,12 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
         rc = get_uint(root, "storage/snapshot_entries", 16, 100000000, &c->snapshot_entries, err,
                       errlen);
     if (rc == 0)
-        rc = get_uint(root, "storage/snapshot_rate_kbps", 64, 10000000, &c->snapshot_rate_kbps,
-                      err, errlen);
+        rc = get_uint(root, "storage/snapshot_rate_kbps", 64, 10000000, &c->snapshot_rate_kbps, err,
+                      errlen);
     if (rc == 0)
         rc = get_uint(root, "storage/lsm_cache_kb", 64, 16 << 20, &c->lsm_cache_kb, err, errlen);
     if (rc == 0)
-        rc = get_uint(root, "storage/lsm_buffer_kb", 256, 1 << 20, &c->lsm_buffer_kb, err,
-                      errlen);
+        rc = get_uint(root, "storage/lsm_buffer_kb", 256, 1 << 20, &c->lsm_buffer_kb, err, errlen);
     if (rc == 0)
         rc = get_uint(root, "storage/fsync_delay_ms", 0, 60000, &c->fsync_delay_ms, err, errlen);
     if (rc == 0)

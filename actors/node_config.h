@@ -27,20 +27,20 @@ typedef struct {
     char endpoint[256];
     char pub_endpoint[256];
     char data_dir[512];
-    char log_level[16];           /* error | warning | info | debug */
+    char log_level[16]; /* error | warning | info | debug */
     unsigned tick_ms;
     unsigned election_ticks;
     unsigned heartbeat_ticks;
     bool prevote;
     bool check_quorum;
-    int fsync;                    /* NODE_FSYNC_* */
-    unsigned snapshot_entries;    /* take a snapshot after this many applied entries */
-    unsigned snapshot_rate_kbps;  /* snapshot bytes per second to one peer, KiB */
-    unsigned metrics_ms;          /* period of metrics and progress events */
-    unsigned quiesce_ticks;       /* idle ticks before a group stops ticking (0: never) */
-    unsigned lsm_cache_kb;        /* block cache per replica */
-    unsigned lsm_buffer_kb;       /* memtable size per replica */
-    unsigned fsync_delay_ms;      /* testing only: extra latency after every log sync */
+    int fsync;                   /* NODE_FSYNC_* */
+    unsigned snapshot_entries;   /* take a snapshot after this many applied entries */
+    unsigned snapshot_rate_kbps; /* snapshot bytes per second to one peer, KiB */
+    unsigned metrics_ms;         /* period of metrics and progress events */
+    unsigned quiesce_ticks;      /* idle ticks before a group stops ticking (0: never) */
+    unsigned lsm_cache_kb;       /* block cache per replica */
+    unsigned lsm_buffer_kb;      /* memtable size per replica */
+    unsigned fsync_delay_ms;     /* testing only: extra latency after every log sync */
     unsigned shards;
     unsigned replicas;
     unsigned vnodes;
@@ -55,8 +55,7 @@ int node_config_parse(const char *text, node_config_t *cfg, char *err, size_t er
 
 /* Replica node ids of group (data shard or SHOAL_META_GROUP) under bootstrap placement;
  * returns the count. */
-size_t node_config_replicas(const node_config_t *cfg, uint32_t group, uint64_t *out,
-                            size_t cap);
+size_t node_config_replicas(const node_config_t *cfg, uint32_t group, uint64_t *out, size_t cap);
 /* The peer entry of node id, or NULL. Borrowed. */
 const node_peer_t *node_config_peer(const node_config_t *cfg, uint64_t id);
 

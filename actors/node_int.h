@@ -35,12 +35,12 @@
 
 /* A client request waiting for its answer; owned by whoever holds it now. */
 typedef struct waiter_t {
-    zframe_t *identity;       /* ROUTER routing id of the sender */
-    Shoal__Frame *frame;      /* the decoded request (owned) */
-    uint64_t deadline_ms;     /* zclock_mono time to answer TIMEOUT */
-    uint64_t read_id;         /* ReadIndex context */
-    uint64_t index;           /* proposal index, or read index */
-    uint8_t *reply;           /* encoded Frame{client_resp} (malloc'd), set by whoever answers */
+    zframe_t *identity;   /* ROUTER routing id of the sender */
+    Shoal__Frame *frame;  /* the decoded request (owned) */
+    uint64_t deadline_ms; /* zclock_mono time to answer TIMEOUT */
+    uint64_t read_id;     /* ReadIndex context */
+    uint64_t index;       /* proposal index, or read index */
+    uint8_t *reply;       /* encoded Frame{client_resp} (malloc'd), set by whoever answers */
     size_t reply_len;
     struct waiter_t *next;
 } waiter_t;
@@ -55,16 +55,16 @@ typedef struct {
     raft_hard_state_t hs;
     bool has_snap;
     uint64_t snap_index, snap_term;
-    uint8_t *conf;               /* owned: encoded ConfState */
+    uint8_t *conf; /* owned: encoded ConfState */
     size_t conf_len;
-    void *replica;               /* the node's replica_t, opaque to the log actor */
+    void *replica; /* the node's replica_t, opaque to the log actor */
 } persist_item_t;
 
 typedef struct {
     persist_item_t *items;
     size_t n, cap;
-    int rc;                      /* set by the log actor */
-    uint64_t sync_us;            /* how long the fdatasync took */
+    int rc;           /* set by the log actor */
+    uint64_t sync_us; /* how long the fdatasync took */
     bool synced;
 } persist_batch_t;
 
@@ -77,8 +77,8 @@ typedef struct fsm_group_t fsm_group_t; /* per-group state of the fsm (fsm_actor
 typedef struct fsm_job_t {
     int type;
     uint32_t group;
-    fsm_group_t *fg;              /* the group's fsm state (owned by the fsm actor) */
-    raft_entry_t *entries;        /* FSM_APPLY: owned copies */
+    fsm_group_t *fg;       /* the group's fsm state (owned by the fsm actor) */
+    raft_entry_t *entries; /* FSM_APPLY: owned copies */
     size_t n_entries;
     waiter_t **waiters;           /* FSM_APPLY: per entry, or NULL */
     waiter_t *reads;              /* FSM_READ: list of reads to serve */
@@ -89,9 +89,9 @@ typedef struct fsm_job_t {
     waiter_t *done;               /* out: answered waiters */
     Shoal__ChangeEvent **changes; /* out: change events to publish (owned) */
     size_t n_changes, cap_changes;
-    int rc;                       /* out */
+    int rc; /* out */
     char err[256];
-    void *replica;                /* the node's replica_t */
+    void *replica; /* the node's replica_t */
     struct fsm_job_t *next;
 } fsm_job_t;
 
@@ -99,19 +99,19 @@ typedef struct fsm_job_t {
 
 typedef struct {
     uint32_t group;
-    bool compact_only;            /* COMPACT: lsm_compact_range of the whole engine */
-    lsm_t *lsm;                   /* borrowed */
-    const lsm_snapshot_t *snap;   /* released by the compactor */
-    uint64_t index;               /* applied index the snapshot holds */
-    char *dir;                    /* snapshot directory of the group */
-    uint64_t size, checksum;      /* out */
+    bool compact_only;          /* COMPACT: lsm_compact_range of the whole engine */
+    lsm_t *lsm;                 /* borrowed */
+    const lsm_snapshot_t *snap; /* released by the compactor */
+    uint64_t index;             /* applied index the snapshot holds */
+    char *dir;                  /* snapshot directory of the group */
+    uint64_t size, checksum;    /* out */
     int rc;
     char err[256];
     void *replica;
 } snap_job_t;
 
 typedef struct {
-    zactor_t *compactor;          /* where the fsm sends export jobs */
+    zactor_t *compactor; /* where the fsm sends export jobs */
 } fsm_args_t;
 
 void log_actor(zsock_t *pipe, void *args);       /* args: rlog_t* with fsync mode below */
@@ -120,14 +120,13 @@ void compactor_actor(zsock_t *pipe, void *args); /* args: NULL */
 
 typedef struct {
     rlog_t *log;
-    int fsync_mode;               /* NODE_FSYNC_* */
-    unsigned delay_ms;            /* testing only: a slow disk (storage/fsync_delay_ms) */
+    int fsync_mode;    /* NODE_FSYNC_* */
+    unsigned delay_ms; /* testing only: a slow disk (storage/fsync_delay_ms) */
 } log_args_t;
 
 /* fsm group state: created by the node (fsm_group_new) and then used only by one fsm
  * actor; the applied index it recovered is returned for the Raft restore. */
-fsm_group_t *fsm_group_new(uint32_t group, lsm_t *lsm, uint64_t *applied, char *err,
-                           size_t errlen);
+fsm_group_t *fsm_group_new(uint32_t group, lsm_t *lsm, uint64_t *applied, char *err, size_t errlen);
 void fsm_group_destroy(fsm_group_t **self_p);
 
 void waiter_destroy(waiter_t **self_p);

@@ -142,8 +142,7 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
     if (rlog_has_group(n->rlog, r->group)) {
         rlog_hardstate(n->rlog, r->group, &rs.hard_state.term, &rs.hard_state.vote,
                        &rs.hard_state.commit);
-        rlog_snapshot(n->rlog, r->group, &rs.snapshot.index, &rs.snapshot.term, &conf,
-                      &conf_len);
+        rlog_snapshot(n->rlog, r->group, &rs.snapshot.index, &rs.snapshot.term, &conf, &conf_len);
     }
     if (conf_len && transport_conf_decode(conf, conf_len, &rs.snapshot.conf) != 0) {
         snprintf(err, errlen, "shard %u: configuration in the log does not decode", r->group);
@@ -636,8 +635,8 @@ static void mark_snapshot(replica_t *r, uint64_t index)
     raft_snapshot_meta_t meta;
     int rc = raft_snapshot_taken(r->raft, index, &meta);
     if (rc) {
-        zsys_warning("shard %u: snapshot at %" PRIu64 " refused by the core: %s", r->group,
-                     index, shoal_strerror(rc));
+        zsys_warning("shard %u: snapshot at %" PRIu64 " refused by the core: %s", r->group, index,
+                     shoal_strerror(rc));
         return;
     }
     persist_item_t *it = batch_item(r->node);
@@ -649,8 +648,8 @@ static void mark_snapshot(replica_t *r, uint64_t index)
     it->snap_term = meta.term;
     it->conf = transport_conf_encode(&meta.conf, &it->conf_len);
     it->replica = NULL; /* nothing waits on it */
-    events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_LOG_TRUNCATED, r->group,
-                       r->term, leader_node(r), "log truncated behind a snapshot");
+    events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_LOG_TRUNCATED, r->group, r->term,
+                       leader_node(r), "log truncated behind a snapshot");
 }
 
 static void apply_deferred_snapshot(replica_t *r)

@@ -32,35 +32,35 @@ typedef struct replica_t {
     node_t *node;
     raft_t *raft;
     lsm_t *lsm;
-    fsm_group_t *fg;           /* used only by fsm actor fsm_idx after open */
+    fsm_group_t *fg; /* used only by fsm actor fsm_idx after open */
     int fsm_idx;
-    char dir[1024];            /* DATA/shard-<S> or DATA/meta */
+    char dir[1024]; /* DATA/shard-<S> or DATA/meta */
     char snapdir[1100];
     raft_ready_t rd;
     bool rd_out;
     int stage;
-    uint64_t submitted;        /* last index handed to the fsm */
-    uint64_t applied;          /* last index the fsm reported applied */
+    uint64_t submitted;            /* last index handed to the fsm */
+    uint64_t applied;              /* last index the fsm reported applied */
     uint64_t commit, term, leader; /* leader: raft id, 0 unknown */
-    uint64_t hs_term, hs_vote;  /* the term and vote handed to the log last */
+    uint64_t hs_term, hs_vote;     /* the term and vote handed to the log last */
     raft_role_t role;
     waiter_t *props, *props_tail; /* proposals waiting to commit, by index */
     size_t n_props;
-    waiter_t *reads_wait;      /* linearizable reads waiting for their read index */
-    waiter_t *reads_ready;     /* read index known, waiting for the fsm to reach it */
+    waiter_t *reads_wait;  /* linearizable reads waiting for their read index */
+    waiter_t *reads_ready; /* read index known, waiting for the fsm to reach it */
     uint64_t next_read_id;
-    uint64_t snap_index;       /* index of the newest snapshot file (0: none) */
+    uint64_t snap_index; /* index of the newest snapshot file (0: none) */
     uint64_t snap_size, snap_checksum;
-    bool snap_busy;            /* a snapshot is being taken */
+    bool snap_busy;              /* a snapshot is being taken */
     uint64_t snap_taken_pending; /* snapshot done while a ready was out: apply at advance */
-    int in_fd;                 /* incoming snapshot file, -1 when none */
+    int in_fd;                   /* incoming snapshot file, -1 when none */
     uint64_t in_written;
-    uint64_t jobs_out;         /* fsm jobs in flight */
+    uint64_t jobs_out;              /* fsm jobs in flight */
     uint64_t ev_commit, ev_applied; /* last values published */
-    uint64_t idle_ticks;       /* ticks without any activity (quiescence) */
-    bool quiet;                /* not ticked while idle */
-    uint64_t persist_since_ms; /* when the outstanding ready started waiting for the log */
-    uint64_t synth_hb_ms;      /* last heartbeat round sent by the node on the core's behalf */
+    uint64_t idle_ticks;            /* ticks without any activity (quiescence) */
+    bool quiet;                     /* not ticked while idle */
+    uint64_t persist_since_ms;      /* when the outstanding ready started waiting for the log */
+    uint64_t synth_hb_ms;           /* last heartbeat round sent by the node on the core's behalf */
 } replica_t;
 
 struct node_t {
@@ -79,7 +79,7 @@ struct node_t {
     zactor_t *compactor;
     replica_t **replicas;
     size_t n_replicas;
-    persist_batch_t *batch;    /* being filled this loop turn */
+    persist_batch_t *batch;                                  /* being filled this loop turn */
     fsm_job_t *jobq[NODE_MAX_FSM], *jobq_tail[NODE_MAX_FSM]; /* this turn's jobs per fsm */
     uint64_t batches_out;
     uint64_t snaps_out;

@@ -27,9 +27,9 @@
 #define DEFAULT_SEGMENT_BYTES (64ull << 20)
 
 typedef struct {
-    uint32_t seg;   /* index into self->segs of the segment holding it */
-    uint32_t len;   /* payload length */
-    uint64_t off;   /* payload offset in the segment */
+    uint32_t seg; /* index into self->segs of the segment holding it */
+    uint32_t len; /* payload length */
+    uint64_t off; /* payload offset in the segment */
     uint64_t term;
     uint8_t etype;
 } ent_loc_t;
@@ -39,19 +39,19 @@ typedef struct {
     uint64_t snap_index, snap_term;
     uint8_t *snap_conf;
     size_t snap_conf_len;
-    uint64_t snap_seq;      /* segment seq holding the newest snapshot mark (0: none) */
+    uint64_t snap_seq; /* segment seq holding the newest snapshot mark (0: none) */
     uint64_t hs_term, hs_vote, hs_commit;
-    uint64_t hs_seq;        /* segment seq holding the newest hard state (0: none) */
-    bool provisional;       /* recovery: entries began past the snapshot mark seen so far */
-    ent_loc_t *ents;        /* ents[i] is index snap_index + 1 + i */
+    uint64_t hs_seq;  /* segment seq holding the newest hard state (0: none) */
+    bool provisional; /* recovery: entries began past the snapshot mark seen so far */
+    ent_loc_t *ents;  /* ents[i] is index snap_index + 1 + i */
     size_t n, cap;
 } group_t;
 
 typedef struct {
     uint64_t seq;
     int fd;
-    uint64_t size;    /* bytes on disk (written) */
-    bool dirty;       /* written since the last sync */
+    uint64_t size; /* bytes on disk (written) */
+    bool dirty;    /* written since the last sync */
 } segment_t;
 
 struct rlog_t {
@@ -62,7 +62,7 @@ struct rlog_t {
     size_t nsegs, capsegs;
     group_t **groups;
     size_t ngroups, capgroups;
-    uint8_t *buf;        /* records not yet written to the active segment */
+    uint8_t *buf; /* records not yet written to the active segment */
     size_t buflen, bufcap;
 };
 
@@ -344,8 +344,8 @@ static int apply_record(rlog_t *self, const rlog_record_t *r, uint32_t segidx, u
     uint64_t seq = self->segs[segidx].seq;
     switch (r->type) {
     case RLOG_REC_ENTRY: {
-        ent_loc_t loc = {segidx, (uint32_t)r->len, off + RLOG_HEADER + BODY_ENTRY_FIXED,
-                         r->term, r->etype};
+        ent_loc_t loc = {segidx, (uint32_t)r->len, off + RLOG_HEADER + BODY_ENTRY_FIXED, r->term,
+                         r->etype};
         if (g->n == 0 && r->index > g->snap_index + 1) {
             /* Segments before this one were deleted behind a snapshot whose mark lives in
              * a later segment: accept the entries until the mark arrives (checked after). */
@@ -361,8 +361,7 @@ static int apply_record(rlog_t *self, const rlog_record_t *r, uint32_t segidx, u
         g->hs_commit = r->commit;
         g->hs_seq = seq;
         return 0;
-    default:
-        return group_put_snapshot(g, r->index, r->term, r->data, r->len, seq);
+    default: return group_put_snapshot(g, r->index, r->term, r->data, r->len, seq);
     }
 }
 
@@ -380,8 +379,7 @@ static bool valid_record_follows(const uint8_t *buf, size_t size, size_t off)
     return false;
 }
 
-static int recover_segment(rlog_t *self, uint32_t segidx, bool newest, char *err,
-                           size_t errlen)
+static int recover_segment(rlog_t *self, uint32_t segidx, bool newest, char *err, size_t errlen)
 {
     segment_t *s = &self->segs[segidx];
     char path[4096];
@@ -504,8 +502,7 @@ int rlog_open(const char *dir, const rlog_io_t *io, const rlog_options_t *opts, 
         return SHOAL_ENOMEM;
     }
     self->io = io ? io : rlog_io_posix();
-    self->segment_bytes =
-        opts && opts->segment_bytes ? opts->segment_bytes : DEFAULT_SEGMENT_BYTES;
+    self->segment_bytes = opts && opts->segment_bytes ? opts->segment_bytes : DEFAULT_SEGMENT_BYTES;
     int rc = recover(self, err, errlen);
     if (rc) {
         rlog_destroy(&self);
@@ -609,8 +606,13 @@ int rlog_append(rlog_t *self, uint32_t group, uint64_t term, uint64_t index, uin
         return SHOAL_EINVAL;
     if (len > RLOG_MAX_BODY - BODY_ENTRY_FIXED)
         return SHOAL_ETOOLARGE;
-    rlog_record_t r = {.type = RLOG_REC_ENTRY, .group = group, .term = term, .index = index,
-                       .etype = etype, .data = data, .len = len};
+    rlog_record_t r = {.type = RLOG_REC_ENTRY,
+                       .group = group,
+                       .term = term,
+                       .index = index,
+                       .etype = etype,
+                       .data = data,
+                       .len = len};
     uint64_t off;
     int rc = buffer_record(self, &r, &off);
     if (rc)
@@ -620,14 +622,13 @@ int rlog_append(rlog_t *self, uint32_t group, uint64_t term, uint64_t index, uin
     return group_put_entry(g, index, loc);
 }
 
-int rlog_set_hardstate(rlog_t *self, uint32_t group, uint64_t term, uint64_t vote,
-                       uint64_t commit)
+int rlog_set_hardstate(rlog_t *self, uint32_t group, uint64_t term, uint64_t vote, uint64_t commit)
 {
     group_t *g = group_get(self, group);
     if (!g)
         return SHOAL_ENOMEM;
-    rlog_record_t r = {.type = RLOG_REC_HARDSTATE, .group = group, .term = term, .index = vote,
-                       .commit = commit};
+    rlog_record_t r = {
+        .type = RLOG_REC_HARDSTATE, .group = group, .term = term, .index = vote, .commit = commit};
     uint64_t off;
     int rc = buffer_record(self, &r, &off);
     if (rc)
@@ -639,16 +640,20 @@ int rlog_set_hardstate(rlog_t *self, uint32_t group, uint64_t term, uint64_t vot
     return 0;
 }
 
-int rlog_set_snapshot(rlog_t *self, uint32_t group, uint64_t index, uint64_t term,
-                      const void *conf, size_t conf_len)
+int rlog_set_snapshot(rlog_t *self, uint32_t group, uint64_t index, uint64_t term, const void *conf,
+                      size_t conf_len)
 {
     group_t *g = group_get(self, group);
     if (!g)
         return SHOAL_ENOMEM;
     if (index < g->snap_index)
         return SHOAL_EINVAL; /* snapshots only move forward */
-    rlog_record_t r = {.type = RLOG_REC_SNAPSHOT, .group = group, .term = term, .index = index,
-                       .data = conf, .len = conf_len};
+    rlog_record_t r = {.type = RLOG_REC_SNAPSHOT,
+                       .group = group,
+                       .term = term,
+                       .index = index,
+                       .data = conf,
+                       .len = conf_len};
     uint64_t off;
     int rc = buffer_record(self, &r, &off);
     if (rc)
@@ -798,8 +803,7 @@ int rlog_entry(rlog_t *self, uint32_t group, uint64_t index, uint64_t *term, uin
     return 0;
 }
 
-int rlog_hardstate(rlog_t *self, uint32_t group, uint64_t *term, uint64_t *vote,
-                   uint64_t *commit)
+int rlog_hardstate(rlog_t *self, uint32_t group, uint64_t *term, uint64_t *vote, uint64_t *commit)
 {
     group_t *g = group_find(self, group);
     if (!g)

@@ -28,17 +28,17 @@ typedef struct rlog_t rlog_t;
 
 enum { RLOG_REC_ENTRY = 1, RLOG_REC_HARDSTATE = 2, RLOG_REC_SNAPSHOT = 3 };
 
-#define RLOG_HEADER 8              /* u32 checksum, u32 body length */
-#define RLOG_MAX_BODY (65u << 20)  /* a frame is at most 64 MiB */
+#define RLOG_HEADER 8             /* u32 checksum, u32 body length */
+#define RLOG_MAX_BODY (65u << 20) /* a frame is at most 64 MiB */
 
 /* One decoded record; data points into the decoded buffer (borrowed). */
 typedef struct {
     uint8_t type;
     uint32_t group;
-    uint64_t term;    /* entry: term; hardstate: term; snapshot: term of the snapshot index */
-    uint64_t index;   /* entry: index; hardstate: vote; snapshot: snapshot index */
-    uint64_t commit;  /* hardstate: commit */
-    uint8_t etype;    /* entry: the entry type (proto EntryType) */
+    uint64_t term;       /* entry: term; hardstate: term; snapshot: term of the snapshot index */
+    uint64_t index;      /* entry: index; hardstate: vote; snapshot: snapshot index */
+    uint64_t commit;     /* hardstate: commit */
+    uint8_t etype;       /* entry: the entry type (proto EntryType) */
     const uint8_t *data; /* entry payload, or snapshot conf-state blob */
     size_t len;
 } rlog_record_t;
@@ -54,7 +54,7 @@ int rlog_record_decode(const uint8_t *buf, size_t avail, rlog_record_t *rec, siz
 size_t rlog_record_encode(const rlog_record_t *rec, uint8_t *out, size_t cap);
 
 typedef struct {
-    uint64_t segment_bytes;  /* rotate after this many bytes (default 64 MiB) */
+    uint64_t segment_bytes; /* rotate after this many bytes (default 64 MiB) */
 } rlog_options_t;
 
 /* Opens (creating) the log in dir. io may be NULL for the real disk. On failure returns a
@@ -69,14 +69,13 @@ void rlog_destroy(rlog_t **self_p);
  * Raft conflict rule). Buffered until rlog_sync. */
 int rlog_append(rlog_t *self, uint32_t group, uint64_t term, uint64_t index, uint8_t etype,
                 const void *data, size_t len);
-int rlog_set_hardstate(rlog_t *self, uint32_t group, uint64_t term, uint64_t vote,
-                       uint64_t commit);
+int rlog_set_hardstate(rlog_t *self, uint32_t group, uint64_t term, uint64_t vote, uint64_t commit);
 /* Marks that group's state up to index is held by a snapshot (the state machine or a
  * received snapshot): entries at or below index are dropped; entries above are kept when
  * the term at index matches, otherwise all are dropped. conf is an opaque blob kept with
  * it (the configuration at index). */
-int rlog_set_snapshot(rlog_t *self, uint32_t group, uint64_t index, uint64_t term,
-                      const void *conf, size_t conf_len);
+int rlog_set_snapshot(rlog_t *self, uint32_t group, uint64_t index, uint64_t term, const void *conf,
+                      size_t conf_len);
 /* Writes every buffered record and fdatasyncs each segment that changed: the group commit. */
 int rlog_sync(rlog_t *self);
 /* Deletes segments that hold nothing any group still needs; rewrites the hard state and
@@ -91,8 +90,7 @@ int rlog_term(rlog_t *self, uint32_t group, uint64_t index, uint64_t *term);
 /* Reads one entry; *data is malloc'd (caller frees), *len its size. */
 int rlog_entry(rlog_t *self, uint32_t group, uint64_t index, uint64_t *term, uint8_t *etype,
                uint8_t **data, size_t *len);
-int rlog_hardstate(rlog_t *self, uint32_t group, uint64_t *term, uint64_t *vote,
-                   uint64_t *commit);
+int rlog_hardstate(rlog_t *self, uint32_t group, uint64_t *term, uint64_t *vote, uint64_t *commit);
 /* The snapshot mark; *conf borrowed until the next call that changes the group. */
 int rlog_snapshot(rlog_t *self, uint32_t group, uint64_t *index, uint64_t *term,
                   const uint8_t **conf, size_t *conf_len);

@@ -84,7 +84,7 @@ static int px_sync_dir(void *ctx, const char *dir)
     return rc;
 }
 
-static const rlog_io_t posix_io = {NULL,      px_open,  px_pwrite, px_pread,  px_sync,
+static const rlog_io_t posix_io = {NULL,        px_open, px_pwrite, px_pread,  px_sync,
                                    px_truncate, px_size, px_close,  px_unlink, px_sync_dir};
 
 const rlog_io_t *rlog_io_posix(void)
@@ -98,8 +98,8 @@ const rlog_io_t *rlog_io_posix(void)
 
 typedef struct {
     char *path;
-    int fd;            /* -1 when closed */
-    uint64_t synced;   /* durable length */
+    int fd;          /* -1 when closed */
+    uint64_t synced; /* durable length */
 } fault_file_t;
 
 typedef struct {

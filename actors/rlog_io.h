@@ -20,12 +20,12 @@ typedef struct rlog_io_t {
     int (*open)(void *ctx, const char *path, bool create);
     ssize_t (*pwrite)(void *ctx, int fd, const void *buf, size_t len, uint64_t off);
     ssize_t (*pread)(void *ctx, int fd, void *buf, size_t len, uint64_t off);
-    int (*sync)(void *ctx, int fd);               /* fdatasync */
+    int (*sync)(void *ctx, int fd); /* fdatasync */
     int (*truncate)(void *ctx, int fd, uint64_t len);
     int64_t (*size)(void *ctx, int fd);
     int (*close)(void *ctx, int fd);
     int (*unlink)(void *ctx, const char *path);
-    int (*sync_dir)(void *ctx, const char *dir);  /* makes creates and unlinks durable */
+    int (*sync_dir)(void *ctx, const char *dir); /* makes creates and unlinks durable */
 } rlog_io_t;
 
 /* The real disk; borrowed, static, never freed. */

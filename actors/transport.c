@@ -18,13 +18,13 @@
 #define SNAP_QUEUE_MAX 64
 
 /* Wire tags (field << 3 | type) of Frame and PeerEnvelope, see proto/wire.proto, raft.proto */
-#define TAG_FRAME_VERSION 0x08   /* Frame.version, varint */
-#define TAG_FRAME_PEER 0x62      /* Frame.peer (12), length-delimited */
-#define TAG_ENV_FROM 0x08        /* PeerEnvelope.from_node (1) */
-#define TAG_ENV_TO 0x10          /* PeerEnvelope.to_node (2) */
-#define TAG_ENV_MSG 0x1a         /* PeerEnvelope.msgs (3) */
-#define TAG_ENV_HB 0x22          /* PeerEnvelope.heartbeats (4) */
-#define TAG_ENV_HB_RESP 0x2a     /* PeerEnvelope.heartbeat_resps (5) */
+#define TAG_FRAME_VERSION 0x08 /* Frame.version, varint */
+#define TAG_FRAME_PEER 0x62    /* Frame.peer (12), length-delimited */
+#define TAG_ENV_FROM 0x08      /* PeerEnvelope.from_node (1) */
+#define TAG_ENV_TO 0x10        /* PeerEnvelope.to_node (2) */
+#define TAG_ENV_MSG 0x1a       /* PeerEnvelope.msgs (3) */
+#define TAG_ENV_HB 0x22        /* PeerEnvelope.heartbeats (4) */
+#define TAG_ENV_HB_RESP 0x2a   /* PeerEnvelope.heartbeat_resps (5) */
 
 typedef struct {
     uint8_t *data;
@@ -39,11 +39,11 @@ typedef struct {
 typedef struct {
     uint64_t id;
     zsock_t *dealer;
-    buf_t out;                    /* packed envelope fields since the last flush */
+    buf_t out;                     /* packed envelope fields since the last flush */
     chunk_t snaps[SNAP_QUEUE_MAX]; /* complete Frames holding one snapshot chunk each */
     size_t snap_head, snap_n;
-    double tokens;                /* bytes the rate limit allows now */
-    uint64_t last_sent_ms;        /* keepalive: when the peer last got anything */
+    double tokens;         /* bytes the rate limit allows now */
+    uint64_t last_sent_ms; /* keepalive: when the peer last got anything */
     uint64_t last_refill_ms;
 } peer_t;
 
@@ -267,8 +267,7 @@ static bool pack_heartbeat(buf_t *b, const raft_msg_t *m)
     hb.context.data = m->context;
     hb.context.len = m->context_len;
     hb.reject = m->reject;
-    return buf_add_msg(b, m->type == RAFT_MSG_HEARTBEAT ? TAG_ENV_HB : TAG_ENV_HB_RESP,
-                       &hb.base);
+    return buf_add_msg(b, m->type == RAFT_MSG_HEARTBEAT ? TAG_ENV_HB : TAG_ENV_HB_RESP, &hb.base);
 }
 
 /* Wraps envelope fields into a complete Frame{peer}. */

@@ -14,14 +14,14 @@
  * Each client keeps one write in flight (put of a random 16-byte key), sends it straight to
  * the shard's leader (learnt from NOT_LEADER hints), and records its latency. Output: one
  * line "writes/s p50 p99 p999" or "cpu% rss threads", easy to paste into BENCHMARKS.md. */
-#include <czmq.h>
 #include <arpa/inet.h>
+#include <czmq.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,7 +34,7 @@
 typedef struct {
     const char *shoald;
     int nodes, shards, clients, duration, value_size, idle, quiesce;
-    long recovery;               /* keys to load before the kill -9 / restart measurement */
+    long recovery; /* keys to load before the kill -9 / restart measurement */
     const char *fsync;
     char dir[512];
     bool keep;
@@ -59,7 +59,8 @@ static int free_port(void)
     for (int tries = 0; tries < 1000; tries++) {
         int port = 20000 + (int)(random() % 12000);
         int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
         if (fd >= 0)
@@ -75,18 +76,21 @@ static void write_config(bench_t *b, int i)
     char path[600];
     snprintf(path, sizeof path, "%s/node-%d.cfg", b->dir, i);
     FILE *f = fopen(path, "w");
-    fprintf(f, "node\n    id = %d\n    endpoint = \"tcp://127.0.0.1:%d\"\n"
-               "    pub_endpoint = \"tcp://127.0.0.1:%d\"\n    data_dir = \"%s/node-%d\"\n"
-               "    log_level = \"warning\"\n",
+    fprintf(f,
+            "node\n    id = %d\n    endpoint = \"tcp://127.0.0.1:%d\"\n"
+            "    pub_endpoint = \"tcp://127.0.0.1:%d\"\n    data_dir = \"%s/node-%d\"\n"
+            "    log_level = \"warning\"\n",
             i, b->port[i], b->pub[i], b->dir, i);
-    fprintf(f, "raft\n    tick_ms = 10\n    election_ticks = 20\n    heartbeat_ticks = 2\n"
-               "    quiesce_ticks = %d\n",
+    fprintf(f,
+            "raft\n    tick_ms = 10\n    election_ticks = 20\n    heartbeat_ticks = 2\n"
+            "    quiesce_ticks = %d\n",
             b->quiesce);
     fprintf(f, "storage\n    fsync = \"%s\"\n    snapshot_entries = 100000\n", b->fsync);
     fprintf(f, "cluster\n    shards = %d\n    replicas = 3\n    nodes\n", b->shards);
     for (int k = 0; k < b->nodes; k++)
-        fprintf(f, "        %d\n            endpoint = \"tcp://127.0.0.1:%d\"\n"
-                   "            pub_endpoint = \"tcp://127.0.0.1:%d\"\n",
+        fprintf(f,
+                "        %d\n            endpoint = \"tcp://127.0.0.1:%d\"\n"
+                "            pub_endpoint = \"tcp://127.0.0.1:%d\"\n",
                 k, b->port[k], b->pub[k]);
     fclose(f);
 }
@@ -222,7 +226,8 @@ static int run_writes(bench_t *b)
         w[c].sent_us = zclock_usecs();
         send_put(b, &w[c], cid + (uint64_t)c, ++seq[c], val);
     }
-    int64_t start = zclock_usecs(), warm = start + 1000000, end = warm + (int64_t)b->duration * 1000000;
+    int64_t start = zclock_usecs(), warm = start + 1000000,
+            end = warm + (int64_t)b->duration * 1000000;
     uint64_t done = 0;
     int64_t last_print = warm;
     if (b->recovery) /* load a count of keys, however long it takes */
@@ -287,7 +292,8 @@ static void proc_sample(pid_t pid, uint64_t *ticks, uint64_t *rss_kb, int *threa
     if (f && fgets(line, sizeof line, f)) {
         char *p = strrchr(line, ')');
         unsigned long ut = 0, st = 0;
-        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
             *ticks = ut + st;
     }
     if (f)
@@ -396,8 +402,10 @@ static int run_recovery(bench_t *b)
             zframe_t *fr = zframe_recv(s);
             Shoal__Frame *f = NULL;
             char err[128];
-            if (fr && shoal_frame_decode(zframe_data(fr), zframe_size(fr), &f, err, sizeof err) == 0 &&
-                f->body_case == SHOAL__FRAME__BODY_CLIENT_RESP && f->client_resp->request_id == 1ull << 40 &&
+            if (fr &&
+                shoal_frame_decode(zframe_data(fr), zframe_size(fr), &f, err, sizeof err) == 0 &&
+                f->body_case == SHOAL__FRAME__BODY_CLIENT_RESP &&
+                f->client_resp->request_id == 1ull << 40 &&
                 f->client_resp->status == SHOAL__STATUS__STATUS_OK)
                 ok = true;
             shoal_frame_free(&f);
@@ -431,26 +439,46 @@ static int run_idle(bench_t *b)
 
 int main(int argc, char **argv)
 {
-    bench_t b = {.nodes = 3, .shards = 1, .clients = 64, .duration = 10, .value_size = 100,
-                 .fsync = "batch", .quiesce = 100};
+    bench_t b = {.nodes = 3,
+                 .shards = 1,
+                 .clients = 64,
+                 .duration = 10,
+                 .value_size = 100,
+                 .fsync = "batch",
+                 .quiesce = 100};
     memset(b.leader, -1, sizeof b.leader);
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
-        if (streq(k, "--shoald")) b.shoald = v;
-        else if (streq(k, "--shards")) b.shards = atoi(v);
-        else if (streq(k, "--clients")) b.clients = atoi(v);
-        else if (streq(k, "--duration")) b.duration = atoi(v);
-        else if (streq(k, "--value-size")) b.value_size = atoi(v);
-        else if (streq(k, "--fsync")) b.fsync = v;
-        else if (streq(k, "--idle")) b.idle = atoi(v);
-        else if (streq(k, "--quiesce")) b.quiesce = atoi(v);
-        else if (streq(k, "--recovery")) b.recovery = atol(v);
-        else if (streq(k, "--keep")) { snprintf(b.dir, sizeof b.dir, "%s", v); b.keep = true; }
-        else { fprintf(stderr, "node_bench: unknown option %s\n", k); return 2; }
+        if (streq(k, "--shoald"))
+            b.shoald = v;
+        else if (streq(k, "--shards"))
+            b.shards = atoi(v);
+        else if (streq(k, "--clients"))
+            b.clients = atoi(v);
+        else if (streq(k, "--duration"))
+            b.duration = atoi(v);
+        else if (streq(k, "--value-size"))
+            b.value_size = atoi(v);
+        else if (streq(k, "--fsync"))
+            b.fsync = v;
+        else if (streq(k, "--idle"))
+            b.idle = atoi(v);
+        else if (streq(k, "--quiesce"))
+            b.quiesce = atoi(v);
+        else if (streq(k, "--recovery"))
+            b.recovery = atol(v);
+        else if (streq(k, "--keep")) {
+            snprintf(b.dir, sizeof b.dir, "%s", v);
+            b.keep = true;
+        } else {
+            fprintf(stderr, "node_bench: unknown option %s\n", k);
+            return 2;
+        }
     }
     if (!b.shoald || b.shards < 1 || b.shards > 4096 || b.clients < 1 || b.clients > MAX_CLIENTS) {
-        fprintf(stderr, "usage: node_bench --shoald PATH [--shards S] [--clients C] [--duration SEC] "
-                        "[--value-size V] [--fsync MODE] [--idle SEC] [--keep DIR]\n");
+        fprintf(stderr,
+                "usage: node_bench --shoald PATH [--shards S] [--clients C] [--duration SEC] "
+                "[--value-size V] [--fsync MODE] [--idle SEC] [--keep DIR]\n");
         return 2;
     }
     zsys_init();

@@ -34,10 +34,10 @@ typedef struct {
     char *ep[MAX_NODES];
     zsock_t *sock[MAX_NODES];
     int n;
-    int leader[1024];          /* per shard: node index, -1 unknown */
+    int leader[1024]; /* per shard: node index, -1 unknown */
     uint64_t client_id, seq, rid;
     int timeout_ms;
-    int attempt_ms;            /* silence after which a request is sent again */
+    int attempt_ms; /* silence after which a request is sent again */
 } client_t;
 
 static int node_of_endpoint(client_t *c, const char *ep)
@@ -71,7 +71,8 @@ static Shoal__Frame *attempt(client_t *c, int i, Shoal__ClientRequest *req, int 
         zframe_t *fr = zframe_recv(c->sock[i]);
         Shoal__Frame *resp = NULL;
         char err[128];
-        if (fr && shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
+        if (fr &&
+            shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
             resp->body_case == SHOAL__FRAME__BODY_CLIENT_RESP &&
             resp->client_resp->request_id >= first_rid) { /* any attempt of this call */
             zframe_destroy(&fr);
@@ -262,7 +263,8 @@ static int cmd_events(const char *pub, int ms)
         zmsg_t *m = zmsg_recv(sub);
         char *topic = zmsg_popstr(m);
         zframe_t *body = zmsg_pop(m);
-        if (topic && body && (strncmp(topic, "raft/", 5) == 0 || strncmp(topic, "metrics/", 8) == 0)) {
+        if (topic && body &&
+            (strncmp(topic, "raft/", 5) == 0 || strncmp(topic, "metrics/", 8) == 0)) {
             Shoal__RaftEvent *ev =
                 shoal__raft_event__unpack(NULL, zframe_size(body), zframe_data(body));
             if (ev)
@@ -323,7 +325,8 @@ int main(int argc, char **argv)
         return 2;
     }
     char *eps = strdup(argv[a++]), *save = NULL;
-    for (char *t = strtok_r(eps, ",", &save); t && c.n < MAX_NODES; t = strtok_r(NULL, ",", &save)) {
+    for (char *t = strtok_r(eps, ",", &save); t && c.n < MAX_NODES;
+         t = strtok_r(NULL, ",", &save)) {
         c.ep[c.n] = t;
         c.sock[c.n] = zsock_new(ZMQ_DEALER);
         zsock_set_linger(c.sock[c.n], 0);

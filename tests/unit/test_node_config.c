@@ -14,31 +14,30 @@
 #include "actors/node_config.h"
 #include "engine/error.h"
 
-static const char *good =
-    "node\n"
-    "    id = 1\n"
-    "    endpoint = \"tcp://127.0.0.1:7110\"\n"
-    "    pub_endpoint = \"tcp://127.0.0.1:7111\"\n"
-    "    data_dir = \"/tmp/x/node-1\"\n"
-    "raft\n"
-    "    tick_ms = 5\n"
-    "    election_ticks = 30\n"
-    "    heartbeat_ticks = 3\n"
-    "    prevote = 0\n"
-    "storage\n"
-    "    fsync = \"never\"\n"
-    "cluster\n"
-    "    shards = 4\n"
-    "    replicas = 3\n"
-    "    nodes\n"
-    "        0\n"
-    "            endpoint = \"tcp://127.0.0.1:7100\"\n"
-    "        1\n"
-    "            endpoint = \"tcp://127.0.0.1:7110\"\n"
-    "        2\n"
-    "            endpoint = \"tcp://127.0.0.1:7120\"\n"
-    "        3\n"
-    "            endpoint = \"tcp://127.0.0.1:7130\"\n";
+static const char *good = "node\n"
+                          "    id = 1\n"
+                          "    endpoint = \"tcp://127.0.0.1:7110\"\n"
+                          "    pub_endpoint = \"tcp://127.0.0.1:7111\"\n"
+                          "    data_dir = \"/tmp/x/node-1\"\n"
+                          "raft\n"
+                          "    tick_ms = 5\n"
+                          "    election_ticks = 30\n"
+                          "    heartbeat_ticks = 3\n"
+                          "    prevote = 0\n"
+                          "storage\n"
+                          "    fsync = \"never\"\n"
+                          "cluster\n"
+                          "    shards = 4\n"
+                          "    replicas = 3\n"
+                          "    nodes\n"
+                          "        0\n"
+                          "            endpoint = \"tcp://127.0.0.1:7100\"\n"
+                          "        1\n"
+                          "            endpoint = \"tcp://127.0.0.1:7110\"\n"
+                          "        2\n"
+                          "            endpoint = \"tcp://127.0.0.1:7120\"\n"
+                          "        3\n"
+                          "            endpoint = \"tcp://127.0.0.1:7130\"\n";
 
 static void test_good(void **state)
 {
@@ -118,8 +117,7 @@ static void test_missing_file(void **state)
 {
     node_config_t c;
     char err[256] = "";
-    assert_int_equal(node_config_load("/nonexistent/shoal.cfg", &c, err, sizeof err),
-                     SHOAL_EIO);
+    assert_int_equal(node_config_load("/nonexistent/shoal.cfg", &c, err, sizeof err), SHOAL_EIO);
     assert_non_null(strstr(err, "/nonexistent/shoal.cfg"));
 }
 

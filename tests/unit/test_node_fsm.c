@@ -114,10 +114,22 @@ static int apply(fixture_t *fx, uint64_t cid, uint64_t seq, Shoal__ClientRequest
     cmd.seq = seq;
     cmd.op_case = (Shoal__WriteCommand__OpCase)(req->op_case); /* same numbers 10..13 + 1 */
     switch (req->op_case) {
-    case SHOAL__CLIENT_REQUEST__OP_PUT: cmd.op_case = SHOAL__WRITE_COMMAND__OP_PUT; cmd.put = req->put; break;
-    case SHOAL__CLIENT_REQUEST__OP_DEL: cmd.op_case = SHOAL__WRITE_COMMAND__OP_DEL; cmd.del = req->del; break;
-    case SHOAL__CLIENT_REQUEST__OP_CAS: cmd.op_case = SHOAL__WRITE_COMMAND__OP_CAS; cmd.cas = req->cas; break;
-    default: cmd.op_case = SHOAL__WRITE_COMMAND__OP_BATCH; cmd.batch = req->batch; break;
+    case SHOAL__CLIENT_REQUEST__OP_PUT:
+        cmd.op_case = SHOAL__WRITE_COMMAND__OP_PUT;
+        cmd.put = req->put;
+        break;
+    case SHOAL__CLIENT_REQUEST__OP_DEL:
+        cmd.op_case = SHOAL__WRITE_COMMAND__OP_DEL;
+        cmd.del = req->del;
+        break;
+    case SHOAL__CLIENT_REQUEST__OP_CAS:
+        cmd.op_case = SHOAL__WRITE_COMMAND__OP_CAS;
+        cmd.cas = req->cas;
+        break;
+    default:
+        cmd.op_case = SHOAL__WRITE_COMMAND__OP_BATCH;
+        cmd.batch = req->batch;
+        break;
     }
     req->client_id = cid;
     req->seq = seq;
@@ -290,8 +302,8 @@ static void test_snapshot_roundtrip(void **state)
     assert_non_null(job->lsnap);
     assert_int_equal(job->applied, 200);
     zactor_t *comp = zactor_new(compactor_actor, NULL);
-    snap_job_t sj = {.group = 1, .lsm = a.lsm, .snap = job->lsnap, .index = job->applied,
-                     .dir = dir};
+    snap_job_t sj = {
+        .group = 1, .lsm = a.lsm, .snap = job->lsnap, .index = job->applied, .dir = dir};
     job->lsnap = NULL;
     fsm_job_destroy(&job);
     zsock_send(comp, "sp", "EXPORT", &sj);

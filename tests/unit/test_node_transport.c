@@ -81,18 +81,25 @@ static void collect(void *arg, raft_msg_t *m)
 static void test_batch_and_coalesce(void **state)
 {
     transport_t *t = transport_new(&cfg);
-    raft_entry_t e = {.term = 3, .index = 10, .type = RAFT_ENTRY_NORMAL,
-                      .data = (uint8_t *)"payload", .len = 7};
-    raft_msg_t app = {.type = RAFT_MSG_APPEND, .group = 5, .from = 1, .to = 2, .term = 3,
-                      .log_term = 3, .index = 9, .commit = 8, .entries = &e, .n_entries = 1};
+    raft_entry_t e = {
+        .term = 3, .index = 10, .type = RAFT_ENTRY_NORMAL, .data = (uint8_t *)"payload", .len = 7};
+    raft_msg_t app = {.type = RAFT_MSG_APPEND,
+                      .group = 5,
+                      .from = 1,
+                      .to = 2,
+                      .term = 3,
+                      .log_term = 3,
+                      .index = 9,
+                      .commit = 8,
+                      .entries = &e,
+                      .n_entries = 1};
     transport_send(t, &app);
     for (uint64_t g = 0; g < 3; g++) {
-        raft_msg_t hb = {.type = RAFT_MSG_HEARTBEAT, .group = g, .from = 1, .to = 2, .term = 3,
-                         .commit = 7};
+        raft_msg_t hb = {
+            .type = RAFT_MSG_HEARTBEAT, .group = g, .from = 1, .to = 2, .term = 3, .commit = 7};
         transport_send(t, &hb);
     }
-    raft_msg_t resp = {.type = RAFT_MSG_HEARTBEAT_RESP, .group = 9, .from = 1, .to = 2,
-                       .term = 4};
+    raft_msg_t resp = {.type = RAFT_MSG_HEARTBEAT_RESP, .group = 9, .from = 1, .to = 2, .term = 4};
     transport_send(t, &resp);
     transport_flush(t);
     Shoal__Frame *f = recv_frame();
@@ -100,8 +107,8 @@ static void test_batch_and_coalesce(void **state)
     assert_int_equal(f->body_case, SHOAL__FRAME__BODY_PEER);
     assert_int_equal(f->peer->from_node, 0);
     assert_int_equal(f->peer->to_node, 1);
-    assert_int_equal(f->peer->n_msgs, 1);           /* the append */
-    assert_int_equal(f->peer->n_heartbeats, 3);     /* three groups, one envelope */
+    assert_int_equal(f->peer->n_msgs, 1);       /* the append */
+    assert_int_equal(f->peer->n_heartbeats, 3); /* three groups, one envelope */
     assert_int_equal(f->peer->n_heartbeat_resps, 1);
     sink_t s = {0};
     transport_receive(f->peer, collect, &s);
@@ -130,7 +137,11 @@ static void test_snapshot_paced(void **state)
     static uint8_t chunk[256 << 10];
     memset(chunk, 7, sizeof chunk);
     for (int i = 0; i < 3; i++) {
-        raft_msg_t m = {.type = RAFT_MSG_SNAPSHOT, .group = 1, .from = 1, .to = 2, .term = 2,
+        raft_msg_t m = {.type = RAFT_MSG_SNAPSHOT,
+                        .group = 1,
+                        .from = 1,
+                        .to = 2,
+                        .term = 2,
                         .has_snapshot = true};
         m.snapshot.meta.index = 100;
         m.snapshot.meta.conf.voters[0] = 1;

@@ -252,8 +252,7 @@ static void test_crash_keeps_synced(void **state)
 {
     unsigned seed = getenv("SHOAL_TEST_SEED") ? (unsigned)atoi(getenv("SHOAL_TEST_SEED"))
                                               : (unsigned)time(NULL);
-    fprintf(stderr, "test_crash_keeps_synced seed=%u (replay: SHOAL_TEST_SEED=%u)\n", seed,
-            seed);
+    fprintf(stderr, "test_crash_keeps_synced seed=%u (replay: SHOAL_TEST_SEED=%u)\n", seed, seed);
     srand(seed);
     rlog_io_t *io = rlog_io_fault_new();
     uint64_t synced[4] = {0};
@@ -286,8 +285,12 @@ static void test_crash_keeps_synced(void **state)
 static void test_decoder_rejects(void **state)
 {
     uint8_t buf[256];
-    rlog_record_t r = {.type = RLOG_REC_ENTRY, .group = 9, .term = 2, .index = 3,
-                       .data = (const uint8_t *)"abc", .len = 3};
+    rlog_record_t r = {.type = RLOG_REC_ENTRY,
+                       .group = 9,
+                       .term = 2,
+                       .index = 3,
+                       .data = (const uint8_t *)"abc",
+                       .len = 3};
     size_t n = rlog_record_encode(&r, buf, sizeof buf);
     assert_true(n > 0);
     rlog_record_t out;
