@@ -189,6 +189,7 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
     c.prevote = n->cfg->prevote;
     c.check_quorum = n->cfg->check_quorum;
     c.snapshot_chunk_bytes = SNAP_CHUNK;
+    c.snapshot_trailing_entries = n->cfg->snapshot_trailing;
     c.seed = zclock_usecs() ^ ((uint64_t)r->group << 32) ^ n->cfg->id;
     c.snapshot_io = (raft_snapshot_io_t){r, snap_read, snap_write};
     int e = 0;
@@ -530,8 +531,18 @@ void replica_pump(replica_t *r)
             on_soft_state(r);
         if (r->rd.hard_state_changed)
             on_hard_state(r);
-        for (size_t i = 0; i < r->rd.n_msgs; i++)
-            transport_send(r->node->transport, &r->rd.msgs[i]);
+        for (size_t i = 0; i < r->rd.n_msgs; i++) {
+            raft_msg_t *m = &r->rd.msgs[i];
+            transport_send(r->node->transport, m);
+            if (m->type == RAFT_MSG_SNAPSHOT && m->has_snapshot && m->snapshot.last) {
+                char detail[96];
+                snprintf(detail, sizeof detail,
+                         "snapshot at %" PRIu64 " (%" PRIu64 " bytes) sent to node %" PRIu64,
+                         m->snapshot.meta.index, m->snapshot.total_size, node_id_of(m->to));
+                events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_SNAPSHOT_SENT,
+                                   r->group, r->term, leader_node(r), detail);
+            }
+        }
         if (r->rd.snapshot) {
             /* the engine takes the snapshot before the log forgets what it replaces */
             fsm_job_t *job = calloc(1, sizeof *job);
