@@ -35,6 +35,7 @@ typedef struct {
     bool check_quorum;
     int fsync;                   /* NODE_FSYNC_* */
     unsigned snapshot_entries;   /* take a snapshot after this many applied entries */
+    unsigned snapshot_trailing;  /* entries the Raft core keeps behind a snapshot */
     unsigned snapshot_rate_kbps; /* snapshot bytes per second to one peer, KiB */
     unsigned metrics_ms;         /* period of metrics and progress events */
     unsigned quiesce_ticks;      /* idle ticks before a group stops ticking (0: never) */

@@ -103,6 +103,7 @@ static int restore(raft_t *r, const raft_restore_t *rs)
     r->vote = rs->hard_state.vote;
     r->conf = sm->conf;
     r->snap_conf = sm->conf;
+    r->snap = *sm;
     r->conf_scanned = sm->index;
     conf_apply_committed(r);
     const raft_hard_state_t *hs = &rs->hard_state;
@@ -548,7 +549,7 @@ void raft_status(const raft_t *r, raft_status_t *st)
     st->applied = r->log.applied;
     st->first_index = r->log.offset + 1;
     st->last_index = log_last_index(&r->log);
-    st->snapshot_index = r->log.offset;
+    st->snapshot_index = r->snap.index;
     st->lead_transferee = r->lead_transferee;
     st->conf = r->conf;
     if (r->role != RAFT_LEADER)

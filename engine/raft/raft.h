@@ -200,12 +200,16 @@ typedef struct {
     size_t max_msg_entries;  /* entries per append message */
     size_t max_msg_bytes;    /* payload bytes per append message (at least one entry) */
     size_t snapshot_chunk_bytes;
+    /* Entries kept in memory behind a snapshot, so a follower that was briefly away
+     * catches up by appends instead of a whole snapshot (etcd's catch-up entries). */
+    uint64_t snapshot_trailing_entries;
     uint64_t seed; /* randomness of election timeouts */
     raft_snapshot_io_t snapshot_io;
 } raft_config_t;
 
 /* Fills c with defaults: election 10, heartbeat 1, prevote and check-quorum on, lease off,
- * 256 inflight, 256 entries / 1 MiB per message, 1 MiB chunks. id and group are zero. */
+ * 256 inflight, 256 entries / 1 MiB per message, 1 MiB chunks, no trailing entries
+ * behind a snapshot. id and group are zero. */
 void raft_config_default(raft_config_t *c);
 
 /* What the caller reloaded from disk. A fresh node of a new group passes a zero hard state,
@@ -310,7 +314,8 @@ void raft_advance(raft_t *r, raft_ready_t *rd);
 void raft_ready_free(raft_t *r, raft_ready_t *rd);
 
 /* The application took a snapshot of its state at applied index `index`: the core compacts
- * its log up to it and will send it to followers that need it. *meta (may be NULL) gets the
+ * its log up to `index - snapshot_trailing_entries` and will send the snapshot to
+ * followers that need an entry it no longer holds. *meta (may be NULL) gets the
  * term and configuration at index, to store with the snapshot. SHOAL_EINVAL if index is
  * above applied or below the current snapshot. */
 int raft_snapshot_taken(raft_t *r, uint64_t index, raft_snapshot_meta_t *meta);

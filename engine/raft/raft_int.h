@@ -75,6 +75,8 @@ struct raft {
     raft_conf_state_t conf;      /* in effect: the last committed configuration */
     uint64_t conf_scanned;       /* conf entries up to here are applied to conf */
     raft_conf_state_t snap_conf; /* configuration at log.offset */
+    raft_snapshot_meta_t snap;   /* the latest snapshot (index >= log.offset): what a
+                                    follower missing compacted entries is sent */
     raft_conf_hist_t *hist;      /* committed configurations above log.offset */
     size_t n_hist, cap_hist;
     bool step_down_pending; /* the leader's own removal committed */

@@ -1,8 +1,10 @@
 /* snapshot.c - log compaction and InstallSnapshot in chunks (§7).
  *
  * The application owns snapshot bytes. raft_snapshot_taken() tells the core that the state
- * up to an applied index is saved; the core drops the log up to there and remembers the
- * term and configuration at that index (the snapshot meta). A follower whose next entry
+ * up to an applied index is saved; the core remembers the term and configuration at that
+ * index (the snapshot meta) and drops the log up to snapshot_trailing_entries before it:
+ * the trailing entries let a follower that was briefly away catch up by appends, which
+ * costs its missed entries instead of the whole state. A follower whose next entry
  * is compacted gets the snapshot instead, one chunk at a time (stop-and-wait: the next
  * chunk goes when the previous is acknowledged, a lost one is resent after an election
  * timeout). Each chunk carries the meta, so a follower restarts cleanly at offset 0.
@@ -31,9 +33,7 @@ static void send_chunk(raft_t *r, raft_progress_t *pr)
         return;
     }
     raft_msg_t m = {.type = RAFT_MSG_SNAPSHOT, .to = pr->id, .has_snapshot = true};
-    m.snapshot.meta.index = r->log.offset;
-    m.snapshot.meta.term = r->log.offset_term;
-    m.snapshot.meta.conf = r->snap_conf;
+    m.snapshot.meta = r->snap;
     m.snapshot.offset = pr->snap_offset;
     m.snapshot.data = buf;
     m.snapshot.len = (size_t)n;
@@ -46,10 +46,10 @@ static void send_chunk(raft_t *r, raft_progress_t *pr)
 
 void send_snapshot(raft_t *r, raft_progress_t *pr)
 {
-    if (!r->cfg.snapshot_io.read || r->log.offset == 0)
+    if (!r->cfg.snapshot_io.read || r->snap.index == 0)
         return; /* nothing to send: the follower waits (see raft.h) */
     pr->state = RAFT_PROGRESS_SNAPSHOT;
-    pr->snap_index = r->log.offset;
+    pr->snap_index = r->snap.index;
     pr->snap_offset = 0;
     pr->in_count = 0;
     send_chunk(r, pr);
@@ -61,8 +61,8 @@ void snapshot_tick(raft_t *r, raft_progress_t *pr)
 {
     if (++pr->snap_elapsed < r->cfg.election_tick)
         return;
-    if (pr->snap_index != r->log.offset) {
-        pr->snap_index = r->log.offset;
+    if (pr->snap_index != r->snap.index) {
+        pr->snap_index = r->snap.index;
         pr->snap_offset = 0;
     }
     send_chunk(r, pr);
@@ -76,8 +76,8 @@ void handle_snapshot_response(raft_t *r, const raft_msg_t *m)
     pr->last_heard = r->now;
     if (pr->state != RAFT_PROGRESS_SNAPSHOT || m->index != pr->snap_index)
         return;                            /* an answer about a transfer we gave up */
-    if (pr->snap_index != r->log.offset) { /* a newer snapshot replaced it: restart */
-        pr->snap_index = r->log.offset;
+    if (pr->snap_index != r->snap.index) { /* a newer snapshot replaced it: restart */
+        pr->snap_index = r->snap.index;
         pr->snap_offset = 0;
     } else if (m->reject) {
         pr->snap_offset = m->reject_hint <= pr->snap_offset ? m->reject_hint : 0;
@@ -111,6 +111,7 @@ static int install(raft_t *r, const raft_msg_t *m)
     log_reset(&r->log, meta->index, meta->term);
     r->conf = meta->conf;
     r->snap_conf = meta->conf;
+    r->snap = *meta;
     r->conf_scanned = meta->index;
     r->n_hist = 0;
     r->pending_snapshot = *meta;
@@ -153,18 +154,28 @@ int handle_snapshot(raft_t *r, const raft_msg_t *m)
     return install(r, m);
 }
 
+/* Drops the log up to `to`, keeping the configuration history after it. */
+static void compact_log_to(raft_t *r, uint64_t to)
+{
+    if (to <= r->log.offset)
+        return;
+    r->snap_conf = *conf_at(r, to);
+    log_compact_to(&r->log, to);
+    conf_drop_hist_to(r, to);
+}
+
 int raft_snapshot_taken(raft_t *r, uint64_t index, raft_snapshot_meta_t *meta)
 {
-    if (!r || index > r->log.applied || index < r->log.offset)
+    if (!r || index > r->log.applied || index < r->snap.index || index < r->log.offset)
         return SHOAL_EINVAL;
-    raft_snapshot_meta_t sm = {.index = index, .term = log_term(&r->log, index)};
-    sm.conf = *conf_at(r, index);
-    if (index > r->log.offset) {
-        log_compact_to(&r->log, index);
-        r->snap_conf = sm.conf;
-        conf_drop_hist_to(r, index);
+    if (index > r->snap.index) {
+        r->snap.index = index;
+        r->snap.term = log_term(&r->log, index);
+        r->snap.conf = *conf_at(r, index);
+        uint64_t keep = r->cfg.snapshot_trailing_entries;
+        compact_log_to(r, index > keep ? index - keep : 0);
     }
     if (meta)
-        *meta = sm;
+        *meta = r->snap;
     return 0;
 }

@@ -317,6 +317,43 @@ static void test_snapshot_install(void **state)
     free_cluster(h);
 }
 
+static void keep_five(raft_config_t *c)
+{
+    c->snapshot_trailing_entries = 5;
+}
+
+/* Trailing entries: a follower that missed fewer entries than are kept behind the
+ * snapshot catches up by appends; one that missed more gets the snapshot. */
+static void test_snapshot_trailing_entries(void **state)
+{
+    harness_t *h = new_cluster(3, 3, keep_five);
+    h_node_t *l = &h->n[1];
+    for (int round = 0; round < 2; round++) {
+        int missed = round == 0 ? 4 : 9;
+        h_cut_node(h, 3, true);
+        for (int i = 0; i < missed; i++)
+            raft_propose(l->r, "s", 1, NULL);
+        h_run(h, 2);
+        memcpy(l->snap_data, "state", 5);
+        l->snap_len = 5;
+        raft_snapshot_meta_t meta;
+        assert_int_equal(raft_snapshot_taken(l->r, l->applied_index, &meta), 0);
+        l->snap = meta;
+        assert_int_equal(h_status(h, 1).snapshot_index, meta.index);
+        assert_int_equal(h_status(h, 1).first_index, meta.index - 5 + 1);
+        assert_int_not_equal(raft_term_at(l->r, meta.index - 5), 0); /* still held */
+        assert_int_equal(raft_snapshot_taken(l->r, meta.index - 1, NULL), SHOAL_EINVAL);
+        h_cut_node(h, 3, false);
+        h_run(h, 40);
+        assert_int_equal(h->n[3].applied_index, h_status(h, 1).commit);
+        if (round == 0)
+            assert_int_equal(h->n[3].chunks_written, 0);
+        else
+            assert_true(h->n[3].chunks_written > 0);
+    }
+    free_cluster(h);
+}
+
 static int64_t change(harness_t *h, int leader, raft_conf_change_type_t type, uint64_t id)
 {
     raft_conf_change_t cc = {
@@ -523,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_heartbeat_commit_min),
         cmocka_unit_test(test_restart_from_disk),
         cmocka_unit_test(test_snapshot_install),
+        cmocka_unit_test(test_snapshot_trailing_entries),
         cmocka_unit_test(test_membership_learner_promote),
         cmocka_unit_test(test_change_that_loses_quorum),
         cmocka_unit_test(test_promote_needs_catch_up),
