@@ -397,7 +397,7 @@ int cmd_watch(ctl_t *c, int argc, char **argv)
                         "cannot derive or connect the broker's pub endpoint "
                         "(give --pub tcp://HOST:PORT)");
     }
-    zclock_sleep(200); /* let the subscription reach the broker before catching up */
+    zclock_sleep(500); /* the subscription reaches the broker, and the broker's the nodes */
     for (size_t i = 0; i < o.n_from; i++)
         shoal_watch_from(w, o.shard[i], o.index[i]);
     uint64_t seen = 0;

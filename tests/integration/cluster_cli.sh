@@ -43,7 +43,7 @@ want 1 "batch del" ctl get s/01
 # watch: sees the next changes with their shard and index
 ctl watch --prefix w/ --count 5 >"$DIR/watch.out" 2>&1 &
 wpid=$!
-sleep 0.7
+sleep 1.5
 for i in 1 2 3 4 5; do ctl put "w/$i" "x$i"; done
 for _ in $(seq 50); do kill -0 $wpid 2>/dev/null || break; sleep 0.1; done
 kill $wpid 2>/dev/null

@@ -332,7 +332,7 @@ static void test_watch_sees_every_change_in_order(void **state)
     shoal_t *c = client();
     shoal_watch_t *w = shoal_watch_new(c, NULL, "", 0);
     assert_non_null(w);
-    zclock_sleep(300); /* subscription reaches the broker */
+    zclock_sleep(1000); /* subscription reaches the broker, and the broker's the nodes */
     count_t cnt = {0};
     char key[32];
     for (int i = 0; i < WATCH_N; i++) {
