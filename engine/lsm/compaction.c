@@ -16,6 +16,11 @@
  * While a compaction runs, a pending immutable memtable is flushed first (checked every
  * 1024 entries), so a long compaction never stalls writers behind a full memtable.
  *
+ * Compression (when on) skips level 0: a level-0 table lives only until the next level-0
+ * compaction, so compressing it costs background CPU while writers are busy and buys
+ * almost no space (RocksDB deployments commonly configure the same). Every table written
+ * below level 0, by a flush that goes deeper or by a compaction, is compressed.
+ *
  * What a merge drops (smallest_snapshot = oldest live snapshot, or the last sequence):
  * an entry shadowed by a newer entry of the same user key whose sequence is <= the smallest
  * snapshot (no reader can see the older one), and a tombstone <= the smallest snapshot when
@@ -40,6 +45,7 @@ void lsm_outputs_init(lsm_outputs_t *o, lsm_t *db, int level, lsm_edit_t *edit)
     o->level = level;
     o->edit = edit;
     o->target = db->o.target_file_size;
+    o->compress = db->o.compression;
 }
 
 static int outputs_open(lsm_outputs_t *o)
@@ -51,7 +57,9 @@ static int outputs_open(lsm_outputs_t *o)
     pthread_mutex_unlock(&o->db->mu);
     lsm_db_path(o->db, path, sizeof path, o->number, "sst");
     o->smallest.len = o->largest.len = 0;
-    int rc = lsm_table_builder_new(o->db->env, path, &o->db->topt, &o->b);
+    lsm_table_options_t topt = o->db->topt;
+    topt.compression = o->compress;
+    int rc = lsm_table_builder_new(o->db->env, path, &topt, &o->b);
     return rc ? lsm_err(&o->db->log, rc, "cannot create %s", path) : 0;
 }
 
@@ -115,11 +123,12 @@ static int copy_all(lsm_iiter_t *it, lsm_outputs_t *out)
     return rc ? rc : lsm_iiter_status(it);
 }
 
-int lsm_db_write_level0(lsm_t *db, lsm_memtable_t *m, lsm_edit_t *edit)
+int lsm_db_write_level0(lsm_t *db, lsm_memtable_t *m, int level, lsm_edit_t *edit)
 {
     lsm_outputs_t out;
-    lsm_outputs_init(&out, db, 0, edit);
+    lsm_outputs_init(&out, db, level, edit);
     out.target = UINT64_MAX;
+    out.compress = db->o.compression && level > 0;
     lsm_iiter_t *it = lsm_memtable_iter(m);
     int rc = it ? copy_all(it, &out) : SHOAL_ENOMEM;
     lsm_iiter_destroy(it);
@@ -156,25 +165,32 @@ static int level_for_flush(lsm_t *db, lsm_slice_t smallest, lsm_slice_t largest)
     return level;
 }
 
+/* The level a memtable's table will go to, from its first and last keys (mu held). */
+static int flush_level(lsm_t *db, lsm_memtable_t *m)
+{
+    lsm_sl_node_t *first = lsm_skiplist_first(&m->list), *last = lsm_skiplist_last(&m->list);
+    if (!first || !last)
+        return 0;
+    return level_for_flush(db, lsm_slice(first->key, first->klen),
+                           lsm_slice(last->key, last->klen));
+}
+
 int lsm_db_flush_imm(lsm_t *db)
 {
     lsm_memtable_t *m = db->imm[0];
     lsm_edit_t edit;
     lsm_edit_init(&edit);
-    uint64_t open_number;
+    /* The level is chosen before writing (it decides compression); only this thread changes
+     * versions meanwhile, and a compaction in flight never writes into the flushed range. */
+    int level = flush_level(db, m);
     pthread_mutex_unlock(&db->mu);
-    int rc = atomic_load(&m->entries) ? lsm_db_write_level0(db, m, &edit) : 0;
+    int rc = atomic_load(&m->entries) ? lsm_db_write_level0(db, m, level, &edit) : 0;
     pthread_mutex_lock(&db->mu);
-    open_number = 0;
-    if (!rc && edit.nadded == 1)
-        edit.added[0].level =
-            level_for_flush(db, lsm_slice(edit.added[0].smallest.data, edit.added[0].smallest.len),
-                            lsm_slice(edit.added[0].largest.data, edit.added[0].largest.len));
     edit.has_log_number = true;
     edit.log_number = db->nimm > 1 ? db->imm[1]->wal_number : db->mem->wal_number;
     if (!rc)
         rc = lsm_db_log_and_apply(db, &edit, NULL);
-    drop_pending(db, &edit, open_number);
+    drop_pending(db, &edit, 0);
     lsm_edit_free(&edit);
     if (rc)
         return rc;

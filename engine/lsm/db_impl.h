@@ -129,8 +129,9 @@ int lsm_db_reset_memtables(lsm_t *db);
 bool lsm_db_needs_compaction(lsm_t *db);
 int lsm_db_flush_imm(lsm_t *db);    /* writes the oldest immutable memtable to level 0 */
 int lsm_db_compact_once(lsm_t *db); /* runs one picked or manual compaction */
-/* Writes memtable m to one level-0 table and records it in edit (recovery; no mu needed). */
-int lsm_db_write_level0(lsm_t *db, lsm_memtable_t *m, lsm_edit_t *edit);
+/* Writes memtable m to one table recorded at `level` in edit; no mu needed. Level-0 tables
+ * are written uncompressed (see compaction.c). */
+int lsm_db_write_level0(lsm_t *db, lsm_memtable_t *m, int level, lsm_edit_t *edit);
 
 /* A sink of sorted entries that cuts them into tables of target_file_size (never splitting
  * one user key across two tables) and records each finished table in an edit. Used by
@@ -143,6 +144,7 @@ typedef struct {
     uint64_t number;
     lsm_buf_t smallest, largest;
     uint64_t target;      /* cut tables at this size (UINT64_MAX: one table) */
+    bool compress;        /* zstd blocks (default: the database's option) */
     uint64_t bytes_written;
 } lsm_outputs_t;
 

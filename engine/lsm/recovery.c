@@ -189,7 +189,7 @@ static int replay_wal(lsm_t *db, uint64_t number, replay_t *r, lsm_edit_t *edit)
         if ((rc = lsm_batch_iterate(rec, replay_op, r)) != 0)
             break;
         if (lsm_memtable_usage(r->mem) >= db->o.write_buffer_size) {
-            rc = lsm_db_write_level0(db, r->mem, edit);
+            rc = lsm_db_write_level0(db, r->mem, 0, edit);
             lsm_memtable_unref(r->mem);
             r->mem = lsm_memtable_new(0, db->o.write_buffer_size);
             if (!rc && !r->mem)
@@ -215,7 +215,7 @@ static int replay_wals(lsm_t *db, lsm_edit_t *edit)
             db->next_file = ns.v[i] + 1;
     }
     if (!rc && r.mem && atomic_load(&r.mem->entries) > 0)
-        rc = lsm_db_write_level0(db, r.mem, edit);
+        rc = lsm_db_write_level0(db, r.mem, 0, edit);
     lsm_memtable_unref(r.mem);
     free(ns.v);
     if (!rc)
