@@ -15,7 +15,8 @@
  * Most faults wait until every replica has caught up before the next; some follow at once,
  * so a node can be killed while another one is still catching up.
  * Writers put unique keys, overwrite and delete their own keys, re-create deleted ones,
- * and increment a few shared counters by get + compare-and-swap. Every operation's
+ * read their own keys back (linearizable: exactly their last acknowledged write), and
+ * increment a few shared counters by get + compare-and-swap. Every operation's
  * outcome is recorded with its time. An outcome of TIMEOUT / UNAVAILABLE / INTERNAL is
  * ambiguous (the write may or may not have applied, possibly later): the key is then never
  * touched again, so its final state is one of exactly two.
@@ -506,7 +507,7 @@ typedef struct {
     size_t n_keys, cap_keys;
     incr_t *incr[NCTR];
     size_t n_incr[NCTR], cap_incr[NCTR];
-    uint64_t acked, ambiguous, cas_conflicts, read_errors;
+    uint64_t acked, ambiguous, cas_conflicts, read_errors, reads;
     uint32_t ops;
 } writer_t;
 
@@ -547,6 +548,11 @@ static bool ambiguous_status(int st)
 {
     return st == SHOAL_STATUS_TIMEOUT || st == SHOAL_STATUS_UNAVAILABLE ||
            st == SHOAL_STATUS_INTERNAL;
+}
+
+static const char *state_str(int8_t st)
+{
+    return st == ST_LIVE ? "live" : st == ST_GONE ? "deleted" : "never acknowledged";
 }
 
 static kstate_t *new_key(writer_t *w)
@@ -628,6 +634,32 @@ static void do_del(writer_t *w, shoal_t *c, size_t i)
     shoal_result_clear(&r);
 }
 
+/* A linearizable get of a key only this writer writes, whose last write was acknowledged:
+ * it must return exactly that (a stale leader or a lost write would not). */
+static void do_read(writer_t *w, shoal_t *c, size_t i)
+{
+    kstate_t *k = &w->keys[i];
+    char key[64];
+    key_name(w->id, i, key, sizeof key);
+    shoal_result_t r;
+    int st = shoal_get(c, key, strlen(key), false, &r);
+    w->reads++;
+    if (st == SHOAL_STATUS_OK || st == SHOAL_STATUS_NOT_FOUND) {
+        uint32_t ver = st == SHOAL_STATUS_OK ? value_ver(w->id, i, r.value, r.value_len) : 0;
+        bool ok = k->acked == ST_LIVE ? st == SHOAL_STATUS_OK && ver == k->acked_ver
+                                      : st == SHOAL_STATUS_NOT_FOUND;
+        if (!ok)
+            fail(w->run, "writer %d: linearizable get of %s returned %s v%u; its last write, "
+                         "acknowledged at %.3f s, left it %s (v%u)", w->id, key,
+                 st == SHOAL_STATUS_OK ? "value" : "not found", ver, (double)k->t_ack,
+                 state_str(k->acked), k->acked_ver);
+    } else if (!ambiguous_status(st)) {
+        fail(w->run, "writer %d: get %s answered %s (%s)", w->id, key, shoal_status_str(st),
+             r.error);
+    }
+    shoal_result_clear(&r);
+}
+
 static void add_incr(writer_t *w, int ctr, uint32_t n, uint32_t op, bool ok)
 {
     if (w->n_incr[ctr] == w->cap_incr[ctr]) {
@@ -691,8 +723,14 @@ static void *writer_main(void *arg)
     while (!atomic_load(&w->run->stop_writers)) {
         int r = rnd_range(&w->rng, 0, 99);
         long i = -1;
-        if (r >= 77) {
+        if (r >= 85) {
             do_incr(w, c, rnd_range(&w->rng, 0, NCTR - 1));
+            continue;
+        }
+        if (r >= 77) { /* read one of its own keys back: no one else writes it */
+            i = pick_key(w, rnd_range(&w->rng, 0, 3) ? ST_LIVE : ST_GONE);
+            if (i >= 0)
+                do_read(w, c, (size_t)i);
             continue;
         }
         if (r >= 45) /* overwrite or delete a live key, or write a deleted one again */
@@ -854,11 +892,6 @@ static bool read_all_keys(run_t *run, shoal_t *c, writer_t *ws)
         sleep_ms(1000);
     }
     return false;
-}
-
-static const char *state_str(int8_t st)
-{
-    return st == ST_LIVE ? "live" : st == ST_GONE ? "deleted" : "never acknowledged";
 }
 
 static void check_keys(run_t *run, writer_t *ws, uint64_t *live, uint64_t *amb_keys)
@@ -1246,11 +1279,12 @@ int main(int argc, char **argv)
 
         shoal_t *c = shoal_connect(run->broker_ep);
         shoal_set_timeout(c, CHECK_TIMEOUT_MS);
-        uint64_t acked = 0, amb = 0, conflicts = 0, keys = 0, live = 0, amb_keys = 0;
+        uint64_t acked = 0, amb = 0, conflicts = 0, keys = 0, live = 0, amb_keys = 0, reads = 0;
         for (int i = 0; i < run->writers; i++) {
             acked += ws[i].acked;
             amb += ws[i].ambiguous;
             conflicts += ws[i].cas_conflicts;
+            reads += ws[i].reads;
             keys += ws[i].n_keys;
         }
         if (run->plant)
@@ -1272,10 +1306,10 @@ int main(int argc, char **argv)
         }
         shoal_destroy(&c);
         fprintf(stderr,
-                "chaos_cluster: %" PRIu64 " operations acknowledged, %" PRIu64 " ambiguous, "
-                "%" PRIu64 " CAS conflicts; %" PRIu64 " keys (%" PRIu64 " live, %" PRIu64
+                "chaos_cluster: %" PRIu64 " writes acknowledged, %" PRIu64 " ambiguous, "
+                "%" PRIu64 " CAS conflicts, %" PRIu64 " read-backs; %" PRIu64 " keys (%" PRIu64 " live, %" PRIu64
                 " with an ambiguous last write); faults:",
-                acked, amb, conflicts, keys, live, amb_keys);
+                acked, amb, conflicts, reads, keys, live, amb_keys);
         for (int f = 0; f < F_COUNT; f++)
             fprintf(stderr, " %d %s", run->faults[f], fault_name[f]);
         fprintf(stderr, "; %d snapshots installed (node logs)\n",
