@@ -80,6 +80,7 @@ static void set_defaults(node_config_t *c)
     c->fsync = NODE_FSYNC_BATCH;
     c->snapshot_entries = 10000;
     c->snapshot_trailing = 50000;
+    c->snapshot_trailing = 50000;
     c->snapshot_rate_kbps = 32 * 1024;
     c->metrics_ms = 1000;
     c->quiesce_ticks = 100;
@@ -206,6 +207,9 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
     if (rc == 0)
         rc = get_uint(root, "storage/snapshot_entries", 16, 100000000, &c->snapshot_entries, err,
                       errlen);
+    if (rc == 0)
+        rc = get_uint(root, "storage/snapshot_trailing_entries", 0, 10000000,
+                      &c->snapshot_trailing, err, errlen);
     if (rc == 0)
         rc = get_uint(root, "storage/snapshot_trailing_entries", 0, 10000000,
                       &c->snapshot_trailing, err, errlen);
