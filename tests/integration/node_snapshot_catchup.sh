@@ -2,7 +2,8 @@
 # node_snapshot_catchup.sh - a node that is down while many writes happen (and the log is
 # compacted behind snapshots meanwhile) catches up by InstallSnapshot when it returns.
 source "$(dirname "$0")/node_lib.sh"
-SNAPSHOT_ENTRIES=200 cluster_init 3 1
+# no entries kept behind a snapshot: the returning node can only catch up by snapshot
+SNAPSHOT_ENTRIES=200 STORAGE_EXTRA="    snapshot_trailing_entries = 100" cluster_init 3 1
 for i in 0 1 2; do node_start $i; done
 client wait-leaders 0 || fail "no leader"
 L=$(leader_of 0)
