@@ -10,8 +10,9 @@
  *   - transfer the leadership of a random shard to a random node;
  *   - take a snapshot of a random shard now (admin `snapshot`: log truncation).
  * Half the seeds also restart the nodes with a small storage/snapshot_entries (200..2000)
- * first, so that log truncation and InstallSnapshot to a restarted node happen under the
- * faults; the others keep shoald's default.
+ * and snapshot_trailing_entries (0 or a quarter of that) first, so that log truncation and
+ * InstallSnapshot to a restarted node happen under the faults; the others keep shoald's
+ * defaults.
  * Most faults wait until every replica has caught up before the next; some follow at once,
  * so a node can be killed while another one is still catching up.
  * Writers put unique keys, overwrite and delete their own keys, re-create deleted ones,
@@ -98,6 +99,7 @@ typedef struct {
     pid_t broker_child;         /* a broker this process started (to reap), 0 when none */
     int faults[5];
     int snap_entries;           /* storage/snapshot_entries of the nodes, 0: shoald's default */
+    int snap_trailing;          /* storage/snapshot_trailing_entries with snap_entries */
 } run_t;
 
 static run_t *g_run; /* for the watchdog's message only */
@@ -1179,6 +1181,10 @@ int main(int argc, char **argv)
         static const int choice[] = {0, 0, 0, 200, 500, 2000};
         run->snap_entries = choice[xorshift(&s) % 6];
     }
+    if (run->snap_entries) { /* few entries kept behind a snapshot: restarted nodes need one */
+        uint64_t s = run->seed ^ 0x7a11;
+        run->snap_trailing = xorshift(&s) % 2 ? 0 : run->snap_entries / 4;
+    }
     run->build = getenv("SHOAL_BUILD_DIR");
     if (!run->build) {
         fprintf(stderr, "set SHOAL_BUILD_DIR\n");
@@ -1188,8 +1194,9 @@ int main(int argc, char **argv)
     pthread_mutex_init(&run->lock, NULL);
     run->t0 = mono_ms();
     fprintf(stderr, "chaos_cluster: seed %" PRIu64 ", %d s of faults, %d writers, "
-                    "storage/snapshot_entries %d%s\n", run->seed, run->duration_s,
-            run->writers, run->snap_entries, run->snap_entries ? "" : " (default)");
+                    "storage/snapshot_entries %d%s, snapshot_trailing_entries %d\n", run->seed,
+            run->duration_s, run->writers, run->snap_entries,
+            run->snap_entries ? "" : " (default)", run->snap_trailing);
 
     snprintf(run->dir, sizeof run->dir, "/tmp/shoal-chaos.XXXXXX");
     if (!mkdtemp(run->dir)) {
@@ -1217,8 +1224,9 @@ int main(int argc, char **argv)
         /* frequent snapshots: log truncation and InstallSnapshot under the faults */
         rc = ctl(run, "cluster stop-node --dir %s %d", run->dir, i);
         rc = rc ? rc
-                : shell("sed -i 's/^storage$/storage\\n    snapshot_entries = %d/' %s/node-%d.cfg",
-                        run->snap_entries, cdir, i);
+                : shell("sed -i 's/^storage$/storage\\n    snapshot_entries = %d\\n"
+                        "    snapshot_trailing_entries = %d/' %s/node-%d.cfg",
+                        run->snap_entries, run->snap_trailing, cdir, i);
         rc = rc ? rc : ctl(run, "cluster start-node --dir %s %d", run->dir, i);
         if (rc)
             fail(run, "restart of node %d with snapshot_entries = %d failed (%d)", i,
