@@ -40,7 +40,7 @@ if(TARGET shoal_raft)
   target_link_libraries(raft_sim_buggy PRIVATE shoal_raft_buggy)
   # bug number, the checker that must report it, first seed, how many seeds it may take.
   # The Figure 8 bug (6: a leader commits an old-term entry by counting replicas) needs a
-  # rare interleaving; leader completeness first reports it at seed 374.
+  # rare interleaving; leader completeness first reports it at seed 136.
   set(PLANTED "1|state machine safety|1|400" "2|election safety|1|400"
               "3|linearizability|1|2000" "4|log matching|1|400" "5|leader completeness|1|400"
               "6|leader completeness|1|600")
