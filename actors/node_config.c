@@ -80,7 +80,7 @@ static void set_defaults(node_config_t *c)
     c->fsync = NODE_FSYNC_BATCH;
     c->snapshot_entries = 10000;
     c->snapshot_trailing = 50000;
-    c->snapshot_trailing = 50000;
+    c->snapshot_interval_ms = 60000;
     c->snapshot_rate_kbps = 32 * 1024;
     c->metrics_ms = 1000;
     c->quiesce_ticks = 100;
@@ -208,11 +208,11 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
         rc = get_uint(root, "storage/snapshot_entries", 16, 100000000, &c->snapshot_entries, err,
                       errlen);
     if (rc == 0)
-        rc = get_uint(root, "storage/snapshot_trailing_entries", 0, 10000000,
-                      &c->snapshot_trailing, err, errlen);
+        rc = get_uint(root, "storage/snapshot_trailing_entries", 0, 10000000, &c->snapshot_trailing,
+                      err, errlen);
     if (rc == 0)
-        rc = get_uint(root, "storage/snapshot_trailing_entries", 0, 10000000,
-                      &c->snapshot_trailing, err, errlen);
+        rc = get_uint(root, "storage/snapshot_interval_ms", 100, 86400000, &c->snapshot_interval_ms,
+                      err, errlen);
     if (rc == 0)
         rc = get_uint(root, "storage/snapshot_rate_kbps", 64, 10000000, &c->snapshot_rate_kbps, err,
                       errlen);

@@ -33,15 +33,16 @@ typedef struct {
     unsigned heartbeat_ticks;
     bool prevote;
     bool check_quorum;
-    int fsync;                   /* NODE_FSYNC_* */
-    unsigned snapshot_entries;   /* take a snapshot after this many applied entries */
-    unsigned snapshot_trailing;  /* entries the Raft core keeps behind a snapshot */
-    unsigned snapshot_rate_kbps; /* snapshot bytes per second to one peer, KiB */
-    unsigned metrics_ms;         /* period of metrics and progress events */
-    unsigned quiesce_ticks;      /* idle ticks before a group stops ticking (0: never) */
-    unsigned lsm_cache_kb;       /* block cache per replica */
-    unsigned lsm_buffer_kb;      /* memtable size per replica */
-    unsigned fsync_delay_ms;     /* testing only: extra latency after every log sync */
+    int fsync;                     /* NODE_FSYNC_* */
+    unsigned snapshot_entries;     /* take a snapshot after this many applied entries */
+    unsigned snapshot_trailing;    /* entries the Raft core keeps behind a snapshot */
+    unsigned snapshot_interval_ms; /* snapshot a group with any new entries this often */
+    unsigned snapshot_rate_kbps;   /* snapshot bytes per second to one peer, KiB */
+    unsigned metrics_ms;           /* period of metrics and progress events */
+    unsigned quiesce_ticks;        /* idle ticks before a group stops ticking (0: never) */
+    unsigned lsm_cache_kb;         /* block cache per replica */
+    unsigned lsm_buffer_kb;        /* memtable size per replica */
+    unsigned fsync_delay_ms;       /* testing only: extra latency after every log sync */
     unsigned shards;
     unsigned replicas;
     unsigned vnodes;

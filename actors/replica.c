@@ -193,7 +193,6 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
      * a whole-shard snapshot (FINDINGS.md #1); the durable log is still truncated at the
      * snapshot, these entries live only in the core's memory */
     c.snapshot_trailing_entries = n->cfg->snapshot_trailing;
-    c.snapshot_trailing_entries = n->cfg->snapshot_trailing;
     c.seed = zclock_usecs() ^ ((uint64_t)r->group << 32) ^ n->cfg->id;
     c.snapshot_io = (raft_snapshot_io_t){r, snap_read, snap_write};
     int e = 0;
@@ -222,6 +221,7 @@ replica_t *replica_open(node_t *node, uint32_t group, char *err, size_t errlen)
     r->node = node;
     r->in_fd = -1;
     r->fsm_idx = (int)(group % (uint32_t)node->n_fsm);
+    r->snap_time_ms = zclock_mono();
     if (group == SHOAL_META_GROUP)
         snprintf(r->dir, sizeof r->dir, "%s/meta", node->cfg->data_dir);
     else
@@ -637,11 +637,18 @@ void replica_fsm_done(replica_t *r, fsm_job_t *job)
 void replica_maybe_snapshot(replica_t *r, bool force)
 {
     uint64_t since = r->applied > r->snap_index ? r->applied - r->snap_index : 0;
-    if (r->snap_busy || since == 0 || (!force && since < r->node->cfg->snapshot_entries))
+    /* A group that stopped short of snapshot_entries is still snapshotted after
+     * snapshot_interval_ms: otherwise its few entries would pin the oldest segment of the
+     * shared log for ever, and the log (and every restart's replay) would grow without
+     * bound while other groups write. */
+    uint64_t now = zclock_mono();
+    bool stale = now - r->snap_time_ms >= r->node->cfg->snapshot_interval_ms;
+    if (r->snap_busy || since == 0 || (!force && since < r->node->cfg->snapshot_entries && !stale))
         return;
     fsm_job_t *job = calloc(1, sizeof *job);
     job->type = FSM_SNAPSHOT;
     r->snap_busy = true;
+    r->snap_time_ms = now;
     replica_send_job(r, job);
 }
 
