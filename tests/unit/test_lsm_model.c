@@ -33,7 +33,7 @@ typedef struct {
 
 static uint64_t rs;
 static uint64_t seed;
-static long nops = 6000;
+static long nops = 20000;
 static bool use_posix;
 static bool trace; /* LSM_TRACE=1: print every operation (to find the one that broke) */
 static char posix_dir[256];
