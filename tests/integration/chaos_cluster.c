@@ -4,7 +4,8 @@
  * folder on free ports, then runs W writer threads, each with its own libshoal connection,
  * while a nemesis driven by one seed injects faults, one at a time (never more than a
  * minority of the nodes is out):
- *   - kill -9 a node (`cluster stop-node --kill`), restart it after a while (`start-node`);
+ *   - kill -9 a node (`cluster stop-node --kill`), restart it after a while (`start-node`),
+ *     sometimes kill it again while it recovers (0-700 ms after its restart);
  *   - SIGSTOP a node for longer than an election timeout, then SIGCONT;
  *   - kill -9 the broker and start a new one from the cluster's broker.cfg;
  *   - transfer the leadership of a random shard to a random node;
@@ -786,6 +787,18 @@ static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until)
             if (rc)
                 fail(run, "cluster start-node %d exited %d (see logs/node-%d.log)", node, rc,
                      node);
+            if (!rc && rnd_range(rng, 0, 99) < 25) { /* again, while it recovers */
+                int again = rnd_range(rng, 0, 700);
+                sleep_ms(again);
+                rc = ctl(run, "cluster stop-node --dir %s %d --kill", run->dir, node);
+                note(run, "kill -9 node %d again %d ms after its restart", node, again);
+                sleep_ms(rnd_range(rng, 100, 1000));
+                rc = rc ? rc : ctl(run, "cluster start-node --dir %s %d", run->dir, node);
+                note(run, "start node %d: exit %d (pid %d)", node, rc, (int)node_pid(run, node));
+                if (rc)
+                    fail(run, "second kill and restart of node %d: exit %d (see "
+                              "logs/node-%d.log)", node, rc, node);
+            }
         } else if (f == F_STOP_NODE) {
             pid_t pid = node_pid(run, node);
             if (!alive(pid)) {
