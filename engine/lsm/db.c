@@ -499,6 +499,8 @@ void lsm_close(lsm_t **db_p)
     if (!db_p || !*db_p)
         return;
     lsm_t *db = *db_p;
+    if (db->o.disable_wal && db->bg_started)
+        lsm_flush(db); /* without a WAL the memtable exists nowhere else */
     pthread_mutex_lock(&db->mu);
     db->shutting_down = true;
     pthread_cond_broadcast(&db->bg_cv);

@@ -60,6 +60,11 @@ typedef struct {
     uint64_t max_bytes_level1;   /* size target of level 1; default 64 MiB, x10 per level */
     uint64_t target_file_size;   /* size of a table written by compaction; default 8 MiB */
     lsm_env_t *env;              /* NULL: the POSIX environment; borrowed, must outlive db */
+    /* No write-ahead log: for callers that keep their own (a Raft log). Writes then live
+     * in the memtable until a flush (background, lsm_flush, or lsm_close), so a crash loses
+     * the writes since the last flush, always a suffix of the history: tables hold a prefix.
+     * write options' sync is ignored. Default false. */
+    bool disable_wal;
 } lsm_options_t;
 
 /* Fills o with the defaults above (dir = NULL). */

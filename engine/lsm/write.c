@@ -216,9 +216,11 @@ static int commit_group(lsm_t *db, uint64_t seq, uint32_t count, bool sync)
     int rc = 0;
     lsm_put_fixed64(g->data + LSM_WAL_HEADER, seq);
     lsm_put_fixed32(g->data + LSM_WAL_HEADER + 8, count);
+    if (db->o.disable_wal)
+        sync = false; /* the caller's own log is the WAL; lsm_flush makes data durable */
     if (sync)
         rc = lsm_db_sync_old_wals(db);
-    if (!rc)
+    if (!rc && !db->o.disable_wal)
         rc = lsm_wal_add(&db->wal, g->data, g->len);
     if (!rc && sync) {
         rc = lsm_wal_sync(&db->wal);

@@ -354,14 +354,16 @@ static void setup_fixture(fixture_t *f)
     f->o.max_bytes_level1 = 1 << 20;
     f->o.block_cache_size = 256 << 10;
     f->o.compression = rnd() % 2;
+    f->o.disable_wal = rnd() % 4 == 0; /* reopens then rely on close's flush */
 }
 
 static void test_model(void **state)
 {
     fixture_t f;
     setup_fixture(&f);
-    fprintf(stderr, "model test: LSM_SEED=%llu ops=%ld compression=%d env=%s\n",
-            (unsigned long long)seed, nops, f.o.compression, use_posix ? "posix" : "mem");
+    fprintf(stderr, "model test: LSM_SEED=%llu ops=%ld compression=%d wal=%d env=%s\n",
+            (unsigned long long)seed, nops, f.o.compression, !f.o.disable_wal,
+            use_posix ? "posix" : "mem");
     run(&f, nops);
     if (use_posix)
         lsm_destroy(f.dir, NULL);
