@@ -307,9 +307,11 @@ static void start_guardian(const char *dir, uint64_t seed)
         }
         struct stat st;
         if (stat(dir, &st) == 0) {
-            kill_all(dir);
-            sleep_ms(300);
-            kill_all(dir);
+            /* again over 2 s: a `cluster start-node` we had running may still start one */
+            for (int i = 0; i < 5; i++) {
+                kill_all(dir);
+                sleep_ms(500);
+            }
             fprintf(stderr, "chaos guardian: test process gone, cleaning %s (seed %" PRIu64 ")\n",
                     dir, seed);
             keep_logs(dir, seed);
