@@ -190,8 +190,9 @@ static bool alive(pid_t pid)
 
 static pid_t read_pid(const char *dir, const char *name)
 {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/pids/%s.pid", dir, name);
+    char path[1400]; /* dir (<= 1024) + name (<= 256) + "/pids/.pid" */
+    if (snprintf(path, sizeof path, "%s/pids/%s.pid", dir, name) >= (int)sizeof path)
+        return 0;
     FILE *f = fopen(path, "r");
     int pid = 0;
     if (f) {
