@@ -181,33 +181,78 @@ static int check_handle(lsm_table_t *t, uint64_t off, uint64_t size)
     return 0;
 }
 
+/* Verifies stored block bytes (stored_len includes the trailer) and decompresses a zstd
+ * block straight into a new cblock, so a cached block is one allocation holding only the
+ * decompressed bytes (no second copy, no stored copy kept beside it). */
+static int decode_zstd_cblock(const char *stored, size_t stored_len, lsm_dctx_pool_t *dctx,
+                              cblock_t **cb_p)
+{
+    size_t n = stored_len - LSM_BLOCK_TRAILER;
+    if (lsm_get_fixed32(stored + n + 1) != lsm_block_crc(stored, n, LSM_BLOCK_ZSTD))
+        return SHOAL_ECORRUPT;
+    unsigned long long raw = ZSTD_getFrameContentSize(stored, n);
+    if (raw == ZSTD_CONTENTSIZE_ERROR || raw == ZSTD_CONTENTSIZE_UNKNOWN || raw > LSM_MAX_BLOCK)
+        return SHOAL_ECORRUPT;
+    cblock_t *cb = malloc(sizeof *cb + (raw ? raw : 1));
+    if (!cb)
+        return SHOAL_ENOMEM;
+    cb->owned = NULL;
+    ZSTD_DCtx *dc = dctx_get(dctx);
+    size_t got = dc ? ZSTD_decompressDCtx(dc, cb->data, raw, stored, n) : (size_t)-1;
+    if (dc)
+        dctx_put(dctx, dc);
+    if (ZSTD_isError(got) || got != raw) {
+        free(cb);
+        return dc ? SHOAL_ECORRUPT : SHOAL_ENOMEM;
+    }
+    cb->len = (size_t)raw;
+    *cb_p = cb;
+    return 0;
+}
+
 /* Reads, verifies and decompresses block (off, size) outside the cache. A compressed block
- * of a mapped table is decompressed straight from the mapping (no read, no copy). */
+ * of a mapped table is decompressed straight from the mapping (no read, no copy); a block
+ * read with pread is used in the read buffer when raw, or decompressed into a new buffer and
+ * the read buffer freed. */
 static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, blockref_t *r)
 {
-    cblock_t *cb;
+    cblock_t *cb = NULL, *rd = NULL;
     int rc;
+    size_t stored_len = (size_t)size + LSM_BLOCK_TRAILER;
     const char *stored;
     if (t->map && (unsigned char)t->map[off + size] != LSM_BLOCK_RAW) {
-        if (!(cb = malloc(sizeof *cb)))
-            return SHOAL_ENOMEM;
-        cb->owned = NULL;
         stored = t->map + off;
-    } else if ((rc = read_stored(t, off, size, &cb)) == 0) {
-        stored = cb->data;
+    } else if ((rc = read_stored(t, off, size, &rd)) == 0) {
+        stored = rd->data;
     } else {
         return rc;
     }
-    rc = lsm_block_decode(stored, (size_t)size + LSM_BLOCK_TRAILER, t->dctx, &r->data, &r->len,
-                          &cb->owned);
-    if (rc == 0 && stored != cb->data && !cb->owned)
-        rc = SHOAL_ECORRUPT; /* cannot happen: a mapped raw block never comes here */
-    if (rc) {
-        cblock_free(cb);
+    int type = (unsigned char)stored[size];
+    if (type == LSM_BLOCK_ZSTD) {
+        rc = decode_zstd_cblock(stored, stored_len, t->dctx, &cb);
+        free(rd);
+    } else if (rd) {
+        const char *out;
+        size_t out_len;
+        char *owned;
+        rc = lsm_block_decode(stored, stored_len, NULL, &out, &out_len, &owned);
+        if (rc == 0 && owned) { /* cannot happen: a raw block decodes in place */
+            free(owned);
+            rc = SHOAL_ECORRUPT;
+        }
+        cb = rd;
+        if (rc == 0)
+            cb->len = out_len;
+        else
+            free(rd), cb = NULL;
+    } else {
+        rc = SHOAL_ECORRUPT; /* unknown block type in the mapping */
+    }
+    if (rc)
         return rc == SHOAL_ECORRUPT ? corrupt(t, off, "block checksum or encoding mismatch")
                                     : rc;
-    }
-    cb->len = r->len;
+    r->data = cb->data;
+    r->len = cb->len;
     r->owned = (char *)cb;
     r->h = NULL;
     return 0;
@@ -250,8 +295,8 @@ static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cac
         return rc;
     cblock_t *cb = (cblock_t *)r->owned;
     r->owned = NULL;
-    r->h = lsm_cache_insert(t->cache, t->number, off, cb, sizeof *cb + cb->len + size,
-                            cblock_free);
+    /* Charged for what it holds: the decompressed bytes (the stored copy is not kept). */
+    r->h = lsm_cache_insert(t->cache, t->number, off, cb, sizeof *cb + cb->len, cblock_free);
     return r->h ? 0 : SHOAL_ENOMEM;
 }
 
