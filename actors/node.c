@@ -642,7 +642,10 @@ static int pump(node_t *n)
 {
     for (size_t i = 0; i < n->n_replicas; i++)
         replica_pump(n->replicas[i]);
-    if (n->batch && n->batch->n) {
+    /* One batch in flight: the log actor is busy with it (fdatasync), so what the groups
+     * add meanwhile is gathered here and goes out as one batch when it answers, instead of
+     * one message (and one PERSISTED answer, loop turn and envelope per peer) per turn. */
+    if (n->batch && n->batch->n && n->batches_out == 0) {
         n->batches_out++;
         zsock_send(n->log, "sp", "PERSIST", n->batch);
         n->batch = NULL;
@@ -719,9 +722,8 @@ static void record_fsync(node_t *n, uint64_t us)
     n->fsync_hist[i]++;
 }
 
-static int on_log(zloop_t *loop, zsock_t *sock, void *arg)
+static void log_answer(node_t *n, zsock_t *sock)
 {
-    node_t *n = arg;
     char *cmd = NULL;
     void *ptr = NULL;
     if (zsock_recv(sock, "sp", &cmd, &ptr) == 0 && cmd && streq(cmd, "PERSISTED") && ptr) {
@@ -741,12 +743,22 @@ static int on_log(zloop_t *loop, zsock_t *sock, void *arg)
         free_batch(&b);
     }
     zstr_free(&cmd);
+}
+
+/* Every answer already queued is taken before the one pump: a pump per answer would cost
+ * a loop turn, a batch, a job message and an envelope per peer each. */
+#define ANSWER_BURST 64
+
+static int on_log(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    node_t *n = arg;
+    for (int k = 0; k < ANSWER_BURST && (k == 0 || (zsock_events(sock) & ZMQ_POLLIN)); k++)
+        log_answer(n, sock);
     return pump(n);
 }
 
-static int on_fsm(zloop_t *loop, zsock_t *sock, void *arg)
+static void fsm_answer(zsock_t *sock)
 {
-    node_t *n = arg;
     char *cmd = NULL;
     void *ptr = NULL;
     if (zsock_recv(sock, "sp", &cmd, &ptr) == 0 && cmd && streq(cmd, "DONE") && ptr) {
@@ -756,6 +768,19 @@ static int on_fsm(zloop_t *loop, zsock_t *sock, void *arg)
         }
     }
     zstr_free(&cmd);
+}
+
+static int on_fsm(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    node_t *n = arg;
+    for (int i = 0; i < n->n_fsm; i++) /* every fsm actor's answers, then one pump */
+        for (int k = 0; k < ANSWER_BURST; k++) {
+            zsock_t *s = zactor_sock(n->fsm[i]);
+            (void)sock; /* zloop may still call us for an actor drained here: always ask */
+            if (!(zsock_events(s) & ZMQ_POLLIN))
+                break;
+            fsm_answer(s);
+        }
     return pump(n);
 }
 
