@@ -406,8 +406,15 @@ typedef struct {
     uint64_t last_seq_for_key;
 } drop_state_t;
 
-static bool should_drop(compaction_t *c, drop_state_t *d, lsm_slice_t ikey, uint64_t snap)
+/* *zero_seq is set when a kept entry may have its sequence rewritten to 0: a value, the
+ * newest version of its key in this merge, at or below the smallest snapshot (every reader
+ * sees it, and the older versions are dropped), with no deeper level holding the key (so no
+ * older version anywhere could sort before it). RocksDB does the same at the bottom level: a
+ * constant 8-byte trailer compresses to almost nothing. */
+static bool should_drop(compaction_t *c, drop_state_t *d, lsm_slice_t ikey, uint64_t snap,
+                        bool *zero_seq)
 {
+    *zero_seq = false;
     lsm_slice_t uk = lsm_ikey_user(ikey);
     uint64_t seq = lsm_ikey_seq(ikey);
     if (!d->has_ukey || lsm_slice_cmp(uk, lsm_slice(d->ukey.data, d->ukey.len)) != 0) {
@@ -421,6 +428,9 @@ static bool should_drop(compaction_t *c, drop_state_t *d, lsm_slice_t ikey, uint
     else if (lsm_ikey_type(ikey) == LSM_TYPE_DELETE && seq <= snap &&
              is_base_level(c->v, c->level + 1, uk))
         drop = true;
+    else if (d->last_seq_for_key == UINT64_MAX && seq <= snap && seq != 0 &&
+             lsm_ikey_type(ikey) == LSM_TYPE_VALUE && is_base_level(c->v, c->level + 1, uk))
+        *zero_seq = true;
     d->last_seq_for_key = seq;
     return drop;
 }
@@ -431,6 +441,7 @@ static int merge(lsm_t *db, compaction_t *c, uint64_t snap, lsm_edit_t *edit,
     lsm_outputs_t out;
     lsm_outputs_init(&out, db, c->level + 1, edit);
     drop_state_t d = {0};
+    lsm_buf_t zkey = {0};
     lsm_iiter_t *it = inputs_iter(c);
     int rc = it ? 0 : SHOAL_ENOMEM;
     long n = 0;
@@ -440,8 +451,20 @@ static int merge(lsm_t *db, compaction_t *c, uint64_t snap, lsm_edit_t *edit,
         if ((++n & 1023) == 0 && (rc = maybe_flush_between(db)) != 0)
             break;
         lsm_slice_t k = lsm_iiter_key(it);
-        if (!should_drop(c, &d, k, snap))
+        bool zero_seq;
+        if (!should_drop(c, &d, k, snap, &zero_seq)) {
+            if (zero_seq) {
+                zkey.len = 0;
+                if (lsm_buf_append(&zkey, k.data, k.len)) {
+                    rc = SHOAL_ENOMEM;
+                    break;
+                }
+                lsm_put_fixed64(zkey.data + k.len - LSM_TRAILER,
+                                lsm_get_fixed64(k.data + k.len - LSM_TRAILER) & 0xff);
+                k = lsm_slice(zkey.data, zkey.len);
+            }
             rc = lsm_outputs_add(&out, k, lsm_iiter_value(it));
+        }
         lsm_iiter_next(it);
     }
     if (!rc && it)
@@ -452,6 +475,7 @@ static int merge(lsm_t *db, compaction_t *c, uint64_t snap, lsm_edit_t *edit,
     lsm_outputs_abandon(&out);
     lsm_iiter_destroy(it);
     lsm_buf_free(&d.ukey);
+    lsm_buf_free(&zkey);
     *written = out.bytes_written;
     if (open_number) {
         pthread_mutex_lock(&db->mu);
