@@ -50,14 +50,16 @@ typedef struct {
 typedef struct {
     uint64_t seq;
     int fd;
-    uint64_t size; /* bytes on disk (written) */
-    bool dirty;    /* written since the last sync */
+    uint64_t size;  /* bytes of records written */
+    uint64_t alloc; /* file length: size plus zero bytes written ahead (prealloc_bytes) */
+    bool dirty;     /* written since the last sync */
 } segment_t;
 
 struct rlog_t {
     char *dir;
     const rlog_io_t *io;
     uint64_t segment_bytes;
+    uint64_t prealloc_bytes;
     segment_t *segs;
     size_t nsegs, capsegs;
     group_t **groups;
@@ -277,7 +279,7 @@ static int seg_add(rlog_t *self, uint64_t seq, int fd, uint64_t size)
         self->segs = ns;
         self->capsegs = cap;
     }
-    self->segs[self->nsegs++] = (segment_t){seq, fd, size, false};
+    self->segs[self->nsegs++] = (segment_t){seq, fd, size, size, false};
     return 0;
 }
 
@@ -365,6 +367,16 @@ static int apply_record(rlog_t *self, const rlog_record_t *r, uint32_t segidx, u
     }
 }
 
+/* Zero bytes written ahead of the data (prealloc_bytes) end the records of the newest
+ * segment: a record never starts with 8 zero bytes (its length is at least 21). */
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
 /* Decides whether a bad record at off in the newest segment is a torn tail: it is when no
  * valid record follows it (a write cut by a crash leaves nothing good behind it). */
 static bool valid_record_follows(const uint8_t *buf, size_t size, size_t off)
@@ -399,6 +411,7 @@ static int recover_segment(rlog_t *self, uint32_t segidx, bool newest, char *err
     }
     size_t off = 0;
     int rc = 0;
+    uint64_t alloc = (uint64_t)size;
     while (off < (size_t)size) {
         rlog_record_t r;
         size_t used;
@@ -418,7 +431,12 @@ static int recover_segment(rlog_t *self, uint32_t segidx, bool newest, char *err
             off += used;
             continue;
         }
+        if (newest && all_zero(buf + off, (size_t)size - off)) {
+            size = (int64_t)off; /* the preallocated rest: writing goes on from here */
+            break;
+        }
         if (newest && !valid_record_follows(buf, (size_t)size, off)) {
+            alloc = off;
             rc = self->io->truncate(self->io->ctx, s->fd, off) == 0 ? 0 : SHOAL_EIO;
             if (rc == 0)
                 rc = self->io->sync(self->io->ctx, s->fd) == 0 ? 0 : SHOAL_EIO;
@@ -432,6 +450,7 @@ static int recover_segment(rlog_t *self, uint32_t segidx, bool newest, char *err
         break;
     }
     s->size = (uint64_t)size;
+    s->alloc = alloc;
     free(buf);
     return rc;
 }
@@ -503,6 +522,7 @@ int rlog_open(const char *dir, const rlog_io_t *io, const rlog_options_t *opts, 
     }
     self->io = io ? io : rlog_io_posix();
     self->segment_bytes = opts && opts->segment_bytes ? opts->segment_bytes : DEFAULT_SEGMENT_BYTES;
+    self->prealloc_bytes = opts ? opts->prealloc_bytes : 0;
     int rc = recover(self, err, errlen);
     if (rc) {
         rlog_destroy(&self);
@@ -539,12 +559,38 @@ static segment_t *active(rlog_t *self)
     return &self->segs[self->nsegs - 1];
 }
 
+/* Makes room for n more bytes in s by writing zeros ahead and syncing them, so that the
+ * syncs of the data written there change neither the file's size nor its block map. */
+static int prealloc(rlog_t *self, segment_t *s, size_t n)
+{
+    if (self->prealloc_bytes == 0 || s->size + n <= s->alloc)
+        return 0;
+    uint64_t step = self->prealloc_bytes;
+    uint64_t end = (s->size + n + step - 1) / step * step;
+    static const uint8_t zeros[64 * 1024];
+    for (uint64_t off = s->alloc; off < end;) {
+        size_t len = end - off < sizeof zeros ? (size_t)(end - off) : sizeof zeros;
+        if (self->io->pwrite(self->io->ctx, s->fd, zeros, len, off) != (ssize_t)len)
+            return SHOAL_EIO;
+        off += len;
+    }
+    /* records written before (s->dirty) are synced here too: harmless, they are older */
+    if (self->io->sync(self->io->ctx, s->fd) != 0)
+        return SHOAL_EIO;
+    s->alloc = end;
+    s->dirty = false;
+    return 0;
+}
+
 /* Writes the buffered records to the active segment (no sync). */
 static int flush_buffer(rlog_t *self)
 {
     if (self->buflen == 0)
         return 0;
     segment_t *s = active(self);
+    int rc = prealloc(self, s, self->buflen);
+    if (rc)
+        return rc;
     ssize_t n = self->io->pwrite(self->io->ctx, s->fd, self->buf, self->buflen, s->size);
     if (n != (ssize_t)self->buflen)
         return SHOAL_EIO;
@@ -562,9 +608,16 @@ static int maybe_rotate(rlog_t *self)
     /* Sync the full segment before the next one gets data: then a crash can leave damage
      * only in the newest non-empty segment, which is what recovery assumes. */
     int rc = flush_buffer(self);
-    if (rc == 0 && active(self)->dirty) {
-        rc = self->io->sync(self->io->ctx, active(self)->fd) == 0 ? 0 : SHOAL_EIO;
-        active(self)->dirty = false;
+    segment_t *s = active(self);
+    /* an older segment holds records only: recovery takes zeros there for corruption */
+    if (rc == 0 && s->alloc > s->size) {
+        rc = self->io->truncate(self->io->ctx, s->fd, s->size) == 0 ? 0 : SHOAL_EIO;
+        s->alloc = s->size;
+        s->dirty = true;
+    }
+    if (rc == 0 && s->dirty) {
+        rc = self->io->sync(self->io->ctx, s->fd) == 0 ? 0 : SHOAL_EIO;
+        s->dirty = false;
     }
     if (rc == 0)
         rc = seg_create(self, active(self)->seq + 1);

@@ -55,6 +55,12 @@ size_t rlog_record_encode(const rlog_record_t *rec, uint8_t *out, size_t cap);
 
 typedef struct {
     uint64_t segment_bytes; /* rotate after this many bytes (default 64 MiB) */
+    /* 0: the active segment grows with each write. Otherwise it is extended ahead of the
+     * data by this many zero bytes at a time (written and synced once), so that the
+     * fdatasync of a commit batch finds the file size and blocks unchanged and writes the
+     * data alone, without the inode; recovery reads an all-zero remainder of the newest
+     * segment as its end. */
+    uint64_t prealloc_bytes;
 } rlog_options_t;
 
 /* Opens (creating) the log in dir. io may be NULL for the real disk. On failure returns a

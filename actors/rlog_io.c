@@ -1,9 +1,11 @@
 /* rlog_io.c - the POSIX file operations of the durable log and a fault-injecting wrapper
  * for tests; see rlog_io.h.
  *
- * The fault wrapper keeps, per path, the length that the last sync made durable. It never
- * buffers data itself: writes go to the real file at once, and a "crash" afterwards
- * truncates the files to their durable length, which is what survives a power cut. */
+ * The fault wrapper keeps, per path, the length that the last sync made durable and the
+ * lowest offset written since. It never buffers data itself: writes go to the real file at
+ * once, and a "crash" afterwards truncates the files to their durable length and zeroes
+ * what was written since the last sync below it (the log writes there only into zeros it
+ * wrote ahead), which is what survives a power cut. */
 #include "actors/rlog_io.h"
 
 #include <errno.h>
@@ -99,7 +101,8 @@ const rlog_io_t *rlog_io_posix(void)
 typedef struct {
     char *path;
     int fd;          /* -1 when closed */
-    uint64_t synced; /* durable length */
+    uint64_t synced;     /* durable length */
+    uint64_t dirty_from; /* lowest offset written since the last sync (UINT64_MAX: none) */
 } fault_file_t;
 
 typedef struct {
@@ -133,8 +136,16 @@ static int ft_open(void *ctx, const char *path, bool create)
     }
     /* A file that existed before the wrapper saw it counts as fully durable. */
     int64_t sz = px_size(NULL, fd);
-    f->files[f->n++] = (fault_file_t){strdup(path), fd, sz > 0 ? (uint64_t)sz : 0};
+    f->files[f->n++] = (fault_file_t){strdup(path), fd, sz > 0 ? (uint64_t)sz : 0, UINT64_MAX};
     return fd;
+}
+
+static ssize_t ft_pwrite(void *ctx, int fd, const void *buf, size_t len, uint64_t off)
+{
+    fault_file_t *ff = fault_by_fd(ctx, fd);
+    if (ff && off < ff->dirty_from)
+        ff->dirty_from = off;
+    return px_pwrite(NULL, fd, buf, len, off);
 }
 
 static int ft_sync(void *ctx, int fd)
@@ -143,8 +154,10 @@ static int ft_sync(void *ctx, int fd)
     f->syncs++;
     fault_file_t *ff = fault_by_fd(f, fd);
     int64_t sz = px_size(NULL, fd);
-    if (ff && sz >= 0)
+    if (ff && sz >= 0) {
         ff->synced = (uint64_t)sz;
+        ff->dirty_from = UINT64_MAX;
+    }
     return px_sync(NULL, fd);
 }
 
@@ -195,6 +208,7 @@ rlog_io_t *rlog_io_fault_new(void)
     *io = posix_io;
     io->ctx = f;
     io->open = ft_open;
+    io->pwrite = ft_pwrite;
     io->sync = ft_sync;
     io->truncate = ft_truncate;
     io->close = ft_close;
@@ -222,17 +236,35 @@ void rlog_io_fault_crash(rlog_io_t *io, size_t torn_bytes, unsigned seed)
         int fd = px_open(NULL, f->files[i].path, false);
         if (fd < 0)
             continue;
+        fault_file_t *ff = &f->files[i];
         int64_t sz = px_size(NULL, fd);
-        if (sz >= 0 && (uint64_t)sz > f->files[i].synced) {
-            px_truncate(NULL, fd, f->files[i].synced);
-            size_t lost = (size_t)((uint64_t)sz - f->files[i].synced);
-            size_t torn = torn_bytes < lost ? torn_bytes : lost;
-            for (size_t k = 0; k < torn; k++) {
-                seed = seed * 1103515245u + 12345u;
-                uint8_t b = (uint8_t)(seed >> 16);
-                px_pwrite(NULL, fd, &b, 1, f->files[i].synced + k);
+        if (sz < 0) {
+            close(fd);
+            continue;
+        }
+        uint64_t lost_from = ff->synced;
+        if ((uint64_t)sz > ff->synced)
+            px_truncate(NULL, fd, ff->synced);
+        /* writes below the durable length went into zeros written (and synced) ahead:
+         * those bytes read as zeros again */
+        if (ff->dirty_from < ff->synced) {
+            lost_from = ff->dirty_from;
+            static const uint8_t zero[4096];
+            for (uint64_t off = lost_from; off < ff->synced;) {
+                size_t len = ff->synced - off < sizeof zero ? (size_t)(ff->synced - off) : sizeof zero;
+                px_pwrite(NULL, fd, zero, len, off);
+                off += len;
             }
         }
+        uint64_t end = (uint64_t)sz > ff->synced ? (uint64_t)sz : ff->synced;
+        size_t lost = (size_t)(end - lost_from);
+        size_t torn = torn_bytes < lost ? torn_bytes : lost;
+        for (size_t k = 0; k < torn; k++) {
+            seed = seed * 1103515245u + 12345u;
+            uint8_t b = (uint8_t)(seed >> 16);
+            px_pwrite(NULL, fd, &b, 1, lost_from + k);
+        }
+        ff->dirty_from = UINT64_MAX;
         close(fd);
     }
 }

@@ -22,8 +22,10 @@ seg=$(ls "$DIR/node-2/raftlog/"*.seg | head -1)
 size=$(stat -c %s "$seg")
 [ "$size" -gt 400 ] || fail "segment too small to corrupt ($size bytes)"
 cp "$seg" "$DIR/seg.orig"
-# 3. torn tail: cut the last record short -> starts, warns, serves
-truncate -s $((size - 3)) "$seg"
+# 3. torn tail: cut the last record short -> starts, warns, serves. The segment ends in
+# zeros written ahead of the records; its last non-zero byte is in the last record.
+end=$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); print(len(d.rstrip(b"\0")))' "$seg")
+truncate -s $((end - 1)) "$seg"
 node_start 2
 sleep 1
 kill -0 "${PIDS[2]}" 2>/dev/null || fail "node refused a log with a torn tail"

@@ -2,7 +2,7 @@
  * many groups survive a reopen, conflicts truncate, snapshots compact and let old segments
  * go, one sync covers all groups, a torn tail is cut off while a corrupt middle is refused
  * with the file and offset, and a randomized crash test (seeded, printed) never loses a
- * synced entry. */
+ * synced entry, with and without zeros written ahead of the data (prealloc_bytes). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +19,7 @@
 #include "engine/error.h"
 
 static char dir[256];
+static uint64_t prealloc; /* prealloc_bytes of the logs open_log opens */
 
 static int setup(void **state)
 {
@@ -28,6 +29,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+    prealloc = 0;
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : -1;
@@ -35,7 +37,7 @@ static int teardown(void **state)
 
 static rlog_t *open_log(const rlog_io_t *io, uint64_t segbytes)
 {
-    rlog_options_t o = {segbytes};
+    rlog_options_t o = {segbytes, prealloc};
     rlog_t *l = NULL;
     char err[512];
     int rc = rlog_open(dir, io, &o, &l, err, sizeof err);
@@ -282,6 +284,94 @@ static void test_crash_keeps_synced(void **state)
     rlog_io_fault_destroy(&io);
 }
 
+static void test_crash_keeps_synced_prealloc(void **state)
+{
+    prealloc = 512; /* below the 2048-byte segments: extensions and rotations both happen */
+    test_crash_keeps_synced(state);
+}
+
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    return size;
+}
+
+/* The zeros written ahead are not data: a reopen ends the records there without a note,
+ * appends go on where the records end, and a full segment keeps records only. */
+static void test_prealloc_zero_tail(void **state)
+{
+    prealloc = 4096;
+    rlog_t *l = open_log(NULL, 0);
+    for (uint64_t i = 1; i <= 20; i++)
+        put(l, 1, 1, i);
+    assert_int_equal(rlog_sync(l), 0);
+    uint64_t bytes = rlog_bytes(l);
+    rlog_destroy(&l);
+    char path[512];
+    snprintf(path, sizeof path, "%s/0000000000000001.seg", dir);
+    assert_int_equal(file_size(path), 4096);
+    char err[512];
+    rlog_options_t o = {0, 4096};
+    assert_int_equal(rlog_open(dir, NULL, &o, &l, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    assert_int_equal(rlog_bytes(l), bytes);
+    expect(l, 1, 1, 20);
+    for (uint64_t i = 21; i <= 200; i++) /* past 4096 bytes: extended again */
+        put(l, 1, 1, i);
+    assert_int_equal(rlog_sync(l), 0);
+    rlog_destroy(&l);
+    assert_int_equal(file_size(path) % 4096, 0);
+    l = open_log(NULL, 2048); /* a smaller segment size: the next append rotates */
+    expect(l, 1, 1, 200);
+    put(l, 1, 1, 201);
+    assert_int_equal(rlog_sync(l), 0);
+    assert_int_equal(rlog_segment_count(l), 2);
+    /* the full segment was cut back to its records; entry 201 (a 40-byte record) is alone
+     * in the new one, which has zeros ahead of it */
+    assert_int_equal(file_size(path), (long)rlog_bytes(l) - 40);
+    snprintf(path, sizeof path, "%s/0000000000000002.seg", dir);
+    assert_int_equal(file_size(path), 4096);
+    rlog_destroy(&l);
+    l = open_log(NULL, 2048);
+    for (uint64_t i = 1; i <= 201; i++)
+        expect(l, 1, 1, i);
+    rlog_destroy(&l);
+}
+
+/* A record cut short inside the zeros written ahead is a torn tail like any other. */
+static void test_prealloc_torn_record(void **state)
+{
+    prealloc = 4096;
+    rlog_t *l = open_log(NULL, 0);
+    for (uint64_t i = 1; i <= 20; i++)
+        put(l, 1, 1, i);
+    assert_int_equal(rlog_sync(l), 0);
+    uint64_t end = rlog_bytes(l);
+    rlog_destroy(&l);
+    char path[512];
+    snprintf(path, sizeof path, "%s/0000000000000001.seg", dir);
+    FILE *f = fopen(path, "r+b");
+    fseek(f, (long)end, SEEK_SET);
+    const uint8_t half[6] = {0x11, 0x22, 0x33, 0x44, 40, 0}; /* a header, no body */
+    fwrite(half, 1, sizeof half, f);
+    fclose(f);
+    char err[512];
+    rlog_options_t o = {0, 4096};
+    assert_int_equal(rlog_open(dir, NULL, &o, &l, err, sizeof err), 0);
+    assert_non_null(strstr(err, "torn tail"));
+    assert_int_equal(rlog_last_index(l, 1), 20);
+    put(l, 1, 1, 21);
+    assert_int_equal(rlog_sync(l), 0);
+    rlog_destroy(&l);
+    l = open_log(NULL, 0);
+    expect(l, 1, 1, 21);
+    rlog_destroy(&l);
+}
+
 static void test_decoder_rejects(void **state)
 {
     uint8_t buf[256];
@@ -318,6 +408,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_middle_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_keeps_synced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_keeps_synced_prealloc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prealloc_zero_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prealloc_torn_record, setup, teardown),
         cmocka_unit_test(test_decoder_rejects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
