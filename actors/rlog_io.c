@@ -100,7 +100,7 @@ const rlog_io_t *rlog_io_posix(void)
 
 typedef struct {
     char *path;
-    int fd;          /* -1 when closed */
+    int fd;              /* -1 when closed */
     uint64_t synced;     /* durable length */
     uint64_t dirty_from; /* lowest offset written since the last sync (UINT64_MAX: none) */
 } fault_file_t;
@@ -229,6 +229,16 @@ void rlog_io_fault_destroy(rlog_io_t **self_p)
     *self_p = NULL;
 }
 
+static void zero_range(int fd, uint64_t from, uint64_t to)
+{
+    static const uint8_t zero[4096];
+    for (uint64_t off = from; off < to;) {
+        size_t len = to - off < sizeof zero ? (size_t)(to - off) : sizeof zero;
+        px_pwrite(NULL, fd, zero, len, off);
+        off += len;
+    }
+}
+
 void rlog_io_fault_crash(rlog_io_t *io, size_t torn_bytes, unsigned seed)
 {
     fault_t *f = io->ctx;
@@ -249,12 +259,7 @@ void rlog_io_fault_crash(rlog_io_t *io, size_t torn_bytes, unsigned seed)
          * those bytes read as zeros again */
         if (ff->dirty_from < ff->synced) {
             lost_from = ff->dirty_from;
-            static const uint8_t zero[4096];
-            for (uint64_t off = lost_from; off < ff->synced;) {
-                size_t len = ff->synced - off < sizeof zero ? (size_t)(ff->synced - off) : sizeof zero;
-                px_pwrite(NULL, fd, zero, len, off);
-                off += len;
-            }
+            zero_range(fd, lost_from, ff->synced);
         }
         uint64_t end = (uint64_t)sz > ff->synced ? (uint64_t)sz : ff->synced;
         size_t lost = (size_t)(end - lost_from);
