@@ -1,0 +1,417 @@
+/* meta.c - the metadata group's side of shard-map changes (see placement.h).
+ *
+ * The map is the value of key "shardmap" in the metadata group, written only by
+ * compare-and-swap commands proposed by the group's leader:
+ *   - bootstrap: CAS "absent" -> version 1, by every new leader (a no-op once stored, so a
+ *     leader that has not applied the log yet can never overwrite a newer map);
+ *   - a change: CAS stored bytes -> the same map edited, version + 1.
+ * The state machine applies them in log order; a change computed from a stale copy loses
+ * its compare and changes nothing. The leader keeps one change in flight at a time and
+ * answers the admin request that asked for it when a replica of this node applies it.
+ *
+ * Operations (admin requests forwarded by the broker to the metadata leader):
+ *   move SHARD FROM TO   records the target placement (FROM replaced by TO) and FROM as
+ *                        leaving; the shard's leader then converges (placement.c) and
+ *                        reports MoveDone, and the next version drops FROM from leaving
+ *                        (and lists it as retired), upon which FROM deletes its data;
+ *   add_node ID EP PUB   adds a node to the map (it was started with node/join = 1);
+ *   remove_node ID       refused while the node holds or is leaving any replica, or hosts
+ *                        the metadata group: move its replicas off first. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/placement.h"
+#include "engine/error.h"
+#include "proto/codec.h"
+
+#define PUSH_MS 500
+#define CHANGE_TIMEOUT_MS 5000
+
+static replica_t *meta_replica(node_t *n)
+{
+    return node_find_replica(n, SHOAL_META_GROUP);
+}
+
+static bool meta_leads(node_t *n)
+{
+    replica_t *r = meta_replica(n);
+    return r && r->role == RAFT_LEADER;
+}
+
+/* The stored map bytes of the metadata replica's engine (malloc'd) or NULL. */
+static uint8_t *stored_bytes(replica_t *r, size_t *len)
+{
+    uint8_t key[1 + sizeof PLACEMENT_MAP_KEY - 1];
+    key[0] = KEY_DATA;
+    memcpy(key + 1, PLACEMENT_MAP_KEY, sizeof key - 1);
+    void *v = NULL;
+    if (lsm_get(r->lsm, NULL, key, sizeof key, &v, len) != 0)
+        return NULL;
+    return v;
+}
+
+/* Proposes CAS(shardmap: expected -> value); expected NULL means "only if absent". */
+static int64_t propose_cas(replica_t *r, const uint8_t *expected, size_t elen, const uint8_t *value,
+                           size_t vlen)
+{
+    Shoal__CasRequest cas = SHOAL__CAS_REQUEST__INIT;
+    cas.key.data = (uint8_t *)PLACEMENT_MAP_KEY;
+    cas.key.len = strlen(PLACEMENT_MAP_KEY);
+    cas.expect_absent = expected == NULL;
+    cas.expected.data = (uint8_t *)expected;
+    cas.expected.len = expected ? elen : 0;
+    cas.value.data = (uint8_t *)value;
+    cas.value.len = vlen;
+    Shoal__WriteCommand cmd = SHOAL__WRITE_COMMAND__INIT;
+    cmd.op_case = SHOAL__WRITE_COMMAND__OP_CAS;
+    cmd.cas = &cas;
+    size_t len = shoal__write_command__get_packed_size(&cmd);
+    uint8_t *buf = malloc(len + 1);
+    if (!buf)
+        return SHOAL_ENOMEM;
+    shoal__write_command__pack(&cmd, buf);
+    int64_t idx = raft_propose(r->raft, buf, len, NULL);
+    free(buf);
+    if (idx > 0) {
+        r->quiet = false;
+        r->idle_ticks = 0;
+    }
+    return idx;
+}
+
+void meta_leader_elected(node_t *n, replica_t *r)
+{
+    Shoal__ShardMap *m = placement_bootstrap(n->cfg);
+    if (!m)
+        return;
+    size_t len = shoal__shard_map__get_packed_size(m);
+    uint8_t *buf = malloc(len + 1);
+    if (buf) {
+        shoal__shard_map__pack(m, buf);
+        if (propose_cas(r, NULL, 0, buf, len) > 0)
+            zsys_info("metadata group: stores shard map version 1 (%zu shards) unless one is "
+                      "stored",
+                      m->n_shards);
+        free(buf);
+    }
+    shard_map_free(&m);
+    n->place->push_ms = 0; /* push at once: nodes learn who leads the metadata group */
+}
+
+/* ---- answers ------------------------------------------------------------------------ */
+
+static void answer(node_t *n, zframe_t *identity, uint64_t rid, Shoal__Status st, const char *err)
+{
+    Shoal__AdminResponse resp = SHOAL__ADMIN_RESPONSE__INIT;
+    resp.request_id = rid;
+    resp.status = st;
+    resp.error = (char *)(err ? err : "");
+    node_send_admin(n, identity, &resp);
+}
+
+static void settle(node_t *n, Shoal__Status st, const char *err)
+{
+    placement_t *p = n->place;
+    if (p->waiter)
+        answer(n, p->waiter, p->waiter_rid, st, err);
+    zframe_destroy(&p->waiter);
+    free(p->inflight_bytes);
+    p->inflight_bytes = NULL;
+    p->inflight_len = 0;
+    p->inflight_version = 0;
+}
+
+void meta_applied(node_t *n, replica_t *r, const fsm_job_t *job)
+{
+    (void)r;
+    for (size_t i = 0; i < job->n_changes; i++) {
+        const Shoal__ChangeEvent *ev = job->changes[i];
+        if (ev->op != SHOAL__CHANGE_OP__CHANGE_PUT || ev->key.len != strlen(PLACEMENT_MAP_KEY) ||
+            memcmp(ev->key.data, PLACEMENT_MAP_KEY, ev->key.len) != 0)
+            continue;
+        placement_t *p = n->place;
+        bool mine = p->inflight_bytes && ev->value.len == p->inflight_len &&
+                    memcmp(ev->value.data, p->inflight_bytes, p->inflight_len) == 0;
+        if (!placement_adopt_bytes(n, ev->value.data, ev->value.len, meta_leads(n)))
+            zsys_warning("metadata group: applied a shard map that does not decode; ignored");
+        if (mine)
+            settle(n, SHOAL__STATUS__STATUS_OK, NULL);
+        else if (p->inflight_version && p->map->version >= p->inflight_version)
+            settle(n, SHOAL__STATUS__STATUS_UNAVAILABLE,
+                   "another shard-map change was applied first; check `shoalctl status` and retry");
+        p->push_ms = 0; /* tell every node now */
+    }
+}
+
+/* ---- editing a map ------------------------------------------------------------------ */
+
+static bool ids_add(uint64_t **ids, size_t *n, uint64_t id)
+{
+    uint64_t *a = realloc(*ids, (*n + 1) * sizeof *a);
+    if (!a)
+        return false;
+    a[(*n)++] = id;
+    *ids = a;
+    return true;
+}
+
+static Shoal__ShardInfo *shard_of(Shoal__ShardMap *m, uint32_t shard)
+{
+    return (Shoal__ShardInfo *)placement_shard(m, shard);
+}
+
+/* Validates and applies a move to m; 0, or a BAD_REQUEST reason in err. */
+static int edit_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char *err,
+                     size_t errlen)
+{
+    Shoal__ShardInfo *si = shard_of(m, mv->shard);
+    if (mv->shard == SHOAL_META_GROUP)
+        return snprintf(err, errlen, "the metadata group cannot be moved (it stays on the "
+                                     "bootstrap nodes)"), -1;
+    if (!si)
+        return snprintf(err, errlen, "no shard %u in the shard map (version %" PRIu64 ")",
+                        mv->shard, m->version), -1;
+    if (mv->from_node == mv->to_node)
+        return snprintf(err, errlen, "FROM and TO are the same node (%" PRIu64 ")",
+                        mv->from_node), -1;
+    if (!placement_has(si->replicas, si->n_replicas, mv->from_node))
+        return snprintf(err, errlen, "node %" PRIu64 " holds no replica of shard %u",
+                        mv->from_node, mv->shard), -1;
+    if (!placement_node(m, mv->to_node))
+        return snprintf(err, errlen, "node %" PRIu64 " is not in the shard map (add it first: "
+                                     "shoalctl add-node)", mv->to_node), -1;
+    if (placement_has(si->replicas, si->n_replicas, mv->to_node))
+        return snprintf(err, errlen, "node %" PRIu64 " already holds a replica of shard %u",
+                        mv->to_node, mv->shard), -1;
+    if (si->n_leaving)
+        return snprintf(err, errlen, "shard %u is already moving a replica (node %" PRIu64
+                                     " leaving); wait until it is done", mv->shard,
+                        si->leaving[0]), -1;
+    if (placement_has(si->retired, si->n_retired, mv->to_node))
+        return snprintf(err, errlen, "node %" PRIu64 " held shard %u before; moving a shard "
+                                     "back onto a node that deleted it is not supported",
+                        mv->to_node, mv->shard), -1;
+    for (size_t i = 0; i < si->n_replicas; i++)
+        if (si->replicas[i] == mv->from_node)
+            si->replicas[i] = mv->to_node;
+    if (!ids_add(&si->leaving, &si->n_leaving, mv->from_node))
+        return snprintf(err, errlen, "out of memory"), -1;
+    return 0;
+}
+
+static int edit_add_node(Shoal__ShardMap *m, const Shoal__AddNodeRequest *an, char *err,
+                         size_t errlen)
+{
+    const Shoal__NodeInfo *ni = an->node;
+    if (!ni || !ni->endpoint || strncmp(ni->endpoint, "tcp://", 6) || !ni->pub_endpoint ||
+        strncmp(ni->pub_endpoint, "tcp://", 6))
+        return snprintf(err, errlen, "a new node needs tcp:// endpoint and pub_endpoint"), -1;
+    if (ni->id >= NODE_MAX_NODES)
+        return snprintf(err, errlen, "node id %" PRIu64 " is out of range (0..%d)", ni->id,
+                        NODE_MAX_NODES - 1), -1;
+    if (m->n_nodes >= NODE_MAX_NODES)
+        return snprintf(err, errlen, "the map has %d nodes already", NODE_MAX_NODES), -1;
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const Shoal__NodeInfo *o = m->nodes[i];
+        if (o->id == ni->id)
+            return snprintf(err, errlen, "node %" PRIu64 " is already in the shard map", ni->id),
+                   -1;
+        if (!strcmp(o->endpoint, ni->endpoint) || !strcmp(o->pub_endpoint, ni->pub_endpoint))
+            return snprintf(err, errlen, "node %" PRIu64 " already uses one of those endpoints",
+                            o->id), -1;
+    }
+    Shoal__NodeInfo *add = malloc(sizeof *add);
+    Shoal__NodeInfo **nodes = realloc(m->nodes, (m->n_nodes + 1) * sizeof *nodes);
+    if (nodes)
+        m->nodes = nodes;
+    if (!add || !nodes) {
+        free(add);
+        return snprintf(err, errlen, "out of memory"), -1;
+    }
+    shoal__node_info__init(add);
+    add->id = ni->id;
+    add->endpoint = strdup(ni->endpoint);
+    add->pub_endpoint = strdup(ni->pub_endpoint);
+    m->nodes[m->n_nodes++] = add;
+    return 0;
+}
+
+static int edit_remove_node(node_t *n, Shoal__ShardMap *m, uint64_t id, char *err, size_t errlen)
+{
+    if (!placement_node(m, id))
+        return snprintf(err, errlen, "node %" PRIu64 " is not in the shard map", id), -1;
+    uint64_t meta[NODE_MAX_NODES];
+    size_t k = node_config_replicas(n->cfg, SHOAL_META_GROUP, meta, NODE_MAX_NODES);
+    if (placement_has(meta, k, id))
+        return snprintf(err, errlen, "node %" PRIu64 " hosts the metadata group, which stays "
+                                     "on the bootstrap nodes; it cannot be removed", id), -1;
+    for (size_t i = 0; i < m->n_shards; i++) {
+        const Shoal__ShardInfo *si = m->shards[i];
+        if (placement_has(si->replicas, si->n_replicas, id) ||
+            placement_has(si->leaving, si->n_leaving, id))
+            return snprintf(err, errlen, "node %" PRIu64 " still holds a replica of shard %u; "
+                                         "move its replicas off first (shoalctl move-replica)",
+                            id, si->id), -1;
+    }
+    for (size_t i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i]->id == id) {
+            shoal__node_info__free_unpacked(m->nodes[i], NULL);
+            memmove(m->nodes + i, m->nodes + i + 1, (m->n_nodes - i - 1) * sizeof *m->nodes);
+            m->n_nodes--;
+            break;
+        }
+    return 0;
+}
+
+/* ---- proposing a change ------------------------------------------------------------- */
+
+/* Proposes the edited map m (version set here) over the stored bytes cur. */
+static int propose_change(node_t *n, replica_t *r, Shoal__ShardMap *m, const uint8_t *cur,
+                          size_t clen, char *err, size_t errlen)
+{
+    placement_t *p = n->place;
+    m->version++;
+    for (size_t i = 0; i < m->n_shards; i++)
+        m->shards[i]->leader_hint = UINT64_MAX; /* hints are never part of the stored map */
+    size_t len = shoal__shard_map__get_packed_size(m);
+    uint8_t *buf = malloc(len + 1);
+    if (!buf)
+        return snprintf(err, errlen, "out of memory"), -1;
+    shoal__shard_map__pack(m, buf);
+    int64_t idx = propose_cas(r, cur, clen, buf, len);
+    if (idx <= 0) {
+        free(buf);
+        return snprintf(err, errlen, "metadata leader refused the proposal: %s",
+                        shoal_strerror((int)idx)), -1;
+    }
+    p->inflight_bytes = buf;
+    p->inflight_len = len;
+    p->inflight_version = m->version;
+    p->inflight_deadline_ms = zclock_mono() + CHANGE_TIMEOUT_MS;
+    zsys_info("metadata group: proposing shard map version %" PRIu64 " at index %" PRId64,
+              m->version, idx);
+    return 0;
+}
+
+/* The stored map of the leader's metadata replica, decoded, with its bytes. */
+static Shoal__ShardMap *current(replica_t *r, uint8_t **bytes, size_t *len)
+{
+    *bytes = stored_bytes(r, len);
+    Shoal__ShardMap *m = *bytes ? placement_decode(*bytes, *len) : NULL;
+    if (!m) {
+        free(*bytes);
+        *bytes = NULL;
+    }
+    return m;
+}
+
+void meta_admin(node_t *n, zframe_t *identity, const Shoal__AdminRequest *req)
+{
+    replica_t *r = meta_replica(n);
+    placement_t *p = n->place;
+    char err[256] = "";
+    if (!r || r->role != RAFT_LEADER) {
+        snprintf(err, sizeof err, "node %" PRIu64 " does not lead the metadata group%s", n->cfg->id,
+                 r && r->leader ? "; retry (the broker follows the leader)" : "");
+        answer(n, identity, req->request_id, SHOAL__STATUS__STATUS_NOT_LEADER, err);
+        return;
+    }
+    if (p->inflight_version) {
+        answer(n, identity, req->request_id, SHOAL__STATUS__STATUS_UNAVAILABLE,
+               "another shard-map change is in flight; retry");
+        return;
+    }
+    uint8_t *cur = NULL;
+    size_t clen = 0;
+    Shoal__ShardMap *m = current(r, &cur, &clen);
+    if (!m) {
+        answer(n, identity, req->request_id, SHOAL__STATUS__STATUS_UNAVAILABLE,
+               "the metadata group has not stored a shard map yet; retry");
+        return;
+    }
+    int rc = -1;
+    if (req->op_case == SHOAL__ADMIN_REQUEST__OP_MOVE && req->move)
+        rc = edit_move(m, req->move, err, sizeof err);
+    else if (req->op_case == SHOAL__ADMIN_REQUEST__OP_ADD_NODE && req->add_node)
+        rc = edit_add_node(m, req->add_node, err, sizeof err);
+    else if (req->op_case == SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE && req->remove_node)
+        rc = edit_remove_node(n, m, req->remove_node->node_id, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "admin request without its body");
+    if (rc) {
+        answer(n, identity, req->request_id, SHOAL__STATUS__STATUS_BAD_REQUEST, err);
+    } else if (propose_change(n, r, m, cur, clen, err, sizeof err) != 0) {
+        answer(n, identity, req->request_id, SHOAL__STATUS__STATUS_UNAVAILABLE, err);
+    } else {
+        p->waiter = zframe_dup(identity);
+        p->waiter_rid = req->request_id;
+    }
+    shard_map_free(&m);
+    free(cur);
+}
+
+void meta_move_done(node_t *n, const Shoal__MoveDone *md)
+{
+    replica_t *r = meta_replica(n);
+    if (!r || r->role != RAFT_LEADER || n->place->inflight_version)
+        return;
+    uint8_t *cur = NULL;
+    size_t clen = 0;
+    Shoal__ShardMap *m = current(r, &cur, &clen);
+    Shoal__ShardInfo *si = m ? shard_of(m, md->shard) : NULL;
+    /* only the report of exactly the current placement closes the move */
+    bool same = si && si->n_leaving && md->n_voters == si->n_replicas;
+    for (size_t i = 0; same && i < md->n_voters; i++)
+        same = placement_has(si->replicas, si->n_replicas, md->voters[i]);
+    if (same) {
+        for (size_t i = 0; i < si->n_leaving; i++)
+            if (!placement_has(si->retired, si->n_retired, si->leaving[i]))
+                ids_add(&si->retired, &si->n_retired, si->leaving[i]);
+        si->n_leaving = 0;
+        char err[256];
+        if (propose_change(n, r, m, cur, clen, err, sizeof err) == 0)
+            zsys_info("metadata group: shard %u move done (configuration matches the map)",
+                      md->shard);
+    }
+    shard_map_free(&m);
+    free(cur);
+}
+
+/* ---- pushing the map ---------------------------------------------------------------- */
+
+static void push(node_t *n)
+{
+    placement_t *p = n->place;
+    Shoal__MapPush mp = SHOAL__MAP_PUSH__INIT;
+    mp.map = p->map;
+    Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+    req.op_case = SHOAL__ADMIN_REQUEST__OP_MAP_PUSH;
+    req.map_push = &mp;
+    for (size_t i = 0; i < p->map->n_nodes; i++)
+        if (p->map->nodes[i]->id != n->cfg->id)
+            placement_send_oneway(n, p->map->nodes[i]->id, &req);
+    p->push_ms = zclock_mono();
+    p->fresh_ms = p->push_ms;
+}
+
+void meta_sweep(node_t *n)
+{
+    placement_t *p = n->place;
+    uint64_t now = zclock_mono();
+    if (p->inflight_version && now >= p->inflight_deadline_ms)
+        settle(n, SHOAL__STATUS__STATUS_UNAVAILABLE,
+               "the shard-map change did not apply in time (leader change or concurrent "
+               "change); check `shoalctl status` and retry");
+    if (!meta_leads(n))
+        return;
+    /* the leader's own applied map: adopt what its engine holds before telling others */
+    size_t len = 0;
+    uint8_t *b = stored_bytes(meta_replica(n), &len);
+    if (b)
+        placement_adopt_bytes(n, b, len, true);
+    free(b);
+    if (now - p->push_ms >= PUSH_MS)
+        push(n);
+}
