@@ -483,6 +483,11 @@ static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
     case SHOAL__ADMIN_REQUEST__OP_MOVE:
     case SHOAL__ADMIN_REQUEST__OP_ADD_NODE:
     case SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE: meta_admin(n, identity, req); return;
+    case SHOAL__ADMIN_REQUEST__OP_ADD_SHARD:
+        resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
+        resp.error = (char *)"add-shard is not built yet: a cluster keeps the shard count it was "
+                             "created with (docs/ARCHITECTURE.md, \"Not built yet\")";
+        break;
     default:
         resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
         resp.error = (char *)"admin op not supported by shoald";

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE /* nftw */
 #include "actors/placement.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -124,6 +125,14 @@ bool placement_hosts(const node_t *n, uint32_t group)
                   placement_has(si->leaving, si->n_leaving, n->cfg->id));
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
 /* ---- DATA/shardmap ------------------------------------------------------------------ */
 
 static void map_path(const node_t *n, char *out, size_t cap, const char *suffix)
@@ -180,8 +189,26 @@ static void connect_nodes(node_t *n)
             transport_add_peer(n->transport, m->nodes[i]->id, m->nodes[i]->endpoint);
 }
 
+/* A replica deletion cut short by a crash left DATA/<name>.deleted: finish it. */
+static void finish_deletions(const node_t *n)
+{
+    DIR *d = opendir(n->cfg->data_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len > 8 && !strcmp(e->d_name + len - 8, ".deleted")) {
+            char path[1100];
+            snprintf(path, sizeof path, "%s/%s", n->cfg->data_dir, e->d_name);
+            nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
 int placement_init(node_t *n, char *err, size_t errlen)
 {
+    finish_deletions(n);
     if (!(n->place = calloc(1, sizeof *n->place)))
         return SHOAL_ENOMEM;
     Shoal__ShardMap *m = NULL;
@@ -264,14 +291,6 @@ void placement_send_oneway(node_t *n, uint64_t node, Shoal__AdminRequest *req)
 }
 
 /* ---- hosting: open what the map places here, delete what it no longer does ---------- */
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 /* Deletes a directory tree; renamed first so a crash halfway leaves a name start() cleans. */
 static void remove_tree(const char *dir)
