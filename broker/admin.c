@@ -97,6 +97,21 @@ static void node_metrics(bnode_t *n, const Shoal__NodeMetrics *m)
     n->bytes_on_disk = m->bytes_on_disk;
 }
 
+static void fetch_map(broker_t *b, bnode_t *n)
+{
+    Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+    Shoal__ShardMapRequest mr = SHOAL__SHARD_MAP_REQUEST__INIT;
+    Shoal__Frame f = SHOAL__FRAME__INIT;
+    f.version = SHOAL_WIRE_VERSION;
+    f.body_case = SHOAL__FRAME__BODY_ADMIN_REQ;
+    f.admin_req = &req;
+    mr.have_version = b->map_version;
+    req.request_id = BROKER_POLL_BIT | 2;
+    req.op_case = SHOAL__ADMIN_REQUEST__OP_SHARD_MAP;
+    req.shard_map = &mr;
+    broker_send_frame(n->dealer, &f);
+}
+
 void admin_on_raft_event(broker_t *b, const uint8_t *data, size_t len, bool metrics)
 {
     Shoal__RaftEvent *ev = shoal__raft_event__unpack(NULL, len, data);
@@ -138,6 +153,11 @@ void admin_on_raft_event(broker_t *b, const uint8_t *data, size_t len, bool metr
     case SHOAL__RAFT_EVENT_TYPE__EV_METRICS:
         if (n)
             node_metrics(n, ev->metrics);
+        break;
+    case SHOAL__RAFT_EVENT_TYPE__EV_MEMBERSHIP_CHANGED:
+        /* a node adopted a new shard map: fetch it now rather than at the next map poll */
+        if (n && ev->shard == META_GROUP)
+            fetch_map(b, n);
         break;
     default: break;
     }
