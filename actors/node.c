@@ -9,8 +9,10 @@
  * snapshot export or LSM compaction are.
  *
  * Requests (docs/CONTRACTS.md): Frame{client_req} with `shard` set, answered with
- * Frame{client_resp} and the same request_id; Frame{admin_req} ops status and shard_map
- * (plus transfer and snapshot); Frame{peer} from other nodes.
+ * Frame{client_resp} and the same request_id; Frame{admin_req} ops status, shard_map,
+ * transfer, snapshot, compact, and the shard-map changes (move, add_node, remove_node:
+ * meta.c) plus the node-to-node one-way map_push and move_done (placement.h);
+ * Frame{peer} from other nodes.
  *
  * Idle groups quiesce (raft/quiesce_ticks > 0): a group whose leader has had nothing to do
  * for that many ticks, with every follower caught up, stops ticking and sends its followers
