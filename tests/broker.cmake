@@ -18,6 +18,8 @@ if(TARGET shoald)
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
   # Online shard-map changes: replica moves (leader and follower), a node joining, writers
   # running throughout, bad admin input (docs/OPERATIONS.md, "Changing the placement").
+  add_executable(move_writer ${CMAKE_CURRENT_SOURCE_DIR}/integration/move_writer.c)
+  target_link_libraries(move_writer PRIVATE shoal)
   add_test(NAME cluster_move COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_move.sh)
   set_tests_properties(cluster_move PROPERTIES LABELS integration TIMEOUT 180 RUN_SERIAL ON
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")

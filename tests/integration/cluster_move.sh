@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cluster_move.sh - online shard-map changes (docs/OPERATIONS.md, "Changing the placement"):
-# writers keep writing through libshoal (shoalctl put) while
+# writers keep writing through libshoal (3 shoalctl put loops, and move_writer with 64 puts
+# in flight on one pipelined connection) while
 #   1. shard 0's replica is moved away from its *leader* to node 3 (leadership handed over),
 #   2. a follower replica of shard 1 is moved to node 0,
 #   3. node 4 is started with node/join = 1, registered with add-node, and given a replica
@@ -64,6 +65,9 @@ for w in 1 2 3; do
     writer "$w" &
     WPIDS+=($!)
 done
+# and 64 puts in flight at all times on one pipelined libshoal connection
+"$BUILD/tests/move_writer" "$SHOAL_BROKER" "$STOP" 64 >"$DIR/move_writer.out" 2>&1 &
+MWPID=$!
 sleep 1
 
 # ---- 1. move shard 0 away from its leader ---------------------------------------------
@@ -104,6 +108,8 @@ wait_placement 8 2 "0 3 4"
 # ---- stop the writers, check every acknowledged write ---------------------------------
 touch "$STOP"
 wait "${WPIDS[@]}"
+wait "$MWPID" || { echo "FAIL: the pipelined writer lost acknowledged writes"; FAIL=1; }
+cat "$DIR/move_writer.out"
 cat "$DIR"/acked-* >"$DIR/acked" 2>/dev/null
 ctl scan --prefix w --limit 100000 >"$DIR/scan" || { echo "FAIL: scan"; FAIL=1; }
 python3 - "$DIR/acked" "$DIR/scan" <<'PY' || FAIL=1
