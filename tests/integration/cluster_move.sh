@@ -6,6 +6,8 @@
 #   2. a follower replica of shard 1 is moved to node 0,
 #   3. node 4 is started with node/join = 1, registered with add-node, and given a replica
 #      of shard 2;
+#   4. shard 3's replica is moved from its leader to node 2 and both are killed (SIGKILL)
+#      right after the move was recorded, then restarted: the move completes;
 # then every acknowledged write must be readable with its value, the map version must have
 # moved by exactly the changes made, `shoalctl status` must show the new placement, the old
 # nodes' replica data must be gone, and bad admin input must get exit 2 with one clear line.
@@ -105,6 +107,17 @@ want 2 "add-node of a node already in the map" \
 check "move-replica 2 2 4 (onto the new node)" ctl move-replica 2 2 4
 wait_placement 8 2 "0 3 4"
 
+# ---- 4. a move interrupted at once by killing its leader and its target -------------
+L3=$(leader_of 3)
+check "move-replica 3 $L3 2 (then both killed)" ctl move-replica 3 "$L3" 2
+ctl cluster stop-node --dir "$DIR" --kill "$L3" >/dev/null
+ctl cluster stop-node --dir "$DIR" --kill 2 >/dev/null
+sleep 1
+ctl cluster start-node --dir "$DIR" "$L3" >/dev/null || { echo "FAIL: restart node $L3"; FAIL=1; }
+ctl cluster start-node --dir "$DIR" 2 >/dev/null || { echo "FAIL: restart node 2"; FAIL=1; }
+want_set=$(echo 0 1 2 3 | tr ' ' '\n' | grep -vx "$L3" | sort -n | tr '\n' ' ' | sed 's/ $//')
+wait_placement 10 3 "$want_set"
+
 # ---- stop the writers, check every acknowledged write ---------------------------------
 touch "$STOP"
 wait "${WPIDS[@]}"
@@ -126,7 +139,7 @@ PY
 
 # ---- status shows the placement; bad input gets exit 2 --------------------------------
 ctl status >"$DIR/status.txt"
-grep -q "^shard map v8 " "$DIR/status.txt" || { echo "FAIL: status header:"; head -1 "$DIR/status.txt"; FAIL=1; }
+grep -q "^shard map v10 " "$DIR/status.txt" || { echo "FAIL: status header:"; head -1 "$DIR/status.txt"; FAIL=1; }
 grep -Eq "^4 +up " "$DIR/status.txt" || { echo "FAIL: node 4 not shown up"; cat "$DIR/status.txt"; FAIL=1; }
 want 2 "move a replica back onto a node that deleted it" ctl move-replica 0 3 "$L0"
 want 2 "move to the same node" ctl move-replica 0 3 3
@@ -152,10 +165,10 @@ echo "$err" | grep -q "move its replicas off first" ||
 check "add-node 5" ctl add-node 5 "tcp://127.0.0.1:$((P4 + 2))" "tcp://127.0.0.1:$((P4 + 3))"
 check "remove-node 5" ctl remove-node 5
 for _ in $(seq 1 50); do
-    [ "$(map_version)" -ge 10 ] && ! status_py "print([n['id'] for n in st['nodes']])" | grep -q 5 && break
+    [ "$(map_version)" -ge 12 ] && ! status_py "print([n['id'] for n in st['nodes']])" | grep -q 5 && break
     sleep 0.2
 done
-[ "$(map_version)" = 10 ] || { echo "FAIL: map version $(map_version), want 10"; FAIL=1; }
+[ "$(map_version)" = 12 ] || { echo "FAIL: map version $(map_version), want 12"; FAIL=1; }
 status_py "print([n['id'] for n in st['nodes']])" | grep -q 5 && { echo "FAIL: node 5 still shown"; FAIL=1; }
 
 kill -TERM "$(cat "$DIR/pids/node-4.pid")" 2>/dev/null
