@@ -55,7 +55,7 @@ done
 STOP=$DIR/stop-writers
 writer() { # keys w<id>-<n>; a key is recorded only after its put was acknowledged
     local id=$1 i=0
-    while [ ! -e "$STOP" ]; do
+    while [ ! -e "$STOP" ] && [ -d "$DIR" ]; do
         i=$((i + 1))
         if ctl put --timeout 15000 "w$id-$i" "value-$id-$i" 2>>"$DIR/writer-$id.err"; then
             echo "w$id-$i value-$id-$i" >>"$DIR/acked-$id"
@@ -63,6 +63,14 @@ writer() { # keys w<id>-<n>; a key is recorded only after its put was acknowledg
     done
 }
 WPIDS=()
+MWPID=
+# however the script ends, the writers stop before the cluster is torn down
+stop_writers() {
+    touch "$STOP" 2>/dev/null
+    kill "${WPIDS[@]}" $MWPID 2>/dev/null
+    cl_cleanup
+}
+trap stop_writers EXIT
 for w in 1 2 3; do
     writer "$w" &
     WPIDS+=($!)
