@@ -83,7 +83,7 @@ static int64_t propose_cas(replica_t *r, const uint8_t *expected, size_t elen, c
 
 void meta_leader_elected(node_t *n, replica_t *r)
 {
-    Shoal__ShardMap *m = placement_bootstrap(n->cfg);
+    Shoal__ShardMap *m = shardmap_bootstrap(n->cfg);
     if (!m)
         return;
     size_t len = shoal__shard_map__get_packed_size(m);
@@ -96,7 +96,7 @@ void meta_leader_elected(node_t *n, replica_t *r)
                       m->n_shards);
         free(buf);
     }
-    shard_map_free(&m);
+    shardmap_free(&m);
     n->place->push_ms = 0; /* push at once: nodes learn who leads the metadata group */
 }
 
@@ -147,124 +147,6 @@ void meta_applied(node_t *n, replica_t *r, const fsm_job_t *job)
 
 /* ---- editing a map ------------------------------------------------------------------ */
 
-static bool ids_add(uint64_t **ids, size_t *n, uint64_t id)
-{
-    uint64_t *a = realloc(*ids, (*n + 1) * sizeof *a);
-    if (!a)
-        return false;
-    a[(*n)++] = id;
-    *ids = a;
-    return true;
-}
-
-static Shoal__ShardInfo *shard_of(Shoal__ShardMap *m, uint32_t shard)
-{
-    return (Shoal__ShardInfo *)placement_shard(m, shard);
-}
-
-/* Validates and applies a move to m; 0, or a BAD_REQUEST reason in err. */
-static int edit_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char *err,
-                     size_t errlen)
-{
-    Shoal__ShardInfo *si = shard_of(m, mv->shard);
-    if (mv->shard == SHOAL_META_GROUP)
-        return snprintf(err, errlen, "the metadata group cannot be moved (it stays on the "
-                                     "bootstrap nodes)"), -1;
-    if (!si)
-        return snprintf(err, errlen, "no shard %u in the shard map (version %" PRIu64 ")",
-                        mv->shard, m->version), -1;
-    if (mv->from_node == mv->to_node)
-        return snprintf(err, errlen, "FROM and TO are the same node (%" PRIu64 ")",
-                        mv->from_node), -1;
-    if (!placement_has(si->replicas, si->n_replicas, mv->from_node))
-        return snprintf(err, errlen, "node %" PRIu64 " holds no replica of shard %u",
-                        mv->from_node, mv->shard), -1;
-    if (!placement_node(m, mv->to_node))
-        return snprintf(err, errlen, "node %" PRIu64 " is not in the shard map (add it first: "
-                                     "shoalctl add-node)", mv->to_node), -1;
-    if (placement_has(si->replicas, si->n_replicas, mv->to_node))
-        return snprintf(err, errlen, "node %" PRIu64 " already holds a replica of shard %u",
-                        mv->to_node, mv->shard), -1;
-    if (si->n_leaving)
-        return snprintf(err, errlen, "shard %u is already moving a replica (node %" PRIu64
-                                     " leaving); wait until it is done", mv->shard,
-                        si->leaving[0]), -1;
-    if (placement_has(si->retired, si->n_retired, mv->to_node))
-        return snprintf(err, errlen, "node %" PRIu64 " held shard %u before; moving a shard "
-                                     "back onto a node that deleted it is not supported",
-                        mv->to_node, mv->shard), -1;
-    for (size_t i = 0; i < si->n_replicas; i++)
-        if (si->replicas[i] == mv->from_node)
-            si->replicas[i] = mv->to_node;
-    if (!ids_add(&si->leaving, &si->n_leaving, mv->from_node))
-        return snprintf(err, errlen, "out of memory"), -1;
-    return 0;
-}
-
-static int edit_add_node(Shoal__ShardMap *m, const Shoal__AddNodeRequest *an, char *err,
-                         size_t errlen)
-{
-    const Shoal__NodeInfo *ni = an->node;
-    if (!ni || !ni->endpoint || strncmp(ni->endpoint, "tcp://", 6) || !ni->pub_endpoint ||
-        strncmp(ni->pub_endpoint, "tcp://", 6))
-        return snprintf(err, errlen, "a new node needs tcp:// endpoint and pub_endpoint"), -1;
-    if (ni->id >= NODE_MAX_NODES)
-        return snprintf(err, errlen, "node id %" PRIu64 " is out of range (0..%d)", ni->id,
-                        NODE_MAX_NODES - 1), -1;
-    if (m->n_nodes >= NODE_MAX_NODES)
-        return snprintf(err, errlen, "the map has %d nodes already", NODE_MAX_NODES), -1;
-    for (size_t i = 0; i < m->n_nodes; i++) {
-        const Shoal__NodeInfo *o = m->nodes[i];
-        if (o->id == ni->id)
-            return snprintf(err, errlen, "node %" PRIu64 " is already in the shard map", ni->id),
-                   -1;
-        if (!strcmp(o->endpoint, ni->endpoint) || !strcmp(o->pub_endpoint, ni->pub_endpoint))
-            return snprintf(err, errlen, "node %" PRIu64 " already uses one of those endpoints",
-                            o->id), -1;
-    }
-    Shoal__NodeInfo *add = malloc(sizeof *add);
-    Shoal__NodeInfo **nodes = realloc(m->nodes, (m->n_nodes + 1) * sizeof *nodes);
-    if (nodes)
-        m->nodes = nodes;
-    if (!add || !nodes) {
-        free(add);
-        return snprintf(err, errlen, "out of memory"), -1;
-    }
-    shoal__node_info__init(add);
-    add->id = ni->id;
-    add->endpoint = strdup(ni->endpoint);
-    add->pub_endpoint = strdup(ni->pub_endpoint);
-    m->nodes[m->n_nodes++] = add;
-    return 0;
-}
-
-static int edit_remove_node(node_t *n, Shoal__ShardMap *m, uint64_t id, char *err, size_t errlen)
-{
-    if (!placement_node(m, id))
-        return snprintf(err, errlen, "node %" PRIu64 " is not in the shard map", id), -1;
-    uint64_t meta[NODE_MAX_NODES];
-    size_t k = node_config_replicas(n->cfg, SHOAL_META_GROUP, meta, NODE_MAX_NODES);
-    if (placement_has(meta, k, id))
-        return snprintf(err, errlen, "node %" PRIu64 " hosts the metadata group, which stays "
-                                     "on the bootstrap nodes; it cannot be removed", id), -1;
-    for (size_t i = 0; i < m->n_shards; i++) {
-        const Shoal__ShardInfo *si = m->shards[i];
-        if (placement_has(si->replicas, si->n_replicas, id) ||
-            placement_has(si->leaving, si->n_leaving, id))
-            return snprintf(err, errlen, "node %" PRIu64 " still holds a replica of shard %u; "
-                                         "move its replicas off first (shoalctl move-replica)",
-                            id, si->id), -1;
-    }
-    for (size_t i = 0; i < m->n_nodes; i++)
-        if (m->nodes[i]->id == id) {
-            shoal__node_info__free_unpacked(m->nodes[i], NULL);
-            memmove(m->nodes + i, m->nodes + i + 1, (m->n_nodes - i - 1) * sizeof *m->nodes);
-            m->n_nodes--;
-            break;
-        }
-    return 0;
-}
-
 /* ---- proposing a change ------------------------------------------------------------- */
 
 /* Proposes the edited map m (version set here) over the stored bytes cur. */
@@ -299,7 +181,7 @@ static int propose_change(node_t *n, replica_t *r, Shoal__ShardMap *m, const uin
 static Shoal__ShardMap *current(replica_t *r, uint8_t **bytes, size_t *len)
 {
     *bytes = stored_bytes(r, len);
-    Shoal__ShardMap *m = *bytes ? placement_decode(*bytes, *len) : NULL;
+    Shoal__ShardMap *m = *bytes ? shardmap_decode(*bytes, *len) : NULL;
     if (!m) {
         free(*bytes);
         *bytes = NULL;
@@ -331,13 +213,15 @@ void meta_admin(node_t *n, zframe_t *identity, const Shoal__AdminRequest *req)
                "the metadata group has not stored a shard map yet; retry");
         return;
     }
+    uint64_t meta[NODE_MAX_NODES];
+    size_t n_meta = node_config_replicas(n->cfg, SHOAL_META_GROUP, meta, NODE_MAX_NODES);
     int rc = -1;
     if (req->op_case == SHOAL__ADMIN_REQUEST__OP_MOVE && req->move)
-        rc = edit_move(m, req->move, err, sizeof err);
+        rc = shardmap_move(m, req->move, err, sizeof err);
     else if (req->op_case == SHOAL__ADMIN_REQUEST__OP_ADD_NODE && req->add_node)
-        rc = edit_add_node(m, req->add_node, err, sizeof err);
+        rc = shardmap_add_node(m, req->add_node, err, sizeof err);
     else if (req->op_case == SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE && req->remove_node)
-        rc = edit_remove_node(n, m, req->remove_node->node_id, err, sizeof err);
+        rc = shardmap_remove_node(m, req->remove_node->node_id, meta, n_meta, err, sizeof err);
     else
         snprintf(err, sizeof err, "admin request without its body");
     if (rc) {
@@ -348,7 +232,7 @@ void meta_admin(node_t *n, zframe_t *identity, const Shoal__AdminRequest *req)
         p->waiter = zframe_dup(identity);
         p->waiter_rid = req->request_id;
     }
-    shard_map_free(&m);
+    shardmap_free(&m);
     free(cur);
 }
 
@@ -360,22 +244,13 @@ void meta_move_done(node_t *n, const Shoal__MoveDone *md)
     uint8_t *cur = NULL;
     size_t clen = 0;
     Shoal__ShardMap *m = current(r, &cur, &clen);
-    Shoal__ShardInfo *si = m ? shard_of(m, md->shard) : NULL;
-    /* only the report of exactly the current placement closes the move */
-    bool same = si && si->n_leaving && md->n_voters == si->n_replicas;
-    for (size_t i = 0; same && i < md->n_voters; i++)
-        same = placement_has(si->replicas, si->n_replicas, md->voters[i]);
-    if (same) {
-        for (size_t i = 0; i < si->n_leaving; i++)
-            if (!placement_has(si->retired, si->n_retired, si->leaving[i]))
-                ids_add(&si->retired, &si->n_retired, si->leaving[i]);
-        si->n_leaving = 0;
+    if (m && shardmap_close_move(m, md->shard, md->voters, md->n_voters)) {
         char err[256];
         if (propose_change(n, r, m, cur, clen, err, sizeof err) == 0)
             zsys_info("metadata group: shard %u move done (configuration matches the map)",
                       md->shard);
     }
-    shard_map_free(&m);
+    shardmap_free(&m);
     free(cur);
 }
 

@@ -21,108 +21,17 @@
 
 /* ---- the map itself ----------------------------------------------------------------- */
 
-void shard_map_free(Shoal__ShardMap **m_p)
-{
-    if (m_p && *m_p) {
-        shoal__shard_map__free_unpacked(*m_p, NULL);
-        *m_p = NULL;
-    }
-}
-
-Shoal__ShardMap *placement_decode(const uint8_t *buf, size_t len)
-{
-    Shoal__ShardMap *m = shoal__shard_map__unpack(NULL, len, buf);
-    if (m && (m->version == 0 || m->n_shards == 0)) /* never a map anyone wrote */
-        shard_map_free(&m);
-    return m;
-}
-
-static Shoal__ShardMap *map_copy(const Shoal__ShardMap *m)
-{
-    size_t len = shoal__shard_map__get_packed_size(m);
-    uint8_t *buf = malloc(len + 1);
-    if (!buf)
-        return NULL;
-    shoal__shard_map__pack(m, buf);
-    Shoal__ShardMap *c = shoal__shard_map__unpack(NULL, len, buf);
-    free(buf);
-    return c;
-}
-
-Shoal__ShardMap *placement_bootstrap(const node_config_t *c)
-{
-    /* built as packed bytes of a stack map, then unpacked: one owner, one free function */
-    Shoal__ShardMap m = SHOAL__SHARD_MAP__INIT;
-    Shoal__ShardInfo *si = calloc(c->shards, sizeof *si);
-    Shoal__ShardInfo **sip = calloc(c->shards, sizeof *sip);
-    uint64_t *reps = calloc((size_t)c->shards * NODE_MAX_NODES, sizeof *reps);
-    Shoal__NodeInfo ni[NODE_MAX_NODES], *nip[NODE_MAX_NODES];
-    Shoal__ShardMap *out = NULL;
-    if (si && sip && reps) {
-        for (unsigned s = 0; s < c->shards; s++) {
-            shoal__shard_info__init(&si[s]);
-            si[s].id = s;
-            si[s].replicas = reps + (size_t)s * NODE_MAX_NODES;
-            si[s].n_replicas = node_config_replicas(c, s, si[s].replicas, NODE_MAX_NODES);
-            si[s].leader_hint = UINT64_MAX;
-            sip[s] = &si[s];
-        }
-        for (size_t i = 0; i < c->n_nodes; i++) {
-            shoal__node_info__init(&ni[i]);
-            ni[i].id = c->nodes[i].id;
-            ni[i].endpoint = (char *)c->nodes[i].endpoint;
-            ni[i].pub_endpoint = (char *)c->nodes[i].pub_endpoint;
-            nip[i] = &ni[i];
-        }
-        m.version = 1;
-        m.vnodes_per_shard = c->vnodes;
-        m.shards = sip;
-        m.n_shards = c->shards;
-        m.nodes = nip;
-        m.n_nodes = c->n_nodes;
-        out = map_copy(&m);
-    }
-    free(si);
-    free(sip);
-    free(reps);
-    return out;
-}
-
-const Shoal__ShardInfo *placement_shard(const Shoal__ShardMap *m, uint32_t shard)
-{
-    for (size_t i = 0; m && i < m->n_shards; i++)
-        if (m->shards[i]->id == shard)
-            return m->shards[i];
-    return NULL;
-}
-
-const Shoal__NodeInfo *placement_node(const Shoal__ShardMap *m, uint64_t node)
-{
-    for (size_t i = 0; m && i < m->n_nodes; i++)
-        if (m->nodes[i]->id == node)
-            return m->nodes[i];
-    return NULL;
-}
-
-bool placement_has(const uint64_t *ids, size_t n, uint64_t id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] == id)
-            return true;
-    return false;
-}
-
 bool placement_hosts(const node_t *n, uint32_t group)
 {
     if (group == SHOAL_META_GROUP) {
         /* the metadata group stays on the bootstrap nodes (it is not moved yet) */
         uint64_t ids[NODE_MAX_NODES];
         size_t k = n->cfg->join ? 0 : node_config_replicas(n->cfg, group, ids, NODE_MAX_NODES);
-        return placement_has(ids, k, n->cfg->id);
+        return shardmap_has(ids, k, n->cfg->id);
     }
-    const Shoal__ShardInfo *si = placement_shard(n->place->map, group);
-    return si && (placement_has(si->replicas, si->n_replicas, n->cfg->id) ||
-                  placement_has(si->leaving, si->n_leaving, n->cfg->id));
+    const Shoal__ShardInfo *si = shardmap_shard(n->place->map, group);
+    return si && (shardmap_has(si->replicas, si->n_replicas, n->cfg->id) ||
+                  shardmap_has(si->leaving, si->n_leaving, n->cfg->id));
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -172,7 +81,7 @@ static int map_load(const node_t *n, Shoal__ShardMap **out, char *err, size_t er
     uint8_t *buf = malloc(SHOAL_MAX_FRAME);
     size_t len = buf ? fread(buf, 1, SHOAL_MAX_FRAME, f) : 0;
     fclose(f);
-    *out = buf ? placement_decode(buf, len) : NULL;
+    *out = buf ? shardmap_decode(buf, len) : NULL;
     free(buf);
     if (!*out) {
         snprintf(err, errlen, "%.1000s: not a valid shard map (%zu bytes)", path, len);
@@ -215,7 +124,7 @@ int placement_init(node_t *n, char *err, size_t errlen)
     int rc = map_load(n, &m, err, errlen);
     if (rc)
         return rc;
-    n->place->map = m ? m : placement_bootstrap(n->cfg);
+    n->place->map = m ? m : shardmap_bootstrap(n->cfg);
     if (!n->place->map)
         return SHOAL_ENOMEM;
     if (m)
@@ -228,7 +137,7 @@ void placement_destroy(node_t *n)
 {
     if (!n->place)
         return;
-    shard_map_free(&n->place->map);
+    shardmap_free(&n->place->map);
     free(n->place->inflight_bytes);
     zframe_destroy(&n->place->waiter);
     free(n->place);
@@ -242,20 +151,20 @@ void placement_adopt(node_t *n, const Shoal__ShardMap *map, bool from_leader)
         p->fresh_ms = zclock_mono();
     if (!map || map->version <= p->map->version || map->n_shards == 0)
         return;
-    Shoal__ShardMap *c = map_copy(map);
+    Shoal__ShardMap *c = shardmap_copy(map);
     if (!c)
         return;
     /* durable before acted on: a restart must host what this map places here */
     if (map_store(n, c) != 0) {
         zsys_error("node %" PRIu64 ": cannot write %s/shardmap; stopping", n->cfg->id,
                    n->cfg->data_dir);
-        shard_map_free(&c);
+        shardmap_free(&c);
         n->fatal = true;
         return;
     }
     zsys_info("node %" PRIu64 ": shard map version %" PRIu64 " (was %" PRIu64 ")", n->cfg->id,
               c->version, p->map->version);
-    shard_map_free(&p->map);
+    shardmap_free(&p->map);
     p->map = c;
     connect_nodes(n);
     char detail[64];
@@ -268,11 +177,11 @@ void placement_adopt(node_t *n, const Shoal__ShardMap *map, bool from_leader)
 
 bool placement_adopt_bytes(node_t *n, const uint8_t *buf, size_t len, bool from_leader)
 {
-    Shoal__ShardMap *m = placement_decode(buf, len);
+    Shoal__ShardMap *m = shardmap_decode(buf, len);
     if (!m)
         return false;
     placement_adopt(n, m, from_leader);
-    shard_map_free(&m);
+    shardmap_free(&m);
     return true;
 }
 
@@ -353,7 +262,7 @@ static void follow_hosting(node_t *n)
 
 static int64_t propose_cc(replica_t *r, raft_conf_change_type_t type, uint64_t node)
 {
-    const Shoal__NodeInfo *ni = placement_node(r->node->place->map, node);
+    const Shoal__NodeInfo *ni = shardmap_node(r->node->place->map, node);
     const char *ep = ni && ni->endpoint ? ni->endpoint : "";
     raft_conf_change_t cc = {type, raft_id_of(node), (const uint8_t *)ep, strlen(ep)};
     int64_t rc = raft_propose_conf_change(r->raft, &cc, NULL);
@@ -392,7 +301,7 @@ static void hand_over(replica_t *r, const raft_status_t *st, const Shoal__ShardI
     uint64_t best = 0, best_match = 0;
     for (size_t i = 0; i < st->n_peers; i++) {
         const raft_peer_status_t *p = &st->peers[i];
-        if (!p->learner && placement_has(si->replicas, si->n_replicas, node_id_of(p->id)) &&
+        if (!p->learner && shardmap_has(si->replicas, si->n_replicas, node_id_of(p->id)) &&
             (best == 0 || p->match > best_match)) {
             best = p->id;
             best_match = p->match;
@@ -410,7 +319,7 @@ static void hand_over(replica_t *r, const raft_status_t *st, const Shoal__ShardI
  * a second one), so each sweep retries until the configuration matches. */
 static void converge(node_t *n, replica_t *r)
 {
-    const Shoal__ShardInfo *si = placement_shard(n->place->map, r->group);
+    const Shoal__ShardInfo *si = shardmap_shard(n->place->map, r->group);
     if (!si || si->n_replicas == 0)
         return;
     raft_status_t st;
@@ -423,18 +332,18 @@ static void converge(node_t *n, replica_t *r)
         learners[i] = node_id_of(c->learners[i]);
     for (size_t i = 0; i < si->n_replicas; i++) {
         uint64_t t = si->replicas[i];
-        if (!placement_has(voters, c->n_voters, t) && !placement_has(learners, c->n_learners, t)) {
+        if (!shardmap_has(voters, c->n_voters, t) && !shardmap_has(learners, c->n_learners, t)) {
             propose_cc(r, RAFT_CONF_ADD_LEARNER, t);
             return;
         }
     }
     for (size_t i = 0; i < c->n_learners; i++) {
-        bool wanted = placement_has(si->replicas, si->n_replicas, learners[i]);
+        bool wanted = shardmap_has(si->replicas, si->n_replicas, learners[i]);
         propose_cc(r, wanted ? RAFT_CONF_PROMOTE : RAFT_CONF_REMOVE, learners[i]);
         return; /* a learner not caught up yet is refused (SHOAL_EBUSY): next sweep */
     }
     for (size_t i = 0; i < c->n_voters; i++) {
-        if (placement_has(si->replicas, si->n_replicas, voters[i]))
+        if (shardmap_has(si->replicas, si->n_replicas, voters[i]))
             continue;
         if (voters[i] == n->cfg->id)
             hand_over(r, &st, si);

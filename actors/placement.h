@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "actors/replica.h"
+#include "actors/shardmap.h"
 #include "proto/admin.pb-c.h"
 
 #define PLACEMENT_ONEWAY ((uint64_t)1 << 63) /* request_id bit of node-to-node frames */
@@ -60,13 +61,6 @@ void placement_adopt(node_t *n, const Shoal__ShardMap *map, bool from_leader);
 bool placement_adopt_bytes(node_t *n, const uint8_t *buf, size_t len, bool from_leader);
 /* Opens missing replicas, deletes unplaced ones when idle, converges led groups. */
 void placement_sweep(node_t *n);
-/* The bootstrap map of CONTRACTS.md (version 1), malloc'd; free with shard_map_free. */
-Shoal__ShardMap *placement_bootstrap(const node_config_t *c);
-Shoal__ShardMap *placement_decode(const uint8_t *buf, size_t len);
-void shard_map_free(Shoal__ShardMap **m_p);
-const Shoal__ShardInfo *placement_shard(const Shoal__ShardMap *m, uint32_t shard);
-const Shoal__NodeInfo *placement_node(const Shoal__ShardMap *m, uint64_t node);
-bool placement_has(const uint64_t *ids, size_t n, uint64_t id);
 /* Sends a one-way admin request to node (through the transport). */
 void placement_send_oneway(node_t *n, uint64_t node, Shoal__AdminRequest *req);
 
