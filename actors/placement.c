@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "engine/error.h"
 #include "proto/codec.h"
@@ -317,13 +318,16 @@ static void hand_over(replica_t *r, const raft_status_t *st, const Shoal__ShardI
 
 /* One step toward the map's placement; nothing while a change is pending (the core refuses
  * a second one), so each sweep retries until the configuration matches. */
+static void announce_conf(node_t *n, replica_t *r, const raft_status_t *st);
+
 static void converge(node_t *n, replica_t *r)
 {
+    raft_status_t st;
+    raft_status(r->raft, &st);
+    announce_conf(n, r, &st);
     const Shoal__ShardInfo *si = shardmap_shard(n->place->map, r->group);
     if (!si || si->n_replicas == 0)
         return;
-    raft_status_t st;
-    raft_status(r->raft, &st);
     const raft_conf_state_t *c = &st.conf;
     uint64_t voters[RAFT_MAX_NODES], learners[RAFT_MAX_NODES];
     for (size_t i = 0; i < c->n_voters; i++)
@@ -355,6 +359,40 @@ static void converge(node_t *n, replica_t *r)
         report_done(n, r, voters, c->n_voters); /* the configuration equals the map */
 }
 
+/* A leader announces each configuration its group commits (EV_MEMBERSHIP_CHANGED), so
+ * `shoalctl events` shows every step of a move. */
+static void announce_conf(node_t *n, replica_t *r, const raft_status_t *st)
+{
+    const raft_conf_state_t *c = &st->conf;
+    uint64_t ids[2 * RAFT_MAX_NODES + 1];
+    size_t k = 0;
+    for (size_t i = 0; i < c->n_voters; i++)
+        ids[k++] = c->voters[i];
+    ids[k++] = 0; /* voters and learners apart */
+    for (size_t i = 0; i < c->n_learners; i++)
+        ids[k++] = c->learners[i];
+    uint64_t sig = XXH3_64bits(ids, k * sizeof *ids) | 1; /* never 0: 0 is "none yet" */
+    if (sig == r->conf_sig)
+        return;
+    bool first = r->conf_sig == 0;
+    r->conf_sig = sig;
+    if (first)
+        return; /* the configuration it found when it became leader is no news */
+    char detail[256];
+    k = (size_t)snprintf(detail, sizeof detail, "configuration: voters");
+    for (size_t i = 0; i < c->n_voters && k + 24 < sizeof detail; i++)
+        k += (size_t)snprintf(detail + k, sizeof detail - k, " %" PRIu64,
+                              node_id_of(c->voters[i]));
+    if (c->n_learners && k + 24 < sizeof detail)
+        k += (size_t)snprintf(detail + k, sizeof detail - k, ", learners");
+    for (size_t i = 0; i < c->n_learners && k + 24 < sizeof detail; i++)
+        k += (size_t)snprintf(detail + k, sizeof detail - k, " %" PRIu64,
+                              node_id_of(c->learners[i]));
+    zsys_info("shard %u: %s", r->group, detail);
+    events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_MEMBERSHIP_CHANGED, r->group, st->term,
+                       n->cfg->id, detail);
+}
+
 void placement_sweep(node_t *n)
 {
     if (!n->place || n->stopping || n->fatal)
@@ -363,7 +401,9 @@ void placement_sweep(node_t *n)
     bool fresh = zclock_mono() - n->place->fresh_ms < FRESH_MS;
     for (size_t i = 0; fresh && i < n->n_replicas; i++) {
         replica_t *r = n->replicas[i];
-        if (r->group != SHOAL_META_GROUP && r->role == RAFT_LEADER)
+        if (r->role != RAFT_LEADER)
+            r->conf_sig = 0;
+        else if (r->group != SHOAL_META_GROUP)
             converge(n, r);
     }
     meta_sweep(n);

@@ -64,6 +64,7 @@ typedef struct replica_t {
     bool quiet;                     /* not ticked while idle */
     uint64_t persist_since_ms;      /* when the outstanding ready started waiting for the log */
     uint64_t synth_hb_ms;           /* last heartbeat round sent by the node on the core's behalf */
+    uint64_t conf_sig;              /* placement.c: hash of the configuration last announced */
 } replica_t;
 
 struct node_t {
