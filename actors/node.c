@@ -730,7 +730,10 @@ static int on_compactor(zloop_t *loop, zsock_t *sock, void *arg)
         snap_job_t *j = ptr;
         n->snaps_out--;
         replica_t *r = j->replica;
-        if (!j->compact_only)
+        if (j->drop) {
+            if (j->rc)
+                zsys_warning("%s", j->err); /* the folder stays; never opened again */
+        } else if (!j->compact_only)
             replica_snapped(r, j);
         else if (j->rc)
             zsys_warning("%s", j->err);

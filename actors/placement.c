@@ -202,16 +202,6 @@ void placement_send_oneway(node_t *n, uint64_t node, Shoal__AdminRequest *req)
 
 /* ---- hosting: open what the map places here, delete what it no longer does ---------- */
 
-/* Deletes a directory tree; renamed first so a crash halfway leaves a name start() cleans. */
-static void remove_tree(const char *dir)
-{
-    char dead[1100];
-    snprintf(dead, sizeof dead, "%s.deleted", dir);
-    if (rename(dir, dead) != 0)
-        return;
-    nftw(dead, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* A replica can be freed when no actor and no log batch holds anything of it. */
 static bool replica_idle(const node_t *n, const replica_t *r)
 {
@@ -219,16 +209,30 @@ static bool replica_idle(const node_t *n, const replica_t *r)
            n->snaps_out == 0;
 }
 
+/* Closes the replica here and hands its engine and folder to the compactor, which closes
+ * (flushes) and deletes them off this loop (compactor_actor.c, drop_job). */
 static void drop_replica(node_t *n, size_t i)
 {
     replica_t *r = n->replicas[i];
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", r->dir);
+    snap_job_t *j = calloc(1, sizeof *j);
+    char *dir = strdup(r->dir);
+    if (!j || !dir) {
+        free(j);
+        free(dir);
+        return; /* tried again next sweep */
+    }
     uint32_t group = r->group;
     n->replicas[i] = n->replicas[--n->n_replicas];
+    j->group = group;
+    j->drop = true;
+    j->lsm = r->lsm;
+    j->dir = dir;
+    r->lsm = NULL; /* the compactor closes it */
     replica_close(&r);
-    remove_tree(dir);
-    zsys_info("node %" PRIu64 ": shard %u is no longer placed here; replica closed and %s deleted",
+    n->snaps_out++;
+    zsock_send(n->compactor, "sp", "EXPORT", j);
+    zsys_info("node %" PRIu64 ": shard %u is no longer placed here; replica closed, %s being "
+              "deleted",
               n->cfg->id, group, dir);
     events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_MEMBERSHIP_CHANGED, group, 0,
                        UINT64_MAX, "replica removed from this node; data deleted");

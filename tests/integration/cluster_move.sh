@@ -88,6 +88,7 @@ check "move-replica 0 $L0 3 (the leader leaves)" ctl move-replica 0 "$L0" 3
 want 2 "a second move of the same replica" ctl move-replica 0 "$L0" 3
 want_set=$(echo 0 1 2 3 | tr ' ' '\n' | grep -vx "$L0" | sort -n | tr '\n' ' ' | sed 's/ $//')
 wait_placement 3 0 "$want_set"
+for _ in $(seq 1 50); do [ -d "$DIR/node-$L0/shard-0" ] || break; sleep 0.1; done
 [ -d "$DIR/node-$L0/shard-0" ] && { echo "FAIL: node $L0 still has shard-0 data"; FAIL=1; }
 [ -d "$DIR/node-3/shard-0" ] || { echo "FAIL: node 3 has no shard-0 data"; FAIL=1; }
 grep -q "shard 0: installed snapshot" "$DIR/logs/node-3.log" ||
