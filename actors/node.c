@@ -48,7 +48,7 @@ const uint64_t node_fsync_bounds_us[FSYNC_BUCKETS] = {
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-replica_t *node_find_replica(node_t *n, uint64_t group)
+static replica_t *find_replica(node_t *n, uint64_t group)
 {
     for (size_t i = 0; i < n->n_replicas; i++)
         if (n->replicas[i]->group == group)
@@ -234,7 +234,7 @@ static void handle_client(node_t *n, zframe_t *identity, Shoal__Frame *f)
     w->frame = f;
     w->deadline_ms = zclock_mono() + (req->timeout_ms ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
     n->requests++;
-    replica_t *r = node_find_replica(n, req->shard);
+    replica_t *r = find_replica(n, req->shard);
     if (!r) {
         waiter_answer_status(w, SHOAL__STATUS__STATUS_NOT_LEADER, "shard not hosted on this node");
         node_reply(n, &w);
@@ -358,7 +358,7 @@ static void shard_status(replica_t *r, Shoal__ShardStatus *s, Shoal__PeerProgres
     s->size_bytes = ls.total_table_bytes + ls.wal_bytes;
 }
 
-void node_send_admin(node_t *n, zframe_t *identity, Shoal__AdminResponse *resp)
+static void send_admin(node_t *n, zframe_t *identity, Shoal__AdminResponse *resp)
 {
     Shoal__Frame f = SHOAL__FRAME__INIT;
     f.version = SHOAL_WIRE_VERSION;
@@ -403,7 +403,7 @@ static void admin_status(node_t *n, zframe_t *identity, Shoal__AdminResponse *re
         resp->status = SHOAL__STATUS__STATUS_INTERNAL;
         resp->error = (char *)"out of memory";
     }
-    node_send_admin(n, identity, resp);
+    send_admin(n, identity, resp);
     free(ss);
     free(ssp);
     free(pp);
@@ -415,11 +415,11 @@ static void admin_shard_map(node_t *n, zframe_t *identity, Shoal__AdminResponse 
 {
     Shoal__ShardMap *m = n->place->map;
     for (size_t i = 0; i < m->n_shards; i++) {
-        replica_t *r = node_find_replica(n, m->shards[i]->id);
+        replica_t *r = find_replica(n, m->shards[i]->id);
         m->shards[i]->leader_hint = r && r->leader ? node_id_of(r->leader) : UINT64_MAX;
     }
     resp->shard_map = m;
-    node_send_admin(n, identity, resp);
+    send_admin(n, identity, resp);
     for (size_t i = 0; i < m->n_shards; i++)
         m->shards[i]->leader_hint = UINT64_MAX;
 }
@@ -452,7 +452,7 @@ static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
     case SHOAL__ADMIN_REQUEST__OP_STATUS: admin_status(n, identity, &resp); return;
     case SHOAL__ADMIN_REQUEST__OP_SHARD_MAP: admin_shard_map(n, identity, &resp); return;
     case SHOAL__ADMIN_REQUEST__OP_TRANSFER:
-        r = node_find_replica(n, req->transfer->shard);
+        r = find_replica(n, req->transfer->shard);
         if (!r || r->role != RAFT_LEADER) {
             resp.status = SHOAL__STATUS__STATUS_NOT_LEADER;
             resp.error = (char *)"this node does not lead that shard";
@@ -494,7 +494,7 @@ static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
         resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
         resp.error = (char *)"admin op not supported by shoald";
     }
-    node_send_admin(n, identity, &resp);
+    send_admin(n, identity, &resp);
 }
 
 /* ---- peers -------------------------------------------------------------------------- */
@@ -533,7 +533,7 @@ static void answer_heartbeat_for_core(node_t *n, replica_t *r, const raft_msg_t 
 static void step_msg(void *arg, raft_msg_t *m)
 {
     node_t *n = arg;
-    replica_t *r = node_find_replica(n, m->group);
+    replica_t *r = find_replica(n, m->group);
     if (!r || m->to != raft_id_of(n->cfg->id))
         return;
     if (is_quiesce(m)) {
@@ -957,7 +957,7 @@ static int claim_data_dir(const node_config_t *c, char *err, size_t errlen)
     return 0;
 }
 
-int node_add_replica(node_t *n, uint32_t group, char *err, size_t errlen)
+static int add_replica(node_t *n, uint32_t group, char *err, size_t errlen)
 {
     replica_t *r = replica_open(n, group, err, errlen);
     if (!r)
@@ -970,6 +970,22 @@ int node_add_replica(node_t *n, uint32_t group, char *err, size_t errlen)
     n->replicas = nr;
     n->replicas[n->n_replicas++] = r;
     return 0;
+}
+
+/* Exported for placement.c and meta.c (replica.h). */
+replica_t *node_find_replica(node_t *n, uint64_t group)
+{
+    return find_replica(n, group);
+}
+
+int node_add_replica(node_t *n, uint32_t group, char *err, size_t errlen)
+{
+    return add_replica(n, group, err, errlen);
+}
+
+void node_send_admin(node_t *n, zframe_t *identity, Shoal__AdminResponse *resp)
+{
+    send_admin(n, identity, resp);
 }
 
 
@@ -1012,9 +1028,9 @@ static int start(node_t *n, char *err, size_t errlen)
         transport_add_peer(n->transport, m->nodes[i]->id, m->nodes[i]->endpoint);
     for (size_t i = 0; i < m->n_shards; i++)
         if (placement_hosts(n, m->shards[i]->id) &&
-            node_add_replica(n, m->shards[i]->id, err, errlen))
+            add_replica(n, m->shards[i]->id, err, errlen))
             return -1;
-    if (placement_hosts(n, SHOAL_META_GROUP) && node_add_replica(n, SHOAL_META_GROUP, err, errlen))
+    if (placement_hosts(n, SHOAL_META_GROUP) && add_replica(n, SHOAL_META_GROUP, err, errlen))
         return -1;
     if (c->join && n->n_replicas == 0)
         zsys_info("node %" PRIu64 ": joining: waiting for `shoalctl add-node` to place it in "
