@@ -166,7 +166,8 @@ static int propose_change(node_t *n, replica_t *r, Shoal__ShardMap *m, const uin
     if (idx <= 0) {
         free(buf);
         return snprintf(err, errlen, "metadata leader refused the proposal: %s",
-                        shoal_strerror((int)idx)), -1;
+                        shoal_strerror((int)idx)),
+               -1;
     }
     p->inflight_bytes = buf;
     p->inflight_len = len;

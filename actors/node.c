@@ -988,7 +988,6 @@ void node_send_admin(node_t *n, zframe_t *identity, Shoal__AdminResponse *resp)
     send_admin(n, identity, resp);
 }
 
-
 static int start(node_t *n, char *err, size_t errlen)
 {
     node_config_t *c = n->cfg;
@@ -1027,8 +1026,7 @@ static int start(node_t *n, char *err, size_t errlen)
     for (size_t i = 0; i < m->n_nodes; i++)
         transport_add_peer(n->transport, m->nodes[i]->id, m->nodes[i]->endpoint);
     for (size_t i = 0; i < m->n_shards; i++)
-        if (placement_hosts(n, m->shards[i]->id) &&
-            add_replica(n, m->shards[i]->id, err, errlen))
+        if (placement_hosts(n, m->shards[i]->id) && add_replica(n, m->shards[i]->id, err, errlen))
             return -1;
     if (placement_hosts(n, SHOAL_META_GROUP) && add_replica(n, SHOAL_META_GROUP, err, errlen))
         return -1;

@@ -154,13 +154,15 @@ static int check(node_config_t *c, char *err, size_t errlen)
      * for every node and broker alike); it learns its place from the metadata group once
      * `shoalctl add-node` registered it. */
     if (!c->join && !node_config_peer(c, c->id)) {
-        snprintf(err, errlen, "node/id %llu is not listed in cluster/nodes (set node/join = 1 "
+        snprintf(err, errlen,
+                 "node/id %llu is not listed in cluster/nodes (set node/join = 1 "
                  "for a node added to a running cluster)",
                  (unsigned long long)c->id);
         return SHOAL_EINVAL;
     }
     if (c->join && node_config_peer(c, c->id)) {
-        snprintf(err, errlen, "node/join = 1 but node/id %llu is listed in cluster/nodes (a "
+        snprintf(err, errlen,
+                 "node/join = 1 but node/id %llu is listed in cluster/nodes (a "
                  "bootstrap node never joins)",
                  (unsigned long long)c->id);
         return SHOAL_EINVAL;

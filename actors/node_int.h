@@ -100,9 +100,9 @@ typedef struct fsm_job_t {
 
 typedef struct {
     uint32_t group;
-    bool compact_only;          /* COMPACT: lsm_compact_range of the whole engine */
-    bool drop;                  /* a replica removed from this node: close lsm (taken), delete dir */
-    lsm_t *lsm;                 /* borrowed */
+    bool compact_only; /* COMPACT: lsm_compact_range of the whole engine */
+    bool drop;         /* a replica removed from this node: close lsm (taken), delete dir */
+    lsm_t *lsm;        /* borrowed */
     const lsm_snapshot_t *snap; /* released by the compactor */
     uint64_t index;             /* applied index the snapshot holds */
     char *dir;                  /* snapshot directory of the group */

@@ -385,8 +385,7 @@ static void announce_conf(node_t *n, replica_t *r, const raft_status_t *st)
     char detail[256];
     k = (size_t)snprintf(detail, sizeof detail, "configuration: voters");
     for (size_t i = 0; i < c->n_voters && k + 24 < sizeof detail; i++)
-        k += (size_t)snprintf(detail + k, sizeof detail - k, " %" PRIu64,
-                              node_id_of(c->voters[i]));
+        k += (size_t)snprintf(detail + k, sizeof detail - k, " %" PRIu64, node_id_of(c->voters[i]));
     if (c->n_learners && k + 24 < sizeof detail)
         k += (size_t)snprintf(detail + k, sizeof detail - k, ", learners");
     for (size_t i = 0; i < c->n_learners && k + 24 < sizeof detail; i++)

@@ -35,7 +35,7 @@
 #include "proto/admin.pb-c.h"
 
 #define PLACEMENT_ONEWAY ((uint64_t)1 << 63) /* request_id bit of node-to-node frames */
-#define PLACEMENT_MAP_KEY "shardmap"          /* the map's key in the metadata group */
+#define PLACEMENT_MAP_KEY "shardmap"         /* the map's key in the metadata group */
 
 struct placement_t {
     Shoal__ShardMap *map; /* newest map this node has (owned) */

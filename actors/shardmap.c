@@ -120,36 +120,47 @@ static Shoal__ShardInfo *shard_of(Shoal__ShardMap *m, uint32_t shard)
 }
 
 /* Validates and applies a move to m; 0, or a BAD_REQUEST reason in err. */
-int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char *err,
-                  size_t errlen)
+int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char *err, size_t errlen)
 {
     Shoal__ShardInfo *si = shard_of(m, mv->shard);
     if (mv->shard == SHOAL_META_GROUP)
-        return snprintf(err, errlen, "the metadata group cannot be moved (it stays on the "
-                                     "bootstrap nodes)"), -1;
+        return snprintf(err, errlen,
+                        "the metadata group cannot be moved (it stays on the "
+                        "bootstrap nodes)"),
+               -1;
     if (!si)
         return snprintf(err, errlen, "no shard %u in the shard map (version %" PRIu64 ")",
-                        mv->shard, m->version), -1;
+                        mv->shard, m->version),
+               -1;
     if (mv->from_node == mv->to_node)
-        return snprintf(err, errlen, "FROM and TO are the same node (%" PRIu64 ")",
-                        mv->from_node), -1;
+        return snprintf(err, errlen, "FROM and TO are the same node (%" PRIu64 ")", mv->from_node),
+               -1;
     if (!shardmap_has(si->replicas, si->n_replicas, mv->from_node))
-        return snprintf(err, errlen, "node %" PRIu64 " holds no replica of shard %u",
-                        mv->from_node, mv->shard), -1;
+        return snprintf(err, errlen, "node %" PRIu64 " holds no replica of shard %u", mv->from_node,
+                        mv->shard),
+               -1;
     if (!shardmap_node(m, mv->to_node))
-        return snprintf(err, errlen, "node %" PRIu64 " is not in the shard map (add it first: "
-                                     "shoalctl add-node)", mv->to_node), -1;
+        return snprintf(err, errlen,
+                        "node %" PRIu64 " is not in the shard map (add it first: "
+                        "shoalctl add-node)",
+                        mv->to_node),
+               -1;
     if (shardmap_has(si->replicas, si->n_replicas, mv->to_node))
         return snprintf(err, errlen, "node %" PRIu64 " already holds a replica of shard %u",
-                        mv->to_node, mv->shard), -1;
+                        mv->to_node, mv->shard),
+               -1;
     if (si->n_leaving)
-        return snprintf(err, errlen, "shard %u is already moving a replica (node %" PRIu64
-                                     " leaving); wait until it is done", mv->shard,
-                        si->leaving[0]), -1;
+        return snprintf(err, errlen,
+                        "shard %u is already moving a replica (node %" PRIu64
+                        " leaving); wait until it is done",
+                        mv->shard, si->leaving[0]),
+               -1;
     if (shardmap_has(si->retired, si->n_retired, mv->to_node))
-        return snprintf(err, errlen, "node %" PRIu64 " held shard %u before; moving a shard "
-                                     "back onto a node that deleted it is not supported",
-                        mv->to_node, mv->shard), -1;
+        return snprintf(err, errlen,
+                        "node %" PRIu64 " held shard %u before; moving a shard "
+                        "back onto a node that deleted it is not supported",
+                        mv->to_node, mv->shard),
+               -1;
     for (size_t i = 0; i < si->n_replicas; i++)
         if (si->replicas[i] == mv->from_node)
             si->replicas[i] = mv->to_node;
@@ -158,8 +169,7 @@ int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char 
     return 0;
 }
 
-int shardmap_add_node(Shoal__ShardMap *m, const Shoal__AddNodeRequest *an, char *err,
-                      size_t errlen)
+int shardmap_add_node(Shoal__ShardMap *m, const Shoal__AddNodeRequest *an, char *err, size_t errlen)
 {
     const Shoal__NodeInfo *ni = an->node;
     if (!ni || !ni->endpoint || strncmp(ni->endpoint, "tcp://", 6) || !ni->pub_endpoint ||
@@ -167,7 +177,8 @@ int shardmap_add_node(Shoal__ShardMap *m, const Shoal__AddNodeRequest *an, char 
         return snprintf(err, errlen, "a new node needs tcp:// endpoint and pub_endpoint"), -1;
     if (ni->id >= NODE_MAX_NODES)
         return snprintf(err, errlen, "node id %" PRIu64 " is out of range (0..%d)", ni->id,
-                        NODE_MAX_NODES - 1), -1;
+                        NODE_MAX_NODES - 1),
+               -1;
     if (m->n_nodes >= NODE_MAX_NODES)
         return snprintf(err, errlen, "the map has %d nodes already", NODE_MAX_NODES), -1;
     for (size_t i = 0; i < m->n_nodes; i++) {
@@ -177,7 +188,8 @@ int shardmap_add_node(Shoal__ShardMap *m, const Shoal__AddNodeRequest *an, char 
                    -1;
         if (!strcmp(o->endpoint, ni->endpoint) || !strcmp(o->pub_endpoint, ni->pub_endpoint))
             return snprintf(err, errlen, "node %" PRIu64 " already uses one of those endpoints",
-                            o->id), -1;
+                            o->id),
+                   -1;
     }
     Shoal__NodeInfo *add = malloc(sizeof *add);
     Shoal__NodeInfo **nodes = realloc(m->nodes, (m->n_nodes + 1) * sizeof *nodes);
@@ -201,15 +213,20 @@ int shardmap_remove_node(Shoal__ShardMap *m, uint64_t id, const uint64_t *meta, 
     if (!shardmap_node(m, id))
         return snprintf(err, errlen, "node %" PRIu64 " is not in the shard map", id), -1;
     if (shardmap_has(meta, n_meta, id))
-        return snprintf(err, errlen, "node %" PRIu64 " hosts the metadata group, which stays "
-                                     "on the bootstrap nodes; it cannot be removed", id), -1;
+        return snprintf(err, errlen,
+                        "node %" PRIu64 " hosts the metadata group, which stays "
+                        "on the bootstrap nodes; it cannot be removed",
+                        id),
+               -1;
     for (size_t i = 0; i < m->n_shards; i++) {
         const Shoal__ShardInfo *si = m->shards[i];
         if (shardmap_has(si->replicas, si->n_replicas, id) ||
             shardmap_has(si->leaving, si->n_leaving, id))
-            return snprintf(err, errlen, "node %" PRIu64 " still holds a replica of shard %u; "
-                                         "move its replicas off first (shoalctl move-replica)",
-                            id, si->id), -1;
+            return snprintf(err, errlen,
+                            "node %" PRIu64 " still holds a replica of shard %u; "
+                            "move its replicas off first (shoalctl move-replica)",
+                            id, si->id),
+                   -1;
     }
     for (size_t i = 0; i < m->n_nodes; i++)
         if (m->nodes[i]->id == id) {

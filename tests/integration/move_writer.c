@@ -92,8 +92,8 @@ static void get_done(shoal_result_t *r, void *arg)
     if (r->status != SHOAL_STATUS_OK || !r->found || r->value_len != strlen(kv->val) ||
         memcmp(r->value, kv->val, r->value_len)) {
         if (w->lost < 5)
-            fprintf(stderr, "move_writer: acknowledged %s=%s reads back as %s\n", kv->key,
-                    kv->val, shoal_status_str(r->status));
+            fprintf(stderr, "move_writer: acknowledged %s=%s reads back as %s\n", kv->key, kv->val,
+                    shoal_status_str(r->status));
         w->lost++;
     }
 }

@@ -1,9 +1,9 @@
 /* test_shardmap.c - the shard map as a value (actors/shardmap.c): the bootstrap map, its
  * decoding, and every edit the metadata leader makes, accepted or refused (a refusal names
  * the reason and leaves the map as it was). */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -98,8 +98,8 @@ static void expect_move_refused(Shoal__ShardMap *m, uint32_t shard, uint64_t fro
     char err[256] = "";
     assert_int_equal(shardmap_move(m, &mv, err, sizeof err), -1);
     if (!strstr(err, why))
-        fail_msg("move %u %" PRIu64 "->%" PRIu64 ": error \"%s\" does not say \"%s\"", shard,
-                 from, to, err, why);
+        fail_msg("move %u %" PRIu64 "->%" PRIu64 ": error \"%s\" does not say \"%s\"", shard, from,
+                 to, err, why);
     assert_true(same_map(m, before, len));
     free(before);
 }
