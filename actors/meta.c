@@ -201,11 +201,6 @@ void meta_admin(node_t *n, zframe_t *identity, const Shoal__AdminRequest *req)
         answer(n, identity, req->request_id, SHOAL__STATUS__STATUS_NOT_LEADER, err);
         return;
     }
-    if (p->inflight_version) {
-        answer(n, identity, req->request_id, SHOAL__STATUS__STATUS_UNAVAILABLE,
-               "another shard-map change is in flight; retry");
-        return;
-    }
     uint8_t *cur = NULL;
     size_t clen = 0;
     Shoal__ShardMap *m = current(r, &cur, &clen);
@@ -225,8 +220,12 @@ void meta_admin(node_t *n, zframe_t *identity, const Shoal__AdminRequest *req)
         rc = shardmap_remove_node(m, req->remove_node->node_id, meta, n_meta, err, sizeof err);
     else
         snprintf(err, sizeof err, "admin request without its body");
+    /* bad input is answered as such even while another change is in flight */
     if (rc) {
         answer(n, identity, req->request_id, SHOAL__STATUS__STATUS_BAD_REQUEST, err);
+    } else if (p->inflight_version) {
+        answer(n, identity, req->request_id, SHOAL__STATUS__STATUS_UNAVAILABLE,
+               "another shard-map change is in flight; retry");
     } else if (propose_change(n, r, m, cur, clen, err, sizeof err) != 0) {
         answer(n, identity, req->request_id, SHOAL__STATUS__STATUS_UNAVAILABLE, err);
     } else {
