@@ -27,6 +27,7 @@
 #include "proto/codec.h"
 
 #define PUSH_MS 500
+#define FULL_PUSH_MS 5000
 #define CHANGE_TIMEOUT_MS 5000
 
 static replica_t *meta_replica(node_t *n)
@@ -256,19 +257,30 @@ void meta_move_done(node_t *n, const Shoal__MoveDone *md)
 
 /* ---- pushing the map ---------------------------------------------------------------- */
 
+/* The whole map goes out after a change and every FULL_PUSH_MS (a node that was down or
+ * just added gets it); in between only its version (a ShardMap without shards), which
+ * keeps nodes fresh (placement.h) for a few bytes whatever the map's size. */
 static void push(node_t *n)
 {
     placement_t *p = n->place;
+    uint64_t now = zclock_mono();
+    bool full = p->map->version != p->pushed_version || now - p->full_push_ms >= FULL_PUSH_MS;
+    Shoal__ShardMap beat = SHOAL__SHARD_MAP__INIT;
+    beat.version = p->map->version;
     Shoal__MapPush mp = SHOAL__MAP_PUSH__INIT;
-    mp.map = p->map;
+    mp.map = full ? p->map : &beat;
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     req.op_case = SHOAL__ADMIN_REQUEST__OP_MAP_PUSH;
     req.map_push = &mp;
     for (size_t i = 0; i < p->map->n_nodes; i++)
         if (p->map->nodes[i]->id != n->cfg->id)
             placement_send_oneway(n, p->map->nodes[i]->id, &req);
-    p->push_ms = zclock_mono();
-    p->fresh_ms = p->push_ms;
+    if (full) {
+        p->full_push_ms = now;
+        p->pushed_version = p->map->version;
+    }
+    p->push_ms = now;
+    p->fresh_ms = now;
 }
 
 void meta_sweep(node_t *n)

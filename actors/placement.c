@@ -148,9 +148,12 @@ void placement_destroy(node_t *n)
 void placement_adopt(node_t *n, const Shoal__ShardMap *map, bool from_leader)
 {
     placement_t *p = n->place;
-    if (from_leader)
+    if (!map)
+        return;
+    /* fresh: the metadata leader's version is the one this node holds (or will, below) */
+    if (from_leader && map->version <= p->map->version)
         p->fresh_ms = zclock_mono();
-    if (!map || map->version <= p->map->version || map->n_shards == 0)
+    if (map->version <= p->map->version || map->n_shards == 0)
         return;
     Shoal__ShardMap *c = shardmap_copy(map);
     if (!c)
@@ -167,6 +170,8 @@ void placement_adopt(node_t *n, const Shoal__ShardMap *map, bool from_leader)
               c->version, p->map->version);
     shardmap_free(&p->map);
     p->map = c;
+    if (from_leader)
+        p->fresh_ms = zclock_mono();
     connect_nodes(n);
     char detail[64];
     snprintf(detail, sizeof detail, "shard map version %" PRIu64, c->version);

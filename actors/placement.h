@@ -8,8 +8,9 @@
  * it has seen, kept in DATA/shardmap (written atomically before it acts on it):
  *  - metadata replicas adopt a version when their state machine applies it;
  *  - the metadata leader pushes its map to every node of the map (one-way MapPush frames
- *    through the transport) at once after a change and every PUSH_MS after that, so a
- *    node that was down or was just added catches up without asking;
+ *    through the transport) at once after a change and every 5 s after that, so a node
+ *    that was down or was just added catches up without asking; every 500 ms in between
+ *    it pushes only the version (a map without shards), which keeps nodes fresh;
  *  - brokers poll nodes for the map and adopt newer versions (broker/admin.c).
  *
  * Following the map (placement_sweep, every node sweep):
@@ -40,7 +41,8 @@
 struct placement_t {
     Shoal__ShardMap *map; /* newest map this node has (owned) */
     uint64_t fresh_ms;    /* zclock_mono of the last word from the metadata leader */
-    uint64_t push_ms;     /* metadata leader: when it last pushed the map */
+    uint64_t push_ms;     /* metadata leader: when it last pushed (the map or its version) */
+    uint64_t full_push_ms, pushed_version; /* metadata leader: last whole-map push */
     /* metadata leader: the one map change in flight (meta.c) */
     uint64_t inflight_version, inflight_deadline_ms;
     uint8_t *inflight_bytes;
