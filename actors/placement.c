@@ -234,11 +234,11 @@ static void drop_replica(node_t *n, size_t i)
     j->dir = dir;
     r->lsm = NULL; /* the compactor closes it */
     replica_close(&r);
-    n->snaps_out++;
-    zsock_send(n->compactor, "sp", "EXPORT", j);
     zsys_info("node %" PRIu64 ": shard %u is no longer placed here; replica closed, %s being "
               "deleted",
               n->cfg->id, group, dir);
+    n->snaps_out++;
+    zsock_send(n->compactor, "sp", "EXPORT", j); /* the job (and dir) belong to it now */
     events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_MEMBERSHIP_CHANGED, group, 0,
                        UINT64_MAX, "replica removed from this node; data deleted");
 }
