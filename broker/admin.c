@@ -340,6 +340,8 @@ static void reply_status(broker_t *b, zframe_t *client, uint64_t rid, bool event
             p->match_index = s->leader == (int64_t)s->replicas[k] ? d->commit_index : s->match[k];
             d->replicas[d->n_replicas++] = p;
         }
+        d->leaving = s->leaving;
+        d->n_leaving = s->n_leaving;
         sp[i] = d;
     }
     cs.map_version = b->map_version;

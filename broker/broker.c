@@ -136,6 +136,9 @@ int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
         d->n_replicas = si->n_replicas < BROKER_MAX_REPLICAS ? si->n_replicas : BROKER_MAX_REPLICAS;
         for (size_t r = 0; r < d->n_replicas; r++)
             d->replicas[r] = si->replicas[r];
+        d->n_leaving = si->n_leaving < BROKER_MAX_REPLICAS ? si->n_leaving : BROKER_MAX_REPLICAS;
+        for (size_t r = 0; r < d->n_leaving; r++)
+            d->leaving[r] = si->leaving[r];
         ring_add_shard(ring, si->id);
     }
     ring_destroy(&b->ring);

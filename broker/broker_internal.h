@@ -34,6 +34,8 @@ typedef struct {
     uint64_t replicas[BROKER_MAX_REPLICAS];
     uint64_t match[BROKER_MAX_REPLICAS];
     size_t n_replicas;
+    uint64_t leaving[BROKER_MAX_REPLICAS]; /* replicas being moved away (map's leaving list) */
+    size_t n_leaving;
     int64_t leader; /* node id, or BROKER_NO_LEADER */
     uint64_t term, commit, apply, size;
     uint64_t last_change; /* highest change index republished */

@@ -129,6 +129,19 @@ L3=$(leader_of 3)
 check "move-replica 3 $L3 2 (then both killed)" ctl move-replica 3 "$L3" 2
 ctl cluster stop-node --dir "$DIR" --kill "$L3" >/dev/null
 ctl cluster stop-node --dir "$DIR" --kill 2 >/dev/null
+# with its target down the move stays open (version 9): status shows who is leaving
+ctl status --json >"$DIR/open.json"
+python3 - "$DIR/open.json" "$L3" <<'PY' || FAIL=1
+import json, sys
+st = json.load(open(sys.argv[1]))
+s3 = [s for s in st["shards"] if s["id"] == 3][0]
+if st["map_version"] == 9 and s3["leaving"] != [int(sys.argv[2])]:
+    print(f"FAIL: map v9 (move open) but shard 3 shows leaving {s3['leaving']}"); sys.exit(1)
+if st["map_version"] not in (9, 10):
+    print(f"FAIL: map version {st['map_version']} during move 4"); sys.exit(1)
+PY
+ctl status | grep -E "^3 " | grep -q "leaving: $L3" || [ "$(map_version)" != 9 ] ||
+    { echo "FAIL: the status table does not show node $L3 leaving shard 3"; FAIL=1; }
 sleep 1
 ctl cluster start-node --dir "$DIR" "$L3" >/dev/null || { echo "FAIL: restart node $L3"; FAIL=1; }
 ctl cluster start-node --dir "$DIR" 2 >/dev/null || { echo "FAIL: restart node 2"; FAIL=1; }
