@@ -11,7 +11,8 @@
  *    through the transport) at once after a change and every 5 s after that, so a node
  *    that was down or was just added catches up without asking; every 500 ms in between
  *    it pushes only the version (a map without shards), which keeps nodes fresh;
- *  - brokers poll nodes for the map and adopt newer versions (broker/admin.c).
+ *  - brokers poll nodes for the map, fetch it when a node announces a new version, and
+ *    adopt newer versions (broker/admin.c).
  *
  * Following the map (placement_sweep, every node sweep):
  *  - a shard whose replicas or leaving list names this node gets a replica (a new one
@@ -24,7 +25,11 @@
  *    change at a time: add a missing node as learner, promote a caught-up learner, hand
  *    leadership away if it is itself leaving, remove a voter that is not in the map; when
  *    the configuration equals the map while a move is recorded, it tells the metadata
- *    nodes (MoveDone), which close the move in the next map version. */
+ *    nodes (MoveDone), which close the move in the next map version. A leader does this
+ *    only while fresh: the metadata leader said within 3 s that the node's version is the
+ *    newest, so a node cut off or behind never undoes a move with a stale map.
+ * Opening a replica (an empty engine) and writing DATA/shardmap happen on the node loop;
+ * closing and deleting a replica happen on the compactor actor. */
 #ifndef SHOAL_ACTORS_PLACEMENT_H
 #define SHOAL_ACTORS_PLACEMENT_H
 
