@@ -12,10 +12,12 @@
  * A job with compact_only set instead compacts the whole engine (admin op `compact`).
  *
  * Protocol: in "sp" EXPORT snap_job_t*; out "sp" SNAPPED snap_job_t* (rc set). */
+#define _GNU_SOURCE /* nftw */
 #include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +111,30 @@ static void run_job(snap_job_t *j)
     j->rc = rc;
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* A replica the shard map moved away: its engine is closed here (a close flushes) and its
+ * folder renamed to <dir>.deleted, then deleted, off the node actor's loop. A crash halfway
+ * leaves either the folder (never opened again: the map places the shard elsewhere) or
+ * <dir>.deleted, which the next start deletes. */
+static void drop_job(snap_job_t *j)
+{
+    lsm_close(&j->lsm);
+    char dead[1100];
+    snprintf(dead, sizeof dead, "%s.deleted", j->dir);
+    if (rename(j->dir, dead) != 0 || nftw(dead, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+        j->rc = SHOAL_EIO;
+        snprintf(j->err, sizeof j->err, "shard %u: deleting %s: %s", j->group, j->dir,
+                 strerror(errno));
+    }
+}
+
 void compactor_actor(zsock_t *pipe, void *args)
 {
     zsock_signal(pipe, 0);
@@ -119,7 +145,10 @@ void compactor_actor(zsock_t *pipe, void *args)
             break;
         bool term = cmd && streq(cmd, "$TERM");
         if (!term && cmd && streq(cmd, "EXPORT") && ptr) {
-            run_job(ptr);
+            if (((snap_job_t *)ptr)->drop)
+                drop_job(ptr);
+            else
+                run_job(ptr);
             zsock_send(pipe, "sp", "SNAPPED", ptr);
         }
         zstr_free(&cmd);

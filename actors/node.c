@@ -9,8 +9,10 @@
  * snapshot export or LSM compaction are.
  *
  * Requests (docs/CONTRACTS.md): Frame{client_req} with `shard` set, answered with
- * Frame{client_resp} and the same request_id; Frame{admin_req} ops status and shard_map
- * (plus transfer and snapshot); Frame{peer} from other nodes.
+ * Frame{client_resp} and the same request_id; Frame{admin_req} ops status, shard_map,
+ * transfer, snapshot, compact, and the shard-map changes (move, add_node, remove_node:
+ * meta.c) plus the node-to-node one-way map_push and move_done (placement.h);
+ * Frame{peer} from other nodes.
  *
  * Idle groups quiesce (raft/quiesce_ticks > 0): a group whose leader has had nothing to do
  * for that many ticks, with every follower caught up, stops ticking and sends its followers
@@ -29,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "actors/placement.h"
 #include "actors/replica.h"
 #include "engine/error.h"
 #include "proto/admin.pb-c.h"
@@ -390,7 +393,7 @@ static void admin_status(node_t *n, zframe_t *identity, Shoal__AdminResponse *re
         ns.up = true;
         ns.last_seen_us = events_now_us();
         ns.metrics = &m;
-        cs.map_version = 1;
+        cs.map_version = n->place->map->version;
         cs.nodes = &nsp;
         cs.n_nodes = 1;
         cs.shards = ssp;
@@ -407,110 +410,32 @@ static void admin_status(node_t *n, zframe_t *identity, Shoal__AdminResponse *re
     free(ppp);
 }
 
-/* Storage for a shard map built from the config (freed by map_free). */
-typedef struct {
-    Shoal__ShardMap map;
-    Shoal__ShardInfo *si, **sip;
-    uint64_t *reps;
-    Shoal__NodeInfo ni[NODE_MAX_NODES], *nip[NODE_MAX_NODES];
-} map_buf_t;
-
-/* The bootstrap shard map (version 1): placement of CONTRACTS.md, with the leaders this
- * node knows as hints. */
-static int map_build(node_t *n, map_buf_t *m)
-{
-    const node_config_t *c = n->cfg;
-    shoal__shard_map__init(&m->map);
-    m->si = calloc(c->shards, sizeof *m->si);
-    m->sip = calloc(c->shards, sizeof *m->sip);
-    m->reps = calloc((size_t)c->shards * NODE_MAX_NODES, sizeof *m->reps);
-    if (!m->si || !m->sip || !m->reps)
-        return SHOAL_ENOMEM;
-    for (unsigned s = 0; s < c->shards; s++) {
-        shoal__shard_info__init(&m->si[s]);
-        m->si[s].id = s;
-        m->si[s].replicas = m->reps + (size_t)s * NODE_MAX_NODES;
-        m->si[s].n_replicas = node_config_replicas(c, s, m->si[s].replicas, NODE_MAX_NODES);
-        replica_t *r = find_replica(n, s);
-        m->si[s].leader_hint = r && r->leader ? node_id_of(r->leader) : UINT64_MAX;
-        m->sip[s] = &m->si[s];
-    }
-    for (size_t i = 0; i < c->n_nodes; i++) {
-        shoal__node_info__init(&m->ni[i]);
-        m->ni[i].id = c->nodes[i].id;
-        m->ni[i].endpoint = (char *)c->nodes[i].endpoint;
-        m->ni[i].pub_endpoint = (char *)c->nodes[i].pub_endpoint;
-        m->nip[i] = &m->ni[i];
-    }
-    m->map.version = 1;
-    m->map.vnodes_per_shard = c->vnodes;
-    m->map.shards = m->sip;
-    m->map.n_shards = c->shards;
-    m->map.nodes = m->nip;
-    m->map.n_nodes = c->n_nodes;
-    return 0;
-}
-
-static void map_free(map_buf_t *m)
-{
-    free(m->si);
-    free(m->sip);
-    free(m->reps);
-}
-
+/* The map this node holds, with the leaders it knows as hints. */
 static void admin_shard_map(node_t *n, zframe_t *identity, Shoal__AdminResponse *resp)
 {
-    map_buf_t m;
-    if (map_build(n, &m) == 0)
-        resp->shard_map = &m.map;
-    else
-        resp->status = SHOAL__STATUS__STATUS_INTERNAL;
+    Shoal__ShardMap *m = n->place->map;
+    for (size_t i = 0; i < m->n_shards; i++) {
+        replica_t *r = find_replica(n, m->shards[i]->id);
+        m->shards[i]->leader_hint = r && r->leader ? node_id_of(r->leader) : UINT64_MAX;
+    }
+    resp->shard_map = m;
     send_admin(n, identity, resp);
-    map_free(&m);
+    for (size_t i = 0; i < m->n_shards; i++)
+        m->shards[i]->leader_hint = UINT64_MAX;
 }
-
-#define META_MAP_KEY "shardmap"
 
 void node_meta_leader(node_t *n, replica_t *r)
 {
-    /* A new leader of the metadata group stores the bootstrap map once, as an ordinary
-     * replicated write (key "shardmap"), so every meta replica holds the map version 1. */
-    uint8_t key[] = {KEY_DATA, 's', 'h', 'a', 'r', 'd', 'm', 'a', 'p'};
-    void *v = NULL;
-    size_t vl = 0;
-    if (lsm_get(r->lsm, NULL, key, sizeof key, &v, &vl) == 0) {
-        free(v);
-        return;
-    }
-    map_buf_t m;
-    if (map_build(n, &m) == 0) {
-        for (size_t i = 0; i < m.map.n_shards; i++)
-            m.si[i].leader_hint = UINT64_MAX; /* hints are not part of the stored map */
-        size_t len = shoal__shard_map__get_packed_size(&m.map);
-        uint8_t *buf = malloc(len + 1);
-        if (buf) {
-            shoal__shard_map__pack(&m.map, buf);
-            Shoal__WriteCommand cmd = SHOAL__WRITE_COMMAND__INIT;
-            Shoal__PutRequest put = SHOAL__PUT_REQUEST__INIT;
-            put.key.data = (uint8_t *)META_MAP_KEY;
-            put.key.len = strlen(META_MAP_KEY);
-            put.value.data = buf;
-            put.value.len = len;
-            cmd.op_case = SHOAL__WRITE_COMMAND__OP_PUT;
-            cmd.put = &put;
-            size_t clen = shoal__write_command__get_packed_size(&cmd);
-            uint8_t *cbuf = malloc(clen + 1);
-            if (cbuf) {
-                shoal__write_command__pack(&cmd, cbuf);
-                if (raft_propose(r->raft, cbuf, clen, NULL) > 0)
-                    zsys_info("metadata group: storing shard map version 1 (%zu shards)",
-                              m.map.n_shards);
-                free(cbuf);
-            }
-            free(buf);
-        }
-    }
-    map_free(&m);
+    meta_leader_elected(n, r);
+}
+
+/* Node-to-node one-way frames (placement.h): never answered. */
+static void handle_oneway(node_t *n, Shoal__AdminRequest *req)
+{
+    if (req->op_case == SHOAL__ADMIN_REQUEST__OP_MAP_PUSH && req->map_push)
+        placement_adopt(n, req->map_push->map, true);
+    else if (req->op_case == SHOAL__ADMIN_REQUEST__OP_MOVE_DONE && req->move_done)
+        meta_move_done(n, req->move_done);
 }
 
 static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
@@ -519,6 +444,10 @@ static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
     Shoal__AdminResponse resp = SHOAL__ADMIN_RESPONSE__INIT;
     resp.request_id = req->request_id;
     replica_t *r;
+    if (req->request_id & PLACEMENT_ONEWAY) {
+        handle_oneway(n, req);
+        return;
+    }
     switch (req->op_case) {
     case SHOAL__ADMIN_REQUEST__OP_STATUS: admin_status(n, identity, &resp); return;
     case SHOAL__ADMIN_REQUEST__OP_SHARD_MAP: admin_shard_map(n, identity, &resp); return;
@@ -552,6 +481,14 @@ static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
         for (size_t i = 0; i < n->n_replicas; i++)
             if (req->snapshot->all_shards || n->replicas[i]->group == req->snapshot->shard)
                 replica_maybe_snapshot(n->replicas[i], true);
+        break;
+    case SHOAL__ADMIN_REQUEST__OP_MOVE:
+    case SHOAL__ADMIN_REQUEST__OP_ADD_NODE:
+    case SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE: meta_admin(n, identity, req); return;
+    case SHOAL__ADMIN_REQUEST__OP_ADD_SHARD:
+        resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
+        resp.error = (char *)"add-shard is not built yet: a cluster keeps the shard count it was "
+                             "created with (docs/ARCHITECTURE.md, \"Not built yet\")";
         break;
     default:
         resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
@@ -793,7 +730,10 @@ static int on_compactor(zloop_t *loop, zsock_t *sock, void *arg)
         snap_job_t *j = ptr;
         n->snaps_out--;
         replica_t *r = j->replica;
-        if (!j->compact_only)
+        if (j->drop) {
+            if (j->rc)
+                zsys_warning("%s", j->err); /* the folder stays; never opened again */
+        } else if (!j->compact_only)
             replica_snapped(r, j);
         else if (j->rc)
             zsys_warning("%s", j->err);
@@ -966,6 +906,7 @@ static int on_sweep(zloop_t *loop, int timer_id, void *arg)
         replica_expire(n->replicas[i], now);
         replica_maybe_snapshot(n->replicas[i], false);
     }
+    placement_sweep(n);
     return pump(n);
 }
 
@@ -1031,14 +972,20 @@ static int add_replica(node_t *n, uint32_t group, char *err, size_t errlen)
     return 0;
 }
 
-static bool hosts(const node_config_t *c, uint32_t group)
+/* Exported for placement.c and meta.c (replica.h). */
+replica_t *node_find_replica(node_t *n, uint64_t group)
 {
-    uint64_t ids[NODE_MAX_NODES];
-    size_t k = node_config_replicas(c, group, ids, NODE_MAX_NODES);
-    for (size_t i = 0; i < k; i++)
-        if (ids[i] == c->id)
-            return true;
-    return false;
+    return find_replica(n, group);
+}
+
+int node_add_replica(node_t *n, uint32_t group, char *err, size_t errlen)
+{
+    return add_replica(n, group, err, errlen);
+}
+
+void node_send_admin(node_t *n, zframe_t *identity, Shoal__AdminResponse *resp)
+{
+    send_admin(n, identity, resp);
 }
 
 static int start(node_t *n, char *err, size_t errlen)
@@ -1071,15 +1018,25 @@ static int start(node_t *n, char *err, size_t errlen)
     n->n_fsm = FSM_THREADS;
     for (int i = 0; i < n->n_fsm; i++)
         n->fsm[i] = zactor_new(fsm_actor, &n->fsm_args);
-    for (uint32_t s = 0; s < c->shards; s++)
-        if (hosts(c, s) && add_replica(n, s, err, errlen))
-            return -1;
-    if (hosts(c, SHOAL_META_GROUP) && add_replica(n, SHOAL_META_GROUP, err, errlen))
-        return -1;
     if (!(n->transport = transport_new(c))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    /* the replicas the newest known shard map places here (bootstrap: the config's) */
+    if (placement_init(n, err, errlen) != 0)
+        return -1;
+    const Shoal__ShardMap *m = n->place->map;
+    for (size_t i = 0; i < m->n_nodes; i++)
+        transport_add_peer(n->transport, m->nodes[i]->id, m->nodes[i]->endpoint);
+    for (size_t i = 0; i < m->n_shards; i++)
+        if (placement_hosts(n, m->shards[i]->id) && add_replica(n, m->shards[i]->id, err, errlen))
+            return -1;
+    if (placement_hosts(n, SHOAL_META_GROUP) && add_replica(n, SHOAL_META_GROUP, err, errlen))
+        return -1;
+    if (c->join && n->n_replicas == 0)
+        zsys_info("node %" PRIu64 ": joining: waiting for `shoalctl add-node` to place it in "
+                  "the shard map",
+                  c->id);
     return 0;
 }
 
@@ -1163,6 +1120,7 @@ static void stop(node_t *n)
         replica_close(&n->replicas[i]);
     free(n->replicas);
     rlog_destroy(&n->rlog);
+    placement_destroy(n);
     transport_destroy(&n->transport);
     events_destroy(&n->events);
     zsock_destroy(&n->router);

@@ -150,8 +150,20 @@ static int parse_fsync(zconfig_t *root, node_config_t *c, char *err, size_t errl
 
 static int check(node_config_t *c, char *err, size_t errlen)
 {
-    if (!node_config_peer(c, c->id)) {
-        snprintf(err, errlen, "node/id %llu is not listed in cluster/nodes",
+    /* A joining node is not part of the bootstrap placement (which cluster/nodes defines
+     * for every node and broker alike); it learns its place from the metadata group once
+     * `shoalctl add-node` registered it. */
+    if (!c->join && !node_config_peer(c, c->id)) {
+        snprintf(err, errlen,
+                 "node/id %llu is not listed in cluster/nodes (set node/join = 1 "
+                 "for a node added to a running cluster)",
+                 (unsigned long long)c->id);
+        return SHOAL_EINVAL;
+    }
+    if (c->join && node_config_peer(c, c->id)) {
+        snprintf(err, errlen,
+                 "node/join = 1 but node/id %llu is listed in cluster/nodes (a "
+                 "bootstrap node never joins)",
                  (unsigned long long)c->id);
         return SHOAL_EINVAL;
     }
@@ -188,6 +200,8 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
                      errlen);
     if (rc == 0)
         rc = get_str(root, "node/data_dir", true, c->data_dir, sizeof c->data_dir, err, errlen);
+    if (rc == 0)
+        rc = get_bool(root, "node/join", &c->join, err, errlen);
     if (rc == 0)
         rc = get_str(root, "node/log_level", false, c->log_level, sizeof c->log_level, err, errlen);
     if (rc == 0)

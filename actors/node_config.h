@@ -28,6 +28,7 @@ typedef struct {
     char pub_endpoint[256];
     char data_dir[512];
     char log_level[16]; /* error | warning | info | debug */
+    bool join; /* added to a running cluster: not in cluster/nodes, no bootstrap replicas */
     unsigned tick_ms;
     unsigned election_ticks;
     unsigned heartbeat_ticks;

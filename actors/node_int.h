@@ -17,7 +17,8 @@
  *   node -> fsm:        "JOB" fsm_job_t*                fsm -> node: "DONE" same (replies
  *                                                       and change events filled in)
  *   node -> compactor:  "EXPORT" snap_job_t*            compactor -> node: "SNAPPED" same
- *                       (compact_only: a full engine compaction, admin op `compact`)
+ *                       (compact_only: a full engine compaction, admin op `compact`;
+ *                       drop: close a removed replica's engine and delete its folder)
  */
 #ifndef SHOAL_ACTORS_NODE_INT_H
 #define SHOAL_ACTORS_NODE_INT_H
@@ -99,8 +100,9 @@ typedef struct fsm_job_t {
 
 typedef struct {
     uint32_t group;
-    bool compact_only;          /* COMPACT: lsm_compact_range of the whole engine */
-    lsm_t *lsm;                 /* borrowed */
+    bool compact_only; /* COMPACT: lsm_compact_range of the whole engine */
+    bool drop;         /* a replica removed from this node: close lsm (taken), delete dir */
+    lsm_t *lsm;        /* borrowed */
     const lsm_snapshot_t *snap; /* released by the compactor */
     uint64_t index;             /* applied index the snapshot holds */
     char *dir;                  /* snapshot directory of the group */

@@ -13,6 +13,8 @@
  */
 #include "actors/replica.h"
 
+#include "actors/placement.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -149,10 +151,15 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
         return SHOAL_ECORRUPT;
     }
     if (!conf_len) { /* bootstrap: the placement of CONTRACTS.md */
-        size_t k = node_config_replicas(n->cfg, r->group, ids, NODE_MAX_NODES);
+        size_t k = n->cfg->join ? 0 : node_config_replicas(n->cfg, r->group, ids, NODE_MAX_NODES);
+        bool member = false;
         for (size_t i = 0; i < k; i++)
+            member |= ids[i] == n->cfg->id;
+        /* a replica placed here by a map change joins with an empty configuration and
+         * learns it from the group's leader (placement.c) */
+        for (size_t i = 0; member && i < k; i++)
             rs.snapshot.conf.voters[i] = raft_id_of(ids[i]);
-        rs.snapshot.conf.n_voters = k;
+        rs.snapshot.conf.n_voters = member ? k : 0;
     }
     if (applied < rs.snapshot.index) {
         snprintf(err, errlen,
@@ -607,6 +614,8 @@ void replica_fsm_done(replica_t *r, fsm_job_t *job)
     job->done = NULL;
     for (size_t i = 0; i < job->n_changes; i++)
         events_change(n->events, job->changes[i]);
+    if (r->group == SHOAL_META_GROUP && job->n_changes)
+        meta_applied(n, r, job); /* a new shard map (placement.h) */
     if (job->type == FSM_INSTALL) {
         installed(r, job);
         replica_pump(r);

@@ -19,6 +19,7 @@
 #include "actors/node_config.h"
 #include "actors/node_int.h"
 #include "actors/transport.h"
+#include "proto/admin.pb-c.h"
 
 enum { STAGE_NONE = 0, STAGE_INSTALL = 1, STAGE_PERSIST = 2 };
 
@@ -26,6 +27,7 @@ enum { STAGE_NONE = 0, STAGE_INSTALL = 1, STAGE_PERSIST = 2 };
 #define FSYNC_BUCKETS 12
 
 typedef struct node_t node_t;
+typedef struct placement_t placement_t; /* placement.h */
 
 typedef struct replica_t {
     uint32_t group;
@@ -62,6 +64,7 @@ typedef struct replica_t {
     bool quiet;                     /* not ticked while idle */
     uint64_t persist_since_ms;      /* when the outstanding ready started waiting for the log */
     uint64_t synth_hb_ms;           /* last heartbeat round sent by the node on the core's behalf */
+    uint64_t conf_sig;              /* placement.c: hash of the configuration last announced */
 } replica_t;
 
 struct node_t {
@@ -88,6 +91,7 @@ struct node_t {
     bool stopping;
     bool debug;
     uint64_t last_heard[NODE_MAX_NODES]; /* zclock_mono of the last frame from each node */
+    placement_t *place;                  /* the shard map and its changes (placement.h) */
     /* metrics */
     uint64_t fsync_hist[FSYNC_BUCKETS];
     uint64_t leader_changes;
@@ -114,6 +118,12 @@ void replica_expire(replica_t *r, uint64_t now_ms);
 void replica_send_job(replica_t *r, fsm_job_t *job);
 /* This node just became leader of the metadata group: store the shard map if absent. */
 void node_meta_leader(node_t *node, replica_t *r);
+/* The replica of group on this node, or NULL. Borrowed. */
+replica_t *node_find_replica(node_t *node, uint64_t group);
+/* Opens a replica of group and adds it to the node. */
+int node_add_replica(node_t *node, uint32_t group, char *err, size_t errlen);
+/* Sends an admin answer to identity (borrowed) on the ROUTER. */
+void node_send_admin(node_t *node, zframe_t *identity, Shoal__AdminResponse *resp);
 /* Answers a waiter on the ROUTER and frees it. */
 void node_reply(node_t *node, waiter_t **w_p);
 /* A NOT_LEADER answer with the replica's leader hint. */

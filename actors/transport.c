@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/error.h"
 #include "proto/codec.h"
 #include "proto/wire.pb-c.h"
 
@@ -93,6 +94,29 @@ static bool buf_add_msg(buf_t *b, uint8_t tag, const ProtobufCMessage *m)
     return true;
 }
 
+static peer_t *peer_of(transport_t *self, uint64_t node);
+
+int transport_add_peer(transport_t *self, uint64_t id, const char *endpoint)
+{
+    if (id == self->self_id || peer_of(self, id))
+        return 0;
+    if (self->n_peers == NODE_MAX_NODES)
+        return SHOAL_EINVAL;
+    peer_t *p = &self->peers[self->n_peers];
+    memset(p, 0, sizeof *p);
+    p->id = id;
+    p->dealer = zsock_new(ZMQ_DEALER);
+    if (!p->dealer)
+        return SHOAL_ENOMEM;
+    zsock_set_sndhwm(p->dealer, PEER_HWM);
+    zsock_set_linger(p->dealer, 0);
+    zsock_set_immediate(p->dealer, 1); /* nothing queues for a peer that is down */
+    zsock_connect(p->dealer, "%s", endpoint);
+    p->last_refill_ms = zclock_mono();
+    self->n_peers++;
+    return 0;
+}
+
 transport_t *transport_new(const node_config_t *cfg)
 {
     transport_t *self = calloc(1, sizeof *self);
@@ -100,19 +124,17 @@ transport_t *transport_new(const node_config_t *cfg)
         return NULL;
     self->self_id = cfg->id;
     self->rate_bytes_per_ms = cfg->snapshot_rate_kbps * 1024.0 / 1000.0;
-    for (size_t i = 0; i < cfg->n_nodes; i++) {
-        if (cfg->nodes[i].id == cfg->id)
-            continue;
-        peer_t *p = &self->peers[self->n_peers++];
-        p->id = cfg->nodes[i].id;
-        p->dealer = zsock_new(ZMQ_DEALER);
-        zsock_set_sndhwm(p->dealer, PEER_HWM);
-        zsock_set_linger(p->dealer, 0);
-        zsock_set_immediate(p->dealer, 1); /* nothing queues for a peer that is down */
-        zsock_connect(p->dealer, "%s", cfg->nodes[i].endpoint);
-        p->last_refill_ms = zclock_mono();
-    }
+    for (size_t i = 0; i < cfg->n_nodes; i++)
+        if (transport_add_peer(self, cfg->nodes[i].id, cfg->nodes[i].endpoint) != 0) {
+            transport_destroy(&self);
+            return NULL;
+        }
     return self;
+}
+
+bool transport_has_peer(transport_t *self, uint64_t id)
+{
+    return peer_of(self, id) != NULL;
 }
 
 void transport_destroy(transport_t **self_p)
@@ -326,6 +348,15 @@ static void send_bytes(transport_t *self, peer_t *p, const uint8_t *f, size_t le
     if (zmq_send(zsock_resolve(p->dealer), f, len, ZMQ_DONTWAIT) < 0)
         self->dropped++;
     p->last_sent_ms = zclock_mono();
+}
+
+void transport_send_frame(transport_t *self, uint64_t node, const uint8_t *frame, size_t len)
+{
+    peer_t *p = peer_of(self, node);
+    if (p)
+        send_bytes(self, p, frame, len);
+    else
+        self->dropped++;
 }
 
 void transport_keepalive(transport_t *self, uint64_t interval_ms)

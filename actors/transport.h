@@ -27,6 +27,14 @@ typedef struct transport_t transport_t;
 transport_t *transport_new(const node_config_t *cfg);
 void transport_destroy(transport_t **self_p);
 
+/* Connects to a peer learned from the shard map (a node added after bootstrap); 0 when
+ * it is known already or is this node. */
+int transport_add_peer(transport_t *self, uint64_t id, const char *endpoint);
+bool transport_has_peer(transport_t *self, uint64_t id);
+/* Sends one complete encoded Frame (borrowed) to node at once, never blocking: the node
+ * to node one-way admin messages (map pushes, move reports). Dropped if the peer is down. */
+void transport_send_frame(transport_t *self, uint64_t node, const uint8_t *frame, size_t len);
+
 /* Queues m (borrowed; encoded at once) for its destination node (m->to - 1). */
 void transport_send(transport_t *self, const raft_msg_t *m);
 /* Sends one envelope per peer with everything queued since the last flush, and the

@@ -97,6 +97,21 @@ static void node_metrics(bnode_t *n, const Shoal__NodeMetrics *m)
     n->bytes_on_disk = m->bytes_on_disk;
 }
 
+static void fetch_map(broker_t *b, bnode_t *n)
+{
+    Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+    Shoal__ShardMapRequest mr = SHOAL__SHARD_MAP_REQUEST__INIT;
+    Shoal__Frame f = SHOAL__FRAME__INIT;
+    f.version = SHOAL_WIRE_VERSION;
+    f.body_case = SHOAL__FRAME__BODY_ADMIN_REQ;
+    f.admin_req = &req;
+    mr.have_version = b->map_version;
+    req.request_id = BROKER_POLL_BIT | 2;
+    req.op_case = SHOAL__ADMIN_REQUEST__OP_SHARD_MAP;
+    req.shard_map = &mr;
+    broker_send_frame(n->dealer, &f);
+}
+
 void admin_on_raft_event(broker_t *b, const uint8_t *data, size_t len, bool metrics)
 {
     Shoal__RaftEvent *ev = shoal__raft_event__unpack(NULL, len, data);
@@ -139,6 +154,11 @@ void admin_on_raft_event(broker_t *b, const uint8_t *data, size_t len, bool metr
         if (n)
             node_metrics(n, ev->metrics);
         break;
+    case SHOAL__RAFT_EVENT_TYPE__EV_MEMBERSHIP_CHANGED:
+        /* a node adopted a new shard map: fetch it now rather than at the next map poll */
+        if (n && ev->shard == META_GROUP)
+            fetch_map(b, n);
+        break;
     default: break;
     }
     bool noisy = metrics || ev->type == SHOAL__RAFT_EVENT_TYPE__EV_COMMIT_PROGRESS ||
@@ -155,6 +175,8 @@ void admin_check_liveness(broker_t *b)
     int64_t now = zclock_mono();
     for (size_t i = 0; i < b->n_nodes; i++) {
         bnode_t *n = &b->nodes[i];
+        if (n->removed)
+            continue;
         bool up = n->last_seen && now - n->last_seen < BROKER_DOWN_MS;
         if (up == n->up)
             continue;
@@ -187,6 +209,8 @@ void admin_poll_nodes(broker_t *b)
     f.admin_req = &req;
     b->stats_polls++;
     for (size_t i = 0; i < b->n_nodes; i++) {
+        if (b->nodes[i].removed)
+            continue;
         req.request_id = BROKER_POLL_BIT | 1;
         req.op_case = SHOAL__ADMIN_REQUEST__OP_STATUS;
         req.status = &st;
@@ -279,8 +303,12 @@ static void reply_status(broker_t *b, zframe_t *client, uint64_t rid, bool event
         goto done;
     }
     int64_t now = zclock_mono();
-    for (size_t i = 0; i < nn; i++) {
-        bnode_t *n = &b->nodes[i];
+    size_t shown = 0;
+    for (size_t k = 0; k < nn; k++) {
+        bnode_t *n = &b->nodes[k];
+        if (n->removed)
+            continue;
+        size_t i = shown++;
         shoal__node_status__init(&nodes[i]);
         shoal__node_metrics__init(&nm[i]);
         nodes[i].id = n->id;
@@ -312,10 +340,12 @@ static void reply_status(broker_t *b, zframe_t *client, uint64_t rid, bool event
             p->match_index = s->leader == (int64_t)s->replicas[k] ? d->commit_index : s->match[k];
             d->replicas[d->n_replicas++] = p;
         }
+        d->leaving = s->leaving;
+        d->n_leaving = s->n_leaving;
         sp[i] = d;
     }
     cs.map_version = b->map_version;
-    cs.n_nodes = nn;
+    cs.n_nodes = shown;
     cs.nodes = np;
     cs.n_shards = ns;
     cs.shards = sp;
@@ -356,18 +386,22 @@ static void reply_shard_map(broker_t *b, zframe_t *client, uint64_t rid)
                 b->shards[i].leader < 0 ? UINT64_MAX : (uint64_t)b->shards[i].leader;
             sp[i] = &si[i];
         }
+        size_t k = 0;
         for (size_t i = 0; i < b->n_nodes; i++) {
-            shoal__node_info__init(&ni[i]);
-            ni[i].id = b->nodes[i].id;
-            ni[i].endpoint = b->nodes[i].endpoint;
-            ni[i].pub_endpoint = b->nodes[i].pub_endpoint;
-            np[i] = &ni[i];
+            if (b->nodes[i].removed)
+                continue;
+            shoal__node_info__init(&ni[k]);
+            ni[k].id = b->nodes[i].id;
+            ni[k].endpoint = b->nodes[i].endpoint;
+            ni[k].pub_endpoint = b->nodes[i].pub_endpoint;
+            np[k] = &ni[k];
+            k++;
         }
         map.version = b->map_version;
         map.vnodes_per_shard = ring_vnodes(b->ring);
         map.n_shards = b->n_shards;
         map.shards = sp;
-        map.n_nodes = b->n_nodes;
+        map.n_nodes = k;
         map.nodes = np;
         r.shard_map = &map;
     } else {
@@ -396,7 +430,8 @@ static size_t shard_nodes(broker_t *b, uint32_t shard, bool all, uint64_t *out)
     size_t n = 0;
     if (all) {
         for (size_t i = 0; i < b->n_nodes; i++)
-            out[n++] = b->nodes[i].id;
+            if (!b->nodes[i].removed)
+                out[n++] = b->nodes[i].id;
         return n;
     }
     bshard_t *s = broker_shard(b, shard);

@@ -116,6 +116,14 @@ int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
         if (!broker_node(b, ni->id) && ni->endpoint && ni->pub_endpoint)
             add_node(b, ni->id, ni->endpoint, ni->pub_endpoint);
     }
+    /* a node the map dropped (remove-node) keeps its slot, so ids stay resolvable, but is
+     * no longer polled or shown; the bootstrap map lists no nodes and removes nothing */
+    for (size_t k = 0; map->n_nodes && k < b->n_nodes; k++) {
+        bool listed = false;
+        for (size_t i = 0; i < map->n_nodes; i++)
+            listed |= map->nodes[i]->id == b->nodes[k].id;
+        b->nodes[k].removed = !listed;
+    }
     for (size_t i = 0; i < map->n_shards; i++) {
         const Shoal__ShardInfo *si = map->shards[i];
         bshard_t *d = &shards[i];
@@ -128,6 +136,9 @@ int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
         d->n_replicas = si->n_replicas < BROKER_MAX_REPLICAS ? si->n_replicas : BROKER_MAX_REPLICAS;
         for (size_t r = 0; r < d->n_replicas; r++)
             d->replicas[r] = si->replicas[r];
+        d->n_leaving = si->n_leaving < BROKER_MAX_REPLICAS ? si->n_leaving : BROKER_MAX_REPLICAS;
+        for (size_t r = 0; r < d->n_leaving; r++)
+            d->leaving[r] = si->leaving[r];
         ring_add_shard(ring, si->id);
     }
     ring_destroy(&b->ring);

@@ -26,6 +26,7 @@ typedef struct {
     uint64_t last_seen_us; /* wall clock of the same */
     uint32_t replicas;
     uint64_t rss_bytes, bytes_on_disk;
+    bool removed; /* no longer in the shard map (remove-node): kept for ids, not shown */
 } bnode_t;
 
 typedef struct {
@@ -33,6 +34,8 @@ typedef struct {
     uint64_t replicas[BROKER_MAX_REPLICAS];
     uint64_t match[BROKER_MAX_REPLICAS];
     size_t n_replicas;
+    uint64_t leaving[BROKER_MAX_REPLICAS]; /* replicas being moved away (map's leaving list) */
+    size_t n_leaving;
     int64_t leader; /* node id, or BROKER_NO_LEADER */
     uint64_t term, commit, apply, size;
     uint64_t last_change; /* highest change index republished */

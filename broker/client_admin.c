@@ -92,6 +92,9 @@ static void copy_shard(shoal_shard_status_t *d, const Shoal__ShardStatus *s)
     d->commit_index = s->commit_index;
     d->apply_index = s->apply_index;
     d->size_bytes = s->size_bytes;
+    d->n_leaving = s->n_leaving < 16 ? s->n_leaving : 16;
+    for (size_t j = 0; j < d->n_leaving; j++)
+        d->leaving[j] = s->leaving[j];
     d->n_replicas = s->n_replicas < 16 ? s->n_replicas : 16;
     for (size_t j = 0; j < d->n_replicas; j++) {
         d->replicas[j] = s->replicas[j]->peer;

@@ -108,9 +108,11 @@ char *dashboard_status_json(broker_t *b, size_t *len)
         return NULL;
     int64_t now = zclock_mono();
     put(&s, "{\"map_version\":%" PRIu64 ",\"nodes\":[", b->map_version);
-    for (size_t i = 0; i < b->n_nodes; i++) {
+    for (size_t i = 0, shown = 0; i < b->n_nodes; i++) {
         bnode_t *n = &b->nodes[i];
-        put(&s, "%s{\"id\":%" PRIu64 ",\"endpoint\":", i ? "," : "", n->id);
+        if (n->removed)
+            continue;
+        put(&s, "%s{\"id\":%" PRIu64 ",\"endpoint\":", shown++ ? "," : "", n->id);
         put_str(&s, n->endpoint);
         put(&s, ",\"up\":%s,\"replicas\":%u,\"rss_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64 "}",
             n->last_seen && now - n->last_seen < BROKER_DOWN_MS ? "true" : "false", n->replicas,

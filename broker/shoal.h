@@ -190,6 +190,8 @@ typedef struct {
     size_t n_replicas;
     uint64_t replicas[16];
     uint64_t match_index[16];
+    size_t n_leaving; /* a move in progress: nodes still holding a replica being moved away */
+    uint64_t leaving[16];
 } shoal_shard_status_t;
 
 typedef struct {

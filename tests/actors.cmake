@@ -13,6 +13,12 @@ shoal_add_fuzzer(NAME fuzz_raftlog SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz
 if(TARGET shoald)
   shoal_add_test(NAME test_node_fsm SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_fsm.c
                  LIBS shoal_actors LABELS unit)
+  # the shard map's decoder and the edits on whatever it decodes, fuzzed
+  shoal_add_fuzzer(NAME fuzz_shardmap SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_shardmap.c
+                   LIBS shoal_actors)
+  # the shard map's bootstrap, decoding and every edit of the metadata leader
+  shoal_add_test(NAME test_shardmap SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_shardmap.c
+                 LIBS shoal_actors LABELS unit)
   shoal_add_test(NAME test_node_transport
                  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_transport.c
                  LIBS shoal_actors LABELS unit)

@@ -16,6 +16,13 @@ if(TARGET shoald)
   add_test(NAME cluster_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_cli.sh)
   set_tests_properties(cluster_cli PROPERTIES LABELS integration TIMEOUT 240 RUN_SERIAL ON
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  # Online shard-map changes: replica moves (leader and follower), a node joining, writers
+  # running throughout, bad admin input (docs/OPERATIONS.md, "Changing the placement").
+  add_executable(move_writer ${CMAKE_CURRENT_SOURCE_DIR}/integration/move_writer.c)
+  target_link_libraries(move_writer PRIVATE shoal)
+  add_test(NAME cluster_move COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_move.sh)
+  set_tests_properties(cluster_move PROPERTIES LABELS integration TIMEOUT 180 RUN_SERIAL ON
+    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
 endif()
 
 # The broker's config decoder, fuzzed (a unit test over random and mutated ZPL otherwise).

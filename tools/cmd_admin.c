@@ -90,6 +90,9 @@ static void print_json(const shoal_cluster_t *cl)
         for (size_t k = 0; k < s->n_replicas; k++)
             printf("%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "", s->replicas[k],
                    s->match_index[k]);
+        printf("],\"leaving\":[");
+        for (size_t k = 0; k < s->n_leaving; k++)
+            printf("%s%" PRIu64, k ? "," : "", s->leaving[k]);
         printf("]}");
     }
     printf("],\"events\":[");
@@ -137,6 +140,8 @@ static void print_table(const shoal_cluster_t *cl, size_t max_events)
                s->size_bytes ? ctl_size(s->size_bytes, a, sizeof a) : "-");
         for (size_t k = 0; k < s->n_replicas; k++)
             printf("%s%" PRIu64 ":%" PRIu64, k ? " " : "", s->replicas[k], s->match_index[k]);
+        for (size_t k = 0; k < s->n_leaving; k++) /* a move in progress */
+            printf("%s%" PRIu64, k ? " " : "  leaving: ", s->leaving[k]);
         printf("\n");
     }
     if (max_events && cl->n_events) {

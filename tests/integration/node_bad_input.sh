@@ -2,7 +2,8 @@
 # node_bad_input.sh - shoald refuses bad input with one clear line and never serves from a
 # damaged log: a bad config exits 2 naming the key; a record corrupted in the middle of the
 # Raft log makes the node refuse to start (exit 1) naming the segment file and offset; a
-# torn tail (the last record cut short) is cut off and the node serves.
+# torn tail (the last record cut short) is cut off and the node serves; a DATA/shardmap
+# that does not decode makes it refuse to start naming the file.
 source "$(dirname "$0")/node_lib.sh"
 cluster_init 3 1
 # 1. bad config values
@@ -37,6 +38,14 @@ printf '\xff' | dd of="$seg" bs=1 seek=20 count=1 conv=notrunc 2>/dev/null
 "$SHOALD" --config "$DIR/node-2.cfg" 2>"$DIR/corrupt.log"; rc=$?
 [ $rc = 1 ] || fail "corrupt log: exit $rc, expected 1"
 grep -q "$(basename "$seg").*offset" "$DIR/corrupt.log" || fail "corrupt log: no file and offset in: $(cat "$DIR/corrupt.log")"
+# 5. a shard map file that does not decode -> refuses to start, naming the file (it would
+#    otherwise host replicas by a placement it cannot vouch for)
+cp "$DIR/seg.orig" "$seg"
+printf 'not a shard map' >"$DIR/node-2/shardmap"
+"$SHOALD" --config "$DIR/node-2.cfg" 2>"$DIR/badmap.log"; rc=$?
+[ $rc = 1 ] || fail "corrupt shard map: exit $rc, expected 1"
+grep -q "node-2/shardmap: not a valid shard map" "$DIR/badmap.log" ||
+    fail "corrupt shard map: no file named in: $(cat "$DIR/badmap.log")"
 # the cluster still serves with the other two
 client check 0 x "$DIR/acks" || fail "writes lost"
 echo "PASS node_bad_input"

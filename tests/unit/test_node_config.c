@@ -95,6 +95,25 @@ static void test_bad(void **state)
     expect_bad("        3\n", "        x\n", "cluster/nodes/x");
 }
 
+/* A node added to a running cluster: node/join = 1, its id absent from cluster/nodes (the
+ * bootstrap placement every node computes must not change); a listed id never joins. */
+static void test_join(void **state)
+{
+    (void)state;
+    char text[2048], err[256] = "";
+    node_config_t c;
+    const char *at = strstr(good, "    id = 1\n");
+    snprintf(text, sizeof text, "%.*s    id = 9\n    join = 1\n%s", (int)(at - good), good,
+             at + strlen("    id = 1\n"));
+    assert_int_equal(node_config_parse(text, &c, err, sizeof err), 0);
+    assert_true(c.join);
+    assert_int_equal(c.id, 9);
+    assert_int_equal(c.n_nodes, 4);
+    expect_bad("    id = 1\n", "    id = 1\n    join = 1\n", "node/join");
+    expect_bad("id = 1", "id = 9", "node/join = 1"); /* the error names the way to join */
+    expect_bad("    id = 1\n", "    id = 9\n    join = 2\n", "node/join");
+}
+
 /* The example files in config/ must load (and place every shard on 3 nodes). */
 static void test_example_files(void **state)
 {
@@ -124,9 +143,8 @@ static void test_missing_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),
-        cmocka_unit_test(test_bad),
-        cmocka_unit_test(test_example_files),
+        cmocka_unit_test(test_good),         cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_join),         cmocka_unit_test(test_example_files),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

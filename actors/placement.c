@@ -1,0 +1,418 @@
+/* placement.c - the node's copy of the shard map and how the node follows it (see
+ * placement.h for the rules). Runs inside the node actor; never blocks on anything but the
+ * small atomic write of DATA/shardmap when a new version arrives. */
+#define _GNU_SOURCE /* nftw */
+#include "actors/placement.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "engine/error.h"
+#include "proto/codec.h"
+
+#define FRESH_MS 3000 /* a map not confirmed by the metadata leader for longer is not acted on */
+
+/* ---- the map itself ----------------------------------------------------------------- */
+
+bool placement_hosts(const node_t *n, uint32_t group)
+{
+    if (group == SHOAL_META_GROUP) {
+        /* the metadata group stays on the bootstrap nodes (it is not moved yet) */
+        uint64_t ids[NODE_MAX_NODES];
+        size_t k = n->cfg->join ? 0 : node_config_replicas(n->cfg, group, ids, NODE_MAX_NODES);
+        return shardmap_has(ids, k, n->cfg->id);
+    }
+    const Shoal__ShardInfo *si = shardmap_shard(n->place->map, group);
+    return si && (shardmap_has(si->replicas, si->n_replicas, n->cfg->id) ||
+                  shardmap_has(si->leaving, si->n_leaving, n->cfg->id));
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* ---- DATA/shardmap ------------------------------------------------------------------ */
+
+static void map_path(const node_t *n, char *out, size_t cap, const char *suffix)
+{
+    snprintf(out, cap, "%s/shardmap%s", n->cfg->data_dir, suffix);
+}
+
+/* Written to a temporary file, synced, renamed: a crash leaves the old or the new map. */
+static int map_store(const node_t *n, const Shoal__ShardMap *m)
+{
+    char tmp[1100], path[1100];
+    map_path(n, tmp, sizeof tmp, ".tmp");
+    map_path(n, path, sizeof path, "");
+    size_t len = shoal__shard_map__get_packed_size(m);
+    uint8_t *buf = malloc(len + 1);
+    if (!buf)
+        return SHOAL_ENOMEM;
+    shoal__shard_map__pack(m, buf);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = fd >= 0 && write(fd, buf, len) == (ssize_t)len && fdatasync(fd) == 0 ? 0 : SHOAL_EIO;
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = SHOAL_EIO;
+    return rc;
+}
+
+static int map_load(const node_t *n, Shoal__ShardMap **out, char *err, size_t errlen)
+{
+    char path[1100];
+    map_path(n, path, sizeof path, "");
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno == ENOENT ? 0 : SHOAL_EIO;
+    uint8_t *buf = malloc(SHOAL_MAX_FRAME);
+    size_t len = buf ? fread(buf, 1, SHOAL_MAX_FRAME, f) : 0;
+    fclose(f);
+    *out = buf ? shardmap_decode(buf, len) : NULL;
+    free(buf);
+    if (!*out) {
+        snprintf(err, errlen, "%.1000s: not a valid shard map (%zu bytes)", path, len);
+        return SHOAL_ECORRUPT;
+    }
+    return 0;
+}
+
+static void connect_nodes(node_t *n)
+{
+    const Shoal__ShardMap *m = n->place->map;
+    for (size_t i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i]->endpoint && m->nodes[i]->endpoint[0])
+            transport_add_peer(n->transport, m->nodes[i]->id, m->nodes[i]->endpoint);
+}
+
+/* A replica deletion cut short by a crash left DATA/<name>.deleted: finish it. */
+static void finish_deletions(const node_t *n)
+{
+    DIR *d = opendir(n->cfg->data_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len > 8 && !strcmp(e->d_name + len - 8, ".deleted")) {
+            char path[1100];
+            snprintf(path, sizeof path, "%s/%s", n->cfg->data_dir, e->d_name);
+            nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
+int placement_init(node_t *n, char *err, size_t errlen)
+{
+    finish_deletions(n);
+    if (!(n->place = calloc(1, sizeof *n->place)))
+        return SHOAL_ENOMEM;
+    Shoal__ShardMap *m = NULL;
+    int rc = map_load(n, &m, err, errlen);
+    if (rc)
+        return rc;
+    n->place->map = m ? m : shardmap_bootstrap(n->cfg);
+    if (!n->place->map)
+        return SHOAL_ENOMEM;
+    if (m)
+        zsys_info("node %" PRIu64 ": shard map version %" PRIu64 " from %s/shardmap", n->cfg->id,
+                  m->version, n->cfg->data_dir);
+    return 0;
+}
+
+void placement_destroy(node_t *n)
+{
+    if (!n->place)
+        return;
+    shardmap_free(&n->place->map);
+    free(n->place->inflight_bytes);
+    zframe_destroy(&n->place->waiter);
+    free(n->place);
+    n->place = NULL;
+}
+
+void placement_adopt(node_t *n, const Shoal__ShardMap *map, bool from_leader)
+{
+    placement_t *p = n->place;
+    if (!map)
+        return;
+    /* fresh: the metadata leader's version is the one this node holds (or will, below) */
+    if (from_leader && map->version <= p->map->version)
+        p->fresh_ms = zclock_mono();
+    if (map->version <= p->map->version || map->n_shards == 0)
+        return;
+    Shoal__ShardMap *c = shardmap_copy(map);
+    if (!c)
+        return;
+    /* durable before acted on: a restart must host what this map places here */
+    if (map_store(n, c) != 0) {
+        zsys_error("node %" PRIu64 ": cannot write %s/shardmap; stopping", n->cfg->id,
+                   n->cfg->data_dir);
+        shardmap_free(&c);
+        n->fatal = true;
+        return;
+    }
+    zsys_info("node %" PRIu64 ": shard map version %" PRIu64 " (was %" PRIu64 ")", n->cfg->id,
+              c->version, p->map->version);
+    shardmap_free(&p->map);
+    p->map = c;
+    if (from_leader)
+        p->fresh_ms = zclock_mono();
+    connect_nodes(n);
+    char detail[64];
+    snprintf(detail, sizeof detail, "shard map version %" PRIu64, c->version);
+    events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_MEMBERSHIP_CHANGED, SHOAL_META_GROUP,
+                       0, UINT64_MAX, detail);
+    /* replicas open and close in the next sweep (never from inside another replica's
+     * callback, which may be what delivered this map) */
+}
+
+bool placement_adopt_bytes(node_t *n, const uint8_t *buf, size_t len, bool from_leader)
+{
+    Shoal__ShardMap *m = shardmap_decode(buf, len);
+    if (!m)
+        return false;
+    placement_adopt(n, m, from_leader);
+    shardmap_free(&m);
+    return true;
+}
+
+void placement_send_oneway(node_t *n, uint64_t node, Shoal__AdminRequest *req)
+{
+    req->request_id = PLACEMENT_ONEWAY;
+    Shoal__Frame f = SHOAL__FRAME__INIT;
+    f.version = SHOAL_WIRE_VERSION;
+    f.body_case = SHOAL__FRAME__BODY_ADMIN_REQ;
+    f.admin_req = req;
+    size_t len;
+    uint8_t *buf = shoal_frame_encode(&f, &len);
+    if (buf)
+        transport_send_frame(n->transport, node, buf, len);
+    free(buf);
+}
+
+/* ---- hosting: open what the map places here, delete what it no longer does ---------- */
+
+/* A replica can be freed when no actor and no log batch holds anything of it. */
+static bool replica_idle(const node_t *n, const replica_t *r)
+{
+    return !r->rd_out && r->stage == STAGE_NONE && r->jobs_out == 0 && !r->snap_busy &&
+           n->snaps_out == 0;
+}
+
+/* Closes the replica here and hands its engine and folder to the compactor, which closes
+ * (flushes) and deletes them off this loop (compactor_actor.c, drop_job). */
+static void drop_replica(node_t *n, size_t i)
+{
+    replica_t *r = n->replicas[i];
+    snap_job_t *j = calloc(1, sizeof *j);
+    char *dir = strdup(r->dir);
+    if (!j || !dir) {
+        free(j);
+        free(dir);
+        return; /* tried again next sweep */
+    }
+    uint32_t group = r->group;
+    n->replicas[i] = n->replicas[--n->n_replicas];
+    j->group = group;
+    j->drop = true;
+    j->lsm = r->lsm;
+    j->dir = dir;
+    r->lsm = NULL; /* the compactor closes it */
+    replica_close(&r);
+    zsys_info("node %" PRIu64 ": shard %u is no longer placed here; replica closed, %s being "
+              "deleted",
+              n->cfg->id, group, dir);
+    n->snaps_out++;
+    zsock_send(n->compactor, "sp", "EXPORT", j); /* the job (and dir) belong to it now */
+    events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_MEMBERSHIP_CHANGED, group, 0,
+                       UINT64_MAX, "replica removed from this node; data deleted");
+}
+
+static void follow_hosting(node_t *n)
+{
+    const Shoal__ShardMap *m = n->place->map;
+    for (size_t i = 0; i < m->n_shards; i++) {
+        uint32_t g = m->shards[i]->id;
+        if (!placement_hosts(n, g) || node_find_replica(n, g))
+            continue;
+        char err[512] = "";
+        if (node_add_replica(n, g, err, sizeof err) != 0) {
+            zsys_error("node %" PRIu64 ": cannot open shard %u placed here: %s", n->cfg->id, g,
+                       err);
+            n->fatal = true;
+            return;
+        }
+        zsys_info("node %" PRIu64 ": shard %u placed here: replica opened, waiting for its "
+                  "leader",
+                  n->cfg->id, g);
+    }
+    for (size_t i = n->n_replicas; i-- > 0;) {
+        replica_t *r = n->replicas[i];
+        if (!placement_hosts(n, r->group) && replica_idle(n, r))
+            drop_replica(n, i);
+    }
+}
+
+/* ---- a leader converges its group's configuration to the map ------------------------ */
+
+static int64_t propose_cc(replica_t *r, raft_conf_change_type_t type, uint64_t node)
+{
+    const Shoal__NodeInfo *ni = shardmap_node(r->node->place->map, node);
+    const char *ep = ni && ni->endpoint ? ni->endpoint : "";
+    raft_conf_change_t cc = {type, raft_id_of(node), (const uint8_t *)ep, strlen(ep)};
+    int64_t rc = raft_propose_conf_change(r->raft, &cc, NULL);
+    if (rc > 0) {
+        static const char *what[] = {"add voter", "add learner", "remove", "promote"};
+        zsys_info("shard %u: configuration change: %s node %" PRIu64 " (index %" PRId64 ")",
+                  r->group, what[type], node, rc);
+        r->quiet = false;
+        r->idle_ticks = 0;
+    }
+    return rc;
+}
+
+static void report_done(node_t *n, replica_t *r, uint64_t *voters, size_t n_voters)
+{
+    Shoal__MoveDone md = SHOAL__MOVE_DONE__INIT;
+    md.shard = r->group;
+    md.map_version = n->place->map->version;
+    md.voters = voters;
+    md.n_voters = n_voters;
+    if (placement_hosts(n, SHOAL_META_GROUP))
+        meta_move_done(n, &md);
+    uint64_t meta[NODE_MAX_NODES];
+    size_t k = node_config_replicas(n->cfg, SHOAL_META_GROUP, meta, NODE_MAX_NODES);
+    Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+    req.op_case = SHOAL__ADMIN_REQUEST__OP_MOVE_DONE;
+    req.move_done = &md;
+    for (size_t i = 0; i < k; i++)
+        if (meta[i] != n->cfg->id)
+            placement_send_oneway(n, meta[i], &req);
+}
+
+/* Transfers leadership to the most caught-up voter the map keeps. */
+static void hand_over(replica_t *r, const raft_status_t *st, const Shoal__ShardInfo *si)
+{
+    uint64_t best = 0, best_match = 0;
+    for (size_t i = 0; i < st->n_peers; i++) {
+        const raft_peer_status_t *p = &st->peers[i];
+        if (!p->learner && shardmap_has(si->replicas, si->n_replicas, node_id_of(p->id)) &&
+            (best == 0 || p->match > best_match)) {
+            best = p->id;
+            best_match = p->match;
+        }
+    }
+    if (best && st->lead_transferee == 0 && raft_transfer_leader(r->raft, best) == 0) {
+        zsys_info("shard %u: leaving this node: leadership handed to node %" PRIu64, r->group,
+                  node_id_of(best));
+        r->quiet = false;
+        r->idle_ticks = 0;
+    }
+}
+
+/* One step toward the map's placement; nothing while a change is pending (the core refuses
+ * a second one), so each sweep retries until the configuration matches. */
+static void announce_conf(node_t *n, replica_t *r, const raft_status_t *st);
+
+static void converge(node_t *n, replica_t *r)
+{
+    raft_status_t st;
+    raft_status(r->raft, &st);
+    announce_conf(n, r, &st);
+    const Shoal__ShardInfo *si = shardmap_shard(n->place->map, r->group);
+    if (!si || si->n_replicas == 0)
+        return;
+    const raft_conf_state_t *c = &st.conf;
+    uint64_t voters[RAFT_MAX_NODES], learners[RAFT_MAX_NODES];
+    for (size_t i = 0; i < c->n_voters; i++)
+        voters[i] = node_id_of(c->voters[i]);
+    for (size_t i = 0; i < c->n_learners; i++)
+        learners[i] = node_id_of(c->learners[i]);
+    for (size_t i = 0; i < si->n_replicas; i++) {
+        uint64_t t = si->replicas[i];
+        if (!shardmap_has(voters, c->n_voters, t) && !shardmap_has(learners, c->n_learners, t)) {
+            propose_cc(r, RAFT_CONF_ADD_LEARNER, t);
+            return;
+        }
+    }
+    for (size_t i = 0; i < c->n_learners; i++) {
+        bool wanted = shardmap_has(si->replicas, si->n_replicas, learners[i]);
+        propose_cc(r, wanted ? RAFT_CONF_PROMOTE : RAFT_CONF_REMOVE, learners[i]);
+        return; /* a learner not caught up yet is refused (SHOAL_EBUSY): next sweep */
+    }
+    for (size_t i = 0; i < c->n_voters; i++) {
+        if (shardmap_has(si->replicas, si->n_replicas, voters[i]))
+            continue;
+        if (voters[i] == n->cfg->id)
+            hand_over(r, &st, si);
+        else
+            propose_cc(r, RAFT_CONF_REMOVE, voters[i]);
+        return;
+    }
+    if (si->n_leaving > 0 && c->n_learners == 0 && st.commit >= st.last_index)
+        report_done(n, r, voters, c->n_voters); /* the configuration equals the map */
+}
+
+/* A leader announces each configuration its group commits (EV_MEMBERSHIP_CHANGED), so
+ * `shoalctl events` shows every step of a move. */
+static void announce_conf(node_t *n, replica_t *r, const raft_status_t *st)
+{
+    const raft_conf_state_t *c = &st->conf;
+    uint64_t ids[2 * RAFT_MAX_NODES + 1];
+    size_t k = 0;
+    for (size_t i = 0; i < c->n_voters; i++)
+        ids[k++] = c->voters[i];
+    ids[k++] = 0; /* voters and learners apart */
+    for (size_t i = 0; i < c->n_learners; i++)
+        ids[k++] = c->learners[i];
+    uint64_t sig = XXH3_64bits(ids, k * sizeof *ids) | 1; /* never 0: 0 is "none yet" */
+    if (sig == r->conf_sig)
+        return;
+    bool first = r->conf_sig == 0;
+    r->conf_sig = sig;
+    if (first)
+        return; /* the configuration it found when it became leader is no news */
+    char detail[256];
+    k = (size_t)snprintf(detail, sizeof detail, "configuration: voters");
+    for (size_t i = 0; i < c->n_voters && k + 24 < sizeof detail; i++)
+        k += (size_t)snprintf(detail + k, sizeof detail - k, " %" PRIu64, node_id_of(c->voters[i]));
+    if (c->n_learners && k + 24 < sizeof detail)
+        k += (size_t)snprintf(detail + k, sizeof detail - k, ", learners");
+    for (size_t i = 0; i < c->n_learners && k + 24 < sizeof detail; i++)
+        k += (size_t)snprintf(detail + k, sizeof detail - k, " %" PRIu64,
+                              node_id_of(c->learners[i]));
+    zsys_info("shard %u: %s", r->group, detail);
+    events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_MEMBERSHIP_CHANGED, r->group, st->term,
+                       n->cfg->id, detail);
+}
+
+void placement_sweep(node_t *n)
+{
+    if (!n->place || n->stopping || n->fatal)
+        return;
+    follow_hosting(n);
+    bool fresh = zclock_mono() - n->place->fresh_ms < FRESH_MS;
+    for (size_t i = 0; fresh && i < n->n_replicas; i++) {
+        replica_t *r = n->replicas[i];
+        if (r->role != RAFT_LEADER)
+            r->conf_sig = 0;
+        else if (r->group != SHOAL_META_GROUP)
+            converge(n, r);
+    }
+    meta_sweep(n);
+}

@@ -1,0 +1,257 @@
+/* shardmap.c - the shard map as a value (see shardmap.h): built, decoded, looked up and
+ * edited; no node, no sockets, so the rules of every change are unit-tested on their own
+ * (tests/unit/test_shardmap.c). Maps are protobuf-c messages unpacked with the default
+ * allocator, so arrays grown here with realloc are freed by shardmap_free. */
+#include "actors/shardmap.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/node_config.h"
+
+void shardmap_free(Shoal__ShardMap **m_p)
+{
+    if (m_p && *m_p) {
+        shoal__shard_map__free_unpacked(*m_p, NULL);
+        *m_p = NULL;
+    }
+}
+
+Shoal__ShardMap *shardmap_decode(const uint8_t *buf, size_t len)
+{
+    Shoal__ShardMap *m = shoal__shard_map__unpack(NULL, len, buf);
+    if (m && (m->version == 0 || m->n_shards == 0)) /* never a map anyone wrote */
+        shardmap_free(&m);
+    return m;
+}
+
+Shoal__ShardMap *shardmap_copy(const Shoal__ShardMap *m)
+{
+    size_t len = shoal__shard_map__get_packed_size(m);
+    uint8_t *buf = malloc(len + 1);
+    if (!buf)
+        return NULL;
+    shoal__shard_map__pack(m, buf);
+    Shoal__ShardMap *c = shoal__shard_map__unpack(NULL, len, buf);
+    free(buf);
+    return c;
+}
+
+Shoal__ShardMap *shardmap_bootstrap(const node_config_t *c)
+{
+    /* built as packed bytes of a stack map, then unpacked: one owner, one free function */
+    Shoal__ShardMap m = SHOAL__SHARD_MAP__INIT;
+    Shoal__ShardInfo *si = calloc(c->shards, sizeof *si);
+    Shoal__ShardInfo **sip = calloc(c->shards, sizeof *sip);
+    uint64_t *reps = calloc((size_t)c->shards * NODE_MAX_NODES, sizeof *reps);
+    Shoal__NodeInfo ni[NODE_MAX_NODES], *nip[NODE_MAX_NODES];
+    Shoal__ShardMap *out = NULL;
+    if (si && sip && reps) {
+        for (unsigned s = 0; s < c->shards; s++) {
+            shoal__shard_info__init(&si[s]);
+            si[s].id = s;
+            si[s].replicas = reps + (size_t)s * NODE_MAX_NODES;
+            si[s].n_replicas = node_config_replicas(c, s, si[s].replicas, NODE_MAX_NODES);
+            si[s].leader_hint = UINT64_MAX;
+            sip[s] = &si[s];
+        }
+        for (size_t i = 0; i < c->n_nodes; i++) {
+            shoal__node_info__init(&ni[i]);
+            ni[i].id = c->nodes[i].id;
+            ni[i].endpoint = (char *)c->nodes[i].endpoint;
+            ni[i].pub_endpoint = (char *)c->nodes[i].pub_endpoint;
+            nip[i] = &ni[i];
+        }
+        m.version = 1;
+        m.vnodes_per_shard = c->vnodes;
+        m.shards = sip;
+        m.n_shards = c->shards;
+        m.nodes = nip;
+        m.n_nodes = c->n_nodes;
+        out = shardmap_copy(&m);
+    }
+    free(si);
+    free(sip);
+    free(reps);
+    return out;
+}
+
+const Shoal__ShardInfo *shardmap_shard(const Shoal__ShardMap *m, uint32_t shard)
+{
+    for (size_t i = 0; m && i < m->n_shards; i++)
+        if (m->shards[i]->id == shard)
+            return m->shards[i];
+    return NULL;
+}
+
+const Shoal__NodeInfo *shardmap_node(const Shoal__ShardMap *m, uint64_t node)
+{
+    for (size_t i = 0; m && i < m->n_nodes; i++)
+        if (m->nodes[i]->id == node)
+            return m->nodes[i];
+    return NULL;
+}
+
+bool shardmap_has(const uint64_t *ids, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* ---- edits ---------------------------------------------------------------------- */
+
+static bool ids_add(uint64_t **ids, size_t *n, uint64_t id)
+{
+    uint64_t *a = realloc(*ids, (*n + 1) * sizeof *a);
+    if (!a)
+        return false;
+    a[(*n)++] = id;
+    *ids = a;
+    return true;
+}
+
+static Shoal__ShardInfo *shard_of(Shoal__ShardMap *m, uint32_t shard)
+{
+    return (Shoal__ShardInfo *)shardmap_shard(m, shard);
+}
+
+/* Validates and applies a move to m; 0, or a BAD_REQUEST reason in err. */
+int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char *err, size_t errlen)
+{
+    Shoal__ShardInfo *si = shard_of(m, mv->shard);
+    if (mv->shard == SHOAL_META_GROUP)
+        return snprintf(err, errlen,
+                        "the metadata group cannot be moved (it stays on the "
+                        "bootstrap nodes)"),
+               -1;
+    if (!si)
+        return snprintf(err, errlen, "no shard %u in the shard map (version %" PRIu64 ")",
+                        mv->shard, m->version),
+               -1;
+    if (mv->from_node == mv->to_node)
+        return snprintf(err, errlen, "FROM and TO are the same node (%" PRIu64 ")", mv->from_node),
+               -1;
+    if (!shardmap_has(si->replicas, si->n_replicas, mv->from_node))
+        return snprintf(err, errlen, "node %" PRIu64 " holds no replica of shard %u", mv->from_node,
+                        mv->shard),
+               -1;
+    if (!shardmap_node(m, mv->to_node))
+        return snprintf(err, errlen,
+                        "node %" PRIu64 " is not in the shard map (add it first: "
+                        "shoalctl add-node)",
+                        mv->to_node),
+               -1;
+    if (shardmap_has(si->replicas, si->n_replicas, mv->to_node))
+        return snprintf(err, errlen, "node %" PRIu64 " already holds a replica of shard %u",
+                        mv->to_node, mv->shard),
+               -1;
+    if (si->n_leaving)
+        return snprintf(err, errlen,
+                        "shard %u is already moving a replica (node %" PRIu64
+                        " leaving); wait until it is done",
+                        mv->shard, si->leaving[0]),
+               -1;
+    if (shardmap_has(si->retired, si->n_retired, mv->to_node))
+        return snprintf(err, errlen,
+                        "node %" PRIu64 " held shard %u before; moving a shard "
+                        "back onto a node that deleted it is not supported",
+                        mv->to_node, mv->shard),
+               -1;
+    for (size_t i = 0; i < si->n_replicas; i++)
+        if (si->replicas[i] == mv->from_node)
+            si->replicas[i] = mv->to_node;
+    if (!ids_add(&si->leaving, &si->n_leaving, mv->from_node))
+        return snprintf(err, errlen, "out of memory"), -1;
+    return 0;
+}
+
+int shardmap_add_node(Shoal__ShardMap *m, const Shoal__AddNodeRequest *an, char *err, size_t errlen)
+{
+    const Shoal__NodeInfo *ni = an->node;
+    if (!ni || !ni->endpoint || strncmp(ni->endpoint, "tcp://", 6) || !ni->pub_endpoint ||
+        strncmp(ni->pub_endpoint, "tcp://", 6))
+        return snprintf(err, errlen, "a new node needs tcp:// endpoint and pub_endpoint"), -1;
+    if (ni->id >= NODE_MAX_NODES)
+        return snprintf(err, errlen, "node id %" PRIu64 " is out of range (0..%d)", ni->id,
+                        NODE_MAX_NODES - 1),
+               -1;
+    if (m->n_nodes >= NODE_MAX_NODES)
+        return snprintf(err, errlen, "the map has %d nodes already", NODE_MAX_NODES), -1;
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const Shoal__NodeInfo *o = m->nodes[i];
+        if (o->id == ni->id)
+            return snprintf(err, errlen, "node %" PRIu64 " is already in the shard map", ni->id),
+                   -1;
+        if (!strcmp(o->endpoint, ni->endpoint) || !strcmp(o->pub_endpoint, ni->pub_endpoint))
+            return snprintf(err, errlen, "node %" PRIu64 " already uses one of those endpoints",
+                            o->id),
+                   -1;
+    }
+    Shoal__NodeInfo *add = malloc(sizeof *add);
+    Shoal__NodeInfo **nodes = realloc(m->nodes, (m->n_nodes + 1) * sizeof *nodes);
+    if (nodes)
+        m->nodes = nodes;
+    if (!add || !nodes) {
+        free(add);
+        return snprintf(err, errlen, "out of memory"), -1;
+    }
+    shoal__node_info__init(add);
+    add->id = ni->id;
+    add->endpoint = strdup(ni->endpoint);
+    add->pub_endpoint = strdup(ni->pub_endpoint);
+    m->nodes[m->n_nodes++] = add;
+    return 0;
+}
+
+int shardmap_remove_node(Shoal__ShardMap *m, uint64_t id, const uint64_t *meta, size_t n_meta,
+                         char *err, size_t errlen)
+{
+    if (!shardmap_node(m, id))
+        return snprintf(err, errlen, "node %" PRIu64 " is not in the shard map", id), -1;
+    if (shardmap_has(meta, n_meta, id))
+        return snprintf(err, errlen,
+                        "node %" PRIu64 " hosts the metadata group, which stays "
+                        "on the bootstrap nodes; it cannot be removed",
+                        id),
+               -1;
+    for (size_t i = 0; i < m->n_shards; i++) {
+        const Shoal__ShardInfo *si = m->shards[i];
+        if (shardmap_has(si->replicas, si->n_replicas, id) ||
+            shardmap_has(si->leaving, si->n_leaving, id))
+            return snprintf(err, errlen,
+                            "node %" PRIu64 " still holds a replica of shard %u; "
+                            "move its replicas off first (shoalctl move-replica)",
+                            id, si->id),
+                   -1;
+    }
+    for (size_t i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i]->id == id) {
+            shoal__node_info__free_unpacked(m->nodes[i], NULL);
+            memmove(m->nodes + i, m->nodes + i + 1, (m->n_nodes - i - 1) * sizeof *m->nodes);
+            m->n_nodes--;
+            break;
+        }
+    return 0;
+}
+
+bool shardmap_close_move(Shoal__ShardMap *m, uint32_t shard, const uint64_t *voters,
+                         size_t n_voters)
+{
+    Shoal__ShardInfo *si = shard_of(m, shard);
+    /* only a report of exactly the current placement closes the move */
+    bool same = si && si->n_leaving && n_voters == si->n_replicas;
+    for (size_t i = 0; same && i < n_voters; i++)
+        same = shardmap_has(si->replicas, si->n_replicas, voters[i]);
+    if (!same)
+        return false;
+    for (size_t i = 0; i < si->n_leaving; i++)
+        if (!shardmap_has(si->retired, si->n_retired, si->leaving[i]) &&
+            !ids_add(&si->retired, &si->n_retired, si->leaving[i]))
+            return false;
+    si->n_leaving = 0;
+    return true;
+}

@@ -1,0 +1,50 @@
+/* shardmap.h - the shard map as a value (proto ShardMap, admin.proto): the bootstrap map of
+ * CONTRACTS.md, decoding, lookups, and the edits the metadata leader makes (meta.c). Pure
+ * functions: no node, no I/O.
+ *
+ * Edits validate against the map they are given and change it in place (the caller bumps
+ * the version and proposes the result as a compare-and-swap over the stored bytes). A
+ * refusal returns -1 with one line in err meant for the operator (`shoalctl` prints it and
+ * exits 2), and leaves the map unchanged. */
+#ifndef SHOAL_ACTORS_SHARDMAP_H
+#define SHOAL_ACTORS_SHARDMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actors/node_config.h"
+#include "proto/admin.pb-c.h"
+
+void shardmap_free(Shoal__ShardMap **m_p);
+/* Unpacks a stored or received map; NULL when it does not decode or is not a map anyone
+ * wrote (version 0 or no shard). */
+Shoal__ShardMap *shardmap_decode(const uint8_t *buf, size_t len);
+Shoal__ShardMap *shardmap_copy(const Shoal__ShardMap *m);
+/* Version 1: shard s on nodes (s + k) mod N, every node of cluster/nodes. */
+Shoal__ShardMap *shardmap_bootstrap(const node_config_t *c);
+
+/* Lookups (borrowed; NULL when absent). */
+const Shoal__ShardInfo *shardmap_shard(const Shoal__ShardMap *m, uint32_t shard);
+const Shoal__NodeInfo *shardmap_node(const Shoal__ShardMap *m, uint64_t node);
+bool shardmap_has(const uint64_t *ids, size_t n, uint64_t id);
+
+/* move SHARD FROM TO: TO replaces FROM in replicas, FROM is listed as leaving. Refused for
+ * the metadata group, an unknown shard or TO node, FROM == TO, FROM not holding the shard,
+ * TO holding it, a move of that shard still open, or TO in the shard's retired list. */
+int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char *err,
+                  size_t errlen);
+/* Appends a node; refused for a missing or non-tcp endpoint, an id out of range or in use,
+ * or an endpoint another node uses. */
+int shardmap_add_node(Shoal__ShardMap *m, const Shoal__AddNodeRequest *an, char *err,
+                      size_t errlen);
+/* Drops a node; refused while any shard lists it in replicas or leaving, or when it is one
+ * of the metadata group's nodes (meta). */
+int shardmap_remove_node(Shoal__ShardMap *m, uint64_t id, const uint64_t *meta, size_t n_meta,
+                         char *err, size_t errlen);
+/* Closes the open move of shard when voters (a leader's committed configuration) are
+ * exactly its replicas: leaving is emptied into retired. false (map unchanged) otherwise. */
+bool shardmap_close_move(Shoal__ShardMap *m, uint32_t shard, const uint64_t *voters,
+                         size_t n_voters);
+
+#endif

@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# cluster_move.sh - online shard-map changes (docs/OPERATIONS.md, "Changing the placement"):
+# writers keep writing through libshoal (3 shoalctl put loops, and move_writer with 64 puts
+# in flight on one pipelined connection) while
+#   1. shard 0's replica is moved away from its *leader* to node 3 (leadership handed over),
+#   2. a follower replica of shard 1 is moved to node 0,
+#   3. node 4 is started with node/join = 1, registered with add-node, and given a replica
+#      of shard 2;
+#   4. shard 3's replica is moved from its leader to node 2 and both are killed (SIGKILL)
+#      right after the move was recorded, then restarted: the move completes;
+# then every acknowledged write must be readable with its value, the map version must have
+# moved by exactly the changes made, `shoalctl status` must show the new placement, the old
+# nodes' replica data must be gone, and bad admin input must get exit 2 with one clear line.
+source "$(dirname "$0")/cluster_lib.sh"
+SHOALD=$BUILD/actors/shoald
+
+cl_up 4 4 3 # shard s on nodes s, s+1, s+2 (mod 4)
+
+# Snapshots often and no trailing entries behind them: a moved replica then has to catch
+# up by InstallSnapshot and then the log, not by the log alone.
+for i in 0 1 2 3; do ctl cluster stop-node --dir "$DIR" "$i" >/dev/null; done
+for i in 0 1 2 3; do
+    sed -i 's/^storage$/storage\n    snapshot_entries = 64\n    snapshot_trailing_entries = 0/' \
+        "$DIR/node-$i.cfg"
+    ctl cluster start-node --dir "$DIR" "$i" >/dev/null || { echo "FAIL: restart node $i"; FAIL=1; }
+done
+
+status_py() { # runs python over `status --json` (stdin) with the expression in $1
+    ctl status --json | python3 -c "import json,sys; st=json.load(sys.stdin); $1"
+}
+leader_of() { status_py "print([s['leader'] for s in st['shards'] if s['id']==$1][0])"; }
+replicas_of() {
+    status_py "print(' '.join(str(r['node']) for r in sorted([s for s in st['shards'] if s['id']==$1][0]['replicas'], key=lambda r: r['node'])))"
+}
+map_version() { status_py "print(st['map_version'])"; }
+
+# Waits until the map reaches version $1 and shard $2 sits on nodes "$3" (sorted).
+wait_placement() {
+    local want_v=$1 shard=$2 want=$3 v r
+    for _ in $(seq 1 150); do
+        v=$(map_version 2>/dev/null) && r=$(replicas_of "$shard" 2>/dev/null) &&
+            [ "$v" -ge "$want_v" ] && [ "$r" = "$want" ] && return 0
+        sleep 0.2
+    done
+    echo "FAIL: shard $shard: map v$v on '$r', want v$want_v on '$want'"
+    FAIL=1
+}
+
+for _ in $(seq 1 100); do # every shard has a leader again
+    status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) else 1)" 2>/dev/null && break
+    sleep 0.2
+done
+
+# ---- writers --------------------------------------------------------------------------
+STOP=$DIR/stop-writers
+writer() { # keys w<id>-<n>; a key is recorded only after its put was acknowledged
+    local id=$1 i=0
+    while [ ! -e "$STOP" ] && [ -d "$DIR" ]; do
+        i=$((i + 1))
+        if ctl put --timeout 15000 "w$id-$i" "value-$id-$i" 2>>"$DIR/writer-$id.err"; then
+            echo "w$id-$i value-$id-$i" >>"$DIR/acked-$id"
+        fi
+    done
+}
+WPIDS=()
+MWPID=
+# however the script ends, the writers stop before the cluster is torn down
+stop_writers() {
+    touch "$STOP" 2>/dev/null
+    kill "${WPIDS[@]}" $MWPID 2>/dev/null
+    cl_cleanup
+}
+trap stop_writers EXIT
+for w in 1 2 3; do
+    writer "$w" &
+    WPIDS+=($!)
+done
+# and 64 puts in flight at all times on one pipelined libshoal connection
+"$BUILD/tests/move_writer" "$SHOAL_BROKER" "$STOP" 64 >"$DIR/move_writer.out" 2>&1 &
+MWPID=$!
+sleep 1
+
+# ---- 1. move shard 0 away from its leader ---------------------------------------------
+L0=$(leader_of 0)
+check "snapshot of shard 0" ctl snapshot 0
+sleep 0.5
+check "move-replica 0 $L0 3 (the leader leaves)" ctl move-replica 0 "$L0" 3
+# exit 3 means "another change is in flight, retry" (the first move's own steps); the
+# answer once the first move is recorded must be exit 2
+for _ in $(seq 1 50); do
+    ctl move-replica 0 "$L0" 3 >/dev/null 2>&1
+    rc=$?
+    [ "$rc" = 3 ] || break
+    sleep 0.1
+done
+[ "$rc" = 2 ] || { echo "FAIL: a second move of the same replica: exit $rc, want 2"; FAIL=1; }
+want_set=$(echo 0 1 2 3 | tr ' ' '\n' | grep -vx "$L0" | sort -n | tr '\n' ' ' | sed 's/ $//')
+wait_placement 3 0 "$want_set"
+for _ in $(seq 1 50); do [ -d "$DIR/node-$L0/shard-0" ] || break; sleep 0.1; done
+[ -d "$DIR/node-$L0/shard-0" ] && { echo "FAIL: node $L0 still has shard-0 data"; FAIL=1; }
+[ -d "$DIR/node-3/shard-0" ] || { echo "FAIL: node 3 has no shard-0 data"; FAIL=1; }
+grep -q "shard 0: installed snapshot" "$DIR/logs/node-3.log" ||
+    { echo "FAIL: node 3 caught up on shard 0 without a snapshot"; FAIL=1; }
+
+# ---- 2. move a follower replica of shard 1 to node 0 ----------------------------------
+L1=$(leader_of 1)
+F1=$(echo 1 2 3 | tr ' ' '\n' | grep -vx "$L1" | head -n 1)
+check "move-replica 1 $F1 0 (a follower leaves)" ctl move-replica 1 "$F1" 0
+want_set=$(echo 0 1 2 3 | tr ' ' '\n' | grep -vx "$F1" | sort -n | tr '\n' ' ' | sed 's/ $//')
+wait_placement 5 1 "$want_set"
+
+# ---- 3. a new node joins and takes a replica of shard 2 -------------------------------
+P4=$((BASE + 108))
+sed -e "s/^    id = 0$/    id = 4\n    join = 1/" \
+    -e "0,/endpoint = .*/s//endpoint = \"tcp:\/\/127.0.0.1:$P4\"/" \
+    -e "0,/pub_endpoint = .*/s//pub_endpoint = \"tcp:\/\/127.0.0.1:$((P4 + 1))\"/" \
+    -e "s#data_dir = .*#data_dir = \"$DIR/node-4\"#" "$DIR/node-0.cfg" >"$DIR/node-4.cfg"
+setsid "$SHOALD" --config "$DIR/node-4.cfg" >>"$DIR/logs/node-4.log" 2>&1 </dev/null &
+echo $! >"$DIR/pids/node-4.pid"
+want 2 "move to a node not in the map" ctl move-replica 2 2 4
+check "add-node 4" ctl add-node 4 "tcp://127.0.0.1:$P4" "tcp://127.0.0.1:$((P4 + 1))"
+want 2 "add-node of a node already in the map" \
+    ctl add-node 4 "tcp://127.0.0.1:$P4" "tcp://127.0.0.1:$((P4 + 1))"
+check "move-replica 2 2 4 (onto the new node)" ctl move-replica 2 2 4
+wait_placement 8 2 "0 3 4"
+
+# ---- 4. a move interrupted at once by killing its leader and its target -------------
+L3=$(leader_of 3)
+check "move-replica 3 $L3 2 (then both killed)" ctl move-replica 3 "$L3" 2
+ctl cluster stop-node --dir "$DIR" --kill "$L3" >/dev/null
+ctl cluster stop-node --dir "$DIR" --kill 2 >/dev/null
+# with its target down the move stays open (version 9): status shows who is leaving
+ctl status --json >"$DIR/open.json"
+python3 - "$DIR/open.json" "$L3" <<'PY' || FAIL=1
+import json, sys
+st = json.load(open(sys.argv[1]))
+s3 = [s for s in st["shards"] if s["id"] == 3][0]
+if st["map_version"] == 9 and s3["leaving"] != [int(sys.argv[2])]:
+    print(f"FAIL: map v9 (move open) but shard 3 shows leaving {s3['leaving']}"); sys.exit(1)
+if st["map_version"] not in (9, 10):
+    print(f"FAIL: map version {st['map_version']} during move 4"); sys.exit(1)
+PY
+ctl status | grep -E "^3 " | grep -q "leaving: $L3" || [ "$(map_version)" != 9 ] ||
+    { echo "FAIL: the status table does not show node $L3 leaving shard 3"; FAIL=1; }
+sleep 1
+ctl cluster start-node --dir "$DIR" "$L3" >/dev/null || { echo "FAIL: restart node $L3"; FAIL=1; }
+ctl cluster start-node --dir "$DIR" 2 >/dev/null || { echo "FAIL: restart node 2"; FAIL=1; }
+want_set=$(echo 0 1 2 3 | tr ' ' '\n' | grep -vx "$L3" | sort -n | tr '\n' ' ' | sed 's/ $//')
+wait_placement 10 3 "$want_set"
+
+# ---- stop the writers, check every acknowledged write ---------------------------------
+touch "$STOP"
+wait "${WPIDS[@]}"
+wait "$MWPID" || { echo "FAIL: the pipelined writer lost acknowledged writes"; FAIL=1; }
+cat "$DIR/move_writer.out"
+cat "$DIR"/acked-* >"$DIR/acked" 2>/dev/null
+ctl scan --prefix w --limit 100000 >"$DIR/scan" || { echo "FAIL: scan"; FAIL=1; }
+python3 - "$DIR/acked" "$DIR/scan" <<'PY' || FAIL=1
+import sys
+acked = dict(l.split() for l in open(sys.argv[1]) if l.strip())
+seen = dict(l.rstrip("\n").split("\t", 1) for l in open(sys.argv[2]) if l.strip())
+lost = [k for k, v in acked.items() if seen.get(k) != v]
+print(f"writes acknowledged during the moves: {len(acked)}, readable after: {len(acked) - len(lost)}")
+if len(acked) < 50:
+    print("FAIL: the writers acknowledged too few writes to mean anything"); sys.exit(1)
+if lost:
+    print(f"FAIL: {len(lost)} acknowledged writes lost, e.g. {lost[:5]}"); sys.exit(1)
+PY
+
+# ---- status shows the placement; bad input gets exit 2 --------------------------------
+ctl status >"$DIR/status.txt"
+grep -q "^shard map v10 " "$DIR/status.txt" || { echo "FAIL: status header:"; head -1 "$DIR/status.txt"; FAIL=1; }
+grep -Eq "^4 +up " "$DIR/status.txt" || { echo "FAIL: node 4 not shown up"; cat "$DIR/status.txt"; FAIL=1; }
+want 2 "move a replica back onto a node that deleted it" ctl move-replica 0 3 "$L0"
+want 2 "move to the same node" ctl move-replica 0 3 3
+want 2 "move of an unknown shard" ctl move-replica 77 0 1
+want 2 "move from a node without the shard" ctl move-replica 2 1 4
+want 2 "move with a bad shard number" ctl move-replica x 1 2
+want 2 "move with a missing argument" ctl move-replica 0 1
+want 2 "remove-node of a node holding replicas" ctl remove-node 4
+want 2 "remove-node of an unknown node" ctl remove-node 42
+want 2 "remove-node of a metadata node" ctl remove-node 1
+want 2 "add-node with a bad endpoint" ctl add-node 5 http://x tcp://127.0.0.1:1
+want 2 "add-shard (not built: refused clearly)" ctl add-shard 0 1 2
+err=$(ctl add-shard 0 1 2 2>&1)
+echo "$err" | grep -q "not built yet" || { echo "FAIL: add-shard error unclear: '$err'"; FAIL=1; }
+err=$(ctl move-replica 0 3 3 2>&1 >/dev/null)
+[ "$(echo "$err" | wc -l)" = 1 ] && echo "$err" | grep -q "same node" ||
+    { echo "FAIL: unclear error for a bad move: '$err'"; FAIL=1; }
+err=$(ctl remove-node 4 2>&1 >/dev/null)
+echo "$err" | grep -q "move its replicas off first" ||
+    { echo "FAIL: unclear error for remove-node: '$err'"; FAIL=1; }
+
+# a node that holds nothing is removed (registered, never started)
+check "add-node 5" ctl add-node 5 "tcp://127.0.0.1:$((P4 + 2))" "tcp://127.0.0.1:$((P4 + 3))"
+check "remove-node 5" ctl remove-node 5
+for _ in $(seq 1 50); do
+    [ "$(map_version)" -ge 12 ] && ! status_py "print([n['id'] for n in st['nodes']])" | grep -q 5 && break
+    sleep 0.2
+done
+[ "$(map_version)" = 12 ] || { echo "FAIL: map version $(map_version), want 12"; FAIL=1; }
+status_py "print([n['id'] for n in st['nodes']])" | grep -q 5 && { echo "FAIL: node 5 still shown"; FAIL=1; }
+
+kill -TERM "$(cat "$DIR/pids/node-4.pid")" 2>/dev/null
+[ "$FAIL" = 0 ] && echo "cluster_move: ok"
+exit "$FAIL"

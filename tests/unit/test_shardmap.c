@@ -1,0 +1,237 @@
+/* test_shardmap.c - the shard map as a value (actors/shardmap.c): the bootstrap map, its
+ * decoding, and every edit the metadata leader makes, accepted or refused (a refusal names
+ * the reason and leaves the map as it was). */
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "actors/shardmap.h"
+
+/* 4 nodes, 4 shards, 3 replicas: shard s on nodes s, s+1, s+2 (mod 4). */
+static Shoal__ShardMap *four(void)
+{
+    node_config_t c;
+    memset(&c, 0, sizeof c);
+    c.shards = 4;
+    c.replicas = 3;
+    c.vnodes = 16;
+    c.n_nodes = 4;
+    for (size_t i = 0; i < 4; i++) {
+        c.nodes[i].id = i;
+        snprintf(c.nodes[i].endpoint, sizeof c.nodes[i].endpoint, "tcp://127.0.0.1:%zu",
+                 7100 + 2 * i);
+        snprintf(c.nodes[i].pub_endpoint, sizeof c.nodes[i].pub_endpoint, "tcp://127.0.0.1:%zu",
+                 7101 + 2 * i);
+    }
+    Shoal__ShardMap *m = shardmap_bootstrap(&c);
+    assert_non_null(m);
+    return m;
+}
+
+static uint8_t *packed(const Shoal__ShardMap *m, size_t *len)
+{
+    *len = shoal__shard_map__get_packed_size(m);
+    uint8_t *b = malloc(*len + 1);
+    shoal__shard_map__pack(m, b);
+    return b;
+}
+
+static bool same_map(const Shoal__ShardMap *a, const uint8_t *b, size_t blen)
+{
+    size_t len;
+    uint8_t *p = packed(a, &len);
+    bool same = len == blen && memcmp(p, b, len) == 0;
+    free(p);
+    return same;
+}
+
+static const uint64_t META[3] = {0, 1, 2};
+
+static void test_bootstrap_and_decode(void **state)
+{
+    (void)state;
+    Shoal__ShardMap *m = four();
+    assert_int_equal(m->version, 1);
+    assert_int_equal(m->n_shards, 4);
+    assert_int_equal(m->n_nodes, 4);
+    const Shoal__ShardInfo *s3 = shardmap_shard(m, 3);
+    assert_int_equal(s3->n_replicas, 3);
+    assert_true(shardmap_has(s3->replicas, 3, 3) && shardmap_has(s3->replicas, 3, 0) &&
+                shardmap_has(s3->replicas, 3, 1));
+    assert_string_equal(shardmap_node(m, 2)->endpoint, "tcp://127.0.0.1:7104");
+    assert_null(shardmap_shard(m, 4));
+    assert_null(shardmap_node(m, 9));
+    size_t len;
+    uint8_t *b = packed(m, &len);
+    Shoal__ShardMap *d = shardmap_decode(b, len);
+    assert_non_null(d);
+    assert_true(same_map(d, b, len));
+    uint8_t junk[] = {0xff, 0xff, 0xff, 0x01};
+    assert_null(shardmap_decode(junk, sizeof junk));
+    Shoal__ShardMap empty = SHOAL__SHARD_MAP__INIT; /* version 0: nobody wrote it */
+    size_t elen;
+    uint8_t *e = packed(&empty, &elen);
+    assert_null(shardmap_decode(e, elen));
+    free(e);
+    free(b);
+    shardmap_free(&d);
+    shardmap_free(&m);
+    assert_null(m);
+}
+
+static void expect_move_refused(Shoal__ShardMap *m, uint32_t shard, uint64_t from, uint64_t to,
+                                const char *why)
+{
+    size_t len;
+    uint8_t *before = packed(m, &len);
+    Shoal__MoveReplicaRequest mv = SHOAL__MOVE_REPLICA_REQUEST__INIT;
+    mv.shard = shard;
+    mv.from_node = from;
+    mv.to_node = to;
+    char err[256] = "";
+    assert_int_equal(shardmap_move(m, &mv, err, sizeof err), -1);
+    if (!strstr(err, why))
+        fail_msg("move %u %" PRIu64 "->%" PRIu64 ": error \"%s\" does not say \"%s\"", shard, from,
+                 to, err, why);
+    assert_true(same_map(m, before, len));
+    free(before);
+}
+
+static void test_move(void **state)
+{
+    (void)state;
+    Shoal__ShardMap *m = four();
+    Shoal__MoveReplicaRequest mv = SHOAL__MOVE_REPLICA_REQUEST__INIT;
+    mv.shard = 0;
+    mv.from_node = 1;
+    mv.to_node = 3;
+    char err[256] = "";
+    assert_int_equal(shardmap_move(m, &mv, err, sizeof err), 0);
+    const Shoal__ShardInfo *s0 = shardmap_shard(m, 0);
+    assert_int_equal(s0->n_replicas, 3);
+    assert_true(shardmap_has(s0->replicas, 3, 3));
+    assert_false(shardmap_has(s0->replicas, 3, 1));
+    assert_int_equal(s0->n_leaving, 1);
+    assert_int_equal(s0->leaving[0], 1);
+
+    expect_move_refused(m, 0, 0, 1, "already moving");
+    expect_move_refused(m, 7, 0, 3, "no shard 7");
+    expect_move_refused(m, 4294967295u, 0, 3, "metadata group");
+    expect_move_refused(m, 1, 2, 2, "same node");
+    expect_move_refused(m, 1, 0, 2, "holds no replica");
+    expect_move_refused(m, 1, 1, 2, "already holds");
+    expect_move_refused(m, 1, 1, 9, "not in the shard map");
+
+    /* the move closes only on exactly the new placement */
+    uint64_t wrong[] = {0, 1, 2}, partial[] = {0, 2}, right[] = {3, 2, 0};
+    assert_false(shardmap_close_move(m, 0, wrong, 3));
+    assert_false(shardmap_close_move(m, 0, partial, 2));
+    assert_false(shardmap_close_move(m, 1, right, 3)); /* shard 1 has no open move */
+    assert_true(shardmap_close_move(m, 0, right, 3));
+    s0 = shardmap_shard(m, 0);
+    assert_int_equal(s0->n_leaving, 0);
+    assert_int_equal(s0->n_retired, 1);
+    assert_int_equal(s0->retired[0], 1);
+    assert_false(shardmap_close_move(m, 0, right, 3)); /* closed once */
+    expect_move_refused(m, 0, 3, 1, "held shard 0 before");
+
+    /* edits survive a round trip through the stored bytes */
+    size_t len;
+    uint8_t *b = packed(m, &len);
+    Shoal__ShardMap *d = shardmap_decode(b, len);
+    assert_non_null(d);
+    assert_int_equal(shardmap_shard(d, 0)->retired[0], 1);
+    shardmap_free(&d);
+    free(b);
+    shardmap_free(&m);
+}
+
+static void add(Shoal__ShardMap *m, uint64_t id, const char *ep, const char *pub, int want,
+                const char *why)
+{
+    Shoal__AddNodeRequest an = SHOAL__ADD_NODE_REQUEST__INIT;
+    Shoal__NodeInfo ni = SHOAL__NODE_INFO__INIT;
+    ni.id = id;
+    ni.endpoint = (char *)ep;
+    ni.pub_endpoint = (char *)pub;
+    an.node = &ni;
+    char err[256] = "";
+    size_t n = m->n_nodes;
+    assert_int_equal(shardmap_add_node(m, &an, err, sizeof err), want);
+    if (want == 0) {
+        assert_int_equal(m->n_nodes, n + 1);
+        assert_string_equal(shardmap_node(m, id)->endpoint, ep);
+    } else {
+        assert_int_equal(m->n_nodes, n);
+        if (!strstr(err, why))
+            fail_msg("add-node %" PRIu64 ": error \"%s\" does not say \"%s\"", id, err, why);
+    }
+}
+
+static void test_add_node(void **state)
+{
+    (void)state;
+    Shoal__ShardMap *m = four();
+    add(m, 4, "tcp://127.0.0.1:7108", "tcp://127.0.0.1:7109", 0, NULL);
+    add(m, 4, "tcp://127.0.0.1:7110", "tcp://127.0.0.1:7111", -1, "already in the shard map");
+    add(m, 5, "tcp://127.0.0.1:7108", "tcp://127.0.0.1:7111", -1, "already uses");
+    add(m, 5, "http://x", "tcp://127.0.0.1:7111", -1, "tcp://");
+    add(m, 5, "tcp://127.0.0.1:7110", "", -1, "tcp://");
+    add(m, 64, "tcp://127.0.0.1:7110", "tcp://127.0.0.1:7111", -1, "out of range");
+    Shoal__AddNodeRequest none = SHOAL__ADD_NODE_REQUEST__INIT; /* no NodeInfo at all */
+    char err[256];
+    assert_int_equal(shardmap_add_node(m, &none, err, sizeof err), -1);
+    shardmap_free(&m);
+}
+
+static void test_remove_node(void **state)
+{
+    (void)state;
+    Shoal__ShardMap *m = four();
+    char err[256] = "";
+    assert_int_equal(shardmap_remove_node(m, 3, META, 3, err, sizeof err), -1);
+    assert_non_null(strstr(err, "move its replicas off first"));
+    assert_int_equal(shardmap_remove_node(m, 1, META, 3, err, sizeof err), -1);
+    assert_non_null(strstr(err, "metadata group"));
+    assert_int_equal(shardmap_remove_node(m, 8, META, 3, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not in the shard map"));
+    add(m, 4, "tcp://127.0.0.1:7108", "tcp://127.0.0.1:7109", 0, NULL);
+    /* a node that is still leaving a shard keeps its data: not removable yet */
+    Shoal__MoveReplicaRequest mv = SHOAL__MOVE_REPLICA_REQUEST__INIT;
+    mv.shard = 1;
+    mv.from_node = 3;
+    mv.to_node = 4;
+    assert_int_equal(shardmap_move(m, &mv, err, sizeof err), 0);
+    mv.shard = 2;
+    assert_int_equal(shardmap_move(m, &mv, err, sizeof err), 0);
+    mv.shard = 3;
+    assert_int_equal(shardmap_move(m, &mv, err, sizeof err), 0);
+    assert_int_equal(shardmap_remove_node(m, 3, META, 3, err, sizeof err), -1);
+    assert_non_null(strstr(err, "move its replicas off first"));
+    for (uint32_t s = 1; s <= 3; s++) {
+        const Shoal__ShardInfo *si = shardmap_shard(m, s);
+        assert_true(shardmap_close_move(m, s, si->replicas, si->n_replicas));
+    }
+    assert_int_equal(shardmap_remove_node(m, 3, META, 3, err, sizeof err), 0);
+    assert_null(shardmap_node(m, 3));
+    assert_int_equal(m->n_nodes, 4);
+    shardmap_free(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bootstrap_and_decode),
+        cmocka_unit_test(test_move),
+        cmocka_unit_test(test_add_node),
+        cmocka_unit_test(test_remove_node),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
