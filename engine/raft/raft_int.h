@@ -103,6 +103,7 @@ struct raft {
     uint64_t read_round;
     uint64_t round_tick[RAFT_ROUND_RING];
     uint64_t lease_until;
+    uint64_t lease_min_round; /* rounds below this never extend the lease (raft_lease_drop) */
     bool lease_disabled; /* a TIMEOUT_NOW went out this term: no lease until the next one */
     raft_read_state_t *rstates;
     size_t n_rstates, cap_rstates;
