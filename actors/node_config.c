@@ -78,7 +78,7 @@ static void set_defaults(node_config_t *c)
     c->prevote = true;
     c->check_quorum = true;
     c->read_mode = NODE_READ_INDEX;
-    c->max_clock_drift_ms = 100;
+    c->max_clock_drift_ms = 50;
     c->fsync = NODE_FSYNC_BATCH;
     c->snapshot_entries = 10000;
     c->snapshot_trailing = 50000;
@@ -186,7 +186,8 @@ static int check_lease(const node_config_t *c, char *err, size_t errlen)
 
 unsigned node_config_lease_margin(const node_config_t *c)
 {
-    return 2 + (c->max_clock_drift_ms + c->tick_ms - 1) / c->tick_ms;
+    unsigned drift_ticks = (c->max_clock_drift_ms + c->tick_ms - 1) / c->tick_ms;
+    return 1 + 2 * drift_ticks;
 }
 
 static int check(node_config_t *c, char *err, size_t errlen)

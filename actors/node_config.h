@@ -62,8 +62,9 @@ int node_config_parse(const char *text, node_config_t *cfg, char *err, size_t er
  * returns the count. */
 size_t node_config_replicas(const node_config_t *cfg, uint32_t group, uint64_t *out, size_t cap);
 /* Lease mode: ticks the Raft core takes off every lease. One tick because a follower's
- * first election tick may come at once after it heard the leader, one for the leader's
- * own tick lateness (node.c checks it), and max_clock_drift_ms rounded up to ticks. */
+ * first election tick may come at once after it heard the leader, max_clock_drift_ms
+ * rounded up to ticks for the clocks' drift, and as much again as room for the leader's
+ * own timer lateness (lease_clock.h: past that room the node drops its leases). */
 unsigned node_config_lease_margin(const node_config_t *c);
 /* The peer entry of node id, or NULL. Borrowed. */
 const node_peer_t *node_config_peer(const node_config_t *cfg, uint64_t id);

@@ -95,8 +95,8 @@ static void test_bad(void **state)
     expect_bad("        3\n", "        x\n", "cluster/nodes/x");
 }
 
-/* Read modes: ReadIndex by default; a lease takes the drift (rounded up to ticks) plus
- * two ticks off, and must stay longer than a heartbeat interval and need check-quorum. */
+/* Read modes: ReadIndex by default; a lease takes twice the drift (rounded up to ticks)
+ * plus one tick off, and must stay longer than a heartbeat interval and need check-quorum. */
 static void test_read_mode(void **state)
 {
     node_config_t c;
@@ -109,9 +109,9 @@ static void test_read_mode(void **state)
     assert_int_equal(node_config_parse(text, &c, err, sizeof err), 0);
     assert_int_equal(c.read_mode, NODE_READ_LEASE);
     assert_int_equal(c.max_clock_drift_ms, 12);
-    assert_int_equal(node_config_lease_margin(&c), 2 + 3); /* 12 ms at 5 ms a tick */
+    assert_int_equal(node_config_lease_margin(&c), 1 + 2 * 3); /* 12 ms at 5 ms a tick */
     expect_bad("prevote = 0", "read_mode = \"fast\"", "raft/read_mode");
-    expect_bad("prevote = 0", "read_mode = \"lease\"\n    max_clock_drift_ms = 130",
+    expect_bad("prevote = 0", "read_mode = \"lease\"\n    max_clock_drift_ms = 65",
                "raft/max_clock_drift_ms");
     expect_bad("prevote = 0", "read_mode = \"lease\"\n    check_quorum = 0", "check_quorum");
 }
