@@ -60,8 +60,8 @@ struct fsm_group_t {
     size_t win_head, win_n, win_bytes;
     uint64_t win_from; /* every change after this index is in the window */
     lsm_batch_t *batch;
-    uint64_t stored;  /* the applied index last written to the engine (KEY_APPLIED) */
-    bool must_store;  /* the batch holds a change that replaying would not skip */
+    uint64_t stored; /* the applied index last written to the engine (KEY_APPLIED) */
+    bool must_store; /* the batch holds a change that replaying would not skip */
 };
 
 /* ---- waiters ------------------------------------------------------------------------ */
@@ -822,8 +822,8 @@ void fsm_actor(zsock_t *pipe, void *args)
                 do_install(job);
             else if (job->type == FSM_SNAPSHOT) {
                 /* the applied index goes into the view, so an installed copy knows it */
-                if (lsm_put(job->fg->lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED),
-                            &job->fg->applied, 8) == 0)
+                if (lsm_put(job->fg->lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED), &job->fg->applied,
+                            8) == 0)
                     job->fg->stored = job->fg->applied;
                 job->lsnap = lsm_snapshot_new(job->fg->lsm);
             }

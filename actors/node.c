@@ -1098,9 +1098,9 @@ static int start(node_t *n, char *err, size_t errlen)
         return -1;
     }
     if (c->read_mode == NODE_READ_LEASE &&
-        !(n->lease_clock = lease_clock_new(c->tick_ms, c->election_ticks,
-                                           node_config_lease_margin(c), c->max_clock_drift_ms,
-                                           zclock_mono()))) {
+        !(n->lease_clock =
+              lease_clock_new(c->tick_ms, c->election_ticks, node_config_lease_margin(c),
+                              c->max_clock_drift_ms, zclock_mono()))) {
         snprintf(err, errlen, "raft/max_clock_drift_ms leaves no lease");
         return -1;
     }

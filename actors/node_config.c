@@ -158,7 +158,8 @@ static int parse_read_mode(zconfig_t *root, node_config_t *c, char *err, size_t 
     else if (strcmp(v, "lease") == 0)
         c->read_mode = NODE_READ_LEASE;
     else {
-        snprintf(err, errlen, "config key raft/read_mode = \"%s\": expected read_index or lease", v);
+        snprintf(err, errlen, "config key raft/read_mode = \"%s\": expected read_index or lease",
+                 v);
         return SHOAL_EINVAL;
     }
     return get_uint(root, "raft/max_clock_drift_ms", 0, 3600000, &c->max_clock_drift_ms, err,

@@ -624,9 +624,8 @@ static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
 /* Options whose value is the next argument (so that value is not the sub-command). */
 static bool takes_value(const char *a)
 {
-    static const char *with[] = {"--dir",       "--nodes", "--shards", "--replicas",
-                                 "--base-port", "--fsync", "--broker", "--timeout",
-                                 "--read-mode"};
+    static const char *with[] = {"--dir",   "--nodes",  "--shards",  "--replicas", "--base-port",
+                                 "--fsync", "--broker", "--timeout", "--read-mode"};
     for (size_t i = 0; i < sizeof with / sizeof *with; i++)
         if (!strcmp(a, with[i]))
             return true;
@@ -648,7 +647,11 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
         "endpoint last. Its nodes answer linearizable reads from a leader lease by default\n"
         "(one host, one clock); --read-mode read_index takes a heartbeat round per read.\n";
     c->usage = usage;
-    cl_opts_t o = {.nodes = 3, .shards = 4, .replicas = 3, .base_port = 7000, .fsync = "batch",
+    cl_opts_t o = {.nodes = 3,
+                   .shards = 4,
+                   .replicas = 3,
+                   .base_port = 7000,
+                   .fsync = "batch",
                    .read_mode = "lease"};
     /* the sub-command is the first positional argument */
     const char *sub = NULL;
