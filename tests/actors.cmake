@@ -13,6 +13,8 @@ shoal_add_fuzzer(NAME fuzz_raftlog SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz
 if(TARGET shoald)
   shoal_add_test(NAME test_node_fsm SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_fsm.c
                  LIBS shoal_actors LABELS unit)
+  shoal_add_test(NAME test_lease_clock SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_lease_clock.c
+                 LIBS shoal_actors LABELS unit)
   shoal_add_test(NAME test_node_transport
                  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_transport.c
                  LIBS shoal_actors LABELS unit)
