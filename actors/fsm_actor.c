@@ -8,8 +8,9 @@
  *
  * Exactly-once writes: every WriteCommand carries (client_id, seq). The group keeps, per
  * client, the last seq applied and its outcome, in the LSM (key 's' + client id) inside
- * the same atomic batch as the write and the applied index. A command whose seq is not
- * newer is not applied again; its stored outcome is returned. Sessions travel with Raft
+ * the same atomic batch as the write (the applied index comes along every APPLIED_LAG
+ * entries: flush_batch). A command whose seq is not newer is not applied again; its
+ * stored outcome is returned. Sessions travel with Raft
  * snapshots because they are ordinary keys.
  *
  * Change window: the last changes of each group stay in memory (a ring bounded by count
@@ -32,6 +33,9 @@
 #define SCAN_DEFAULT 1000
 #define SCAN_MAX 10000
 #define CHANGES_MAX 1000
+/* The applied index is written with an engine batch only once it moved this far, so a
+ * small group's batch (one write at many shards) is two engine inserts, not three. */
+#define APPLIED_LAG 64
 
 typedef struct {
     uint64_t index;
@@ -56,6 +60,8 @@ struct fsm_group_t {
     size_t win_head, win_n, win_bytes;
     uint64_t win_from; /* every change after this index is in the window */
     lsm_batch_t *batch;
+    uint64_t stored; /* the applied index last written to the engine (KEY_APPLIED) */
+    bool must_store; /* the batch holds a change that replaying would not skip */
 };
 
 /* ---- waiters ------------------------------------------------------------------------ */
@@ -179,6 +185,7 @@ fsm_group_t *fsm_group_new(uint32_t group, lsm_t *lsm, uint64_t *applied, char *
     }
     g->win_from = g->applied;
     g->last_change = g->applied;
+    g->stored = g->applied;
     *applied = g->applied;
     return g;
 }
@@ -187,6 +194,10 @@ void fsm_group_destroy(fsm_group_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
+    fsm_group_t *g = *self_p;
+    /* a clean stop stores the exact applied index: nothing to apply again at the start */
+    if (g->lsm && g->applied != g->stored)
+        lsm_put(g->lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
     window_clear(*self_p);
     zhashx_destroy(&(*self_p)->sessions);
     lsm_batch_destroy(&(*self_p)->batch);
@@ -427,17 +438,30 @@ static Shoal__Status apply_op(fsm_group_t *g, fsm_job_t *job, uint64_t index,
     }
 }
 
-/* Writes the group's pending batch with the applied index: one atomic engine write for
- * all the entries of a job (or up to the next compare-and-swap, which must read them). */
+/* Writes the group's pending batch: one atomic engine write for all the entries of a job
+ * (or up to the next compare-and-swap, which must read them).
+ *
+ * The applied index goes with it only every APPLIED_LAG entries, or when the batch holds a
+ * change without a client session. After a restart the entries since the stored index are
+ * applied again, which leaves the state as it is: every write with a session carries its
+ * session in the same batch, so a replayed one finds its seq applied and is skipped (no
+ * change, no event); no-ops and configuration entries change nothing here. Snapshots
+ * store the exact index (FSM_SNAPSHOT). */
 static int flush_batch(fsm_group_t *g)
 {
+    bool store = g->must_store || g->applied - g->stored >= APPLIED_LAG;
+    if (store && g->applied != g->stored)
+        lsm_batch_put(g->batch, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
     if (lsm_batch_count(g->batch) == 0)
         return 0;
-    lsm_batch_put(g->batch, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
     int rc = lsm_write(g->lsm, NULL, g->batch);
     if (rc)
         zsys_error("fsm: shard %u: engine write up to index %" PRIu64 " failed: %s", g->group,
                    g->applied, shoal_strerror(rc));
+    else if (store) {
+        g->stored = g->applied;
+        g->must_store = false;
+    }
     lsm_batch_clear(g->batch);
     return rc;
 }
@@ -469,11 +493,10 @@ static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, wa
             resp.status = apply_op(g, job, e->index, cmd, &cur, &curlen);
             if (cmd->client_id)
                 session_put(g, cmd->client_id, (session_t){cmd->seq, resp.status, e->index});
+            else
+                g->must_store = true; /* nothing would skip it when replayed */
         }
     }
-    /* a command that changed nothing still moves the applied index with the batch */
-    if (lsm_batch_count(g->batch) == 0)
-        lsm_batch_put(g->batch, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
     if (w) {
         /* the waiter's own command, or another leader's entry at its index */
         Shoal__ClientRequest *req = w->frame->client_req;
@@ -505,7 +528,6 @@ static void job_done_waiter(fsm_job_t *job, waiter_t *w)
 static void do_apply(fsm_job_t *job)
 {
     fsm_group_t *g = job->fg;
-    bool dirty = false;
     lsm_batch_clear(g->batch);
     for (size_t i = 0; i < job->n_entries; i++) {
         raft_entry_t *e = &job->entries[i];
@@ -516,10 +538,8 @@ static void do_apply(fsm_job_t *job)
         } else if (e->type == RAFT_ENTRY_NORMAL && e->len) {
             if (apply_entry(g, job, e, w))
                 job->rc = SHOAL_EIO;
-            dirty = false;
         } else {
             g->applied = e->index; /* no-ops and configuration changes */
-            dirty = true;
             if (w)
                 waiter_answer_status(w, SHOAL__STATUS__STATUS_UNAVAILABLE, "retry");
         }
@@ -528,8 +548,6 @@ static void do_apply(fsm_job_t *job)
             job->waiters[i] = NULL;
         }
     }
-    if (dirty && lsm_batch_count(g->batch) == 0)
-        lsm_batch_put(g->batch, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
     if (flush_batch(g))
         job->rc = SHOAL_EIO;
 }
@@ -779,6 +797,8 @@ static void do_install(fsm_job_t *job)
         return;
     }
     g->applied = applied;
+    g->stored = applied;
+    g->must_store = false;
     g->last_change = applied;
     zhashx_purge(g->sessions);
     window_clear(g);
@@ -802,7 +822,9 @@ void fsm_actor(zsock_t *pipe, void *args)
                 do_install(job);
             else if (job->type == FSM_SNAPSHOT) {
                 /* the applied index goes into the view, so an installed copy knows it */
-                lsm_put(job->fg->lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED), &job->fg->applied, 8);
+                if (lsm_put(job->fg->lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED), &job->fg->applied,
+                            8) == 0)
+                    job->fg->stored = job->fg->applied;
                 job->lsnap = lsm_snapshot_new(job->fg->lsm);
             }
             job->applied = job->fg->applied;

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "actors/lease_clock.h"
 #include "actors/placement.h"
 #include "actors/replica.h"
 #include "engine/error.h"
@@ -558,6 +559,8 @@ static void quiesce(node_t *n, replica_t *r)
     raft_status_t st;
     raft_status(r->raft, &st);
     r->quiet = true;
+    /* the core's clock stops with its ticks: a lease counted on it would outlive real time */
+    raft_lease_drop(r->raft);
     for (size_t i = 0; i < st.n_peers; i++) {
         raft_msg_t m;
         memset(&m, 0, sizeof m);
@@ -575,8 +578,20 @@ static void quiesce(node_t *n, replica_t *r)
 
 /* ---- the loop ----------------------------------------------------------------------- */
 
+/* Lease reads are released while the readies are built below; first make sure the ticks
+ * the leases are counted in kept up with real time (lease_clock.h). */
+static void check_leases(node_t *n)
+{
+    if (!n->lease_clock || lease_clock_ok(n->lease_clock, zclock_mono()))
+        return;
+    for (size_t i = 0; i < n->n_replicas; i++)
+        if (n->replicas[i]->role == RAFT_LEADER)
+            raft_lease_drop(n->replicas[i]->raft);
+}
+
 static int pump(node_t *n)
 {
+    check_leases(n);
     for (size_t i = 0; i < n->n_replicas; i++)
         replica_pump(n->replicas[i]);
     /* One batch in flight: the log actor is busy with it (fdatasync), so what the groups
@@ -815,6 +830,8 @@ static int on_tick(zloop_t *loop, int timer_id, void *arg)
     node_t *n = arg;
     unsigned q = n->cfg->quiesce_ticks;
     uint64_t now = zclock_mono();
+    if (n->lease_clock)
+        lease_clock_tick(n->lease_clock, now);
     for (size_t i = 0; i < n->n_replicas; i++) {
         replica_t *r = n->replicas[i];
         if (r->quiet && r->role != RAFT_LEADER && leader_silent(n, r, now))
@@ -1037,6 +1054,13 @@ static int start(node_t *n, char *err, size_t errlen)
         zsys_info("node %" PRIu64 ": joining: waiting for `shoalctl add-node` to place it in "
                   "the shard map",
                   c->id);
+    if (c->read_mode == NODE_READ_LEASE &&
+        !(n->lease_clock =
+              lease_clock_new(c->tick_ms, c->election_ticks, node_config_lease_margin(c),
+                              c->max_clock_drift_ms, zclock_mono()))) {
+        snprintf(err, errlen, "raft/max_clock_drift_ms leaves no lease");
+        return -1;
+    }
     return 0;
 }
 
@@ -1122,6 +1146,7 @@ static void stop(node_t *n)
     rlog_destroy(&n->rlog);
     placement_destroy(n);
     transport_destroy(&n->transport);
+    lease_clock_destroy(&n->lease_clock);
     events_destroy(&n->events);
     zsock_destroy(&n->router);
     zloop_destroy(&n->loop);

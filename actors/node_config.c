@@ -77,6 +77,8 @@ static void set_defaults(node_config_t *c)
     c->heartbeat_ticks = 2;
     c->prevote = true;
     c->check_quorum = true;
+    c->read_mode = NODE_READ_INDEX;
+    c->max_clock_drift_ms = 50;
     c->fsync = NODE_FSYNC_BATCH;
     c->snapshot_entries = 10000;
     c->snapshot_trailing = 50000;
@@ -148,6 +150,47 @@ static int parse_fsync(zconfig_t *root, node_config_t *c, char *err, size_t errl
     return 0;
 }
 
+static int parse_read_mode(zconfig_t *root, node_config_t *c, char *err, size_t errlen)
+{
+    char *v = zconfig_get(root, "raft/read_mode", "read_index");
+    if (strcmp(v, "read_index") == 0)
+        c->read_mode = NODE_READ_INDEX;
+    else if (strcmp(v, "lease") == 0)
+        c->read_mode = NODE_READ_LEASE;
+    else {
+        snprintf(err, errlen, "config key raft/read_mode = \"%s\": expected read_index or lease",
+                 v);
+        return SHOAL_EINVAL;
+    }
+    return get_uint(root, "raft/max_clock_drift_ms", 0, 3600000, &c->max_clock_drift_ms, err,
+                    errlen);
+}
+
+/* A lease shorter than a heartbeat interval would never be valid when a read comes. */
+static int check_lease(const node_config_t *c, char *err, size_t errlen)
+{
+    if (c->read_mode != NODE_READ_LEASE)
+        return 0;
+    if (!c->check_quorum) {
+        snprintf(err, errlen, "raft/read_mode = lease needs raft/check_quorum = true");
+        return SHOAL_EINVAL;
+    }
+    if (node_config_lease_margin(c) + c->heartbeat_ticks >= c->election_ticks) {
+        snprintf(err, errlen,
+                 "raft/max_clock_drift_ms (%u) leaves no lease: it must be well below "
+                 "raft/election_ticks x raft/tick_ms minus a heartbeat interval",
+                 c->max_clock_drift_ms);
+        return SHOAL_EINVAL;
+    }
+    return 0;
+}
+
+unsigned node_config_lease_margin(const node_config_t *c)
+{
+    unsigned drift_ticks = (c->max_clock_drift_ms + c->tick_ms - 1) / c->tick_ms;
+    return 1 + 2 * drift_ticks;
+}
+
 static int check(node_config_t *c, char *err, size_t errlen)
 {
     /* A joining node is not part of the bootstrap placement (which cluster/nodes defines
@@ -172,6 +215,8 @@ static int check(node_config_t *c, char *err, size_t errlen)
                  c->heartbeat_ticks, c->election_ticks);
         return SHOAL_EINVAL;
     }
+    if (check_lease(c, err, errlen))
+        return SHOAL_EINVAL;
     if (strcmp(c->log_level, "error") && strcmp(c->log_level, "warning") &&
         strcmp(c->log_level, "info") && strcmp(c->log_level, "debug")) {
         snprintf(err, errlen,
@@ -216,6 +261,8 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
         rc = get_bool(root, "raft/check_quorum", &c->check_quorum, err, errlen);
     if (rc == 0)
         rc = get_uint(root, "raft/quiesce_ticks", 0, 1000000, &c->quiesce_ticks, err, errlen);
+    if (rc == 0)
+        rc = parse_read_mode(root, c, err, errlen);
     if (rc == 0)
         rc = parse_fsync(root, c, err, errlen);
     if (rc == 0)

@@ -15,6 +15,7 @@
 #define SHOAL_META_GROUP 4294967295u /* the metadata group's id (CONTRACTS.md) */
 
 enum { NODE_FSYNC_BATCH = 0, NODE_FSYNC_ALWAYS = 1, NODE_FSYNC_NEVER = 2 };
+enum { NODE_READ_INDEX = 0, NODE_READ_LEASE = 1 };
 
 typedef struct {
     uint64_t id;
@@ -34,6 +35,8 @@ typedef struct {
     unsigned heartbeat_ticks;
     bool prevote;
     bool check_quorum;
+    int read_mode;                 /* NODE_READ_*: how a leader confirms a linearizable read */
+    unsigned max_clock_drift_ms;   /* lease mode: clock drift and tick lateness tolerated */
     int fsync;                     /* NODE_FSYNC_* */
     unsigned snapshot_entries;     /* take a snapshot after this many applied entries */
     unsigned snapshot_trailing;    /* entries the Raft core keeps behind a snapshot */
@@ -59,6 +62,11 @@ int node_config_parse(const char *text, node_config_t *cfg, char *err, size_t er
 /* Replica node ids of group (data shard or SHOAL_META_GROUP) under bootstrap placement;
  * returns the count. */
 size_t node_config_replicas(const node_config_t *cfg, uint32_t group, uint64_t *out, size_t cap);
+/* Lease mode: ticks the Raft core takes off every lease. One tick because a follower's
+ * first election tick may come at once after it heard the leader, max_clock_drift_ms
+ * rounded up to ticks for the clocks' drift, and as much again as room for the leader's
+ * own timer lateness (lease_clock.h: past that room the node drops its leases). */
+unsigned node_config_lease_margin(const node_config_t *c);
 /* The peer entry of node id, or NULL. Borrowed. */
 const node_peer_t *node_config_peer(const node_config_t *cfg, uint64_t id);
 

@@ -129,6 +129,8 @@ typedef struct {
 /* fsm group state: created by the node (fsm_group_new) and then used only by one fsm
  * actor; the applied index it recovered is returned for the Raft restore. */
 fsm_group_t *fsm_group_new(uint32_t group, lsm_t *lsm, uint64_t *applied, char *err, size_t errlen);
+/* Stores the applied index if it moved since the last stored one (the engine must still
+ * be open; call only when the group's fsm actor is idle). */
 void fsm_group_destroy(fsm_group_t **self_p);
 
 void waiter_destroy(waiter_t **self_p);

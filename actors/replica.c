@@ -195,6 +195,8 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
     c.heartbeat_tick = n->cfg->heartbeat_ticks;
     c.prevote = n->cfg->prevote;
     c.check_quorum = n->cfg->check_quorum;
+    c.lease_read = n->cfg->read_mode == NODE_READ_LEASE;
+    c.lease_margin = node_config_lease_margin(n->cfg);
     c.snapshot_chunk_bytes = SNAP_CHUNK;
     /* a follower that was away for a few seconds of writes catches up by appends, not by
      * a whole-shard snapshot (FINDINGS.md #1); the durable log is still truncated at the

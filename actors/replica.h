@@ -28,6 +28,7 @@ enum { STAGE_NONE = 0, STAGE_INSTALL = 1, STAGE_PERSIST = 2 };
 
 typedef struct node_t node_t;
 typedef struct placement_t placement_t; /* placement.h */
+typedef struct lease_clock lease_clock_t;
 
 typedef struct replica_t {
     uint32_t group;
@@ -92,6 +93,7 @@ struct node_t {
     bool debug;
     uint64_t last_heard[NODE_MAX_NODES]; /* zclock_mono of the last frame from each node */
     placement_t *place;                  /* the shard map and its changes (placement.h) */
+    lease_clock_t *lease_clock;          /* raft/read_mode = lease only, else NULL */
     /* metrics */
     uint64_t fsync_hist[FSYNC_BUCKETS];
     uint64_t leader_changes;

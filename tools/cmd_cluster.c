@@ -30,6 +30,7 @@ typedef struct {
     char dir[PATH_MAX];
     uint64_t nodes, shards, replicas, base_port;
     const char *fsync;
+    const char *read_mode;
     bool kill;
     bool have_nodes, have_replicas;
 } cl_opts_t;
@@ -41,7 +42,8 @@ enum {
     OPT_REPLICAS,
     OPT_BASE_PORT,
     OPT_KILL,
-    OPT_FSYNC
+    OPT_FSYNC,
+    OPT_READ_MODE
 };
 
 static int cl_opt(ctl_t *c, int opt, cl_opts_t *o)
@@ -71,6 +73,11 @@ static int cl_opt(ctl_t *c, int opt, cl_opts_t *o)
             return ctl_fail(c, EXIT_USAGE, "--fsync is batch, always or never, not '%s'", optarg);
         o->fsync = optarg;
         return -1;
+    case OPT_READ_MODE:
+        if (strcmp(optarg, "lease") && strcmp(optarg, "read_index"))
+            return ctl_fail(c, EXIT_USAGE, "--read-mode is lease or read_index, not '%s'", optarg);
+        o->read_mode = optarg;
+        return -1;
     }
     return -1;
 }
@@ -85,6 +92,7 @@ static int parse(ctl_t *c, int argc, char **argv, cl_opts_t *o)
                                          {"base-port", required_argument, 0, OPT_BASE_PORT},
                                          {"kill", no_argument, 0, OPT_KILL},
                                          {"fsync", required_argument, 0, OPT_FSYNC},
+                                         {"read-mode", required_argument, 0, OPT_READ_MODE},
                                          {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -258,8 +266,13 @@ static int write_configs(ctl_t *c, const cl_opts_t *o)
                     "    data_dir = \"%s/node-%" PRIu64 "\"\n"
                     "raft\n    tick_ms = 10\n    election_ticks = 20\n    heartbeat_ticks = 2\n"
                     "    prevote = 1\n    check_quorum = 1\n"
+                    "    # every node of this cluster runs on this host, on one clock, so a\n"
+                    "    # leader may answer linearizable reads from its lease (no heartbeat\n"
+                    "    # round per read); the drift bound is room for late timer ticks\n"
+                    "    read_mode = \"%s\"\n    max_clock_drift_ms = 20\n"
                     "storage\n    fsync = \"%s\"\n",
-                    i, o->base_port + 100 + 2 * i, o->base_port + 101 + 2 * i, o->dir, i, o->fsync);
+                    i, o->base_port + 100 + 2 * i, o->base_port + 101 + 2 * i, o->dir, i,
+                    o->read_mode, o->fsync);
         write_cluster_section(f, o);
         fclose(f);
         zstr_free(&path);
@@ -611,8 +624,8 @@ static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
 /* Options whose value is the next argument (so that value is not the sub-command). */
 static bool takes_value(const char *a)
 {
-    static const char *with[] = {"--dir",       "--nodes", "--shards", "--replicas",
-                                 "--base-port", "--fsync", "--broker", "--timeout"};
+    static const char *with[] = {"--dir",   "--nodes",  "--shards",  "--replicas", "--base-port",
+                                 "--fsync", "--broker", "--timeout", "--read-mode"};
     for (size_t i = 0; i < sizeof with / sizeof *with; i++)
         if (!strcmp(a, with[i]))
             return true;
@@ -623,7 +636,7 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
 {
     static const char *usage =
         "usage: cluster up --dir DIR [--nodes N] [--shards S] [--replicas R] [--base-port P]\n"
-        "                  [--fsync batch|always|never]\n"
+        "                  [--fsync batch|always|never] [--read-mode lease|read_index]\n"
         "       cluster down --dir DIR\n"
         "       cluster stop-node --dir DIR I [--kill]\n"
         "       cluster start-node --dir DIR I\n"
@@ -631,9 +644,15 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
         "(default 4) of R replicas (default min(3, N)). Ports: broker P (default 7000),\n"
         "P+1 (XPUB), P+2 (dashboard), node I at P+100+2I and P+101+2I. `up` waits until\n"
         "every shard has a leader (--timeout, default 60000 ms) and prints the broker\n"
-        "endpoint last.\n";
+        "endpoint last. Its nodes answer linearizable reads from a leader lease by default\n"
+        "(one host, one clock); --read-mode read_index takes a heartbeat round per read.\n";
     c->usage = usage;
-    cl_opts_t o = {.nodes = 3, .shards = 4, .replicas = 3, .base_port = 7000, .fsync = "batch"};
+    cl_opts_t o = {.nodes = 3,
+                   .shards = 4,
+                   .replicas = 3,
+                   .base_port = 7000,
+                   .fsync = "batch",
+                   .read_mode = "lease"};
     /* the sub-command is the first positional argument */
     const char *sub = NULL;
     int at = -1;

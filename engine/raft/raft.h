@@ -283,6 +283,11 @@ int raft_transfer_leader(raft_t *r, uint64_t to);
  * be lost (leader change, lost message): the caller times out and retries. */
 int raft_read_index(raft_t *r, const void *ctx, size_t ctx_len);
 
+/* Ends the leader's lease now: reads wait for a heartbeat round sent after this call until
+ * a new lease is acknowledged. For a caller whose ticks stopped or fell behind real time
+ * (a quiesced group, a stalled process), since the lease is counted in ticks. */
+void raft_lease_drop(raft_t *r);
+
 typedef struct {
     bool soft_state_changed;
     raft_soft_state_t soft_state;

@@ -88,7 +88,7 @@ struct raft {
     bool granted[RAFT_MAX_NODES];
     size_t n_votes;
 
-    uint64_t now;           /* ticks since raft_new */
+    uint64_t now;            /* ticks since raft_new */
     uint64_t leader_contact; /* tick of the last message from a leader (0 at start) */
     unsigned election_elapsed, heartbeat_elapsed, randomized_timeout;
     uint64_t rng;
@@ -103,7 +103,8 @@ struct raft {
     uint64_t read_round;
     uint64_t round_tick[RAFT_ROUND_RING];
     uint64_t lease_until;
-    bool lease_disabled; /* a TIMEOUT_NOW went out this term: no lease until the next one */
+    uint64_t lease_min_round; /* rounds below this never extend the lease (raft_lease_drop) */
+    bool lease_disabled;      /* a TIMEOUT_NOW went out this term: no lease until the next one */
     raft_read_state_t *rstates;
     size_t n_rstates, cap_rstates;
 

@@ -140,7 +140,7 @@ void reads_on_ack(raft_t *r)
         return;
     uint64_t lease =
         r->round_tick[q % RAFT_ROUND_RING] + r->cfg.election_tick - r->cfg.lease_margin;
-    if (r->read_round - q < RAFT_ROUND_RING && lease > r->lease_until)
+    if (r->read_round - q < RAFT_ROUND_RING && q >= r->lease_min_round && lease > r->lease_until)
         r->lease_until = lease;
     size_t k = 0;
     while (k < r->n_reads && r->reads[k].round != 0 && r->reads[k].round <= q) {
@@ -174,6 +174,14 @@ void reads_flush(raft_t *r)
             r->reads[i].index = r->log.committed;
         }
     reads_on_ack(r); /* a single voter confirms itself */
+}
+
+void raft_lease_drop(raft_t *r)
+{
+    if (!r)
+        return;
+    r->lease_until = 0;
+    r->lease_min_round = r->read_round + 1;
 }
 
 int raft_read_index(raft_t *r, const void *ctx, size_t ctx_len)

@@ -1,6 +1,7 @@
 /* chaos_cluster.c - end-to-end fault test of a whole local cluster through libshoal.
  *
- * Starts `shoalctl cluster up` (3 nodes, 4 shards, 3 replicas, one broker) in a temporary
+ * Starts `shoalctl cluster up` (3 nodes, 4 shards, 3 replicas, one broker; its nodes serve
+ * linearizable reads from leader leases, raft/read_mode = "lease") in a temporary
  * folder on free ports, then runs W writer threads, each with its own libshoal connection,
  * while a nemesis driven by one seed injects faults, one at a time (never more than a
  * minority of the nodes is out):

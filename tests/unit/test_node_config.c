@@ -114,6 +114,27 @@ static void test_join(void **state)
     expect_bad("    id = 1\n", "    id = 9\n    join = 2\n", "node/join");
 }
 
+/* Read modes: ReadIndex by default; a lease takes twice the drift (rounded up to ticks)
+ * plus one tick off, and must stay longer than a heartbeat interval and need check-quorum. */
+static void test_read_mode(void **state)
+{
+    node_config_t c;
+    char err[256] = "", text[4096];
+    assert_int_equal(node_config_parse(good, &c, err, sizeof err), 0);
+    assert_int_equal(c.read_mode, NODE_READ_INDEX);
+    const char *p = strstr(good, "prevote = 0\n");
+    snprintf(text, sizeof text, "%.*sread_mode = \"lease\"\n    max_clock_drift_ms = 12\n    %s",
+             (int)(p - good), good, p);
+    assert_int_equal(node_config_parse(text, &c, err, sizeof err), 0);
+    assert_int_equal(c.read_mode, NODE_READ_LEASE);
+    assert_int_equal(c.max_clock_drift_ms, 12);
+    assert_int_equal(node_config_lease_margin(&c), 1 + 2 * 3); /* 12 ms at 5 ms a tick */
+    expect_bad("prevote = 0", "read_mode = \"fast\"", "raft/read_mode");
+    expect_bad("prevote = 0", "read_mode = \"lease\"\n    max_clock_drift_ms = 65",
+               "raft/max_clock_drift_ms");
+    expect_bad("prevote = 0", "read_mode = \"lease\"\n    check_quorum = 0", "check_quorum");
+}
+
 /* The example files in config/ must load (and place every shard on 3 nodes). */
 static void test_example_files(void **state)
 {
@@ -143,9 +164,9 @@ static void test_missing_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),         cmocka_unit_test(test_bad),
-        cmocka_unit_test(test_join),         cmocka_unit_test(test_example_files),
-        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_good),          cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_join),          cmocka_unit_test(test_read_mode),
+        cmocka_unit_test(test_example_files), cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

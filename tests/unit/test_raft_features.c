@@ -546,6 +546,30 @@ static void test_lease_read(void **state)
     free_cluster(h);
 }
 
+/* raft_lease_drop ends the lease at once, and acknowledgements of rounds sent before the
+ * drop (counted on the stopped clock) never bring it back; a round sent after it does. */
+static void test_lease_drop(void **state)
+{
+    harness_t *h = new_cluster(3, 3, with_lease);
+    h_run(h, 3);
+    h_tick(h, 1);
+    h_ready(h, 1); /* a heartbeat round is on its way */
+    raft_lease_drop(h->n[1].r);
+    h_deliver(h); /* its acknowledgements arrive after the drop */
+    h_cut_node(h, 1, true);
+    assert_int_equal(raft_read_index(h->n[1].r, "d", 1), 0);
+    h_ready(h, 1);
+    assert_int_equal(h->n[1].n_reads, 0); /* no lease: waits for a round */
+    h_cut_node(h, 1, false);
+    h_run(h, 2);
+    assert_int_equal(h->n[1].n_reads, 1);
+    h_cut_node(h, 1, true);
+    assert_int_equal(raft_read_index(h->n[1].r, "e", 1), 0);
+    h_ready(h, 1);
+    assert_int_equal(h->n[1].n_reads, 2); /* a new lease from a round after the drop */
+    free_cluster(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -569,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_read_index),
         cmocka_unit_test(test_read_waits_for_own_term_commit),
         cmocka_unit_test(test_lease_read),
+        cmocka_unit_test(test_lease_drop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,6 +75,7 @@ expect 2 cluster up --dir "$tmp/c" --nodes 2 --replicas 3
 expect 2 cluster up --dir "$tmp/c" --shards 0
 expect 2 cluster up --dir "$tmp/c" --base-port 80
 expect 2 cluster up --dir "$tmp/c" --fsync sometimes
+expect 2 cluster up --dir "$tmp/c" --read-mode eventually
 expect 2 cluster down
 expect 2 cluster down --dir "$tmp/nothing-here"
 expect 2 cluster stop-node --dir "$tmp/nothing-here" 0
