@@ -7,7 +7,7 @@
  *             --benchmarks fillseq,fillrandom,overwrite,readrandom,compact,readrandom,
  *                          readseq,seekrandom,fillsync
  *             [--compression 0|1] [--compression-level L] [--write-buffer-size BYTES]
- *             [--cache-size BYTES]
+ *             [--cache-size BYTES] [--block-size BYTES]
  *             [--sync-num 10000] [--json]
  *
  * fillseq, fillrandom and fillsync start from an empty database; the others use the
@@ -36,7 +36,7 @@ typedef struct {
     char *benchmarks;
     bool compression, json;
     int level;
-    size_t write_buffer, cache;
+    size_t write_buffer, cache, block_size;
 } config_t;
 
 static uint64_t rs = 88172645463325252ULL;
@@ -205,6 +205,8 @@ static void open_db(bench_t *b, bool fresh)
     o.compression_level = b->c->level;
     if (b->c->cache)
         o.block_cache_size = b->c->cache;
+    if (b->c->block_size)
+        o.block_size = b->c->block_size;
     char err[512];
     int rc = lsm_open(&o, &b->db, err, sizeof err);
     if (rc) {
@@ -401,7 +403,7 @@ static void usage(void)
     fprintf(stderr, "usage: lsm_bench --dir D [--num N] [--key-size K] [--value-size V]\n"
                     "  [--benchmarks a,b,...] [--compression 0|1] [--compression-level L]\n"
                     "  [--write-buffer-size B]"
-                    "  [--cache-size B] [--sync-num N] [--json]\n");
+                    "  [--cache-size B] [--block-size B] [--sync-num N] [--json]\n");
     exit(2);
 }
 
@@ -413,7 +415,7 @@ static void parse(int argc, char **argv, config_t *c)
         {"benchmarks", 1, 0, 'b'},  {"compression", 1, 0, 'c'},
         {"write-buffer-size", 1, 0, 'w'}, {"cache-size", 1, 0, 'C'},
         {"sync-num", 1, 0, 's'},    {"json", 0, 0, 'j'},
-        {"compression-level", 1, 0, 'L'},
+        {"compression-level", 1, 0, 'L'}, {"block-size", 1, 0, 'B'},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -426,6 +428,7 @@ static void parse(int argc, char **argv, config_t *c)
         case 'c': c->compression = atoi(optarg) != 0; break;
         case 'w': c->write_buffer = (size_t)atoll(optarg); break;
         case 'C': c->cache = (size_t)atoll(optarg); break;
+        case 'B': c->block_size = (size_t)atoll(optarg); break;
         case 's': c->sync_num = atol(optarg); break;
         case 'j': c->json = true; break;
         case 'L': c->level = atoi(optarg); break;
