@@ -205,8 +205,8 @@ static void open_db(bench_t *b, bool fresh)
     o.compression_level = b->c->level;
     if (b->c->cache)
         o.block_cache_size = b->c->cache;
-    if (b->c->block_size)
-        o.block_size = b->c->block_size;
+    if (b->c->block_size) /* both kinds of table */
+        o.block_size = o.compressed_block_size = b->c->block_size;
     char err[512];
     int rc = lsm_open(&o, &b->db, err, sizeof err);
     if (rc) {

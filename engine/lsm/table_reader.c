@@ -86,6 +86,7 @@ struct lsm_table {
     char *index_owned;
     lsm_slice_t filter;
     char *filter_owned;
+    ZSTD_DDict *ddict; /* NULL: the table has no dictionary */
     uint64_t entries;
 };
 
@@ -110,8 +111,33 @@ static void cblock_free(void *v)
     free(c);
 }
 
+/* Decompresses a zstd frame of n stored bytes into dst (exactly raw bytes), with the
+ * table's dictionary for type 2. 0, SHOAL_ECORRUPT, or SHOAL_ENOMEM (no context). */
+static int zstd_into(lsm_dctx_pool_t *dctx, const ZSTD_DDict *ddict, int type, char *dst,
+                     size_t raw, const char *src, size_t n)
+{
+    if (type == LSM_BLOCK_ZSTD_DICT && !ddict)
+        return SHOAL_ECORRUPT;
+    ZSTD_DCtx *dc = dctx_get(dctx);
+    if (!dc)
+        return SHOAL_ENOMEM;
+    size_t got = type == LSM_BLOCK_ZSTD_DICT
+                     ? ZSTD_decompress_usingDDict(dc, dst, raw, src, n, ddict)
+                     : ZSTD_decompressDCtx(dc, dst, raw, src, n);
+    dctx_put(dctx, dc);
+    return ZSTD_isError(got) || got != raw ? SHOAL_ECORRUPT : 0;
+}
+
+/* The decompressed size a zstd frame declares, or 0 with *ok = false when it is unusable. */
+static size_t frame_size(const char *src, size_t n, bool *ok)
+{
+    unsigned long long raw = ZSTD_getFrameContentSize(src, n);
+    *ok = raw != ZSTD_CONTENTSIZE_ERROR && raw != ZSTD_CONTENTSIZE_UNKNOWN && raw <= LSM_MAX_BLOCK;
+    return *ok ? (size_t)raw : 0;
+}
+
 int lsm_block_decode(const char *stored, size_t stored_len, lsm_dctx_pool_t *dctx,
-                     const char **out, size_t *out_len, char **owned)
+                     const void *ddict, const char **out, size_t *out_len, char **owned)
 {
     *owned = NULL;
     if (stored_len < LSM_BLOCK_TRAILER)
@@ -125,21 +151,19 @@ int lsm_block_decode(const char *stored, size_t stored_len, lsm_dctx_pool_t *dct
         *out_len = n;
         return 0;
     }
-    if (type != LSM_BLOCK_ZSTD)
+    if (type != LSM_BLOCK_ZSTD && type != LSM_BLOCK_ZSTD_DICT)
         return SHOAL_ECORRUPT;
-    unsigned long long raw = ZSTD_getFrameContentSize(stored, n);
-    if (raw == ZSTD_CONTENTSIZE_ERROR || raw == ZSTD_CONTENTSIZE_UNKNOWN || raw > LSM_MAX_BLOCK)
+    bool ok;
+    size_t raw = frame_size(stored, n, &ok);
+    if (!ok)
         return SHOAL_ECORRUPT;
     char *buf = malloc(raw ? raw : 1);
     if (!buf)
         return SHOAL_ENOMEM;
-    ZSTD_DCtx *dc = dctx_get(dctx);
-    size_t got = dc ? ZSTD_decompressDCtx(dc, buf, raw, stored, n) : (size_t)-1;
-    if (dc)
-        dctx_put(dctx, dc);
-    if (ZSTD_isError(got) || got != raw) {
+    int rc = zstd_into(dctx, ddict, type, buf, raw, stored, n);
+    if (rc) {
         free(buf);
-        return SHOAL_ECORRUPT;
+        return rc;
     }
     *out = buf;
     *out_len = raw;
@@ -184,28 +208,26 @@ static int check_handle(lsm_table_t *t, uint64_t off, uint64_t size)
 /* Verifies stored block bytes (stored_len includes the trailer) and decompresses a zstd
  * block straight into a new cblock, so a cached block is one allocation holding only the
  * decompressed bytes (no second copy, no stored copy kept beside it). */
-static int decode_zstd_cblock(const char *stored, size_t stored_len, lsm_dctx_pool_t *dctx,
+static int decode_zstd_cblock(lsm_table_t *t, const char *stored, size_t stored_len, int type,
                               cblock_t **cb_p)
 {
     size_t n = stored_len - LSM_BLOCK_TRAILER;
-    if (lsm_get_fixed32(stored + n + 1) != lsm_block_crc(stored, n, LSM_BLOCK_ZSTD))
+    if (lsm_get_fixed32(stored + n + 1) != lsm_block_crc(stored, n, type))
         return SHOAL_ECORRUPT;
-    unsigned long long raw = ZSTD_getFrameContentSize(stored, n);
-    if (raw == ZSTD_CONTENTSIZE_ERROR || raw == ZSTD_CONTENTSIZE_UNKNOWN || raw > LSM_MAX_BLOCK)
+    bool ok;
+    size_t raw = frame_size(stored, n, &ok);
+    if (!ok)
         return SHOAL_ECORRUPT;
     cblock_t *cb = malloc(sizeof *cb + (raw ? raw : 1));
     if (!cb)
         return SHOAL_ENOMEM;
     cb->owned = NULL;
-    ZSTD_DCtx *dc = dctx_get(dctx);
-    size_t got = dc ? ZSTD_decompressDCtx(dc, cb->data, raw, stored, n) : (size_t)-1;
-    if (dc)
-        dctx_put(dctx, dc);
-    if (ZSTD_isError(got) || got != raw) {
+    int rc = zstd_into(t->dctx, t->ddict, type, cb->data, raw, stored, n);
+    if (rc) {
         free(cb);
-        return dc ? SHOAL_ECORRUPT : SHOAL_ENOMEM;
+        return rc;
     }
-    cb->len = (size_t)raw;
+    cb->len = raw;
     *cb_p = cb;
     return 0;
 }
@@ -228,14 +250,14 @@ static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, block
         return rc;
     }
     int type = (unsigned char)stored[size];
-    if (type == LSM_BLOCK_ZSTD) {
-        rc = decode_zstd_cblock(stored, stored_len, t->dctx, &cb);
+    if (type == LSM_BLOCK_ZSTD || type == LSM_BLOCK_ZSTD_DICT) {
+        rc = decode_zstd_cblock(t, stored, stored_len, type, &cb);
         free(rd);
     } else if (rd) {
         const char *out;
         size_t out_len;
         char *owned;
-        rc = lsm_block_decode(stored, stored_len, NULL, &out, &out_len, &owned);
+        rc = lsm_block_decode(stored, stored_len, NULL, NULL, &out, &out_len, &owned);
         if (rc == 0 && owned) { /* cannot happen: a raw block decodes in place */
             free(owned);
             rc = SHOAL_ECORRUPT;
@@ -268,8 +290,8 @@ static int mapped_block(lsm_table_t *t, uint64_t off, uint64_t size, blockref_t 
         return 0;
     }
     char *owned;
-    if (lsm_block_decode(t->map + off, (size_t)size + LSM_BLOCK_TRAILER, NULL, &r->data, &r->len,
-                         &owned))
+    if (lsm_block_decode(t->map + off, (size_t)size + LSM_BLOCK_TRAILER, NULL, NULL, &r->data,
+                         &r->len, &owned))
         return corrupt(t, off, "block checksum mismatch");
     atomic_fetch_or_explicit(&t->verified[bit >> 6], mask, memory_order_relaxed);
     return 0;
@@ -332,23 +354,50 @@ static int read_meta_block(lsm_table_t *t, uint64_t off, uint64_t size, const ch
     return 0;
 }
 
-static int read_footer(lsm_table_t *t, uint64_t h[5])
+/* Reads the footer: h[0..4] = filter offset, filter size, index offset, index size, entry
+ * count; h[5..6] = dictionary offset and size (0 when the 48-byte footer has none). */
+static int read_footer(lsm_table_t *t, uint64_t h[7])
 {
-    char f[LSM_FOOTER_SIZE];
-    size_t got;
+    char f[LSM_FOOTER_DICT_SIZE];
+    size_t got, n = t->size < LSM_FOOTER_DICT_SIZE ? LSM_FOOTER_SIZE : LSM_FOOTER_DICT_SIZE;
     if (t->size < LSM_FOOTER_SIZE)
         return corrupt(t, 0, "file too short for a table footer");
-    uint64_t off = t->size - LSM_FOOTER_SIZE;
-    int rc = t->env->pread(t->file, off, f, sizeof f, &got);
+    uint64_t off = t->size - n;
+    int rc = t->env->pread(t->file, off, f, n, &got);
     if (rc)
         return lsm_err(t->log, rc, "%s: cannot read the footer", t->path);
-    if (got != sizeof f || lsm_get_fixed32(f + 44) != LSM_TABLE_MAGIC)
+    uint32_t magic = got == n ? lsm_get_fixed32(f + n - 4) : 0;
+    if (magic == LSM_TABLE_MAGIC && n > LSM_FOOTER_SIZE) { /* the short footer: its tail */
+        memmove(f, f + n - LSM_FOOTER_SIZE, LSM_FOOTER_SIZE);
+        off += n - LSM_FOOTER_SIZE;
+        n = LSM_FOOTER_SIZE;
+    } else if (magic != (n == LSM_FOOTER_SIZE ? LSM_TABLE_MAGIC : LSM_TABLE_MAGIC_DICT)) {
         return corrupt(t, off, "bad table magic number");
-    if (lsm_get_fixed32(f + 40) != shoal_checksum32(f, 40))
+    }
+    if (lsm_get_fixed32(f + n - 8) != shoal_checksum32(f, n - 8))
         return corrupt(t, off, "footer checksum mismatch");
-    for (int i = 0; i < 5; i++)
-        h[i] = lsm_get_fixed64(f + 8 * i);
+    for (int i = 0; i < 7; i++)
+        h[i] = i < 5 || n == LSM_FOOTER_DICT_SIZE ? lsm_get_fixed64(f + 8 * i) : 0;
     return 0;
+}
+
+/* Loads the dictionary block named by the footer (a raw data block) into a ZSTD_DDict. */
+static int load_dict(lsm_table_t *t, uint64_t off, uint64_t size)
+{
+    const char *d;
+    char *owned;
+    size_t len;
+    int rc = read_meta_block(t, off, size, &d, &len, &owned);
+    if (rc)
+        return rc;
+    /* A data block starts with varint 0 (shared), so zstd never mistakes it for a trained
+     * dictionary (those start with a magic number): it is loaded as raw content. */
+    if (len == 0 || (unsigned char)d[0] != 0)
+        rc = corrupt(t, off, "bad table dictionary");
+    else if (!(t->ddict = ZSTD_createDDict(d, len)))
+        rc = SHOAL_ENOMEM;
+    free(owned); /* the DDict keeps its own copy */
+    return rc;
 }
 
 int lsm_table_open(const lsm_table_ctx_t *ctx, const char *path, uint64_t file_number,
@@ -367,13 +416,15 @@ int lsm_table_open(const lsm_table_ctx_t *ctx, const char *path, uint64_t file_n
     t->log = ctx->log;
     t->dctx = ctx->dctx;
     lsm_errlog_t *log = ctx->log;
-    uint64_t h[5];
+    uint64_t h[7];
     size_t flen = 0;
     int rc = env->open(env, path, LSM_OPEN_READ, &t->file);
     if (rc)
         rc = lsm_err(log, rc, "cannot open table %s", path);
     if (!rc)
         rc = read_footer(t, h);
+    if (!rc && h[6] > 0)
+        rc = load_dict(t, h[5], h[6]);
     if (!rc && h[1] > 0)
         rc = read_meta_block(t, h[0], h[1], &t->filter.data, &flen, &t->filter_owned);
     t->filter.len = flen;
@@ -399,6 +450,7 @@ void lsm_table_close(lsm_table_t **t_p)
         t->env->close(t->file);
     free(t->index_owned);
     free(t->filter_owned);
+    ZSTD_freeDDict(t->ddict);
     free((void *)t->verified);
     free(t->path);
     free(t);

@@ -1,5 +1,5 @@
 /* test_lsm_corrupt.c - corruption tests: flip bytes in each kind of file the engine writes
- * (tables: data block, index, footer; WAL: middle and last record; MANIFEST; CURRENT) and
+ * (tables: data block, index, footer, a compressed table's dictionary; WAL: middle and last record; MANIFEST; CURRENT) and
  * check the engine answers with SHOAL_ECORRUPT and a message naming the file (and the
  * offset), or drops only a torn last WAL record, and never returns a wrong value. */
 #include <setjmp.h>
@@ -207,6 +207,26 @@ static void test_table_footer_and_index(void **state)
     expect_open_corrupt(f, strrchr(path, '/') + 1);
 }
 
+/* A compressed table: its first block is the dictionary of the others, loaded at open (a
+ * damaged one fails the open); a damaged later block fails only the reads that need it. */
+static void test_table_compressed(void **state)
+{
+    fx_t *f = *state;
+    char path[512];
+    f->o.compression = true;
+    populate(f, true);
+    find_file(f, ".sst", path);
+    flip(f, path, 100, 0x04); /* inside the dictionary block */
+    expect_open_corrupt(f, strrchr(path, '/') + 1);
+    flip(f, path, 100, 0x04);
+    flip(f, path, 9000, 0x04); /* a block compressed with the dictionary */
+    lsm_t *db;
+    char err[256];
+    assert_int_equal(lsm_open(&f->o, &db, err, sizeof err), 0);
+    assert_true(read_all(f, db, strrchr(path, '/') + 1) > 0);
+    lsm_close(&db);
+}
+
 static void test_wal_middle_and_tail(void **state)
 {
     fx_t *f = *state;
@@ -255,6 +275,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_table_data_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_data_block, setup_posix, teardown),
         cmocka_unit_test_setup_teardown(test_table_footer_and_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_compressed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_compressed, setup_posix, teardown),
         cmocka_unit_test_setup_teardown(test_wal_middle_and_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_current_missing_table, setup, teardown),
     };
