@@ -61,7 +61,7 @@ int lsm_db_open_table(void *arg, uint64_t number, uint64_t size, lsm_table_t **t
     lsm_t *db = arg;
     char path[4096];
     lsm_db_path(db, path, sizeof path, number, "sst");
-    lsm_table_ctx_t ctx = {db->env, db->cache, &db->log, db->dctx};
+    lsm_table_ctx_t ctx = {db->env, db->cache, &db->log, db->dctx, db->o.mmap_reads};
     return lsm_table_open(&ctx, path, number, size, t);
 }
 

@@ -70,6 +70,11 @@ typedef struct {
      * the time at half the size (a random read decodes one); each compressed table's first
      * block is its zstd dictionary, which keeps the small blocks' size down. */
     size_t compressed_block_size;
+    /* Map table files (mmap) instead of reading blocks with pread. Mapped reads skip a
+     * system call per block read, but every table page read counts in the process's
+     * resident memory; with pread only the block cache does (as RocksDB, whose default is
+     * also off). Default false. */
+    bool mmap_reads;
 } lsm_options_t;
 
 /* Fills o with the defaults above (dir = NULL). */

@@ -86,12 +86,13 @@ lsm_dctx_pool_t *lsm_dctx_pool_new(void);
 void lsm_dctx_pool_destroy(lsm_dctx_pool_t **p_p);
 
 /* What a table reader borrows from its database (all must outlive the table; cache, log and
- * dctx may be NULL). */
+ * dctx may be NULL), and whether to map the file (when the env can) or read it with pread. */
 typedef struct {
     lsm_env_t *env;
     lsm_cache_t *cache;
     lsm_errlog_t *log;
     lsm_dctx_pool_t *dctx;
+    bool mmap_reads;
 } lsm_table_ctx_t;
 
 /* Opens a table of file_size bytes; reads and verifies footer, index and filter. */

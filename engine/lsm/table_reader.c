@@ -1,11 +1,13 @@
 /* table_reader.c - reads tables (table.h): point lookups and iterators.
  *
- * Index and filter are read once at open and kept in memory. Data blocks come from, in
- * order of preference: the file mapping (uncompressed blocks are used in place, no copy;
- * the checksum is verified on the first use of each block and remembered in a bitmap, since
- * the mapped bytes of an immutable file cannot change under us), the block cache
- * (decompressed blocks, verified once when inserted), or a pread into a fresh buffer that
- * then enters the cache. */
+ * Index, filter and dictionary are read once at open and kept in memory. Data blocks come
+ * from, in order of preference: the file mapping when the database maps tables (option
+ * mmap_reads; uncompressed blocks are used in place, no copy; the checksum is verified on
+ * the first use of each block and remembered in a bitmap, since the mapped bytes of an
+ * immutable file cannot change under us), the block cache (decompressed blocks, verified once
+ * when inserted), or a pread (into an iterator's readahead window when it reads
+ * sequentially), the block then entering the cache. Without the mapping, the table pages
+ * the OS caches are not part of the process's resident memory. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -232,18 +234,89 @@ static int decode_zstd_cblock(lsm_table_t *t, const char *stored, size_t stored_
     return 0;
 }
 
-/* Reads, verifies and decompresses block (off, size) outside the cache. A compressed block
- * of a mapped table is decompressed straight from the mapping (no read, no copy); a block
- * read with pread is used in the read buffer when raw, or decompressed into a new buffer and
- * the read buffer freed. */
-static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, blockref_t *r)
+/* Sequential reads of one iterator: once two block loads in a row were contiguous, the
+ * iterator reads RA_BYTES at a time into its own buffer instead of one pread per block (a
+ * scan or a compaction input), without mapping the file. Point reads never use it. */
+#define RA_BYTES (256u << 10)
+#define STACK_READ 4096 /* compressed blocks up to this size are read into the stack */
+
+typedef struct {
+    char *buf;
+    uint64_t off;      /* file bytes [off, off + len) are in buf */
+    size_t len;
+    uint64_t next_off; /* where the previous load ended */
+    int run;           /* contiguous loads in a row */
+} readahead_t;
+
+/* Points *stored at the stored block (off, stored_len) if the readahead window holds it,
+ * refilling the window when the iterator reads sequentially. false: read it another way. */
+static bool ra_block(lsm_table_t *t, readahead_t *ra, uint64_t off, size_t stored_len,
+                     const char **stored)
+{
+    if (!ra)
+        return false;
+    ra->run = off == ra->next_off ? ra->run + 1 : 0;
+    ra->next_off = off + stored_len;
+    if (off >= ra->off && off + stored_len <= ra->off + ra->len) {
+        *stored = ra->buf + (off - ra->off);
+        return true;
+    }
+    if (ra->run < 2 || stored_len > RA_BYTES)
+        return false;
+    if (!ra->buf && !(ra->buf = malloc(RA_BYTES)))
+        return false;
+    size_t got;
+    if (t->env->pread(t->file, off, ra->buf, RA_BYTES, &got) || got < stored_len) {
+        ra->len = 0;
+        return false; /* the ordinary read will report it */
+    }
+    ra->off = off;
+    ra->len = got;
+    *stored = ra->buf;
+    return true;
+}
+
+/* A raw stored block as a new cblock: the checksum verified, the bytes copied. */
+static int raw_cblock(const char *stored, size_t size, cblock_t **cb_p)
+{
+    const char *out;
+    size_t out_len;
+    char *owned;
+    if (lsm_block_decode(stored, size + LSM_BLOCK_TRAILER, NULL, NULL, &out, &out_len, &owned))
+        return SHOAL_ECORRUPT;
+    cblock_t *cb = malloc(sizeof *cb + (size ? size : 1));
+    if (!cb)
+        return SHOAL_ENOMEM;
+    cb->owned = NULL;
+    cb->len = size;
+    memcpy(cb->data, stored, size);
+    *cb_p = cb;
+    return 0;
+}
+
+/* Reads, verifies and decompresses block (off, size) outside the cache into a new cblock.
+ * The stored bytes come from the mapping, the iterator's readahead window, the stack (a
+ * small block of a compressed table: no allocation for bytes about to be decompressed), or
+ * a pread into a new cblock (then a raw block is used where it was read, with no copy). */
+static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, readahead_t *ra,
+                              blockref_t *r)
 {
     cblock_t *cb = NULL, *rd = NULL;
     int rc;
-    size_t stored_len = (size_t)size + LSM_BLOCK_TRAILER;
+    size_t stored_len = (size_t)size + LSM_BLOCK_TRAILER, got;
     const char *stored;
-    if (t->map && (unsigned char)t->map[off + size] != LSM_BLOCK_RAW) {
+    char stack[STACK_READ + LSM_BLOCK_TRAILER];
+    if (t->map) {
         stored = t->map + off;
+    } else if (ra_block(t, ra, off, stored_len, &stored)) {
+    } else if (t->ddict && stored_len <= sizeof stack) {
+        rc = t->env->pread(t->file, off, stack, stored_len, &got);
+        if (rc)
+            return lsm_err(t->log, rc, "%s: read of %zu bytes at offset %llu failed", t->path,
+                           stored_len, (unsigned long long)off);
+        if (got != stored_len)
+            return corrupt(t, off, "block runs past the end of the file");
+        stored = stack;
     } else if ((rc = read_stored(t, off, size, &rd)) == 0) {
         stored = rd->data;
     } else {
@@ -252,24 +325,20 @@ static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, block
     int type = (unsigned char)stored[size];
     if (type == LSM_BLOCK_ZSTD || type == LSM_BLOCK_ZSTD_DICT) {
         rc = decode_zstd_cblock(t, stored, stored_len, type, &cb);
-        free(rd);
     } else if (rd) {
         const char *out;
         size_t out_len;
         char *owned;
         rc = lsm_block_decode(stored, stored_len, NULL, NULL, &out, &out_len, &owned);
-        if (rc == 0 && owned) { /* cannot happen: a raw block decodes in place */
-            free(owned);
-            rc = SHOAL_ECORRUPT;
-        }
-        cb = rd;
-        if (rc == 0)
+        if (rc == 0) {
+            cb = rd;
             cb->len = out_len;
-        else
-            free(rd), cb = NULL;
+            rd = NULL;
+        }
     } else {
-        rc = SHOAL_ECORRUPT; /* unknown block type in the mapping */
+        rc = raw_cblock(stored, (size_t)size, &cb);
     }
+    free(rd);
     if (rc)
         return rc == SHOAL_ECORRUPT ? corrupt(t, off, "block checksum or encoding mismatch")
                                     : rc;
@@ -298,7 +367,7 @@ static int mapped_block(lsm_table_t *t, uint64_t off, uint64_t size, blockref_t 
 }
 
 static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cache,
-                      blockref_t *r)
+                      readahead_t *ra, blockref_t *r)
 {
     memset(r, 0, sizeof *r);
     int rc = check_handle(t, off, size);
@@ -312,7 +381,7 @@ static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cac
         r->len = cb->len;
         return 0;
     }
-    rc = read_block_nocache(t, off, size, r);
+    rc = read_block_nocache(t, off, size, ra, r);
     if (rc || !fill_cache || !t->cache)
         return rc;
     cblock_t *cb = (cblock_t *)r->owned;
@@ -338,7 +407,7 @@ static int read_meta_block(lsm_table_t *t, uint64_t off, uint64_t size, const ch
     blockref_t r;
     int rc = check_handle(t, off, size);
     if (rc == 0)
-        rc = read_block_nocache(t, off, size, &r);
+        rc = read_block_nocache(t, off, size, NULL, &r);
     if (rc)
         return rc;
     cblock_t *cb = (cblock_t *)r.owned;
@@ -435,7 +504,8 @@ int lsm_table_open(const lsm_table_ctx_t *ctx, const char *path, uint64_t file_n
         return rc;
     }
     t->entries = h[4];
-    if (env->map && (t->verified = calloc((file_size >> 14) + 1, sizeof *t->verified)))
+    if (ctx->mmap_reads && env->map &&
+        (t->verified = calloc((file_size >> 14) + 1, sizeof *t->verified)))
         t->map = env->map(t->file, file_size);
     *t_p = t;
     return 0;
@@ -491,7 +561,7 @@ int lsm_table_get(lsm_table_t *t, lsm_slice_t ikey, uint64_t user_hash, bool fil
     if (!lsm_block_iter_valid(&ix)) {
         rc = ix.status ? corrupt(t, t->size - LSM_FOOTER_SIZE, "corrupt index block") : 0;
     } else if ((rc = index_handle(t, ix.value, &off, &size)) == 0 &&
-               (rc = read_block(t, off, size, fill_cache, &r)) == 0) {
+               (rc = read_block(t, off, size, fill_cache, NULL, &r)) == 0) {
         lsm_block_iter_init(&dt, r.data, r.len);
         lsm_block_iter_seek(&dt, ikey);
         if (lsm_block_iter_valid(&dt)) {
@@ -517,6 +587,7 @@ typedef struct {
     blockref_t ref;
     bool have_block;
     uint64_t block_off;
+    readahead_t ra;
     int status;
 } table_iter_t;
 
@@ -553,7 +624,7 @@ static bool load_block(table_iter_t *ti)
     if (ti->have_block)
         release_block(ti->t, &ti->ref);
     ti->have_block = false;
-    rc = read_block(ti->t, off, size, ti->fill_cache, &ti->ref);
+    rc = read_block(ti->t, off, size, ti->fill_cache, &ti->ra, &ti->ref);
     if (rc) {
         ti_set_error(ti, rc);
         return false;
@@ -668,6 +739,7 @@ static void ti_destroy(lsm_iiter_t *it)
         release_block(ti->t, &ti->ref);
     lsm_block_iter_free(&ti->index);
     lsm_block_iter_free(&ti->data);
+    free(ti->ra.buf);
     free(ti);
 }
 
