@@ -236,7 +236,8 @@ static int decode_zstd_cblock(lsm_table_t *t, const char *stored, size_t stored_
 
 /* Sequential reads of one iterator: once two block loads in a row were contiguous, the
  * iterator reads RA_BYTES at a time into its own buffer instead of one pread per block (a
- * scan or a compaction input), without mapping the file. Point reads never use it. */
+ * scan or a compaction input), without mapping the file. Point reads never use it. Blocks
+ * taken from the window do not enter the block cache (read_block). */
 #define RA_BYTES (256u << 10)
 #define STACK_READ 4096 /* compressed blocks up to this size are read into the stack */
 
@@ -299,7 +300,7 @@ static int raw_cblock(const char *stored, size_t size, cblock_t **cb_p)
  * small block of a compressed table: no allocation for bytes about to be decompressed), or
  * a pread into a new cblock (then a raw block is used where it was read, with no copy). */
 static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, readahead_t *ra,
-                              blockref_t *r)
+                              blockref_t *r, bool *via_ra)
 {
     cblock_t *cb = NULL, *rd = NULL;
     int rc;
@@ -308,7 +309,7 @@ static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, reada
     char stack[STACK_READ + LSM_BLOCK_TRAILER];
     if (t->map) {
         stored = t->map + off;
-    } else if (ra_block(t, ra, off, stored_len, &stored)) {
+    } else if ((*via_ra = ra_block(t, ra, off, stored_len, &stored))) {
     } else if (t->ddict && stored_len <= sizeof stack) {
         rc = t->env->pread(t->file, off, stack, stored_len, &got);
         if (rc)
@@ -381,8 +382,12 @@ static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cac
         r->len = cb->len;
         return 0;
     }
-    rc = read_block_nocache(t, off, size, ra, r);
-    if (rc || !fill_cache || !t->cache)
+    bool via_ra = false;
+    rc = read_block_nocache(t, off, size, ra, r, &via_ra);
+    /* A block a sequential scan reads ahead is used once and dropped, not cached: a scan
+     * then costs no cache insert and eviction per block and does not flush the blocks that
+     * point reads keep coming back to (scan resistance). */
+    if (rc || !fill_cache || !t->cache || via_ra)
         return rc;
     cblock_t *cb = (cblock_t *)r->owned;
     r->owned = NULL;
@@ -407,7 +412,7 @@ static int read_meta_block(lsm_table_t *t, uint64_t off, uint64_t size, const ch
     blockref_t r;
     int rc = check_handle(t, off, size);
     if (rc == 0)
-        rc = read_block_nocache(t, off, size, NULL, &r);
+        rc = read_block_nocache(t, off, size, NULL, &r, &(bool){false});
     if (rc)
         return rc;
     cblock_t *cb = (cblock_t *)r.owned;
