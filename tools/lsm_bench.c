@@ -34,7 +34,8 @@ typedef struct {
     long num, sync_num;
     int key_size, value_size;
     char *benchmarks;
-    bool compression, json, mmap;
+    bool compression, json;
+    int mmap; /* -1: the engine's default */
     int level;
     size_t write_buffer, cache, block_size;
 } config_t;
@@ -205,7 +206,8 @@ static void open_db(bench_t *b, bool fresh)
     o.compression_level = b->c->level;
     if (b->c->cache)
         o.block_cache_size = b->c->cache;
-    o.mmap_reads = b->c->mmap;
+    if (b->c->mmap >= 0)
+        o.mmap_reads = b->c->mmap != 0;
     if (b->c->block_size) /* both kinds of table */
         o.block_size = o.compressed_block_size = b->c->block_size;
     char err[512];
@@ -445,7 +447,7 @@ static void parse(int argc, char **argv, config_t *c)
 int main(int argc, char **argv)
 {
     config_t c = {.num = 1000000, .sync_num = 10000, .key_size = 16, .value_size = 100,
-                  .write_buffer = 64u << 20, .level = -1};
+                  .write_buffer = 64u << 20, .level = -1, .mmap = -1};
     parse(argc, argv, &c);
     if (!c.benchmarks)
         c.benchmarks = strdup("fillseq,fillrandom,overwrite,readrandom,compact,readrandom,"

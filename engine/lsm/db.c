@@ -30,6 +30,7 @@ void lsm_options_init(lsm_options_t *o)
     o->max_write_buffers = 2;
     o->block_size = 4096;
     o->compressed_block_size = 2048;
+    o->mmap_reads = true;
     o->block_cache_size = 32u << 20;
     o->compression_level = -1;
     o->bloom_bits_per_key = 10;

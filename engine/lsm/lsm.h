@@ -71,9 +71,10 @@ typedef struct {
      * block is its zstd dictionary, which keeps the small blocks' size down. */
     size_t compressed_block_size;
     /* Map table files (mmap) instead of reading blocks with pread. Mapped reads skip a
-     * system call per block read, but every table page read counts in the process's
-     * resident memory; with pread only the block cache does (as RocksDB, whose default is
-     * also off). Default false. */
+     * system call per block read and use uncompressed blocks in place (no copy, no cache
+     * entry: ~3x the uncompressed random reads), but every table page read counts in the
+     * process's resident memory; with pread only the block cache does (as RocksDB, whose
+     * default is pread). Default true (docs/BENCHMARKS.md has both measured). */
     bool mmap_reads;
 } lsm_options_t;
 

@@ -249,6 +249,16 @@ typedef struct {
     int run;           /* contiguous loads in a row */
 } readahead_t;
 
+/* Counts contiguous block loads: true once the iterator reads sequentially. */
+static bool ra_sequential(readahead_t *ra, uint64_t off, size_t stored_len)
+{
+    if (!ra)
+        return false;
+    ra->run = off == ra->next_off ? ra->run + 1 : 0;
+    ra->next_off = off + stored_len;
+    return ra->run >= 2;
+}
+
 /* Points *stored at the stored block (off, stored_len) if the readahead window holds it,
  * refilling the window when the iterator reads sequentially. false: read it another way. */
 static bool ra_block(lsm_table_t *t, readahead_t *ra, uint64_t off, size_t stored_len,
@@ -256,8 +266,7 @@ static bool ra_block(lsm_table_t *t, readahead_t *ra, uint64_t off, size_t store
 {
     if (!ra)
         return false;
-    ra->run = off == ra->next_off ? ra->run + 1 : 0;
-    ra->next_off = off + stored_len;
+    ra_sequential(ra, off, stored_len);
     if (off >= ra->off && off + stored_len <= ra->off + ra->len) {
         *stored = ra->buf + (off - ra->off);
         return true;
@@ -309,6 +318,7 @@ static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, reada
     char stack[STACK_READ + LSM_BLOCK_TRAILER];
     if (t->map) {
         stored = t->map + off;
+        *via_ra = ra_sequential(ra, off, stored_len); /* a scan: used once, not cached */
     } else if ((*via_ra = ra_block(t, ra, off, stored_len, &stored))) {
     } else if (t->ddict && stored_len <= sizeof stack) {
         rc = t->env->pread(t->file, off, stack, stored_len, &got);

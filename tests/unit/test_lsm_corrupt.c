@@ -62,10 +62,12 @@ static int setup_posix(void **state)
     return 0;
 }
 
-/* The POSIX env, tables read with pread (the default). */
+/* The POSIX env, tables read with pread. */
 static int setup_posix_pread(void **state)
 {
-    *state = fixture(true);
+    fx_t *f = fixture(true);
+    f->o.mmap_reads = false;
+    *state = f;
     return 0;
 }
 
