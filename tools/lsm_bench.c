@@ -7,7 +7,7 @@
  *             --benchmarks fillseq,fillrandom,overwrite,readrandom,compact,readrandom,
  *                          readseq,seekrandom,fillsync
  *             [--compression 0|1] [--compression-level L] [--write-buffer-size BYTES]
- *             [--cache-size BYTES]
+ *             [--cache-size BYTES] [--block-size BYTES] [--mmap 0|1]
  *             [--sync-num 10000] [--json]
  *
  * fillseq, fillrandom and fillsync start from an empty database; the others use the
@@ -35,8 +35,9 @@ typedef struct {
     int key_size, value_size;
     char *benchmarks;
     bool compression, json;
+    int mmap; /* -1: the engine's default */
     int level;
-    size_t write_buffer, cache;
+    size_t write_buffer, cache, block_size;
 } config_t;
 
 static uint64_t rs = 88172645463325252ULL;
@@ -205,6 +206,10 @@ static void open_db(bench_t *b, bool fresh)
     o.compression_level = b->c->level;
     if (b->c->cache)
         o.block_cache_size = b->c->cache;
+    if (b->c->mmap >= 0)
+        o.mmap_reads = b->c->mmap != 0;
+    if (b->c->block_size) /* both kinds of table */
+        o.block_size = o.compressed_block_size = b->c->block_size;
     char err[512];
     int rc = lsm_open(&o, &b->db, err, sizeof err);
     if (rc) {
@@ -401,7 +406,7 @@ static void usage(void)
     fprintf(stderr, "usage: lsm_bench --dir D [--num N] [--key-size K] [--value-size V]\n"
                     "  [--benchmarks a,b,...] [--compression 0|1] [--compression-level L]\n"
                     "  [--write-buffer-size B]"
-                    "  [--cache-size B] [--sync-num N] [--json]\n");
+                    "  [--cache-size B] [--block-size B] [--mmap 0|1] [--sync-num N] [--json]\n");
     exit(2);
 }
 
@@ -413,7 +418,8 @@ static void parse(int argc, char **argv, config_t *c)
         {"benchmarks", 1, 0, 'b'},  {"compression", 1, 0, 'c'},
         {"write-buffer-size", 1, 0, 'w'}, {"cache-size", 1, 0, 'C'},
         {"sync-num", 1, 0, 's'},    {"json", 0, 0, 'j'},
-        {"compression-level", 1, 0, 'L'},
+        {"compression-level", 1, 0, 'L'}, {"block-size", 1, 0, 'B'},
+        {"mmap", 1, 0, 'M'},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -426,6 +432,8 @@ static void parse(int argc, char **argv, config_t *c)
         case 'c': c->compression = atoi(optarg) != 0; break;
         case 'w': c->write_buffer = (size_t)atoll(optarg); break;
         case 'C': c->cache = (size_t)atoll(optarg); break;
+        case 'B': c->block_size = (size_t)atoll(optarg); break;
+        case 'M': c->mmap = atoi(optarg) != 0; break;
         case 's': c->sync_num = atol(optarg); break;
         case 'j': c->json = true; break;
         case 'L': c->level = atoi(optarg); break;
@@ -439,7 +447,7 @@ static void parse(int argc, char **argv, config_t *c)
 int main(int argc, char **argv)
 {
     config_t c = {.num = 1000000, .sync_num = 10000, .key_size = 16, .value_size = 100,
-                  .write_buffer = 64u << 20, .level = -1};
+                  .write_buffer = 64u << 20, .level = -1, .mmap = -1};
     parse(argc, argv, &c);
     if (!c.benchmarks)
         c.benchmarks = strdup("fillseq,fillrandom,overwrite,readrandom,compact,readrandom,"

@@ -29,6 +29,8 @@ void lsm_options_init(lsm_options_t *o)
     o->write_buffer_size = 64u << 20;
     o->max_write_buffers = 2;
     o->block_size = 4096;
+    o->compressed_block_size = 2048;
+    o->mmap_reads = true;
     o->block_cache_size = 32u << 20;
     o->compression_level = -1;
     o->bloom_bits_per_key = 10;
@@ -60,7 +62,7 @@ int lsm_db_open_table(void *arg, uint64_t number, uint64_t size, lsm_table_t **t
     lsm_t *db = arg;
     char path[4096];
     lsm_db_path(db, path, sizeof path, number, "sst");
-    lsm_table_ctx_t ctx = {db->env, db->cache, &db->log, db->dctx};
+    lsm_table_ctx_t ctx = {db->env, db->cache, &db->log, db->dctx, db->o.mmap_reads};
     return lsm_table_open(&ctx, path, number, size, t);
 }
 
@@ -385,6 +387,10 @@ static void sanitize(lsm_options_t *o)
         o->max_write_buffers = LSM_MAX_IMM + 1;
     if (o->block_size < 256)
         o->block_size = 256;
+    if (o->compressed_block_size == 0)
+        o->compressed_block_size = o->block_size;
+    if (o->compressed_block_size < 256)
+        o->compressed_block_size = 256;
     if (o->l0_slowdown_trigger < 2)
         o->l0_slowdown_trigger = 2;
     if (o->l0_stop_trigger <= o->l0_slowdown_trigger)
@@ -411,8 +417,9 @@ static lsm_t *db_alloc(const lsm_options_t *o)
     pthread_cond_init(&db->bg_cv, NULL);
     db->versions.next = db->versions.prev = &db->versions;
     db->snapshots.next = db->snapshots.prev = &db->snapshots;
-    db->topt = (lsm_table_options_t){db->o.block_size, db->o.compression,
-                                     db->o.compression_level, db->o.bloom_bits_per_key};
+    db->topt = (lsm_table_options_t){db->o.block_size, db->o.compressed_block_size,
+                                     db->o.compression, db->o.compression_level,
+                                     db->o.bloom_bits_per_key, false};
     atomic_init(&db->last_seq, 0);
     return db;
 }

@@ -65,6 +65,17 @@ typedef struct {
      * the writes since the last flush, always a suffix of the history: tables hold a prefix.
      * write options' sync is ignored. Default false. */
     bool disable_wal;
+    /* Target uncompressed size of a data block in compressed tables; default 2 KiB (0: the
+     * block_size). Half the uncompressed size because a zstd block decodes in less than half
+     * the time at half the size (a random read decodes one); each compressed table's first
+     * block is its zstd dictionary, which keeps the small blocks' size down. */
+    size_t compressed_block_size;
+    /* Map table files (mmap) instead of reading blocks with pread. Mapped reads skip a
+     * system call per block read and use uncompressed blocks in place (no copy, no cache
+     * entry: ~3x the uncompressed random reads), but every table page read counts in the
+     * process's resident memory; with pread only the block cache does (as RocksDB, whose
+     * default is pread). Default true (docs/BENCHMARKS.md has both measured). */
+    bool mmap_reads;
 } lsm_options_t;
 
 /* Fills o with the defaults above (dir = NULL). */

@@ -1,8 +1,9 @@
 /* table_builder.c - writes a table (table.h) in one pass: data blocks are cut at
  * block_size, compressed when it saves at least 1/8, and collected with the filter's key
  * hashes; output goes through a 256 KiB buffer so the file sees few large writes. A
- * finished table is fdatasync'ed before it is reported: the manifest may only name
- * durable tables. */
+ * compressed table's first block is cut at LSM_DICT_BYTES, written raw and loaded as the
+ * zstd dictionary of the rest (table.h says why). A finished table is fdatasync'ed before
+ * it is reported: the manifest may only name durable tables. */
 #include <stdlib.h>
 #include <zstd.h>
 
@@ -28,6 +29,8 @@ struct lsm_table_builder {
     uint64_t prev_hash;
     uint64_t entries;
     ZSTD_CCtx *zc;
+    ZSTD_CDict *cdict;   /* made from the first data block; NULL until then */
+    uint64_t dict_off, dict_size;
     lsm_buf_t zbuf;
     int status;
 };
@@ -40,6 +43,8 @@ int lsm_table_builder_new(lsm_env_t *env, const char *path, const lsm_table_opti
         return SHOAL_ENOMEM;
     b->env = env;
     b->o = *o;
+    if (o->compression && o->compressed_block_size)
+        b->o.block_size = o->compressed_block_size;
     if (b->o.block_size < 256)
         b->o.block_size = 256;
     lsm_block_builder_init(&b->data, 16);
@@ -86,12 +91,31 @@ static int write_block(lsm_table_builder_t *b, lsm_slice_t raw, uint64_t *off, u
         b->zbuf.len = 0;
         if (lsm_buf_reserve(&b->zbuf, bound))
             return SHOAL_ENOMEM;
-        size_t n = ZSTD_compressCCtx(b->zc, b->zbuf.data, bound, raw.data, raw.len,
-                                     b->o.compression_level);
+        size_t n = b->cdict ? ZSTD_compress_usingCDict(b->zc, b->zbuf.data, bound, raw.data,
+                                                       raw.len, b->cdict)
+                            : ZSTD_compressCCtx(b->zc, b->zbuf.data, bound, raw.data, raw.len,
+                                                b->o.compression_level);
+        int type = b->cdict ? LSM_BLOCK_ZSTD_DICT : LSM_BLOCK_ZSTD;
         if (!ZSTD_isError(n) && n < raw.len - raw.len / 8)
-            return write_raw_block(b, lsm_slice(b->zbuf.data, n), LSM_BLOCK_ZSTD, off, size);
+            return write_raw_block(b, lsm_slice(b->zbuf.data, n), type, off, size);
     }
     return write_raw_block(b, raw, LSM_BLOCK_RAW, off, size);
+}
+
+/* The first data block of a compressed table: stored raw, then its bytes become the
+ * dictionary every later block is compressed with. */
+static int write_dict_block(lsm_table_builder_t *b, lsm_slice_t raw, uint64_t *off,
+                            uint64_t *size)
+{
+    int rc = write_raw_block(b, raw, LSM_BLOCK_RAW, off, size);
+    if (rc)
+        return rc;
+    /* The block starts with varint 0 (a restart entry), never the zstd dictionary magic, so
+     * zstd takes it as raw content. */
+    b->cdict = ZSTD_createCDict(raw.data, raw.len, b->o.compression_level);
+    b->dict_off = *off;
+    b->dict_size = *size;
+    return b->cdict ? 0 : SHOAL_ENOMEM;
 }
 
 static int add_index_entry(lsm_table_builder_t *b, uint64_t off, uint64_t size)
@@ -110,7 +134,8 @@ static int finish_data_block(lsm_table_builder_t *b)
     uint64_t off, size;
     int rc = lsm_block_builder_finish(&b->data, &raw);
     if (!rc)
-        rc = write_block(b, raw, &off, &size);
+        rc = b->zc && !b->cdict && !b->o.no_dict ? write_dict_block(b, raw, &off, &size)
+                                : write_block(b, raw, &off, &size);
     if (!rc)
         rc = add_index_entry(b, off, size);
     lsm_block_builder_reset(&b->data);
@@ -140,7 +165,8 @@ int lsm_table_builder_add(lsm_table_builder_t *b, lsm_slice_t ikey, lsm_slice_t 
     if (b->status)
         return b->status;
     int rc = 0;
-    if (lsm_block_builder_size(&b->data) >= b->o.block_size)
+    size_t cut = b->zc && !b->cdict && !b->o.no_dict ? LSM_DICT_BYTES : b->o.block_size;
+    if (lsm_block_builder_size(&b->data) >= cut)
         rc = finish_data_block(b);
     if (!rc && b->o.bloom_bits_per_key > 0)
         rc = add_hash(b, ikey);
@@ -164,20 +190,26 @@ uint64_t lsm_table_builder_size(const lsm_table_builder_t *b)
     return b->offset + lsm_block_builder_size(&b->data);
 }
 
+/* The 48-byte footer, or the 64-byte one (own magic) when the table has a dictionary. */
 static int write_footer(lsm_table_builder_t *b, uint64_t foff, uint64_t fsize, uint64_t ioff,
                         uint64_t isize)
 {
-    char f[LSM_FOOTER_SIZE];
+    char f[LSM_FOOTER_DICT_SIZE];
+    size_t n = b->cdict ? LSM_FOOTER_DICT_SIZE : LSM_FOOTER_SIZE;
     lsm_put_fixed64(f, foff);
     lsm_put_fixed64(f + 8, fsize);
     lsm_put_fixed64(f + 16, ioff);
     lsm_put_fixed64(f + 24, isize);
     lsm_put_fixed64(f + 32, b->entries);
-    lsm_put_fixed32(f + 40, shoal_checksum32(f, 40));
-    lsm_put_fixed32(f + 44, LSM_TABLE_MAGIC);
-    if (lsm_buf_append(&b->out, f, sizeof f))
+    if (b->cdict) {
+        lsm_put_fixed64(f + 40, b->dict_off);
+        lsm_put_fixed64(f + 48, b->dict_size);
+    }
+    lsm_put_fixed32(f + n - 8, shoal_checksum32(f, n - 8));
+    lsm_put_fixed32(f + n - 4, b->cdict ? LSM_TABLE_MAGIC_DICT : LSM_TABLE_MAGIC);
+    if (lsm_buf_append(&b->out, f, n))
         return SHOAL_ENOMEM;
-    b->offset += sizeof f;
+    b->offset += n;
     return 0;
 }
 
@@ -228,6 +260,7 @@ void lsm_table_builder_abandon(lsm_table_builder_t **b_p)
     lsm_buf_free(&b->zbuf);
     free(b->hashes);
     ZSTD_freeCCtx(b->zc);
+    ZSTD_freeCDict(b->cdict);
     free(b);
     *b_p = NULL;
 }

@@ -1,11 +1,13 @@
 /* table_reader.c - reads tables (table.h): point lookups and iterators.
  *
- * Index and filter are read once at open and kept in memory. Data blocks come from, in
- * order of preference: the file mapping (uncompressed blocks are used in place, no copy;
- * the checksum is verified on the first use of each block and remembered in a bitmap, since
- * the mapped bytes of an immutable file cannot change under us), the block cache
- * (decompressed blocks, verified once when inserted), or a pread into a fresh buffer that
- * then enters the cache. */
+ * Index, filter and dictionary are read once at open and kept in memory. Data blocks come
+ * from, in order of preference: the file mapping when the database maps tables (option
+ * mmap_reads; uncompressed blocks are used in place, no copy; the checksum is verified on
+ * the first use of each block and remembered in a bitmap, since the mapped bytes of an
+ * immutable file cannot change under us), the block cache (decompressed blocks, verified once
+ * when inserted), or a pread (into an iterator's readahead window when it reads
+ * sequentially), the block then entering the cache. Without the mapping, the table pages
+ * the OS caches are not part of the process's resident memory. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -86,6 +88,7 @@ struct lsm_table {
     char *index_owned;
     lsm_slice_t filter;
     char *filter_owned;
+    ZSTD_DDict *ddict; /* NULL: the table has no dictionary */
     uint64_t entries;
 };
 
@@ -110,8 +113,33 @@ static void cblock_free(void *v)
     free(c);
 }
 
+/* Decompresses a zstd frame of n stored bytes into dst (exactly raw bytes), with the
+ * table's dictionary for type 2. 0, SHOAL_ECORRUPT, or SHOAL_ENOMEM (no context). */
+static int zstd_into(lsm_dctx_pool_t *dctx, const ZSTD_DDict *ddict, int type, char *dst,
+                     size_t raw, const char *src, size_t n)
+{
+    if (type == LSM_BLOCK_ZSTD_DICT && !ddict)
+        return SHOAL_ECORRUPT;
+    ZSTD_DCtx *dc = dctx_get(dctx);
+    if (!dc)
+        return SHOAL_ENOMEM;
+    size_t got = type == LSM_BLOCK_ZSTD_DICT
+                     ? ZSTD_decompress_usingDDict(dc, dst, raw, src, n, ddict)
+                     : ZSTD_decompressDCtx(dc, dst, raw, src, n);
+    dctx_put(dctx, dc);
+    return ZSTD_isError(got) || got != raw ? SHOAL_ECORRUPT : 0;
+}
+
+/* The decompressed size a zstd frame declares, or 0 with *ok = false when it is unusable. */
+static size_t frame_size(const char *src, size_t n, bool *ok)
+{
+    unsigned long long raw = ZSTD_getFrameContentSize(src, n);
+    *ok = raw != ZSTD_CONTENTSIZE_ERROR && raw != ZSTD_CONTENTSIZE_UNKNOWN && raw <= LSM_MAX_BLOCK;
+    return *ok ? (size_t)raw : 0;
+}
+
 int lsm_block_decode(const char *stored, size_t stored_len, lsm_dctx_pool_t *dctx,
-                     const char **out, size_t *out_len, char **owned)
+                     const void *ddict, const char **out, size_t *out_len, char **owned)
 {
     *owned = NULL;
     if (stored_len < LSM_BLOCK_TRAILER)
@@ -125,21 +153,19 @@ int lsm_block_decode(const char *stored, size_t stored_len, lsm_dctx_pool_t *dct
         *out_len = n;
         return 0;
     }
-    if (type != LSM_BLOCK_ZSTD)
+    if (type != LSM_BLOCK_ZSTD && type != LSM_BLOCK_ZSTD_DICT)
         return SHOAL_ECORRUPT;
-    unsigned long long raw = ZSTD_getFrameContentSize(stored, n);
-    if (raw == ZSTD_CONTENTSIZE_ERROR || raw == ZSTD_CONTENTSIZE_UNKNOWN || raw > LSM_MAX_BLOCK)
+    bool ok;
+    size_t raw = frame_size(stored, n, &ok);
+    if (!ok)
         return SHOAL_ECORRUPT;
     char *buf = malloc(raw ? raw : 1);
     if (!buf)
         return SHOAL_ENOMEM;
-    ZSTD_DCtx *dc = dctx_get(dctx);
-    size_t got = dc ? ZSTD_decompressDCtx(dc, buf, raw, stored, n) : (size_t)-1;
-    if (dc)
-        dctx_put(dctx, dc);
-    if (ZSTD_isError(got) || got != raw) {
+    int rc = zstd_into(dctx, ddict, type, buf, raw, stored, n);
+    if (rc) {
         free(buf);
-        return SHOAL_ECORRUPT;
+        return rc;
     }
     *out = buf;
     *out_len = raw;
@@ -184,70 +210,146 @@ static int check_handle(lsm_table_t *t, uint64_t off, uint64_t size)
 /* Verifies stored block bytes (stored_len includes the trailer) and decompresses a zstd
  * block straight into a new cblock, so a cached block is one allocation holding only the
  * decompressed bytes (no second copy, no stored copy kept beside it). */
-static int decode_zstd_cblock(const char *stored, size_t stored_len, lsm_dctx_pool_t *dctx,
+static int decode_zstd_cblock(lsm_table_t *t, const char *stored, size_t stored_len, int type,
                               cblock_t **cb_p)
 {
     size_t n = stored_len - LSM_BLOCK_TRAILER;
-    if (lsm_get_fixed32(stored + n + 1) != lsm_block_crc(stored, n, LSM_BLOCK_ZSTD))
+    if (lsm_get_fixed32(stored + n + 1) != lsm_block_crc(stored, n, type))
         return SHOAL_ECORRUPT;
-    unsigned long long raw = ZSTD_getFrameContentSize(stored, n);
-    if (raw == ZSTD_CONTENTSIZE_ERROR || raw == ZSTD_CONTENTSIZE_UNKNOWN || raw > LSM_MAX_BLOCK)
+    bool ok;
+    size_t raw = frame_size(stored, n, &ok);
+    if (!ok)
         return SHOAL_ECORRUPT;
     cblock_t *cb = malloc(sizeof *cb + (raw ? raw : 1));
     if (!cb)
         return SHOAL_ENOMEM;
     cb->owned = NULL;
-    ZSTD_DCtx *dc = dctx_get(dctx);
-    size_t got = dc ? ZSTD_decompressDCtx(dc, cb->data, raw, stored, n) : (size_t)-1;
-    if (dc)
-        dctx_put(dctx, dc);
-    if (ZSTD_isError(got) || got != raw) {
+    int rc = zstd_into(t->dctx, t->ddict, type, cb->data, raw, stored, n);
+    if (rc) {
         free(cb);
-        return dc ? SHOAL_ECORRUPT : SHOAL_ENOMEM;
+        return rc;
     }
-    cb->len = (size_t)raw;
+    cb->len = raw;
     *cb_p = cb;
     return 0;
 }
 
-/* Reads, verifies and decompresses block (off, size) outside the cache. A compressed block
- * of a mapped table is decompressed straight from the mapping (no read, no copy); a block
- * read with pread is used in the read buffer when raw, or decompressed into a new buffer and
- * the read buffer freed. */
-static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, blockref_t *r)
+/* Sequential reads of one iterator: once two block loads in a row were contiguous, the
+ * iterator reads RA_BYTES at a time into its own buffer instead of one pread per block (a
+ * scan or a compaction input), without mapping the file. Point reads never use it. Blocks
+ * taken from the window do not enter the block cache (read_block). */
+#define RA_BYTES (256u << 10)
+#define STACK_READ 4096 /* compressed blocks up to this size are read into the stack */
+
+typedef struct {
+    char *buf;
+    uint64_t off;      /* file bytes [off, off + len) are in buf */
+    size_t len;
+    uint64_t next_off; /* where the previous load ended */
+    int run;           /* contiguous loads in a row */
+} readahead_t;
+
+/* Counts contiguous block loads: true once the iterator reads sequentially. */
+static bool ra_sequential(readahead_t *ra, uint64_t off, size_t stored_len)
+{
+    if (!ra)
+        return false;
+    ra->run = off == ra->next_off ? ra->run + 1 : 0;
+    ra->next_off = off + stored_len;
+    return ra->run >= 2;
+}
+
+/* Points *stored at the stored block (off, stored_len) if the readahead window holds it,
+ * refilling the window when the iterator reads sequentially. false: read it another way. */
+static bool ra_block(lsm_table_t *t, readahead_t *ra, uint64_t off, size_t stored_len,
+                     const char **stored)
+{
+    if (!ra)
+        return false;
+    ra_sequential(ra, off, stored_len);
+    if (off >= ra->off && off + stored_len <= ra->off + ra->len) {
+        *stored = ra->buf + (off - ra->off);
+        return true;
+    }
+    if (ra->run < 2 || stored_len > RA_BYTES)
+        return false;
+    if (!ra->buf && !(ra->buf = malloc(RA_BYTES)))
+        return false;
+    size_t got;
+    if (t->env->pread(t->file, off, ra->buf, RA_BYTES, &got) || got < stored_len) {
+        ra->len = 0;
+        return false; /* the ordinary read will report it */
+    }
+    ra->off = off;
+    ra->len = got;
+    *stored = ra->buf;
+    return true;
+}
+
+/* A raw stored block as a new cblock: the checksum verified, the bytes copied. */
+static int raw_cblock(const char *stored, size_t size, cblock_t **cb_p)
+{
+    const char *out;
+    size_t out_len;
+    char *owned;
+    if (lsm_block_decode(stored, size + LSM_BLOCK_TRAILER, NULL, NULL, &out, &out_len, &owned))
+        return SHOAL_ECORRUPT;
+    cblock_t *cb = malloc(sizeof *cb + (size ? size : 1));
+    if (!cb)
+        return SHOAL_ENOMEM;
+    cb->owned = NULL;
+    cb->len = size;
+    memcpy(cb->data, stored, size);
+    *cb_p = cb;
+    return 0;
+}
+
+/* Reads, verifies and decompresses block (off, size) outside the cache into a new cblock.
+ * The stored bytes come from the mapping, the iterator's readahead window, the stack (a
+ * small block of a compressed table: no allocation for bytes about to be decompressed), or
+ * a pread into a new cblock (then a raw block is used where it was read, with no copy). */
+static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, readahead_t *ra,
+                              blockref_t *r, bool *via_ra)
 {
     cblock_t *cb = NULL, *rd = NULL;
     int rc;
-    size_t stored_len = (size_t)size + LSM_BLOCK_TRAILER;
+    size_t stored_len = (size_t)size + LSM_BLOCK_TRAILER, got;
     const char *stored;
-    if (t->map && (unsigned char)t->map[off + size] != LSM_BLOCK_RAW) {
+    char stack[STACK_READ + LSM_BLOCK_TRAILER];
+    if (t->map) {
         stored = t->map + off;
+        *via_ra = ra_sequential(ra, off, stored_len); /* a scan: used once, not cached */
+    } else if ((*via_ra = ra_block(t, ra, off, stored_len, &stored))) {
+    } else if (t->ddict && stored_len <= sizeof stack) {
+        rc = t->env->pread(t->file, off, stack, stored_len, &got);
+        if (rc)
+            return lsm_err(t->log, rc, "%s: read of %zu bytes at offset %llu failed", t->path,
+                           stored_len, (unsigned long long)off);
+        if (got != stored_len)
+            return corrupt(t, off, "block runs past the end of the file");
+        stored = stack;
     } else if ((rc = read_stored(t, off, size, &rd)) == 0) {
         stored = rd->data;
     } else {
         return rc;
     }
     int type = (unsigned char)stored[size];
-    if (type == LSM_BLOCK_ZSTD) {
-        rc = decode_zstd_cblock(stored, stored_len, t->dctx, &cb);
-        free(rd);
+    if (type == LSM_BLOCK_ZSTD || type == LSM_BLOCK_ZSTD_DICT) {
+        rc = decode_zstd_cblock(t, stored, stored_len, type, &cb);
     } else if (rd) {
         const char *out;
         size_t out_len;
         char *owned;
-        rc = lsm_block_decode(stored, stored_len, NULL, &out, &out_len, &owned);
-        if (rc == 0 && owned) { /* cannot happen: a raw block decodes in place */
-            free(owned);
-            rc = SHOAL_ECORRUPT;
-        }
-        cb = rd;
-        if (rc == 0)
+        rc = lsm_block_decode(stored, stored_len, NULL, NULL, &out, &out_len, &owned);
+        if (rc == 0) {
+            cb = rd;
             cb->len = out_len;
-        else
-            free(rd), cb = NULL;
+            rd = NULL;
+        }
     } else {
-        rc = SHOAL_ECORRUPT; /* unknown block type in the mapping */
+        rc = raw_cblock(stored, (size_t)size, &cb);
     }
+    free(rd);
     if (rc)
         return rc == SHOAL_ECORRUPT ? corrupt(t, off, "block checksum or encoding mismatch")
                                     : rc;
@@ -268,15 +370,15 @@ static int mapped_block(lsm_table_t *t, uint64_t off, uint64_t size, blockref_t 
         return 0;
     }
     char *owned;
-    if (lsm_block_decode(t->map + off, (size_t)size + LSM_BLOCK_TRAILER, NULL, &r->data, &r->len,
-                         &owned))
+    if (lsm_block_decode(t->map + off, (size_t)size + LSM_BLOCK_TRAILER, NULL, NULL, &r->data,
+                         &r->len, &owned))
         return corrupt(t, off, "block checksum mismatch");
     atomic_fetch_or_explicit(&t->verified[bit >> 6], mask, memory_order_relaxed);
     return 0;
 }
 
 static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cache,
-                      blockref_t *r)
+                      readahead_t *ra, blockref_t *r)
 {
     memset(r, 0, sizeof *r);
     int rc = check_handle(t, off, size);
@@ -290,8 +392,12 @@ static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cac
         r->len = cb->len;
         return 0;
     }
-    rc = read_block_nocache(t, off, size, r);
-    if (rc || !fill_cache || !t->cache)
+    bool via_ra = false;
+    rc = read_block_nocache(t, off, size, ra, r, &via_ra);
+    /* A block a sequential scan reads ahead is used once and dropped, not cached: a scan
+     * then costs no cache insert and eviction per block and does not flush the blocks that
+     * point reads keep coming back to (scan resistance). */
+    if (rc || !fill_cache || !t->cache || via_ra)
         return rc;
     cblock_t *cb = (cblock_t *)r->owned;
     r->owned = NULL;
@@ -316,7 +422,7 @@ static int read_meta_block(lsm_table_t *t, uint64_t off, uint64_t size, const ch
     blockref_t r;
     int rc = check_handle(t, off, size);
     if (rc == 0)
-        rc = read_block_nocache(t, off, size, &r);
+        rc = read_block_nocache(t, off, size, NULL, &r, &(bool){false});
     if (rc)
         return rc;
     cblock_t *cb = (cblock_t *)r.owned;
@@ -332,23 +438,50 @@ static int read_meta_block(lsm_table_t *t, uint64_t off, uint64_t size, const ch
     return 0;
 }
 
-static int read_footer(lsm_table_t *t, uint64_t h[5])
+/* Reads the footer: h[0..4] = filter offset, filter size, index offset, index size, entry
+ * count; h[5..6] = dictionary offset and size (0 when the 48-byte footer has none). */
+static int read_footer(lsm_table_t *t, uint64_t h[7])
 {
-    char f[LSM_FOOTER_SIZE];
-    size_t got;
+    char f[LSM_FOOTER_DICT_SIZE];
+    size_t got, n = t->size < LSM_FOOTER_DICT_SIZE ? LSM_FOOTER_SIZE : LSM_FOOTER_DICT_SIZE;
     if (t->size < LSM_FOOTER_SIZE)
         return corrupt(t, 0, "file too short for a table footer");
-    uint64_t off = t->size - LSM_FOOTER_SIZE;
-    int rc = t->env->pread(t->file, off, f, sizeof f, &got);
+    uint64_t off = t->size - n;
+    int rc = t->env->pread(t->file, off, f, n, &got);
     if (rc)
         return lsm_err(t->log, rc, "%s: cannot read the footer", t->path);
-    if (got != sizeof f || lsm_get_fixed32(f + 44) != LSM_TABLE_MAGIC)
+    uint32_t magic = got == n ? lsm_get_fixed32(f + n - 4) : 0;
+    if (magic == LSM_TABLE_MAGIC && n > LSM_FOOTER_SIZE) { /* the short footer: its tail */
+        memmove(f, f + n - LSM_FOOTER_SIZE, LSM_FOOTER_SIZE);
+        off += n - LSM_FOOTER_SIZE;
+        n = LSM_FOOTER_SIZE;
+    } else if (magic != (n == LSM_FOOTER_SIZE ? LSM_TABLE_MAGIC : LSM_TABLE_MAGIC_DICT)) {
         return corrupt(t, off, "bad table magic number");
-    if (lsm_get_fixed32(f + 40) != shoal_checksum32(f, 40))
+    }
+    if (lsm_get_fixed32(f + n - 8) != shoal_checksum32(f, n - 8))
         return corrupt(t, off, "footer checksum mismatch");
-    for (int i = 0; i < 5; i++)
-        h[i] = lsm_get_fixed64(f + 8 * i);
+    for (int i = 0; i < 7; i++)
+        h[i] = i < 5 || n == LSM_FOOTER_DICT_SIZE ? lsm_get_fixed64(f + 8 * i) : 0;
     return 0;
+}
+
+/* Loads the dictionary block named by the footer (a raw data block) into a ZSTD_DDict. */
+static int load_dict(lsm_table_t *t, uint64_t off, uint64_t size)
+{
+    const char *d;
+    char *owned;
+    size_t len;
+    int rc = read_meta_block(t, off, size, &d, &len, &owned);
+    if (rc)
+        return rc;
+    /* A data block starts with varint 0 (shared), so zstd never mistakes it for a trained
+     * dictionary (those start with a magic number): it is loaded as raw content. */
+    if (len == 0 || (unsigned char)d[0] != 0)
+        rc = corrupt(t, off, "bad table dictionary");
+    else if (!(t->ddict = ZSTD_createDDict(d, len)))
+        rc = SHOAL_ENOMEM;
+    free(owned); /* the DDict keeps its own copy */
+    return rc;
 }
 
 int lsm_table_open(const lsm_table_ctx_t *ctx, const char *path, uint64_t file_number,
@@ -367,13 +500,15 @@ int lsm_table_open(const lsm_table_ctx_t *ctx, const char *path, uint64_t file_n
     t->log = ctx->log;
     t->dctx = ctx->dctx;
     lsm_errlog_t *log = ctx->log;
-    uint64_t h[5];
+    uint64_t h[7];
     size_t flen = 0;
     int rc = env->open(env, path, LSM_OPEN_READ, &t->file);
     if (rc)
         rc = lsm_err(log, rc, "cannot open table %s", path);
     if (!rc)
         rc = read_footer(t, h);
+    if (!rc && h[6] > 0)
+        rc = load_dict(t, h[5], h[6]);
     if (!rc && h[1] > 0)
         rc = read_meta_block(t, h[0], h[1], &t->filter.data, &flen, &t->filter_owned);
     t->filter.len = flen;
@@ -384,7 +519,8 @@ int lsm_table_open(const lsm_table_ctx_t *ctx, const char *path, uint64_t file_n
         return rc;
     }
     t->entries = h[4];
-    if (env->map && (t->verified = calloc((file_size >> 14) + 1, sizeof *t->verified)))
+    if (ctx->mmap_reads && env->map &&
+        (t->verified = calloc((file_size >> 14) + 1, sizeof *t->verified)))
         t->map = env->map(t->file, file_size);
     *t_p = t;
     return 0;
@@ -399,6 +535,7 @@ void lsm_table_close(lsm_table_t **t_p)
         t->env->close(t->file);
     free(t->index_owned);
     free(t->filter_owned);
+    ZSTD_freeDDict(t->ddict);
     free((void *)t->verified);
     free(t->path);
     free(t);
@@ -439,7 +576,7 @@ int lsm_table_get(lsm_table_t *t, lsm_slice_t ikey, uint64_t user_hash, bool fil
     if (!lsm_block_iter_valid(&ix)) {
         rc = ix.status ? corrupt(t, t->size - LSM_FOOTER_SIZE, "corrupt index block") : 0;
     } else if ((rc = index_handle(t, ix.value, &off, &size)) == 0 &&
-               (rc = read_block(t, off, size, fill_cache, &r)) == 0) {
+               (rc = read_block(t, off, size, fill_cache, NULL, &r)) == 0) {
         lsm_block_iter_init(&dt, r.data, r.len);
         lsm_block_iter_seek(&dt, ikey);
         if (lsm_block_iter_valid(&dt)) {
@@ -465,6 +602,7 @@ typedef struct {
     blockref_t ref;
     bool have_block;
     uint64_t block_off;
+    readahead_t ra;
     int status;
 } table_iter_t;
 
@@ -501,7 +639,7 @@ static bool load_block(table_iter_t *ti)
     if (ti->have_block)
         release_block(ti->t, &ti->ref);
     ti->have_block = false;
-    rc = read_block(ti->t, off, size, ti->fill_cache, &ti->ref);
+    rc = read_block(ti->t, off, size, ti->fill_cache, &ti->ra, &ti->ref);
     if (rc) {
         ti_set_error(ti, rc);
         return false;
@@ -616,6 +754,7 @@ static void ti_destroy(lsm_iiter_t *it)
         release_block(ti->t, &ti->ref);
     lsm_block_iter_free(&ti->index);
     lsm_block_iter_free(&ti->data);
+    free(ti->ra.buf);
     free(ti);
 }
 

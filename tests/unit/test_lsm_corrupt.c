@@ -1,5 +1,5 @@
 /* test_lsm_corrupt.c - corruption tests: flip bytes in each kind of file the engine writes
- * (tables: data block, index, footer; WAL: middle and last record; MANIFEST; CURRENT) and
+ * (tables: data block, index, footer, a compressed table's dictionary; WAL: middle and last record; MANIFEST; CURRENT) and
  * check the engine answers with SHOAL_ECORRUPT and a message naming the file (and the
  * offset), or drops only a torn last WAL record, and never returns a wrong value. */
 #include <setjmp.h>
@@ -52,11 +52,22 @@ static int setup(void **state)
     return 0;
 }
 
-/* The POSIX env maps tables: the mapped-block path (checksum verified once, remembered)
+/* The POSIX env, tables mapped: the mapped-block path (checksum verified once, remembered)
  * must refuse a damaged block every time, not only the first. */
 static int setup_posix(void **state)
 {
-    *state = fixture(true);
+    fx_t *f = fixture(true);
+    f->o.mmap_reads = true;
+    *state = f;
+    return 0;
+}
+
+/* The POSIX env, tables read with pread. */
+static int setup_posix_pread(void **state)
+{
+    fx_t *f = fixture(true);
+    f->o.mmap_reads = false;
+    *state = f;
     return 0;
 }
 
@@ -207,6 +218,37 @@ static void test_table_footer_and_index(void **state)
     expect_open_corrupt(f, strrchr(path, '/') + 1);
 }
 
+/* A compressed table: its first block is the dictionary of the others, loaded at open (a
+ * damaged one fails the open); a damaged later block fails only the reads that need it,
+ * point reads and a scan alike (a scan reads ahead past the first blocks: the damage is
+ * two thirds into the file, in a block that comes through the readahead window). */
+static void test_table_compressed(void **state)
+{
+    fx_t *f = *state;
+    char path[512];
+    f->o.compression = true;
+    populate(f, true);
+    find_file(f, ".sst", path);
+    flip(f, path, 100, 0x04); /* inside the dictionary block */
+    expect_open_corrupt(f, strrchr(path, '/') + 1);
+    uint64_t size = flip(f, path, -1, 0) + 1;
+    flip(f, path, 100, 0x04);
+    flip(f, path, (long)(size * 2 / 3), 0x04); /* a block compressed with the dictionary */
+    lsm_t *db;
+    char err[256];
+    assert_int_equal(lsm_open(&f->o, &db, err, sizeof err), 0);
+    lsm_iter_t *it; /* first, while the cache is cold: every block is read */
+    assert_int_equal(lsm_iter_new(db, NULL, &it), 0);
+    int n = 0;
+    for (lsm_iter_seek_to_first(it); lsm_iter_valid(it); lsm_iter_next(it))
+        n++;
+    assert_int_equal(lsm_iter_status(it), SHOAL_ECORRUPT);
+    assert_true(n > N / 3 && n < N);
+    lsm_iter_destroy(&it);
+    assert_true(read_all(f, db, strrchr(path, '/') + 1) > 0);
+    lsm_close(&db);
+}
+
 static void test_wal_middle_and_tail(void **state)
 {
     fx_t *f = *state;
@@ -254,7 +296,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_table_data_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_data_block, setup_posix, teardown),
+        cmocka_unit_test_setup_teardown(test_table_data_block, setup_posix_pread, teardown),
         cmocka_unit_test_setup_teardown(test_table_footer_and_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_compressed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_compressed, setup_posix, teardown),
+        cmocka_unit_test_setup_teardown(test_table_compressed, setup_posix_pread, teardown),
         cmocka_unit_test_setup_teardown(test_wal_middle_and_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_current_missing_table, setup, teardown),
     };

@@ -117,10 +117,13 @@ static void test_memtable_concurrent_readers(void **state)
     lsm_memtable_unref(r.m);
 }
 
-static void build_table(lsm_env_t *env, bool comp, int n, uint64_t *size)
+enum { RAW, ZSTD_DICT, ZSTD_NO_DICT }; /* table kinds: the last is the older layout */
+
+static void build_table(lsm_env_t *env, int kind, int n, uint64_t *size)
 {
-    lsm_table_options_t o = {.block_size = 512, .compression = comp, .compression_level = 1,
-                             .bloom_bits_per_key = 10};
+    lsm_table_options_t o = {.block_size = 512, .compression = kind != RAW,
+                             .compression_level = 1, .bloom_bits_per_key = 10,
+                             .no_dict = kind == ZSTD_NO_DICT};
     lsm_table_builder_t *b;
     assert_int_equal(lsm_table_builder_new(env, "/t/1.sst", &o, &b), 0);
     char k[32], ik[64], v[128];
@@ -153,16 +156,56 @@ static void get_cb(void *arg, lsm_slice_t ik, lsm_slice_t v)
     g->klen = ik.len;
 }
 
-static void table_roundtrip(bool comp)
+/* Where the stored block starting at `from` ends: the first position whose trailer checks
+ * out for the bytes before it (blocks follow each other with no gap). -1 if none. */
+static long block_end(const char *buf, size_t from, size_t got)
+{
+    for (size_t e = from + 1; e + LSM_BLOCK_TRAILER <= got; e++) {
+        int ty = (unsigned char)buf[e];
+        if (ty <= LSM_BLOCK_ZSTD_DICT &&
+            lsm_get_fixed32(buf + e + 1) == lsm_block_crc(buf + from, e - from, ty))
+            return (long)e;
+    }
+    return -1;
+}
+
+/* The footer's magic number and the type byte of the table's second data block. */
+static void table_kind(lsm_env_t *env, uint64_t size, uint32_t *magic, int *second_type)
+{
+    lsm_file_t *f;
+    static char buf[32768];
+    size_t got;
+    assert_int_equal(env->open(env, "/t/1.sst", LSM_OPEN_READ, &f), 0);
+    assert_int_equal(env->pread(f, size - 4, buf, 4, &got), 0);
+    *magic = lsm_get_fixed32(buf);
+    assert_int_equal(env->pread(f, 0, buf, sizeof buf, &got), 0);
+    env->close(f);
+    long e1 = block_end(buf, 0, got);
+    assert_true(e1 > 0);
+    long e2 = block_end(buf, (size_t)e1 + LSM_BLOCK_TRAILER, got);
+    assert_true(e2 > 0);
+    *second_type = (unsigned char)buf[e2];
+}
+
+static void table_roundtrip(int kind)
 {
     lsm_env_t *env = lsm_env_mem_new();
     lsm_cache_t *cache = lsm_cache_new(64 << 10);
     uint64_t size;
     enum { N = 3000 };
-    build_table(env, comp, N, &size);
+    build_table(env, kind, N, &size);
+    uint32_t magic;
+    int second;
+    table_kind(env, size, &magic, &second);
+    /* A dictionary table: 64-byte footer, blocks after the first compressed with it. */
+    assert_int_equal(magic, kind == ZSTD_DICT ? LSM_TABLE_MAGIC_DICT : LSM_TABLE_MAGIC);
+    if (kind == ZSTD_DICT)
+        assert_int_equal(second, LSM_BLOCK_ZSTD_DICT);
+    if (kind == ZSTD_NO_DICT)
+        assert_int_equal(second, LSM_BLOCK_ZSTD);
     lsm_table_t *t;
     lsm_dctx_pool_t *pool = lsm_dctx_pool_new();
-    lsm_table_ctx_t ctx = {env, cache, NULL, pool};
+    lsm_table_ctx_t ctx = {env, cache, NULL, pool, false};
     assert_int_equal(lsm_table_open(&ctx, "/t/1.sst", 1, size, &t), 0);
     assert_int_equal(lsm_table_entries(t), N);
     char k[32], ik[64];
@@ -203,7 +246,7 @@ static void table_roundtrip(bool comp)
     lsm_cache_stats_t cs;
     lsm_cache_stats(cache, &cs);
     assert_true(cs.usage <= cs.capacity + 8192); /* bounded (pinned blocks aside) */
-    if (comp) /* compressed blocks go through the cache: it saw hits and misses */
+    if (kind != RAW) /* compressed blocks go through the cache: it saw hits and misses */
         assert_true(cs.hits > 0 && cs.misses > 0);
     lsm_table_close(&t);
     lsm_dctx_pool_destroy(&pool);
@@ -213,12 +256,17 @@ static void table_roundtrip(bool comp)
 
 static void test_table_raw(void **state)
 {
-    table_roundtrip(false);
+    table_roundtrip(RAW);
 }
 
 static void test_table_zstd(void **state)
 {
-    table_roundtrip(true);
+    table_roundtrip(ZSTD_DICT);
+}
+
+static void test_table_zstd_no_dict(void **state)
+{
+    table_roundtrip(ZSTD_NO_DICT);
 }
 
 static int freed;
@@ -258,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_memtable_concurrent_readers),
         cmocka_unit_test(test_table_raw),
         cmocka_unit_test(test_table_zstd),
+        cmocka_unit_test(test_table_zstd_no_dict),
         cmocka_unit_test(test_cache_lru_and_pinning),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
