@@ -19,6 +19,9 @@ if(TARGET shoald)
   # the shard map's bootstrap, decoding and every edit of the metadata leader
   shoal_add_test(NAME test_shardmap SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_shardmap.c
                  LIBS shoal_actors LABELS unit)
+  # the data cut of add-shard by split: both sides, a power loss, a second apply
+  shoal_add_test(NAME test_split SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_split.c
+                 LIBS shoal_actors LABELS unit)
   shoal_add_test(NAME test_node_transport
                  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_transport.c
                  LIBS shoal_actors LABELS unit)

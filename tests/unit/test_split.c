@@ -1,0 +1,207 @@
+/* test_split.c - the data cut of a shard split (actors/split.c) on the in-memory engine
+ * environment: every key ends in exactly one of source and target, the target's copy
+ * survives a power loss right after the call (before the source commits its deletes), a
+ * second apply after the source lost its applied index keeps the target's newer writes,
+ * and bad points are refused with a message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "actors/split.h"
+#include "engine/error.h"
+#include "engine/lsm/env.h"
+
+#define NKEYS 3000
+#define VNODES 64
+
+typedef struct {
+    lsm_env_t *env;
+    lsm_t *src, *dst;
+    uint64_t keep[VNODES / 2], give[VNODES / 2];
+    split_t sp;
+} fx_t;
+
+static lsm_t *open_db(lsm_env_t *env, const char *dir)
+{
+    lsm_options_t o;
+    lsm_options_init(&o);
+    o.env = env;
+    o.dir = dir;
+    o.write_buffer_size = 64 << 10; /* several tables: the cut reads across levels */
+    lsm_t *db = NULL;
+    char err[256];
+    assert_int_equal(lsm_open(&o, &db, err, sizeof err), 0);
+    return db;
+}
+
+static void dkey(int i, char *k, size_t *kl)
+{
+    *kl = (size_t)snprintf(k, 32, "duser/%05d", i); /* 'd' prefix + user key */
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    f->env = lsm_env_mem_new();
+    f->src = open_db(f->env, "/src");
+    f->dst = open_db(f->env, "/dst");
+    char k[32], v[64];
+    size_t kl;
+    for (int i = 0; i < NKEYS; i++) {
+        dkey(i, k, &kl);
+        snprintf(v, sizeof v, "value-%05d", i);
+        assert_int_equal(lsm_put(f->src, NULL, k, kl, v, strlen(v)), 0);
+    }
+    assert_int_equal(lsm_put(f->src, NULL, "s\x01\x02", 3, "session", 7), 0);
+    assert_int_equal(lsm_put(f->src, NULL, "m/applied", 9, "12345678", 8), 0);
+    /* durable as a node's would be after replaying its Raft log: a crash below tests the
+     * target's copy, not the source's unsynced writes */
+    assert_int_equal(lsm_flush(f->src), 0);
+    for (uint32_t i = 0; i < VNODES; i++)
+        (i % 2 ? f->give : f->keep)[i / 2] = ring_point(3, i);
+    /* split_t wants sorted points, as the shard map keeps them */
+    for (size_t a = 0; a < VNODES / 2; a++)
+        for (size_t b = a + 1; b < VNODES / 2; b++) {
+            if (f->keep[b] < f->keep[a]) {
+                uint64_t t = f->keep[a];
+                f->keep[a] = f->keep[b];
+                f->keep[b] = t;
+            }
+            if (f->give[b] < f->give[a]) {
+                uint64_t t = f->give[a];
+                f->give[a] = f->give[b];
+                f->give[b] = t;
+            }
+        }
+    f->sp = (split_t){3, 9, f->keep, VNODES / 2, f->give, VNODES / 2, 77};
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    lsm_close(&f->src);
+    lsm_close(&f->dst);
+    lsm_env_mem_destroy(&f->env);
+    free(f);
+    return 0;
+}
+
+static bool has(lsm_t *db, const char *k, size_t kl)
+{
+    void *v = NULL;
+    size_t vl;
+    int rc = lsm_get(db, NULL, k, kl, &v, &vl);
+    free(v);
+    return rc == 0;
+}
+
+static size_t apply(fx_t *f, lsm_batch_t **b)
+{
+    *b = lsm_batch_new();
+    size_t moved = 0;
+    char err[256] = "";
+    assert_int_equal(split_apply(f->src, f->dst, &f->sp, *b, &moved, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    return moved;
+}
+
+static void test_cut_and_power_loss(void **state)
+{
+    fx_t *f = *state;
+    lsm_batch_t *b;
+    size_t moved = apply(f, &b);
+    assert_true(moved > NKEYS / 4 && moved < NKEYS * 3 / 4);
+    assert_int_equal(lsm_batch_count(b), moved); /* one delete per moved key */
+    /* power loss before the source commits its deletes: the target keeps its copy */
+    lsm_env_mem_crash(f->env);
+    lsm_close(&f->dst);
+    lsm_close(&f->src);
+    f->dst = open_db(f->env, "/dst");
+    f->src = open_db(f->env, "/src");
+    assert_true(split_done(f->dst, 3, 77));
+    assert_false(split_done(f->dst, 3, 78));
+    assert_true(has(f->dst, "s\x01\x02", 3));
+    assert_false(has(f->dst, "m/applied", 9)); /* the target's index is its own */
+    lsm_batch_destroy(&b);
+    moved = apply(f, &b); /* the source applies the SPLIT again */
+    assert_int_equal(lsm_write(f->src, NULL, b), 0);
+    lsm_batch_destroy(&b);
+    ring_t *r = split_ring(&f->sp);
+    assert_non_null(r);
+    char k[32];
+    size_t kl, in_dst = 0;
+    for (int i = 0; i < NKEYS; i++) {
+        dkey(i, k, &kl);
+        bool to_target = ring_shard_for(r, k + 1, kl - 1) == 9;
+        assert_true(has(f->dst, k, kl) == to_target);
+        assert_true(has(f->src, k, kl) == !to_target);
+        in_dst += to_target;
+    }
+    assert_int_equal(in_dst, moved);
+    ring_destroy(&r);
+}
+
+static void test_again_keeps_target_writes(void **state)
+{
+    fx_t *f = *state;
+    lsm_batch_t *b;
+    size_t moved = apply(f, &b);
+    lsm_batch_destroy(&b); /* the source's applied index was lost: deletes never landed */
+    ring_t *r = split_ring(&f->sp);
+    char k[32];
+    size_t kl;
+    int i = 0;
+    for (;; i++) {
+        dkey(i, k, &kl);
+        if (ring_shard_for(r, k + 1, kl - 1) == 9)
+            break;
+    }
+    assert_int_equal(lsm_put(f->dst, NULL, k, kl, "newer", 5), 0); /* the target serves */
+    assert_int_equal(apply(f, &b), moved);
+    assert_int_equal(lsm_batch_count(b), moved);
+    void *v = NULL;
+    size_t vl;
+    assert_int_equal(lsm_get(f->dst, NULL, k, kl, &v, &vl), 0);
+    assert_int_equal(vl, 5);
+    assert_memory_equal(v, "newer", 5);
+    free(v);
+    lsm_batch_destroy(&b);
+    ring_destroy(&r);
+}
+
+static void test_bad_points(void **state)
+{
+    fx_t *f = *state;
+    lsm_batch_t *b = lsm_batch_new();
+    size_t moved = 5;
+    char err[256] = "";
+    split_t bad = f->sp;
+    bad.n_give = 0;
+    assert_int_equal(split_apply(f->src, f->dst, &bad, b, &moved, err, sizeof err), SHOAL_EINVAL);
+    assert_non_null(strstr(err, "bad ring points"));
+    assert_int_equal(moved, 0);
+    bad = f->sp;
+    bad.target = bad.source;
+    assert_int_equal(split_apply(f->src, f->dst, &bad, b, &moved, err, sizeof err), SHOAL_EINVAL);
+    assert_int_equal(lsm_batch_count(b), 0);
+    assert_false(split_done(f->dst, 3, 77));
+    lsm_batch_destroy(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cut_and_power_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_again_keeps_target_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_points, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
