@@ -2,7 +2,8 @@
  * environment: every key ends in exactly one of source and target, the target's copy
  * survives a power loss right after the call (before the source commits its deletes), a
  * second apply after the source lost its applied index keeps the target's newer writes,
- * and bad points are refused with a message. */
+ * and bad points are refused with a message. The SPLIT command carries the map's points
+ * and a malformed one is refused whole. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +14,9 @@
 
 #include <cmocka.h>
 
+#include "actors/shardmap.h"
 #include "actors/split.h"
+#include "actors/split_cmd.h"
 #include "engine/error.h"
 #include "engine/lsm/env.h"
 
@@ -196,12 +199,95 @@ static void test_bad_points(void **state)
     lsm_batch_destroy(&b);
 }
 
+static Shoal__ShardMap *map_of_four(void)
+{
+    node_config_t c;
+    memset(&c, 0, sizeof c);
+    c.shards = 4;
+    c.replicas = 3;
+    c.vnodes = 16;
+    c.n_nodes = 4;
+    for (size_t i = 0; i < 4; i++) {
+        c.nodes[i].id = i;
+        snprintf(c.nodes[i].endpoint, sizeof c.nodes[i].endpoint, "tcp://127.0.0.1:%zu",
+                 7100 + 2 * i);
+        snprintf(c.nodes[i].pub_endpoint, sizeof c.nodes[i].pub_endpoint, "tcp://127.0.0.1:%zu",
+                 7101 + 2 * i);
+    }
+    Shoal__ShardMap *m = shardmap_bootstrap(&c);
+    assert_non_null(m);
+    return m;
+}
+
+static void expect_check_refused(const Shoal__SplitCommand *c, uint32_t source, const char *why)
+{
+    split_t sp;
+    char err[256] = "";
+    assert_int_equal(split_cmd_check(c, source, 50, &sp, err, sizeof err), -1);
+    if (!strstr(err, why))
+        fail_msg("error \"%s\" does not say \"%s\"", err, why);
+}
+
+static void test_command(void **state)
+{
+    (void)state;
+    Shoal__ShardMap *m = map_of_four();
+    char err[256] = "";
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    uint32_t id = 0;
+    assert_int_equal(split_cmd_encode(m, 1, &buf, &len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not splitting"));
+    assert_int_equal(shardmap_split(m, 2, &id, err, sizeof err), 0);
+    assert_int_equal(split_cmd_encode(m, id, &buf, &len, err, sizeof err), 0);
+    Shoal__WriteCommand *wc = shoal__write_command__unpack(NULL, len, buf);
+    assert_non_null(wc);
+    assert_int_equal(wc->op_case, SHOAL__WRITE_COMMAND__OP_SPLIT);
+    assert_int_equal(wc->client_id, 0);
+    Shoal__SplitCommand *c = wc->split;
+    assert_int_equal(c->map_version, m->version);
+    split_t sp;
+    assert_int_equal(split_cmd_check(c, 2, 50, &sp, err, sizeof err), 0);
+    const Shoal__ShardInfo *s = shardmap_shard(m, 2), *g = shardmap_shard(m, id);
+    assert_int_equal(sp.source, 2);
+    assert_int_equal(sp.target, id);
+    assert_int_equal(sp.index, 50);
+    assert_int_equal(sp.n_keep, s->n_points);
+    assert_int_equal(sp.n_give, g->n_points);
+    assert_memory_equal(sp.keep, s->points, s->n_points * sizeof *s->points);
+    assert_memory_equal(sp.give, g->points, g->n_points * sizeof *g->points);
+
+    expect_check_refused(c, id, "the target is the source");
+    uint64_t t = c->give[0];
+    c->give[0] = c->give[1];
+    c->give[1] = t;
+    expect_check_refused(c, 2, "not strictly ascending");
+    c->give[1] = c->give[0];
+    c->give[0] = t;
+    /* ranks alternate (keep 0, 2, ..; give 1, 3, ..): keep[0] < give[1], still ascending */
+    uint64_t g0 = c->give[0];
+    c->give[0] = c->keep[0];
+    expect_check_refused(c, 2, "in both lists");
+    c->give[0] = g0;
+    c->n_give = 0;
+    expect_check_refused(c, 2, "empty");
+    c->n_give = 1;
+    assert_int_equal(split_cmd_check(c, 2, 50, &sp, err, sizeof err), 0);
+    shoal__write_command__free_unpacked(wc, NULL);
+    free(buf);
+
+    assert_true(shardmap_close_split(m, id));
+    assert_int_equal(split_cmd_encode(m, id, &buf, &len, err, sizeof err), -1);
+    shardmap_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cut_and_power_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_again_keeps_target_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_points, setup, teardown),
+        cmocka_unit_test(test_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
