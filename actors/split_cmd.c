@@ -79,3 +79,26 @@ int split_cmd_check(const Shoal__SplitCommand *c, uint32_t source, uint64_t inde
     *sp = (split_t){source, c->target, c->keep, c->n_keep, c->give, c->n_give, index};
     return 0;
 }
+
+static bool moved(const ring_t *r, uint32_t target, const ProtobufCBinaryData *k)
+{
+    return ring_shard_for(r, k->data, k->len) == target;
+}
+
+bool split_cmd_fenced(const ring_t *r, uint32_t target, const Shoal__WriteCommand *cmd)
+{
+    switch (cmd->op_case) {
+    case SHOAL__WRITE_COMMAND__OP_PUT: return moved(r, target, &cmd->put->key);
+    case SHOAL__WRITE_COMMAND__OP_DEL: return moved(r, target, &cmd->del->key);
+    case SHOAL__WRITE_COMMAND__OP_CAS: return moved(r, target, &cmd->cas->key);
+    case SHOAL__WRITE_COMMAND__OP_BATCH:
+        for (size_t i = 0; i < cmd->batch->n_ops; i++) {
+            const Shoal__BatchOp *op = cmd->batch->ops[i];
+            if ((op->op_case == SHOAL__BATCH_OP__OP_PUT && moved(r, target, &op->put->key)) ||
+                (op->op_case == SHOAL__BATCH_OP__OP_DEL && moved(r, target, &op->del->key)))
+                return true;
+        }
+        return false;
+    default: return false;
+    }
+}

@@ -8,6 +8,7 @@
 #ifndef SHOAL_ACTORS_SPLIT_CMD_H
 #define SHOAL_ACTORS_SPLIT_CMD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,5 +28,11 @@ int split_cmd_encode(const Shoal__ShardMap *m, uint32_t target, uint8_t **buf, s
  * both lists. */
 int split_cmd_check(const Shoal__SplitCommand *c, uint32_t source, uint64_t index, split_t *sp,
                     char *err, size_t errlen);
+
+/* The source's fence after it applied a SPLIT: true when any key cmd writes is on the
+ * target's points of r (split_ring), so the source must not apply it (the whole command:
+ * a batch stays atomic) and answers with a retryable status instead. A SPLIT itself and
+ * an unknown op are not fenced (they write no user key). */
+bool split_cmd_fenced(const ring_t *r, uint32_t target, const Shoal__WriteCommand *cmd);
 
 #endif

@@ -3,7 +3,8 @@
  * survives a power loss right after the call (before the source commits its deletes), a
  * second apply after the source lost its applied index keeps the target's newer writes,
  * and bad points are refused with a message. The SPLIT command carries the map's points
- * and a malformed one is refused whole. */
+ * and a malformed one is refused whole; the source's fence refuses any write (a batch
+ * whole) that touches a moved key. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -281,6 +282,66 @@ static void test_command(void **state)
     shardmap_free(&m);
 }
 
+/* The first of user/00000.. that r gives to want, as a protobuf key in buf. */
+static ProtobufCBinaryData key_on(const ring_t *r, uint32_t want, char *buf)
+{
+    for (int i = 0;; i++) {
+        int n = snprintf(buf, 32, "user/%05d", i);
+        if (ring_shard_for(r, buf, (size_t)n) == want)
+            return (ProtobufCBinaryData){(size_t)n, (uint8_t *)buf};
+    }
+}
+
+static void test_fence(void **state)
+{
+    fx_t *f = *state;
+    ring_t *r = split_ring(&f->sp);
+    assert_non_null(r);
+    char kb[32], sb[32];
+    ProtobufCBinaryData moved = key_on(r, 9, kb), stays = key_on(r, 3, sb);
+    Shoal__PutRequest put = SHOAL__PUT_REQUEST__INIT;
+    Shoal__DeleteRequest del = SHOAL__DELETE_REQUEST__INIT;
+    Shoal__CasRequest cas = SHOAL__CAS_REQUEST__INIT;
+    Shoal__WriteCommand wc = SHOAL__WRITE_COMMAND__INIT;
+    wc.op_case = SHOAL__WRITE_COMMAND__OP_PUT;
+    wc.put = &put;
+    put.key = moved;
+    assert_true(split_cmd_fenced(r, 9, &wc));
+    put.key = stays;
+    assert_false(split_cmd_fenced(r, 9, &wc));
+    wc.op_case = SHOAL__WRITE_COMMAND__OP_DEL;
+    wc.del = &del;
+    del.key = moved;
+    assert_true(split_cmd_fenced(r, 9, &wc));
+    wc.op_case = SHOAL__WRITE_COMMAND__OP_CAS;
+    wc.cas = &cas;
+    cas.key = stays;
+    assert_false(split_cmd_fenced(r, 9, &wc));
+    cas.key = moved;
+    assert_true(split_cmd_fenced(r, 9, &wc));
+    /* a batch with one moved key is fenced whole: it stays atomic */
+    Shoal__BatchOp o1 = SHOAL__BATCH_OP__INIT, o2 = SHOAL__BATCH_OP__INIT, *ops[] = {&o1, &o2};
+    Shoal__PutRequest p1 = SHOAL__PUT_REQUEST__INIT;
+    Shoal__DeleteRequest d2 = SHOAL__DELETE_REQUEST__INIT;
+    o1.op_case = SHOAL__BATCH_OP__OP_PUT;
+    o1.put = &p1;
+    p1.key = stays;
+    o2.op_case = SHOAL__BATCH_OP__OP_DEL;
+    o2.del = &d2;
+    d2.key = stays;
+    Shoal__BatchRequest br = SHOAL__BATCH_REQUEST__INIT;
+    br.ops = ops;
+    br.n_ops = 2;
+    wc.op_case = SHOAL__WRITE_COMMAND__OP_BATCH;
+    wc.batch = &br;
+    assert_false(split_cmd_fenced(r, 9, &wc));
+    d2.key = moved;
+    assert_true(split_cmd_fenced(r, 9, &wc));
+    wc.op_case = SHOAL__WRITE_COMMAND__OP_SPLIT;
+    assert_false(split_cmd_fenced(r, 9, &wc));
+    ring_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +349,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_again_keeps_target_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_points, setup, teardown),
         cmocka_unit_test(test_command),
+        cmocka_unit_test_setup_teardown(test_fence, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
