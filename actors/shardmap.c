@@ -329,6 +329,8 @@ static int split_refused(const Shoal__ShardMap *m, const Shoal__ShardInfo *si, u
                         " leaving); wait until it is done",
                         si->id, si->leaving[0]),
                -1;
+    if (!si->n_replicas)
+        return snprintf(err, errlen, "shard %u lists no replica; it cannot be split", si->id), -1;
     if (n_pts < 2)
         return snprintf(err, errlen, "shard %u has %zu ring point; it cannot be split", si->id,
                         n_pts),
@@ -348,7 +350,8 @@ static int fill_new(Shoal__ShardInfo *g, const Shoal__ShardInfo *si, uint32_t id
     g->points = malloc(n * sizeof *g->points);
     if (!g->replicas || !g->points)
         return -1;
-    memcpy(g->replicas, si->replicas, si->n_replicas * sizeof *g->replicas);
+    if (si->n_replicas) /* a decoded map may list none: memcpy wants a real pointer */
+        memcpy(g->replicas, si->replicas, si->n_replicas * sizeof *g->replicas);
     g->n_replicas = si->n_replicas;
     memcpy(g->points, give, n * sizeof *g->points);
     g->n_points = n;

@@ -55,7 +55,7 @@ size_t shardmap_points(const Shoal__ShardMap *m, const Shoal__ShardInfo *si, uin
  * other of source's points in hash order and lists source's replicas, marked splitting
  * from source; source keeps the rest. source SHOAL_META_GROUP (never split: it is not on
  * the ring) picks the shard with the most points, the lowest id among equals. Refused for
- * an unknown shard,
+ * an unknown shard, a shard listing no replica,
  * a shard with fewer than 2 points, a shard with a move open, or while another split is
  * not closed (one split at a time keeps the fence simple). */
 int shardmap_split(Shoal__ShardMap *m, uint32_t source, uint32_t *new_id, char *err, size_t errlen);

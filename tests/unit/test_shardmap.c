@@ -314,6 +314,12 @@ static void test_split(void **state)
     assert_int_equal(shardmap_shard(m, 0)->n_points, 1);
     expect_split_refused(m, 0, "cannot be split");
 
+    Shoal__ShardInfo *s3 = (Shoal__ShardInfo *)shardmap_shard(m, 3);
+    size_t n_rep = s3->n_replicas;
+    s3->n_replicas = 0; /* a decoded map may say so */
+    expect_split_refused(m, 3, "lists no replica");
+    s3->n_replicas = n_rep;
+
     /* points and marks survive the stored bytes; unsorted points do not decode */
     assert_int_equal(shardmap_split(m, 3, &id, err, sizeof err), 0);
     size_t len;
