@@ -37,7 +37,7 @@ Shoal__ShardMap *shardmap_decode(const uint8_t *buf, size_t len)
     if (m && (m->version == 0 || m->n_shards == 0)) /* never a map anyone wrote */
         shardmap_free(&m);
     for (size_t i = 0; m && i < m->n_shards; i++)
-        if (!points_valid(m->shards[i])) /* a ring no two readers would build alike */
+        if (!points_valid(m->shards[i])) /* the split edit and SPLIT check rely on it */
             shardmap_free(&m);
     return m;
 }
