@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "actors/node_config.h"
+#include "engine/ring.h"
 
 void shardmap_free(Shoal__ShardMap **m_p)
 {
@@ -19,11 +20,25 @@ void shardmap_free(Shoal__ShardMap **m_p)
     }
 }
 
+/* Explicit points must be strictly ascending and fit a ring (RING_MAX_VNODES). */
+static bool points_valid(const Shoal__ShardInfo *si)
+{
+    if (si->n_points > RING_MAX_VNODES)
+        return false;
+    for (size_t i = 1; i < si->n_points; i++)
+        if (si->points[i] <= si->points[i - 1])
+            return false;
+    return true;
+}
+
 Shoal__ShardMap *shardmap_decode(const uint8_t *buf, size_t len)
 {
     Shoal__ShardMap *m = shoal__shard_map__unpack(NULL, len, buf);
     if (m && (m->version == 0 || m->n_shards == 0)) /* never a map anyone wrote */
         shardmap_free(&m);
+    for (size_t i = 0; m && i < m->n_shards; i++)
+        if (!points_valid(m->shards[i])) /* the split edit and SPLIT check rely on it */
+            shardmap_free(&m);
     return m;
 }
 
@@ -253,5 +268,159 @@ bool shardmap_close_move(Shoal__ShardMap *m, uint32_t shard, const uint64_t *vot
             !ids_add(&si->retired, &si->n_retired, si->leaving[i]))
             return false;
     si->n_leaving = 0;
+    return true;
+}
+
+/* ---- add-shard by split ---------------------------------------------------------- */
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+size_t shardmap_points(const Shoal__ShardMap *m, const Shoal__ShardInfo *si, uint64_t *out)
+{
+    size_t n = si->n_points;
+    if (n) {
+        n = n < RING_MAX_VNODES ? n : RING_MAX_VNODES;
+        memcpy(out, si->points, n * sizeof *out);
+    } else {
+        n = m->vnodes_per_shard ? m->vnodes_per_shard : 64; /* the broker's default too */
+        n = n < RING_MAX_VNODES ? n : RING_MAX_VNODES;
+        for (size_t i = 0; i < n; i++)
+            out[i] = ring_point(si->id, (uint32_t)i);
+    }
+    qsort(out, n, sizeof *out, u64_cmp);
+    return n;
+}
+
+/* The shard with the most points, lowest id among equals. */
+static Shoal__ShardInfo *largest(const Shoal__ShardMap *m, uint64_t *scratch)
+{
+    Shoal__ShardInfo *best = NULL;
+    size_t best_n = 0;
+    for (size_t i = 0; i < m->n_shards; i++) {
+        size_t n = shardmap_points(m, m->shards[i], scratch);
+        if (!best || n > best_n || (n == best_n && m->shards[i]->id < best->id))
+            best = m->shards[i], best_n = n;
+    }
+    return best;
+}
+
+static int split_refused(const Shoal__ShardMap *m, const Shoal__ShardInfo *si, uint32_t source,
+                         size_t n_pts, char *err, size_t errlen)
+{
+    if (source == SHOAL_META_GROUP && !si)
+        return snprintf(err, errlen, "the shard map has no shard to split"), -1;
+    if (!si)
+        return snprintf(err, errlen, "no shard %u in the shard map (version %" PRIu64 ")", source,
+                        m->version),
+               -1;
+    for (size_t i = 0; i < m->n_shards; i++)
+        if (m->shards[i]->splitting)
+            return snprintf(err, errlen,
+                            "shard %u is still splitting from shard %u; wait until it is done",
+                            m->shards[i]->id, m->shards[i]->split_from),
+                   -1;
+    if (si->n_leaving)
+        return snprintf(err, errlen,
+                        "shard %u is moving a replica (node %" PRIu64
+                        " leaving); wait until it is done",
+                        si->id, si->leaving[0]),
+               -1;
+    if (!si->n_replicas)
+        return snprintf(err, errlen, "shard %u lists no replica; it cannot be split", si->id), -1;
+    if (n_pts < 2)
+        return snprintf(err, errlen, "shard %u has %zu ring point; it cannot be split", si->id,
+                        n_pts),
+               -1;
+    return 0;
+}
+
+/* Fills g as the new shard split from si with points give[0..n). */
+static int fill_new(Shoal__ShardInfo *g, const Shoal__ShardInfo *si, uint32_t id,
+                    const uint64_t *give, size_t n)
+{
+    g->id = id;
+    g->leader_hint = UINT64_MAX;
+    g->splitting = true;
+    g->split_from = si->id;
+    g->replicas = malloc((si->n_replicas + 1) * sizeof *g->replicas);
+    g->points = malloc(n * sizeof *g->points);
+    if (!g->replicas || !g->points)
+        return -1;
+    if (si->n_replicas) /* a decoded map may list none: memcpy wants a real pointer */
+        memcpy(g->replicas, si->replicas, si->n_replicas * sizeof *g->replicas);
+    g->n_replicas = si->n_replicas;
+    memcpy(g->points, give, n * sizeof *g->points);
+    g->n_points = n;
+    return 0;
+}
+
+int shardmap_split(Shoal__ShardMap *m, uint32_t source, uint32_t *new_id, char *err, size_t errlen)
+{
+    uint64_t *pts = malloc(RING_MAX_VNODES * sizeof *pts);
+    uint64_t *keep = malloc(RING_MAX_VNODES * sizeof *keep);
+    Shoal__ShardInfo *si = NULL, *g = calloc(1, sizeof *g);
+    Shoal__ShardInfo **shards = NULL;
+    int rc = -1;
+    if (g)
+        shoal__shard_info__init(g); /* freed as a message on every path below */
+    if (!pts || !keep || !g) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    si = source == SHOAL_META_GROUP ? largest(m, pts) : shard_of(m, source);
+    size_t n = si ? shardmap_points(m, si, pts) : 0;
+    if (split_refused(m, si, source, n, err, errlen))
+        goto out;
+    uint32_t id = 0;
+    for (size_t i = 0; i < m->n_shards; i++)
+        if (m->shards[i]->id >= id)
+            id = m->shards[i]->id + 1;
+    if (id == SHOAL_META_GROUP) {
+        snprintf(err, errlen, "no shard id left");
+        goto out;
+    }
+    /* every other point in hash order: the new shard's keys are spread like the source's */
+    size_t nk = 0, ng = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i % 2)
+            pts[ng++] = pts[i];
+        else
+            keep[nk++] = pts[i];
+    shards = realloc(m->shards, (m->n_shards + 1) * sizeof *shards);
+    if (shards)
+        m->shards = shards;
+    uint64_t *sp = malloc(nk * sizeof *sp);
+    if (!shards || !sp || fill_new(g, si, id, pts, ng)) {
+        free(sp);
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    memcpy(sp, keep, nk * sizeof *sp);
+    free(si->points);
+    si->points = sp;
+    si->n_points = nk;
+    m->shards[m->n_shards++] = g;
+    g = NULL;
+    *new_id = id;
+    rc = 0;
+out:
+    if (g)
+        shoal__shard_info__free_unpacked(g, NULL);
+    free(pts);
+    free(keep);
+    return rc;
+}
+
+bool shardmap_close_split(Shoal__ShardMap *m, uint32_t shard)
+{
+    Shoal__ShardInfo *si = shard_of(m, shard);
+    if (!si || !si->splitting)
+        return false;
+    si->splitting = false;
+    si->split_from = 0;
     return true;
 }

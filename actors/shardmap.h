@@ -47,4 +47,20 @@ int shardmap_remove_node(Shoal__ShardMap *m, uint64_t id, const uint64_t *meta, 
 bool shardmap_close_move(Shoal__ShardMap *m, uint32_t shard, const uint64_t *voters,
                          size_t n_voters);
 
+/* The ring points shard si owns, sorted ascending, into out (room for RING_MAX_VNODES):
+ * its explicit points when set, else the derived ring_point(id, i) for i < vnodes. Returns
+ * the count. */
+size_t shardmap_points(const Shoal__ShardMap *m, const Shoal__ShardInfo *si, uint64_t *out);
+/* add-shard by split: a new shard (id = the highest shard id + 1, in *new_id) takes every
+ * other of source's points in hash order and lists source's replicas, marked splitting
+ * from source; source keeps the rest. source SHOAL_META_GROUP (never split: it is not on
+ * the ring) picks the shard with the most points, the lowest id among equals. Refused for
+ * an unknown shard, a shard listing no replica,
+ * a shard with fewer than 2 points, a shard with a move open, or while another split is
+ * not closed (one split at a time keeps the fence simple). */
+int shardmap_split(Shoal__ShardMap *m, uint32_t source, uint32_t *new_id, char *err, size_t errlen);
+/* Clears the splitting mark of shard once its group serves (its data was cut from the
+ * source); false (map unchanged) when shard is not splitting. */
+bool shardmap_close_split(Shoal__ShardMap *m, uint32_t shard);
+
 #endif

@@ -139,7 +139,11 @@ int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
         d->n_leaving = si->n_leaving < BROKER_MAX_REPLICAS ? si->n_leaving : BROKER_MAX_REPLICAS;
         for (size_t r = 0; r < d->n_leaving; r++)
             d->leaving[r] = si->leaving[r];
-        ring_add_shard(ring, si->id);
+        /* a split shard owns explicit points (ShardInfo.points), the others derived ones */
+        if (si->n_points)
+            ring_add_points(ring, si->id, si->points, si->n_points);
+        else
+            ring_add_shard(ring, si->id);
     }
     ring_destroy(&b->ring);
     free(b->shards);

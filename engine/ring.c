@@ -67,11 +67,29 @@ static int pt_cmp(const void *a, const void *b)
 
 int ring_has_shard(const ring_t *self, uint32_t shard)
 {
-    /* Point 0 of a present shard is always on the ring: look it up exactly. */
-    if (self->n_pts == 0)
-        return 0;
-    ring_pt_t key = {ring_point(shard, 0), shard};
-    return bsearch(&key, self->pts, self->n_pts, sizeof key, pt_cmp) != NULL;
+    /* a scan, not a lookup of point 0: a split shard owns an explicit set of points that
+     * need not include its derived point 0 (membership changes are rare) */
+    for (size_t i = 0; i < self->n_pts; i++)
+        if (self->pts[i].shard == shard)
+            return 1;
+    return 0;
+}
+
+/* Appends n points of shard and re-sorts; the caller checked shard is absent. */
+static int add_points(ring_t *self, uint32_t shard, const uint64_t *hashes, uint32_t first,
+                      size_t n)
+{
+    ring_pt_t *pts = realloc(self->pts, (self->n_pts + n) * sizeof *pts);
+    if (!pts)
+        return SHOAL_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        pts[self->n_pts + i] =
+            (ring_pt_t){hashes ? hashes[i] : ring_point(shard, first + (uint32_t)i), shard};
+    self->pts = pts;
+    self->n_pts += n;
+    self->n_shards++;
+    qsort(self->pts, self->n_pts, sizeof *pts, pt_cmp);
+    return SHOAL_OK;
 }
 
 int ring_add_shard(ring_t *self, uint32_t shard)
@@ -80,16 +98,16 @@ int ring_add_shard(ring_t *self, uint32_t shard)
         return SHOAL_EINVAL;
     if (ring_has_shard(self, shard))
         return SHOAL_EEXIST;
-    ring_pt_t *pts = realloc(self->pts, (self->n_pts + self->vnodes) * sizeof *pts);
-    if (!pts)
-        return SHOAL_ENOMEM;
-    for (uint32_t i = 0; i < self->vnodes; i++)
-        pts[self->n_pts + i] = (ring_pt_t){ring_point(shard, i), shard};
-    self->pts = pts;
-    self->n_pts += self->vnodes;
-    self->n_shards++;
-    qsort(self->pts, self->n_pts, sizeof *pts, pt_cmp);
-    return SHOAL_OK;
+    return add_points(self, shard, NULL, 0, self->vnodes);
+}
+
+int ring_add_points(ring_t *self, uint32_t shard, const uint64_t *hashes, size_t n)
+{
+    if (shard == RING_NO_SHARD || n == 0 || n > RING_MAX_VNODES || !hashes)
+        return SHOAL_EINVAL;
+    if (ring_has_shard(self, shard))
+        return SHOAL_EEXIST;
+    return add_points(self, shard, hashes, 0, n);
 }
 
 int ring_remove_shard(ring_t *self, uint32_t shard)

@@ -6,6 +6,10 @@
  * after that hash, wrapping at the top. Every broker and node computes the same mapping
  * from (shard ids, vnodes) alone, so nothing but the shard map needs to be shared.
  *
+ * A shard that was split owns an explicit set of points instead (ring_add_points): the
+ * source keeps half of its points and the new shard takes the other half, so only the
+ * source's keys move.
+ *
  * Invariants: points are kept sorted by (hash, shard) so ties break the same way
  * everywhere; adding a shard moves only keys to the new shard, removing one moves only
  * its keys. Pure C, no I/O, no locks: callers own synchronisation. */
@@ -28,6 +32,10 @@ void ring_destroy(ring_t **self_p);
 /* Adds shard's points. SHOAL_EEXIST if it is already on the ring, SHOAL_EINVAL for
  * RING_NO_SHARD, SHOAL_ENOMEM. */
 int ring_add_shard(ring_t *self, uint32_t shard);
+/* Adds shard with an explicit set of n points (1..RING_MAX_VNODES) instead of its derived
+ * ones: the shards on both sides of a split (shard map ShardInfo.points). SHOAL_EEXIST if
+ * the shard is already on the ring, SHOAL_EINVAL for RING_NO_SHARD or a bad count. */
+int ring_add_points(ring_t *self, uint32_t shard, const uint64_t *hashes, size_t n);
 /* Removes shard's points; SHOAL_ENOTFOUND if absent. */
 int ring_remove_shard(ring_t *self, uint32_t shard);
 

@@ -21,6 +21,9 @@ if(TARGET shoald)
                  LIBS shoal_actors LABELS unit)
   shoal_add_test(NAME test_lease_clock SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_lease_clock.c
                  LIBS shoal_actors LABELS unit)
+  # the data cut of add-shard by split: both sides, a power loss, a second apply
+  shoal_add_test(NAME test_split SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_split.c
+                 LIBS shoal_actors LABELS unit)
   shoal_add_test(NAME test_node_transport
                  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_transport.c
                  LIBS shoal_actors LABELS unit)

@@ -54,6 +54,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t meta[] = {0, 1, 2};
     err[0] = '\0';
     check_err(shardmap_remove_node(m, a % 8, meta, 3, err, sizeof err), err);
+    uint32_t id = 0;
+    err[0] = '\0';
+    uint32_t src = a % 2 ? SHOAL_META_GROUP : m->shards[b % m->n_shards]->id;
+    check_err(shardmap_split(m, src, &id, err, sizeof err), err);
+    if (err[0] == '\0')
+        (void)shardmap_close_split(m, id);
     roundtrip(m);
     shardmap_free(&m);
     return 0;

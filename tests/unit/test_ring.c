@@ -114,6 +114,70 @@ static void test_add_moves_only_to_new_shard(void **state)
     ring_destroy(&r);
 }
 
+/* A split as the shard map records it: shard 1 keeps its even-ranked points, shard 4 takes
+ * the odd-ranked ones. Only shard 1's keys move, all to shard 4, about half of them. */
+static void test_split_points_move_only_source_keys(void **state)
+{
+    (void)state;
+    ring_t *r = ring_with(64, 4);
+    static uint32_t before[NKEYS];
+    char k[32];
+    for (unsigned i = 0; i < NKEYS; i++)
+        before[i] = ring_shard_for(r, k, key_of(i, k));
+    uint64_t keep[32], give[32];
+    for (uint32_t i = 0; i < 64; i++)
+        (i % 2 ? give : keep)[i / 2] = ring_point(1, i);
+    assert_int_equal(ring_remove_shard(r, 1), SHOAL_OK);
+    assert_int_equal(ring_add_points(r, 1, keep, 32), SHOAL_OK);
+    assert_int_equal(ring_add_points(r, 4, give, 32), SHOAL_OK);
+    assert_int_equal(ring_add_points(r, 4, give, 32), SHOAL_EEXIST);
+    assert_int_equal(ring_add_points(r, 5, give, 0), SHOAL_EINVAL);
+    assert_int_equal(ring_add_points(r, RING_NO_SHARD, give, 1), SHOAL_EINVAL);
+    assert_int_equal(ring_shard_count(r), 5);
+    unsigned of1 = 0, moved = 0;
+    for (unsigned i = 0; i < NKEYS; i++) {
+        uint32_t now = ring_shard_for(r, k, key_of(i, k));
+        of1 += before[i] == 1;
+        if (now != before[i]) {
+            assert_int_equal(before[i], 1);
+            assert_int_equal(now, 4);
+            moved++;
+        }
+    }
+    assert_true(moved > of1 / 4 && moved < of1 * 3 / 4);
+    ring_destroy(&r);
+}
+
+/* What a source replica applying a split needs: for the source's own keys, a ring of
+ * just the source's kept points and the new shard's points names the same owner as the
+ * whole cluster's ring (the first point at or after a source key's hash is a source point
+ * before the split, so it is the first of the source's points too). No map needed. */
+static void test_split_decided_from_source_points_alone(void **state)
+{
+    (void)state;
+    ring_t *all = ring_with(64, 4), *two = ring_new(64);
+    assert_non_null(two);
+    static uint32_t before[NKEYS];
+    char k[32];
+    for (unsigned i = 0; i < NKEYS; i++)
+        before[i] = ring_shard_for(all, k, key_of(i, k));
+    uint64_t keep[32], give[32];
+    for (uint32_t i = 0; i < 64; i++)
+        (i % 2 ? give : keep)[i / 2] = ring_point(2, i);
+    assert_int_equal(ring_remove_shard(all, 2), SHOAL_OK);
+    assert_int_equal(ring_add_points(all, 2, keep, 32), SHOAL_OK);
+    assert_int_equal(ring_add_points(all, 7, give, 32), SHOAL_OK);
+    assert_int_equal(ring_add_points(two, 2, keep, 32), SHOAL_OK);
+    assert_int_equal(ring_add_points(two, 7, give, 32), SHOAL_OK);
+    for (unsigned i = 0; i < NKEYS; i++) {
+        size_t n = key_of(i, k);
+        if (before[i] == 2)
+            assert_int_equal(ring_shard_for(two, k, n), ring_shard_for(all, k, n));
+    }
+    ring_destroy(&all);
+    ring_destroy(&two);
+}
+
 static void test_wraparound(void **state)
 {
     ring_t *r = ring_with(16, 3);
@@ -147,6 +211,8 @@ int main(void)
         cmocka_unit_test(test_deterministic_across_instances),
         cmocka_unit_test(test_even_spread),
         cmocka_unit_test(test_add_moves_only_to_new_shard),
+        cmocka_unit_test(test_split_points_move_only_source_keys),
+        cmocka_unit_test(test_split_decided_from_source_points_alone),
         cmocka_unit_test(test_wraparound),
         cmocka_unit_test(test_point_is_stable),
     };

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "actors/shardmap.h"
+#include "engine/ring.h"
 
 /* 4 nodes, 4 shards, 3 replicas: shard s on nodes s, s+1, s+2 (mod 4). */
 static Shoal__ShardMap *four(void)
@@ -225,6 +226,120 @@ static void test_remove_node(void **state)
     shardmap_free(&m);
 }
 
+static void expect_split_refused(Shoal__ShardMap *m, uint32_t source, const char *why)
+{
+    size_t len;
+    uint8_t *before = packed(m, &len);
+    char err[256] = "";
+    uint32_t id = 12345;
+    assert_int_equal(shardmap_split(m, source, &id, err, sizeof err), -1);
+    assert_int_equal(id, 12345);
+    if (!strstr(err, why))
+        fail_msg("split %u: error \"%s\" does not say \"%s\"", source, err, why);
+    assert_true(same_map(m, before, len));
+    free(before);
+}
+
+/* source's points before the split are exactly the union of both sides after it, each
+ * side sorted and about half of them */
+static void check_halves(const Shoal__ShardMap *m, const uint64_t *was, size_t n_was,
+                         uint32_t source, uint32_t added)
+{
+    const Shoal__ShardInfo *s = shardmap_shard(m, source), *g = shardmap_shard(m, added);
+    assert_non_null(g);
+    assert_true(g->splitting);
+    assert_int_equal(g->split_from, source);
+    assert_int_equal(g->n_replicas, s->n_replicas);
+    for (size_t i = 0; i < s->n_replicas; i++)
+        assert_int_equal(g->replicas[i], s->replicas[i]);
+    assert_int_equal(s->n_points, (n_was + 1) / 2);
+    assert_int_equal(g->n_points, n_was / 2);
+    for (size_t i = 0; i < n_was; i++) {
+        bool in_s = shardmap_has(s->points, s->n_points, was[i]);
+        bool in_g = shardmap_has(g->points, g->n_points, was[i]);
+        assert_true(in_s != in_g);
+    }
+    for (size_t i = 1; i < s->n_points; i++)
+        assert_true(s->points[i] > s->points[i - 1]);
+    for (size_t i = 1; i < g->n_points; i++)
+        assert_true(g->points[i] > g->points[i - 1]);
+}
+
+static void test_split(void **state)
+{
+    (void)state;
+    Shoal__ShardMap *m = four();
+    uint64_t was[RING_MAX_VNODES];
+    size_t n_was = shardmap_points(m, shardmap_shard(m, 0), was);
+    assert_int_equal(n_was, 16);
+    for (uint32_t i = 0; i < 16; i++)
+        assert_true(shardmap_has(was, n_was, ring_point(0, i)));
+    char err[256] = "";
+    uint32_t id = 0;
+    /* no source named: the largest (all have 16 points), lowest id: shard 0 */
+    assert_int_equal(shardmap_split(m, SHOAL_META_GROUP, &id, err, sizeof err), 0);
+    assert_int_equal(id, 4);
+    assert_int_equal(m->n_shards, 5);
+    check_halves(m, was, n_was, 0, 4);
+
+    expect_split_refused(m, 1, "still splitting from shard 0");
+    assert_false(shardmap_close_split(m, 1)); /* not splitting */
+    assert_true(shardmap_close_split(m, 4));
+    assert_false(shardmap_shard(m, 4)->splitting);
+    assert_false(shardmap_close_split(m, 4)); /* closed once */
+
+    /* the largest is now shard 1 (16 points; 0 and 4 have 8) */
+    n_was = shardmap_points(m, shardmap_shard(m, 1), was);
+    assert_int_equal(shardmap_split(m, SHOAL_META_GROUP, &id, err, sizeof err), 0);
+    assert_int_equal(id, 5);
+    check_halves(m, was, n_was, 1, 5);
+    assert_true(shardmap_close_split(m, 5));
+
+    expect_split_refused(m, 9, "no shard 9");
+    Shoal__MoveReplicaRequest mv = SHOAL__MOVE_REPLICA_REQUEST__INIT;
+    mv.shard = 2;
+    mv.from_node = 2;
+    mv.to_node = 1;
+    assert_int_equal(shardmap_move(m, &mv, err, sizeof err), 0);
+    expect_split_refused(m, 2, "moving a replica");
+
+    /* a split shard splits again from its explicit points, down to one point */
+    for (size_t want = 8; want > 1; want /= 2) {
+        n_was = shardmap_points(m, shardmap_shard(m, 0), was);
+        assert_int_equal(n_was, want);
+        assert_int_equal(shardmap_split(m, 0, &id, err, sizeof err), 0);
+        check_halves(m, was, n_was, 0, id);
+        assert_true(shardmap_close_split(m, id));
+    }
+    assert_int_equal(shardmap_shard(m, 0)->n_points, 1);
+    expect_split_refused(m, 0, "cannot be split");
+
+    Shoal__ShardInfo *s3 = (Shoal__ShardInfo *)shardmap_shard(m, 3);
+    size_t n_rep = s3->n_replicas;
+    s3->n_replicas = 0; /* a decoded map may say so */
+    expect_split_refused(m, 3, "lists no replica");
+    s3->n_replicas = n_rep;
+
+    /* points and marks survive the stored bytes; unsorted points do not decode */
+    assert_int_equal(shardmap_split(m, 3, &id, err, sizeof err), 0);
+    size_t len;
+    uint8_t *b = packed(m, &len);
+    Shoal__ShardMap *d = shardmap_decode(b, len);
+    assert_non_null(d);
+    assert_true(same_map(d, b, len));
+    assert_true(shardmap_shard(d, id)->splitting);
+    shardmap_free(&d);
+    free(b);
+    Shoal__ShardInfo *g = (Shoal__ShardInfo *)shardmap_shard(m, id);
+    uint64_t t = g->points[0];
+    g->points[0] = g->points[1];
+    g->points[1] = t;
+    b = packed(m, &len);
+    assert_null(shardmap_decode(b, len));
+    free(b);
+    shardmap_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_move),
         cmocka_unit_test(test_add_node),
         cmocka_unit_test(test_remove_node),
+        cmocka_unit_test(test_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,49 @@
+/* split.h - the data side of add-shard by split (docs/ARCHITECTURE.md, "Adding a shard"):
+ * what every replica of a source shard does when it applies the SPLIT command at one log
+ * index, so every replica cuts the same data. Pure engine work (no node, no sockets): the
+ * caller owns both engines and the source's apply batch.
+ *
+ * Not wired into the fsm yet: the SPLIT command, the target group's start from the
+ * source's voters and the source's fence are still to build (ARCHITECTURE "Not built yet"). */
+#ifndef SHOAL_ACTORS_SPLIT_H
+#define SHOAL_ACTORS_SPLIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/lsm/lsm.h"
+#include "engine/ring.h"
+
+/* A split as the source's log carries it. */
+typedef struct {
+    uint32_t source, target;
+    const uint64_t *keep; /* the source's ring points after the split */
+    size_t n_keep;
+    const uint64_t *give; /* the target's ring points */
+    size_t n_give;
+    uint64_t index; /* the SPLIT entry's index in the source's log */
+} split_t;
+
+/* A ring of just the source's kept points and the target's points. For a key the source
+ * owned before the split it names the same owner as the cluster's ring (test_ring), so a
+ * source replica decides which keys moved (and which requests to refuse afterwards) from
+ * the command alone. NULL on bad points or no memory. */
+ring_t *split_ring(const split_t *sp);
+
+/* Copies into dst every data key of src that the split gives to the target, every client
+ * session (a write retried on the target after the split must not apply twice) and a
+ * marker naming (source, index), and makes dst durable (synced) before returning; then
+ * queues the deletes of the moved data keys into src_batch, which the caller commits with
+ * the source's applied index. So the target's data is durable before the source's applied
+ * index passes the SPLIT. If dst already holds this split's marker (the source applies the
+ * SPLIT again after a crash lost its applied index), the copy is skipped: the target may
+ * have taken writes since. 0, or a SHOAL_E* code with one line in err; *moved = the number
+ * of data keys moved. */
+int split_apply(lsm_t *src, lsm_t *dst, const split_t *sp, lsm_batch_t *src_batch, size_t *moved,
+                char *err, size_t errlen);
+
+/* true when dst holds the marker of split (source, index). */
+bool split_done(lsm_t *dst, uint32_t source, uint64_t index);
+
+#endif
