@@ -14,27 +14,7 @@
 
 #include "actors/shardmap.h"
 #include "engine/ring.h"
-
-/* 4 nodes, 4 shards, 3 replicas: shard s on nodes s, s+1, s+2 (mod 4). */
-static Shoal__ShardMap *four(void)
-{
-    node_config_t c;
-    memset(&c, 0, sizeof c);
-    c.shards = 4;
-    c.replicas = 3;
-    c.vnodes = 16;
-    c.n_nodes = 4;
-    for (size_t i = 0; i < 4; i++) {
-        c.nodes[i].id = i;
-        snprintf(c.nodes[i].endpoint, sizeof c.nodes[i].endpoint, "tcp://127.0.0.1:%zu",
-                 7100 + 2 * i);
-        snprintf(c.nodes[i].pub_endpoint, sizeof c.nodes[i].pub_endpoint, "tcp://127.0.0.1:%zu",
-                 7101 + 2 * i);
-    }
-    Shoal__ShardMap *m = shardmap_bootstrap(&c);
-    assert_non_null(m);
-    return m;
-}
+#include "tests/unit/shardmap_fixture.h"
 
 static uint8_t *packed(const Shoal__ShardMap *m, size_t *len)
 {
@@ -58,7 +38,7 @@ static const uint64_t META[3] = {0, 1, 2};
 static void test_bootstrap_and_decode(void **state)
 {
     (void)state;
-    Shoal__ShardMap *m = four();
+    Shoal__ShardMap *m = shardmap_fixture_four();
     assert_int_equal(m->version, 1);
     assert_int_equal(m->n_shards, 4);
     assert_int_equal(m->n_nodes, 4);
@@ -108,7 +88,7 @@ static void expect_move_refused(Shoal__ShardMap *m, uint32_t shard, uint64_t fro
 static void test_move(void **state)
 {
     (void)state;
-    Shoal__ShardMap *m = four();
+    Shoal__ShardMap *m = shardmap_fixture_four();
     Shoal__MoveReplicaRequest mv = SHOAL__MOVE_REPLICA_REQUEST__INIT;
     mv.shard = 0;
     mv.from_node = 1;
@@ -179,7 +159,7 @@ static void add(Shoal__ShardMap *m, uint64_t id, const char *ep, const char *pub
 static void test_add_node(void **state)
 {
     (void)state;
-    Shoal__ShardMap *m = four();
+    Shoal__ShardMap *m = shardmap_fixture_four();
     add(m, 4, "tcp://127.0.0.1:7108", "tcp://127.0.0.1:7109", 0, NULL);
     add(m, 4, "tcp://127.0.0.1:7110", "tcp://127.0.0.1:7111", -1, "already in the shard map");
     add(m, 5, "tcp://127.0.0.1:7108", "tcp://127.0.0.1:7111", -1, "already uses");
@@ -195,7 +175,7 @@ static void test_add_node(void **state)
 static void test_remove_node(void **state)
 {
     (void)state;
-    Shoal__ShardMap *m = four();
+    Shoal__ShardMap *m = shardmap_fixture_four();
     char err[256] = "";
     assert_int_equal(shardmap_remove_node(m, 3, META, 3, err, sizeof err), -1);
     assert_non_null(strstr(err, "move its replicas off first"));
@@ -268,7 +248,7 @@ static void check_halves(const Shoal__ShardMap *m, const uint64_t *was, size_t n
 static void test_split(void **state)
 {
     (void)state;
-    Shoal__ShardMap *m = four();
+    Shoal__ShardMap *m = shardmap_fixture_four();
     uint64_t was[RING_MAX_VNODES];
     size_t n_was = shardmap_points(m, shardmap_shard(m, 0), was);
     assert_int_equal(n_was, 16);

@@ -20,6 +20,7 @@
 #include "actors/split_cmd.h"
 #include "engine/error.h"
 #include "engine/lsm/env.h"
+#include "tests/unit/shardmap_fixture.h"
 
 #define NKEYS 3000
 #define VNODES 64
@@ -200,26 +201,6 @@ static void test_bad_points(void **state)
     lsm_batch_destroy(&b);
 }
 
-static Shoal__ShardMap *map_of_four(void)
-{
-    node_config_t c;
-    memset(&c, 0, sizeof c);
-    c.shards = 4;
-    c.replicas = 3;
-    c.vnodes = 16;
-    c.n_nodes = 4;
-    for (size_t i = 0; i < 4; i++) {
-        c.nodes[i].id = i;
-        snprintf(c.nodes[i].endpoint, sizeof c.nodes[i].endpoint, "tcp://127.0.0.1:%zu",
-                 7100 + 2 * i);
-        snprintf(c.nodes[i].pub_endpoint, sizeof c.nodes[i].pub_endpoint, "tcp://127.0.0.1:%zu",
-                 7101 + 2 * i);
-    }
-    Shoal__ShardMap *m = shardmap_bootstrap(&c);
-    assert_non_null(m);
-    return m;
-}
-
 static void expect_check_refused(const Shoal__SplitCommand *c, uint32_t source, const char *why)
 {
     split_t sp;
@@ -232,7 +213,7 @@ static void expect_check_refused(const Shoal__SplitCommand *c, uint32_t source, 
 static void test_command(void **state)
 {
     (void)state;
-    Shoal__ShardMap *m = map_of_four();
+    Shoal__ShardMap *m = shardmap_fixture_four();
     char err[256] = "";
     uint8_t *buf = NULL;
     size_t len = 0;
