@@ -95,6 +95,21 @@ static void write_config(bench_t *b, int i)
     fclose(f);
 }
 
+static void start_node(bench_t *b, int i)
+{
+    char cfg[600], log[600];
+    snprintf(cfg, sizeof cfg, "%s/node-%d.cfg", b->dir, i);
+    snprintf(log, sizeof log, "%s/node-%d.log", b->dir, i);
+    pid_t p = fork();
+    if (p == 0) {
+        if (!freopen(log, "a", stderr))
+            _exit(126);
+        execl(b->shoald, b->shoald, "--config", cfg, (char *)NULL);
+        _exit(127);
+    }
+    b->pid[i] = p;
+}
+
 static void start_cluster(bench_t *b)
 {
     for (int i = 0; i < b->nodes; i++) {
@@ -103,17 +118,7 @@ static void start_cluster(bench_t *b)
     }
     for (int i = 0; i < b->nodes; i++) {
         write_config(b, i);
-        char cfg[600], log[600];
-        snprintf(cfg, sizeof cfg, "%s/node-%d.cfg", b->dir, i);
-        snprintf(log, sizeof log, "%s/node-%d.log", b->dir, i);
-        pid_t p = fork();
-        if (p == 0) {
-            if (!freopen(log, "a", stderr))
-                _exit(126);
-            execl(b->shoald, b->shoald, "--config", cfg, (char *)NULL);
-            _exit(127);
-        }
-        b->pid[i] = p;
+        start_node(b, i);
         b->sock[i] = zsock_new(ZMQ_DEALER);
         zsock_set_sndhwm(b->sock[i], 0);
         zsock_set_rcvhwm(b->sock[i], 0);
@@ -342,21 +347,6 @@ static int wait_leaders(bench_t *b)
             return -1;
     }
     return 0;
-}
-
-static void start_node(bench_t *b, int i)
-{
-    char cfg[600], log[600];
-    snprintf(cfg, sizeof cfg, "%s/node-%d.cfg", b->dir, i);
-    snprintf(log, sizeof log, "%s/node-%d.log", b->dir, i);
-    pid_t p = fork();
-    if (p == 0) {
-        if (!freopen(log, "a", stderr))
-            _exit(126);
-        execl(b->shoald, b->shoald, "--config", cfg, (char *)NULL);
-        _exit(127);
-    }
-    b->pid[i] = p;
 }
 
 /* Loads b->recovery keys, kills node 0 with SIGKILL, restarts it and measures how long
