@@ -194,10 +194,7 @@ bool placement_adopt_bytes(node_t *n, const uint8_t *buf, size_t len, bool from_
 void placement_send_oneway(node_t *n, uint64_t node, Shoal__AdminRequest *req)
 {
     req->request_id = PLACEMENT_ONEWAY;
-    Shoal__Frame f = SHOAL__FRAME__INIT;
-    f.version = SHOAL_WIRE_VERSION;
-    f.body_case = SHOAL__FRAME__BODY_ADMIN_REQ;
-    f.admin_req = req;
+    Shoal__Frame f = shoal_admin_frame(req);
     size_t len;
     uint8_t *buf = shoal_frame_encode(&f, &len);
     if (buf)

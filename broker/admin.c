@@ -101,10 +101,7 @@ static void fetch_map(broker_t *b, bnode_t *n)
 {
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     Shoal__ShardMapRequest mr = SHOAL__SHARD_MAP_REQUEST__INIT;
-    Shoal__Frame f = SHOAL__FRAME__INIT;
-    f.version = SHOAL_WIRE_VERSION;
-    f.body_case = SHOAL__FRAME__BODY_ADMIN_REQ;
-    f.admin_req = &req;
+    Shoal__Frame f = shoal_admin_frame(&req);
     mr.have_version = b->map_version;
     req.request_id = BROKER_POLL_BIT | 2;
     req.op_case = SHOAL__ADMIN_REQUEST__OP_SHARD_MAP;
@@ -203,10 +200,7 @@ void admin_poll_nodes(broker_t *b)
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     Shoal__StatusRequest st = SHOAL__STATUS_REQUEST__INIT;
     Shoal__ShardMapRequest mr = SHOAL__SHARD_MAP_REQUEST__INIT;
-    Shoal__Frame f = SHOAL__FRAME__INIT;
-    f.version = SHOAL_WIRE_VERSION;
-    f.body_case = SHOAL__FRAME__BODY_ADMIN_REQ;
-    f.admin_req = &req;
+    Shoal__Frame f = shoal_admin_frame(&req);
     b->stats_polls++;
     for (size_t i = 0; i < b->n_nodes; i++) {
         if (b->nodes[i].removed)

@@ -27,10 +27,7 @@ const char *shoal_event_type_name(int type)
 static Shoal__Frame *admin_call(shoal_t *self, Shoal__AdminRequest *req, char *err, size_t errlen)
 {
     req->request_id = ((uint64_t)1 << 63) | ++self->admin_counter;
-    Shoal__Frame f = SHOAL__FRAME__INIT;
-    f.version = SHOAL_WIRE_VERSION;
-    f.body_case = SHOAL__FRAME__BODY_ADMIN_REQ;
-    f.admin_req = req;
+    Shoal__Frame f = shoal_admin_frame(req);
     size_t len;
     uint8_t *buf = shoal_frame_encode(&f, &len);
     if (!buf) {

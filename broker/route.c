@@ -683,10 +683,7 @@ void route_forward_admin(broker_t *b, zframe_t *client, Shoal__Frame *f, const u
         pending_t *p = kids[i];
         bnode_t *node = broker_node(b, nodes[i]);
         f->admin_req->request_id = p->id;
-        Shoal__Frame out = SHOAL__FRAME__INIT;
-        out.version = SHOAL_WIRE_VERSION;
-        out.body_case = SHOAL__FRAME__BODY_ADMIN_REQ;
-        out.admin_req = f->admin_req;
+        Shoal__Frame out = shoal_admin_frame(f->admin_req);
         if (!node || broker_send_frame(node->dealer, &out) != 0) {
             char line[128];
             snprintf(line, sizeof line, "node %" PRIu64 " is not reachable", nodes[i]);

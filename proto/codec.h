@@ -24,4 +24,14 @@ uint8_t *shoal_frame_encode(const Shoal__Frame *f, size_t *len);
 
 void shoal_frame_free(Shoal__Frame **f);
 
+/* A frame of this wire version carrying req (borrowed, not copied). */
+static inline Shoal__Frame shoal_admin_frame(Shoal__AdminRequest *req)
+{
+    Shoal__Frame f = SHOAL__FRAME__INIT;
+    f.version = SHOAL_WIRE_VERSION;
+    f.body_case = SHOAL__FRAME__BODY_ADMIN_REQ;
+    f.admin_req = req;
+    return f;
+}
+
 #endif
