@@ -24,6 +24,9 @@ if(TARGET shoald)
   # the data cut of add-shard by split: both sides, a power loss, a second apply
   shoal_add_test(NAME test_split SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_split.c
                  LIBS shoal_actors LABELS unit)
+  # the fsm applying SPLITs: the cut, the fence (reloaded, cumulative), refusals
+  shoal_add_test(NAME test_split_fsm SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_split_fsm.c
+                 LIBS shoal_actors LABELS unit)
   shoal_add_test(NAME test_node_transport
                  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_transport.c
                  LIBS shoal_actors LABELS unit)
