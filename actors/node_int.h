@@ -80,6 +80,7 @@ typedef struct fsm_group_t fsm_group_t; /* per-group state of the fsm (fsm_actor
 typedef struct {
     uint32_t target;
     lsm_t *lsm;
+    bool live; /* the target already runs here: its data comes from its own group */
 } split_dst_t;
 
 typedef struct fsm_job_t {

@@ -173,7 +173,7 @@ int split_apply(lsm_t *src, lsm_t *dst, const split_t *sp, lsm_batch_t *src_batc
         return ring_destroy(&ring),
                snprintf(err, errlen, "split %u -> %u: bad ring points", sp->source, sp->target),
                SHOAL_EINVAL;
-    bool again = split_done(dst, sp->source, sp->index);
+    bool again = sp->skip_copy || split_done(dst, sp->source, sp->index);
     cut_t c = {sp, ring, dst, again ? NULL : lsm_batch_new(), src_batch, 0};
     int rc = !again && !c.out ? SHOAL_ENOMEM : 0;
     if (rc == 0)

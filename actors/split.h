@@ -25,6 +25,7 @@ typedef struct {
     uint64_t index; /* the SPLIT entry's index in the source's log */
     const uint64_t *voters; /* the target group's first configuration (node ids) */
     size_t n_voters;
+    bool skip_copy; /* the target runs here already (filled by its leader): deletes only */
 } split_t;
 
 /* The target's log starts after this index: its copied data is a snapshot at index 1, so a
@@ -46,7 +47,7 @@ ring_t *split_ring(const split_t *sp);
  * the source's applied index. So the target's data is durable before the source's applied
  * index passes the SPLIT. If dst already holds this split's marker (the source applies the
  * SPLIT again after a crash lost its applied index), the copy is skipped: the target may
- * have taken writes since. 0, or a SHOAL_E* code with one line in err; *moved = the number
+ * have taken writes since. Likewise with sp->skip_copy. 0, or a SHOAL_E* code with one line in err; *moved = the number
  * of data keys moved. */
 int split_apply(lsm_t *src, lsm_t *dst, const split_t *sp, lsm_batch_t *src_batch, size_t *moved,
                 char *err, size_t errlen);

@@ -78,7 +78,7 @@ int split_cmd_check(const Shoal__SplitCommand *c, uint32_t source, uint64_t inde
         return snprintf(err, errlen, "SPLIT of shard %u into %u at %" PRIu64 " refused: %s", source,
                         c->target, index, why),
                -1;
-    *sp = (split_t){source, c->target, c->keep, c->n_keep, c->give, c->n_give, index, NULL, 0};
+    *sp = (split_t){source, c->target, c->keep, c->n_keep, c->give, c->n_give, index, NULL, 0, false};
     return 0;
 }
 

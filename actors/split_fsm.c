@@ -10,11 +10,11 @@
 #include "actors/split_cmd.h"
 #include "engine/error.h"
 
-static lsm_t *target_engine(const fsm_job_t *job, uint32_t target)
+static const split_dst_t *target_engine(const fsm_job_t *job, uint32_t target)
 {
     for (size_t i = 0; i < job->n_splits; i++)
         if (job->splits[i].target == target)
-            return job->splits[i].lsm;
+            return &job->splits[i];
     return NULL;
 }
 
@@ -31,7 +31,7 @@ Shoal__Status split_fsm_apply(uint32_t source, lsm_t *src, lsm_batch_t *batch,
     }
     if (split_fence_has(*fence, c->target))
         return SHOAL__STATUS__STATUS_OK; /* a proposal retried after a leader change */
-    lsm_t *dst = target_engine(job, c->target);
+    const split_dst_t *dst = target_engine(job, c->target);
     if (!dst) { /* the node opens it before the job (split_node_attach): a bug, not input */
         zsys_error("fsm: shard %u: SPLIT at %" PRIu64 " without shard %u's engine", source,
                    index, c->target);
@@ -40,8 +40,12 @@ Shoal__Status split_fsm_apply(uint32_t source, lsm_t *src, lsm_batch_t *batch,
     }
     sp.voters = c->voters;
     sp.n_voters = c->n_voters;
+    /* a target already running here (this replica replays the SPLIT after the split
+     * closed without it) is filled by its own group: copying into it could only write
+     * older data over what its group installed since */
+    sp.skip_copy = dst->live;
     size_t moved = 0;
-    int rc = split_apply(src, dst, &sp, batch, &moved, err, sizeof err);
+    int rc = split_apply(src, dst->lsm, &sp, batch, &moved, err, sizeof err);
     split_fence_t *nf = NULL;
     if (rc == 0 && (rc = split_fence_extend(*fence, &sp, c->map_version, batch, &nf)) != 0)
         snprintf(err, sizeof err, "SPLIT at %" PRIu64 ": fence: %s", index, shoal_strerror(rc));

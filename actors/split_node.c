@@ -117,6 +117,7 @@ bool split_node_attach(replica_t *r, fsm_job_t *job)
         if (have)
             continue;
         char err[512] = "";
+        bool live = node_find_replica(r->node, target) != NULL;
         lsm_t *lsm = engine(r->node, target, err, sizeof err);
         split_dst_t *d = lsm ? realloc(job->splits, (job->n_splits + 1) * sizeof *d) : NULL;
         if (!d) {
@@ -125,7 +126,7 @@ bool split_node_attach(replica_t *r, fsm_job_t *job)
             return false;
         }
         job->splits = d;
-        job->splits[job->n_splits++] = (split_dst_t){target, lsm};
+        job->splits[job->n_splits++] = (split_dst_t){target, lsm, live};
     }
     return true;
 }

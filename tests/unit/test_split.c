@@ -85,7 +85,7 @@ static int setup(void **state)
             }
         }
     static const uint64_t voters[] = {4, 5, 6};
-    f->sp = (split_t){3, 9, f->keep, VNODES / 2, f->give, VNODES / 2, 77, voters, 3};
+    f->sp = (split_t){3, 9, f->keep, VNODES / 2, f->give, VNODES / 2, 77, voters, 3, false};
     *state = f;
     return 0;
 }

@@ -158,7 +158,7 @@ static size_t check_cut(fx_t *f, const split_fence_t *fence)
 static void test_apply_twice_and_reload(void **state)
 {
     fx_t *f = *state;
-    split_dst_t d = {9, f->dst};
+    split_dst_t d = {9, f->dst, false};
     int io;
     size_t ops;
     assert_int_equal(apply(f, &f->cmd, 100, &d, 1, &io, &ops), SHOAL__STATUS__STATUS_OK);
@@ -188,7 +188,7 @@ static void test_apply_twice_and_reload(void **state)
 static void test_second_split_keeps_first_fence(void **state)
 {
     fx_t *f = *state;
-    split_dst_t d[2] = {{9, f->dst}, {10, f->dst2}};
+    split_dst_t d[2] = {{9, f->dst, false}, {10, f->dst2, false}};
     int io;
     size_t ops;
     assert_int_equal(apply(f, &f->cmd, 100, d, 1, &io, &ops), SHOAL__STATUS__STATUS_OK);
@@ -226,7 +226,7 @@ static void test_second_split_keeps_first_fence(void **state)
 static void test_refusals(void **state)
 {
     fx_t *f = *state;
-    split_dst_t d = {9, f->dst};
+    split_dst_t d = {9, f->dst, false};
     int io;
     size_t ops;
     Shoal__SplitCommand bad = f->cmd;
@@ -253,12 +253,38 @@ static void test_refusals(void **state)
     assert_non_null(strstr(err, SPLIT_FENCE_KEY));
 }
 
+/* The target already runs on this node (started empty after the split closed without this
+ * replica): the source only deletes and fences; nothing is written into the live engine. */
+static void test_live_target_not_copied(void **state)
+{
+    fx_t *f = *state;
+    split_dst_t d = {9, f->dst, true};
+    int io;
+    size_t ops;
+    assert_int_equal(apply(f, &f->cmd, 100, &d, 1, &io, &ops), SHOAL__STATUS__STATUS_OK);
+    assert_int_equal(io, 0);
+    assert_true(ops > 1); /* the deletes and the fence */
+    size_t in_src = 0;
+    for (int i = 0; i < NKEYS; i++) {
+        char k[32];
+        user_key(i, k);
+        assert_false(has(f->dst, k));
+        in_src += has(f->src, k);
+    }
+    assert_int_equal(in_src + ops - 1, NKEYS);
+    uint64_t voters[4];
+    size_t nv;
+    assert_false(split_target_conf(f->dst, voters, 4, &nv));
+    assert_true(split_fence_has(f->fence, 9));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_apply_twice_and_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_split_keeps_first_fence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_target_not_copied, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
