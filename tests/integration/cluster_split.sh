@@ -5,12 +5,23 @@
 #      killed (SIGKILL) right after the split was recorded, then restarted;
 #   2. the new shard is split again as soon as the first split is done (exit 3 while it is
 #      still open);
+#   3. shard 1 is split while one of its followers is down, and the source's log is
+#      truncated behind a snapshot before that node returns: its source replica skips the
+#      SPLIT (it installs a snapshot), so its replica of the new shard starts empty and is
+#      filled by the new shard's leader (a snapshot); at the end it is made that shard's
+#      leader and the scans must return the same keys and values as before;
 # then every acknowledged write must read back with its value, `scan` must return each key
-# once, `status` must show both new shards with a leader and the map version moved by 4
-# (two splits recorded, two closed), and bad add-shard input must get exit 2.
+# once, `status` must show the three new shards with a leader and the map version moved by
+# 6 (three splits recorded, three closed), and bad add-shard input must get exit 2.
 source "$(dirname "$0")/cluster_lib.sh"
 
 cl_up 3 2 3
+# no trailing entries behind a snapshot: a node that was down must install one (step 3)
+for i in 0 1 2; do ctl cluster stop-node --dir "$DIR" "$i" >/dev/null; done
+for i in 0 1 2; do
+    sed -i 's/^storage$/storage\n    snapshot_trailing_entries = 0/' "$DIR/node-$i.cfg"
+    ctl cluster start-node --dir "$DIR" "$i" >/dev/null || { echo "FAIL: restart node $i"; FAIL=1; }
+done
 
 status_py() { ctl status --json | python3 -c "import json,sys; st=json.load(sys.stdin); $1"; }
 leader_of() { status_py "print([s['leader'] for s in st['shards'] if s['id']==$1][0])"; }
@@ -39,7 +50,7 @@ stop_writer() {
     cl_cleanup
 }
 trap stop_writer EXIT
-"$BUILD/tests/move_writer" "$SHOAL_BROKER" "$STOP" 32 >"$DIR/move_writer.out" 2>&1 &
+"$BUILD/tests/move_writer" "$SHOAL_BROKER" "$STOP" 16 >"$DIR/move_writer.out" 2>&1 &
 MWPID=$!
 sleep 1.5
 
@@ -71,6 +82,40 @@ G2=$(echo "$out" | python3 -c "import json,sys; print(json.load(sys.stdin)['shar
 wait_serving 3 $((V0 + 4))
 sleep 1 # writes land on the new shards too
 
+# ---- 3. a split while a follower of the source is down --------------------------------
+L1=$(leader_of 1)
+F=$(echo 0 1 2 | tr ' ' '\n' | grep -vx "$L1" | head -n 1)
+ctl cluster stop-node --dir "$DIR" --kill "$F" >/dev/null
+# node $F may have led the metadata group: exit 3 (not reachable, no leader yet) is retried
+# as long as the map shows no shard 4 (a retry after an applied split would split again)
+for _ in $(seq 1 100); do
+    out=$(ctl add-shard --json 1 2>&1)
+    rc=$?
+    [ "$rc" = 3 ] || break
+    sleep 0.2
+    status_py "sys.exit(0 if any(s['id'] == 4 for s in st['shards']) else 1)" 2>/dev/null && rc=0 && break
+done
+[ "$rc" = 0 ] || { echo "FAIL: add-shard 1 with node $F down: exit $rc: $out"; FAIL=1; }
+wait_serving 4 $((V0 + 6)) # two of three voters elect, the split closes without node $F
+sleep 0.5
+# the nodes that are up snapshot (exit 3: node $F is not reachable); the effect is checked
+# below: node $F installs snapshots of both shards
+ctl snapshot 1 >/dev/null 2>&1
+ctl snapshot 4 >/dev/null 2>&1
+sleep 1
+ctl cluster start-node --dir "$DIR" "$F" >/dev/null || { echo "FAIL: restart node $F"; FAIL=1; }
+caught_up() { # node $F's replica of shard $1 matches the leader's commit
+    status_py "s=[s for s in st['shards'] if s['id']==$1][0]; m=[r['match'] for r in s['replicas'] if r['node']==$F]; sys.exit(0 if m and m[0] > 0 and m[0] + 2000 >= s['commit'] else 1)" 2>/dev/null
+}
+for _ in $(seq 1 100); do caught_up 4 && caught_up 1 && break; sleep 0.2; done
+caught_up 4 || { echo "FAIL: node $F's replica of shard 4 did not catch up"; ctl status; FAIL=1; }
+grep -q "shard 1: installed snapshot" "$DIR/logs/node-$F.log" ||
+    { echo "FAIL: node $F's shard 1 did not install a snapshot"; FAIL=1; }
+grep -q "shard 4: installed snapshot" "$DIR/logs/node-$F.log" ||
+    { echo "FAIL: node $F's shard 4 did not install a snapshot"; FAIL=1; }
+grep -q "shard 1: SPLIT at index" "$DIR/logs/node-$F.log" &&
+    { echo "FAIL: node $F applied shard 1's SPLIT (it should have skipped it)"; FAIL=1; }
+
 # ---- bad input ----------------------------------------------------------------------------
 want 2 "add-shard of an unknown shard" ctl add-shard 77
 want 2 "add-shard of a bad number" ctl add-shard x
@@ -85,9 +130,17 @@ touch "$STOP"
 wait "$MWPID" || { echo "FAIL: move_writer: $(cat "$DIR/move_writer.out")"; FAIL=1; }
 MWPID=
 cat "$DIR/move_writer.out"
-for lane in $(seq 0 31); do
-    ctl scan --prefix "m$lane-" --limit 10000 >"$DIR/scan-$lane" || { echo "FAIL: scan m$lane-"; FAIL=1; }
-done
+scan_all() { # one scan per writer lane and first digit (each under a 10,000-key page)
+    for lane in $(seq 0 15); do
+        for d in 1 2 3 4 5 6 7 8 9; do
+            ctl scan --prefix "m$lane-$d" --limit 10000 >"$DIR/$1-$lane-$d" ||
+                { echo "FAIL: scan m$lane-$d"; FAIL=1; }
+            [ "$(wc -l <"$DIR/$1-$lane-$d")" -lt 10000 ] ||
+                { echo "FAIL: prefix m$lane-$d has 10,000 keys or more"; FAIL=1; }
+        done
+    done
+}
+scan_all scan
 python3 - "$DIR" <<'PY' || FAIL=1
 import sys, glob
 keys = []
@@ -107,9 +160,21 @@ acked=$(sed -n 's/^move_writer: \([0-9]*\) writes acknowledged.*/\1/p' "$DIR/mov
 total=$(cat "$DIR"/scan-* | wc -l)
 [ -n "$acked" ] && [ "$total" -ge "$acked" ] ||
     { echo "FAIL: scan has $total keys, fewer than the $acked acknowledged"; FAIL=1; }
-[ "$(map_version)" = $((V0 + 4)) ] || { echo "FAIL: map version $(map_version), want $((V0 + 4))"; FAIL=1; }
-status_py "sys.exit(0 if sorted(s['id'] for s in st['shards'] if s['leader'] >= 0) == [0, 1, 2, 3] else 1)" ||
-    { echo "FAIL: status does not show shards 0-3 with a leader"; ctl status; FAIL=1; }
+[ "$(map_version)" = $((V0 + 6)) ] || { echo "FAIL: map version $(map_version), want $((V0 + 6))"; FAIL=1; }
+status_py "sys.exit(0 if sorted(s['id'] for s in st['shards'] if s['leader'] >= 0) == [0, 1, 2, 3, 4] else 1)" ||
+    { echo "FAIL: status does not show shards 0-4 with a leader"; ctl status; FAIL=1; }
+# node $F (filled by snapshot) leads shard 4: the same keys and values must come back
+for _ in $(seq 1 50); do
+    [ "$(leader_of 4)" = "$F" ] && break
+    ctl transfer-leader 4 "$F" >/dev/null 2>&1
+    sleep 0.2
+done
+[ "$(leader_of 4)" = "$F" ] || { echo "FAIL: node $F does not lead shard 4"; FAIL=1; }
+scan_all rescan
+cat "$DIR"/scan-* | sort >"$DIR/scan.sorted"
+cat "$DIR"/rescan-* | sort >"$DIR/rescan.sorted"
+cmp -s "$DIR/scan.sorted" "$DIR/rescan.sorted" ||
+    { echo "FAIL: with node $F leading shard 4 the scan differs"; diff "$DIR/scan.sorted" "$DIR/rescan.sorted" | head -5; FAIL=1; }
 for i in 0 1 2; do
     grep -q "SPLIT at index" "$DIR/logs/node-$i.log" || { echo "FAIL: node $i never applied a SPLIT"; FAIL=1; }
 done
