@@ -66,6 +66,8 @@ static int64_t snap_read(void *ctx, uint64_t index, uint64_t offset, uint8_t *bu
                          uint64_t *total, uint64_t *checksum)
 {
     replica_t *r = ctx;
+    if (r->snap_index == 0) /* none on file (a split target's base): take one for next time */
+        replica_maybe_snapshot(r, true);
     if (index != r->snap_index || r->snap_index == 0)
         return SHOAL_ENOTFOUND;
     char path[1200];
