@@ -830,6 +830,10 @@ static void do_install(fsm_job_t *job)
     g->last_change = applied;
     zhashx_purge(g->sessions);
     window_clear(g);
+    /* the snapshot may hold a split this replica never applied: its fence comes with it */
+    split_fence_destroy(&g->fence);
+    if (split_fence_load(g->lsm, g->group, &g->fence, job->err, sizeof job->err) != 0)
+        job->rc = SHOAL_ECORRUPT;
 }
 
 void fsm_actor(zsock_t *pipe, void *args)
