@@ -25,6 +25,7 @@
 #include <xxhash.h>
 
 #include "actors/node_int.h"
+#include "actors/split_fsm.h"
 #include "engine/error.h"
 #include "proto/codec.h"
 
@@ -62,6 +63,7 @@ struct fsm_group_t {
     lsm_batch_t *batch;
     uint64_t stored; /* the applied index last written to the engine (KEY_APPLIED) */
     bool must_store; /* the batch holds a change that replaying would not skip */
+    split_fence_t *fence; /* keys moved away by splits of this shard (NULL: none) */
 };
 
 /* ---- waiters ------------------------------------------------------------------------ */
@@ -126,6 +128,7 @@ void fsm_job_destroy(fsm_job_t **self_p)
     for (size_t i = 0; i < j->n_changes; i++)
         shoal__change_event__free_unpacked(j->changes[i], NULL);
     free(j->changes);
+    free(j->splits);
     free(j->path);
     free(j);
     *self_p = NULL;
@@ -183,6 +186,10 @@ fsm_group_t *fsm_group_new(uint32_t group, lsm_t *lsm, uint64_t *applied, char *
         fsm_group_destroy(&g);
         return NULL;
     }
+    if (split_fence_load(lsm, group, &g->fence, err, errlen) != 0) {
+        fsm_group_destroy(&g);
+        return NULL;
+    }
     g->win_from = g->applied;
     g->last_change = g->applied;
     g->stored = g->applied;
@@ -199,6 +206,7 @@ void fsm_group_destroy(fsm_group_t **self_p)
     if (g->lsm && g->applied != g->stored)
         lsm_put(g->lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
     window_clear(*self_p);
+    split_fence_destroy(&g->fence);
     zhashx_destroy(&(*self_p)->sessions);
     lsm_batch_destroy(&(*self_p)->batch);
     free(*self_p);
@@ -434,6 +442,9 @@ static Shoal__Status apply_op(fsm_group_t *g, fsm_job_t *job, uint64_t index,
             }
         }
         return SHOAL__STATUS__STATUS_OK;
+    case SHOAL__WRITE_COMMAND__OP_SPLIT:
+        return split_fsm_apply(g->group, g->lsm, g->batch, job, cmd->split, index, &g->fence,
+                               &job->rc);
     default: return SHOAL__STATUS__STATUS_BAD_REQUEST;
     }
 }
@@ -474,12 +485,14 @@ static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, wa
 {
     int rc = 0;
     Shoal__WriteCommand *cmd = e->len ? shoal__write_command__unpack(NULL, e->len, e->data) : NULL;
-    if (cmd && (cmd->op_case == SHOAL__WRITE_COMMAND__OP_CAS))
-        rc = flush_batch(g); /* the compare must see the writes before it */
+    if (cmd && (cmd->op_case == SHOAL__WRITE_COMMAND__OP_CAS ||
+                cmd->op_case == SHOAL__WRITE_COMMAND__OP_SPLIT))
+        rc = flush_batch(g); /* the compare (or the cut) must see the writes before it */
     g->applied = e->index;
     Shoal__ClientResponse resp = SHOAL__CLIENT_RESPONSE__INIT;
     void *cur = NULL;
     size_t curlen = 0;
+    uint32_t moved_to; /* the broker finds the new owner in its newer map */
     resp.index = e->index;
     if (!cmd) {
         resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
@@ -489,6 +502,10 @@ static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, wa
             /* a retry of a write that already applied: answer, change nothing */
             resp.status = cmd->seq == s.seq ? (Shoal__Status)s.status : SHOAL__STATUS__STATUS_OK;
             resp.index = s.index;
+        } else if (g->fence && split_fence_write(g->fence, cmd, &moved_to)) {
+            /* moved by a split: not applied, no session, so the new shard applies it once */
+            resp.status = SHOAL__STATUS__STATUS_UNAVAILABLE;
+            resp.error = (char *)"the key moved to a new shard (add-shard); retry";
         } else {
             resp.status = apply_op(g, job, e->index, cmd, &cur, &curlen);
             if (cmd->client_id)
@@ -557,6 +574,13 @@ static void do_apply(fsm_job_t *job)
 static void read_get(fsm_group_t *g, waiter_t *w, const Shoal__GetRequest *r)
 {
     Shoal__ClientResponse resp = SHOAL__CLIENT_RESPONSE__INIT;
+    uint32_t moved_to;
+    if (split_fence_key(g->fence, r->key.data, r->key.len, &moved_to)) {
+        resp.status = SHOAL__STATUS__STATUS_UNAVAILABLE;
+        resp.error = (char *)"the key moved to a new shard (add-shard); retry";
+        waiter_answer(w, &resp);
+        return;
+    }
     uint8_t st[256], *dk;
     size_t dl;
     data_key(&r->key, st, sizeof st, &dk, &dl);
@@ -747,6 +771,10 @@ static void do_reads(fsm_job_t *job)
         Shoal__ClientRequest *req = w->frame->client_req;
         if (req->op_case == SHOAL__CLIENT_REQUEST__OP_GET)
             read_get(job->fg, w, req->get);
+        else if (req->op_case == SHOAL__CLIENT_REQUEST__OP_SCAN &&
+                 req->map_version < split_fence_version(job->fg->fence))
+            waiter_answer_status(w, SHOAL__STATUS__STATUS_UNAVAILABLE,
+                                 "shard split since this scan was routed; retry");
         else if (req->op_case == SHOAL__CLIENT_REQUEST__OP_SCAN)
             read_scan(job->fg, w, req->scan);
         else if (req->op_case == SHOAL__CLIENT_REQUEST__OP_CHANGES)
@@ -802,6 +830,10 @@ static void do_install(fsm_job_t *job)
     g->last_change = applied;
     zhashx_purge(g->sessions);
     window_clear(g);
+    /* the snapshot may hold a split this replica never applied: its fence comes with it */
+    split_fence_destroy(&g->fence);
+    if (split_fence_load(g->lsm, g->group, &g->fence, job->err, sizeof job->err) != 0)
+        job->rc = SHOAL_ECORRUPT;
 }
 
 void fsm_actor(zsock_t *pipe, void *args)

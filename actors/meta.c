@@ -16,7 +16,12 @@
  *                        (and lists it as retired), upon which FROM deletes its data;
  *   add_node ID EP PUB   adds a node to the map (it was started with node/join = 1);
  *   remove_node ID       refused while the node holds or is leaving any replica, or hosts
- *                        the metadata group: move its replicas off first. */
+ *                        the metadata group: move its replicas off first;
+ *   add_shard [SOURCE]   splits SOURCE (default: the shard with the most ring points): the
+ *                        new shard G, marked splitting, takes half its points and lists its
+ *                        replicas; SOURCE's leader then proposes the SPLIT (split_node.c),
+ *                        G's leader reports (MoveDone) once G serves, and the next version
+ *                        clears the mark. Answered when the first version applies. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,8 +120,16 @@ static void answer(node_t *n, zframe_t *identity, uint64_t rid, Shoal__Status st
 static void settle(node_t *n, Shoal__Status st, const char *err)
 {
     placement_t *p = n->place;
-    if (p->waiter)
-        answer(n, p->waiter, p->waiter_rid, st, err);
+    if (p->waiter) {
+        Shoal__AdminResponse resp = SHOAL__ADMIN_RESPONSE__INIT;
+        resp.request_id = p->waiter_rid;
+        resp.status = st;
+        resp.error = (char *)(err ? err : "");
+        resp.new_shard = p->waiter_split ? p->waiter_shard : 0;
+        resp.source_shard = p->waiter_split ? p->waiter_source : 0;
+        node_send_admin(n, p->waiter, &resp);
+    }
+    p->waiter_split = false;
     zframe_destroy(&p->waiter);
     free(p->inflight_bytes);
     p->inflight_bytes = NULL;
@@ -179,6 +192,27 @@ static int propose_change(node_t *n, replica_t *r, Shoal__ShardMap *m, const uin
     return 0;
 }
 
+/* add_shard: the split edit of the source named, else of the shard with most points; 1
+ * (retry later) while another split is open. */
+static int add_shard(Shoal__ShardMap *m, const Shoal__AddShardRequest *a, uint32_t *new_id,
+                     char *err, size_t errlen)
+{
+    if (a->n_replicas)
+        return snprintf(err, errlen,
+                        "add-shard splits an existing shard and keeps its replicas: name a "
+                        "source shard, not nodes"),
+               -1;
+    if (a->has_source && a->source == SHOAL_META_GROUP)
+        return snprintf(err, errlen, "the metadata group cannot be split"), -1;
+    for (size_t i = 0; i < m->n_shards; i++) /* one split at a time: busy, not bad input */
+        if (m->shards[i]->splitting)
+            return snprintf(err, errlen,
+                            "shard %u is still splitting from shard %u; retry when it is done",
+                            m->shards[i]->id, m->shards[i]->split_from),
+                   1;
+    return shardmap_split(m, a->has_source ? a->source : SHOAL_META_GROUP, new_id, err, errlen);
+}
+
 /* The stored map of the leader's metadata replica, decoded, with its bytes. */
 static Shoal__ShardMap *current(replica_t *r, uint8_t **bytes, size_t *len)
 {
@@ -213,16 +247,21 @@ void meta_admin(node_t *n, zframe_t *identity, const Shoal__AdminRequest *req)
     uint64_t meta[NODE_MAX_NODES];
     size_t n_meta = node_config_replicas(n->cfg, SHOAL_META_GROUP, meta, NODE_MAX_NODES);
     int rc = -1;
+    uint32_t new_shard = 0;
     if (req->op_case == SHOAL__ADMIN_REQUEST__OP_MOVE && req->move)
         rc = shardmap_move(m, req->move, err, sizeof err);
     else if (req->op_case == SHOAL__ADMIN_REQUEST__OP_ADD_NODE && req->add_node)
         rc = shardmap_add_node(m, req->add_node, err, sizeof err);
     else if (req->op_case == SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE && req->remove_node)
         rc = shardmap_remove_node(m, req->remove_node->node_id, meta, n_meta, err, sizeof err);
+    else if (req->op_case == SHOAL__ADMIN_REQUEST__OP_ADD_SHARD && req->add_shard)
+        rc = add_shard(m, req->add_shard, &new_shard, err, sizeof err);
     else
         snprintf(err, sizeof err, "admin request without its body");
     /* bad input is answered as such even while another change is in flight */
-    if (rc) {
+    if (rc > 0) {
+        answer(n, identity, req->request_id, SHOAL__STATUS__STATUS_UNAVAILABLE, err);
+    } else if (rc) {
         answer(n, identity, req->request_id, SHOAL__STATUS__STATUS_BAD_REQUEST, err);
     } else if (p->inflight_version) {
         answer(n, identity, req->request_id, SHOAL__STATUS__STATUS_UNAVAILABLE,
@@ -232,6 +271,10 @@ void meta_admin(node_t *n, zframe_t *identity, const Shoal__AdminRequest *req)
     } else {
         p->waiter = zframe_dup(identity);
         p->waiter_rid = req->request_id;
+        p->waiter_split = req->op_case == SHOAL__ADMIN_REQUEST__OP_ADD_SHARD;
+        const Shoal__ShardInfo *g = p->waiter_split ? shardmap_shard(m, new_shard) : NULL;
+        p->waiter_shard = new_shard;
+        p->waiter_source = g ? g->split_from : 0;
     }
     shardmap_free(&m);
     free(cur);
@@ -245,11 +288,15 @@ void meta_move_done(node_t *n, const Shoal__MoveDone *md)
     uint8_t *cur = NULL;
     size_t clen = 0;
     Shoal__ShardMap *m = current(r, &cur, &clen);
-    if (m && shardmap_close_move(m, md->shard, md->voters, md->n_voters)) {
+    const Shoal__ShardInfo *si = m ? shardmap_shard(m, md->shard) : NULL;
+    bool split = si && si->splitting; /* its leader serves: the cut data is in its group */
+    if (m && (split ? shardmap_close_split(m, md->shard)
+                    : shardmap_close_move(m, md->shard, md->voters, md->n_voters))) {
         char err[256];
         if (propose_change(n, r, m, cur, clen, err, sizeof err) == 0)
-            zsys_info("metadata group: shard %u move done (configuration matches the map)",
-                      md->shard);
+            zsys_info("metadata group: shard %u %s", md->shard,
+                      split ? "split done (its group has a leader)"
+                            : "move done (configuration matches the map)");
     }
     shardmap_free(&m);
     free(cur);

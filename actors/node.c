@@ -33,6 +33,7 @@
 
 #include "actors/lease_clock.h"
 #include "actors/placement.h"
+#include "actors/split_node.h"
 #include "actors/replica.h"
 #include "engine/error.h"
 #include "proto/admin.pb-c.h"
@@ -485,12 +486,8 @@ static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
         break;
     case SHOAL__ADMIN_REQUEST__OP_MOVE:
     case SHOAL__ADMIN_REQUEST__OP_ADD_NODE:
-    case SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE: meta_admin(n, identity, req); return;
-    case SHOAL__ADMIN_REQUEST__OP_ADD_SHARD:
-        resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
-        resp.error = (char *)"add-shard is not built yet: a cluster keeps the shard count it was "
-                             "created with (docs/ARCHITECTURE.md, \"Not built yet\")";
-        break;
+    case SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE:
+    case SHOAL__ADMIN_REQUEST__OP_ADD_SHARD: meta_admin(n, identity, req); return;
     default:
         resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
         resp.error = (char *)"admin op not supported by shoald";
@@ -974,9 +971,9 @@ static int claim_data_dir(const node_config_t *c, char *err, size_t errlen)
     return 0;
 }
 
-static int add_replica(node_t *n, uint32_t group, char *err, size_t errlen)
+static int add_replica(node_t *n, uint32_t group, lsm_t *lsm, char *err, size_t errlen)
 {
-    replica_t *r = replica_open(n, group, err, errlen);
+    replica_t *r = replica_open_with(n, group, lsm, err, errlen);
     if (!r)
         return -1;
     replica_t **nr = realloc(n->replicas, (n->n_replicas + 1) * sizeof *nr);
@@ -997,7 +994,12 @@ replica_t *node_find_replica(node_t *n, uint64_t group)
 
 int node_add_replica(node_t *n, uint32_t group, char *err, size_t errlen)
 {
-    return add_replica(n, group, err, errlen);
+    return add_replica(n, group, NULL, err, errlen);
+}
+
+int node_add_replica_with(node_t *n, uint32_t group, lsm_t *lsm, char *err, size_t errlen)
+{
+    return add_replica(n, group, lsm, err, errlen);
 }
 
 void node_send_admin(node_t *n, zframe_t *identity, Shoal__AdminResponse *resp)
@@ -1046,9 +1048,11 @@ static int start(node_t *n, char *err, size_t errlen)
     for (size_t i = 0; i < m->n_nodes; i++)
         transport_add_peer(n->transport, m->nodes[i]->id, m->nodes[i]->endpoint);
     for (size_t i = 0; i < m->n_shards; i++)
-        if (placement_hosts(n, m->shards[i]->id) && add_replica(n, m->shards[i]->id, err, errlen))
+        if (placement_hosts(n, m->shards[i]->id) && !split_node_host(n, m->shards[i]) &&
+            add_replica(n, m->shards[i]->id, NULL, err, errlen))
             return -1;
-    if (placement_hosts(n, SHOAL_META_GROUP) && add_replica(n, SHOAL_META_GROUP, err, errlen))
+    if (placement_hosts(n, SHOAL_META_GROUP) &&
+        add_replica(n, SHOAL_META_GROUP, NULL, err, errlen))
         return -1;
     if (c->join && n->n_replicas == 0)
         zsys_info("node %" PRIu64 ": joining: waiting for `shoalctl add-node` to place it in "
@@ -1145,6 +1149,7 @@ static void stop(node_t *n)
     free(n->replicas);
     rlog_destroy(&n->rlog);
     placement_destroy(n);
+    split_node_destroy(n);
     transport_destroy(&n->transport);
     lease_clock_destroy(&n->lease_clock);
     events_destroy(&n->events);

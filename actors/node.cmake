@@ -23,6 +23,9 @@ if(TARGET shoal_lsm AND TARGET shoal_raft AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}
     ${CMAKE_CURRENT_SOURCE_DIR}/shardmap.c
     ${CMAKE_CURRENT_SOURCE_DIR}/split.c
     ${CMAKE_CURRENT_SOURCE_DIR}/split_cmd.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/split_fence.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/split_fsm.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/split_node.c
     ${CMAKE_CURRENT_SOURCE_DIR}/placement.c
     ${CMAKE_CURRENT_SOURCE_DIR}/meta.c
     ${CMAKE_CURRENT_SOURCE_DIR}/lease_clock.c)

@@ -75,6 +75,14 @@ enum { FSM_APPLY = 1, FSM_READ = 2, FSM_INSTALL = 3, FSM_SNAPSHOT = 4, FSM_OPEN 
 
 typedef struct fsm_group_t fsm_group_t; /* per-group state of the fsm (fsm_actor.c) */
 
+/* The engine of a split's target, opened by the node before the source's APPLY job that
+ * holds the SPLIT (split_node.c); borrowed by the job. */
+typedef struct {
+    uint32_t target;
+    lsm_t *lsm;
+    bool live; /* the target already runs here: its data comes from its own group */
+} split_dst_t;
+
 typedef struct fsm_job_t {
     int type;
     uint32_t group;
@@ -93,6 +101,8 @@ typedef struct fsm_job_t {
     int rc; /* out */
     char err[256];
     void *replica; /* the node's replica_t */
+    split_dst_t *splits; /* FSM_APPLY: target engines of the SPLITs in entries (owned array) */
+    size_t n_splits;
     struct fsm_job_t *next;
 } fsm_job_t;
 

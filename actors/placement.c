@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "actors/split_node.h"
 #include "engine/error.h"
 #include "proto/codec.h"
 
@@ -245,7 +246,7 @@ static void follow_hosting(node_t *n)
     const Shoal__ShardMap *m = n->place->map;
     for (size_t i = 0; i < m->n_shards; i++) {
         uint32_t g = m->shards[i]->id;
-        if (!placement_hosts(n, g) || node_find_replica(n, g))
+        if (!placement_hosts(n, g) || node_find_replica(n, g) || split_node_host(n, m->shards[i]))
             continue;
         char err[512] = "";
         if (node_add_replica(n, g, err, sizeof err) != 0) {
@@ -260,6 +261,10 @@ static void follow_hosting(node_t *n)
     }
     for (size_t i = n->n_replicas; i-- > 0;) {
         replica_t *r = n->replicas[i];
+        /* a shard this map does not list is newer than the map (a split target started
+         * from its source's log): only a newer map can tell */
+        if (r->group != SHOAL_META_GROUP && !shardmap_shard(m, r->group))
+            continue;
         if (!placement_hosts(n, r->group) && replica_idle(n, r))
             drop_replica(n, i);
     }
@@ -361,8 +366,10 @@ static void converge(node_t *n, replica_t *r)
             propose_cc(r, RAFT_CONF_REMOVE, voters[i]);
         return;
     }
-    if (si->n_leaving > 0 && c->n_learners == 0 && st.commit >= st.last_index)
-        report_done(n, r, voters, c->n_voters); /* the configuration equals the map */
+    /* the configuration equals the map (a move), or a split target serves: the metadata
+     * leader closes the move or the split */
+    if ((si->n_leaving > 0 || si->splitting) && c->n_learners == 0 && st.commit >= st.last_index)
+        report_done(n, r, voters, c->n_voters);
 }
 
 /* A leader announces each configuration its group commits (EV_MEMBERSHIP_CHANGED), so
@@ -408,8 +415,10 @@ void placement_sweep(node_t *n)
         replica_t *r = n->replicas[i];
         if (r->role != RAFT_LEADER)
             r->conf_sig = 0;
-        else if (r->group != SHOAL_META_GROUP)
+        else if (r->group != SHOAL_META_GROUP) {
             converge(n, r);
+            split_node_propose(n, r);
+        }
     }
     meta_sweep(n);
 }

@@ -54,6 +54,8 @@ struct placement_t {
     size_t inflight_len;
     zframe_t *waiter; /* ROUTER identity of the admin request answered when it applies */
     uint64_t waiter_rid;
+    bool waiter_split; /* add_shard: the answer names the new shard and its source */
+    uint32_t waiter_shard, waiter_source;
 };
 
 /* Loads DATA/shardmap, or the bootstrap map (version 1) computed from the config. */
@@ -76,7 +78,7 @@ void placement_send_oneway(node_t *n, uint64_t node, Shoal__AdminRequest *req);
 void meta_leader_elected(node_t *n, replica_t *r);
 /* The metadata replica r applied a job: adopt a new map it wrote, answer the waiter. */
 void meta_applied(node_t *n, replica_t *r, const fsm_job_t *job);
-/* Admin ops move, add_node, remove_node (answered now or when the change applies). Takes
+/* Admin ops move, add_node, remove_node, add_shard (answered now or when the change applies). Takes
  * nothing: identity is copied if kept. */
 void meta_admin(node_t *n, zframe_t *identity, const Shoal__AdminRequest *req);
 /* A shard leader reports its configuration equals the map: close the move. */

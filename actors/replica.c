@@ -14,6 +14,7 @@
 #include "actors/replica.h"
 
 #include "actors/placement.h"
+#include "actors/split_node.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,6 +66,8 @@ static int64_t snap_read(void *ctx, uint64_t index, uint64_t offset, uint8_t *bu
                          uint64_t *total, uint64_t *checksum)
 {
     replica_t *r = ctx;
+    if (r->snap_index == 0) /* none on file (a split target's base): take one for next time */
+        replica_maybe_snapshot(r, true);
     if (index != r->snap_index || r->snap_index == 0)
         return SHOAL_ENOTFOUND;
     char path[1200];
@@ -119,17 +122,59 @@ static int mkdir_p(const char *dir)
     return mkdir(dir, 0755) == 0 || errno == EEXIST ? 0 : SHOAL_EIO;
 }
 
-static int open_lsm(replica_t *r, char *err, size_t errlen)
+static int open_lsm(const node_t *n, const char *dir, lsm_t **lsm, char *err, size_t errlen)
 {
     char path[1100];
-    snprintf(path, sizeof path, "%s/lsm", r->dir);
+    snprintf(path, sizeof path, "%s/lsm", dir);
     lsm_options_t o;
     lsm_options_init(&o);
     o.dir = path;
-    o.write_buffer_size = (size_t)r->node->cfg->lsm_buffer_kb << 10;
-    o.block_cache_size = (size_t)r->node->cfg->lsm_cache_kb << 10;
+    o.write_buffer_size = (size_t)n->cfg->lsm_buffer_kb << 10;
+    o.block_cache_size = (size_t)n->cfg->lsm_cache_kb << 10;
     o.sync = LSM_SYNC_NONE; /* the Raft log is the write-ahead log of the replica */
-    return lsm_open(&o, &r->lsm, err, errlen);
+    return lsm_open(&o, lsm, err, errlen);
+}
+
+static void group_dir(const node_t *node, uint32_t group, char *out, size_t cap)
+{
+    if (group == SHOAL_META_GROUP)
+        snprintf(out, cap, "%s/meta", node->cfg->data_dir);
+    else
+        snprintf(out, cap, "%s/shard-%u", node->cfg->data_dir, group);
+}
+
+static int make_dirs(const char *dir, const char *snapdir, char *err, size_t errlen)
+{
+    if (mkdir_p(dir) == 0 && mkdir_p(snapdir) == 0)
+        return 0;
+    snprintf(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
+    return SHOAL_EIO;
+}
+
+int replica_open_engine(node_t *node, uint32_t group, lsm_t **lsm, char *err, size_t errlen)
+{
+    char dir[1024], snapdir[1100];
+    group_dir(node, group, dir, sizeof dir);
+    snprintf(snapdir, sizeof snapdir, "%s/snap", dir);
+    int rc = make_dirs(dir, snapdir, err, errlen);
+    return rc ? rc : open_lsm(node, dir, lsm, err, errlen);
+}
+
+static persist_item_t *batch_item(node_t *n);
+
+/* Marks the log of a group whose first state came from elsewhere (a split target's cut
+ * data, split.h) as starting after base, with base's configuration, before its first
+ * entry is written (items of a batch are written in order). */
+static void log_base(replica_t *r, const raft_snapshot_meta_t *base)
+{
+    persist_item_t *it = batch_item(r->node);
+    if (!it)
+        return;
+    it->group = r->group;
+    it->has_snap = true;
+    it->snap_index = base->index;
+    it->snap_term = base->term;
+    it->conf = transport_conf_encode(&base->conf, &it->conf_len);
 }
 
 /* Everything the core needs from disk: hard state, snapshot mark, entries after it. */
@@ -150,7 +195,9 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
         snprintf(err, errlen, "shard %u: configuration in the log does not decode", r->group);
         return SHOAL_ECORRUPT;
     }
-    if (!conf_len) { /* bootstrap: the placement of CONTRACTS.md */
+    if (!conf_len && split_node_restore(r, &rs)) {
+        /* a split target (based at a snapshot of its cut data) or a shard added later */
+    } else if (!conf_len) { /* bootstrap: the placement of CONTRACTS.md */
         size_t k = n->cfg->join ? 0 : node_config_replicas(n->cfg, r->group, ids, NODE_MAX_NODES);
         bool member = false;
         for (size_t i = 0; i < k; i++)
@@ -168,6 +215,8 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
         return SHOAL_ECORRUPT;
     }
     uint64_t first = rs.snapshot.index + 1, last = rlog_last_index(n->rlog, r->group);
+    if (last < rs.snapshot.index)
+        last = rs.snapshot.index; /* a split target's base, before its first entry */
     size_t cnt = last >= first ? (size_t)(last - first + 1) : 0;
     raft_entry_t *ents = calloc(cnt ? cnt : 1, sizeof *ents);
     int rc = ents ? 0 : SHOAL_ENOMEM;
@@ -207,6 +256,8 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
     int e = 0;
     if (rc == 0 && !(r->raft = raft_new(&c, &rs, &e)))
         rc = e ? e : SHOAL_EINVAL;
+    if (rc == 0 && !conf_len && rs.snapshot.index)
+        log_base(r, &rs.snapshot); /* a split target: its log starts after the copied data */
     if (rc)
         snprintf(err, errlen, "shard %u: Raft restore failed: %s", r->group, shoal_strerror(rc));
     for (size_t i = 0; i < cnt; i++)
@@ -223,25 +274,28 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
 
 replica_t *replica_open(node_t *node, uint32_t group, char *err, size_t errlen)
 {
+    return replica_open_with(node, group, NULL, err, errlen);
+}
+
+replica_t *replica_open_with(node_t *node, uint32_t group, lsm_t *lsm, char *err, size_t errlen)
+{
     replica_t *r = calloc(1, sizeof *r);
-    if (!r)
+    if (!r) {
+        lsm_close(&lsm);
         return NULL;
+    }
     r->group = group;
     r->node = node;
+    r->lsm = lsm;
     r->in_fd = -1;
     r->fsm_idx = (int)(group % (uint32_t)node->n_fsm);
     r->snap_time_ms = zclock_mono();
-    if (group == SHOAL_META_GROUP)
-        snprintf(r->dir, sizeof r->dir, "%s/meta", node->cfg->data_dir);
-    else
-        snprintf(r->dir, sizeof r->dir, "%s/shard-%u", node->cfg->data_dir, group);
+    group_dir(node, group, r->dir, sizeof r->dir);
     snprintf(r->snapdir, sizeof r->snapdir, "%s/snap", r->dir);
     uint64_t applied = 0;
-    int rc = mkdir_p(r->dir) || mkdir_p(r->snapdir) ? SHOAL_EIO : 0;
-    if (rc)
-        snprintf(err, errlen, "%s: cannot create: %s", r->dir, strerror(errno));
-    if (rc == 0)
-        rc = open_lsm(r, err, errlen);
+    int rc = make_dirs(r->dir, r->snapdir, err, errlen);
+    if (rc == 0 && !r->lsm)
+        rc = open_lsm(node, r->dir, &r->lsm, err, errlen);
     if (rc == 0 && !(r->fg = fsm_group_new(group, r->lsm, &applied, err, errlen)))
         rc = SHOAL_EIO;
     if (rc == 0)
@@ -429,6 +483,8 @@ static void submit_committed(replica_t *r)
     if (!r->props)
         r->props_tail = NULL;
     r->submitted = r->rd.committed[n - 1].index;
+    if (r->group != SHOAL_META_GROUP && !split_node_attach(r, job))
+        r->node->fatal = true; /* the SPLIT cannot apply without its target's engine */
     replica_send_job(r, job);
 }
 
@@ -618,6 +674,8 @@ void replica_fsm_done(replica_t *r, fsm_job_t *job)
         events_change(n->events, job->changes[i]);
     if (r->group == SHOAL_META_GROUP && job->n_changes)
         meta_applied(n, r, job); /* a new shard map (placement.h) */
+    if (job->n_splits)
+        split_node_applied(r, job); /* start the targets it cut */
     if (job->type == FSM_INSTALL) {
         installed(r, job);
         replica_pump(r);

@@ -28,6 +28,7 @@ enum { STAGE_NONE = 0, STAGE_INSTALL = 1, STAGE_PERSIST = 2 };
 
 typedef struct node_t node_t;
 typedef struct placement_t placement_t; /* placement.h */
+typedef struct split_node_t split_node_t; /* split_node.c */
 typedef struct lease_clock lease_clock_t;
 
 typedef struct replica_t {
@@ -93,6 +94,7 @@ struct node_t {
     bool debug;
     uint64_t last_heard[NODE_MAX_NODES]; /* zclock_mono of the last frame from each node */
     placement_t *place;                  /* the shard map and its changes (placement.h) */
+    split_node_t *split;                 /* split targets' engines not started yet */
     lease_clock_t *lease_clock;          /* raft/read_mode = lease only, else NULL */
     /* metrics */
     uint64_t fsync_hist[FSYNC_BUCKETS];
@@ -103,6 +105,10 @@ struct node_t {
 extern const uint64_t node_fsync_bounds_us[FSYNC_BUCKETS];
 
 replica_t *replica_open(node_t *node, uint32_t group, char *err, size_t errlen);
+/* Same with the group's engine already open (taken, closed on failure): a split target. */
+replica_t *replica_open_with(node_t *node, uint32_t group, lsm_t *lsm, char *err, size_t errlen);
+/* Opens group's engine (DATA/shard-<G>/lsm, the folders made) with the replica options. */
+int replica_open_engine(node_t *node, uint32_t group, lsm_t **lsm, char *err, size_t errlen);
 void replica_close(replica_t **self_p);
 /* Moves the replica's readies forward as far as they go without waiting. */
 void replica_pump(replica_t *r);
@@ -124,6 +130,8 @@ void node_meta_leader(node_t *node, replica_t *r);
 replica_t *node_find_replica(node_t *node, uint64_t group);
 /* Opens a replica of group and adds it to the node. */
 int node_add_replica(node_t *node, uint32_t group, char *err, size_t errlen);
+/* Same with its engine open already (taken). */
+int node_add_replica_with(node_t *node, uint32_t group, lsm_t *lsm, char *err, size_t errlen);
 /* Sends an admin answer to identity (borrowed) on the ROUTER. */
 void node_send_admin(node_t *node, zframe_t *identity, Shoal__AdminResponse *resp);
 /* Answers a waiter on the ROUTER and frees it. */

@@ -170,6 +170,13 @@ int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char 
                         " leaving); wait until it is done",
                         mv->shard, si->leaving[0]),
                -1;
+    for (size_t i = 0; i < m->n_shards; i++) /* the split's first configuration is fixed */
+        if (m->shards[i]->splitting &&
+            (m->shards[i]->id == mv->shard || m->shards[i]->split_from == mv->shard))
+            return snprintf(err, errlen,
+                            "shard %u is splitting (shard %u from %u); wait until it is done",
+                            mv->shard, m->shards[i]->id, m->shards[i]->split_from),
+                   -1;
     if (shardmap_has(si->retired, si->n_retired, mv->to_node))
         return snprintf(err, errlen,
                         "node %" PRIu64 " held shard %u before; moving a shard "

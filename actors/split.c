@@ -11,6 +11,7 @@
 #include "engine/error.h"
 
 #define KEY_SPLIT "m/split"
+#define KEY_SPLIT_CONF "m/splitconf" /* u32 count, u64 node ids, little-endian */
 #define COPY_BATCH_BYTES (1u << 20) /* bounds the memory of a big cut */
 
 ring_t *split_ring(const split_t *sp)
@@ -20,6 +21,22 @@ ring_t *split_ring(const split_t *sp)
               ring_add_points(r, sp->target, sp->give, sp->n_give)))
         ring_destroy(&r);
     return r;
+}
+
+#define RAFT_CONF_MAX 64 /* at most NODE_MAX_NODES voters */
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
 }
 
 static void marker(uint32_t source, uint64_t index, uint8_t out[12])
@@ -40,6 +57,23 @@ bool split_done(lsm_t *dst, uint32_t source, uint64_t index)
                 vl == sizeof want && memcmp(v, want, sizeof want) == 0;
     free(v);
     return done;
+}
+
+bool split_target_conf(lsm_t *dst, uint64_t *voters, size_t cap, size_t *n_voters)
+{
+    void *v = NULL;
+    size_t vl = 0;
+    *n_voters = 0;
+    if (lsm_get(dst, NULL, KEY_SPLIT_CONF, strlen(KEY_SPLIT_CONF), &v, &vl) != 0)
+        return false;
+    const uint8_t *p = v;
+    size_t n = vl >= 4 ? (size_t)get_le(p, 4) : 0;
+    bool ok = n > 0 && n <= cap && vl == 4 + 8 * n;
+    for (size_t i = 0; ok && i < n; i++)
+        voters[i] = get_le(p + 4 + 8 * i, 8);
+    *n_voters = ok ? n : 0;
+    free(v);
+    return ok;
 }
 
 /* Iterates src's keys with first byte prefix; calls fn for each. */
@@ -116,6 +150,16 @@ static int finish_copy(cut_t *c)
     uint8_t m[12];
     marker(c->sp->source, c->sp->index, m);
     int rc = lsm_batch_put(c->out, KEY_SPLIT, strlen(KEY_SPLIT), m, sizeof m);
+    uint8_t conf[4 + 8 * RAFT_CONF_MAX];
+    size_t nv = c->sp->n_voters < RAFT_CONF_MAX ? c->sp->n_voters : RAFT_CONF_MAX;
+    put_le(conf, nv, 4);
+    for (size_t i = 0; i < nv; i++)
+        put_le(conf + 4 + 8 * i, c->sp->voters[i], 8);
+    uint64_t base = SPLIT_TARGET_BASE; /* the fsm's applied index (native order, as it does) */
+    if (rc == 0 && nv)
+        rc = lsm_batch_put(c->out, KEY_SPLIT_CONF, strlen(KEY_SPLIT_CONF), conf, 4 + 8 * nv);
+    if (rc == 0 && nv)
+        rc = lsm_batch_put(c->out, KEY_APPLIED, strlen(KEY_APPLIED), &base, sizeof base);
     lsm_write_options_t wo = {.sync = true};
     return rc ? rc : lsm_write(c->dst, &wo, c->out);
 }
@@ -129,7 +173,7 @@ int split_apply(lsm_t *src, lsm_t *dst, const split_t *sp, lsm_batch_t *src_batc
         return ring_destroy(&ring),
                snprintf(err, errlen, "split %u -> %u: bad ring points", sp->source, sp->target),
                SHOAL_EINVAL;
-    bool again = split_done(dst, sp->source, sp->index);
+    bool again = sp->skip_copy || split_done(dst, sp->source, sp->index);
     cut_t c = {sp, ring, dst, again ? NULL : lsm_batch_new(), src_batch, 0};
     int rc = !again && !c.out ? SHOAL_ENOMEM : 0;
     if (rc == 0)

@@ -26,6 +26,8 @@ int split_cmd_encode(const Shoal__ShardMap *m, uint32_t target, uint8_t **buf, s
     sc.n_keep = s->n_points;
     sc.give = g->points;
     sc.n_give = g->n_points;
+    sc.voters = g->replicas; /* the source's, recorded by the split edit */
+    sc.n_voters = g->n_replicas;
     Shoal__WriteCommand wc = SHOAL__WRITE_COMMAND__INIT;
     wc.op_case = SHOAL__WRITE_COMMAND__OP_SPLIT;
     wc.split = &sc;
@@ -76,7 +78,7 @@ int split_cmd_check(const Shoal__SplitCommand *c, uint32_t source, uint64_t inde
         return snprintf(err, errlen, "SPLIT of shard %u into %u at %" PRIu64 " refused: %s", source,
                         c->target, index, why),
                -1;
-    *sp = (split_t){source, c->target, c->keep, c->n_keep, c->give, c->n_give, index};
+    *sp = (split_t){source, c->target, c->keep, c->n_keep, c->give, c->n_give, index, NULL, 0, false};
     return 0;
 }
 

@@ -3,8 +3,7 @@
  * replica before it cuts its data (split.h). A command that does not check out is refused
  * as a whole, so no replica applies half a split.
  *
- * Not wired yet: no leader proposes it and the fsm does not apply it (ARCHITECTURE "Not
- * built yet"). */
+ * The source's leader proposes it (split_node.c) and the fsm applies it (split_fsm.c). */
 #ifndef SHOAL_ACTORS_SPLIT_CMD_H
 #define SHOAL_ACTORS_SPLIT_CMD_H
 

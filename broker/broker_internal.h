@@ -84,6 +84,7 @@ struct gather_t {
     int status;             /* first failure seen */
     char error[256];
     uint32_t limit;
+    size_t n_shards; /* scans: the shards of the map it was divided by */
 };
 
 struct broker_t {
@@ -128,6 +129,9 @@ void route_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f);
 void route_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f);
 void route_sweep(broker_t *b);
 void route_free_all(broker_t *b);
+/* Before each attempt (reroute.c): a single-key request follows its key to the current
+ * map's shard; false (err filled) when a fan-out child's division no longer holds. */
+bool reroute_attempt(broker_t *b, pending_t *p, char *err, size_t errlen);
 void route_admin_response(broker_t *b, bnode_t *n, Shoal__Frame *f);
 void route_forward_admin(broker_t *b, zframe_t *client, Shoal__Frame *f, const uint64_t *nodes,
                          size_t n);

@@ -221,16 +221,29 @@ int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint6
     return admin_simple(self, &req, err, errlen);
 }
 
-int shoal_admin_add_shard(shoal_t *self, const uint64_t *replicas, size_t n, char *err,
-                          size_t errlen)
+int shoal_admin_add_shard(shoal_t *self, int64_t source, uint32_t *new_shard, uint32_t *from,
+                          char *err, size_t errlen)
 {
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     Shoal__AddShardRequest a = SHOAL__ADD_SHARD_REQUEST__INIT;
-    a.n_replicas = n;
-    a.replicas = (uint64_t *)replicas;
+    a.has_source = source >= 0;
+    a.source = source >= 0 ? (uint32_t)source : 0;
     req.op_case = SHOAL__ADMIN_REQUEST__OP_ADD_SHARD;
     req.add_shard = &a;
-    return admin_simple(self, &req, err, errlen);
+    Shoal__Frame *f = admin_call(self, &req, err, errlen);
+    if (!f)
+        return SHOAL_STATUS_TIMEOUT;
+    int st = f->admin_resp->status;
+    if (st != SHOAL_STATUS_OK)
+        snprintf(err, errlen, "%s",
+                 f->admin_resp->error && *f->admin_resp->error ? f->admin_resp->error
+                                                               : shoal_status_str(st));
+    if (new_shard)
+        *new_shard = f->admin_resp->new_shard;
+    if (from)
+        *from = f->admin_resp->source_shard;
+    shoal_frame_free(&f);
+    return st;
 }
 
 int shoal_admin_compact(shoal_t *self, int64_t shard, char *err, size_t errlen)

@@ -123,6 +123,11 @@ static void send_attempt(broker_t *b, pending_t *p)
         finish(b, p, NULL, SHOAL_STATUS_TIMEOUT, NULL);
         return;
     }
+    char why[160];
+    if (!reroute_attempt(b, p, why, sizeof why)) {
+        finish(b, p, NULL, SHOAL_STATUS_UNAVAILABLE, why);
+        return;
+    }
     bshard_t *s = broker_shard(b, p->shard);
     if (!s) {
         finish(b, p, NULL, SHOAL_STATUS_BAD_REQUEST, "no such shard in the shard map");
@@ -231,6 +236,11 @@ static void reply_admin(broker_t *b, gather_t *g)
     r.request_id = g->client_rid;
     r.status = (Shoal__Status)g->status;
     r.error = g->error;
+    /* add_shard goes to one node: its answer names the new shard */
+    if (g->expected == 1 && g->answers[0] && g->answers[0]->admin_resp) {
+        r.new_shard = g->answers[0]->admin_resp->new_shard;
+        r.source_shard = g->answers[0]->admin_resp->source_shard;
+    }
     Shoal__Frame f = SHOAL__FRAME__INIT;
     f.version = SHOAL_WIRE_VERSION;
     f.body_case = SHOAL__FRAME__BODY_ADMIN_RESP;
@@ -467,6 +477,7 @@ static void route_scan(broker_t *b, zframe_t *client, Shoal__Frame *f, int64_t d
         return;
     }
     g->limit = limit;
+    g->n_shards = b->n_shards;
     size_t n = b->n_shards;
     pending_t *kids[n ? n : 1];
     for (size_t i = 0; i < n; i++) {

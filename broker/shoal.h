@@ -220,8 +220,12 @@ int shoal_admin_add_node(shoal_t *self, uint64_t id, const char *endpoint, const
 int shoal_admin_remove_node(shoal_t *self, uint64_t id, char *err, size_t errlen);
 int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint64_t to, char *err,
                              size_t errlen);
-int shoal_admin_add_shard(shoal_t *self, const uint64_t *replicas, size_t n, char *err,
-                          size_t errlen);
+/* Adds a shard by splitting source (< 0: the shard with the most ring points); the new
+ * shard keeps the source's replicas. On OK *new_shard and *from name the new shard and the
+ * shard it was split from (either pointer may be NULL). Answered once the shard map records
+ * the split; the new shard serves soon after (`shoal_status`). */
+int shoal_admin_add_shard(shoal_t *self, int64_t source, uint32_t *new_shard, uint32_t *from,
+                          char *err, size_t errlen);
 /* shard < 0: every shard. */
 int shoal_admin_compact(shoal_t *self, int64_t shard, char *err, size_t errlen);
 int shoal_admin_snapshot(shoal_t *self, int64_t shard, char *err, size_t errlen);

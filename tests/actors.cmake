@@ -24,6 +24,12 @@ if(TARGET shoald)
   # the data cut of add-shard by split: both sides, a power loss, a second apply
   shoal_add_test(NAME test_split SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_split.c
                  LIBS shoal_actors LABELS unit)
+  # the split decoders: the stored fence, the target's configuration, the SPLIT command
+  shoal_add_fuzzer(NAME fuzz_split SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_split.c
+                   LIBS shoal_actors)
+  # the fsm applying SPLITs: the cut, the fence (reloaded, cumulative), refusals
+  shoal_add_test(NAME test_split_fsm SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_split_fsm.c
+                 LIBS shoal_actors LABELS unit)
   shoal_add_test(NAME test_node_transport
                  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_transport.c
                  LIBS shoal_actors LABELS unit)

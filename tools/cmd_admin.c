@@ -292,6 +292,18 @@ int cmd_events(ctl_t *c, int argc, char **argv)
     return ctl_status_exit(c, st, err);
 }
 
+/* add-shard: the split is recorded when this returns; the new shard's id is printed. */
+static int add_shard(ctl_t *c, shoal_t *s, int64_t source, char *err, size_t errlen)
+{
+    uint32_t g = 0, from = 0;
+    int st = shoal_admin_add_shard(s, source, &g, &from, err, errlen);
+    if (st == SHOAL_STATUS_OK && c->json)
+        printf("{\"status\":\"ok\",\"shard\":%u,\"source\":%u}\n", g, from);
+    else if (st == SHOAL_STATUS_OK)
+        printf("%u\n", g);
+    return st;
+}
+
 /* The admin operations: one positional grammar per command. */
 int cmd_admin(ctl_t *c, int argc, char **argv)
 {
@@ -311,9 +323,11 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
          "usage: move-replica SHARD FROM TO\nMoves a replica of SHARD "
          "from node FROM to node TO\n(learner, catch-up, promote, "
          "remove).\n"},
-        {"add-shard", 1, BROKER_ADMIN_MAX_REPLICAS,
-         "usage: add-shard NODE...\nCreates a new "
-         "shard with replicas on the NODEs.\n"},
+        {"add-shard", 0, 1,
+         "usage: add-shard [SOURCE_SHARD]\nAdds a shard by splitting SOURCE_SHARD (default: "
+         "the shard with the most ring points):\nthe new shard takes half of its ring points "
+         "and keys and keeps its replicas;\nprints the new shard's id (--json: "
+         "{\"status\":\"ok\",\"shard\":G,\"source\":S}).\n"},
         {"compact", 0, 1,
          "usage: compact [SHARD]\nTriggers LSM compaction of SHARD (all "
          "shards without one).\n"},
@@ -357,11 +371,11 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
         break;
     case 2: st = shoal_admin_remove_node(s, v[0], err, sizeof err); break;
     case 3: st = shoal_admin_move_replica(s, (uint32_t)v[0], v[1], v[2], err, sizeof err); break;
-    case 4: st = shoal_admin_add_shard(s, v, (size_t)n, err, sizeof err); break;
+    case 4: st = add_shard(c, s, n ? (int64_t)v[0] : -1, err, sizeof err); break;
     case 5: st = shoal_admin_compact(s, n ? (int64_t)v[0] : -1, err, sizeof err); break;
     default: st = shoal_admin_snapshot(s, n ? (int64_t)v[0] : -1, err, sizeof err); break;
     }
-    if (st == SHOAL_STATUS_OK && c->json)
+    if (st == SHOAL_STATUS_OK && c->json && k != 4)
         printf("{\"status\":\"ok\"}\n");
     shoal_destroy(&s);
     return ctl_status_exit(c, st, err);

@@ -181,9 +181,9 @@ want 2 "remove-node of a node holding replicas" ctl remove-node 4
 want 2 "remove-node of an unknown node" ctl remove-node 42
 want 2 "remove-node of a metadata node" ctl remove-node 1
 want 2 "add-node with a bad endpoint" ctl add-node 5 http://x tcp://127.0.0.1:1
-want 2 "add-shard (not built: refused clearly)" ctl add-shard 0 1 2
-err=$(ctl add-shard 0 1 2 2>&1)
-echo "$err" | grep -q "not built yet" || { echo "FAIL: add-shard error unclear: '$err'"; FAIL=1; }
+want 2 "add-shard of an unknown shard" ctl add-shard 77
+err=$(ctl add-shard 77 2>&1)
+echo "$err" | grep -q "no shard 77" || { echo "FAIL: add-shard error unclear: '$err'"; FAIL=1; }
 err=$(ctl move-replica 0 3 3 2>&1 >/dev/null)
 [ "$(echo "$err" | wc -l)" = 1 ] && echo "$err" | grep -q "same node" ||
     { echo "FAIL: unclear error for a bad move: '$err'"; FAIL=1; }

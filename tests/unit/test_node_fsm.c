@@ -3,6 +3,7 @@
  * compares, scans honour prefix/start/end/limit, the change window answers catch-up
  * requests and WINDOW_GONE, and a snapshot exported by the compactor installs into another
  * replica with the same data, sessions and applied index. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 
 #include "actors/node_int.h"
 #include "engine/error.h"
+#include "engine/ring.h"
 #include "proto/codec.h"
 
 static char dir[256];
@@ -406,6 +408,127 @@ static void test_snapshot_roundtrip(void **state)
     fx_close(&b);
 }
 
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Group 1 splits into 9 through the actor: writes, gets and stale scans of moved keys are
+ * refused with UNAVAILABLE (nothing applied, no session: shard 9 applies the retry), kept
+ * keys go on; a replica that installs a snapshot taken after the SPLIT fences the same. */
+static void test_split_fences(void **state)
+{
+    (void)state;
+    fixture_t a = {0}, b = {0}, t = {0};
+    fx_open(&a, "src");
+    fx_open(&t, "target");
+    char keys[200][16];
+    for (int i = 0; i < 200; i++) {
+        snprintf(keys[i], sizeof keys[i], "key%03d", i);
+        assert_int_equal(put(&a, 5, (uint64_t)i + 1, keys[i], keys[i]), 0);
+    }
+    uint64_t pts[64], keep[32], give[32], voters[3] = {0, 1, 2};
+    for (uint32_t i = 0; i < 64; i++)
+        pts[i] = ring_point(1, i);
+    qsort(pts, 64, sizeof *pts, u64_cmp);
+    for (int i = 0; i < 64; i++)
+        (i % 2 ? give : keep)[i / 2] = pts[i];
+    Shoal__SplitCommand sc = SHOAL__SPLIT_COMMAND__INIT;
+    sc.target = 9;
+    sc.map_version = 4;
+    sc.keep = keep, sc.n_keep = 32;
+    sc.give = give, sc.n_give = 32;
+    sc.voters = voters, sc.n_voters = 3;
+    Shoal__WriteCommand wc = SHOAL__WRITE_COMMAND__INIT;
+    wc.op_case = SHOAL__WRITE_COMMAND__OP_SPLIT;
+    wc.split = &sc;
+    fsm_job_t *job = calloc(1, sizeof *job);
+    job->type = FSM_APPLY;
+    job->n_entries = 1;
+    job->entries = calloc(1, sizeof *job->entries);
+    job->entries[0].index = ++a.index;
+    job->entries[0].term = 1;
+    job->entries[0].len = shoal__write_command__get_packed_size(&wc);
+    job->entries[0].data = malloc(job->entries[0].len);
+    shoal__write_command__pack(&wc, job->entries[0].data);
+    job->splits = calloc(1, sizeof *job->splits);
+    job->splits[0] = (split_dst_t){9, t.lsm, false};
+    job->n_splits = 1;
+    run(&a, job);
+    assert_int_equal(job->rc, 0);
+    fsm_job_destroy(&job);
+    ring_t *ring = ring_new(1);
+    assert_int_equal(ring_add_points(ring, 1, keep, 32), 0);
+    assert_int_equal(ring_add_points(ring, 9, give, 32), 0);
+    int moved = -1, kept = -1;
+    for (int i = 0; i < 200; i++)
+        *(ring_shard_for(ring, keys[i], strlen(keys[i])) == 9 ? &moved : &kept) = i;
+    ring_destroy(&ring);
+    assert_true(moved >= 0 && kept >= 0);
+    fixture_t *both[2] = {&a, &b};
+    for (int k = 0; k < 2; k++) {
+        fixture_t *fx = both[k];
+        char v[64];
+        assert_int_equal(get(fx, keys[moved], NULL), SHOAL__STATUS__STATUS_UNAVAILABLE);
+        uint64_t cid = 6 + (uint64_t)k; /* a's client 6 session travels in the snapshot */
+        assert_int_equal(put(fx, cid, 1, keys[moved], "new"), SHOAL__STATUS__STATUS_UNAVAILABLE);
+        assert_int_equal(get(&t, keys[moved], v), 0); /* the target holds it, unchanged */
+        assert_string_equal(v, keys[moved]);
+        assert_int_equal(put(fx, cid, 1, keys[kept], "new"), 0); /* seq 1 was not used up */
+        assert_int_equal(get(fx, keys[kept], v), 0);
+        assert_string_equal(v, "new");
+        Shoal__ClientRequest req = SHOAL__CLIENT_REQUEST__INIT;
+        Shoal__ScanRequest scr = SHOAL__SCAN_REQUEST__INIT;
+        req.op_case = SHOAL__CLIENT_REQUEST__OP_SCAN;
+        req.scan = &scr;
+        req.map_version = 3; /* routed before the split */
+        Shoal__Frame *hold = NULL;
+        assert_int_equal(read_req(fx, &req, &hold)->status, SHOAL__STATUS__STATUS_UNAVAILABLE);
+        shoal_frame_free(&hold);
+        req.map_version = 4;
+        Shoal__ClientResponse *r = read_req(fx, &req, &hold);
+        assert_int_equal(r->status, 0);
+        for (size_t i = 0; i < r->n_kvs; i++) /* only kept keys are left */
+            assert_false(r->kvs[i]->key.len == strlen(keys[moved]) &&
+                         !memcmp(r->kvs[i]->key.data, keys[moved], strlen(keys[moved])));
+        shoal_frame_free(&hold);
+        if (k == 1)
+            break;
+        /* b installs a snapshot of a taken after the SPLIT */
+        job = calloc(1, sizeof *job);
+        job->type = FSM_SNAPSHOT;
+        run(&a, job);
+        zactor_t *comp = zactor_new(compactor_actor, NULL);
+        snap_job_t sj = {.group = 1, .lsm = a.lsm, .snap = job->lsnap, .index = job->applied,
+                         .dir = dir};
+        uint64_t at = job->applied;
+        job->lsnap = NULL;
+        fsm_job_destroy(&job);
+        zsock_send(comp, "sp", "EXPORT", &sj);
+        char *cmd = NULL;
+        void *ptr = NULL;
+        assert_int_equal(zsock_recv(comp, "sp", &cmd, &ptr), 0);
+        zstr_free(&cmd);
+        assert_int_equal(sj.rc, 0);
+        zactor_destroy(&comp);
+        fx_open(&b, "dst");
+        job = calloc(1, sizeof *job);
+        job->type = FSM_INSTALL;
+        char path[400];
+        snprintf(path, sizeof path, "%s/snap-%" PRIu64, dir, at);
+        job->path = strdup(path);
+        job->snap_index = at;
+        run(&b, job);
+        assert_int_equal(job->rc, 0);
+        fsm_job_destroy(&job);
+        b.index = at;
+    }
+    fx_close(&a);
+    fx_close(&b);
+    fx_close(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +536,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan_and_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_replays_idempotently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_fences, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

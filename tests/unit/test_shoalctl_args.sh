@@ -62,7 +62,9 @@ expect 2 add-node 1 tcp://a:1
 expect 2 add-node 1 notanendpoint tcp://a:2
 expect 2 remove-node
 expect 2 move-replica 1 2
-expect 2 add-shard
+expect 2 add-shard 1 2
+expect 2 add-shard x
+expect 2 add-shard -1
 expect 2 compact 1 2
 expect 2 compact -1
 expect 2 snapshot x
