@@ -17,6 +17,10 @@
  *   add_node ID EP PUB   adds a node to the map (it was started with node/join = 1);
  *   remove_node ID       refused while the node holds or is leaving any replica, or hosts
  *                        the metadata group: move its replicas off first;
+ *   move meta FROM TO    the same for the metadata group itself (SHARD 4294967295): the
+ *                        first such move records the bootstrap metadata nodes in the map
+ *                        (ShardMap.meta); this leader then converges its own group
+ *                        (placement.c), handing leadership away if it is FROM;
  *   add_shard [SOURCE]   splits SOURCE (default: the shard with the most ring points): the
  *                        new shard G, marked splitting, takes half its points and lists its
  *                        replicas; SOURCE's leader then proposes the SPLIT (split_node.c),
@@ -171,6 +175,8 @@ static int propose_change(node_t *n, replica_t *r, Shoal__ShardMap *m, const uin
     m->version++;
     for (size_t i = 0; i < m->n_shards; i++)
         m->shards[i]->leader_hint = UINT64_MAX; /* hints are never part of the stored map */
+    if (m->meta)
+        m->meta->leader_hint = UINT64_MAX;
     size_t len = shoal__shard_map__get_packed_size(m);
     uint8_t *buf = malloc(len + 1);
     if (!buf)
@@ -245,11 +251,16 @@ void meta_admin(node_t *n, zframe_t *identity, const Shoal__AdminRequest *req)
         return;
     }
     uint64_t meta[NODE_MAX_NODES];
-    size_t n_meta = node_config_replicas(n->cfg, SHOAL_META_GROUP, meta, NODE_MAX_NODES);
+    size_t n_meta = shardmap_meta_nodes(m, n->cfg, meta, NODE_MAX_NODES);
     int rc = -1;
     uint32_t new_shard = 0;
-    if (req->op_case == SHOAL__ADMIN_REQUEST__OP_MOVE && req->move)
-        rc = shardmap_move(m, req->move, err, sizeof err);
+    if (req->op_case == SHOAL__ADMIN_REQUEST__OP_MOVE && req->move) {
+        /* the first move of a metadata replica writes down where the group is */
+        if (req->move->shard == SHOAL_META_GROUP && shardmap_record_meta(m, n->cfg) != 0)
+            snprintf(err, sizeof err, "out of memory");
+        else
+            rc = shardmap_move(m, req->move, err, sizeof err);
+    }
     else if (req->op_case == SHOAL__ADMIN_REQUEST__OP_ADD_NODE && req->add_node)
         rc = shardmap_add_node(m, req->add_node, err, sizeof err);
     else if (req->op_case == SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE && req->remove_node)

@@ -25,8 +25,8 @@
 
 bool placement_hosts(const node_t *n, uint32_t group)
 {
-    if (group == SHOAL_META_GROUP) {
-        /* the metadata group stays on the bootstrap nodes (it is not moved yet) */
+    if (group == SHOAL_META_GROUP && !n->place->map->meta) {
+        /* the bootstrap metadata nodes, until a move records the group in the map */
         uint64_t ids[NODE_MAX_NODES];
         size_t k = n->cfg->join ? 0 : node_config_replicas(n->cfg, group, ids, NODE_MAX_NODES);
         return shardmap_has(ids, k, n->cfg->id);
@@ -241,9 +241,29 @@ static void drop_replica(node_t *n, size_t i)
                        UINT64_MAX, "replica removed from this node; data deleted");
 }
 
+/* A node the map makes a metadata host opens the group empty (replica.c: not a bootstrap
+ * member) and learns its configuration from the metadata leader, like any moved shard. */
+static void follow_meta(node_t *n)
+{
+    char err[512] = "";
+    if (!n->place->map->meta || !placement_hosts(n, SHOAL_META_GROUP) ||
+        node_find_replica(n, SHOAL_META_GROUP))
+        return;
+    if (node_add_replica(n, SHOAL_META_GROUP, err, sizeof err) != 0) {
+        zsys_error("node %" PRIu64 ": cannot open the metadata group placed here: %s", n->cfg->id,
+                   err);
+        n->fatal = true;
+        return;
+    }
+    zsys_info("node %" PRIu64 ": metadata group placed here: replica opened, waiting for its "
+              "leader",
+              n->cfg->id);
+}
+
 static void follow_hosting(node_t *n)
 {
     const Shoal__ShardMap *m = n->place->map;
+    follow_meta(n);
     for (size_t i = 0; i < m->n_shards; i++) {
         uint32_t g = m->shards[i]->id;
         if (!placement_hosts(n, g) || node_find_replica(n, g) || split_node_host(n, m->shards[i]))
@@ -297,8 +317,8 @@ static void report_done(node_t *n, replica_t *r, uint64_t *voters, size_t n_vote
     md.n_voters = n_voters;
     if (placement_hosts(n, SHOAL_META_GROUP))
         meta_move_done(n, &md);
-    uint64_t meta[NODE_MAX_NODES];
-    size_t k = node_config_replicas(n->cfg, SHOAL_META_GROUP, meta, NODE_MAX_NODES);
+    uint64_t meta[NODE_MAX_NODES]; /* the map's metadata nodes: the group may have moved */
+    size_t k = shardmap_meta_nodes(n->place->map, n->cfg, meta, NODE_MAX_NODES);
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     req.op_case = SHOAL__ADMIN_REQUEST__OP_MOVE_DONE;
     req.move_done = &md;
@@ -418,6 +438,8 @@ void placement_sweep(node_t *n)
         else if (r->group != SHOAL_META_GROUP) {
             converge(n, r);
             split_node_propose(n, r);
+        } else {
+            converge(n, r); /* nothing until the map records the group's nodes */
         }
     }
     meta_sweep(n);

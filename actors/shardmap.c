@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "actors/node_config.h"
+#include "engine/error.h"
 #include "engine/ring.h"
 
 void shardmap_free(Shoal__ShardMap **m_p)
@@ -39,6 +40,11 @@ Shoal__ShardMap *shardmap_decode(const uint8_t *buf, size_t len)
     for (size_t i = 0; m && i < m->n_shards; i++)
         if (!points_valid(m->shards[i])) /* the split edit and SPLIT check rely on it */
             shardmap_free(&m);
+    /* the metadata group's placement, when recorded, is a placement and nothing else */
+    if (m && m->meta &&
+        (m->meta->id != SHOAL_META_GROUP || m->meta->n_replicas == 0 || m->meta->n_points ||
+         m->meta->splitting))
+        shardmap_free(&m);
     return m;
 }
 
@@ -95,6 +101,8 @@ Shoal__ShardMap *shardmap_bootstrap(const node_config_t *c)
 
 const Shoal__ShardInfo *shardmap_shard(const Shoal__ShardMap *m, uint32_t shard)
 {
+    if (m && shard == SHOAL_META_GROUP)
+        return m->meta; /* not on the ring; NULL while it is the bootstrap placement */
     for (size_t i = 0; m && i < m->n_shards; i++)
         if (m->shards[i]->id == shard)
             return m->shards[i];
@@ -107,6 +115,44 @@ const Shoal__NodeInfo *shardmap_node(const Shoal__ShardMap *m, uint64_t node)
         if (m->nodes[i]->id == node)
             return m->nodes[i];
     return NULL;
+}
+
+size_t shardmap_meta_nodes(const Shoal__ShardMap *m, const node_config_t *c, uint64_t *out,
+                           size_t cap)
+{
+    const Shoal__ShardInfo *si = m ? m->meta : NULL;
+    if (!si)
+        return node_config_replicas(c, SHOAL_META_GROUP, out, cap);
+    size_t k = 0;
+    for (size_t i = 0; i < si->n_replicas && k < cap; i++)
+        out[k++] = si->replicas[i];
+    for (size_t i = 0; i < si->n_leaving && k < cap; i++)
+        if (!shardmap_has(out, k, si->leaving[i]))
+            out[k++] = si->leaving[i];
+    return k;
+}
+
+int shardmap_record_meta(Shoal__ShardMap *m, const node_config_t *c)
+{
+    if (m->meta)
+        return 0;
+    uint64_t ids[NODE_MAX_NODES];
+    size_t k = node_config_replicas(c, SHOAL_META_GROUP, ids, NODE_MAX_NODES);
+    Shoal__ShardInfo *si = malloc(sizeof *si);
+    uint64_t *reps = malloc((k ? k : 1) * sizeof *reps);
+    if (!si || !reps) {
+        free(si);
+        free(reps);
+        return SHOAL_ENOMEM;
+    }
+    shoal__shard_info__init(si);
+    si->id = SHOAL_META_GROUP;
+    si->leader_hint = UINT64_MAX;
+    memcpy(reps, ids, k * sizeof *reps);
+    si->replicas = reps;
+    si->n_replicas = k;
+    m->meta = si;
+    return 0;
 }
 
 bool shardmap_has(const uint64_t *ids, size_t n, uint64_t id)
@@ -138,11 +184,8 @@ static Shoal__ShardInfo *shard_of(Shoal__ShardMap *m, uint32_t shard)
 int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char *err, size_t errlen)
 {
     Shoal__ShardInfo *si = shard_of(m, mv->shard);
-    if (mv->shard == SHOAL_META_GROUP)
-        return snprintf(err, errlen,
-                        "the metadata group cannot be moved (it stays on the "
-                        "bootstrap nodes)"),
-               -1;
+    if (!si && mv->shard == SHOAL_META_GROUP)
+        return snprintf(err, errlen, "the map does not record the metadata group's nodes"), -1;
     if (!si)
         return snprintf(err, errlen, "no shard %u in the shard map (version %" PRIu64 ")",
                         mv->shard, m->version),
@@ -236,9 +279,9 @@ int shardmap_remove_node(Shoal__ShardMap *m, uint64_t id, const uint64_t *meta, 
         return snprintf(err, errlen, "node %" PRIu64 " is not in the shard map", id), -1;
     if (shardmap_has(meta, n_meta, id))
         return snprintf(err, errlen,
-                        "node %" PRIu64 " hosts the metadata group, which stays "
-                        "on the bootstrap nodes; it cannot be removed",
-                        id),
+                        "node %" PRIu64 " hosts the metadata group; move that replica off "
+                        "first (shoalctl move-replica meta %" PRIu64 " TO)",
+                        id, id),
                -1;
     for (size_t i = 0; i < m->n_shards; i++) {
         const Shoal__ShardInfo *si = m->shards[i];

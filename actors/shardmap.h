@@ -28,9 +28,18 @@ Shoal__ShardMap *shardmap_bootstrap(const node_config_t *c);
 const Shoal__ShardInfo *shardmap_shard(const Shoal__ShardMap *m, uint32_t shard);
 const Shoal__NodeInfo *shardmap_node(const Shoal__ShardMap *m, uint64_t node);
 bool shardmap_has(const uint64_t *ids, size_t n, uint64_t id);
+/* The nodes that host the metadata group (replicas, then leaving): the map's record
+ * (ShardMap.meta, returned by shardmap_shard(m, SHOAL_META_GROUP)) when it has one, else
+ * the bootstrap metadata nodes of c. Returns the count. */
+size_t shardmap_meta_nodes(const Shoal__ShardMap *m, const node_config_t *c, uint64_t *out,
+                           size_t cap);
+/* Records the bootstrap metadata nodes of c in m (ShardMap.meta) unless m has a record, so
+ * the metadata group can be moved like a shard; 0 or SHOAL_ENOMEM. */
+int shardmap_record_meta(Shoal__ShardMap *m, const node_config_t *c);
 
-/* move SHARD FROM TO: TO replaces FROM in replicas, FROM is listed as leaving. Refused for
- * the metadata group, an unknown shard or TO node, FROM == TO, FROM not holding the shard,
+/* move SHARD FROM TO: TO replaces FROM in replicas, FROM is listed as leaving. SHARD may be
+ * SHOAL_META_GROUP once the map records its nodes (shardmap_record_meta). Refused for an
+ * unknown shard or TO node, FROM == TO, FROM not holding the shard,
  * TO holding it, a move of that shard still open, or TO in the shard's retired list. */
 int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char *err,
                   size_t errlen);
@@ -39,7 +48,7 @@ int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char 
 int shardmap_add_node(Shoal__ShardMap *m, const Shoal__AddNodeRequest *an, char *err,
                       size_t errlen);
 /* Drops a node; refused while any shard lists it in replicas or leaving, or when it is one
- * of the metadata group's nodes (meta). */
+ * of the metadata group's nodes (meta: shardmap_meta_nodes). */
 int shardmap_remove_node(Shoal__ShardMap *m, uint64_t id, const uint64_t *meta, size_t n_meta,
                          char *err, size_t errlen);
 /* Closes the open move of shard when voters (a leader's committed configuration) are

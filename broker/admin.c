@@ -109,6 +109,17 @@ static void fetch_map(broker_t *b, bnode_t *n)
     broker_send_frame(n->dealer, &f);
 }
 
+/* Where a map change goes while no metadata leader is known: a node that is up and still in
+ * the map (the metadata group may have moved off the first configured node); the node
+ * answers NOT_LEADER with a hint if it does not lead. */
+static uint64_t meta_guess(const broker_t *b)
+{
+    for (size_t i = 0; i < b->n_nodes; i++)
+        if (!b->nodes[i].removed && b->nodes[i].up)
+            return b->nodes[i].id;
+    return b->nodes[0].id;
+}
+
 void admin_on_raft_event(broker_t *b, const uint8_t *data, size_t len, bool metrics)
 {
     Shoal__RaftEvent *ev = shoal__raft_event__unpack(NULL, len, data);
@@ -480,8 +491,8 @@ void admin_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f)
     case SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE:
     case SHOAL__ADMIN_REQUEST__OP_MOVE:
     case SHOAL__ADMIN_REQUEST__OP_ADD_SHARD:
-        targets[n++] =
-            b->meta_leader != BROKER_NO_LEADER ? (uint64_t)b->meta_leader : b->nodes[0].id;
+        targets[n++] = b->meta_leader != BROKER_NO_LEADER ? (uint64_t)b->meta_leader
+                                                           : meta_guess(b);
         break;
     default:
         reply_error(b, client, rid, SHOAL_STATUS_BAD_REQUEST, "admin request has no operation");

@@ -218,6 +218,8 @@ int shoal_admin_transfer_leader(shoal_t *self, uint32_t shard, uint64_t to_node,
 int shoal_admin_add_node(shoal_t *self, uint64_t id, const char *endpoint, const char *pub_endpoint,
                          char *err, size_t errlen);
 int shoal_admin_remove_node(shoal_t *self, uint64_t id, char *err, size_t errlen);
+/* shard SHOAL_META_SHARD moves a replica of the metadata group (shoalctl: `meta`). */
+#define SHOAL_META_SHARD 4294967295u
 int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint64_t to, char *err,
                              size_t errlen);
 /* Adds a shard by splitting source (< 0: the shard with the most ring points); the new

@@ -322,7 +322,7 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
         {"move-replica", 3, 3,
          "usage: move-replica SHARD FROM TO\nMoves a replica of SHARD "
          "from node FROM to node TO\n(learner, catch-up, promote, "
-         "remove).\n"},
+         "remove). SHARD `meta` moves the metadata group's replica.\n"},
         {"add-shard", 0, 1,
          "usage: add-shard [SOURCE_SHARD]\nAdds a shard by splitting SOURCE_SHARD (default: "
          "the shard with the most ring points):\nthe new shard takes half of its ring points "
@@ -351,7 +351,9 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
         return rc;
     uint64_t v[BROKER_ADMIN_MAX_REPLICAS] = {0};
     for (int i = 0; i < n && k != 1; i++)
-        if (ctl_parse_u64(c, "argument", argv[optind + i], 0, UINT32_MAX - 1, &v[i]))
+        if (k == 3 && i == 0 && !strcmp(argv[optind], "meta"))
+            v[0] = SHOAL_META_SHARD; /* the metadata group's id, named as in `shoalctl events` */
+        else if (ctl_parse_u64(c, "argument", argv[optind + i], 0, UINT32_MAX - 1, &v[i]))
             return EXIT_USAGE;
     if (k == 1) {
         if (ctl_parse_u64(c, "ID", argv[optind], 0, 63, &v[0]))

@@ -104,7 +104,7 @@ static void test_move(void **state)
 
     expect_move_refused(m, 0, 0, 1, "already moving");
     expect_move_refused(m, 7, 0, 3, "no shard 7");
-    expect_move_refused(m, 4294967295u, 0, 3, "metadata group");
+    expect_move_refused(m, 4294967295u, 0, 3, "metadata group"); /* not recorded yet */
     expect_move_refused(m, 1, 2, 2, "same node");
     expect_move_refused(m, 1, 0, 2, "holds no replica");
     expect_move_refused(m, 1, 1, 2, "already holds");
@@ -169,6 +169,74 @@ static void test_add_node(void **state)
     Shoal__AddNodeRequest none = SHOAL__ADD_NODE_REQUEST__INIT; /* no NodeInfo at all */
     char err[256];
     assert_int_equal(shardmap_add_node(m, &none, err, sizeof err), -1);
+    shardmap_free(&m);
+}
+
+/* The metadata group: the bootstrap nodes until a move records them in ShardMap.meta, then
+ * moved, closed and refused like a shard; its hosts may not be removed, its old host may. */
+static void test_move_meta(void **state)
+{
+    (void)state;
+    Shoal__ShardMap *m = shardmap_fixture_four();
+    node_config_t c;
+    memset(&c, 0, sizeof c);
+    c.n_nodes = 4;
+    c.replicas = 3;
+    for (size_t i = 0; i < 4; i++)
+        c.nodes[i].id = i;
+    uint64_t ids[8];
+    assert_null(shardmap_shard(m, SHOAL_META_GROUP));
+    assert_int_equal(shardmap_meta_nodes(m, &c, ids, 8), 3); /* bootstrap: nodes 0, 1, 2 */
+    assert_true(shardmap_has(ids, 3, 0) && shardmap_has(ids, 3, 1) && shardmap_has(ids, 3, 2));
+    assert_int_equal(shardmap_record_meta(m, &c), 0);
+    assert_int_equal(shardmap_record_meta(m, &c), 0); /* a record stays as it is */
+    const Shoal__ShardInfo *meta = shardmap_shard(m, SHOAL_META_GROUP);
+    assert_non_null(meta);
+    assert_int_equal(meta->n_replicas, 3);
+
+    Shoal__MoveReplicaRequest mv = SHOAL__MOVE_REPLICA_REQUEST__INIT;
+    mv.shard = SHOAL_META_GROUP;
+    mv.from_node = 0;
+    mv.to_node = 3;
+    char err[256] = "";
+    assert_int_equal(shardmap_move(m, &mv, err, sizeof err), 0);
+    assert_true(shardmap_has(meta->replicas, 3, 3) && !shardmap_has(meta->replicas, 3, 0));
+    assert_int_equal(meta->n_leaving, 1);
+    /* while it moves, FROM still hosts it (keeps its data, gets move_done reports) */
+    assert_int_equal(shardmap_meta_nodes(m, &c, ids, 8), 4);
+    assert_true(shardmap_has(ids, 4, 0) && shardmap_has(ids, 4, 3));
+    expect_move_refused(m, SHOAL_META_GROUP, 1, 0, "already moving");
+    assert_int_equal(shardmap_remove_node(m, 0, ids, 4, err, sizeof err), -1);
+    assert_non_null(strstr(err, "move-replica meta 0"));
+
+    /* the record survives packing; a record that is not a placement does not decode */
+    size_t len;
+    uint8_t *b = packed(m, &len);
+    Shoal__ShardMap *d = shardmap_decode(b, len);
+    assert_non_null(d);
+    assert_non_null(shardmap_shard(d, SHOAL_META_GROUP));
+    assert_true(same_map(d, b, len));
+    free(b);
+    d->meta->splitting = true;
+    b = packed(d, &len);
+    assert_null(shardmap_decode(b, len));
+    free(b);
+    d->meta->splitting = false;
+    d->meta->n_replicas = 0;
+    b = packed(d, &len);
+    assert_null(shardmap_decode(b, len));
+    free(b);
+    d->meta->n_replicas = 3;
+    shardmap_free(&d);
+
+    uint64_t wrong[] = {0, 1, 2}, right[] = {1, 2, 3};
+    assert_false(shardmap_close_move(m, SHOAL_META_GROUP, wrong, 3));
+    assert_true(shardmap_close_move(m, SHOAL_META_GROUP, right, 3));
+    assert_int_equal(meta->n_leaving, 0);
+    assert_int_equal(meta->n_retired, 1);
+    expect_move_refused(m, SHOAL_META_GROUP, 1, 0, "deleted it");
+    assert_int_equal(shardmap_meta_nodes(m, &c, ids, 8), 3);
+    assert_false(shardmap_has(ids, 3, 0));
     shardmap_free(&m);
 }
 
@@ -325,6 +393,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bootstrap_and_decode),
         cmocka_unit_test(test_move),
+        cmocka_unit_test(test_move_meta),
         cmocka_unit_test(test_add_node),
         cmocka_unit_test(test_remove_node),
         cmocka_unit_test(test_split),
