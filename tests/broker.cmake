@@ -23,6 +23,10 @@ if(TARGET shoald)
   add_test(NAME cluster_move COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_move.sh)
   set_tests_properties(cluster_move PROPERTIES LABELS integration TIMEOUT 180 RUN_SERIAL ON
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  # the metadata group moved off its leader under writes, its old host removed, a new host restarted
+  add_test(NAME cluster_meta COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_meta.sh)
+  set_tests_properties(cluster_meta PROPERTIES LABELS integration TIMEOUT 90 RUN_SERIAL ON
+    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
   # add-shard online: two splits under pipelined writes, the source's leader killed
   add_test(NAME cluster_split COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_split.sh)
   set_tests_properties(cluster_split PROPERTIES LABELS integration TIMEOUT 120 RUN_SERIAL ON

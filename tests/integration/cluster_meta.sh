@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# cluster_meta.sh - moving the metadata group's replicas online (docs/OPERATIONS.md,
+# "Changing the placement"): with writers running through libshoal (2 shoalctl put loops
+# and move_writer with 64 puts in flight),
+#   1. the metadata replica on its *leader* is moved to node 3 (`move-replica meta L 3`):
+#      learner, promote, leadership handed over, removal, and the old host deletes it;
+#   2. node 0's data replica is moved off too, then node 0 is removed from the map and
+#      stopped (a node that hosted the metadata group at bootstrap);
+#   3. node 3 (not a bootstrap metadata node: its config still lists 0, 1, 2) is restarted
+#      and must host the metadata group from DATA/shardmap and its log: with node 1 then
+#      stopped, the metadata group (now nodes 1, 2, 3) needs node 3's vote to change the
+#      map, and add-node/remove-node must still succeed through a restarted broker;
+# then every acknowledged write must be readable with its value.
+source "$(dirname "$0")/cluster_lib.sh"
+
+cl_up 4 2 3 # shard 0 on nodes 0 1 2, shard 1 on 1 2 3; the metadata group on 0 1 2
+
+status_py() { ctl status --json | python3 -c "import json,sys; st=json.load(sys.stdin); $1"; }
+map_version() { status_py "print(st['map_version'])"; }
+replicas_of() {
+    status_py "print(' '.join(str(r['node']) for r in sorted([s for s in st['shards'] if s['id']==$1][0]['replicas'], key=lambda r: r['node'])))"
+}
+meta_leader() { # the metadata leader of the highest term any node logged
+    cat "$DIR"/logs/node-*.log | python3 -c "
+import re, sys
+seen = [(int(t), int(l)) for l, t in re.findall(r'shard 4294967295: leader is node (\d+) \(term (\d+)\)', sys.stdin.read())]
+print(max(seen)[1] if seen else '')"
+}
+wait_version() { # map version >= $1
+    for _ in $(seq 1 150); do
+        [ "$(map_version 2>/dev/null || echo 0)" -ge "$1" ] && return 0
+        sleep 0.2
+    done
+    echo "FAIL: map version $(map_version 2>/dev/null), want >= $1"
+    FAIL=1
+}
+# Runs an admin command until it is not "retry" (exit 3): a map change in flight, or the
+# metadata group electing after a node stopped.
+retry_admin() {
+    local rc
+    for _ in $(seq 1 60); do
+        ctl "$@" >"$DIR/admin.out" 2>&1
+        rc=$?
+        [ "$rc" = 3 ] || [ "$rc" = 4 ] || break
+        sleep 0.25
+    done
+    [ "$rc" = 0 ] || { echo "FAIL: shoalctl $* (exit $rc): $(cat "$DIR/admin.out")"; FAIL=1; }
+}
+
+for _ in $(seq 1 100); do
+    status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) else 1)" 2>/dev/null && break
+    sleep 0.2
+done
+ML=""
+for _ in $(seq 1 50); do ML=$(meta_leader); [ -n "$ML" ] && break; sleep 0.2; done
+[ -n "$ML" ] || { echo "FAIL: no metadata leader in the events"; FAIL=1; ML=0; }
+
+# ---- writers --------------------------------------------------------------------------
+STOP=$DIR/stop-writers
+writer() {
+    local id=$1 i=0
+    while [ ! -e "$STOP" ] && [ -d "$DIR" ]; do
+        i=$((i + 1))
+        if ctl put --timeout 15000 "w$id-$i" "value-$id-$i" 2>>"$DIR/writer-$id.err"; then
+            echo "w$id-$i value-$id-$i" >>"$DIR/acked-$id"
+        fi
+    done
+}
+WPIDS=()
+MWPID=
+stop_writers() {
+    touch "$STOP" 2>/dev/null
+    kill "${WPIDS[@]}" $MWPID 2>/dev/null
+    cl_cleanup
+}
+trap stop_writers EXIT
+for w in 1 2; do
+    writer "$w" &
+    WPIDS+=($!)
+done
+"$BUILD/tests/move_writer" "$SHOAL_BROKER" "$STOP" 64 >"$DIR/move_writer.out" 2>&1 &
+MWPID=$!
+sleep 1
+
+# ---- 1. the metadata replica leaves its leader for node 3 -----------------------------
+want 2 "move-replica meta from a node without it" ctl move-replica meta 3 0
+check "move-replica meta $ML 3 (the metadata leader leaves)" ctl move-replica meta "$ML" 3
+wait_version 3 # v2 records the move, v3 closes it once the group's voters match
+for _ in $(seq 1 50); do [ -d "$DIR/node-$ML/meta" ] || break; sleep 0.1; done
+[ -d "$DIR/node-$ML/meta" ] && { echo "FAIL: node $ML still has the metadata group's data"; FAIL=1; }
+[ -d "$DIR/node-3/meta" ] || { echo "FAIL: node 3 has no metadata replica"; FAIL=1; }
+grep -q "metadata group placed here" "$DIR/logs/node-3.log" ||
+    { echo "FAIL: node 3 did not open the metadata group"; FAIL=1; }
+grep -hq "shard 4294967295: leaving this node: leadership handed" "$DIR/logs/node-$ML.log" ||
+    { echo "FAIL: the metadata leader $ML did not hand leadership over"; FAIL=1; }
+NL=$(meta_leader)
+[ -n "$NL" ] && [ "$NL" != "$ML" ] || { echo "FAIL: metadata leader '$NL' after the move"; FAIL=1; }
+want 2 "move the metadata replica back onto the node that deleted it" \
+    ctl move-replica meta 3 "$ML"
+
+# ---- 2. node ML gives up its data replicas too, then is removed -----------------------
+v=$(map_version)
+for s in 0 1; do
+    if replicas_of "$s" | tr ' ' '\n' | grep -qx "$ML"; then
+        to=$(echo 0 1 2 3 | tr ' ' '\n' | grep -vxF -f <(replicas_of "$s" | tr ' ' '\n') | head -n 1)
+        retry_admin move-replica "$s" "$ML" "$to"
+        v=$((v + 2))
+        wait_version "$v"
+    fi
+done
+retry_admin remove-node "$ML"
+v=$((v + 1))
+wait_version "$v"
+ctl cluster stop-node --dir "$DIR" "$ML" >/dev/null
+
+# ---- 3. node 3 restarts and must host the metadata group from its own files -----------
+ctl cluster stop-node --dir "$DIR" 3 >/dev/null
+ctl cluster start-node --dir "$DIR" 3 >/dev/null || { echo "FAIL: restart node 3"; FAIL=1; }
+sleep 1
+# the metadata group is now {1,2,3} minus ML; stop another of its hosts so node 3's vote
+# is needed for every map change
+OTHER=$(echo 1 2 | tr ' ' '\n' | grep -vx "$ML" | head -n 1)
+ctl cluster stop-node --dir "$DIR" "$OTHER" >/dev/null
+broker_restart # a broker that starts now must find the moved metadata group's leader too
+P5=$((BASE + 120))
+retry_admin add-node 5 "tcp://127.0.0.1:$P5" "tcp://127.0.0.1:$((P5 + 1))"
+retry_admin remove-node 5
+wait_version $((v + 2))
+grep -q "shard map version $((v + 2))" "$DIR/logs/node-3.log" ||
+    { echo "FAIL: node 3 did not adopt map version $((v + 2))"; FAIL=1; }
+ctl cluster start-node --dir "$DIR" "$OTHER" >/dev/null || { echo "FAIL: restart node $OTHER"; FAIL=1; }
+
+# ---- every acknowledged write is there ------------------------------------------------
+sleep 1
+touch "$STOP"
+wait "${WPIDS[@]}"
+wait "$MWPID" || { echo "FAIL: the pipelined writer lost acknowledged writes"; FAIL=1; }
+cat "$DIR/move_writer.out"
+cat "$DIR"/acked-* >"$DIR/acked" 2>/dev/null
+ctl scan --prefix w --limit 100000 >"$DIR/scan" || { echo "FAIL: scan"; FAIL=1; }
+python3 - "$DIR/acked" "$DIR/scan" <<'PY' || FAIL=1
+import sys
+acked = dict(l.split() for l in open(sys.argv[1]) if l.strip())
+seen = dict(l.rstrip("\n").split("\t", 1) for l in open(sys.argv[2]) if l.strip())
+lost = [k for k, v in acked.items() if seen.get(k) != v]
+print(f"writes acknowledged during the metadata move: {len(acked)}, readable after: {len(acked) - len(lost)}")
+if len(acked) < 50:
+    print("FAIL: the writers acknowledged too few writes to mean anything"); sys.exit(1)
+if lost:
+    print(f"FAIL: {len(lost)} acknowledged writes lost, e.g. {lost[:5]}"); sys.exit(1)
+PY
+[ "$FAIL" = 0 ] && echo "cluster_meta: ok"
+exit "$FAIL"
