@@ -61,7 +61,8 @@ struct placement_t {
 /* Loads DATA/shardmap, or the bootstrap map (version 1) computed from the config. */
 int placement_init(node_t *n, char *err, size_t errlen);
 void placement_destroy(node_t *n);
-/* Whether this node should hold a replica of group now (the metadata group: bootstrap). */
+/* Whether this node should hold a replica of group now (the metadata group: ShardMap.meta,
+ * else the bootstrap metadata nodes). */
 bool placement_hosts(const node_t *n, uint32_t group);
 /* Adopts map if it is newer than the node's: persists it, connects to new nodes, opens
  * the replicas it places here. from_leader: it came from the metadata leader (fresh). */
