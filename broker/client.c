@@ -21,6 +21,9 @@
 
 #define SHOAL_RESEND_MS 1000
 #define SHOAL_GRACE_MS 1000 /* past the broker's deadline: the broker answers TIMEOUT first */
+#define SHOAL_REROUTE_MAX 20     /* whole retries of one scan or batch (each split costs ~1) */
+#define SHOAL_REROUTE_BACKOFF 25 /* ms before the first: the broker fetches the new map */
+#define SHOAL_REROUTE_CAP 400    /* ms, the longest backoff */
 
 static const char *status_names[] = {
     "ok",         "not found", "compare failed", "unavailable",    "bad request",
@@ -364,6 +367,8 @@ int shoal_submit(shoal_t *self, const shoal_op_t *op, shoal_done_fn *done, void 
         return SHOAL_ENOMEM;
     }
     s->in_use = true;
+    s->whole = op->type == SHOAL_OP_SCAN || op->type == SHOAL_OP_BATCH;
+    s->rerouted = 0;
     s->done = done;
     s->arg = arg;
     s->start_us = zclock_usecs();
@@ -425,6 +430,28 @@ static void on_admin_resp(shoal_t *self, Shoal__Frame *f)
     shoal_frame_free(&f);
 }
 
+/* A scan or batch the broker ended because add-shard changed the map while it was divided
+ * among shards is sent again unchanged after a backoff (the sweep resends it), within its
+ * deadline: a read is repeatable, and a batch keeps its client id and seq, so its parts
+ * that applied are answered from their shards' sessions (a split copies them to the new
+ * shard) instead of applying twice. */
+static bool reroute_whole(shoal_t *self, slot_t *s, const Shoal__ClientResponse *resp)
+{
+    if (!s->whole || resp->status != SHOAL__STATUS__STATUS_UNAVAILABLE || !resp->error ||
+        strncmp(resp->error, SHOAL_ERR_MAP_CHANGED, strlen(SHOAL_ERR_MAP_CHANGED)) != 0 ||
+        s->rerouted >= SHOAL_REROUTE_MAX)
+        return false;
+    int64_t wait = (int64_t)SHOAL_REROUTE_BACKOFF << (s->rerouted < 5 ? s->rerouted : 5);
+    wait = wait < SHOAL_REROUTE_CAP ? wait : SHOAL_REROUTE_CAP;
+    int64_t now = zclock_mono();
+    if (now + wait >= s->deadline - SHOAL_GRACE_MS)
+        return false; /* no time left for another try: the caller gets the answer */
+    s->rerouted++;
+    s->resend_at = now + wait;
+    self->next_sweep = self->next_sweep < s->resend_at ? self->next_sweep : s->resend_at;
+    return true;
+}
+
 /* Handles one message from the broker; returns 1 when it completed a request. */
 static int on_message(shoal_t *self, const uint8_t *data, size_t len)
 {
@@ -442,7 +469,7 @@ static int on_message(shoal_t *self, const uint8_t *data, size_t len)
     if (f->body_case == SHOAL__FRAME__BODY_CLIENT_RESP) {
         uint64_t rid = f->client_resp->request_id;
         slot_t *s = &self->slots[rid & 0xffff];
-        if (s->in_use && s->rid == rid) {
+        if (s->in_use && s->rid == rid && !reroute_whole(self, s, f->client_resp)) {
             shoal_result_t r = {0};
             shoal_result_from(&r, f->client_resp);
             complete(self, s, &r);

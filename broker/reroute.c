@@ -10,8 +10,8 @@
  *    already applied instead of applying it twice;
  *  - a scan or batch was divided among the shards of the map it arrived with; if that
  *    division no longer holds (a scan: the map gained a shard; a batch child: one of its
- *    keys belongs to another shard now), the child ends with UNAVAILABLE and the client
- *    retries the whole request, divided anew. */
+ *    keys belongs to another shard now), the child ends with UNAVAILABLE
+ *    (SHOAL_ERR_MAP_CHANGED) and libshoal retries the whole request, divided anew. */
 #include <stdio.h>
 
 #include "broker/broker_internal.h"
@@ -58,6 +58,6 @@ bool reroute_attempt(broker_t *b, pending_t *p, char *err, size_t errlen)
     bool holds = p->gather->kind == GATHER_SCAN ? b->n_shards == p->gather->n_shards
                                                 : batch_child_holds(b, p);
     if (!holds)
-        snprintf(err, errlen, "the shard map changed during the request (add-shard); retry");
+        snprintf(err, errlen, "%s (add-shard); retry", SHOAL_ERR_MAP_CHANGED);
     return holds;
 }

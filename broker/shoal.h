@@ -218,6 +218,13 @@ int shoal_admin_transfer_leader(shoal_t *self, uint32_t shard, uint64_t to_node,
 int shoal_admin_add_node(shoal_t *self, uint64_t id, const char *endpoint, const char *pub_endpoint,
                          char *err, size_t errlen);
 int shoal_admin_remove_node(shoal_t *self, uint64_t id, char *err, size_t errlen);
+/* The error text an UNAVAILABLE scan or batch starts with when the broker divided it among
+ * the shards of a map that add-shard changed before it finished. libshoal retries such a
+ * request whole (the same frame: same client id and seq, so a batch part that applied is
+ * answered from its session, not applied again) with a short backoff while its deadline
+ * allows; callers see it only when the deadline runs out. */
+#define SHOAL_ERR_MAP_CHANGED "the shard map changed during the request"
+
 /* shard SHOAL_META_SHARD moves a replica of the metadata group (shoalctl: `meta`). */
 #define SHOAL_META_SHARD 4294967295u
 int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint64_t to, char *err,

@@ -3,6 +3,9 @@ shoal_add_test(NAME test_ring SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_ring
                LIBS shoal_engine LABELS unit)
 shoal_add_test(NAME test_client_broker SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_broker.c
                LIBS shoal_broker shoal LABELS unit TIMEOUT 120)
+# libshoal retrying a scan or batch whole after a split changed the shards (fake broker).
+shoal_add_test(NAME test_client_reroute SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_reroute.c
+               LIBS shoal LABELS unit)
 # shoalctl's exit codes and one-line errors for bad input to every command (no cluster).
 add_test(NAME test_shoalctl_args COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_shoalctl_args.sh)
 set_tests_properties(test_shoalctl_args PROPERTIES LABELS unit TIMEOUT 120
@@ -20,6 +23,8 @@ if(TARGET shoald)
   # running throughout, bad admin input (docs/OPERATIONS.md, "Changing the placement").
   add_executable(move_writer ${CMAKE_CURRENT_SOURCE_DIR}/integration/move_writer.c)
   target_link_libraries(move_writer PRIVATE shoal)
+  add_executable(split_scanner ${CMAKE_CURRENT_SOURCE_DIR}/integration/split_scanner.c)
+  target_link_libraries(split_scanner PRIVATE shoal)
   add_test(NAME cluster_move COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_move.sh)
   set_tests_properties(cluster_move PROPERTIES LABELS integration TIMEOUT 180 RUN_SERIAL ON
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")

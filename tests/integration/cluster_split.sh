@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # cluster_split.sh - add-shard online (docs/ARCHITECTURE.md, "Adding a shard"): move_writer
-# keeps 32 puts in flight through libshoal while
+# keeps 16 puts in flight through libshoal, split_scanner keeps 8 scans and batches in
+# flight, and a loop of `shoalctl scan` runs (no scan or batch may fail: one the broker
+# ends because a split changed the shards is retried whole by libshoal) while
 #   1. `add-shard` splits the shard with the most ring points, and the source's leader is
 #      killed (SIGKILL) right after the split was recorded, then restarted;
 #   2. the new shard is split again as soon as the first split is done (exit 3 while it is
@@ -44,14 +46,32 @@ V0=$(map_version)
 
 STOP=$DIR/stop-writer
 MWPID=
+SCPID=
+SSPID=
 stop_writer() {
     touch "$STOP" 2>/dev/null
     [ -n "$MWPID" ] && kill "$MWPID" 2>/dev/null
+    [ -n "$SSPID" ] && kill "$SSPID" 2>/dev/null
+    [ -n "$SCPID" ] && kill "$SCPID" 2>/dev/null
     cl_cleanup
 }
 trap stop_writer EXIT
 "$BUILD/tests/move_writer" "$SHOAL_BROKER" "$STOP" 16 >"$DIR/move_writer.out" 2>&1 &
 MWPID=$!
+# scans across every shard throughout the splits; each one that fails is logged
+scan_loop() {
+    local n=0
+    while [ ! -e "$STOP" ] && [ -d "$DIR" ]; do
+        n=$((n + 1))
+        ctl scan --timeout 15000 --prefix m --limit 2000 >/dev/null 2>"$DIR/scan.err" ||
+            { echo "scan $n: exit $?: $(cat "$DIR/scan.err")" >>"$DIR/scan-failures"; }
+        echo "$n" >"$DIR/scan-count"
+    done
+}
+scan_loop &
+SCPID=$!
+"$BUILD/tests/split_scanner" "$SHOAL_BROKER" "$STOP" 8 >"$DIR/split_scanner.out" 2>&1 &
+SSPID=$!
 sleep 1.5
 
 # ---- 1. split, and kill the source's leader at once ----------------------------------
@@ -129,6 +149,14 @@ err=$(ctl add-shard 77 2>&1 >/dev/null)
 touch "$STOP"
 wait "$MWPID" || { echo "FAIL: move_writer: $(cat "$DIR/move_writer.out")"; FAIL=1; }
 MWPID=
+wait "$SCPID"
+SCPID=
+wait "$SSPID" || { echo "FAIL: split_scanner:"; cat "$DIR/split_scanner.out"; FAIL=1; }
+SSPID=
+grep "^split_scanner:" "$DIR/split_scanner.out"
+echo "scans during the splits: $(cat "$DIR/scan-count" 2>/dev/null || echo 0), failed: $(cat "$DIR/scan-failures" 2>/dev/null | wc -l)"
+[ -s "$DIR/scan-failures" ] && { echo "FAIL: scans failed during the splits:"; head -5 "$DIR/scan-failures"; FAIL=1; }
+[ "$(cat "$DIR/scan-count" 2>/dev/null || echo 0)" -ge 20 ] || { echo "FAIL: too few scans ran"; FAIL=1; }
 cat "$DIR/move_writer.out"
 scan_all() { # every "m" key into $DIR/$1, in pages of 10,000 (--from is inclusive)
     local from="" raw
