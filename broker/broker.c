@@ -139,6 +139,8 @@ int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
         d->n_leaving = si->n_leaving < BROKER_MAX_REPLICAS ? si->n_leaving : BROKER_MAX_REPLICAS;
         for (size_t r = 0; r < d->n_leaving; r++)
             d->leaving[r] = si->leaving[r];
+        d->splitting = si->splitting;
+        d->split_from = si->split_from;
         /* a split shard owns explicit points (ShardInfo.points), the others derived ones */
         if (si->n_points)
             ring_add_points(ring, si->id, si->points, si->n_points);

@@ -36,6 +36,8 @@ typedef struct {
     size_t n_replicas;
     uint64_t leaving[BROKER_MAX_REPLICAS]; /* replicas being moved away (map's leaving list) */
     size_t n_leaving;
+    bool splitting;      /* created by a split of split_from that is not closed yet */
+    uint32_t split_from;
     int64_t leader; /* node id, or BROKER_NO_LEADER */
     uint64_t term, commit, apply, size;
     uint64_t last_change; /* highest change index republished */
@@ -132,6 +134,10 @@ void route_free_all(broker_t *b);
 /* Before each attempt (reroute.c): a single-key request follows its key to the current
  * map's shard; false (err filled) when a fan-out child's division no longer holds. */
 bool reroute_attempt(broker_t *b, pending_t *p, char *err, size_t errlen);
+/* Whether a batch divided among shards ids[0..n) must wait: it has parts on both a shard
+ * whose split is still open and on that split's source (reroute.c says why); err then
+ * holds the SHOAL_ERR_MAP_CHANGED answer. */
+bool reroute_batch_waits(broker_t *b, const uint32_t *ids, size_t n, char *err, size_t errlen);
 void route_admin_response(broker_t *b, bnode_t *n, Shoal__Frame *f);
 void route_forward_admin(broker_t *b, zframe_t *client, Shoal__Frame *f, const uint64_t *nodes,
                          size_t n);

@@ -531,6 +531,13 @@ static void route_batch(broker_t *b, zframe_t *client, Shoal__Frame *f, int64_t 
         if (j == n_ids)
             ids[n_ids++] = shard[i];
     }
+    char why[192];
+    if (ids && reroute_batch_waits(b, ids, n_ids, why, sizeof why)) {
+        free(ids);
+        free(shard);
+        route_reply_error(b, client, rid, SHOAL_STATUS_UNAVAILABLE, "%s", why);
+        goto drop;
+    }
     gather_t *g = ids ? gather_new(GATHER_BATCH, client, rid, f, n_ids) : NULL;
     if (!g) {
         free(ids);

@@ -90,13 +90,19 @@ static void submit(lane_t *l)
         l->sc->failed++;
 }
 
+typedef struct {
+    scanner_t *sc;
+    const char *key;
+} check_t;
+
 static void get_done(shoal_result_t *r, void *arg)
 {
-    scanner_t *sc = arg;
+    check_t *c = arg;
     if (r->status != SHOAL_STATUS_OK || !r->found) {
-        if (sc->lost++ < 5)
-            fprintf(stderr, "split_scanner: an acknowledged batch key reads back as %s\n",
-                    r->status == SHOAL_STATUS_OK ? "missing" : shoal_status_str(r->status));
+        if (c->sc->lost++ < 5)
+            fprintf(stderr, "split_scanner: acknowledged batch key %s reads back as %s (shard %u)\n",
+                    c->key, r->status == SHOAL_STATUS_OK ? "missing" : shoal_status_str(r->status),
+                    r->shard);
     }
 }
 
@@ -123,9 +129,13 @@ int main(int argc, char **argv)
     sc.stopping = true;
     while (shoal_inflight(sc.s))
         shoal_pump(sc.s, 100);
+    check_t *checks = calloc(sc.n_acked ? sc.n_acked : 1, sizeof *checks);
+    if (!checks)
+        return 2;
     for (size_t i = 0; i < sc.n_acked; i++) {
+        checks[i] = (check_t){&sc, sc.acked[i]};
         shoal_op_t op = {.type = SHOAL_OP_GET, .key = sc.acked[i], .key_len = strlen(sc.acked[i])};
-        while (shoal_submit(sc.s, &op, get_done, &sc) != 0)
+        while (shoal_submit(sc.s, &op, get_done, &checks[i]) != 0)
             shoal_pump(sc.s, 10);
     }
     while (shoal_inflight(sc.s))
@@ -134,6 +144,7 @@ int main(int argc, char **argv)
            "%zu missing\n",
            sc.scans, sc.batches, sc.failed, sc.n_acked - sc.lost, sc.lost);
     shoal_destroy(&sc.s);
+    free(checks);
     free(sc.acked);
     return sc.failed || sc.lost || sc.scans == 0 || sc.batches == 0 ? 1 : 0;
 }
