@@ -63,6 +63,8 @@ size_t lead_log_count(const lead_log_t *l, uint64_t index)
 
 void lead_log_take(lead_log_t *l, raft_entry_t *out, size_t n)
 {
+    if (!n)
+        return;
     memcpy(out, l->ents, n * sizeof *out);
     memmove(l->ents, l->ents + n, (l->n - n) * sizeof *l->ents);
     l->n -= n;
@@ -71,6 +73,8 @@ void lead_log_take(lead_log_t *l, raft_entry_t *out, size_t n)
 void lead_log_drop(lead_log_t *l, uint64_t index)
 {
     size_t k = lead_log_count(l, index);
+    if (!k)
+        return; /* also: no memmove on an empty copy's NULL array */
     for (size_t i = 0; i < k; i++)
         free(l->ents[i].data);
     memmove(l->ents, l->ents + k, (l->n - k) * sizeof *l->ents);
