@@ -16,6 +16,7 @@
 #include <czmq.h>
 
 #include "actors/events.h"
+#include "actors/lead_log.h"
 #include "actors/node_config.h"
 #include "actors/node_int.h"
 #include "actors/transport.h"
@@ -44,6 +45,9 @@ typedef struct replica_t {
     bool rd_out;
     int stage;
     uint64_t submitted;            /* last index handed to the fsm */
+    uint64_t durable;              /* last log index this node holds durably (fsync done) */
+    size_t n_committed_sent;       /* committed entries of rd already handed to the fsm */
+    lead_log_t lead;               /* leader: copies of its staged entries (lead_log.h) */
     uint64_t applied;              /* last index the fsm reported applied */
     uint64_t commit, term, leader; /* leader: raft id, 0 unknown */
     uint64_t hs_term, hs_vote;     /* the term and vote handed to the log last */

@@ -30,6 +30,9 @@ if(TARGET shoald)
   # the fsm applying SPLITs: the cut, the fence (reloaded, cumulative), refusals
   shoal_add_test(NAME test_split_fsm SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_split_fsm.c
                  LIBS shoal_actors LABELS unit)
+  # the leader's copy of its staged entries (applied as soon as they commit)
+  shoal_add_test(NAME test_lead_log SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_lead_log.c
+                 LIBS shoal_actors LABELS unit)
   shoal_add_test(NAME test_node_transport
                  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_transport.c
                  LIBS shoal_actors LABELS unit)
