@@ -18,6 +18,7 @@
 #include "engine/lsm/block.h"
 #include "engine/lsm/bloom.h"
 #include "engine/lsm/dbformat.h"
+#include "engine/lsm/fence.h"
 #include "engine/lsm/table.h"
 
 struct lsm_dctx_pool {
@@ -86,6 +87,7 @@ struct lsm_table {
     const char *index;
     size_t index_len;
     char *index_owned;
+    lsm_fence_t fence; /* the index as arrays, for gets (fence.h) */
     lsm_slice_t filter;
     char *filter_owned;
     ZSTD_DDict *ddict; /* NULL: the table has no dictionary */
@@ -384,7 +386,10 @@ static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cac
     int rc = check_handle(t, off, size);
     if (rc)
         return rc;
-    if (t->map && (unsigned char)t->map[off + size] == LSM_BLOCK_RAW)
+    /* A table with a dictionary is compressed: its blocks are looked up in the cache before
+     * the mapping, whose type byte would cost a touch of a cold page on every cache hit. */
+    bool raw_first = !t->ddict;
+    if (raw_first && t->map && (unsigned char)t->map[off + size] == LSM_BLOCK_RAW)
         return mapped_block(t, off, size, r);
     if (t->cache && (r->h = lsm_cache_lookup(t->cache, t->number, off)) != NULL) {
         cblock_t *cb = lsm_cache_value(r->h);
@@ -392,6 +397,8 @@ static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cac
         r->len = cb->len;
         return 0;
     }
+    if (!raw_first && t->map && (unsigned char)t->map[off + size] == LSM_BLOCK_RAW)
+        return mapped_block(t, off, size, r);
     bool via_ra = false;
     rc = read_block_nocache(t, off, size, ra, r, &via_ra);
     /* A block a sequential scan reads ahead is used once and dropped, not cached: a scan
@@ -519,6 +526,7 @@ int lsm_table_open(const lsm_table_ctx_t *ctx, const char *path, uint64_t file_n
         return rc;
     }
     t->entries = h[4];
+    lsm_fence_build(&t->fence, t->index, t->index_len);
     if (ctx->mmap_reads && env->map &&
         (t->verified = calloc((file_size >> 14) + 1, sizeof *t->verified)))
         t->map = env->map(t->file, file_size);
@@ -533,6 +541,7 @@ void lsm_table_close(lsm_table_t **t_p)
         return;
     if (t->file)
         t->env->close(t->file);
+    lsm_fence_free(&t->fence);
     free(t->index_owned);
     free(t->filter_owned);
     ZSTD_freeDDict(t->ddict);
@@ -561,33 +570,57 @@ static int index_handle(lsm_table_t *t, lsm_slice_t v, uint64_t *off, uint64_t *
     return 0;
 }
 
+/* Finds the data block that may hold ikey: *off and *size, or *past = true when ikey is past
+ * the table's last block. The fence arrays answer when they can; else the index block. */
+static int find_block(lsm_table_t *t, lsm_slice_t ikey, uint64_t *off, uint64_t *size,
+                      bool *past)
+{
+    long i = lsm_fence_find(&t->fence, ikey);
+    *past = false;
+    if (i >= 0) {
+        *past = (size_t)i == t->fence.n;
+        if (!*past) {
+            *off = t->fence.ent[i].off;
+            *size = t->fence.ent[i].size;
+        }
+        return 0;
+    }
+    lsm_block_iter_t ix = {0};
+    int rc = 0;
+    lsm_block_iter_init(&ix, t->index, t->index_len);
+    lsm_block_iter_seek(&ix, ikey);
+    if (!lsm_block_iter_valid(&ix)) {
+        *past = true;
+        rc = ix.status ? corrupt(t, t->size - LSM_FOOTER_SIZE, "corrupt index block") : 0;
+    } else {
+        rc = index_handle(t, ix.value, off, size);
+    }
+    lsm_block_iter_free(&ix);
+    return rc;
+}
+
 int lsm_table_get(lsm_table_t *t, lsm_slice_t ikey, uint64_t user_hash, bool fill_cache,
                   lsm_table_get_cb cb, void *arg, bool *found)
 {
     *found = false;
     if (!lsm_table_may_contain(t, user_hash))
         return 0;
-    lsm_block_iter_t ix = {0}, dt = {0};
+    lsm_block_iter_t dt = {0};
     blockref_t r = {0};
-    uint64_t off, size;
-    int rc = 0;
-    lsm_block_iter_init(&ix, t->index, t->index_len);
-    lsm_block_iter_seek(&ix, ikey);
-    if (!lsm_block_iter_valid(&ix)) {
-        rc = ix.status ? corrupt(t, t->size - LSM_FOOTER_SIZE, "corrupt index block") : 0;
-    } else if ((rc = index_handle(t, ix.value, &off, &size)) == 0 &&
-               (rc = read_block(t, off, size, fill_cache, NULL, &r)) == 0) {
-        lsm_block_iter_init(&dt, r.data, r.len);
-        lsm_block_iter_seek(&dt, ikey);
-        if (lsm_block_iter_valid(&dt)) {
-            *found = true;
-            cb(arg, lsm_block_iter_key(&dt), dt.value);
-        } else if (dt.status) {
-            rc = corrupt(t, off, "corrupt data block");
-        }
-        release_block(t, &r);
+    uint64_t off = 0, size = 0;
+    bool past;
+    int rc = find_block(t, ikey, &off, &size, &past);
+    if (rc || past || (rc = read_block(t, off, size, fill_cache, NULL, &r)) != 0)
+        return rc;
+    lsm_block_iter_init(&dt, r.data, r.len);
+    lsm_block_iter_seek(&dt, ikey);
+    if (lsm_block_iter_valid(&dt)) {
+        *found = true;
+        cb(arg, lsm_block_iter_key(&dt), dt.value);
+    } else if (dt.status) {
+        rc = corrupt(t, off, "corrupt data block");
     }
-    lsm_block_iter_free(&ix);
+    release_block(t, &r);
     lsm_block_iter_free(&dt);
     return rc;
 }
