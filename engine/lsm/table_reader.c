@@ -252,6 +252,8 @@ typedef struct {
     size_t len;
     uint64_t next_off; /* where the previous load ended */
     int run;           /* contiguous loads in a row */
+    char *raw;         /* the scan's current decompressed block (reused: no malloc per block) */
+    size_t raw_cap;
 } readahead_t;
 
 /* Counts contiguous block loads: true once the iterator reads sequentially. */
@@ -306,22 +308,43 @@ static int raw_cblock(const char *stored, size_t size, cblock_t **cb_p)
     return 0;
 }
 
-/* A block in the readahead window: a raw one is verified and used in place (valid until
- * the window moves, which only the iterator's next block load does, after releasing this
- * one); a zstd one is decompressed into a new cblock. */
-static int window_block(lsm_table_t *t, uint64_t off, uint64_t size, const char *stored,
-                        blockref_t *r)
+/* Verifies a stored zstd block and decompresses it into the scan's reused buffer. */
+static int window_zstd(lsm_table_t *t, readahead_t *ra, const char *stored, size_t stored_len,
+                       int type, blockref_t *r)
+{
+    size_t n = stored_len - LSM_BLOCK_TRAILER;
+    if (lsm_get_fixed32(stored + n + 1) != lsm_block_crc(stored, n, type))
+        return SHOAL_ECORRUPT;
+    bool ok;
+    size_t raw = frame_size(stored, n, &ok);
+    if (!ok)
+        return SHOAL_ECORRUPT;
+    if (raw > ra->raw_cap) {
+        char *b = realloc(ra->raw, raw);
+        if (!b)
+            return SHOAL_ENOMEM;
+        ra->raw = b;
+        ra->raw_cap = raw;
+    }
+    int rc = zstd_into(t->dctx, t->ddict, type, ra->raw, raw, stored, n);
+    if (rc == 0) {
+        r->data = ra->raw;
+        r->len = raw;
+    }
+    return rc;
+}
+
+/* A block in the readahead window: a raw one is verified and used in place, a zstd one is
+ * decompressed into the scan's buffer. Either stays valid until the iterator loads its
+ * next block, which releases this one first. */
+static int window_block(lsm_table_t *t, readahead_t *ra, uint64_t off, uint64_t size,
+                        const char *stored, blockref_t *r)
 {
     size_t stored_len = (size_t)size + LSM_BLOCK_TRAILER;
     int type = (unsigned char)stored[size];
-    cblock_t *cb = NULL;
     int rc;
     if (type == LSM_BLOCK_ZSTD || type == LSM_BLOCK_ZSTD_DICT) {
-        if ((rc = decode_zstd_cblock(t, stored, stored_len, type, &cb)) == 0) {
-            r->data = cb->data;
-            r->len = cb->len;
-            r->owned = (char *)cb;
-        }
+        rc = window_zstd(t, ra, stored, stored_len, type, r);
     } else {
         char *owned;
         rc = lsm_block_decode(stored, stored_len, NULL, NULL, &r->data, &r->len, &owned);
@@ -415,7 +438,7 @@ static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cac
      * the mapping, whose type byte would cost a touch of a cold page on every cache hit. */
     bool raw_first = !t->ddict;
     if (seq && raw_first && ra_window(t, ra, off, (size_t)size + LSM_BLOCK_TRAILER, &stored))
-        return window_block(t, off, size, stored, r);
+        return window_block(t, ra, off, size, stored, r);
     if (raw_first && t->map && (unsigned char)t->map[off + size] == LSM_BLOCK_RAW)
         return mapped_block(t, off, size, r);
     if (t->cache && (r->h = lsm_cache_lookup(t->cache, t->number, off)) != NULL) {
@@ -425,7 +448,7 @@ static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cac
         return 0;
     }
     if (seq && ra_window(t, ra, off, (size_t)size + LSM_BLOCK_TRAILER, &stored))
-        return window_block(t, off, size, stored, r);
+        return window_block(t, ra, off, size, stored, r);
     if (!raw_first && t->map && (unsigned char)t->map[off + size] == LSM_BLOCK_RAW)
         return mapped_block(t, off, size, r);
     rc = read_block_nocache(t, off, size, r);
@@ -813,6 +836,7 @@ static void ti_destroy(lsm_iiter_t *it)
     lsm_block_iter_free(&ti->index);
     lsm_block_iter_free(&ti->data);
     free(ti->ra.buf);
+    free(ti->ra.raw);
     free(ti);
 }
 
