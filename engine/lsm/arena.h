@@ -13,11 +13,11 @@ typedef struct {
     char *ptr;   /* next free byte in the current block */
     size_t left; /* bytes left in the current block */
     lsm_arena_block_t *blocks;
-    atomic_size_t usage; /* bytes allocated so far */
+    atomic_size_t usage; /* bytes malloc'd so far */
     size_t block;        /* bytes per block */
 } lsm_arena_t;
 
-/* block_size: bytes per block (the usage granularity). */
+/* block_size: bytes per malloc'd block (the usage granularity). */
 void lsm_arena_init(lsm_arena_t *a, size_t block_size);
 /* Returns n bytes aligned to 8, or NULL when out of memory. */
 void *lsm_arena_alloc(lsm_arena_t *a, size_t n);
