@@ -8,7 +8,7 @@
  *                          readseq,seekrandom,fillsync
  *             [--compression 0|1] [--compression-level L] [--write-buffer-size BYTES]
  *             [--cache-size BYTES] [--block-size BYTES] [--mmap 0|1]
- *             [--sync-num 10000] [--json]
+ *             [--sync-num 10000] [--json] [--keep (leave the database at the end)]
  *
  * fillseq, fillrandom and fillsync start from an empty database; the others use the
  * current one. readrandom before any `compact` since the last fill reports as
@@ -36,6 +36,7 @@ typedef struct {
     char *benchmarks;
     bool compression, json;
     int mmap; /* -1: the engine's default */
+    bool keep;
     int level;
     size_t write_buffer, cache, block_size;
 } config_t;
@@ -406,7 +407,8 @@ static void usage(void)
     fprintf(stderr, "usage: lsm_bench --dir D [--num N] [--key-size K] [--value-size V]\n"
                     "  [--benchmarks a,b,...] [--compression 0|1] [--compression-level L]\n"
                     "  [--write-buffer-size B]"
-                    "  [--cache-size B] [--block-size B] [--mmap 0|1] [--sync-num N] [--json]\n");
+                    "  [--cache-size B] [--block-size B] [--mmap 0|1] [--sync-num N] [--json]\n"
+                    "  [--keep]\n");
     exit(2);
 }
 
@@ -419,7 +421,7 @@ static void parse(int argc, char **argv, config_t *c)
         {"write-buffer-size", 1, 0, 'w'}, {"cache-size", 1, 0, 'C'},
         {"sync-num", 1, 0, 's'},    {"json", 0, 0, 'j'},
         {"compression-level", 1, 0, 'L'}, {"block-size", 1, 0, 'B'},
-        {"mmap", 1, 0, 'M'},
+        {"mmap", 1, 0, 'M'},        {"keep", 0, 0, 'K'},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -437,6 +439,7 @@ static void parse(int argc, char **argv, config_t *c)
         case 's': c->sync_num = atol(optarg); break;
         case 'j': c->json = true; break;
         case 'L': c->level = atoi(optarg); break;
+        case 'K': c->keep = true; break;
         default: usage();
         }
     }
@@ -470,7 +473,8 @@ int main(int argc, char **argv)
     if (c.json)
         printf("%s\n", b.first_json ? "[]" : "]");
     lsm_close(&b.db);
-    lsm_destroy(c.dir, NULL);
+    if (!c.keep) /* --keep: leave the database for a later run (profiling one phase) */
+        lsm_destroy(c.dir, NULL);
     free(b.perm);
     free(valpool);
     free(c.benchmarks);

@@ -17,7 +17,9 @@
 #include "engine/error.h"
 #include "engine/lsm/bloom.h"
 #include "engine/lsm/cache.h"
+#include "engine/lsm/block.h"
 #include "engine/lsm/dbformat.h"
+#include "engine/lsm/fence.h"
 #include "engine/lsm/memtable.h"
 #include "engine/lsm/table.h"
 
@@ -298,6 +300,72 @@ static void test_cache_lru_and_pinning(void **state)
     assert_int_equal(freed, 2001);
 }
 
+/* The fence arrays (fence.h) must pick the same block as a seek of the index block for any
+ * key: keys of varied lengths that share a long prefix, fences that tie (keys equal in
+ * their 8 bytes after the prefix, keys shorter than prefix + 8), several versions of one
+ * user key across blocks, and probes before, between, on and after the separators. */
+static lsm_slice_t fence_key(char *buf, int i, uint64_t seq)
+{
+    /* "pp...p" + 8 digits + a tail whose length varies, so ties on 8 bytes are common */
+    int n = snprintf(buf, 64, "prefixprefix%08d%.*s", i / 3, i % 3 * 2, "zzzzzz");
+    lsm_put_fixed64(buf + n, lsm_pack_trailer(seq, LSM_TYPE_VALUE));
+    return lsm_slice(buf, (size_t)n + LSM_TRAILER);
+}
+
+static void test_fence_matches_index(void **state)
+{
+    (void)state;
+    lsm_block_builder_t b;
+    lsm_block_builder_init(&b, 1);
+    char k[64], v[16];
+    int n = 0;
+    for (int i = 0; i < 600; i++)
+        for (uint64_t seq = 3; seq >= 1 && (i % 5 == 0 || seq == 3); seq--, n++) {
+            int vl = snprintf(v, sizeof v, "%c%c", (char)(n & 0x7f), 1);
+            assert_int_equal(lsm_block_builder_add(&b, fence_key(k, i, seq), lsm_slice(v, vl)), 0);
+        }
+    lsm_slice_t blk;
+    assert_int_equal(lsm_block_builder_finish(&b, &blk), 0);
+    lsm_fence_t f;
+    lsm_fence_build(&f, blk.data, blk.len);
+    assert_int_equal((long)f.n, n);
+    assert_int_equal((long)f.plen, 12 + 5); /* "prefixprefix00000" */
+    lsm_block_iter_t it = {0};
+    for (int i = -3; i < 610; i++)
+        for (uint64_t seq = 0; seq <= 4; seq++) {
+            lsm_slice_t probe = fence_key(k, i < 0 ? 0 : i, seq);
+            long got = lsm_fence_find(&f, probe);
+            lsm_block_iter_init(&it, blk.data, blk.len);
+            lsm_block_iter_seek(&it, probe);
+            long want = 0;
+            if (!lsm_block_iter_valid(&it))
+                want = (long)f.n;
+            else
+                for (; want < (long)f.n; want++)
+                    if (f.ent[want].kpos == (uint32_t)(it.value.data - blk.data) -
+                                                f.ent[want].klen)
+                        break;
+            assert_int_equal(got, want);
+        }
+    /* a key without the shared prefix: the fences cannot tell */
+    char other[32] = "aaaa";
+    lsm_put_fixed64(other + 4, 0);
+    assert_int_equal(lsm_fence_find(&f, lsm_slice(other, 12)), -1);
+    lsm_block_iter_free(&it);
+    lsm_fence_free(&f);
+    /* an index with prefix-compressed keys (restart interval > 1) gets no fences */
+    lsm_block_builder_reset(&b);
+    lsm_block_builder_free(&b);
+    lsm_block_builder_init(&b, 16);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(lsm_block_builder_add(&b, fence_key(k, i, 1), lsm_slice("x", 1)), 0);
+    assert_int_equal(lsm_block_builder_finish(&b, &blk), 0);
+    lsm_fence_build(&f, blk.data, blk.len);
+    assert_int_equal((long)f.n, 0);
+    assert_int_equal(lsm_fence_find(&f, fence_key(k, 3, 1)), -1);
+    lsm_block_builder_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_table_zstd),
         cmocka_unit_test(test_table_zstd_no_dict),
         cmocka_unit_test(test_cache_lru_and_pinning),
+        cmocka_unit_test(test_fence_matches_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
