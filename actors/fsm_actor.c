@@ -24,6 +24,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "actors/le_bytes.h"
 #include "actors/node_int.h"
 #include "actors/split_fsm.h"
 #include "engine/error.h"
@@ -217,20 +218,6 @@ void fsm_group_destroy(fsm_group_t **self_p)
 
 /* A session in the engine: u64 seq | u32 status | u64 index, little-endian (20 bytes). */
 #define SESSION_BYTES 20
-
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 static void session_encode(session_t s, uint8_t *out)
 {

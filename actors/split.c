@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/le_bytes.h"
 #include "actors/node_int.h"
 #include "engine/error.h"
 
@@ -24,20 +25,6 @@ ring_t *split_ring(const split_t *sp)
 }
 
 #define RAFT_CONF_MAX 64 /* at most NODE_MAX_NODES voters */
-
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 static void marker(uint32_t source, uint64_t index, uint8_t out[12])
 {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/le_bytes.h"
 #include "engine/error.h"
 #include "engine/ring.h"
 
@@ -40,20 +41,6 @@ void split_fence_destroy(split_fence_t **self_p)
     free(f->target);
     free(f);
     *self_p = NULL;
-}
-
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
 }
 
 /* The ring of keep (source) and each target's run of moved points. */

@@ -56,17 +56,24 @@ static Shoal__Frame *admin_call(shoal_t *self, Shoal__AdminRequest *req, char *e
     return resp;
 }
 
+/* The answer's status, with its error (or the status's name) in err when not OK. */
+static int admin_status(const Shoal__Frame *f, char *err, size_t errlen)
+{
+    int st = f->admin_resp->status;
+    if (st != SHOAL_STATUS_OK)
+        snprintf(err, errlen, "%s",
+                 f->admin_resp->error && *f->admin_resp->error ? f->admin_resp->error
+                                                               : shoal_status_str(st));
+    return st;
+}
+
 /* Runs an admin op that returns only a status. */
 static int admin_simple(shoal_t *self, Shoal__AdminRequest *req, char *err, size_t errlen)
 {
     Shoal__Frame *f = admin_call(self, req, err, errlen);
     if (!f)
         return SHOAL_STATUS_TIMEOUT;
-    int st = f->admin_resp->status;
-    if (st != SHOAL_STATUS_OK)
-        snprintf(err, errlen, "%s",
-                 f->admin_resp->error && *f->admin_resp->error ? f->admin_resp->error
-                                                               : shoal_status_str(st));
+    int st = admin_status(f, err, errlen);
     shoal_frame_free(&f);
     return st;
 }
@@ -233,11 +240,7 @@ int shoal_admin_add_shard(shoal_t *self, int64_t source, uint32_t *new_shard, ui
     Shoal__Frame *f = admin_call(self, &req, err, errlen);
     if (!f)
         return SHOAL_STATUS_TIMEOUT;
-    int st = f->admin_resp->status;
-    if (st != SHOAL_STATUS_OK)
-        snprintf(err, errlen, "%s",
-                 f->admin_resp->error && *f->admin_resp->error ? f->admin_resp->error
-                                                               : shoal_status_str(st));
+    int st = admin_status(f, err, errlen);
     if (new_shard)
         *new_shard = f->admin_resp->new_shard;
     if (from)

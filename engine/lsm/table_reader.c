@@ -209,24 +209,33 @@ static int check_handle(lsm_table_t *t, uint64_t off, uint64_t size)
     return 0;
 }
 
+/* Verifies a stored zstd block's checksum (stored_len includes the trailer) and reads its
+ * decompressed size from the frame header into *raw. */
+static int zstd_check(const char *stored, size_t stored_len, int type, size_t *raw)
+{
+    size_t n = stored_len - LSM_BLOCK_TRAILER;
+    if (lsm_get_fixed32(stored + n + 1) != lsm_block_crc(stored, n, type))
+        return SHOAL_ECORRUPT;
+    bool ok;
+    *raw = frame_size(stored, n, &ok);
+    return ok ? 0 : SHOAL_ECORRUPT;
+}
+
 /* Verifies stored block bytes (stored_len includes the trailer) and decompresses a zstd
  * block straight into a new cblock, so a cached block is one allocation holding only the
  * decompressed bytes (no second copy, no stored copy kept beside it). */
 static int decode_zstd_cblock(lsm_table_t *t, const char *stored, size_t stored_len, int type,
                               cblock_t **cb_p)
 {
-    size_t n = stored_len - LSM_BLOCK_TRAILER;
-    if (lsm_get_fixed32(stored + n + 1) != lsm_block_crc(stored, n, type))
-        return SHOAL_ECORRUPT;
-    bool ok;
-    size_t raw = frame_size(stored, n, &ok);
-    if (!ok)
-        return SHOAL_ECORRUPT;
+    size_t n = stored_len - LSM_BLOCK_TRAILER, raw;
+    int rc = zstd_check(stored, stored_len, type, &raw);
+    if (rc)
+        return rc;
     cblock_t *cb = malloc(sizeof *cb + (raw ? raw : 1));
     if (!cb)
         return SHOAL_ENOMEM;
     cb->owned = NULL;
-    int rc = zstd_into(t->dctx, t->ddict, type, cb->data, raw, stored, n);
+    rc = zstd_into(t->dctx, t->ddict, type, cb->data, raw, stored, n);
     if (rc) {
         free(cb);
         return rc;
@@ -312,13 +321,10 @@ static int raw_cblock(const char *stored, size_t size, cblock_t **cb_p)
 static int window_zstd(lsm_table_t *t, readahead_t *ra, const char *stored, size_t stored_len,
                        int type, blockref_t *r)
 {
-    size_t n = stored_len - LSM_BLOCK_TRAILER;
-    if (lsm_get_fixed32(stored + n + 1) != lsm_block_crc(stored, n, type))
-        return SHOAL_ECORRUPT;
-    bool ok;
-    size_t raw = frame_size(stored, n, &ok);
-    if (!ok)
-        return SHOAL_ECORRUPT;
+    size_t n = stored_len - LSM_BLOCK_TRAILER, raw;
+    int rc = zstd_check(stored, stored_len, type, &raw);
+    if (rc)
+        return rc;
     if (raw > ra->raw_cap) {
         char *b = realloc(ra->raw, raw);
         if (!b)
@@ -326,7 +332,7 @@ static int window_zstd(lsm_table_t *t, readahead_t *ra, const char *stored, size
         ra->raw = b;
         ra->raw_cap = raw;
     }
-    int rc = zstd_into(t->dctx, t->ddict, type, ra->raw, raw, stored, n);
+    rc = zstd_into(t->dctx, t->ddict, type, ra->raw, raw, stored, n);
     if (rc == 0) {
         r->data = ra->raw;
         r->len = raw;
