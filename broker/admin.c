@@ -112,11 +112,18 @@ static void fetch_map(broker_t *b, bnode_t *n)
 /* Where a map change goes while no metadata leader is known: a node that is up and still in
  * the map (the metadata group may have moved off the first configured node); the node
  * answers NOT_LEADER with a hint if it does not lead. */
-static uint64_t meta_guess(const broker_t *b)
+static uint64_t meta_guess(broker_t *b)
 {
-    for (size_t i = 0; i < b->n_nodes; i++)
-        if (!b->nodes[i].removed && b->nodes[i].up)
+    /* Each guess starts after the last one: a node that is up but not (or no longer) a
+     * metadata host answers "not leader" without a hint, and a client's retries must
+     * reach the others rather than ask it again. */
+    for (size_t k = 0; k < b->n_nodes; k++) {
+        size_t i = (b->meta_guess_next + k) % b->n_nodes;
+        if (!b->nodes[i].removed && b->nodes[i].up) {
+            b->meta_guess_next = i + 1;
             return b->nodes[i].id;
+        }
+    }
     return b->nodes[0].id;
 }
 

@@ -373,6 +373,9 @@ void route_admin_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
         shoal_frame_free(&f);
         return;
     }
+    /* a metadata leader the broker believed in that says it is not one: guess next time */
+    if ((int)f->admin_resp->status == SHOAL_STATUS_NOT_LEADER && b->meta_leader == (int64_t)n->id)
+        b->meta_leader = BROKER_NO_LEADER;
     finish(b, p, f, f->admin_resp->status, f->admin_resp->error);
 }
 

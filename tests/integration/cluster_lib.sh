@@ -79,3 +79,35 @@ broker_restart() {
     setsid "$BROKER_BIN" --config "$DIR/broker.cfg" >>"$DIR/logs/broker.log" 2>&1 </dev/null &
     echo $! >"$DIR/pids/broker.pid"
 }
+
+# ---- writers through a move, a split or a metadata move ---------------------------------
+# cl_start_writers N starts N shell writers (keys w<id>-<n>; a key goes into
+# $DIR/acked-<id> only after its put was acknowledged) and one pipelined libshoal writer
+# (64 puts in flight, tests/move_writer.c). They stop when $STOP exists; whatever ends the
+# script, they stop before the cluster is torn down.
+STOP=$DIR/stop-writers
+WPIDS=()
+MWPID=
+cl_writer() {
+    local id=$1 i=0
+    while [ ! -e "$STOP" ] && [ -d "$DIR" ]; do
+        i=$((i + 1))
+        if ctl put --timeout 15000 "w$id-$i" "value-$id-$i" 2>>"$DIR/writer-$id.err"; then
+            echo "w$id-$i value-$id-$i" >>"$DIR/acked-$id"
+        fi
+    done
+}
+cl_stop_writers() {
+    touch "$STOP" 2>/dev/null
+    kill "${WPIDS[@]}" $MWPID 2>/dev/null
+    cl_cleanup
+}
+cl_start_writers() {
+    trap cl_stop_writers EXIT
+    for w in $(seq 1 "$1"); do
+        cl_writer "$w" &
+        WPIDS+=($!)
+    done
+    "$BUILD/tests/move_writer" "$SHOAL_BROKER" "$STOP" 64 >"$DIR/move_writer.out" 2>&1 &
+    MWPID=$!
+}

@@ -56,30 +56,7 @@ for _ in $(seq 1 50); do ML=$(meta_leader); [ -n "$ML" ] && break; sleep 0.2; do
 [ -n "$ML" ] || { echo "FAIL: no metadata leader in the events"; FAIL=1; ML=0; }
 
 # ---- writers --------------------------------------------------------------------------
-STOP=$DIR/stop-writers
-writer() {
-    local id=$1 i=0
-    while [ ! -e "$STOP" ] && [ -d "$DIR" ]; do
-        i=$((i + 1))
-        if ctl put --timeout 15000 "w$id-$i" "value-$id-$i" 2>>"$DIR/writer-$id.err"; then
-            echo "w$id-$i value-$id-$i" >>"$DIR/acked-$id"
-        fi
-    done
-}
-WPIDS=()
-MWPID=
-stop_writers() {
-    touch "$STOP" 2>/dev/null
-    kill "${WPIDS[@]}" $MWPID 2>/dev/null
-    cl_cleanup
-}
-trap stop_writers EXIT
-for w in 1 2; do
-    writer "$w" &
-    WPIDS+=($!)
-done
-"$BUILD/tests/move_writer" "$SHOAL_BROKER" "$STOP" 64 >"$DIR/move_writer.out" 2>&1 &
-MWPID=$!
+cl_start_writers 2 # and the pipelined writer: cluster_lib.sh
 sleep 1
 
 # ---- 1. the metadata replica leaves its leader for node 3 -----------------------------

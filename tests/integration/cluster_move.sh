@@ -52,32 +52,7 @@ for _ in $(seq 1 100); do # every shard has a leader again
 done
 
 # ---- writers --------------------------------------------------------------------------
-STOP=$DIR/stop-writers
-writer() { # keys w<id>-<n>; a key is recorded only after its put was acknowledged
-    local id=$1 i=0
-    while [ ! -e "$STOP" ] && [ -d "$DIR" ]; do
-        i=$((i + 1))
-        if ctl put --timeout 15000 "w$id-$i" "value-$id-$i" 2>>"$DIR/writer-$id.err"; then
-            echo "w$id-$i value-$id-$i" >>"$DIR/acked-$id"
-        fi
-    done
-}
-WPIDS=()
-MWPID=
-# however the script ends, the writers stop before the cluster is torn down
-stop_writers() {
-    touch "$STOP" 2>/dev/null
-    kill "${WPIDS[@]}" $MWPID 2>/dev/null
-    cl_cleanup
-}
-trap stop_writers EXIT
-for w in 1 2 3; do
-    writer "$w" &
-    WPIDS+=($!)
-done
-# and 64 puts in flight at all times on one pipelined libshoal connection
-"$BUILD/tests/move_writer" "$SHOAL_BROKER" "$STOP" 64 >"$DIR/move_writer.out" 2>&1 &
-MWPID=$!
+cl_start_writers 3 # and the pipelined writer: cluster_lib.sh
 sleep 1
 
 # ---- 1. move shard 0 away from its leader ---------------------------------------------
