@@ -116,11 +116,11 @@ static const char *decode_added(const char *p, const char *end, lsm_edit_t *e, i
 
 int lsm_edit_decode(lsm_slice_t in, lsm_edit_t *e)
 {
-    const char *p = in.data, *end = in.data + in.len;
     int rc = 0;
     lsm_edit_init(e);
     if (in.len == 0)
         return 0; /* an empty edit is valid (and may come with a NULL pointer) */
+    const char *p = in.data, *end = in.data + in.len;
     while (p && p < end && rc == 0) {
         uint64_t tag, number;
         int level;
