@@ -111,3 +111,24 @@ cl_start_writers() {
     "$BUILD/tests/move_writer" "$SHOAL_BROKER" "$STOP" 64 >"$DIR/move_writer.out" 2>&1 &
     MWPID=$!
 }
+# cl_check_writers WHAT stops the writers and checks that every write they had acknowledged
+# reads back with its value (WHAT names the operations they ran through, for the summary).
+cl_check_writers() {
+    touch "$STOP"
+    wait "${WPIDS[@]}"
+    wait "$MWPID" || { echo "FAIL: the pipelined writer lost acknowledged writes"; FAIL=1; }
+    cat "$DIR/move_writer.out"
+    cat "$DIR"/acked-* >"$DIR/acked" 2>/dev/null
+    ctl scan --prefix w --limit 100000 >"$DIR/scan" || { echo "FAIL: scan"; FAIL=1; }
+    python3 - "$DIR/acked" "$DIR/scan" "$1" <<'PY' || FAIL=1
+import sys
+acked = dict(l.split() for l in open(sys.argv[1]) if l.strip())
+seen = dict(l.rstrip("\n").split("\t", 1) for l in open(sys.argv[2]) if l.strip())
+lost = [k for k, v in acked.items() if seen.get(k) != v]
+print(f"writes acknowledged during {sys.argv[3]}: {len(acked)}, readable after: {len(acked) - len(lost)}")
+if len(acked) < 50:
+    print("FAIL: the writers acknowledged too few writes to mean anything"); sys.exit(1)
+if lost:
+    print(f"FAIL: {len(lost)} acknowledged writes lost, e.g. {lost[:5]}"); sys.exit(1)
+PY
+}

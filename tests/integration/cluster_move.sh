@@ -124,23 +124,7 @@ want_set=$(echo 0 1 2 3 | tr ' ' '\n' | grep -vx "$L3" | sort -n | tr '\n' ' ' |
 wait_placement 10 3 "$want_set"
 
 # ---- stop the writers, check every acknowledged write ---------------------------------
-touch "$STOP"
-wait "${WPIDS[@]}"
-wait "$MWPID" || { echo "FAIL: the pipelined writer lost acknowledged writes"; FAIL=1; }
-cat "$DIR/move_writer.out"
-cat "$DIR"/acked-* >"$DIR/acked" 2>/dev/null
-ctl scan --prefix w --limit 100000 >"$DIR/scan" || { echo "FAIL: scan"; FAIL=1; }
-python3 - "$DIR/acked" "$DIR/scan" <<'PY' || FAIL=1
-import sys
-acked = dict(l.split() for l in open(sys.argv[1]) if l.strip())
-seen = dict(l.rstrip("\n").split("\t", 1) for l in open(sys.argv[2]) if l.strip())
-lost = [k for k, v in acked.items() if seen.get(k) != v]
-print(f"writes acknowledged during the moves: {len(acked)}, readable after: {len(acked) - len(lost)}")
-if len(acked) < 50:
-    print("FAIL: the writers acknowledged too few writes to mean anything"); sys.exit(1)
-if lost:
-    print(f"FAIL: {len(lost)} acknowledged writes lost, e.g. {lost[:5]}"); sys.exit(1)
-PY
+cl_check_writers "the moves"
 
 # ---- status shows the placement; bad input gets exit 2 --------------------------------
 ctl status >"$DIR/status.txt"
