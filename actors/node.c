@@ -785,9 +785,8 @@ static bool leader_idle(replica_t *r)
     return true;
 }
 
-/* A leader whose ready waits for a slow fsync gets the core's heartbeats through
- * raft_take_msgs at each pump (replica.c send_early); this round is a backstop kept from
- * before that existed. The node sends the same heartbeat round itself: term and
+/* A leader whose ready waits for a slow fsync cannot get the core's heartbeats (they come
+ * with the next ready), so the node sends the same heartbeat round itself: term and
  * min(match, commit) from the core's status, exactly what the core would send. Followers
  * keep their election timers reset however slow the disk is. */
 static void heartbeat_for_core(node_t *n, replica_t *r, uint64_t now)

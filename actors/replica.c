@@ -655,41 +655,10 @@ static bool stage_persist(replica_t *r)
     return true;
 }
 
-static void send_now(replica_t *r, raft_msg_t *msgs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        raft_msg_t *m = &msgs[i];
-        transport_send(r->node->transport, m);
-        if (m->type == RAFT_MSG_SNAPSHOT && m->has_snapshot && m->snapshot.last) {
-            char detail[96];
-            snprintf(detail, sizeof detail,
-                     "snapshot at %" PRIu64 " (%" PRIu64 " bytes) sent to node %" PRIu64,
-                     m->snapshot.meta.index, m->snapshot.total_size, node_id_of(m->to));
-            events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_SNAPSHOT_SENT,
-                               r->group, r->term, leader_node(r), detail);
-        }
-    }
-}
-
-/* A ready waits on the log: the appends proposed (and acked) since it was handed out go
- * to the followers now rather than after this node's sync, so the followers write them in
- * parallel with the leader (one sync period less from proposal to commit under load). */
-static void send_early(replica_t *r)
-{
-    raft_msg_t *msgs;
-    size_t n;
-    if (raft_take_msgs(r->raft, &msgs, &n) != 0 || !n)
-        return;
-    send_now(r, msgs, n);
-    raft_msgs_free(msgs, n);
-}
-
 void replica_pump(replica_t *r)
 {
-    if (r->rd_out && r->stage == STAGE_PERSIST) {
-        send_early(r);
+    if (r->rd_out && r->stage == STAGE_PERSIST)
         apply_ahead(r);
-    }
     while (!r->rd_out && !r->node->fatal && raft_has_ready(r->raft)) {
         if (raft_ready(r->raft, &r->rd) != 0)
             return;
@@ -698,7 +667,18 @@ void replica_pump(replica_t *r)
             on_soft_state(r);
         if (r->rd.hard_state_changed)
             on_hard_state(r);
-        send_now(r, r->rd.msgs, r->rd.n_msgs);
+        for (size_t i = 0; i < r->rd.n_msgs; i++) {
+            raft_msg_t *m = &r->rd.msgs[i];
+            transport_send(r->node->transport, m);
+            if (m->type == RAFT_MSG_SNAPSHOT && m->has_snapshot && m->snapshot.last) {
+                char detail[96];
+                snprintf(detail, sizeof detail,
+                         "snapshot at %" PRIu64 " (%" PRIu64 " bytes) sent to node %" PRIu64,
+                         m->snapshot.meta.index, m->snapshot.total_size, node_id_of(m->to));
+                events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_SNAPSHOT_SENT,
+                                   r->group, r->term, leader_node(r), detail);
+            }
+        }
         if (r->rd.snapshot) {
             /* the engine takes the snapshot before the log forgets what it replaces */
             fsm_job_t *job = calloc(1, sizeof *job);

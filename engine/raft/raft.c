@@ -478,27 +478,6 @@ int raft_ready(raft_t *r, raft_ready_t *rd)
     return 0;
 }
 
-int raft_take_msgs(raft_t *r, raft_msg_t **msgs, size_t *n)
-{
-    if (!msgs || !n)
-        return SHOAL_EINVAL;
-    *msgs = NULL;
-    *n = 0;
-    if (!r)
-        return SHOAL_EINVAL;
-    flush_appends(r);
-    if (r->out.n)
-        take_msgs(&r->out, msgs, n);
-    return 0;
-}
-
-void raft_msgs_free(raft_msg_t *msgs, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        raft_msg_free_contents(&msgs[i]);
-    free(msgs);
-}
-
 static void free_entries(raft_entry_t *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)

@@ -317,14 +317,6 @@ void raft_advance(raft_t *r, raft_ready_t *rd);
 /* Frees a ready without acknowledging it (e.g. the node crashed). If r is not NULL the core
  * forgets it was outstanding (use only before destroying r). */
 void raft_ready_free(raft_t *r, raft_ready_t *rd);
-/* While a ready is outstanding (its write not yet durable): the messages that may go now
- * (appends, heartbeats, pre-votes, snapshot chunks; never votes or acknowledgements, which
- * wait for the next ready's persist), pending appends included. A leader thus replicates
- * entries in parallel with its own write of them (it counts them for commit only once a
- * later ready holding them is advanced), instead of one disk write later. *msgs (owned by
- * the caller, free with raft_msgs_free) is NULL when there is nothing. */
-int raft_take_msgs(raft_t *r, raft_msg_t **msgs, size_t *n);
-void raft_msgs_free(raft_msg_t *msgs, size_t n);
 
 /* The application took a snapshot of its state at applied index `index`: the core compacts
  * its log up to `index - snapshot_trailing_entries` and will send the snapshot to

@@ -520,27 +520,11 @@ static void maybe_snapshot(sim_t *s, node_t *n)
     disk_drop_to(n, meta.index);
 }
 
-/* While its disk is slow, an odd-numbered node sends what the core lets go before the
- * write (raft_take_msgs: a leader's appends ahead of its own persist), as shoald does;
- * even-numbered nodes wait for the ready, so both ways run in every seed. */
-static void send_early(sim_t *s, node_t *n)
-{
-    raft_msg_t *msgs;
-    size_t k;
-    if (n->id % 2 == 0 || raft_take_msgs(n->r, &msgs, &k) != 0)
-        return;
-    for (size_t i = 0; i < k; i++)
-        send_msg(s, &msgs[i]);
-    raft_msgs_free(msgs, k);
-}
-
 static void process_ready(sim_t *s, node_t *n)
 {
     if (n->rd_pending) {
-        if (s->now < n->rd_done_at) {
-            send_early(s, n);
+        if (s->now < n->rd_done_at)
             return;
-        }
         finish_ready(s, n);
     }
     for (int rounds = 0; rounds < 8 && !s->failed && raft_has_ready(n->r); rounds++) {

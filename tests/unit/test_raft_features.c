@@ -570,72 +570,6 @@ static void test_lease_drop(void **state)
     free_cluster(h);
 }
 
-static void step_all(harness_t *h, int to, raft_msg_t *msgs, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (msgs[i].to == (uint64_t)to)
-            raft_step(h->n[to].r, &msgs[i]);
-}
-
-static bool vouches_for_disk(raft_msg_type_t t)
-{
-    return t == RAFT_MSG_APPEND_RESP || t == RAFT_MSG_VOTE || t == RAFT_MSG_VOTE_RESP ||
-           t == RAFT_MSG_HEARTBEAT_RESP || t == RAFT_MSG_SNAPSHOT_RESP;
-}
-
-/* raft_take_msgs: while the leader's ready (entry x) is unpersisted, the appends of a later
- * entry y go out at once; a follower's acks never leave early; the leader counts x and y
- * for commit only once a ready holding them is advanced. */
-static void test_take_msgs_before_persist(void **state)
-{
-    harness_t *h = new_cluster(3, 3, NULL);
-    raft_t *l = h->n[1].r;
-    char x = 'x', y = 'y';
-    int64_t ix = raft_propose(l, &x, 1, NULL);
-    assert_true(ix > 0);
-    raft_ready_t rd;
-    assert_int_equal(raft_ready(l, &rd), 0);
-    assert_int_equal(rd.n_entries, 1);
-    int64_t iy = raft_propose(l, &y, 1, NULL);
-    assert_int_equal(iy, ix + 1);
-    raft_msg_t *early;
-    size_t n_early;
-    assert_int_equal(raft_take_msgs(l, &early, &n_early), 0);
-    size_t appends = 0;
-    for (size_t i = 0; i < n_early; i++) {
-        assert_false(vouches_for_disk(early[i].type));
-        if (early[i].type == RAFT_MSG_APPEND && early[i].n_entries &&
-            early[i].entries[early[i].n_entries - 1].index == (uint64_t)iy)
-            appends++;
-    }
-    assert_int_equal(appends, 2); /* y to both followers before x is durable here */
-    /* node 2 gets x and y; its ready goes out, its acks wait for the persist */
-    step_all(h, 2, rd.msgs, rd.n_msgs);
-    step_all(h, 2, early, n_early);
-    raft_ready_t f;
-    assert_int_equal(raft_ready(h->n[2].r, &f), 0);
-    raft_msg_t *fm;
-    size_t n_fm;
-    assert_int_equal(raft_take_msgs(h->n[2].r, &fm, &n_fm), 0);
-    for (size_t i = 0; i < n_fm; i++)
-        assert_false(vouches_for_disk(fm[i].type));
-    raft_msgs_free(fm, n_fm);
-    h_persist(&h->n[2], &f);
-    for (size_t i = 0; i < f.n_msgs_after_persist; i++)
-        raft_step(l, &f.msgs_after_persist[i]);
-    raft_advance(h->n[2].r, &f);
-    /* node 2 holds x and y, the leader neither durably: nothing commits */
-    assert_true(h_status(h, 1).commit < (uint64_t)ix);
-    h_persist(&h->n[1], &rd);
-    raft_advance(l, &rd); /* the leader's x is durable: x commits, y not yet */
-    assert_int_equal(h_status(h, 1).commit, (uint64_t)ix);
-    raft_msgs_free(early, n_early);
-    h_run(h, 2);
-    for (int n = 1; n <= 3; n++)
-        assert_int_equal(h_status(h, n).commit, (uint64_t)iy);
-    free_cluster(h);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,7 +594,6 @@ int main(void)
         cmocka_unit_test(test_read_waits_for_own_term_commit),
         cmocka_unit_test(test_lease_read),
         cmocka_unit_test(test_lease_drop),
-        cmocka_unit_test(test_take_msgs_before_persist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
