@@ -1,0 +1,63 @@
+#!/bin/bash
+# cluster_cpu_bench.sh - one `shoalctl bench` on a fresh local cluster, with the cost per
+# operation: CPU and context switches of every node (all threads) and the broker, read
+# from /proc before and after, and the whole machine's busy share (is the box saturated?).
+# With --threads, node 0's threads one by one as well (which thread wakes per write).
+#
+# usage: tools/cluster_cpu_bench.sh BIN_DIR SHARDS [CLIENTS [SECONDS [put|get]]] [--threads]
+#   BIN_DIR holds shoalctl, shoald and shoal-broker (a build's copy, so that rebuilding
+#   meanwhile cannot change them). Port base 24600 unless SHOAL_BENCH_PORT is set.
+set -u
+threads=0
+args=()
+for a in "$@"; do [ "$a" = --threads ] && threads=1 || args+=("$a"); done
+set -- "${args[@]}"
+[ $# -ge 2 ] || { sed -n 2,10p "$0"; exit 2; }
+B=$1 S=$2 C=${3:-128} D=${4:-10} OP=${5:-put}
+export SHOAL_BIN_DIR=$B
+dir=$(mktemp -d /tmp/shoal-cpu-bench.XXXXXX)
+trap '$B/shoalctl cluster down --dir $dir >/dev/null 2>&1; rm -rf "$dir"' EXIT
+ep=$($B/shoalctl cluster up --dir "$dir" --nodes 3 --shards "$S" --replicas 3 \
+     --base-port "${SHOAL_BENCH_PORT:-24600}" | tail -n 1) || exit 1
+sleep 1
+pids=$(pgrep -f "$dir/(node-|broker)" | tr '\n' ' ')
+node0=$(pgrep -f "$dir/node-0.cfg")
+extra=()
+if [ "$OP" = get ]; then
+    extra=(--keys 20000)
+    SHOAL_BROKER=$ep $B/shoalctl bench put --clients 128 --duration 3 --key-size 16 \
+        --value-size 100 >/dev/null 2>&1
+fi
+machine() { awk '/^cpu /{print $2+$3+$4+$6+$7+$8, $5}' /proc/stat; }
+# pid, name, CPU jiffies, context switches (voluntary + not, all threads)
+procs() {
+    for p in $pids; do
+        cs=$(cat /proc/$p/task/*/status 2>/dev/null | awk '/ctxt_switches/{s+=$2} END{print s}')
+        name=$(tr '\0' ' ' </proc/$p/cmdline | awk '{n=$1; sub(".*/","",n); print n "(" $NF ")"}')
+        awk -v p=$p -v cs=$cs -v n="$name" '{print p, n, $14+$15, cs}' /proc/$p/stat
+    done
+}
+thr() {
+    for t in /proc/$node0/task/*; do
+        cs=$(awk '/ctxt_switches/{s+=$2} END{print s}' $t/status)
+        awk -v t=${t##*/} -v cs=$cs '{gsub(/[()]/,"",$2); print t, $2, $14+$15, cs}' $t/stat
+    done | sort -n
+}
+read -r b0 i0 < <(machine); procs >"$dir/p0"; thr >"$dir/t0"
+out=$(SHOAL_BROKER=$ep $B/shoalctl bench "$OP" --clients "$C" --duration "$D" --key-size 16 \
+      --value-size 100 "${extra[@]}" 2>&1 | grep -v '^\[')
+read -r b1 i1 < <(machine); procs >"$dir/p1"; thr >"$dir/t1"
+echo "$out" | tail -n 2
+ops=$(echo "$out" | grep -oP '= \K[0-9]+(?= ops/s)')
+[ -n "$ops" ] && [ "$ops" -gt 0 ] || exit 1
+echo "machine busy $(( 100 * (b1 - b0) / ((b1 - b0) + (i1 - i0)) ))%"
+join <(sort "$dir/p0") <(sort "$dir/p1") | awk -v ops="$ops" -v d="$D" '
+    { cpu = $6 - $3; cs = $7 - $4; printf "  %-28s cpu %5.1f%%  %6.1f us/op  %.2f cs/op\n", $2, cpu / d, cpu * 10000 / (ops * d), cs / (ops * d)
+      if ($2 ~ /^shoald/) { ncpu += cpu; ncs += cs } }
+    END { printf "  nodes together: %.1f us/op, %.2f context switches/op\n", ncpu * 10000 / (ops * d), ncs / (ops * d) }'
+if [ $threads = 1 ]; then
+    echo "node 0 threads in creation order (libzmq I/O, then the node actor, the log actor, the fsm actors, ...):"
+    join "$dir/t0" "$dir/t1" | awk -v ops="$ops" -v d="$D" '
+        { cpu = $6 - $3; cs = $7 - $4
+          if (cpu > 0 || cs > 100) printf "  tid %s %-12s cpu %5.1f%%  %5.1f us/op  %.3f cs/op\n", $1, $2, cpu / d, cpu * 10000 / (ops * d), cs / (ops * d) }'
+fi
