@@ -13,8 +13,9 @@ lsm_memtable_t *lsm_memtable_new(uint64_t wal_number, size_t write_buffer_size)
     lsm_memtable_t *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
+    /* 1/64 of the buffer per block, huge-page blocks once that reaches 1 MiB (see arena.c) */
     size_t block = write_buffer_size / 64;
-    lsm_arena_init(&m->arena, block > (1u << 20) ? (1u << 20) : block);
+    lsm_arena_init(&m->arena, block >= (1u << 20) ? LSM_ARENA_HUGE : block);
     if (lsm_skiplist_init(&m->list, &m->arena) != 0) {
         lsm_arena_free(&m->arena);
         free(m);

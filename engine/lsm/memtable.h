@@ -26,7 +26,8 @@ typedef struct {
     atomic_uint_fast64_t entries;
 } lsm_memtable_t;
 
-/* refs = 1; write_buffer_size sizes the arena's blocks (usage grows in 1/64 steps). */
+/* refs = 1; write_buffer_size sizes the arena's blocks (usage grows in 1/64 steps, 2 MiB
+ * huge-page blocks from a 64 MiB buffer up). */
 lsm_memtable_t *lsm_memtable_new(uint64_t wal_number, size_t write_buffer_size);
 void lsm_memtable_ref(lsm_memtable_t *m);
 void lsm_memtable_unref(lsm_memtable_t *m);

@@ -70,6 +70,10 @@ static lsm_sl_node_t *find_ge(const lsm_skiplist_t *sl, lsm_slice_t ikey, lsm_sl
     int level = atomic_load_explicit(&((lsm_skiplist_t *)sl)->height, memory_order_relaxed) - 1;
     for (;;) {
         lsm_sl_node_t *nx = next_at(x, level);
+        /* Start loading the node one level down while nx is compared: if the search goes
+         * down there, its miss overlaps this one instead of following it. */
+        if (level > 0)
+            __builtin_prefetch(next_at(x, level - 1));
         if (nx && node_cmp(nx, ikey) < 0) {
             x = nx;
             continue;

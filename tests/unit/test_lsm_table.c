@@ -81,6 +81,52 @@ static void test_memtable_order_and_iter(void **state)
     lsm_iiter_destroy(it);
 }
 
+/* A 64 MiB write buffer takes 2 MiB huge-page blocks (mapped, unmapped when the memtable
+ * goes): entries spread over several blocks read back whole and in order, usage counts whole
+ * blocks, and an entry larger than a block gets a block of its own. */
+static void test_memtable_huge_blocks(void **state)
+{
+    lsm_memtable_t *m = lsm_memtable_new(1, (size_t)64 << 20);
+    assert_int_equal(m->arena.block, LSM_ARENA_HUGE);
+    char k[32], v[1000];
+    int n = 12000; /* ~1.1 KiB per entry: about 7 blocks */
+    for (int i = 0; i < n; i++) {
+        int x = (i * 7919) % n;
+        memset(v, 'a' + x % 26, sizeof v);
+        assert_int_equal(lsm_memtable_add(m, (uint64_t)i + 1, LSM_TYPE_VALUE, key_s(k, x),
+                                          lsm_slice(v, sizeof v)),
+                         0);
+    }
+    size_t big_len = LSM_ARENA_HUGE + 4096;
+    char *big = malloc(big_len);
+    memset(big, 'Z', big_len);
+    size_t before = lsm_memtable_usage(m);
+    assert_int_equal(before % LSM_ARENA_HUGE, 0);
+    assert_true(before >= (size_t)n * sizeof v);
+    assert_int_equal(lsm_memtable_add(m, (uint64_t)n + 1, LSM_TYPE_VALUE,
+                                      lsm_slice("zzbig", 5), lsm_slice(big, big_len)),
+                     0);
+    assert_true(lsm_memtable_usage(m) > before + big_len);
+    lsm_slice_t got;
+    bool del;
+    assert_true(lsm_memtable_get(m, lsm_slice("zzbig", 5), LSM_MAX_SEQ, &got, &del));
+    assert_int_equal(got.len, big_len);
+    assert_memory_equal(got.data, big, big_len);
+    free(big);
+    lsm_iiter_t *it = lsm_memtable_iter(m);
+    lsm_memtable_unref(m);
+    int i = 0;
+    for (lsm_iiter_seek_first(it); lsm_iiter_valid(it) && i < n; lsm_iiter_next(it), i++) {
+        key_s(k, i);
+        assert_memory_equal(lsm_iiter_key(it).data, k, 10);
+        lsm_slice_t val = lsm_iiter_value(it);
+        assert_int_equal(val.len, sizeof v);
+        assert_true(val.data[0] == 'a' + i % 26 && val.data[sizeof v - 1] == 'a' + i % 26);
+    }
+    assert_int_equal(i, n);
+    lsm_iiter_destroy(it);
+}
+
 typedef struct {
     lsm_memtable_t *m;
     atomic_int stop;
@@ -372,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_memtable_versions),
         cmocka_unit_test(test_memtable_order_and_iter),
         cmocka_unit_test(test_memtable_concurrent_readers),
+        cmocka_unit_test(test_memtable_huge_blocks),
         cmocka_unit_test(test_table_raw),
         cmocka_unit_test(test_table_zstd),
         cmocka_unit_test(test_table_zstd_no_dict),
