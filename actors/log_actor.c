@@ -8,8 +8,12 @@
  * heartbeats the node actor sends meanwhile.
  *
  * Protocol (czmq pictures on the actor pipe): in "sp" PERSIST persist_batch_t*; out "sp"
- * PERSISTED persist_batch_t*. $TERM ends the actor after the batches in hand. */
+ * PERSISTED persist_batch_t*. $TERM ends the actor after the batches in hand. Nothing else
+ * ends it: every batch it is sent before $TERM is answered. A signal that interrupts the
+ * wait (EINTR: the SIGTERM that stops shoald may land on this thread) is not a reason to
+ * stop, or the batch sent next would never come back and the node's writes would stall. */
 #include <czmq.h>
+#include <errno.h>
 
 #include "actors/node_config.h"
 #include "actors/node_int.h"
@@ -78,8 +82,12 @@ void log_actor(zsock_t *pipe, void *args)
         char *cmd = NULL;
         void *ptr = NULL;
         size_t n = 0;
-        if (zsock_recv(pipe, "sp", &cmd, &ptr) != 0)
-            break;
+        if (zsock_recv(pipe, "sp", &cmd, &ptr) != 0) {
+            zstr_free(&cmd);
+            if (errno == EINTR)
+                continue;
+            break; /* the context is gone (ETERM): nobody is left to answer */
+        }
         /* Drain what is already queued: their writes share the one fdatasync. */
         while (cmd) {
             if (streq(cmd, "$TERM"))
