@@ -23,6 +23,8 @@
 
 static int write_item(rlog_t *log, persist_item_t *it)
 {
+    if (it->drop)
+        return rlog_drop_group(log, it->group);
     int rc = 0;
     if (it->has_snap)
         rc = rlog_set_snapshot(log, it->group, it->snap_index, it->snap_term, it->conf,
@@ -50,7 +52,7 @@ static void commit_batches(zsock_t *pipe, log_args_t *a, persist_batch_t **b, si
                 zsys_error("log: group %u: write failed: %s", b[k]->items[i].group,
                            shoal_strerror(r));
             }
-            snaps |= b[k]->items[i].has_snap;
+            snaps |= b[k]->items[i].has_snap || b[k]->items[i].drop; /* old segments may go */
         }
     uint64_t t0 = zclock_usecs();
     if (rc == 0 && a->fsync_mode != NODE_FSYNC_NEVER)

@@ -220,12 +220,8 @@ int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char 
                             "shard %u is splitting (shard %u from %u); wait until it is done",
                             mv->shard, m->shards[i]->id, m->shards[i]->split_from),
                    -1;
-    if (shardmap_has(si->retired, si->n_retired, mv->to_node))
-        return snprintf(err, errlen,
-                        "node %" PRIu64 " held shard %u before; moving a shard "
-                        "back onto a node that deleted it is not supported",
-                        mv->to_node, mv->shard),
-               -1;
+    /* a node in retired may take the shard again: its log dropped the group's records
+     * (rlog_drop_group) and it stays in retired, so its new replica starts empty */
     for (size_t i = 0; i < si->n_replicas; i++)
         if (si->replicas[i] == mv->from_node)
             si->replicas[i] = mv->to_node;

@@ -40,7 +40,8 @@ int shardmap_record_meta(Shoal__ShardMap *m, const node_config_t *c);
 /* move SHARD FROM TO: TO replaces FROM in replicas, FROM is listed as leaving. SHARD may be
  * SHOAL_META_GROUP once the map records its nodes (shardmap_record_meta). Refused for an
  * unknown shard or TO node, FROM == TO, FROM not holding the shard,
- * TO holding it, a move of that shard still open, or TO in the shard's retired list. */
+ * TO holding it, or a move of that shard still open. TO may be in the shard's retired list
+ * (a node that deleted it): it stays there, so its new replica starts empty. */
 int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char *err,
                   size_t errlen);
 /* Appends a node; refused for a missing or non-tcp endpoint, an id out of range or in use,
