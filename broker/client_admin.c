@@ -171,6 +171,8 @@ int shoal_status(shoal_t *self, bool with_events, shoal_cluster_t *out, char *er
     out->n_shards = c->n_shards;
     for (size_t i = 0; i < c->n_shards; i++)
         copy_shard(&out->shards[i], c->shards[i]);
+    if ((out->has_meta = c->meta != NULL))
+        copy_shard(&out->meta, c->meta);
     out->n_events = c->n_recent;
     for (size_t i = 0; i < c->n_recent; i++)
         copy_event(&out->events[i], c->recent[i]);

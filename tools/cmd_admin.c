@@ -69,6 +69,23 @@ static void print_event_line(FILE *f, const shoal_event_t *e)
     fputc('\n', f);
 }
 
+/* One shard object of `status --json`; the metadata group's ("meta") has the same keys. */
+static void print_shard_json(const char *sep, const shoal_shard_status_t *s)
+{
+    printf("%s{\"id\":%u,\"leader\":%" PRId64 ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64
+           ",\"applied\":%" PRIu64 ",\"max_lag\":%" PRIu64 ",\"size_bytes\":%" PRIu64
+           ",\"replicas\":[",
+           sep, s->id, s->leader, s->term, s->commit_index, s->apply_index, s->max_lag,
+           s->size_bytes);
+    for (size_t k = 0; k < s->n_replicas; k++)
+        printf("%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "", s->replicas[k],
+               s->match_index[k]);
+    printf("],\"leaving\":[");
+    for (size_t k = 0; k < s->n_leaving; k++)
+        printf("%s%" PRIu64, k ? "," : "", s->leaving[k]);
+    printf("]}");
+}
+
 static void print_json(const shoal_cluster_t *cl)
 {
     printf("{\"map_version\":%" PRIu64 ",\"nodes\":[", cl->map_version);
@@ -80,22 +97,14 @@ static void print_json(const shoal_cluster_t *cl)
                n->up ? "true" : "false", n->replicas, n->rss_bytes, n->bytes_on_disk);
     }
     printf("],\"shards\":[");
-    for (size_t i = 0; i < cl->n_shards; i++) {
-        const shoal_shard_status_t *s = &cl->shards[i];
-        printf("%s{\"id\":%u,\"leader\":%" PRId64 ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64
-               ",\"applied\":%" PRIu64 ",\"max_lag\":%" PRIu64 ",\"size_bytes\":%" PRIu64
-               ",\"replicas\":[",
-               i ? "," : "", s->id, s->leader, s->term, s->commit_index, s->apply_index, s->max_lag,
-               s->size_bytes);
-        for (size_t k = 0; k < s->n_replicas; k++)
-            printf("%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "", s->replicas[k],
-                   s->match_index[k]);
-        printf("],\"leaving\":[");
-        for (size_t k = 0; k < s->n_leaving; k++)
-            printf("%s%" PRIu64, k ? "," : "", s->leaving[k]);
-        printf("]}");
-    }
-    printf("],\"events\":[");
+    for (size_t i = 0; i < cl->n_shards; i++)
+        print_shard_json(i ? "," : "", &cl->shards[i]);
+    printf("],\"meta\":");
+    if (cl->has_meta)
+        print_shard_json("", &cl->meta);
+    else
+        printf("null");
+    printf(",\"events\":[");
     for (size_t i = 0; i < cl->n_events; i++) {
         const shoal_event_t *e = &cl->events[i];
         printf("%s{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
@@ -106,6 +115,28 @@ static void print_json(const shoal_cluster_t *cl)
         printf("}");
     }
     printf("]}\n");
+}
+
+/* One row of the shard table; name replaces the id (the metadata group's "meta"). */
+static void print_shard_row(const char *name, const shoal_shard_status_t *s)
+{
+    char leader[24], id[16], a[32];
+    if (s->leader >= 0)
+        snprintf(leader, sizeof leader, "%" PRId64, s->leader);
+    else
+        snprintf(leader, sizeof leader, "none");
+    if (name)
+        snprintf(id, sizeof id, "%s", name);
+    else
+        snprintf(id, sizeof id, "%u", s->id);
+    printf("%-6s %-7s %-6" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64 " %10s  ", id, leader,
+           s->term, s->commit_index, s->apply_index, s->max_lag,
+           s->size_bytes ? ctl_size(s->size_bytes, a, sizeof a) : "-");
+    for (size_t k = 0; k < s->n_replicas; k++)
+        printf("%s%" PRIu64 ":%" PRIu64, k ? " " : "", s->replicas[k], s->match_index[k]);
+    for (size_t k = 0; k < s->n_leaving; k++) /* a move in progress */
+        printf("%s%" PRIu64, k ? " " : "  leaving: ", s->leaving[k]);
+    printf("\n");
 }
 
 static void print_table(const shoal_cluster_t *cl, size_t max_events)
@@ -128,22 +159,10 @@ static void print_table(const shoal_cluster_t *cl, size_t max_events)
     }
     printf("\n%-6s %-7s %-6s %10s %10s %8s %10s  %s\n", "SHARD", "LEADER", "TERM", "COMMIT",
            "APPLIED", "MAX LAG", "SIZE", "REPLICAS node:match");
-    for (size_t i = 0; i < cl->n_shards; i++) {
-        const shoal_shard_status_t *s = &cl->shards[i];
-        char leader[24];
-        if (s->leader >= 0)
-            snprintf(leader, sizeof leader, "%" PRId64, s->leader);
-        else
-            snprintf(leader, sizeof leader, "none");
-        printf("%-6u %-7s %-6" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64 " %10s  ", s->id,
-               leader, s->term, s->commit_index, s->apply_index, s->max_lag,
-               s->size_bytes ? ctl_size(s->size_bytes, a, sizeof a) : "-");
-        for (size_t k = 0; k < s->n_replicas; k++)
-            printf("%s%" PRIu64 ":%" PRIu64, k ? " " : "", s->replicas[k], s->match_index[k]);
-        for (size_t k = 0; k < s->n_leaving; k++) /* a move in progress */
-            printf("%s%" PRIu64, k ? " " : "  leaving: ", s->leaving[k]);
-        printf("\n");
-    }
+    for (size_t i = 0; i < cl->n_shards; i++)
+        print_shard_row(NULL, &cl->shards[i]);
+    if (cl->has_meta) /* the metadata group last, named as `events` names it */
+        print_shard_row("meta", &cl->meta);
     if (max_events && cl->n_events) {
         printf("\nrecent events\n");
         size_t from = cl->n_events > max_events ? cl->n_events - max_events : 0;
