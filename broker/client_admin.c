@@ -230,6 +230,17 @@ int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint6
     return admin_simple(self, &req, err, errlen);
 }
 
+int shoal_admin_cancel_move(shoal_t *self, uint32_t shard, char *err, size_t errlen)
+{
+    Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+    Shoal__MoveReplicaRequest m = SHOAL__MOVE_REPLICA_REQUEST__INIT;
+    m.shard = shard;
+    m.cancel = true;
+    req.op_case = SHOAL__ADMIN_REQUEST__OP_MOVE;
+    req.move = &m;
+    return admin_simple(self, &req, err, errlen);
+}
+
 int shoal_admin_add_shard(shoal_t *self, int64_t source, uint32_t *new_shard, uint32_t *from,
                           char *err, size_t errlen)
 {

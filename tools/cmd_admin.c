@@ -339,9 +339,10 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
          "shard map (metadata group).\n"},
         {"remove-node", 1, 1, "usage: remove-node ID\nRemoves a node from the shard map.\n"},
         {"move-replica", 3, 3,
-         "usage: move-replica SHARD FROM TO\nMoves a replica of SHARD "
-         "from node FROM to node TO\n(learner, catch-up, promote, "
-         "remove). SHARD `meta` moves the metadata group's replica.\n"},
+         "usage: move-replica SHARD FROM TO | move-replica --cancel SHARD\nMoves a replica of "
+         "SHARD from node FROM to node TO\n(learner, catch-up, promote, "
+         "remove). SHARD `meta` moves the metadata group's replica.\n--cancel undoes SHARD's "
+         "unfinished move: FROM keeps (or gets back) its replica, TO deletes its.\n"},
         {"add-shard", 0, 1,
          "usage: add-shard [SOURCE_SHARD]\nAdds a shard by splitting SOURCE_SHARD (default: "
          "the shard with the most ring points):\nthe new shard takes half of its ring points "
@@ -359,14 +360,21 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
         k++;
     c->usage = ops[k].usage;
     view_opts_t o = {0};
-    static const struct option opts[] = {CTL_COMMON_OPTS, {0, 0, 0, 0}};
+    enum { OPT_CANCEL = 1000 };
+    static const struct option opts[] = {CTL_COMMON_OPTS, {"cancel", no_argument, 0, OPT_CANCEL},
+                                         {0, 0, 0, 0}};
     int opt, rc;
+    bool cancel = false;
     while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-        if ((rc = ctl_common(c, opt, argc, argv)) >= 0)
+        if (opt == OPT_CANCEL && k == 3)
+            cancel = true;
+        else if (opt == OPT_CANCEL)
+            return ctl_fail(c, EXIT_USAGE, "--cancel is an option of move-replica only");
+        else if ((rc = ctl_common(c, opt, argc, argv)) >= 0)
             return rc;
     (void)o;
     int n = argc - optind;
-    if ((rc = ctl_want_args(c, n, ops[k].lo, ops[k].hi)) >= 0)
+    if ((rc = ctl_want_args(c, n, cancel ? 1 : ops[k].lo, cancel ? 1 : ops[k].hi)) >= 0)
         return rc;
     uint64_t v[BROKER_ADMIN_MAX_REPLICAS] = {0};
     for (int i = 0; i < n && k != 1; i++)
@@ -391,7 +399,10 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
         st = shoal_admin_add_node(s, v[0], argv[optind + 1], argv[optind + 2], err, sizeof err);
         break;
     case 2: st = shoal_admin_remove_node(s, v[0], err, sizeof err); break;
-    case 3: st = shoal_admin_move_replica(s, (uint32_t)v[0], v[1], v[2], err, sizeof err); break;
+    case 3:
+        st = cancel ? shoal_admin_cancel_move(s, (uint32_t)v[0], err, sizeof err)
+                    : shoal_admin_move_replica(s, (uint32_t)v[0], v[1], v[2], err, sizeof err);
+        break;
     case 4: st = add_shard(c, s, n ? (int64_t)v[0] : -1, err, sizeof err); break;
     case 5: st = shoal_admin_compact(s, n ? (int64_t)v[0] : -1, err, sizeof err); break;
     default: st = shoal_admin_snapshot(s, n ? (int64_t)v[0] : -1, err, sizeof err); break;

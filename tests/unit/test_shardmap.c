@@ -110,6 +110,31 @@ static void test_move(void **state)
     expect_move_refused(m, 1, 1, 2, "already holds");
     expect_move_refused(m, 1, 1, 9, "not in the shard map");
 
+    /* cancel: FROM back in TO's place, TO leaving (the same move the other way); a second
+     * cancel restores the move; a shard without an open move has nothing to cancel */
+    char cerr[256] = "";
+    assert_int_equal(shardmap_cancel_move(m, 1, cerr, sizeof cerr), -1);
+    assert_non_null(strstr(cerr, "no move in progress"));
+    assert_int_equal(shardmap_cancel_move(m, 0, cerr, sizeof cerr), 0);
+    s0 = shardmap_shard(m, 0);
+    assert_true(shardmap_has(s0->replicas, 3, 1));
+    assert_false(shardmap_has(s0->replicas, 3, 3));
+    assert_int_equal(s0->n_leaving, 1);
+    assert_int_equal(s0->leaving[0], 3);
+    assert_int_equal(s0->arriving[0], 1);
+    uint64_t undone[] = {0, 1, 2};
+    Shoal__ShardMap *c2 = shardmap_copy(m); /* closing the cancelled move retires TO */
+    assert_true(shardmap_close_move(c2, 0, undone, 3));
+    assert_true(shardmap_has(shardmap_shard(c2, 0)->retired, shardmap_shard(c2, 0)->n_retired, 3));
+    assert_int_equal(shardmap_shard(c2, 0)->n_arriving, 0);
+    assert_int_equal(shardmap_cancel_move(c2, 0, cerr, sizeof cerr), -1);
+    shardmap_free(&c2);
+    assert_int_equal(shardmap_cancel_move(m, 0, cerr, sizeof cerr), 0);
+    s0 = shardmap_shard(m, 0);
+    assert_true(shardmap_has(s0->replicas, 3, 3));
+    assert_int_equal(s0->leaving[0], 1);
+    assert_int_equal(s0->arriving[0], 3);
+
     /* the move closes only on exactly the new placement */
     uint64_t wrong[] = {0, 1, 2}, partial[] = {0, 2}, right[] = {3, 2, 0};
     assert_false(shardmap_close_move(m, 0, wrong, 3));
