@@ -10,7 +10,8 @@
 source "$(dirname "$0")/node_lib.sh"
 LOADERS=""
 # the writers first: cluster_cleanup waits for every child
-trap '[ -n "$LOADERS" ] && kill $LOADERS 2>/dev/null; cluster_cleanup' EXIT
+# SIGKILL: node_client, a czmq program, takes SIGTERM as a flag it does not check
+trap '[ -n "$LOADERS" ] && kill -KILL $LOADERS 2>/dev/null; cluster_cleanup' EXIT
 STORAGE_EXTRA="    fsync_delay_ms = 300" cluster_init 3 1
 CLIENT_ATTEMPT=5000
 for i in 0 1 2; do node_start $i; done
@@ -18,7 +19,13 @@ client wait-leaders 0 || fail "no leader"
 for round in 1 2 3; do
     L=$(leader_of 0)
     LOADERS=""
-    for c in 1 2 3 4; do client load 0 "r$round-c$c-" 0 1000 >/dev/null 2>&1 & LOADERS="$LOADERS $!"; done
+    # node_client itself in the background (not the `client` function, whose subshell a
+    # kill would leave the client of running on), with a short deadline per write
+    for c in 1 2 3 4; do
+        "$NODE_CLIENT" --timeout 3000 --attempt 1000 "$ENDPOINTS" load 0 "r$round-c$c-" 0 1000 \
+            >/dev/null 2>&1 &
+        LOADERS="$LOADERS $!"
+    done
     sleep 1.5
     # the leader and one follower: both have a batch out while writes run
     F=$(( (L + 1) % 3 ))
@@ -32,7 +39,7 @@ for round in 1 2 3; do
         grep -q "stopped cleanly" "$DIR/node-$i.log" || fail "node $i did not stop cleanly"
         node_start $i
     done
-    kill $LOADERS 2>/dev/null
+    kill -KILL $LOADERS 2>/dev/null
     wait $LOADERS 2>/dev/null
     LOADERS=""
     client wait-leaders 0 || fail "no leader after round $round"
