@@ -43,7 +43,9 @@ want 1 "batch del" ctl get s/01
 # watch: sees the next changes with their shard and index
 # (a warm-up key until the watcher shows one: its subscription is then in place, where a
 # fixed sleep races with a loaded machine)
-ctl watch --prefix w/ >"$DIR/watch.out" 2>&1 &
+# shoalctl itself, not the ctl function: a kill of the function's subshell left the watcher
+# running after the test
+"$CTL" watch --prefix w/ >"$DIR/watch.out" 2>&1 &
 wpid=$!
 for _ in $(seq 100); do
     ctl put w/0 warm
