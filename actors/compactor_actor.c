@@ -141,8 +141,12 @@ void compactor_actor(zsock_t *pipe, void *args)
     while (true) {
         char *cmd = NULL;
         void *ptr = NULL;
-        if (zsock_recv(pipe, "sp", &cmd, &ptr) != 0)
+        if (zsock_recv(pipe, "sp", &cmd, &ptr) != 0) {
+            zstr_free(&cmd);
+            if (errno == EINTR) /* a signal, not $TERM: the next job must still be answered */
+                continue;
             break;
+        }
         bool term = cmd && streq(cmd, "$TERM");
         if (!term && cmd && streq(cmd, "EXPORT") && ptr) {
             if (((snap_job_t *)ptr)->drop)

@@ -19,6 +19,7 @@
  * Protocol: in "sp" JOB fsm_job_t* (a list linked by `next`: every job the node queued for
  * this actor in one loop turn), out "sp" DONE with the same list. */
 #include <czmq.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -829,8 +830,12 @@ void fsm_actor(zsock_t *pipe, void *args)
     while (true) {
         char *cmd = NULL;
         void *ptr = NULL;
-        if (zsock_recv(pipe, "sp", &cmd, &ptr) != 0)
+        if (zsock_recv(pipe, "sp", &cmd, &ptr) != 0) {
+            zstr_free(&cmd);
+            if (errno == EINTR) /* a signal, not $TERM: the next job must still be answered */
+                continue;
             break;
+        }
         bool term = cmd && streq(cmd, "$TERM");
         for (fsm_job_t *job = ptr; !term && cmd && streq(cmd, "JOB") && job; job = job->next) {
             if (job->type == FSM_APPLY)

@@ -8,8 +8,12 @@
  * heartbeats the node actor sends meanwhile.
  *
  * Protocol (czmq pictures on the actor pipe): in "sp" PERSIST persist_batch_t*; out "sp"
- * PERSISTED persist_batch_t*. $TERM ends the actor after the batches in hand. */
+ * PERSISTED persist_batch_t*. $TERM ends the actor after the batches in hand. Nothing else
+ * ends it: every batch it is sent before $TERM is answered. A signal that interrupts the
+ * wait (EINTR: the SIGTERM that stops shoald may land on this thread) is not a reason to
+ * stop, or the batch sent next would never come back and the node's writes would stall. */
 #include <czmq.h>
+#include <errno.h>
 
 #include "actors/node_config.h"
 #include "actors/node_int.h"
@@ -19,6 +23,8 @@
 
 static int write_item(rlog_t *log, persist_item_t *it)
 {
+    if (it->drop)
+        return rlog_drop_group(log, it->group);
     int rc = 0;
     if (it->has_snap)
         rc = rlog_set_snapshot(log, it->group, it->snap_index, it->snap_term, it->conf,
@@ -46,7 +52,7 @@ static void commit_batches(zsock_t *pipe, log_args_t *a, persist_batch_t **b, si
                 zsys_error("log: group %u: write failed: %s", b[k]->items[i].group,
                            shoal_strerror(r));
             }
-            snaps |= b[k]->items[i].has_snap;
+            snaps |= b[k]->items[i].has_snap || b[k]->items[i].drop; /* old segments may go */
         }
     uint64_t t0 = zclock_usecs();
     if (rc == 0 && a->fsync_mode != NODE_FSYNC_NEVER)
@@ -78,8 +84,12 @@ void log_actor(zsock_t *pipe, void *args)
         char *cmd = NULL;
         void *ptr = NULL;
         size_t n = 0;
-        if (zsock_recv(pipe, "sp", &cmd, &ptr) != 0)
-            break;
+        if (zsock_recv(pipe, "sp", &cmd, &ptr) != 0) {
+            zstr_free(&cmd);
+            if (errno == EINTR)
+                continue;
+            break; /* the context is gone (ETERM): nobody is left to answer */
+        }
         /* Drain what is already queued: their writes share the one fdatasync. */
         while (cmd) {
             if (streq(cmd, "$TERM"))

@@ -256,7 +256,9 @@ void meta_admin(node_t *n, zframe_t *identity, const Shoal__AdminRequest *req)
     uint32_t new_shard = 0;
     if (req->op_case == SHOAL__ADMIN_REQUEST__OP_MOVE && req->move) {
         /* the first move of a metadata replica writes down where the group is */
-        if (req->move->shard == SHOAL_META_GROUP && shardmap_record_meta(m, n->cfg) != 0)
+        if (req->move->cancel)
+            rc = shardmap_cancel_move(m, req->move->shard, err, sizeof err);
+        else if (req->move->shard == SHOAL_META_GROUP && shardmap_record_meta(m, n->cfg) != 0)
             snprintf(err, sizeof err, "out of memory");
         else
             rc = shardmap_move(m, req->move, err, sizeof err);

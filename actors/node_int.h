@@ -59,6 +59,12 @@ typedef struct {
     uint8_t *conf; /* owned: encoded ConfState */
     size_t conf_len;
     void *replica; /* the node's replica_t, opaque to the log actor */
+    /* drop: a DROP record of group (rlog_drop_group) and nothing else; drop_job is the
+     * snap_job_t that deletes the replica's engine, sent to the compactor only once the
+     * DROP is durable (a crash in between must not leave the log's records without the
+     * data they describe) */
+    bool drop;
+    void *drop_job;
 } persist_item_t;
 
 typedef struct {

@@ -36,6 +36,39 @@ bool placement_hosts(const node_t *n, uint32_t group)
                   shardmap_has(si->leaving, si->n_leaving, n->cfg->id));
 }
 
+bool placement_retired(const node_t *n, uint32_t group)
+{
+    const Shoal__ShardInfo *si = shardmap_shard(n->place->map, group);
+    return si && shardmap_has(si->retired, si->n_retired, n->cfg->id);
+}
+
+static bool dropping(const node_t *n, uint32_t group)
+{
+    for (size_t i = 0; i < n->place->n_dropping; i++)
+        if (n->place->dropping[i] == group)
+            return true;
+    return false;
+}
+
+void placement_drop_done(node_t *n, uint32_t group)
+{
+    placement_t *p = n->place;
+    for (size_t i = 0; p && i < p->n_dropping; i++)
+        if (p->dropping[i] == group) {
+            p->dropping[i] = p->dropping[--p->n_dropping];
+            return;
+        }
+}
+
+void placement_drop_release(node_t *n, void *drop_job)
+{
+    snap_job_t *j = drop_job;
+    lsm_close(&j->lsm);
+    placement_drop_done(n, j->group);
+    free(j->dir);
+    free(j);
+}
+
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -141,6 +174,7 @@ void placement_destroy(node_t *n)
         return;
     shardmap_free(&n->place->map);
     free(n->place->inflight_bytes);
+    free(n->place->dropping);
     zframe_destroy(&n->place->waiter);
     free(n->place);
     n->place = NULL;
@@ -212,31 +246,42 @@ static bool replica_idle(const node_t *n, const replica_t *r)
            n->snaps_out == 0;
 }
 
-/* Closes the replica here and hands its engine and folder to the compactor, which closes
- * (flushes) and deletes them off this loop (compactor_actor.c, drop_job). */
+/* Closes the replica here, writes a DROP record of its group into the log batch, and
+ * once that is durable (node.c, log_answer) hands its engine and folder to the compactor,
+ * which closes (flushes) and deletes them off this loop (compactor_actor.c, drop_job).
+ * In that order a crash leaves either the log's records with the data, or the DROP with
+ * or without the data, never records that describe deleted data; and a replica of the
+ * group placed here again starts empty (learner, snapshot) instead of from old records. */
 static void drop_replica(node_t *n, size_t i)
 {
     replica_t *r = n->replicas[i];
+    placement_t *p = n->place;
     snap_job_t *j = calloc(1, sizeof *j);
     char *dir = strdup(r->dir);
-    if (!j || !dir) {
+    uint32_t *nd = realloc(p->dropping, (p->n_dropping + 1) * sizeof *nd);
+    if (nd)
+        p->dropping = nd;
+    persist_item_t *it = j && dir && nd ? node_batch_item(n) : NULL;
+    if (!it) {
         free(j);
         free(dir);
         return; /* tried again next sweep */
     }
     uint32_t group = r->group;
     n->replicas[i] = n->replicas[--n->n_replicas];
+    p->dropping[p->n_dropping++] = group;
     j->group = group;
     j->drop = true;
     j->lsm = r->lsm;
     j->dir = dir;
-    r->lsm = NULL; /* the compactor closes it */
+    r->lsm = NULL; /* the drop job closes it */
     replica_close(&r);
-    zsys_info("node %" PRIu64 ": shard %u is no longer placed here; replica closed, %s being "
-              "deleted",
+    it->group = group;
+    it->drop = true;
+    it->drop_job = j; /* the batch owns it until the DROP is durable */
+    zsys_info("node %" PRIu64 ": shard %u is no longer placed here; replica closed, %s deleted "
+              "once the log drops the group",
               n->cfg->id, group, dir);
-    n->snaps_out++;
-    zsock_send(n->compactor, "sp", "EXPORT", j); /* the job (and dir) belong to it now */
     events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_MEMBERSHIP_CHANGED, group, 0,
                        UINT64_MAX, "replica removed from this node; data deleted");
 }
@@ -247,7 +292,7 @@ static void follow_meta(node_t *n)
 {
     char err[512] = "";
     if (!n->place->map->meta || !placement_hosts(n, SHOAL_META_GROUP) ||
-        node_find_replica(n, SHOAL_META_GROUP))
+        node_find_replica(n, SHOAL_META_GROUP) || dropping(n, SHOAL_META_GROUP))
         return;
     if (node_add_replica(n, SHOAL_META_GROUP, err, sizeof err) != 0) {
         zsys_error("node %" PRIu64 ": cannot open the metadata group placed here: %s", n->cfg->id,
@@ -266,7 +311,8 @@ static void follow_hosting(node_t *n)
     follow_meta(n);
     for (size_t i = 0; i < m->n_shards; i++) {
         uint32_t g = m->shards[i]->id;
-        if (!placement_hosts(n, g) || node_find_replica(n, g) || split_node_host(n, m->shards[i]))
+        if (!placement_hosts(n, g) || node_find_replica(n, g) || dropping(n, g) ||
+            split_node_host(n, m->shards[i]))
             continue;
         char err[512] = "";
         if (node_add_replica(n, g, err, sizeof err) != 0) {

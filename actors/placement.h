@@ -56,6 +56,10 @@ struct placement_t {
     uint64_t waiter_rid;
     bool waiter_split; /* add_shard: the answer names the new shard and its source */
     uint32_t waiter_shard, waiter_source;
+    /* groups whose replica was closed here and whose DROP record or data deletion is still
+     * in flight: not opened again until both are done (the engine's folder is in use) */
+    uint32_t *dropping;
+    size_t n_dropping;
 };
 
 /* Loads DATA/shardmap, or the bootstrap map (version 1) computed from the config. */
@@ -69,6 +73,13 @@ bool placement_hosts(const node_t *n, uint32_t group);
 void placement_adopt(node_t *n, const Shoal__ShardMap *map, bool from_leader);
 /* Same from packed bytes (the value of key "shardmap"); false when they do not decode. */
 bool placement_adopt_bytes(node_t *n, const uint8_t *buf, size_t len, bool from_leader);
+/* A replica's closing is done: its DROP record is durable and its data deleted (or the
+ * node stops). The group may be opened here again. */
+void placement_drop_done(node_t *n, uint32_t group);
+/* Frees a drop job that never reached the compactor (the node stops): the engine is
+ * closed, its folder stays. A later replica of the group here reads it as the group's
+ * state at the engine's applied index, which the group's log agrees with. */
+void placement_drop_release(node_t *n, void *drop_job);
 /* Opens missing replicas, deletes unplaced ones when idle, converges led groups. */
 void placement_sweep(node_t *n);
 /* Sends a one-way admin request to node (through the transport). */

@@ -160,14 +160,13 @@ int replica_open_engine(node_t *node, uint32_t group, lsm_t **lsm, char *err, si
     return rc ? rc : open_lsm(node, dir, lsm, err, errlen);
 }
 
-static persist_item_t *batch_item(node_t *n);
 
 /* Marks the log of a group whose first state came from elsewhere (a split target's cut
  * data, split.h) as starting after base, with base's configuration, before its first
  * entry is written (items of a batch are written in order). */
 static void log_base(replica_t *r, const raft_snapshot_meta_t *base)
 {
-    persist_item_t *it = batch_item(r->node);
+    persist_item_t *it = node_batch_item(r->node);
     if (!it)
         return;
     it->group = r->group;
@@ -198,7 +197,11 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
     if (!conf_len && split_node_restore(r, &rs)) {
         /* a split target (based at a snapshot of its cut data) or a shard added later */
     } else if (!conf_len) { /* bootstrap: the placement of CONTRACTS.md */
-        size_t k = n->cfg->join ? 0 : node_config_replicas(n->cfg, r->group, ids, NODE_MAX_NODES);
+        /* a node that gave the group away once (retired) is no bootstrap member any more:
+         * a replica placed here again starts empty like any added one */
+        size_t k = n->cfg->join || placement_retired(n, r->group)
+                       ? 0
+                       : node_config_replicas(n->cfg, r->group, ids, NODE_MAX_NODES);
         bool member = false;
         for (size_t i = 0; i < k; i++)
             member |= ids[i] == n->cfg->id;
@@ -432,7 +435,7 @@ void replica_send_job(replica_t *r, fsm_job_t *job)
     n->jobq_tail[r->fsm_idx] = job;
 }
 
-static persist_item_t *batch_item(node_t *n)
+persist_item_t *node_batch_item(node_t *n)
 {
     if (!n->batch && !(n->batch = calloc(1, sizeof *n->batch)))
         return NULL;
@@ -607,7 +610,7 @@ static bool stage_persist(replica_t *r)
     raft_ready_t *rd = &r->rd;
     if (!rd->n_entries && !rd->hard_state_changed && !rd->snapshot)
         return false;
-    persist_item_t *it = batch_item(r->node);
+    persist_item_t *it = node_batch_item(r->node);
     if (!it) {
         r->node->fatal = true;
         return true;
@@ -805,7 +808,7 @@ static void mark_snapshot(replica_t *r, uint64_t index)
                      shoal_strerror(rc));
         return;
     }
-    persist_item_t *it = batch_item(r->node);
+    persist_item_t *it = node_batch_item(r->node);
     if (!it)
         return;
     it->group = r->group;

@@ -138,6 +138,10 @@ int node_add_replica(node_t *node, uint32_t group, char *err, size_t errlen);
 int node_add_replica_with(node_t *node, uint32_t group, lsm_t *lsm, char *err, size_t errlen);
 /* Sends an admin answer to identity (borrowed) on the ROUTER. */
 void node_send_admin(node_t *node, zframe_t *identity, Shoal__AdminResponse *resp);
+/* A new item in the node's log batch of this loop turn (NULL: out of memory). */
+persist_item_t *node_batch_item(node_t *node);
+/* Whether the shard map lists this node among the nodes that deleted group (placement.c). */
+bool placement_retired(const node_t *node, uint32_t group);
 /* Answers a waiter on the ROUTER and frees it. */
 void node_reply(node_t *node, waiter_t **w_p);
 /* A NOT_LEADER answer with the replica's leader hint. */

@@ -103,6 +103,7 @@ static uint64_t get64(const uint8_t *p)
 #define BODY_ENTRY_FIXED (1 + 4 + 8 + 8 + 1)
 #define BODY_HS (1 + 4 + 8 + 8 + 8)
 #define BODY_SNAP_FIXED (1 + 4 + 8 + 8)
+#define BODY_DROP (1 + 4 + 8 + 8)
 
 static size_t body_size(const rlog_record_t *r)
 {
@@ -110,6 +111,7 @@ static size_t body_size(const rlog_record_t *r)
     case RLOG_REC_ENTRY: return BODY_ENTRY_FIXED + r->len;
     case RLOG_REC_HARDSTATE: return BODY_HS;
     case RLOG_REC_SNAPSHOT: return BODY_SNAP_FIXED + r->len;
+    case RLOG_REC_DROP: return BODY_DROP;
     default: return 0;
     }
 }
@@ -130,7 +132,7 @@ size_t rlog_record_encode(const rlog_record_t *r, uint8_t *out, size_t cap)
             memcpy(b + 22, r->data, r->len);
     } else if (r->type == RLOG_REC_HARDSTATE) {
         put64(b + 21, r->commit);
-    } else if (r->len) {
+    } else if (r->type == RLOG_REC_SNAPSHOT && r->len) {
         memcpy(b + 21, r->data, r->len);
     }
     put32(out + 4, (uint32_t)blen);
@@ -170,6 +172,8 @@ int rlog_record_decode(const uint8_t *buf, size_t avail, rlog_record_t *r, size_
     } else if (r->type == RLOG_REC_SNAPSHOT && blen >= BODY_SNAP_FIXED) {
         r->data = b + 21;
         r->len = blen - BODY_SNAP_FIXED;
+    } else if (r->type == RLOG_REC_DROP && blen == BODY_DROP) {
+        /* term and vote only */
     } else {
         *why = "unknown record type or bad size for its type";
         return RLOG_DEC_BAD;
@@ -260,6 +264,22 @@ static int group_put_snapshot(group_t *g, uint64_t index, uint64_t term, const u
     g->snap_term = term;
     g->provisional = false;
     return 0;
+}
+
+/* A DROP: the group's entries and snapshot mark are gone, its term and vote stay. */
+static void group_reset(group_t *g, uint64_t term, uint64_t vote, uint64_t seq)
+{
+    g->n = 0;
+    g->snap_index = g->snap_term = 0;
+    free(g->snap_conf);
+    g->snap_conf = NULL;
+    g->snap_conf_len = 0;
+    g->snap_seq = 0;
+    g->provisional = false;
+    g->hs_term = term;
+    g->hs_vote = vote;
+    g->hs_commit = 0;
+    g->hs_seq = seq; /* the DROP record holds the hard state now */
 }
 
 /* ---- segments ------------------------------------------------------------------------ */
@@ -363,6 +383,7 @@ static int apply_record(rlog_t *self, const rlog_record_t *r, uint32_t segidx, u
         g->hs_commit = r->commit;
         g->hs_seq = seq;
         return 0;
+    case RLOG_REC_DROP: group_reset(g, r->term, r->index, seq); return 0;
     default: return group_put_snapshot(g, r->index, r->term, r->data, r->len, seq);
     }
 }
@@ -712,6 +733,19 @@ int rlog_set_snapshot(rlog_t *self, uint32_t group, uint64_t index, uint64_t ter
     if (rc)
         return rc;
     return group_put_snapshot(g, index, term, conf, conf_len, active(self)->seq);
+}
+
+int rlog_drop_group(rlog_t *self, uint32_t group)
+{
+    group_t *g = group_get(self, group);
+    if (!g)
+        return SHOAL_ENOMEM;
+    rlog_record_t r = {.type = RLOG_REC_DROP, .group = group, .term = g->hs_term, .index = g->hs_vote};
+    uint64_t off;
+    int rc = buffer_record(self, &r, &off);
+    if (rc == 0)
+        group_reset(g, g->hs_term, g->hs_vote, active(self)->seq);
+    return rc;
 }
 
 int rlog_sync(rlog_t *self)

@@ -26,7 +26,7 @@
 
 typedef struct rlog_t rlog_t;
 
-enum { RLOG_REC_ENTRY = 1, RLOG_REC_HARDSTATE = 2, RLOG_REC_SNAPSHOT = 3 };
+enum { RLOG_REC_ENTRY = 1, RLOG_REC_HARDSTATE = 2, RLOG_REC_SNAPSHOT = 3, RLOG_REC_DROP = 4 };
 
 #define RLOG_HEADER 8             /* u32 checksum, u32 body length */
 #define RLOG_MAX_BODY (65u << 20) /* a frame is at most 64 MiB */
@@ -35,8 +35,8 @@ enum { RLOG_REC_ENTRY = 1, RLOG_REC_HARDSTATE = 2, RLOG_REC_SNAPSHOT = 3 };
 typedef struct {
     uint8_t type;
     uint32_t group;
-    uint64_t term;       /* entry: term; hardstate: term; snapshot: term of the snapshot index */
-    uint64_t index;      /* entry: index; hardstate: vote; snapshot: snapshot index */
+    uint64_t term;  /* entry: term; hardstate, drop: term; snapshot: term of the snapshot index */
+    uint64_t index; /* entry: index; hardstate, drop: vote; snapshot: snapshot index */
     uint64_t commit;     /* hardstate: commit */
     uint8_t etype;       /* entry: the entry type (proto EntryType) */
     const uint8_t *data; /* entry payload, or snapshot conf-state blob */
@@ -82,6 +82,12 @@ int rlog_set_hardstate(rlog_t *self, uint32_t group, uint64_t term, uint64_t vot
  * it (the configuration at index). */
 int rlog_set_snapshot(rlog_t *self, uint32_t group, uint64_t index, uint64_t term, const void *conf,
                       size_t conf_len);
+/* Drops every entry and the snapshot mark of group (its replica left this node and its
+ * data is deleted): a DROP record, after which recovery forgets the group's earlier
+ * records, so that a replica of it placed here again starts empty (learner, snapshot).
+ * The group's term and vote stay (the record carries them): the node never votes twice
+ * in a term it already voted in. Buffered until rlog_sync. */
+int rlog_drop_group(rlog_t *self, uint32_t group);
 /* Writes every buffered record and fdatasyncs each segment that changed: the group commit. */
 int rlog_sync(rlog_t *self);
 /* Deletes segments that hold nothing any group still needs; rewrites the hard state and

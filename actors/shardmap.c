@@ -220,17 +220,44 @@ int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char 
                             "shard %u is splitting (shard %u from %u); wait until it is done",
                             mv->shard, m->shards[i]->id, m->shards[i]->split_from),
                    -1;
-    if (shardmap_has(si->retired, si->n_retired, mv->to_node))
-        return snprintf(err, errlen,
-                        "node %" PRIu64 " held shard %u before; moving a shard "
-                        "back onto a node that deleted it is not supported",
-                        mv->to_node, mv->shard),
-               -1;
+    /* a node in retired may take the shard again: its log dropped the group's records
+     * (rlog_drop_group) and it stays in retired, so its new replica starts empty */
     for (size_t i = 0; i < si->n_replicas; i++)
         if (si->replicas[i] == mv->from_node)
             si->replicas[i] = mv->to_node;
-    if (!ids_add(&si->leaving, &si->n_leaving, mv->from_node))
+    si->n_arriving = 0;
+    if (!ids_add(&si->leaving, &si->n_leaving, mv->from_node) ||
+        !ids_add(&si->arriving, &si->n_arriving, mv->to_node))
         return snprintf(err, errlen, "out of memory"), -1;
+    return 0;
+}
+
+int shardmap_cancel_move(Shoal__ShardMap *m, uint32_t shard, char *err, size_t errlen)
+{
+    Shoal__ShardInfo *si = shard_of(m, shard);
+    if (!si || !si->n_leaving)
+        return snprintf(err, errlen, "shard %u has no move in progress", shard), -1;
+    if (si->n_leaving != 1 || si->n_arriving != 1)
+        return snprintf(err, errlen,
+                        "shard %u: the open move does not record its target (written by an "
+                        "older version); it cannot be cancelled",
+                        shard),
+               -1;
+    uint64_t from = si->leaving[0], to = si->arriving[0];
+    if (!shardmap_has(si->replicas, si->n_replicas, to) ||
+        shardmap_has(si->replicas, si->n_replicas, from))
+        return snprintf(err, errlen,
+                        "shard %u: the open move's nodes do not match its replicas; not "
+                        "cancelled",
+                        shard),
+               -1;
+    for (size_t i = 0; i < si->n_replicas; i++)
+        if (si->replicas[i] == to)
+            si->replicas[i] = from;
+    /* the same move the other way: TO keeps its replica until the group's configuration
+     * no longer holds it, FROM's data was never deleted (a move deletes only once closed) */
+    si->leaving[0] = to;
+    si->arriving[0] = from;
     return 0;
 }
 
@@ -318,6 +345,7 @@ bool shardmap_close_move(Shoal__ShardMap *m, uint32_t shard, const uint64_t *vot
             !ids_add(&si->retired, &si->n_retired, si->leaving[i]))
             return false;
     si->n_leaving = 0;
+    si->n_arriving = 0;
     return true;
 }
 

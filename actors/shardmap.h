@@ -40,9 +40,15 @@ int shardmap_record_meta(Shoal__ShardMap *m, const node_config_t *c);
 /* move SHARD FROM TO: TO replaces FROM in replicas, FROM is listed as leaving. SHARD may be
  * SHOAL_META_GROUP once the map records its nodes (shardmap_record_meta). Refused for an
  * unknown shard or TO node, FROM == TO, FROM not holding the shard,
- * TO holding it, a move of that shard still open, or TO in the shard's retired list. */
+ * TO holding it, or a move of that shard still open. TO may be in the shard's retired list
+ * (a node that deleted it): it stays there, so its new replica starts empty. */
 int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char *err,
                   size_t errlen);
+/* Cancels shard's open move: its FROM (leaving) takes TO's (arriving) place in replicas
+ * again and TO is listed as leaving, FROM as arriving, so the leader converges back (TO
+ * removed, FROM added back if it was removed) and the move closes as any other, TO then
+ * deleting its replica. Refused when no move is open or it does not record its TO. */
+int shardmap_cancel_move(Shoal__ShardMap *m, uint32_t shard, char *err, size_t errlen);
 /* Appends a node; refused for a missing or non-tcp endpoint, an id out of range or in use,
  * or an endpoint another node uses. */
 int shardmap_add_node(Shoal__ShardMap *m, const Shoal__AddNodeRequest *an, char *err,

@@ -237,6 +237,28 @@ void admin_poll_nodes(broker_t *b)
     }
 }
 
+/* The metadata group's row of `status`: taken whole from its leader's own report (the
+ * leader lists every member of its configuration with its match index), never from a
+ * follower's, which knows only itself. */
+static void merge_meta(broker_t *b, bnode_t *n, const Shoal__ShardStatus *ss)
+{
+    bshard_t *m = &b->meta;
+    if (ss->commit_index > m->commit)
+        m->commit = ss->commit_index;
+    if (ss->leader != n->id || ss->term < m->term)
+        return;
+    b->meta_leader = (int64_t)n->id;
+    m->term = ss->term;
+    m->commit = ss->commit_index;
+    m->apply = ss->apply_index;
+    m->size = ss->size_bytes;
+    m->n_replicas = 0;
+    for (size_t r = 0; r < ss->n_replicas && m->n_replicas < BROKER_MAX_REPLICAS; r++) {
+        m->replicas[m->n_replicas] = ss->replicas[r]->peer;
+        m->match[m->n_replicas++] = ss->replicas[r]->match_index;
+    }
+}
+
 /* A node's own view of its replicas: trust leadership only from the leader itself. */
 static void merge_node_view(broker_t *b, bnode_t *n, const Shoal__ClusterStatus *c)
 {
@@ -246,8 +268,7 @@ static void merge_node_view(broker_t *b, bnode_t *n, const Shoal__ClusterStatus 
     for (size_t i = 0; i < c->n_shards; i++) {
         const Shoal__ShardStatus *ss = c->shards[i];
         if (ss->id == META_GROUP) {
-            if (ss->leader == n->id)
-                b->meta_leader = (int64_t)n->id;
+            merge_meta(b, n, ss);
             continue;
         }
         bshard_t *s = broker_shard(b, ss->id);
@@ -294,6 +315,30 @@ static void reply_admin(broker_t *b, zframe_t *client, Shoal__AdminResponse *r)
     broker_reply(b, client, &f);
 }
 
+/* One shard's status row; pp/ppp have room for BROKER_MAX_REPLICAS. */
+static void shard_row(const bshard_t *s, int64_t leader, Shoal__ShardStatus *d,
+                      Shoal__PeerProgress *pp, Shoal__PeerProgress **ppp)
+{
+    shoal__shard_status__init(d);
+    d->id = s->id;
+    d->leader = leader == BROKER_NO_LEADER ? UINT64_MAX : (uint64_t)leader;
+    d->term = s->term;
+    /* apply is fed live by change events, commit by polls: commit >= apply always */
+    d->commit_index = s->commit > s->apply ? s->commit : s->apply;
+    d->apply_index = s->apply;
+    d->size_bytes = s->size;
+    d->replicas = ppp;
+    for (size_t k = 0; k < s->n_replicas; k++) {
+        Shoal__PeerProgress *p = &pp[k];
+        shoal__peer_progress__init(p);
+        p->peer = s->replicas[k];
+        p->match_index = leader == (int64_t)s->replicas[k] ? d->commit_index : s->match[k];
+        d->replicas[d->n_replicas++] = p;
+    }
+    d->leaving = (uint64_t *)s->leaving;
+    d->n_leaving = s->n_leaving;
+}
+
 static void reply_status(broker_t *b, zframe_t *client, uint64_t rid, bool events)
 {
     Shoal__ClusterStatus cs = SHOAL__CLUSTER_STATUS__INIT;
@@ -303,8 +348,10 @@ static void reply_status(broker_t *b, zframe_t *client, uint64_t rid, bool event
     Shoal__NodeMetrics *nm = calloc(nn + 1, sizeof *nm);
     Shoal__ShardStatus *shards = calloc(ns + 1, sizeof *shards);
     Shoal__ShardStatus **sp = calloc(ns + 1, sizeof *sp);
-    Shoal__PeerProgress *pp = calloc(ns * BROKER_MAX_REPLICAS + 1, sizeof *pp);
-    Shoal__PeerProgress **ppp = calloc(ns * BROKER_MAX_REPLICAS + 1, sizeof *ppp);
+    /* one row per shard and one for the metadata group */
+    Shoal__PeerProgress *pp = calloc((ns + 1) * BROKER_MAX_REPLICAS, sizeof *pp);
+    Shoal__PeerProgress **ppp = calloc((ns + 1) * BROKER_MAX_REPLICAS, sizeof *ppp);
+    Shoal__ShardStatus meta;
     Shoal__RaftEvent **rec = calloc(BROKER_RECENT + 1, sizeof *rec);
     Shoal__AdminResponse r = SHOAL__ADMIN_RESPONSE__INIT;
     r.request_id = rid;
@@ -334,28 +381,13 @@ static void reply_status(broker_t *b, zframe_t *client, uint64_t rid, bool event
         np[i] = &nodes[i];
     }
     for (size_t i = 0; i < ns; i++) {
-        bshard_t *s = &b->shards[i];
-        Shoal__ShardStatus *d = &shards[i];
-        shoal__shard_status__init(d);
-        d->id = s->id;
-        d->leader = s->leader == BROKER_NO_LEADER ? UINT64_MAX : (uint64_t)s->leader;
-        d->term = s->term;
-        /* apply is fed live by change events, commit by polls: commit >= apply always */
-        d->commit_index = s->commit > s->apply ? s->commit : s->apply;
-        d->apply_index = s->apply;
-        d->size_bytes = s->size;
-        d->replicas = &ppp[i * BROKER_MAX_REPLICAS];
-        for (size_t k = 0; k < s->n_replicas; k++) {
-            Shoal__PeerProgress *p = &pp[i * BROKER_MAX_REPLICAS + k];
-            shoal__peer_progress__init(p);
-            p->peer = s->replicas[k];
-            p->match_index = s->leader == (int64_t)s->replicas[k] ? d->commit_index : s->match[k];
-            d->replicas[d->n_replicas++] = p;
-        }
-        d->leaving = s->leaving;
-        d->n_leaving = s->n_leaving;
-        sp[i] = d;
+        shard_row(&b->shards[i], b->shards[i].leader, &shards[i], &pp[i * BROKER_MAX_REPLICAS],
+                  &ppp[i * BROKER_MAX_REPLICAS]);
+        sp[i] = &shards[i];
     }
+    shard_row(&b->meta, b->meta_leader, &meta, &pp[ns * BROKER_MAX_REPLICAS],
+              &ppp[ns * BROKER_MAX_REPLICAS]);
+    cs.meta = &meta;
     cs.map_version = b->map_version;
     cs.n_nodes = shown;
     cs.nodes = np;

@@ -147,6 +147,12 @@ int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
         else
             ring_add_shard(ring, si->id);
     }
+    /* the metadata group's move in progress (its members come from its leader's status) */
+    const Shoal__ShardInfo *mi = map->meta;
+    size_t nl = mi ? mi->n_leaving : 0;
+    b->meta.n_leaving = nl < BROKER_MAX_REPLICAS ? nl : BROKER_MAX_REPLICAS;
+    for (size_t r = 0; r < b->meta.n_leaving; r++)
+        b->meta.leaving[r] = mi->leaving[r];
     ring_destroy(&b->ring);
     free(b->shards);
     b->ring = ring;
@@ -201,6 +207,7 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen)
     }
     b->cfg = *cfg;
     b->meta_leader = BROKER_NO_LEADER;
+    b->meta.id = 4294967295u; /* the metadata group (SHOAL_META_SHARD) */
     b->next_id = 1;
     b->front = zsock_new(ZMQ_ROUTER);
     b->xpub = zsock_new(ZMQ_XPUB);

@@ -103,6 +103,8 @@ struct broker_t {
     ring_t *ring;
     uint64_t map_version;
     int64_t meta_leader;
+    bshard_t meta; /* the metadata group as its leader's status last showed it (leader:
+                    * meta_leader) */
     size_t meta_guess_next; /* where the next guess at the metadata leader starts */
     size_t change_topics; /* distinct "change/..." topics subscribed on the XPUB */
     zhashx_t *pending;    /* id -> pending_t */

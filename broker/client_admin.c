@@ -171,6 +171,8 @@ int shoal_status(shoal_t *self, bool with_events, shoal_cluster_t *out, char *er
     out->n_shards = c->n_shards;
     for (size_t i = 0; i < c->n_shards; i++)
         copy_shard(&out->shards[i], c->shards[i]);
+    if ((out->has_meta = c->meta != NULL))
+        copy_shard(&out->meta, c->meta);
     out->n_events = c->n_recent;
     for (size_t i = 0; i < c->n_recent; i++)
         copy_event(&out->events[i], c->recent[i]);
@@ -223,6 +225,17 @@ int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint6
     m.shard = shard;
     m.from_node = from;
     m.to_node = to;
+    req.op_case = SHOAL__ADMIN_REQUEST__OP_MOVE;
+    req.move = &m;
+    return admin_simple(self, &req, err, errlen);
+}
+
+int shoal_admin_cancel_move(shoal_t *self, uint32_t shard, char *err, size_t errlen)
+{
+    Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+    Shoal__MoveReplicaRequest m = SHOAL__MOVE_REPLICA_REQUEST__INIT;
+    m.shard = shard;
+    m.cancel = true;
     req.op_case = SHOAL__ADMIN_REQUEST__OP_MOVE;
     req.move = &m;
     return admin_simple(self, &req, err, errlen);

@@ -209,6 +209,11 @@ typedef struct {
     shoal_node_status_t *nodes;
     shoal_shard_status_t *shards;
     shoal_event_t *events;
+    /* the metadata group (id SHOAL_META_SHARD): leader (-1 unknown), members of its
+     * configuration with their match index, commit and applied index. has_meta is false
+     * from a broker that does not report it. Not counted in shards. */
+    bool has_meta;
+    shoal_shard_status_t meta;
 } shoal_cluster_t;
 
 void shoal_cluster_clear(shoal_cluster_t *c);
@@ -229,6 +234,10 @@ int shoal_admin_remove_node(shoal_t *self, uint64_t id, char *err, size_t errlen
 #define SHOAL_META_SHARD 4294967295u
 int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint64_t to, char *err,
                              size_t errlen);
+/* Cancels shard's unfinished move: the map puts its FROM back and lists its TO as leaving,
+ * and the group converges back like a move (TO deletes its replica when done). Answered
+ * once the map records it; BAD_REQUEST when the shard has no move in progress. */
+int shoal_admin_cancel_move(shoal_t *self, uint32_t shard, char *err, size_t errlen);
 /* Adds a shard by splitting source (< 0: the shard with the most ring points); the new
  * shard keeps the source's replicas. On OK *new_shard and *from name the new shard and the
  * shard it was split from (either pointer may be NULL). Answered once the shard map records

@@ -32,6 +32,10 @@ if(TARGET shoald)
   add_test(NAME cluster_meta COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_meta.sh)
   set_tests_properties(cluster_meta PROPERTIES LABELS integration TIMEOUT 90 RUN_SERIAL ON
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  # cancelling unfinished moves (a shard's and the metadata group's) under writes
+  add_test(NAME cluster_cancel COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_cancel.sh)
+  set_tests_properties(cluster_cancel PROPERTIES LABELS integration TIMEOUT 90 RUN_SERIAL ON
+    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
   # add-shard online: two splits under pipelined writes, the source's leader killed
   add_test(NAME cluster_split COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_split.sh)
   set_tests_properties(cluster_split PROPERTIES LABELS integration TIMEOUT 120 RUN_SERIAL ON

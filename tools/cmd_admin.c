@@ -69,6 +69,23 @@ static void print_event_line(FILE *f, const shoal_event_t *e)
     fputc('\n', f);
 }
 
+/* One shard object of `status --json`; the metadata group's ("meta") has the same keys. */
+static void print_shard_json(const char *sep, const shoal_shard_status_t *s)
+{
+    printf("%s{\"id\":%u,\"leader\":%" PRId64 ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64
+           ",\"applied\":%" PRIu64 ",\"max_lag\":%" PRIu64 ",\"size_bytes\":%" PRIu64
+           ",\"replicas\":[",
+           sep, s->id, s->leader, s->term, s->commit_index, s->apply_index, s->max_lag,
+           s->size_bytes);
+    for (size_t k = 0; k < s->n_replicas; k++)
+        printf("%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "", s->replicas[k],
+               s->match_index[k]);
+    printf("],\"leaving\":[");
+    for (size_t k = 0; k < s->n_leaving; k++)
+        printf("%s%" PRIu64, k ? "," : "", s->leaving[k]);
+    printf("]}");
+}
+
 static void print_json(const shoal_cluster_t *cl)
 {
     printf("{\"map_version\":%" PRIu64 ",\"nodes\":[", cl->map_version);
@@ -80,22 +97,14 @@ static void print_json(const shoal_cluster_t *cl)
                n->up ? "true" : "false", n->replicas, n->rss_bytes, n->bytes_on_disk);
     }
     printf("],\"shards\":[");
-    for (size_t i = 0; i < cl->n_shards; i++) {
-        const shoal_shard_status_t *s = &cl->shards[i];
-        printf("%s{\"id\":%u,\"leader\":%" PRId64 ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64
-               ",\"applied\":%" PRIu64 ",\"max_lag\":%" PRIu64 ",\"size_bytes\":%" PRIu64
-               ",\"replicas\":[",
-               i ? "," : "", s->id, s->leader, s->term, s->commit_index, s->apply_index, s->max_lag,
-               s->size_bytes);
-        for (size_t k = 0; k < s->n_replicas; k++)
-            printf("%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "", s->replicas[k],
-                   s->match_index[k]);
-        printf("],\"leaving\":[");
-        for (size_t k = 0; k < s->n_leaving; k++)
-            printf("%s%" PRIu64, k ? "," : "", s->leaving[k]);
-        printf("]}");
-    }
-    printf("],\"events\":[");
+    for (size_t i = 0; i < cl->n_shards; i++)
+        print_shard_json(i ? "," : "", &cl->shards[i]);
+    printf("],\"meta\":");
+    if (cl->has_meta)
+        print_shard_json("", &cl->meta);
+    else
+        printf("null");
+    printf(",\"events\":[");
     for (size_t i = 0; i < cl->n_events; i++) {
         const shoal_event_t *e = &cl->events[i];
         printf("%s{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
@@ -106,6 +115,28 @@ static void print_json(const shoal_cluster_t *cl)
         printf("}");
     }
     printf("]}\n");
+}
+
+/* One row of the shard table; name replaces the id (the metadata group's "meta"). */
+static void print_shard_row(const char *name, const shoal_shard_status_t *s)
+{
+    char leader[24], id[16], a[32];
+    if (s->leader >= 0)
+        snprintf(leader, sizeof leader, "%" PRId64, s->leader);
+    else
+        snprintf(leader, sizeof leader, "none");
+    if (name)
+        snprintf(id, sizeof id, "%s", name);
+    else
+        snprintf(id, sizeof id, "%u", s->id);
+    printf("%-6s %-7s %-6" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64 " %10s  ", id, leader,
+           s->term, s->commit_index, s->apply_index, s->max_lag,
+           s->size_bytes ? ctl_size(s->size_bytes, a, sizeof a) : "-");
+    for (size_t k = 0; k < s->n_replicas; k++)
+        printf("%s%" PRIu64 ":%" PRIu64, k ? " " : "", s->replicas[k], s->match_index[k]);
+    for (size_t k = 0; k < s->n_leaving; k++) /* a move in progress */
+        printf("%s%" PRIu64, k ? " " : "  leaving: ", s->leaving[k]);
+    printf("\n");
 }
 
 static void print_table(const shoal_cluster_t *cl, size_t max_events)
@@ -128,22 +159,10 @@ static void print_table(const shoal_cluster_t *cl, size_t max_events)
     }
     printf("\n%-6s %-7s %-6s %10s %10s %8s %10s  %s\n", "SHARD", "LEADER", "TERM", "COMMIT",
            "APPLIED", "MAX LAG", "SIZE", "REPLICAS node:match");
-    for (size_t i = 0; i < cl->n_shards; i++) {
-        const shoal_shard_status_t *s = &cl->shards[i];
-        char leader[24];
-        if (s->leader >= 0)
-            snprintf(leader, sizeof leader, "%" PRId64, s->leader);
-        else
-            snprintf(leader, sizeof leader, "none");
-        printf("%-6u %-7s %-6" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64 " %10s  ", s->id,
-               leader, s->term, s->commit_index, s->apply_index, s->max_lag,
-               s->size_bytes ? ctl_size(s->size_bytes, a, sizeof a) : "-");
-        for (size_t k = 0; k < s->n_replicas; k++)
-            printf("%s%" PRIu64 ":%" PRIu64, k ? " " : "", s->replicas[k], s->match_index[k]);
-        for (size_t k = 0; k < s->n_leaving; k++) /* a move in progress */
-            printf("%s%" PRIu64, k ? " " : "  leaving: ", s->leaving[k]);
-        printf("\n");
-    }
+    for (size_t i = 0; i < cl->n_shards; i++)
+        print_shard_row(NULL, &cl->shards[i]);
+    if (cl->has_meta) /* the metadata group last, named as `events` names it */
+        print_shard_row("meta", &cl->meta);
     if (max_events && cl->n_events) {
         printf("\nrecent events\n");
         size_t from = cl->n_events > max_events ? cl->n_events - max_events : 0;
@@ -320,9 +339,10 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
          "shard map (metadata group).\n"},
         {"remove-node", 1, 1, "usage: remove-node ID\nRemoves a node from the shard map.\n"},
         {"move-replica", 3, 3,
-         "usage: move-replica SHARD FROM TO\nMoves a replica of SHARD "
-         "from node FROM to node TO\n(learner, catch-up, promote, "
-         "remove). SHARD `meta` moves the metadata group's replica.\n"},
+         "usage: move-replica SHARD FROM TO | move-replica --cancel SHARD\nMoves a replica of "
+         "SHARD from node FROM to node TO\n(learner, catch-up, promote, "
+         "remove). SHARD `meta` moves the metadata group's replica.\n--cancel undoes SHARD's "
+         "unfinished move: FROM keeps (or gets back) its replica, TO deletes its.\n"},
         {"add-shard", 0, 1,
          "usage: add-shard [SOURCE_SHARD]\nAdds a shard by splitting SOURCE_SHARD (default: "
          "the shard with the most ring points):\nthe new shard takes half of its ring points "
@@ -340,14 +360,21 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
         k++;
     c->usage = ops[k].usage;
     view_opts_t o = {0};
-    static const struct option opts[] = {CTL_COMMON_OPTS, {0, 0, 0, 0}};
+    enum { OPT_CANCEL = 1000 };
+    static const struct option opts[] = {CTL_COMMON_OPTS, {"cancel", no_argument, 0, OPT_CANCEL},
+                                         {0, 0, 0, 0}};
     int opt, rc;
+    bool cancel = false;
     while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-        if ((rc = ctl_common(c, opt, argc, argv)) >= 0)
+        if (opt == OPT_CANCEL && k == 3)
+            cancel = true;
+        else if (opt == OPT_CANCEL)
+            return ctl_fail(c, EXIT_USAGE, "--cancel is an option of move-replica only");
+        else if ((rc = ctl_common(c, opt, argc, argv)) >= 0)
             return rc;
     (void)o;
     int n = argc - optind;
-    if ((rc = ctl_want_args(c, n, ops[k].lo, ops[k].hi)) >= 0)
+    if ((rc = ctl_want_args(c, n, cancel ? 1 : ops[k].lo, cancel ? 1 : ops[k].hi)) >= 0)
         return rc;
     uint64_t v[BROKER_ADMIN_MAX_REPLICAS] = {0};
     for (int i = 0; i < n && k != 1; i++)
@@ -372,7 +399,10 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
         st = shoal_admin_add_node(s, v[0], argv[optind + 1], argv[optind + 2], err, sizeof err);
         break;
     case 2: st = shoal_admin_remove_node(s, v[0], err, sizeof err); break;
-    case 3: st = shoal_admin_move_replica(s, (uint32_t)v[0], v[1], v[2], err, sizeof err); break;
+    case 3:
+        st = cancel ? shoal_admin_cancel_move(s, (uint32_t)v[0], err, sizeof err)
+                    : shoal_admin_move_replica(s, (uint32_t)v[0], v[1], v[2], err, sizeof err);
+        break;
     case 4: st = add_shard(c, s, n ? (int64_t)v[0] : -1, err, sizeof err); break;
     case 5: st = shoal_admin_compact(s, n ? (int64_t)v[0] : -1, err, sizeof err); break;
     default: st = shoal_admin_snapshot(s, n ? (int64_t)v[0] : -1, err, sizeof err); break;

@@ -28,7 +28,7 @@ static const char *main_usage =
     "admin:    status | top | events\n"
     "          transfer-leader SHARD NODE | add-node ID ENDPOINT PUB_ENDPOINT\n"
     "          remove-node ID | move-replica SHARD FROM TO | add-shard [SHARD]\n"
-    "          compact [SHARD] | snapshot [SHARD]\n"
+    "          move-replica --cancel SHARD | compact [SHARD] | snapshot [SHARD]\n"
     "cluster:  cluster up --dir DIR [--nodes N] [--shards S] [--replicas R] [--base-port P]\n"
     "          cluster down --dir DIR | cluster stop-node --dir DIR I [--kill]\n"
     "          cluster start-node --dir DIR I\n"

@@ -35,14 +35,14 @@ size_t shoal_fuzz_seed(unsigned i, uint8_t *buf, size_t cap)
 {
     size_t off = 0;
     for (unsigned k = 0; k < 1 + i % 4; k++) {
-        rlog_record_t r = {.type = (uint8_t)(1 + (i + k) % 3),
+        rlog_record_t r = {.type = (uint8_t)(1 + (i + k) % 4), /* DROP too */
                            .group = i,
                            .term = k + 1,
                            .index = i + k,
                            .commit = 7,
                            .etype = 0,
                            .data = (const uint8_t *)"payload-bytes",
-                           .len = (i + k) % 14};
+                           .len = (i + k) % 4 == 3 ? 0 : (i + k) % 14};
         size_t n = rlog_record_encode(&r, buf + off, cap - off);
         if (n == 0)
             break;

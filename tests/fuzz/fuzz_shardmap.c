@@ -40,6 +40,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mv.from_node = a % 8;
     mv.to_node = b % 8;
     check_err(shardmap_move(m, &mv, err, sizeof err), err);
+    if (b % 3 == 0) { /* a cancel, of this move or of one the input holds */
+        err[0] = '\0';
+        check_err(shardmap_cancel_move(m, mv.shard, err, sizeof err), err);
+    }
     const Shoal__ShardInfo *si = shardmap_shard(m, mv.shard);
     if (si)
         (void)shardmap_close_move(m, mv.shard, si->replicas, si->n_replicas);

@@ -43,7 +43,9 @@ want 1 "batch del" ctl get s/01
 # watch: sees the next changes with their shard and index
 # (a warm-up key until the watcher shows one: its subscription is then in place, where a
 # fixed sleep races with a loaded machine)
-ctl watch --prefix w/ >"$DIR/watch.out" 2>&1 &
+# shoalctl itself, not the ctl function: a kill of the function's subshell left the watcher
+# running after the test
+"$CTL" watch --prefix w/ >"$DIR/watch.out" 2>&1 &
 wpid=$!
 for _ in $(seq 100); do
     ctl put w/0 warm
@@ -69,6 +71,30 @@ grep -q "shards 4/4 with a leader" "$DIR/status.out" || { echo "FAIL: status lea
 ctl --json status | python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["shards"])==4 and len(d["nodes"])==3' ||
     { echo "FAIL: status --json"; FAIL=1; }
 [ "$(ctl events --no-follow | grep -c leader)" -ge 1 ] || { echo "FAIL: events has no leader event"; FAIL=1; }
+# the metadata group's row: its leader, its three members with match indexes, an applied
+# index (the shard map is stored); `shards` still lists the data shards only
+for _ in $(seq 50); do
+    ctl --json status >"$DIR/status.json"
+    python3 - "$DIR/status.json" <<'PY' && break
+import json, sys
+m = json.load(open(sys.argv[1]))["meta"]
+ok = (m and m["id"] == 4294967295 and m["leader"] in (0, 1, 2) and m["applied"] >= 1
+      and sorted(r["node"] for r in m["replicas"]) == [0, 1, 2] and m["commit"] >= m["applied"])
+sys.exit(0 if ok else 1)
+PY
+    sleep 0.2
+done
+python3 - "$DIR/status.json" <<'PY' || { echo "FAIL: status --json meta: $(cat "$DIR/status.json")"; FAIL=1; }
+import json, sys
+d = json.load(open(sys.argv[1]))
+m = d["meta"]
+assert m["leader"] in (0, 1, 2) and m["applied"] >= 1, m
+assert sorted(r["node"] for r in m["replicas"]) == [0, 1, 2], m
+assert all(s["id"] != 4294967295 for s in d["shards"]), d["shards"]
+PY
+ctl status >"$DIR/status.out"
+grep -Eq "^meta +[0-2] +[0-9]+ +[0-9]+ +[1-9][0-9]* .* [0-2]:[0-9]+ [0-2]:[0-9]+ [0-2]:[0-9]+" "$DIR/status.out" ||
+    { echo "FAIL: status table has no metadata row: $(cat "$DIR/status.out")"; FAIL=1; }
 
 # admin: move shard 0's leadership to another node; a snapshot of every shard
 leader=$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["shards"][0]["leader"])')

@@ -8,6 +8,9 @@
 #      of shard 2;
 #   4. shard 3's replica is moved from its leader to node 2 and both are killed (SIGKILL)
 #      right after the move was recorded, then restarted: the move completes;
+#   5. shard 0 is moved back onto the node it left in step 1, and the metadata group from
+#      node 0 to node 3 and back: each returning node starts an empty replica (snapshot),
+#      then both nodes restart;
 # then every acknowledged write must be readable with its value, the map version must have
 # moved by exactly the changes made, `shoalctl status` must show the new placement, the old
 # nodes' replica data must be gone, and bad admin input must get exit 2 with one clear line.
@@ -123,14 +126,63 @@ ctl cluster start-node --dir "$DIR" 2 >/dev/null || { echo "FAIL: restart node 2
 want_set=$(echo 0 1 2 3 | tr ' ' '\n' | grep -vx "$L3" | sort -n | tr '\n' ' ' | sed 's/ $//')
 wait_placement 10 3 "$want_set"
 
+# ---- 5. back onto nodes that deleted them: shard 0 to L0, the metadata group 0->3->0 --
+# Each node deleted its replica and its log dropped the group (a DROP record): the new
+# replica starts empty (a learner filled by a snapshot), never from the old records or
+# from the bootstrap configuration, and survives a restart.
+retry_admin() { # an admin command until it is not "retry" (exit 3/4: a change in flight)
+    local rc
+    for _ in $(seq 1 60); do
+        ctl "$@" >"$DIR/admin.out" 2>&1
+        rc=$?
+        [ "$rc" = 3 ] || [ "$rc" = 4 ] || break
+        sleep 0.25
+    done
+    [ "$rc" = 0 ] || { echo "FAIL: shoalctl $* (exit $rc): $(cat "$DIR/admin.out")"; FAIL=1; }
+}
+wait_version() { # map version >= $1
+    for _ in $(seq 1 150); do
+        [ "$(map_version 2>/dev/null || echo 0)" -ge "$1" ] && return 0
+        sleep 0.2
+    done
+    echo "FAIL: map version $(map_version 2>/dev/null), want >= $1"
+    FAIL=1
+}
+snaps_before=$(grep -c "shard 0: installed snapshot" "$DIR/logs/node-$L0.log")
+retry_admin move-replica 0 3 "$L0"
+wait_placement 12 0 "0 1 2"
+for _ in $(seq 1 50); do [ -d "$DIR/node-3/shard-0" ] || break; sleep 0.1; done
+[ -d "$DIR/node-3/shard-0" ] && { echo "FAIL: node 3 still has shard-0 data"; FAIL=1; }
+[ "$(grep -c "shard 0: installed snapshot" "$DIR/logs/node-$L0.log")" -gt "$snaps_before" ] ||
+    { echo "FAIL: node $L0 took shard 0 back without a snapshot"; FAIL=1; }
+retry_admin move-replica meta 0 3
+wait_version 14
+for _ in $(seq 1 50); do [ -d "$DIR/node-0/meta" ] || break; sleep 0.1; done
+[ -d "$DIR/node-0/meta" ] && { echo "FAIL: node 0 still has the metadata group's data"; FAIL=1; }
+retry_admin move-replica meta 3 0
+wait_version 16
+for _ in $(seq 1 50); do [ -d "$DIR/node-3/meta" ] || break; sleep 0.1; done
+[ -d "$DIR/node-3/meta" ] && { echo "FAIL: node 3 still has the metadata group's data"; FAIL=1; }
+[ -d "$DIR/node-0/meta" ] || { echo "FAIL: node 0 did not take the metadata group back"; FAIL=1; }
+# both restart from their logs (the returned groups' records after the DROP)
+for i in $(echo "$L0" 0 | tr ' ' '\n' | sort -u); do
+    ctl cluster stop-node --dir "$DIR" "$i" >/dev/null
+    ctl cluster start-node --dir "$DIR" "$i" >/dev/null || { echo "FAIL: restart node $i"; FAIL=1; }
+done
+# both were metadata hosts: wait for every shard's leader and the metadata group's too,
+# so the admin checks below do not meet an election
+for _ in $(seq 1 100); do
+    status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) and st['meta']['leader'] >= 0 else 1)" 2>/dev/null && break
+    sleep 0.2
+done
+
 # ---- stop the writers, check every acknowledged write ---------------------------------
 cl_check_writers "the moves"
 
 # ---- status shows the placement; bad input gets exit 2 --------------------------------
 ctl status >"$DIR/status.txt"
-grep -q "^shard map v10 " "$DIR/status.txt" || { echo "FAIL: status header:"; head -1 "$DIR/status.txt"; FAIL=1; }
+grep -q "^shard map v16 " "$DIR/status.txt" || { echo "FAIL: status header:"; head -1 "$DIR/status.txt"; FAIL=1; }
 grep -Eq "^4 +up " "$DIR/status.txt" || { echo "FAIL: node 4 not shown up"; cat "$DIR/status.txt"; FAIL=1; }
-want 2 "move a replica back onto a node that deleted it" ctl move-replica 0 3 "$L0"
 want 2 "move to the same node" ctl move-replica 0 3 3
 want 2 "move of an unknown shard" ctl move-replica 77 0 1
 want 2 "move from a node without the shard" ctl move-replica 2 1 4
@@ -151,13 +203,13 @@ echo "$err" | grep -q "move its replicas off first" ||
     { echo "FAIL: unclear error for remove-node: '$err'"; FAIL=1; }
 
 # a node that holds nothing is removed (registered, never started)
-check "add-node 5" ctl add-node 5 "tcp://127.0.0.1:$((P4 + 2))" "tcp://127.0.0.1:$((P4 + 3))"
-check "remove-node 5" ctl remove-node 5
+retry_admin add-node 5 "tcp://127.0.0.1:$((P4 + 2))" "tcp://127.0.0.1:$((P4 + 3))"
+retry_admin remove-node 5
 for _ in $(seq 1 50); do
-    [ "$(map_version)" -ge 12 ] && ! status_py "print([n['id'] for n in st['nodes']])" | grep -q 5 && break
+    [ "$(map_version)" -ge 18 ] && ! status_py "print([n['id'] for n in st['nodes']])" | grep -q 5 && break
     sleep 0.2
 done
-[ "$(map_version)" = 12 ] || { echo "FAIL: map version $(map_version), want 12"; FAIL=1; }
+[ "$(map_version)" = 18 ] || { echo "FAIL: map version $(map_version), want 18"; FAIL=1; }
 status_py "print([n['id'] for n in st['nodes']])" | grep -q 5 && { echo "FAIL: node 5 still shown"; FAIL=1; }
 
 kill -TERM "$(cat "$DIR/pids/node-4.pid")" 2>/dev/null

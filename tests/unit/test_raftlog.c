@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "actors/rlog.h"
+#include "engine/checksum.h"
 #include "engine/error.h"
 
 static char dir[256];
@@ -150,6 +151,100 @@ static void test_snapshot_compacts_and_gc(void **state)
     assert_int_equal(rlog_hardstate(l, 2, &t, &v, &c), 0); /* carried forward by gc */
     assert_int_equal(c, 20);
     assert_int_equal(rlog_last_index(l, 2), 20);
+    rlog_destroy(&l);
+}
+
+/* What a dropped group looks like: no entries, no snapshot mark, only its term and vote. */
+static void expect_dropped(rlog_t *l, uint32_t g, uint64_t term, uint64_t vote)
+{
+    uint64_t si, st, t, v, c;
+    const uint8_t *conf;
+    size_t cl;
+    assert_true(rlog_has_group(l, g));
+    assert_int_equal(rlog_first_index(l, g), 1);
+    assert_int_equal(rlog_last_index(l, g), 0);
+    assert_int_equal(rlog_snapshot(l, g, &si, &st, &conf, &cl), 0);
+    assert_int_equal(si, 0);
+    assert_int_equal(cl, 0);
+    assert_int_equal(rlog_hardstate(l, g, &t, &v, &c), 0);
+    assert_int_equal(t, term);
+    assert_int_equal(v, vote);
+    assert_int_equal(c, 0);
+    uint8_t et, *data;
+    size_t len;
+    assert_int_equal(rlog_entry(l, g, 1, &t, &et, &data, &len), SHOAL_ENOTFOUND);
+}
+
+/* A DROP record: recovery forgets the group's earlier entries and snapshot mark (keeping
+ * its term and vote), later records of the group start it again from scratch (a replica
+ * placed here again: snapshot first, then entries), other groups are untouched. */
+static void test_drop_group(void **state)
+{
+    rlog_t *l = open_log(NULL, 0);
+    for (uint64_t i = 1; i <= 10; i++) {
+        put(l, 1, 2, i);
+        put(l, 2, 2, i);
+    }
+    assert_int_equal(rlog_set_snapshot(l, 1, 5, 2, "conf", 4), 0);
+    assert_int_equal(rlog_set_hardstate(l, 1, 3, 7, 10), 0);
+    assert_int_equal(rlog_drop_group(l, 1), 0);
+    expect_dropped(l, 1, 3, 7);
+    assert_int_equal(rlog_sync(l), 0);
+    rlog_destroy(&l);
+
+    l = open_log(NULL, 0);
+    expect_dropped(l, 1, 3, 7);
+    assert_int_equal(rlog_last_index(l, 2), 10);
+    expect(l, 2, 2, 10);
+    /* the group comes back: a snapshot far past its old log, then entries after it */
+    assert_int_equal(rlog_append(l, 1, 9, 3, 0, "x", 1), SHOAL_EINVAL); /* not index 1 */
+    assert_int_equal(rlog_set_snapshot(l, 1, 100, 8, "new", 3), 0);
+    for (uint64_t i = 101; i <= 103; i++)
+        put(l, 1, 9, i);
+    assert_int_equal(rlog_set_hardstate(l, 1, 9, 4, 103), 0);
+    assert_int_equal(rlog_sync(l), 0);
+    rlog_destroy(&l);
+
+    l = open_log(NULL, 0);
+    uint64_t si, st, t, v, c;
+    const uint8_t *conf;
+    size_t cl;
+    assert_int_equal(rlog_snapshot(l, 1, &si, &st, &conf, &cl), 0);
+    assert_int_equal(si, 100);
+    assert_int_equal(st, 8);
+    assert_int_equal(cl, 3);
+    assert_memory_equal(conf, "new", 3);
+    assert_int_equal(rlog_first_index(l, 1), 101);
+    assert_int_equal(rlog_last_index(l, 1), 103);
+    expect(l, 1, 9, 103);
+    assert_int_equal(rlog_hardstate(l, 1, &t, &v, &c), 0);
+    assert_int_equal(t, 9);
+    assert_int_equal(c, 103);
+    expect(l, 2, 2, 1);
+    rlog_destroy(&l);
+}
+
+/* A dropped group pins no segment: gc deletes the segments of its old records (the DROP's
+ * too, its term and vote carried forward), and the log still opens with the group dropped. */
+static void test_drop_group_gc(void **state)
+{
+    rlog_t *l = open_log(NULL, 4096);
+    for (uint64_t i = 1; i <= 800; i++)
+        put(l, 1, 1, i);
+    assert_int_equal(rlog_set_hardstate(l, 1, 1, 1, 800), 0);
+    assert_int_equal(rlog_sync(l), 0);
+    size_t before = rlog_segment_count(l);
+    assert_true(before > 5);
+    assert_int_equal(rlog_drop_group(l, 1), 0);
+    put(l, 2, 1, 1); /* another group writes on */
+    assert_int_equal(rlog_sync(l), 0);
+    assert_int_equal(rlog_gc(l), 0);
+    assert_true(rlog_segment_count(l) <= 2);
+    expect_dropped(l, 1, 1, 1);
+    rlog_destroy(&l);
+    l = open_log(NULL, 4096);
+    expect_dropped(l, 1, 1, 1);
+    expect(l, 2, 1, 1);
     rlog_destroy(&l);
 }
 
@@ -395,6 +490,28 @@ static void test_decoder_rejects(void **state)
     buf[n - 1] ^= 1;
     assert_int_equal(rlog_record_decode(buf, n, &out, &used, &why), RLOG_DEC_BAD);
     assert_non_null(why);
+
+    /* a DROP carries term and vote and nothing else: a longer body is refused even with a
+     * good checksum */
+    rlog_record_t d = {.type = RLOG_REC_DROP, .group = 4, .term = 6, .index = 2};
+    n = rlog_record_encode(&d, buf, sizeof buf);
+    assert_int_equal(n, RLOG_HEADER + 21);
+    assert_int_equal(rlog_record_decode(buf, n, &out, &used, &why), RLOG_DEC_OK);
+    assert_int_equal(out.type, RLOG_REC_DROP);
+    assert_int_equal(out.group, 4);
+    assert_int_equal(out.term, 6);
+    assert_int_equal(out.index, 2);
+    rlog_record_t s = {.type = RLOG_REC_SNAPSHOT, .group = 4, .data = (const uint8_t *)"x", .len = 1};
+    n = rlog_record_encode(&s, buf, sizeof buf);
+    buf[RLOG_HEADER] = RLOG_REC_DROP; /* a DROP of 22 bytes, checksum redone */
+    buf[0] = buf[1] = buf[2] = buf[3] = 0;
+    uint8_t fixed[64];
+    memcpy(fixed, buf, n);
+    uint32_t sum = shoal_checksum32(fixed + 4, 4 + 22);
+    for (int i = 0; i < 4; i++)
+        fixed[i] = (uint8_t)(sum >> (8 * i));
+    assert_int_equal(rlog_record_decode(fixed, n, &out, &used, &why), RLOG_DEC_BAD);
+    assert_non_null(strstr(why, "type"));
 }
 
 int main(void)
@@ -403,6 +520,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roundtrip_many_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_truncates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_compacts_and_gc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_group_gc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_past_log_clears, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_one_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_middle_refused, setup, teardown),

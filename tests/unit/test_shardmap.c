@@ -110,6 +110,31 @@ static void test_move(void **state)
     expect_move_refused(m, 1, 1, 2, "already holds");
     expect_move_refused(m, 1, 1, 9, "not in the shard map");
 
+    /* cancel: FROM back in TO's place, TO leaving (the same move the other way); a second
+     * cancel restores the move; a shard without an open move has nothing to cancel */
+    char cerr[256] = "";
+    assert_int_equal(shardmap_cancel_move(m, 1, cerr, sizeof cerr), -1);
+    assert_non_null(strstr(cerr, "no move in progress"));
+    assert_int_equal(shardmap_cancel_move(m, 0, cerr, sizeof cerr), 0);
+    s0 = shardmap_shard(m, 0);
+    assert_true(shardmap_has(s0->replicas, 3, 1));
+    assert_false(shardmap_has(s0->replicas, 3, 3));
+    assert_int_equal(s0->n_leaving, 1);
+    assert_int_equal(s0->leaving[0], 3);
+    assert_int_equal(s0->arriving[0], 1);
+    uint64_t undone[] = {0, 1, 2};
+    Shoal__ShardMap *c2 = shardmap_copy(m); /* closing the cancelled move retires TO */
+    assert_true(shardmap_close_move(c2, 0, undone, 3));
+    assert_true(shardmap_has(shardmap_shard(c2, 0)->retired, shardmap_shard(c2, 0)->n_retired, 3));
+    assert_int_equal(shardmap_shard(c2, 0)->n_arriving, 0);
+    assert_int_equal(shardmap_cancel_move(c2, 0, cerr, sizeof cerr), -1);
+    shardmap_free(&c2);
+    assert_int_equal(shardmap_cancel_move(m, 0, cerr, sizeof cerr), 0);
+    s0 = shardmap_shard(m, 0);
+    assert_true(shardmap_has(s0->replicas, 3, 3));
+    assert_int_equal(s0->leaving[0], 1);
+    assert_int_equal(s0->arriving[0], 3);
+
     /* the move closes only on exactly the new placement */
     uint64_t wrong[] = {0, 1, 2}, partial[] = {0, 2}, right[] = {3, 2, 0};
     assert_false(shardmap_close_move(m, 0, wrong, 3));
@@ -121,7 +146,23 @@ static void test_move(void **state)
     assert_int_equal(s0->n_retired, 1);
     assert_int_equal(s0->retired[0], 1);
     assert_false(shardmap_close_move(m, 0, right, 3)); /* closed once */
-    expect_move_refused(m, 0, 3, 1, "held shard 0 before");
+    /* back onto the node that deleted it: allowed, and it stays retired (its new replica
+     * starts empty, not from the bootstrap configuration) */
+    Shoal__MoveReplicaRequest back = SHOAL__MOVE_REPLICA_REQUEST__INIT;
+    back.shard = 0;
+    back.from_node = 3;
+    back.to_node = 1;
+    char berr[256] = "";
+    assert_int_equal(shardmap_move(m, &back, berr, sizeof berr), 0);
+    s0 = shardmap_shard(m, 0);
+    assert_true(shardmap_has(s0->replicas, 3, 1));
+    assert_int_equal(s0->leaving[0], 3);
+    uint64_t back_voters[] = {1, 2, 0};
+    assert_true(shardmap_close_move(m, 0, back_voters, 3));
+    s0 = shardmap_shard(m, 0);
+    assert_int_equal(s0->n_retired, 2); /* 1 stays, 3 joins */
+    assert_true(shardmap_has(s0->retired, 2, 1));
+    assert_true(shardmap_has(s0->retired, 2, 3));
 
     /* edits survive a round trip through the stored bytes */
     size_t len;
@@ -234,7 +275,7 @@ static void test_move_meta(void **state)
     assert_true(shardmap_close_move(m, SHOAL_META_GROUP, right, 3));
     assert_int_equal(meta->n_leaving, 0);
     assert_int_equal(meta->n_retired, 1);
-    expect_move_refused(m, SHOAL_META_GROUP, 1, 0, "deleted it");
+    expect_move_refused(m, SHOAL_META_GROUP, 1, 2, "already holds");
     assert_int_equal(shardmap_meta_nodes(m, &c, ids, 8), 3);
     assert_false(shardmap_has(ids, 3, 0));
     shardmap_free(&m);

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# cluster_cancel.sh - cancelling an unfinished move (`shoalctl move-replica --cancel SHARD`,
+# docs/OPERATIONS.md "Changing the placement") with writers running through libshoal:
+#   1. node 3 is down; shard 0's replica is moved from its leader to node 3, so the move
+#      stays open (node 3 is added as a learner that never catches up); the cancel puts the
+#      leader back and lists node 3 as leaving, the group removes the learner, and the map
+#      closes the move with shard 0 on its first three nodes again;
+#   2. the same for the metadata group (move-replica meta 0 3, then --cancel meta);
+#   3. node 3 starts and holds no replica; bad --cancel input gets exit 2;
+# then every acknowledged write must be readable with its value.
+source "$(dirname "$0")/cluster_lib.sh"
+
+cl_up 4 1 3 # shard 0 on nodes 0 1 2; the metadata group on 0 1 2; node 3 holds nothing
+
+status_py() { ctl status --json | python3 -c "import json,sys; st=json.load(sys.stdin); $1"; }
+map_version() { status_py "print(st['map_version'])"; }
+wait_version() { # map version >= $1
+    for _ in $(seq 1 150); do
+        [ "$(map_version 2>/dev/null || echo 0)" -ge "$1" ] && return 0
+        sleep 0.2
+    done
+    echo "FAIL: map version $(map_version 2>/dev/null), want >= $1"
+    FAIL=1
+}
+retry_admin() { # an admin command until it is not "retry" (exit 3/4: a change in flight)
+    local rc
+    for _ in $(seq 1 60); do
+        ctl "$@" >"$DIR/admin.out" 2>&1
+        rc=$?
+        [ "$rc" = 3 ] || [ "$rc" = 4 ] || break
+        sleep 0.25
+    done
+    [ "$rc" = 0 ] || { echo "FAIL: shoalctl $* (exit $rc): $(cat "$DIR/admin.out")"; FAIL=1; }
+}
+# "replicas|leaving" of shard $1 (meta: the metadata group) in the map
+placement_of() {
+    status_py "
+s = st['meta'] if '$1' == 'meta' else [s for s in st['shards'] if s['id'] == $1][0]
+print(' '.join(str(r['node']) for r in sorted(s['replicas'], key=lambda r: r['node'])) + '|' + ' '.join(map(str, s['leaving'])))"
+}
+
+for _ in $(seq 1 100); do
+    status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) and st['meta']['leader'] >= 0 else 1)" 2>/dev/null && break
+    sleep 0.2
+done
+cl_start_writers 1
+sleep 1
+ctl cluster stop-node --dir "$DIR" 3 >/dev/null
+
+# ---- 1. a data shard's move onto a node that is down, cancelled --------------------------
+L=$(status_py "print(st['shards'][0]['leader'])")
+want 2 "cancel without a move in progress" ctl move-replica --cancel 0
+retry_admin move-replica 0 "$L" 3
+wait_version 2
+sleep 1 # the leader adds node 3 as a learner, which never catches up
+[ "$(placement_of 0)" = "$(echo 0 1 2 3 | tr ' ' '\n' | grep -vx "$L" | tr '\n' ' ' | sed 's/ $//')|$L" ] ||
+    { echo "FAIL: open move: shard 0 placement '$(placement_of 0)'"; FAIL=1; }
+retry_admin move-replica --cancel 0
+wait_version 4 # v3 the cancel, v4 the move closed once the learner was removed
+[ "$(placement_of 0)" = "0 1 2|" ] || { echo "FAIL: after the cancel: shard 0 placement '$(placement_of 0)'"; FAIL=1; }
+grep -hq "shard 0: configuration change: remove node 3" "$DIR"/logs/node-*.log ||
+    { echo "FAIL: no node removed node 3's learner from shard 0"; FAIL=1; }
+
+# ---- 2. the metadata group's move, cancelled ---------------------------------------------
+retry_admin move-replica meta 0 3
+wait_version 5
+sleep 1
+retry_admin move-replica --cancel meta
+wait_version 7
+[ "$(placement_of meta)" = "0 1 2|" ] || { echo "FAIL: after the cancel: metadata placement '$(placement_of meta)'"; FAIL=1; }
+
+# ---- 3. node 3 comes back and holds nothing; bad input ---------------------------------
+ctl cluster start-node --dir "$DIR" 3 >/dev/null || { echo "FAIL: start node 3"; FAIL=1; }
+sleep 2
+[ -d "$DIR/node-3/shard-0" ] && { echo "FAIL: node 3 opened shard 0"; FAIL=1; }
+[ -d "$DIR/node-3/meta" ] && { echo "FAIL: node 3 opened the metadata group"; FAIL=1; }
+want 2 "cancel after the move closed" ctl move-replica --cancel 0
+want 2 "cancel of an unknown shard" ctl move-replica --cancel 77
+want 2 "cancel without a shard" ctl move-replica --cancel
+want 2 "cancel with FROM and TO" ctl move-replica --cancel 0 1 2
+want 2 "cancel as an option of another command" ctl transfer-leader --cancel 0 1
+err=$(ctl move-replica --cancel 0 2>&1 >/dev/null)
+[ "$(echo "$err" | wc -l)" = 1 ] && echo "$err" | grep -q "no move in progress" ||
+    { echo "FAIL: unclear error for a cancel without a move: '$err'"; FAIL=1; }
+[ "$(map_version)" = 7 ] || { echo "FAIL: map version $(map_version), want 7"; FAIL=1; }
+
+sleep 1
+cl_check_writers "the cancelled moves"
+[ "$FAIL" = 0 ] && echo "cluster_cancel: ok"
+exit "$FAIL"
