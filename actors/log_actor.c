@@ -43,6 +43,7 @@ static void commit_batches(zsock_t *pipe, log_args_t *a, persist_batch_t **b, si
 {
     int rc = 0;
     bool snaps = false, entries = false;
+    rlog_lock(a->log);
     for (size_t k = 0; k < n; k++)
         for (size_t i = 0; i < b[k]->n; i++) {
             entries |= b[k]->items[i].n_entries > 0;
@@ -66,6 +67,7 @@ static void commit_batches(zsock_t *pipe, log_args_t *a, persist_batch_t **b, si
         zsys_error("log: sync failed: %s", shoal_strerror(rc));
     if (rc == 0 && snaps && rlog_gc(a->log) != 0)
         zsys_warning("log: deleting old segments failed (retried at the next snapshot)");
+    rlog_unlock(a->log);
     for (size_t k = 0; k < n; k++) {
         b[k]->rc = rc;
         b[k]->sync_us = took;

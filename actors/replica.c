@@ -185,12 +185,15 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
     uint64_t ids[NODE_MAX_NODES];
     const uint8_t *conf = NULL;
     size_t conf_len = 0;
+    /* a replica opened at runtime reads the log while the log actor may write it */
+    rlog_lock(n->rlog);
     if (rlog_has_group(n->rlog, r->group)) {
         rlog_hardstate(n->rlog, r->group, &rs.hard_state.term, &rs.hard_state.vote,
                        &rs.hard_state.commit);
         rlog_snapshot(n->rlog, r->group, &rs.snapshot.index, &rs.snapshot.term, &conf, &conf_len);
     }
     if (conf_len && transport_conf_decode(conf, conf_len, &rs.snapshot.conf) != 0) {
+        rlog_unlock(n->rlog);
         snprintf(err, errlen, "shard %u: configuration in the log does not decode", r->group);
         return SHOAL_ECORRUPT;
     }
@@ -212,6 +215,7 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
         rs.snapshot.conf.n_voters = member ? k : 0;
     }
     if (applied < rs.snapshot.index) {
+        rlog_unlock(n->rlog);
         snprintf(err, errlen,
                  "shard %u: engine applied index %" PRIu64 " is behind the log's snapshot %" PRIu64,
                  r->group, applied, rs.snapshot.index);
@@ -230,6 +234,7 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
         ents[i].index = first + i;
         ents[i].type = (raft_entry_type_t)et;
     }
+    rlog_unlock(n->rlog);
     if (applied > last)
         applied = last > rs.snapshot.index ? last : rs.snapshot.index;
     if (rs.hard_state.commit < applied)

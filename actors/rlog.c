@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,7 @@ struct rlog_t {
     size_t ngroups, capgroups;
     uint8_t *buf; /* records not yet written to the active segment */
     size_t buflen, bufcap;
+    pthread_mutex_t mu; /* rlog_lock: the log actor's batch against a runtime replica open */
 };
 
 /* ---- little-endian helpers ---------------------------------------------------------- */
@@ -541,6 +543,7 @@ int rlog_open(const char *dir, const rlog_io_t *io, const rlog_options_t *opts, 
         free(self);
         return SHOAL_ENOMEM;
     }
+    pthread_mutex_init(&self->mu, NULL);
     self->io = io ? io : rlog_io_posix();
     self->segment_bytes = opts && opts->segment_bytes ? opts->segment_bytes : DEFAULT_SEGMENT_BYTES;
     self->prealloc_bytes = opts ? opts->prealloc_bytes : 0;
@@ -569,6 +572,7 @@ void rlog_destroy(rlog_t **self_p)
     free(self->segs);
     free(self->buf);
     free(self->dir);
+    pthread_mutex_destroy(&self->mu);
     free(self);
     *self_p = NULL;
 }
@@ -733,6 +737,16 @@ int rlog_set_snapshot(rlog_t *self, uint32_t group, uint64_t index, uint64_t ter
     if (rc)
         return rc;
     return group_put_snapshot(g, index, term, conf, conf_len, active(self)->seq);
+}
+
+void rlog_lock(rlog_t *self)
+{
+    pthread_mutex_lock(&self->mu);
+}
+
+void rlog_unlock(rlog_t *self)
+{
+    pthread_mutex_unlock(&self->mu);
 }
 
 int rlog_drop_group(rlog_t *self, uint32_t group)

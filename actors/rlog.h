@@ -94,6 +94,12 @@ int rlog_sync(rlog_t *self);
  * snapshot marks of idle groups forward first so old segments can go. */
 int rlog_gc(rlog_t *self);
 
+/* The log is not thread-safe. The log actor holds this lock while it writes, syncs and
+ * collects a batch; the node thread takes it to read the log while the log actor may be
+ * working (a replica opened at runtime by a move or a split). */
+void rlog_lock(rlog_t *self);
+void rlog_unlock(rlog_t *self);
+
 /* Reading. All return SHOAL_ENOTFOUND for an unknown group or index out of range. */
 bool rlog_has_group(rlog_t *self, uint32_t group);
 uint64_t rlog_first_index(rlog_t *self, uint32_t group); /* snapshot index + 1 */
