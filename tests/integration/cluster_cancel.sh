@@ -12,26 +12,6 @@ source "$(dirname "$0")/cluster_lib.sh"
 
 cl_up 4 1 3 # shard 0 on nodes 0 1 2; the metadata group on 0 1 2; node 3 holds nothing
 
-status_py() { ctl status --json | python3 -c "import json,sys; st=json.load(sys.stdin); $1"; }
-map_version() { status_py "print(st['map_version'])"; }
-wait_version() { # map version >= $1
-    for _ in $(seq 1 150); do
-        [ "$(map_version 2>/dev/null || echo 0)" -ge "$1" ] && return 0
-        sleep 0.2
-    done
-    echo "FAIL: map version $(map_version 2>/dev/null), want >= $1"
-    FAIL=1
-}
-retry_admin() { # an admin command until it is not "retry" (exit 3/4: a change in flight)
-    local rc
-    for _ in $(seq 1 60); do
-        ctl "$@" >"$DIR/admin.out" 2>&1
-        rc=$?
-        [ "$rc" = 3 ] || [ "$rc" = 4 ] || break
-        sleep 0.25
-    done
-    [ "$rc" = 0 ] || { echo "FAIL: shoalctl $* (exit $rc): $(cat "$DIR/admin.out")"; FAIL=1; }
-}
 # "replicas|leaving" of shard $1 (meta: the metadata group) in the map
 placement_of() {
     status_py "

@@ -14,6 +14,36 @@ FAIL=0
 
 ctl() { "$CTL" "$@"; }
 
+# Shard map and status helpers over `shoalctl status --json`.
+status_py() { # runs python over `status --json` (as st) with the statements in $1
+    ctl status --json | python3 -c "import json,sys; st=json.load(sys.stdin); $1"
+}
+map_version() { status_py "print(st['map_version'])"; }
+leader_of() { status_py "print([s['leader'] for s in st['shards'] if s['id']==$1][0])"; }
+replicas_of() { # the replica nodes of shard $1, sorted
+    status_py "print(' '.join(str(r['node']) for r in sorted([s for s in st['shards'] if s['id']==$1][0]['replicas'], key=lambda r: r['node'])))"
+}
+wait_version() { # map version >= $1
+    for _ in $(seq 1 150); do
+        [ "$(map_version 2>/dev/null || echo 0)" -ge "$1" ] && return 0
+        sleep 0.2
+    done
+    echo "FAIL: map version $(map_version 2>/dev/null), want >= $1"
+    FAIL=1
+}
+# Runs an admin command until it is not "retry" (exit 3/4): a map change in flight, or the
+# metadata group electing after a node stopped.
+retry_admin() {
+    local rc
+    for _ in $(seq 1 60); do
+        ctl "$@" >"$DIR/admin.out" 2>&1
+        rc=$?
+        [ "$rc" = 3 ] || [ "$rc" = 4 ] || break
+        sleep 0.25
+    done
+    [ "$rc" = 0 ] || { echo "FAIL: shoalctl $* (exit $rc): $(cat "$DIR/admin.out")"; FAIL=1; }
+}
+
 # A base port whose broker ports and first 16 node ports are free.
 free_base() {
     python3 - <<'PY'

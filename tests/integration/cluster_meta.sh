@@ -15,36 +15,11 @@ source "$(dirname "$0")/cluster_lib.sh"
 
 cl_up 4 2 3 # shard 0 on nodes 0 1 2, shard 1 on 1 2 3; the metadata group on 0 1 2
 
-status_py() { ctl status --json | python3 -c "import json,sys; st=json.load(sys.stdin); $1"; }
-map_version() { status_py "print(st['map_version'])"; }
-replicas_of() {
-    status_py "print(' '.join(str(r['node']) for r in sorted([s for s in st['shards'] if s['id']==$1][0]['replicas'], key=lambda r: r['node'])))"
-}
 meta_leader() { # the metadata leader of the highest term any node logged
     cat "$DIR"/logs/node-*.log | python3 -c "
 import re, sys
 seen = [(int(t), int(l)) for l, t in re.findall(r'shard 4294967295: leader is node (\d+) \(term (\d+)\)', sys.stdin.read())]
 print(max(seen)[1] if seen else '')"
-}
-wait_version() { # map version >= $1
-    for _ in $(seq 1 150); do
-        [ "$(map_version 2>/dev/null || echo 0)" -ge "$1" ] && return 0
-        sleep 0.2
-    done
-    echo "FAIL: map version $(map_version 2>/dev/null), want >= $1"
-    FAIL=1
-}
-# Runs an admin command until it is not "retry" (exit 3): a map change in flight, or the
-# metadata group electing after a node stopped.
-retry_admin() {
-    local rc
-    for _ in $(seq 1 60); do
-        ctl "$@" >"$DIR/admin.out" 2>&1
-        rc=$?
-        [ "$rc" = 3 ] || [ "$rc" = 4 ] || break
-        sleep 0.25
-    done
-    [ "$rc" = 0 ] || { echo "FAIL: shoalctl $* (exit $rc): $(cat "$DIR/admin.out")"; FAIL=1; }
 }
 
 for _ in $(seq 1 100); do

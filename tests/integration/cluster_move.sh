@@ -28,14 +28,6 @@ for i in 0 1 2 3; do
     ctl cluster start-node --dir "$DIR" "$i" >/dev/null || { echo "FAIL: restart node $i"; FAIL=1; }
 done
 
-status_py() { # runs python over `status --json` (stdin) with the expression in $1
-    ctl status --json | python3 -c "import json,sys; st=json.load(sys.stdin); $1"
-}
-leader_of() { status_py "print([s['leader'] for s in st['shards'] if s['id']==$1][0])"; }
-replicas_of() {
-    status_py "print(' '.join(str(r['node']) for r in sorted([s for s in st['shards'] if s['id']==$1][0]['replicas'], key=lambda r: r['node'])))"
-}
-map_version() { status_py "print(st['map_version'])"; }
 
 # Waits until the map reaches version $1 and shard $2 sits on nodes "$3" (sorted).
 wait_placement() {
@@ -130,24 +122,6 @@ wait_placement 10 3 "$want_set"
 # Each node deleted its replica and its log dropped the group (a DROP record): the new
 # replica starts empty (a learner filled by a snapshot), never from the old records or
 # from the bootstrap configuration, and survives a restart.
-retry_admin() { # an admin command until it is not "retry" (exit 3/4: a change in flight)
-    local rc
-    for _ in $(seq 1 60); do
-        ctl "$@" >"$DIR/admin.out" 2>&1
-        rc=$?
-        [ "$rc" = 3 ] || [ "$rc" = 4 ] || break
-        sleep 0.25
-    done
-    [ "$rc" = 0 ] || { echo "FAIL: shoalctl $* (exit $rc): $(cat "$DIR/admin.out")"; FAIL=1; }
-}
-wait_version() { # map version >= $1
-    for _ in $(seq 1 150); do
-        [ "$(map_version 2>/dev/null || echo 0)" -ge "$1" ] && return 0
-        sleep 0.2
-    done
-    echo "FAIL: map version $(map_version 2>/dev/null), want >= $1"
-    FAIL=1
-}
 snaps_before=$(grep -c "shard 0: installed snapshot" "$DIR/logs/node-$L0.log")
 retry_admin move-replica 0 3 "$L0"
 wait_placement 12 0 "0 1 2"

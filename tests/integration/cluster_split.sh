@@ -25,9 +25,6 @@ for i in 0 1 2; do
     ctl cluster start-node --dir "$DIR" "$i" >/dev/null || { echo "FAIL: restart node $i"; FAIL=1; }
 done
 
-status_py() { ctl status --json | python3 -c "import json,sys; st=json.load(sys.stdin); $1"; }
-leader_of() { status_py "print([s['leader'] for s in st['shards'] if s['id']==$1][0])"; }
-map_version() { status_py "print(st['map_version'])"; }
 # Waits until shard $1 is listed with a leader and the map reached version $2.
 wait_serving() {
     for _ in $(seq 1 150); do
