@@ -217,28 +217,30 @@ int shoal_admin_remove_node(shoal_t *self, uint64_t id, char *err, size_t errlen
     return admin_simple(self, &req, err, errlen);
 }
 
-int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint64_t to, char *err,
-                             size_t errlen)
+/* A move and its cancel are one request: the cancel names only the shard. */
+static int admin_move(shoal_t *self, uint32_t shard, uint64_t from, uint64_t to, bool cancel,
+                      char *err, size_t errlen)
 {
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     Shoal__MoveReplicaRequest m = SHOAL__MOVE_REPLICA_REQUEST__INIT;
     m.shard = shard;
     m.from_node = from;
     m.to_node = to;
+    m.cancel = cancel;
     req.op_case = SHOAL__ADMIN_REQUEST__OP_MOVE;
     req.move = &m;
     return admin_simple(self, &req, err, errlen);
 }
 
+int shoal_admin_move_replica(shoal_t *self, uint32_t shard, uint64_t from, uint64_t to, char *err,
+                             size_t errlen)
+{
+    return admin_move(self, shard, from, to, false, err, errlen);
+}
+
 int shoal_admin_cancel_move(shoal_t *self, uint32_t shard, char *err, size_t errlen)
 {
-    Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
-    Shoal__MoveReplicaRequest m = SHOAL__MOVE_REPLICA_REQUEST__INIT;
-    m.shard = shard;
-    m.cancel = true;
-    req.op_case = SHOAL__ADMIN_REQUEST__OP_MOVE;
-    req.move = &m;
-    return admin_simple(self, &req, err, errlen);
+    return admin_move(self, shard, 0, 0, true, err, errlen);
 }
 
 int shoal_admin_add_shard(shoal_t *self, int64_t source, uint32_t *new_shard, uint32_t *from,
