@@ -38,7 +38,7 @@ sleep 1
 want 2 "move-replica meta from a node without it" ctl move-replica meta 3 0
 check "move-replica meta $ML 3 (the metadata leader leaves)" ctl move-replica meta "$ML" 3
 wait_version 3 # v2 records the move, v3 closes it once the group's voters match
-for _ in $(seq 1 50); do [ -d "$DIR/node-$ML/meta" ] || break; sleep 0.1; done
+for _ in $(seq 1 200); do [ -d "$DIR/node-$ML/meta" ] || break; sleep 0.1; done
 [ -d "$DIR/node-$ML/meta" ] && { echo "FAIL: node $ML still has the metadata group's data"; FAIL=1; }
 [ -d "$DIR/node-3/meta" ] || { echo "FAIL: node 3 has no metadata replica"; FAIL=1; }
 grep -q "metadata group placed here" "$DIR/logs/node-3.log" ||
