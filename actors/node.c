@@ -91,9 +91,12 @@ static void read_now(replica_t *r, waiter_t *w)
     replica_send_job(r, job);
 }
 
+/* A leader confirms the read itself; a follower that knows its leader asks it for the
+ * read index (the core sends MSG_READ_INDEX) and serves the read once it has applied that
+ * far, which is what etcd's members do for a linearizable read. */
 static void linear_read(replica_t *r, waiter_t *w)
 {
-    if (r->role != RAFT_LEADER) {
+    if (r->role != RAFT_LEADER && (r->role != RAFT_FOLLOWER || !r->leader)) {
         replica_not_leader(r, w);
         node_reply(r->node, &w);
         return;
