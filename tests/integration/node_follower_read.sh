@@ -4,8 +4,8 @@
 #   1. every write acknowledged by the leader is seen by a read sent right after it to a
 #      follower only (no NOT_LEADER redirect allowed), 120 times per mode, and 15 times by
 #      a follower that was paused while the write committed and is read as it resumes;
-#   2. a follower whose leader is paused never answers with a value: its forwarded read is
-#      failed (NOT_LEADER) or times out;
+#   2. a follower cut off from both other nodes (paused) never answers with a value: its
+#      forwarded read is failed (NOT_LEADER) or times out;
 #   3. after a new leader wrote a new value, the old leader, resumed, never answers with
 #      the old one, and once it follows it serves the new one.
 source "$(dirname "$0")/node_lib.sh"
@@ -56,13 +56,20 @@ for mode in read_index lease; do
     done
     echo "$mode: 15 reads on a follower that missed the write saw it"
 
-    # 2. a follower cut off from its leader answers no value
+    # 2. a follower cut off from the others (both paused: it cannot become leader either)
+    # answers no value
+    L=$(leader_of 0)
+    F=$(((L + 1) % 3))
+    G=$(((L + 2) % 3))
     node_pause "$L"
+    node_pause "$G"
     if out=$(only "$F" 1500 get 0 k 2>&1); then
         node_resume "$L"
-        fail "$mode: follower node $F answered '$out' while its leader node $L was paused"
+        node_resume "$G"
+        fail "$mode: follower node $F answered '$out' while nodes $L and $G were paused"
     fi
-    # 3. the others elect a leader and write; the old leader never shows the old value
+    # 3. F and G elect a leader and write; the old leader never shows the old value
+    node_resume "$G"
     client put 0 k "$mode-new" >/dev/null || fail "$mode: put on the new leader"
     node_resume "$L"
     served=0
