@@ -11,10 +11,11 @@
 
 #include "engine/error.h"
 
-/* A window of 1 MiB is ~9,000 100-byte puts per mmap/munmap pair; allocating 8 MiB at a
- * time keeps fallocate (a metadata change the next fdatasync must commit) rare. */
+/* A window of 1 MiB is ~9,000 100-byte puts per mmap/munmap/fallocate. Space is allocated
+ * one window at a time: allocated blocks count in the store's size on disk (du), so a
+ * bigger step (8 MiB was tried) shows as up to that much more disk per open WAL. */
 #define WINDOW ((size_t)1 << 20)
-#define CHUNK ((uint64_t)8 << 20)
+#define PROBE 4096 /* allocated at open to learn whether this file system can */
 
 struct px_log {
     int fd;
@@ -26,11 +27,11 @@ struct px_log {
 
 static int alloc_ahead(px_log_t *l, uint64_t need)
 {
-    while (l->alloc < need) {
-        if (fallocate(l->fd, 0, (off_t)l->alloc, (off_t)CHUNK) != 0)
-            return SHOAL_EIO; /* ENOSPC included: the write fails, as write() would */
-        l->alloc += CHUNK;
-    }
+    if (l->alloc >= need)
+        return 0;
+    if (fallocate(l->fd, 0, (off_t)l->alloc, (off_t)(need - l->alloc)) != 0)
+        return SHOAL_EIO; /* ENOSPC included: the write fails, as write() would */
+    l->alloc = need;
     return 0;
 }
 
@@ -48,7 +49,7 @@ px_log_t *px_log_new(int fd)
     if (!l)
         return NULL;
     l->fd = fd;
-    if (alloc_ahead(l, CHUNK) != 0) { /* e.g. EOPNOTSUPP: no allocation ahead here */
+    if (alloc_ahead(l, PROBE) != 0) { /* e.g. EOPNOTSUPP: no allocation ahead here */
         trim(l); /* in case it allocated part: plain appends start at 0 */
         free(l);
         return NULL;

@@ -255,7 +255,7 @@ static void killed_writer(const char *dir, int n)
     _exit(4);
 }
 
-/* The killed writer's WAL must end in space allocated ahead (whole 8 MiB steps), else this
+/* The killed writer's WAL must end in space allocated ahead (whole 1 MiB steps), else this
  * test ran the write() fallback (a file system without fallocate) and says so. */
 static void log_is_allocated_ahead(const char *dir)
 {
@@ -271,7 +271,7 @@ static void log_is_allocated_ahead(const char *dir)
         struct stat sb;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         CHECK(stat(path, &sb) == 0, "stat %s", path);
-        if (sb.st_size > 0 && sb.st_size % (8 << 20) == 0)
+        if (sb.st_size > 0 && sb.st_size % (1 << 20) == 0)
             logs++;
     }
     closedir(d);
@@ -282,7 +282,7 @@ static void log_is_allocated_ahead(const char *dir)
 /* On disk (posix env): the WAL is stored through a shared mapping of space allocated
  * ahead; a process killed after unsynced puts must keep every one of them (they are in
  * the page cache), and recovery must stop at the zeros after the last record. 100k puts
- * of ~130 bytes cross the 1 MiB mapping windows and the 8 MiB allocation steps. */
+ * of ~130 bytes cross a dozen 1 MiB mapping windows. */
 static void test_posix_kill_keeps_unsynced_puts(void **state)
 {
     char dir[256];
