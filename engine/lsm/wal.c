@@ -70,15 +70,34 @@ void lsm_wal_reader_init(lsm_wal_reader_t *r, const char *data, size_t len, cons
     r->torn = false;
 }
 
-/* True when some well-formed record starts after `from`: then the bad record at `from` is
- * not the torn end of the log but damage in its middle. Only run on the error path. */
-static bool valid_record_after(const lsm_wal_reader_t *r, size_t from)
+/* The offset of the first well-formed record after `from`, or 0 when there is none: then
+ * the bad record at `from` is the torn end of the log, else damage in its middle. Only run
+ * on the error path. */
+static size_t valid_record_after(const lsm_wal_reader_t *r, size_t from)
 {
     for (size_t off = from + 1; off + LSM_WAL_HEADER <= r->len; off++) {
         const char *p = r->data + off;
         uint32_t n = lsm_get_fixed32(p + 4);
         if (n <= r->len - off - LSM_WAL_HEADER &&
             lsm_get_fixed32(p) == shoal_checksum32(p + 4, (size_t)n + 4))
+            return off;
+    }
+    return 0;
+}
+
+/* True when [from, to) holds a whole page-aligned page of zeros. A log appended through a
+ * mapping into space allocated ahead (env_posix_log.c) is written back page by page in no
+ * set order, so a power cut can leave an unsynced page unwritten (zeros) with a later one
+ * on disk. Everything from that hole on came after the last sync (a synced page is never
+ * left unwritten), so it is the torn tail, not damage. */
+static bool unwritten_page(const lsm_wal_reader_t *r, size_t from, size_t to)
+{
+    for (size_t pg = (from + LSM_WAL_PAGE - 1) / LSM_WAL_PAGE * LSM_WAL_PAGE;
+         pg + LSM_WAL_PAGE <= to; pg += LSM_WAL_PAGE) {
+        size_t i = pg;
+        while (i < pg + LSM_WAL_PAGE && r->data[i] == 0)
+            i++;
+        if (i == pg + LSM_WAL_PAGE)
             return true;
     }
     return false;
@@ -87,7 +106,8 @@ static bool valid_record_after(const lsm_wal_reader_t *r, size_t from)
 /* A record at r->off does not check out: torn tail or corruption (see wal.h). */
 static int bad_record(lsm_wal_reader_t *r, const char *what)
 {
-    if (valid_record_after(r, r->off))
+    size_t next = valid_record_after(r, r->off);
+    if (next && !unwritten_page(r, r->off, next))
         return lsm_corrupt(r->log, r->path, r->off, what);
     r->torn = true;
     return 0;

@@ -10,7 +10,12 @@
  * cut was never acknowledged as synced) and reading stops there; a bad record followed by a
  * good one is damage in the middle: SHOAL_ECORRUPT, naming the file and the record's offset.
  * (A flipped byte in the very last record looks like a torn tail and that record is
- * dropped: no checksum scheme can tell those two apart.) */
+ * dropped: no checksum scheme can tell those two apart.) One exception to "followed by a
+ * good one": when a whole page-aligned page of zeros lies between the bad record and the
+ * next good one, it is a page a power cut left unwritten in a log appended through a
+ * mapping, after the last sync, and reading stops there too (point-in-time recovery, as
+ * RocksDB's default WAL recovery mode). A 4 KiB run of zeros inside a damaged record looks
+ * the same; the records after it are then dropped instead of reported. */
 #ifndef SHOAL_LSM_WAL_H
 #define SHOAL_LSM_WAL_H
 
@@ -22,6 +27,7 @@
 #include "engine/lsm/errlog.h"
 
 #define LSM_WAL_HEADER 8
+#define LSM_WAL_PAGE 4096 /* the unit a power cut can leave unwritten (wal.c, bad_record) */
 #define LSM_WAL_MAX_RECORD (1u << 30)
 
 typedef struct {
