@@ -60,6 +60,7 @@ struct placement_t {
      * in flight: not opened again until both are done (the engine's folder is in use) */
     uint32_t *dropping;
     size_t n_dropping;
+    struct leader_balance *balance; /* leader_balance.h; NULL: raft/balance_leaders = 0 */
 };
 
 /* Loads DATA/shardmap, or the bootstrap map (version 1) computed from the config. */

@@ -26,6 +26,9 @@ for _ in $(seq 1 100); do
     status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) else 1)" 2>/dev/null && break
     sleep 0.2
 done
+# leader balancing moves leaders (the metadata group's too) in the first seconds: let it
+# settle, so that ML below is still the metadata leader when its replica is moved
+t=$(wait_balanced 30 "0 1 2 3") || { echo "$t"; FAIL=1; }
 ML=""
 for _ in $(seq 1 50); do ML=$(meta_leader); [ -n "$ML" ] && break; sleep 0.2; done
 [ -n "$ML" ] || { echo "FAIL: no metadata leader in the events"; FAIL=1; ML=0; }
