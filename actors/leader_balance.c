@@ -298,9 +298,13 @@ static size_t target_of(const node_t *n, uint32_t group, uint64_t *out, bool *ch
     return k;
 }
 
+/* Down for balancing only after a silence of the base interval, not one election timeout:
+ * a node starved for a moment (a loaded host) must not send its groups to their fallback
+ * and back. A node that comes back counts at its first frame. */
 static bool heard_recently(const node_t *n, uint64_t node, uint64_t now, uint64_t election_ms)
 {
-    return node < NODE_MAX_NODES && n->last_heard[node] && now - n->last_heard[node] <= election_ms;
+    return node < NODE_MAX_NODES && n->last_heard[node] &&
+           now - n->last_heard[node] <= leader_balance_base_ms(election_ms);
 }
 
 void leader_balance_step(node_t *n, replica_t *r)

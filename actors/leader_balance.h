@@ -62,8 +62,8 @@ typedef struct {
     const raft_status_t *st;  /* this node's view of the group (a leader's: peers filled) */
     uint64_t self;            /* this node's id */
     const lb_pref_t *pref;    /* the group's ranking */
-    const bool *alive;        /* per rank: a frame from that node arrived within an election
-                               * timeout (this node counts as alive) */
+    const bool *alive;        /* per rank: a frame from that node arrived within the base
+                               * interval below (this node counts as alive) */
     bool changing;            /* a move, its cancel or a split of the group is open */
     const uint64_t *replicas; /* the map's target placement of the group */
     size_t n_replicas;
