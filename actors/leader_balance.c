@@ -242,6 +242,8 @@ static int by_group(const void *a, const void *b)
 static lb_group_t *find(leader_balance_t *lb, uint32_t group)
 {
     lb_group_t key = {.pref.group = group};
+    if (lb->n_groups == 0) /* none computed yet: bsearch wants a table */
+        return NULL;
     return bsearch(&key, lb->groups, lb->n_groups, sizeof key, by_group);
 }
 
