@@ -25,9 +25,10 @@ replicas_of() { # the replica nodes of shard $1, sorted
 }
 # Waits (at most $1 s) until the data shards' leaders are spread evenly over the nodes that
 # lead any or are listed in $2 (counts differ by at most one) and have not changed for 3 s
-# (leader balancing has nothing left to do). Prints the seconds it took; 1 if it timed out.
+# (leader balancing has nothing left to do). Prints the seconds until that steady state
+# began; returns 1 if it timed out.
 wait_balanced() {
-    local deadline=$(( $(date +%s) + $1 )) start=$(date +%s) prev="" same=0 cur
+    local deadline=$(( $(date +%s) + $1 )) start=$(date +%s) prev="" since=0 cur
     while [ "$(date +%s)" -lt "$deadline" ]; do
         cur=$(status_py "
 nodes = set(int(x) for x in '${2:-}'.split())
@@ -36,16 +37,20 @@ if any(l < 0 for l in lead.values()): print('none'); sys.exit()
 nodes |= set(lead.values())
 counts = [list(lead.values()).count(n) for n in nodes]
 print(sorted(lead.items()) if max(counts) - min(counts) <= 1 else 'uneven')" 2>/dev/null)
-        if [ -n "$cur" ] && [ "$cur" = "$prev" ] && [ "$cur" != none ] && [ "$cur" != uneven ]; then
-            same=$((same + 1))
-            [ "$same" -ge 6 ] && { echo $(( $(date +%s) - start )); return 0; }
-        else
-            same=0
+        if [ -z "$cur" ]; then # status not answered this time (a busy machine): look again
+            sleep 0.5
+            continue
         fi
-        prev=$cur
+        if [ "$cur" != "$prev" ]; then
+            prev=$cur
+            since=$(date +%s)
+        elif [ "$cur" != none ] && [ "$cur" != uneven ] && [ $(( $(date +%s) - since )) -ge 3 ]; then
+            echo $(( since - start ))
+            return 0
+        fi
         sleep 0.5
     done
-    echo "FAIL: leaders not balanced and steady within $1 s: $(ctl status 2>&1 | tail -n +1)"
+    echo "FAIL: leaders not balanced and steady within $1 s: $(ctl status 2>&1)"
     return 1
 }
 wait_version() { # map version >= $1
