@@ -91,9 +91,12 @@ static void read_now(replica_t *r, waiter_t *w)
     replica_send_job(r, job);
 }
 
+/* A leader confirms the read itself; a follower that knows its leader asks it for the
+ * read index (the core sends MSG_READ_INDEX) and serves the read once it has applied that
+ * far, which is what etcd's members do for a linearizable read. */
 static void linear_read(replica_t *r, waiter_t *w)
 {
-    if (r->role != RAFT_LEADER) {
+    if (r->role != RAFT_LEADER && (r->role != RAFT_FOLLOWER || !r->leader)) {
         replica_not_leader(r, w);
         node_reply(r->node, &w);
         return;
@@ -476,6 +479,7 @@ static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
             j->lsm = r->lsm;
             j->replica = r;
             n->snaps_out++;
+            r->compacts_out++;
             zsock_send(n->compactor, "sp", "EXPORT", j);
         }
         break;
@@ -756,14 +760,17 @@ static int on_compactor(zloop_t *loop, zsock_t *sock, void *arg)
                         * group's state at its applied index, which the log agrees with */
                 zsys_warning("%s", j->err);
             placement_drop_done(n, j->group);
-        } else if (!j->compact_only)
+        } else if (!j->compact_only) {
             replica_snapped(r, j);
-        else if (j->rc)
-            zsys_warning("%s", j->err);
-        else
-            events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_COMPACTION, r->group, r->term,
-                               r->leader ? node_id_of(r->leader) : UINT64_MAX,
-                               "engine compacted (admin)");
+        } else {
+            r->compacts_out--;
+            if (j->rc)
+                zsys_warning("%s", j->err);
+            else
+                events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_COMPACTION, r->group,
+                                   r->term, r->leader ? node_id_of(r->leader) : UINT64_MAX,
+                                   "engine compacted (admin)");
+        }
         free(j->dir);
         free(j);
     }

@@ -243,11 +243,29 @@ void placement_send_oneway(node_t *n, uint64_t node, Shoal__AdminRequest *req)
 
 /* ---- hosting: open what the map places here, delete what it no longer does ---------- */
 
-/* A replica can be freed when no actor and no log batch holds anything of it. */
-static bool replica_idle(const node_t *n, const replica_t *r)
+/* A replica can be freed when no actor and no log batch holds anything of it. Its own
+ * counts only: a node-wide "no compactor job out" was rarely true under load with frequent
+ * snapshots of the other groups, and held a moved-away replica for seconds. */
+static bool replica_idle(const replica_t *r)
 {
     return !r->rd_out && r->stage == STAGE_NONE && r->jobs_out == 0 && !r->snap_busy &&
-           n->snaps_out == 0;
+           r->compacts_out == 0;
+}
+
+/* A replica the map moved away that something still holds is named once after 3 s, with
+ * what holds it: a drop that never comes keeps the data and the group's records. */
+static void note_held(const node_t *n, replica_t *r)
+{
+    uint64_t now = (uint64_t)zclock_mono();
+    if (r->unplaced_ms == 0)
+        r->unplaced_ms = now;
+    if (r->unplaced_ms == UINT64_MAX || now - r->unplaced_ms < 3000)
+        return;
+    r->unplaced_ms = UINT64_MAX;
+    zsys_warning("node %" PRIu64 ": shard %u is no longer placed here but is still busy: "
+                 "ready out %d, stage %d, fsm jobs %" PRIu64 ", snapshot %d, compactions %u",
+                 n->cfg->id, r->group, (int)r->rd_out, (int)r->stage, r->jobs_out,
+                 (int)r->snap_busy, r->compacts_out);
 }
 
 /* Closes the replica here, writes a DROP record of its group into the log batch, and
@@ -335,8 +353,12 @@ static void follow_hosting(node_t *n)
          * from its source's log): only a newer map can tell */
         if (r->group != SHOAL_META_GROUP && !shardmap_shard(m, r->group))
             continue;
-        if (!placement_hosts(n, r->group) && replica_idle(n, r))
+        if (placement_hosts(n, r->group))
+            r->unplaced_ms = 0;
+        else if (replica_idle(r))
             drop_replica(n, i);
+        else
+            note_held(n, r);
     }
 }
 

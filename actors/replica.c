@@ -380,6 +380,19 @@ static void fail_waiters(replica_t *r)
     r->n_props = 0;
 }
 
+/* A follower's reads wait for a read index from the leader it asked; when that leader is
+ * gone the answer may never come, so they are told to retry instead of waiting for their
+ * deadline. Reads that already have their index stay: they only wait for the apply. */
+static void fail_forwarded_reads(replica_t *r)
+{
+    for (waiter_t *w = r->reads_wait, *n; w; w = n) {
+        n = w->next;
+        replica_not_leader(r, w);
+        node_reply(r->node, &w);
+    }
+    r->reads_wait = NULL;
+}
+
 static uint64_t leader_node(const replica_t *r)
 {
     return r->leader ? node_id_of(r->leader) : NO_LEADER;
@@ -395,6 +408,8 @@ static void on_soft_state(replica_t *r)
                            r->term, NO_LEADER, raft_role_name(s->role));
     if (s->leader != r->leader) {
         r->leader = s->leader;
+        if (!was_leader) /* the hint names the new leader */
+            fail_forwarded_reads(r);
         n->leader_changes++;
         bool me = s->leader == raft_id_of(n->cfg->id);
         if (s->leader)
@@ -416,9 +431,10 @@ static void on_soft_state(replica_t *r)
 
 static void on_hard_state(replica_t *r)
 {
+    uint64_t leader = r->rd.soft_state_changed ? r->rd.soft_state.leader : r->leader;
     if (r->rd.hard_state.term != r->term)
         events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_TERM_CHANGED, r->group,
-                           r->rd.hard_state.term, leader_node(r), "");
+                           r->rd.hard_state.term, leader ? node_id_of(leader) : NO_LEADER, "");
     r->term = r->rd.hard_state.term;
 }
 
@@ -671,10 +687,10 @@ void replica_pump(replica_t *r)
         if (raft_ready(r->raft, &r->rd) != 0)
             return;
         r->rd_out = true;
+        if (r->rd.hard_state_changed) /* first: leader lines and events carry the new term */
+            on_hard_state(r);
         if (r->rd.soft_state_changed)
             on_soft_state(r);
-        if (r->rd.hard_state_changed)
-            on_hard_state(r);
         for (size_t i = 0; i < r->rd.n_msgs; i++) {
             raft_msg_t *m = &r->rd.msgs[i];
             transport_send(r->node->transport, m);

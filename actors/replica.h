@@ -60,6 +60,8 @@ typedef struct replica_t {
     uint64_t snap_index; /* index of the newest snapshot file (0: none) */
     uint64_t snap_size, snap_checksum;
     bool snap_busy;              /* a snapshot is being taken */
+    uint32_t compacts_out;       /* admin compactions of its engine at the compactor */
+    uint64_t unplaced_ms;        /* placement.c: when the map moved it away (0: placed) */
     uint64_t snap_time_ms;       /* zclock_mono of the last snapshot started (or of open) */
     uint64_t snap_taken_pending; /* snapshot done while a ready was out: apply at advance */
     int in_fd;                   /* incoming snapshot file, -1 when none */

@@ -33,6 +33,7 @@ typedef struct {
     unsigned poll_ms;                  /* broker/poll_ms: period of node status polls */
     unsigned max_scan;                 /* broker/max_scan: cap on a scan's limit */
     char log_level[16];                /* broker/log_level: error | warning | info | debug */
+    bool read_replicas;                /* broker/read_from = replicas: spread linearizable reads */
     char http_endpoint[256];           /* broker/http_endpoint: web dashboard; "" = none */
     unsigned shards, replicas, vnodes; /* cluster section: bootstrap placement */
     broker_node_cfg_t nodes[BROKER_MAX_NODES];

@@ -137,6 +137,15 @@ static int load(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
                  c->log_level);
         rc = SHOAL_EINVAL;
     }
+    if (!rc) {
+        const char *rf = zconfig_get(root, "broker/read_from", "leader");
+        c->read_replicas = streq(rf, "replicas");
+        if (!c->read_replicas && !streq(rf, "leader")) {
+            snprintf(err, errlen, "config key broker/read_from = \"%s\": expected leader or replicas",
+                     rf);
+            rc = SHOAL_EINVAL;
+        }
+    }
     if (!rc && c->replicas > c->n_nodes) {
         snprintf(err, errlen, "cluster/replicas = %u but only %zu nodes are listed", c->replicas,
                  c->n_nodes);

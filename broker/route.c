@@ -101,13 +101,25 @@ void route_free_all(broker_t *b)
     zlistx_destroy(&all);
 }
 
-/* The node to try next: the cached leader, else the replicas in turn. */
+/* A read any replica may serve: a stale one, or any read when broker/read_from = replicas
+ * (a follower then confirms it with its leader by ReadIndex). */
+static bool spread_read(const broker_t *b, const pending_t *p)
+{
+    const Shoal__ClientRequest *q = p->req;
+    if (!q)
+        return false;
+    if (q->op_case == SHOAL__CLIENT_REQUEST__OP_GET)
+        return q->get->stale || b->cfg.read_replicas;
+    if (q->op_case == SHOAL__CLIENT_REQUEST__OP_SCAN)
+        return q->scan->stale || b->cfg.read_replicas;
+    return false;
+}
+
+/* The node to try next: the cached leader, else the replicas in turn. A spread read's first
+ * attempt goes to the replicas in turn; its retries go to the leader. */
 static bnode_t *pick_node(broker_t *b, bshard_t *s, pending_t *p)
 {
-    bool stale =
-        p->req && ((p->req->op_case == SHOAL__CLIENT_REQUEST__OP_GET && p->req->get->stale) ||
-                   (p->req->op_case == SHOAL__CLIENT_REQUEST__OP_SCAN && p->req->scan->stale));
-    if (stale && p->attempts == 0 && s->n_replicas)
+    if (spread_read(b, p) && p->attempts == 0 && s->n_replicas)
         return broker_node(b, s->replicas[s->rr++ % s->n_replicas]);
     if (s->leader != BROKER_NO_LEADER)
         return broker_node(b, (uint64_t)s->leader);

@@ -213,7 +213,7 @@ int lsm_db_new_manifest(lsm_t *db)
     lsm_wal_writer_t w;
     lsm_edit_t e;
     lsm_edit_init(&e);
-    int rc = lsm_wal_writer_open(db->env, path, &w);
+    int rc = lsm_wal_writer_open(db->env, path, LSM_OPEN_WRITE, &w);
     if (rc)
         return lsm_err(&db->log, rc, "cannot create %s", path);
     rc = snapshot_edit(db, &e);

@@ -22,6 +22,11 @@ enum {
     LSM_OPEN_READ = 0,   /* existing file, read only */
     LSM_OPEN_WRITE = 1,  /* create or truncate, append only */
     LSM_OPEN_APPEND = 2, /* create or keep, append at the end */
+    /* Create or truncate, append only, for a log read back only by recovery: an env may
+     * store appends through a shared mapping of space allocated ahead, so after a crash the
+     * file may end in zero bytes past the last append (close trims them). Appended bytes
+     * survive a process crash as with LSM_OPEN_WRITE. */
+    LSM_OPEN_LOG = 3,
 };
 
 struct lsm_env {

@@ -1,7 +1,8 @@
 /* env_posix.c - the real file system behind lsm_env_t (env.h): open/pread/write/fdatasync,
- * tables mapped read-only with mmap so a block read is a pointer, not a copy, and the
- * database lock taken with flock() so a second opener (another process, or the same process
- * twice) cannot open the same store.
+ * tables mapped read-only with mmap so a block read is a pointer, not a copy, logs
+ * (LSM_OPEN_LOG) appended through a shared mapping (env_posix_log.c), and the database lock
+ * taken with flock() so a second opener (another process, or the same process twice) cannot
+ * open the same store.
  *
  * Stateless: the env is one static vtable; each lsm_file_t owns its descriptor (and its
  * mapping). Errors map errno to SHOAL_E* codes. */
@@ -19,10 +20,13 @@
 #include "engine/error.h"
 #include "engine/lsm/env.h"
 
+#include "engine/lsm/env_posix_log.h"
+
 struct lsm_file {
     int fd;
     void *map;
     size_t map_len;
+    px_log_t *log; /* LSM_OPEN_LOG files: the mapped appender, NULL once it fell back */
 };
 
 static int err_of(int e)
@@ -44,6 +48,8 @@ static int px_open(lsm_env_t *env, const char *path, int mode, lsm_file_t **out)
         flags |= O_RDONLY;
     else if (mode == LSM_OPEN_WRITE)
         flags |= O_WRONLY | O_CREAT | O_TRUNC;
+    else if (mode == LSM_OPEN_LOG)
+        flags |= O_RDWR | O_CREAT | O_TRUNC; /* a shared writable mapping needs O_RDWR */
     else
         flags |= O_WRONLY | O_CREAT | O_APPEND;
     int fd = open(path, flags, 0644);
@@ -55,6 +61,8 @@ static int px_open(lsm_env_t *env, const char *path, int mode, lsm_file_t **out)
         return SHOAL_ENOMEM;
     }
     f->fd = fd;
+    if (mode == LSM_OPEN_LOG)
+        f->log = px_log_new(fd); /* NULL: plain write()s, as for LSM_OPEN_WRITE */
     *out = f;
     return 0;
 }
@@ -79,6 +87,8 @@ static int px_pread(lsm_file_t *f, uint64_t off, void *buf, size_t n, size_t *go
 
 static int px_append(lsm_file_t *f, const void *buf, size_t n)
 {
+    if (f->log)
+        return px_log_append(f->log, buf, n);
     const char *p = buf;
     while (n > 0) {
         ssize_t w = write(f->fd, p, n);
@@ -101,6 +111,10 @@ static int px_sync(lsm_file_t *f)
 static int px_size(lsm_file_t *f, uint64_t *size)
 {
     struct stat st;
+    if (f->log) { /* the file runs on into space allocated ahead */
+        *size = px_log_size(f->log);
+        return 0;
+    }
     if (fstat(f->fd, &st) != 0)
         return err_of(errno);
     *size = (uint64_t)st.st_size;
@@ -109,6 +123,8 @@ static int px_size(lsm_file_t *f, uint64_t *size)
 
 static int px_truncate(lsm_file_t *f, uint64_t size)
 {
+    if (f->log)
+        return SHOAL_EINVAL; /* logs are append only */
     return ftruncate(f->fd, (off_t)size) == 0 ? 0 : err_of(errno);
 }
 
@@ -132,6 +148,8 @@ static void px_close(lsm_file_t *f)
         return;
     if (f->map)
         munmap(f->map, f->map_len);
+    if (f->log)
+        px_log_close(f->log);
     close(f->fd);
     free(f);
 }

@@ -6,13 +6,13 @@
 #include "engine/checksum.h"
 #include "engine/error.h"
 
-int lsm_wal_writer_open(lsm_env_t *env, const char *path, lsm_wal_writer_t *w)
+int lsm_wal_writer_open(lsm_env_t *env, const char *path, int mode, lsm_wal_writer_t *w)
 {
     w->env = env;
     w->size = 0;
     w->number = 0;
     w->file = NULL;
-    int rc = env->open(env, path, LSM_OPEN_WRITE, &w->file);
+    int rc = env->open(env, path, mode, &w->file);
     if (rc)
         w->file = NULL;
     return rc;
@@ -93,11 +93,23 @@ static int bad_record(lsm_wal_reader_t *r, const char *what)
     return 0;
 }
 
+/* True when data[off..len) is all zero: the space a mapped log allocated ahead and never
+ * reached (a real record header is never zero: its checksum covers a non-zero length). */
+static bool zero_tail(const lsm_wal_reader_t *r)
+{
+    for (size_t i = r->off; i < r->len; i++)
+        if (r->data[i])
+            return false;
+    return true;
+}
+
 int lsm_wal_read(lsm_wal_reader_t *r, lsm_slice_t *payload)
 {
     size_t left = r->len - r->off;
     const char *p = r->data + r->off;
     if (left == 0)
+        return 0;
+    if (p[0] == 0 && zero_tail(r)) /* only a zero byte at a boundary pays the scan */
         return 0;
     if (left < LSM_WAL_HEADER) {
         r->torn = true;

@@ -31,8 +31,9 @@ typedef struct {
     uint64_t number; /* the file number, for the owner's bookkeeping */
 } lsm_wal_writer_t;
 
-/* Creates (truncates) the log at path. */
-int lsm_wal_writer_open(lsm_env_t *env, const char *path, lsm_wal_writer_t *w);
+/* Creates (truncates) the log at path; mode LSM_OPEN_WRITE or LSM_OPEN_LOG (the WAL: the env
+ * may allocate ahead, so a crash can leave zeros after the last record; env.h). */
+int lsm_wal_writer_open(lsm_env_t *env, const char *path, int mode, lsm_wal_writer_t *w);
 /* Appends one record. buf[0..8) is space for the header, which this fills; the payload is
  * buf[8..len). One append call: the record reaches the OS whole or not at all. */
 int lsm_wal_add(lsm_wal_writer_t *w, char *buf, size_t len);
@@ -54,7 +55,8 @@ typedef struct {
 
 void lsm_wal_reader_init(lsm_wal_reader_t *r, const char *data, size_t len, const char *path,
                          lsm_errlog_t *log);
-/* 1 and *payload (borrowed) for a record; 0 at the end (clean, or torn: see r->torn);
+/* 1 and *payload (borrowed) for a record; 0 at the end (clean, or torn: see r->torn; zero
+ * bytes from a record boundary to the end of the data are a clean end: see LSM_OPEN_LOG);
  * SHOAL_ECORRUPT for a bad record before the end. */
 int lsm_wal_read(lsm_wal_reader_t *r, lsm_slice_t *payload);
 

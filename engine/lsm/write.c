@@ -40,7 +40,7 @@ int lsm_db_open_new_wal(lsm_t *db, lsm_wal_writer_t *w, uint64_t *number)
     char path[4096];
     *number = lsm_db_new_file_number(db);
     lsm_db_path(db, path, sizeof path, *number, "log");
-    int rc = lsm_wal_writer_open(db->env, path, w);
+    int rc = lsm_wal_writer_open(db->env, path, LSM_OPEN_LOG, w);
     w->number = *number;
     if (!rc) /* the WAL's name must be durable before a synced write in it is acknowledged */
         rc = db->env->sync_dir(db->env, db->dir);

@@ -125,16 +125,27 @@ for _ in $(seq 100); do ctl --timeout 500 status 2>/dev/null | grep -q "4/4 with
 [ "$(ctl get c1)" = v4 ] || { echo "FAIL: read after broker restart"; FAIL=1; }
 check "write after broker restart" ctl put after/restart ok
 
-# a second broker on the same cluster serves the same data (brokers hold no state)
+# a second broker on the same cluster serves the same data (brokers hold no state); it
+# sends linearizable reads to any replica (broker/read_from = replicas): a follower confirms
+# each with its leader, so a write acknowledged through one broker is read through the other
 sed -e "s#tcp://127.0.0.1:$BASE\"#tcp://127.0.0.1:$((BASE + 50))\"#" \
     -e "s#tcp://127.0.0.1:$((BASE + 1))\"#tcp://127.0.0.1:$((BASE + 51))\"#" \
-    -e "/http_endpoint/d" "$DIR/broker.cfg" >"$DIR/broker2.cfg"
+    -e "/http_endpoint/d" -e "s#^broker\$#broker\n    read_from = \"replicas\"#" \
+    "$DIR/broker.cfg" >"$DIR/broker2.cfg"
+grep -q 'read_from = "replicas"' "$DIR/broker2.cfg" || { echo "FAIL: broker2.cfg has no read_from"; FAIL=1; }
 setsid "$BROKER_BIN" --config "$DIR/broker2.cfg" >"$DIR/logs/broker2.log" 2>&1 </dev/null &
 b2=$!
 [ "$(ctl --broker "tcp://127.0.0.1:$((BASE + 50))" --timeout 10000 get c1)" = v4 ] ||
     { echo "FAIL: read through a second broker"; FAIL=1; }
 check "write through the second broker" ctl --broker "tcp://127.0.0.1:$((BASE + 50))" put two/brokers yes
 [ "$(ctl get two/brokers)" = yes ] || { echo "FAIL: first broker reads the second's write"; FAIL=1; }
+for i in $(seq 1 30); do
+    ctl put "rr/$i" "v$i" >/dev/null || { echo "FAIL: put rr/$i"; FAIL=1; }
+    got=$(ctl --broker "tcp://127.0.0.1:$((BASE + 50))" --timeout 10000 get "rr/$i")
+    [ "$got" = "v$i" ] || { echo "FAIL: replica read of rr/$i through broker 2: '$got'"; FAIL=1; break; }
+done
+[ "$(ctl --broker "tcp://127.0.0.1:$((BASE + 50))" scan --prefix rr/ | wc -l)" = 30 ] ||
+    { echo "FAIL: replica scan through broker 2 does not see the 30 rr/ keys"; FAIL=1; }
 kill "$b2"
 
 # a node stopped and restarted keeps serving; its data is kept

@@ -38,15 +38,23 @@ sleep 1
 
 # ---- 1. the metadata replica leaves its leader for node 3 -----------------------------
 want 2 "move-replica meta from a node without it" ctl move-replica meta 3 0
+ML=$(meta_leader) # again: an election may have happened while the writers started
 check "move-replica meta $ML 3 (the metadata leader leaves)" ctl move-replica meta "$ML" 3
 wait_version 3 # v2 records the move, v3 closes it once the group's voters match
-for _ in $(seq 1 50); do [ -d "$DIR/node-$ML/meta" ] || break; sleep 0.1; done
+# the leader that recorded the move must hand over; an election just before it (a loaded
+# machine) makes the move a follower's: then there is nothing to hand over
+V2=$(grep -l "proposing shard map version 2 at" "$DIR"/logs/node-*.log | sed 's/.*node-\([0-9]*\)\.log/\1/')
+for _ in $(seq 1 200); do [ -d "$DIR/node-$ML/meta" ] || break; sleep 0.1; done
 [ -d "$DIR/node-$ML/meta" ] && { echo "FAIL: node $ML still has the metadata group's data"; FAIL=1; }
 [ -d "$DIR/node-3/meta" ] || { echo "FAIL: node 3 has no metadata replica"; FAIL=1; }
 grep -q "metadata group placed here" "$DIR/logs/node-3.log" ||
     { echo "FAIL: node 3 did not open the metadata group"; FAIL=1; }
-grep -hq "shard 4294967295: leaving this node: leadership handed" "$DIR/logs/node-$ML.log" ||
-    { echo "FAIL: the metadata leader $ML did not hand leadership over"; FAIL=1; }
+if [ "$V2" = "$ML" ]; then
+    grep -hq "shard 4294967295: leaving this node: leadership handed" "$DIR/logs/node-$ML.log" ||
+        { echo "FAIL: the metadata leader $ML did not hand leadership over"; FAIL=1; }
+else
+    echo "note: node ${V2:-?} led the metadata group when the move was recorded, not $ML: no hand-over to check"
+fi
 NL=$(meta_leader)
 [ -n "$NL" ] && [ "$NL" != "$ML" ] || { echo "FAIL: metadata leader '$NL' after the move"; FAIL=1; }
 # `status` shows the metadata group's new members and a leader among them

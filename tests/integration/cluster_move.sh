@@ -70,7 +70,7 @@ done
 [ "$rc" = 2 ] || { echo "FAIL: a second move of the same replica: exit $rc, want 2"; FAIL=1; }
 want_set=$(echo 0 1 2 3 | tr ' ' '\n' | grep -vx "$L0" | sort -n | tr '\n' ' ' | sed 's/ $//')
 wait_placement 3 0 "$want_set"
-for _ in $(seq 1 50); do [ -d "$DIR/node-$L0/shard-0" ] || break; sleep 0.1; done
+for _ in $(seq 1 200); do [ -d "$DIR/node-$L0/shard-0" ] || break; sleep 0.1; done
 [ -d "$DIR/node-$L0/shard-0" ] && { echo "FAIL: node $L0 still has shard-0 data"; FAIL=1; }
 [ -d "$DIR/node-3/shard-0" ] || { echo "FAIL: node 3 has no shard-0 data"; FAIL=1; }
 grep -q "shard 0: installed snapshot" "$DIR/logs/node-3.log" ||
@@ -129,17 +129,17 @@ wait_placement 10 3 "$want_set"
 snaps_before=$(grep -c "shard 0: installed snapshot" "$DIR/logs/node-$L0.log")
 retry_admin move-replica 0 3 "$L0"
 wait_placement 12 0 "0 1 2"
-for _ in $(seq 1 50); do [ -d "$DIR/node-3/shard-0" ] || break; sleep 0.1; done
+for _ in $(seq 1 200); do [ -d "$DIR/node-3/shard-0" ] || break; sleep 0.1; done
 [ -d "$DIR/node-3/shard-0" ] && { echo "FAIL: node 3 still has shard-0 data"; FAIL=1; }
 [ "$(grep -c "shard 0: installed snapshot" "$DIR/logs/node-$L0.log")" -gt "$snaps_before" ] ||
     { echo "FAIL: node $L0 took shard 0 back without a snapshot"; FAIL=1; }
 retry_admin move-replica meta 0 3
 wait_version 14
-for _ in $(seq 1 50); do [ -d "$DIR/node-0/meta" ] || break; sleep 0.1; done
+for _ in $(seq 1 200); do [ -d "$DIR/node-0/meta" ] || break; sleep 0.1; done
 [ -d "$DIR/node-0/meta" ] && { echo "FAIL: node 0 still has the metadata group's data"; FAIL=1; }
 retry_admin move-replica meta 3 0
 wait_version 16
-for _ in $(seq 1 50); do [ -d "$DIR/node-3/meta" ] || break; sleep 0.1; done
+for _ in $(seq 1 200); do [ -d "$DIR/node-3/meta" ] || break; sleep 0.1; done
 [ -d "$DIR/node-3/meta" ] && { echo "FAIL: node 3 still has the metadata group's data"; FAIL=1; }
 [ -d "$DIR/node-0/meta" ] || { echo "FAIL: node 0 did not take the metadata group back"; FAIL=1; }
 # both restart from their logs (the returned groups' records after the DROP)

@@ -2,7 +2,9 @@
  * for the node integration tests and the node benchmark; it does not use libshoal so the
  * node can be tested on its own.
  *
- *   node_client [--timeout MS] [--attempt MS] [--node I] ENDPOINTS CMD ARGS...
+ *   node_client [--timeout MS] [--attempt MS] [--node I | --only I] ENDPOINTS CMD ARGS...
+ *     --node I    ask node I first, then follow NOT_LEADER hints
+ *     --only I    ask node I only: a NOT_LEADER answer is final (exit 4)
  *     ENDPOINTS   comma-separated ROUTER endpoints of the nodes
  *     put S K V | get S K [stale] | del S K | cas S K EXPECTED NEW | cas-absent S K NEW
  *     scan S PREFIX LIMIT       prints KEY<TAB>VALUE lines
@@ -38,6 +40,7 @@ typedef struct {
     uint64_t client_id, seq, rid;
     int timeout_ms;
     int attempt_ms; /* silence after which a request is sent again */
+    int only;       /* >= 0: every attempt goes to this node, NOT_LEADER is an answer */
 } client_t;
 
 static int node_of_endpoint(client_t *c, const char *ep)
@@ -96,7 +99,7 @@ static Shoal__Frame *call(client_t *c, Shoal__ClientRequest *req)
         Shoal__Frame *f = attempt(c, next, req, c->attempt_ms, first_rid);
         if (f) {
             Shoal__ClientResponse *r = f->client_resp;
-            if (r->status == SHOAL__STATUS__STATUS_NOT_LEADER) {
+            if (r->status == SHOAL__STATUS__STATUS_NOT_LEADER && c->only < 0) {
                 int hinted = r->leader ? node_of_endpoint(c, r->leader->endpoint) : -1;
                 next = hinted >= 0 && hinted != next ? hinted : (next + 1) % c->n;
                 shoal_frame_free(&f);
@@ -111,7 +114,7 @@ static Shoal__Frame *call(client_t *c, Shoal__ClientRequest *req)
             }
             shoal_frame_free(&f);
         }
-        next = (next + 1) % c->n;
+        next = c->only >= 0 ? c->only : (next + 1) % c->n;
         zclock_sleep(backoff);
         backoff = backoff < 200 ? backoff * 2 : 200;
     }
@@ -126,6 +129,7 @@ static int status_exit(Shoal__ClientResponse *r)
     case SHOAL__STATUS__STATUS_COMPARE_FAILED: return 1;
     case SHOAL__STATUS__STATUS_BAD_REQUEST:
     case SHOAL__STATUS__STATUS_TOO_LARGE: return 2;
+    case SHOAL__STATUS__STATUS_NOT_LEADER: return 4; /* only with --only */
     default: return 3;
     }
 }
@@ -283,6 +287,76 @@ static int cmd_events(const char *pub, int ms)
     return 0;
 }
 
+/* Node i's own view: does it lead the shard, and in which term (0: it does not). */
+static uint64_t claims_lead(client_t *c, int i, uint32_t shard)
+{
+    Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+    Shoal__StatusRequest st = SHOAL__STATUS_REQUEST__INIT;
+    req.request_id = ++c->rid;
+    req.op_case = SHOAL__ADMIN_REQUEST__OP_STATUS;
+    req.status = &st;
+    Shoal__Frame f = shoal_admin_frame(&req);
+    size_t len;
+    uint8_t *buf = shoal_frame_encode(&f, &len);
+    zmq_send(zsock_resolve(c->sock[i]), buf, len, ZMQ_DONTWAIT);
+    free(buf);
+    uint64_t term = 0;
+    zpoller_t *p = zpoller_new(c->sock[i], NULL);
+    for (int64_t until = zclock_mono() + 500; !term && zclock_mono() < until;) {
+        if (!zpoller_wait(p, (int)(until - zclock_mono())))
+            break;
+        zframe_t *fr = zframe_recv(c->sock[i]);
+        Shoal__Frame *resp = NULL;
+        char err[128];
+        if (fr && shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
+            resp->body_case == SHOAL__FRAME__BODY_ADMIN_RESP &&
+            resp->admin_resp->request_id == req.request_id && resp->admin_resp->cluster) {
+            const Shoal__ClusterStatus *cs = resp->admin_resp->cluster;
+            uint64_t self = cs->n_nodes ? cs->nodes[0]->id : UINT64_MAX;
+            for (size_t k = 0; k < cs->n_shards; k++)
+                if (cs->shards[k]->id == shard && cs->shards[k]->leader == self)
+                    term = cs->shards[k]->term ? cs->shards[k]->term : 1;
+            shoal_frame_free(&resp);
+            zframe_destroy(&fr);
+            break;
+        }
+        shoal_frame_free(&resp);
+        zframe_destroy(&fr);
+    }
+    zpoller_destroy(&p);
+    return term;
+}
+
+/* The node that leads the shard: the one that says so in the highest term and answers a
+ * linearizable read (a deposed leader that has not heard of the new term yet fails it).
+ * Reads alone cannot tell: followers serve them too. */
+static int find_leader(client_t *c, uint32_t shard)
+{
+    for (int64_t deadline = zclock_mono() + c->timeout_ms; zclock_mono() < deadline;) {
+        int best = -1;
+        uint64_t best_term = 0;
+        for (int i = 0; i < c->n; i++) {
+            uint64_t t = claims_lead(c, i, shard);
+            if (t > best_term) {
+                best = i;
+                best_term = t;
+            }
+        }
+        if (best >= 0) {
+            client_t one = *c;
+            one.only = best;
+            one.leader[shard % 1024] = best;
+            one.timeout_ms = 1000;
+            int rc = do_get(&one, shard, "leader-probe", false, NULL);
+            c->rid = one.rid;
+            if (rc == 0 || rc == 1)
+                return best;
+        }
+        zclock_sleep(50);
+    }
+    return -1;
+}
+
 static int cmd_wait_leaders(client_t *c, const char *list)
 {
     char *copy = strdup(list), *save = NULL;
@@ -306,6 +380,7 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof c);
     memset(c.leader, -1, sizeof c.leader);
     c.timeout_ms = 20000;
+    c.only = -1;
     c.attempt_ms = 1000;
     int a = 1;
     int first_node = -1;
@@ -314,6 +389,8 @@ int main(int argc, char **argv)
             c.timeout_ms = atoi(argv[a + 1]);
         else if (streq(argv[a], "--node")) /* ask this node first (stale reads from it) */
             first_node = atoi(argv[a + 1]);
+        else if (streq(argv[a], "--only"))
+            first_node = c.only = atoi(argv[a + 1]);
         else if (streq(argv[a], "--attempt"))
             c.attempt_ms = atoi(argv[a + 1]);
         a += 2;
@@ -408,11 +485,10 @@ int main(int argc, char **argv)
     else if (streq(cmd, "wait-leaders") && n == 1)
         rc = cmd_wait_leaders(&c, v[0]);
     else if (streq(cmd, "leader") && n == 1) {
-        rc = do_get(&c, req.shard, "leader-probe", false, NULL);
-        if (rc != 3) {
-            printf("%d\n", c.leader[req.shard % 1024]);
-            rc = 0;
-        }
+        int l = find_leader(&c, req.shard);
+        rc = l < 0 ? 3 : 0;
+        if (l >= 0)
+            printf("%d\n", l);
     } else
         fprintf(stderr, "node_client: bad command or arguments: %s\n", cmd);
     for (int i = 0; i < c.n; i++)

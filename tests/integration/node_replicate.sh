@@ -34,12 +34,17 @@ for i in 0 1 2; do
     [ $ok = 1 ] || fail "node $i did not replicate alpha"
 done
 n=$(client changes 0 0 | wc -l); [ "$n" -ge 5 ] || fail "expected the change window to hold the writes, got $n"
-# the PUB endpoint streams metrics, progress, Raft events and change events
-client events "tcp://127.0.0.1:${PORTS[$((L + 100))]}" 2500 >"$DIR/events" &
-EV=$!
+# the PUB endpoints stream metrics, progress, Raft events and change events; every node's
+# is read, since progress and change events come from whichever node leads shard 0 by then
+EVS=""
+for i in 0 1 2; do
+    client events "tcp://127.0.0.1:${PORTS[$((i + 100))]}" 2500 >"$DIR/events-$i" &
+    EVS="$EVS $!"
+done
 sleep 0.5
 client put 0 gamma g || fail "put gamma"
-wait $EV
+wait $EVS
+cat "$DIR"/events-[012] >"$DIR/events"
 grep -q "^metrics/$L 14 2$" "$DIR/events" || fail "no metrics event (type 14, 2 replicas) from node $L"
 grep -q "^progress$" "$DIR/events" || fail "no progress notice"
 grep -q "^raft/0 8 " "$DIR/events" || fail "no apply-progress event (type 8) of shard 0"

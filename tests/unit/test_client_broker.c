@@ -639,6 +639,25 @@ static void test_dashboard(void **state)
     free(missing);
 }
 
+/* broker/read_from: "leader" (default) or "replicas"; anything else is refused by name. */
+static void test_config_read_from(void **state)
+{
+    (void)state;
+    static const char *nodes = "cluster\n    shards = 1\n    replicas = 1\n    nodes\n"
+                               "        0\n            endpoint = \"tcp://127.0.0.1:1\"\n"
+                               "            pub_endpoint = \"tcp://127.0.0.1:2\"\n";
+    char text[512], err[256] = "";
+    broker_config_t c;
+    assert_int_equal(broker_config_parse(nodes, &c, err, sizeof err), 0);
+    assert_false(c.read_replicas);
+    snprintf(text, sizeof text, "broker\n    read_from = \"replicas\"\n%s", nodes);
+    assert_int_equal(broker_config_parse(text, &c, err, sizeof err), 0);
+    assert_true(c.read_replicas);
+    snprintf(text, sizeof text, "broker\n    read_from = \"followers\"\n%s", nodes);
+    assert_int_not_equal(broker_config_parse(text, &c, err, sizeof err), 0);
+    assert_non_null(strstr(err, "broker/read_from"));
+}
+
 int main(void)
 {
     zsys_init();
@@ -653,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_admin_status),
         cmocka_unit_test(test_watch_dedupe_and_gap_fill),
         cmocka_unit_test(test_dashboard),
+        cmocka_unit_test(test_config_read_from),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -220,7 +220,7 @@ static char *three_records(size_t *len)
 {
     lsm_env_t *env = lsm_env_mem_new();
     lsm_wal_writer_t w;
-    assert_int_equal(lsm_wal_writer_open(env, "/m/log", &w), 0);
+    assert_int_equal(lsm_wal_writer_open(env, "/m/log", LSM_OPEN_WRITE, &w), 0);
     assert_int_equal(lsm_wal_add_copy(&w, "first", 5), 0);
     assert_int_equal(lsm_wal_add_copy(&w, "second!", 7), 0);
     assert_int_equal(lsm_wal_add_copy(&w, "third", 5), 0);
@@ -277,13 +277,39 @@ static void test_wal_torn_and_corrupt(void **state)
     free(d);
 }
 
+/* A mapped WAL (LSM_OPEN_LOG) left by a crash runs on in zeros it allocated ahead: that is
+ * the end of the log, whatever its length. Zeros with a good record after them are not. */
+static void test_wal_zero_tail(void **state)
+{
+    size_t len, off;
+    bool torn;
+    char *d3 = three_records(&len);
+    size_t rec1 = 8 + 5, tail = 10000;
+    char *d = calloc(1, len + tail);
+    memcpy(d, d3, len);
+    assert_int_equal(count_records(d, len + tail, &torn, &off), 3);
+    assert_false(torn);
+    assert_int_equal(off, len);
+    /* A record cut inside, then zeros (the process died in the middle of the copy). */
+    memset(d + len - 3, 0, 3);
+    assert_int_equal(count_records(d, len + tail, &torn, &off), 2);
+    assert_true(torn);
+    /* The middle record zeroed, the last intact after it: damage, not an end. */
+    memcpy(d, d3, len);
+    memset(d + rec1, 0, 8 + 7);
+    assert_int_equal(count_records(d, len + tail, &torn, &off), SHOAL_ECORRUPT);
+    assert_int_equal(off, rec1);
+    free(d);
+    free(d3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_varint),   cmocka_unit_test(test_block),
         cmocka_unit_test(test_block_malformed), cmocka_unit_test(test_bloom),
         cmocka_unit_test(test_batch),    cmocka_unit_test(test_edit),
-        cmocka_unit_test(test_wal_torn_and_corrupt),
+        cmocka_unit_test(test_wal_torn_and_corrupt), cmocka_unit_test(test_wal_zero_tail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
