@@ -28,6 +28,7 @@ if(TARGET shoal_lsm AND TARGET shoal_raft AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}
     ${CMAKE_CURRENT_SOURCE_DIR}/split_fsm.c
     ${CMAKE_CURRENT_SOURCE_DIR}/split_node.c
     ${CMAKE_CURRENT_SOURCE_DIR}/placement.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/leader_balance.c
     ${CMAKE_CURRENT_SOURCE_DIR}/meta.c
     ${CMAKE_CURRENT_SOURCE_DIR}/lease_clock.c)
   target_include_directories(shoal_actors PUBLIC ${CMAKE_SOURCE_DIR})

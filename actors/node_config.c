@@ -77,6 +77,7 @@ static void set_defaults(node_config_t *c)
     c->heartbeat_ticks = 2;
     c->prevote = true;
     c->check_quorum = true;
+    c->balance_leaders = true;
     c->read_mode = NODE_READ_INDEX;
     c->max_clock_drift_ms = 50;
     c->fsync = NODE_FSYNC_BATCH;
@@ -259,6 +260,8 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
         rc = get_bool(root, "raft/prevote", &c->prevote, err, errlen);
     if (rc == 0)
         rc = get_bool(root, "raft/check_quorum", &c->check_quorum, err, errlen);
+    if (rc == 0)
+        rc = get_bool(root, "raft/balance_leaders", &c->balance_leaders, err, errlen);
     if (rc == 0)
         rc = get_uint(root, "raft/quiesce_ticks", 0, 1000000, &c->quiesce_ticks, err, errlen);
     if (rc == 0)

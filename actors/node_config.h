@@ -35,6 +35,7 @@ typedef struct {
     unsigned heartbeat_ticks;
     bool prevote;
     bool check_quorum;
+    bool balance_leaders;          /* hand leadership to each group's preferred node */
     int read_mode;                 /* NODE_READ_*: how a leader confirms a linearizable read */
     unsigned max_clock_drift_ms;   /* lease mode: clock drift and tick lateness tolerated */
     int fsync;                     /* NODE_FSYNC_* */

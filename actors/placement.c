@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "actors/leader_balance.h"
 #include "actors/split_node.h"
 #include "engine/error.h"
 #include "proto/codec.h"
@@ -155,6 +156,8 @@ int placement_init(node_t *n, char *err, size_t errlen)
     finish_deletions(n);
     if (!(n->place = calloc(1, sizeof *n->place)))
         return SHOAL_ENOMEM;
+    if (n->cfg->balance_leaders && !(n->place->balance = leader_balance_new()))
+        return SHOAL_ENOMEM;
     Shoal__ShardMap *m = NULL;
     int rc = map_load(n, &m, err, errlen);
     if (rc)
@@ -175,6 +178,7 @@ void placement_destroy(node_t *n)
     shardmap_free(&n->place->map);
     free(n->place->inflight_bytes);
     free(n->place->dropping);
+    leader_balance_destroy(&n->place->balance);
     zframe_destroy(&n->place->waiter);
     free(n->place);
     n->place = NULL;
@@ -506,8 +510,10 @@ void placement_sweep(node_t *n)
         else if (r->group != SHOAL_META_GROUP) {
             converge(n, r);
             split_node_propose(n, r);
+            leader_balance_step(n, r);
         } else {
             converge(n, r); /* nothing until the map records the group's nodes */
+            leader_balance_step(n, r);
         }
     }
     meta_sweep(n);

@@ -27,7 +27,9 @@
  *    the configuration equals the map while a move is recorded, it tells the metadata
  *    nodes (MoveDone), which close the move in the next map version. A leader does this
  *    only while fresh: the metadata leader said within 3 s that the node's version is the
- *    newest, so a node cut off or behind never undoes a move with a stale map.
+ *    newest, so a node cut off or behind never undoes a move with a stale map;
+ *  - a leader hands its group's leadership to the group's preferred node (leader_balance.h)
+ *    under the same freshness rule.
  * Opening a replica (an empty engine) and writing DATA/shardmap happen on the node loop;
  * closing and deleting a replica happen on the compactor actor. */
 #ifndef SHOAL_ACTORS_PLACEMENT_H
@@ -60,6 +62,7 @@ struct placement_t {
      * in flight: not opened again until both are done (the engine's folder is in use) */
     uint32_t *dropping;
     size_t n_dropping;
+    struct leader_balance *balance; /* leader_balance.h; NULL: raft/balance_leaders = 0 */
 };
 
 /* Loads DATA/shardmap, or the bootstrap map (version 1) computed from the config. */

@@ -19,6 +19,10 @@ if(TARGET shoald)
   # the shard map's bootstrap, decoding and every edit of the metadata leader
   shoal_add_test(NAME test_shardmap SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_shardmap.c
                  LIBS shoal_actors LABELS unit)
+  # leader balancing: preferred leaders from the map, the hand-over decision, the back-off
+  shoal_add_test(NAME test_leader_balance
+                 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_leader_balance.c
+                 LIBS shoal_actors LABELS unit)
   shoal_add_test(NAME test_lease_clock SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_lease_clock.c
                  LIBS shoal_actors LABELS unit)
   # the data cut of add-shard by split: both sides, a power loss, a second apply

@@ -36,6 +36,10 @@ if(TARGET shoald)
   add_test(NAME cluster_cancel COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_cancel.sh)
   set_tests_properties(cluster_cancel PROPERTIES LABELS integration TIMEOUT 90 RUN_SERIAL ON
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  # leader balancing: 2/2/2 leaders on 3 nodes with 6 shards, kept through a kill and restart
+  add_test(NAME cluster_balance COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_balance.sh)
+  set_tests_properties(cluster_balance PROPERTIES LABELS integration TIMEOUT 240 RUN_SERIAL ON
+    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
   # add-shard online: two splits under pipelined writes, the source's leader killed
   add_test(NAME cluster_split COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_split.sh)
   set_tests_properties(cluster_split PROPERTIES LABELS integration TIMEOUT 120 RUN_SERIAL ON

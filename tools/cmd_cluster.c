@@ -31,6 +31,7 @@ typedef struct {
     uint64_t nodes, shards, replicas, base_port;
     const char *fsync;
     const char *read_mode;
+    bool no_balance; /* raft/balance_leaders = 0 */
     bool kill;
     bool have_nodes, have_replicas;
 } cl_opts_t;
@@ -43,7 +44,8 @@ enum {
     OPT_BASE_PORT,
     OPT_KILL,
     OPT_FSYNC,
-    OPT_READ_MODE
+    OPT_READ_MODE,
+    OPT_BALANCE
 };
 
 static int cl_opt(ctl_t *c, int opt, cl_opts_t *o)
@@ -78,6 +80,11 @@ static int cl_opt(ctl_t *c, int opt, cl_opts_t *o)
             return ctl_fail(c, EXIT_USAGE, "--read-mode is lease or read_index, not '%s'", optarg);
         o->read_mode = optarg;
         return -1;
+    case OPT_BALANCE:
+        if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+            return ctl_fail(c, EXIT_USAGE, "--balance-leaders is on or off, not '%s'", optarg);
+        o->no_balance = !strcmp(optarg, "off");
+        return -1;
     }
     return -1;
 }
@@ -93,6 +100,7 @@ static int parse(ctl_t *c, int argc, char **argv, cl_opts_t *o)
                                          {"kill", no_argument, 0, OPT_KILL},
                                          {"fsync", required_argument, 0, OPT_FSYNC},
                                          {"read-mode", required_argument, 0, OPT_READ_MODE},
+                                         {"balance-leaders", required_argument, 0, OPT_BALANCE},
                                          {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -270,9 +278,10 @@ static int write_configs(ctl_t *c, const cl_opts_t *o)
                     "    # leader may answer linearizable reads from its lease (no heartbeat\n"
                     "    # round per read); the drift bound is room for late timer ticks\n"
                     "    read_mode = \"%s\"\n    max_clock_drift_ms = 20\n"
+                    "    balance_leaders = %d\n"
                     "storage\n    fsync = \"%s\"\n",
                     i, o->base_port + 100 + 2 * i, o->base_port + 101 + 2 * i, o->dir, i,
-                    o->read_mode, o->fsync);
+                    o->read_mode, !o->no_balance, o->fsync);
         write_cluster_section(f, o);
         fclose(f);
         zstr_free(&path);
@@ -624,8 +633,9 @@ static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
 /* Options whose value is the next argument (so that value is not the sub-command). */
 static bool takes_value(const char *a)
 {
-    static const char *with[] = {"--dir",   "--nodes",  "--shards",  "--replicas", "--base-port",
-                                 "--fsync", "--broker", "--timeout", "--read-mode"};
+    static const char *with[] = {"--dir",       "--nodes",          "--shards", "--replicas",
+                                 "--base-port", "--fsync",          "--broker", "--timeout",
+                                 "--read-mode", "--balance-leaders"};
     for (size_t i = 0; i < sizeof with / sizeof *with; i++)
         if (!strcmp(a, with[i]))
             return true;
@@ -637,6 +647,7 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
     static const char *usage =
         "usage: cluster up --dir DIR [--nodes N] [--shards S] [--replicas R] [--base-port P]\n"
         "                  [--fsync batch|always|never] [--read-mode lease|read_index]\n"
+        "                  [--balance-leaders on|off]\n"
         "       cluster down --dir DIR\n"
         "       cluster stop-node --dir DIR I [--kill]\n"
         "       cluster start-node --dir DIR I\n"
@@ -645,7 +656,8 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
         "P+1 (XPUB), P+2 (dashboard), node I at P+100+2I and P+101+2I. `up` waits until\n"
         "every shard has a leader (--timeout, default 60000 ms) and prints the broker\n"
         "endpoint last. Its nodes answer linearizable reads from a leader lease by default\n"
-        "(one host, one clock); --read-mode read_index takes a heartbeat round per read.\n";
+        "(one host, one clock); --read-mode read_index takes a heartbeat round per read.\n"
+        "Leaders are spread over the nodes (raft/balance_leaders) unless --balance-leaders off.\n";
     c->usage = usage;
     cl_opts_t o = {.nodes = 3,
                    .shards = 4,

@@ -4,7 +4,8 @@
 # that sees the changes, status/events, bad input on a live cluster, stop/start of a node
 # with the data kept, a broker restart, and cluster down leaving no process behind.
 source "$(dirname "$0")/cluster_lib.sh"
-cl_up 3 4 3
+# leader balancing off: transfer-leader is checked to move a leader where it is told
+cl_up 3 4 3 --balance-leaders off
 
 # put / get / del
 check "put" ctl put alpha one

@@ -1,7 +1,7 @@
 # cluster_lib.sh - helpers for the broker/shoalctl integration tests (sourced): a local
 # cluster started with `shoalctl cluster up` in a temporary folder on a free port range,
 # and stopped (plus anything left) on exit.
-#   cl_up NODES SHARDS [REPLICAS]   sets DIR, BASE, export SHOAL_BROKER
+#   cl_up NODES SHARDS [REPLICAS [cluster up options]]   sets DIR, BASE, export SHOAL_BROKER
 #   ctl ARGS...                      shoalctl
 #   check DESC CMD...                runs CMD, fails the test on a non-zero exit
 #   want CODE DESC CMD...            runs CMD, fails unless it exits CODE
@@ -22,6 +22,36 @@ map_version() { status_py "print(st['map_version'])"; }
 leader_of() { status_py "print([s['leader'] for s in st['shards'] if s['id']==$1][0])"; }
 replicas_of() { # the replica nodes of shard $1, sorted
     status_py "print(' '.join(str(r['node']) for r in sorted([s for s in st['shards'] if s['id']==$1][0]['replicas'], key=lambda r: r['node'])))"
+}
+# Waits (at most $1 s) until the data shards' leaders are spread evenly over the nodes that
+# lead any or are listed in $2 (counts differ by at most one) and have not changed for 3 s
+# (leader balancing has nothing left to do). Prints the seconds until that steady state
+# began; returns 1 if it timed out.
+wait_balanced() {
+    local deadline=$(( $(date +%s) + $1 )) start=$(date +%s) prev="" since=0 cur
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        cur=$(status_py "
+nodes = set(int(x) for x in '${2:-}'.split())
+lead = {s['id']: s['leader'] for s in st['shards']}
+if any(l < 0 for l in lead.values()): print('none'); sys.exit()
+nodes |= set(lead.values())
+counts = [list(lead.values()).count(n) for n in nodes]
+print(sorted(lead.items()) if max(counts) - min(counts) <= 1 else 'uneven')" 2>/dev/null)
+        if [ -z "$cur" ]; then # status not answered this time (a busy machine): look again
+            sleep 0.5
+            continue
+        fi
+        if [ "$cur" != "$prev" ]; then
+            prev=$cur
+            since=$(date +%s)
+        elif [ "$cur" != none ] && [ "$cur" != uneven ] && [ $(( $(date +%s) - since )) -ge 3 ]; then
+            echo $(( since - start ))
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "FAIL: leaders not balanced and steady within $1 s: $(ctl status 2>&1)"
+    return 1
 }
 wait_version() { # map version >= $1
     for _ in $(seq 1 150); do
@@ -82,7 +112,7 @@ cl_up() {
     BASE=$(free_base)
     local out
     out=$("$CTL" cluster up --dir "$DIR" --nodes "$1" --shards "$2" --replicas "${3:-3}" \
-          --base-port "$BASE" --timeout 60000) || { echo "FAIL: cluster up"; FAIL=1; exit 1; }
+          --base-port "$BASE" --timeout 60000 "${@:4}") || { echo "FAIL: cluster up"; FAIL=1; exit 1; }
     SHOAL_BROKER=$(echo "$out" | tail -n 1)
     export SHOAL_BROKER
     [ "$SHOAL_BROKER" = "tcp://127.0.0.1:$BASE" ] || { echo "FAIL: cluster up printed '$out'"; FAIL=1; }

@@ -45,6 +45,10 @@ for _ in $(seq 1 100); do # every shard has a leader again
     status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) else 1)" 2>/dev/null && break
     sleep 0.2
 done
+# and leader balancing settled (one each), so that step 1 most likely moves a replica off
+# its leader (balancing stays on through the moves; an election on a loaded host may still
+# move a leader, as it could before, so this is a wait, not a check)
+wait_balanced 30 "0 1 2 3" >/dev/null || echo "note: leaders not steady after 30 s; going on"
 
 # ---- writers --------------------------------------------------------------------------
 cl_start_writers 3 # and the pipelined writer: cluster_lib.sh

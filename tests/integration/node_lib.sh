@@ -60,6 +60,10 @@ cluster_init() {
             echo "    tick_ms = 10"
             echo "    election_ticks = 20"
             echo "    heartbeat_ticks = 2"
+            # leader balancing off: these tests find a group's leader and then act on it
+            # (kill, pause, read its events); balancing would move it meanwhile. It is
+            # tested on by cluster_balance, cluster_move, cluster_meta and chaos_cluster.
+            echo "    balance_leaders = ${BALANCE_LEADERS:-0}"
             [ -n "$extra" ] && echo "$extra"
             echo "storage"
             echo "    fsync = \"batch\""

@@ -51,7 +51,8 @@ static void test_good(void **state)
     assert_int_equal(c.election_ticks, 30);
     assert_int_equal(c.heartbeat_ticks, 3);
     assert_false(c.prevote);
-    assert_true(c.check_quorum); /* default */
+    assert_true(c.check_quorum);    /* default */
+    assert_true(c.balance_leaders); /* default */
     assert_int_equal(c.fsync, NODE_FSYNC_NEVER);
     assert_int_equal(c.shards, 4);
     assert_int_equal(c.n_nodes, 4);
@@ -92,7 +93,20 @@ static void test_bad(void **state)
     expect_bad("heartbeat_ticks = 3", "heartbeat_ticks = 30", "heartbeat_ticks");
     expect_bad("    data_dir = \"/tmp/x/node-1\"\n", "", "node/data_dir");
     expect_bad("prevote = 0", "prevote = 2", "raft/prevote");
+    expect_bad("prevote = 0", "balance_leaders = yes", "raft/balance_leaders");
     expect_bad("        3\n", "        x\n", "cluster/nodes/x");
+}
+
+/* raft/balance_leaders = 0 switches leader balancing off. */
+static void test_balance_off(void **state)
+{
+    (void)state;
+    node_config_t c;
+    char err[256] = "", text[4096];
+    const char *p = strstr(good, "prevote = 0\n");
+    snprintf(text, sizeof text, "%.*sbalance_leaders = 0\n    %s", (int)(p - good), good, p);
+    assert_int_equal(node_config_parse(text, &c, err, sizeof err), 0);
+    assert_false(c.balance_leaders);
 }
 
 /* A node added to a running cluster: node/join = 1, its id absent from cluster/nodes (the
@@ -164,9 +178,10 @@ static void test_missing_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),          cmocka_unit_test(test_bad),
-        cmocka_unit_test(test_join),          cmocka_unit_test(test_read_mode),
-        cmocka_unit_test(test_example_files), cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_good),         cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_balance_off),  cmocka_unit_test(test_join),
+        cmocka_unit_test(test_read_mode),    cmocka_unit_test(test_example_files),
+        cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
