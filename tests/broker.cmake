@@ -26,7 +26,7 @@ if(TARGET shoald)
   add_executable(split_scanner ${CMAKE_CURRENT_SOURCE_DIR}/integration/split_scanner.c)
   target_link_libraries(split_scanner PRIVATE shoal)
   add_test(NAME cluster_move COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_move.sh)
-  set_tests_properties(cluster_move PROPERTIES LABELS integration TIMEOUT 180 RUN_SERIAL ON
+  set_tests_properties(cluster_move PROPERTIES LABELS integration TIMEOUT 300 RUN_SERIAL ON
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
   # the metadata group moved off its leader under writes, its old host removed, a new host restarted
   add_test(NAME cluster_meta COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_meta.sh)

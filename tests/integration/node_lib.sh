@@ -58,7 +58,7 @@ cluster_init() {
             echo "    data_dir = \"$DIR/node-$i\""
             echo "raft"
             echo "    tick_ms = 10"
-            echo "    election_ticks = 20"
+            echo "    election_ticks = ${ELECTION_TICKS:-20}"
             echo "    heartbeat_ticks = 2"
             # leader balancing off: these tests find a group's leader and then act on it
             # (kill, pause, read its events); balancing would move it meanwhile. It is
