@@ -629,6 +629,21 @@ static void check_leases(node_t *n)
             raft_lease_drop(n->replicas[i]->raft);
 }
 
+/* Whether anything in the batch waits for its sync: entries, a term or vote (an item
+ * with a replica), a snapshot mark, a DROP. A ready whose only change is the commit index
+ * left an item that Raft does not need durable: it rides with the next batch that is
+ * synced anyway instead of costing a sync, a log actor wake-up and an answer of its own
+ * (and holding the writes that arrive meanwhile, `propose`). */
+static bool batch_needs_sync(const persist_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const persist_item_t *it = &b->items[i];
+        if (it->replica || it->n_entries || it->has_snap || it->drop)
+            return true;
+    }
+    return false;
+}
+
 static int pump(node_t *n)
 {
     n->n_pumps++;
@@ -640,7 +655,7 @@ static int pump(node_t *n)
     /* One batch in flight: the log actor is busy with it (fdatasync), so what the groups
      * add meanwhile is gathered here and goes out as one batch when it answers, instead of
      * one message (and one PERSISTED answer, loop turn and envelope per peer) per turn. */
-    if (n->batch && n->batch->n && n->batches_out == 0) {
+    if (n->batch && batch_needs_sync(n->batch) && n->batches_out == 0) {
         n->batches_out++;
         n->n_batches++;
         n->n_items += n->batch->n;
