@@ -172,29 +172,13 @@ static bool write_command(Shoal__ClientRequest *req, Shoal__WriteCommand *cmd, i
     }
 }
 
-static void propose(replica_t *r, waiter_t *w)
+/* Hands one checked write to the core (or answers it at once when the core refuses). */
+static void propose_now(replica_t *r, waiter_t *w)
 {
     node_t *n = r->node;
     Shoal__WriteCommand cmd;
     int status;
-    if (!write_command(w->frame->client_req, &cmd, &status)) {
-        waiter_answer_status(w, (Shoal__Status)status,
-                             status == SHOAL__STATUS__STATUS_TOO_LARGE
-                                 ? "key or value too large (key <= 64 KiB, value <= 16 MiB)"
-                                 : "malformed write: empty key or unknown op");
-        node_reply(n, &w);
-        return;
-    }
-    if (r->role != RAFT_LEADER) {
-        replica_not_leader(r, w);
-        node_reply(n, &w);
-        return;
-    }
-    if (r->n_props >= 8192) {
-        waiter_answer_status(w, SHOAL__STATUS__STATUS_UNAVAILABLE, "too many writes pending");
-        node_reply(n, &w);
-        return;
-    }
+    write_command(w->frame->client_req, &cmd, &status); /* checked by propose */
     size_t len = shoal__write_command__get_packed_size(&cmd);
     uint8_t st[4096], *buf = len <= sizeof st ? st : malloc(len);
     if (!buf) {
@@ -224,6 +208,65 @@ static void propose(replica_t *r, waiter_t *w)
         r->props = w;
     r->props_tail = w;
     r->n_props++;
+}
+
+static void propose(replica_t *r, waiter_t *w)
+{
+    node_t *n = r->node;
+    Shoal__WriteCommand cmd;
+    int status;
+    if (!write_command(w->frame->client_req, &cmd, &status)) {
+        waiter_answer_status(w, (Shoal__Status)status,
+                             status == SHOAL__STATUS__STATUS_TOO_LARGE
+                                 ? "key or value too large (key <= 64 KiB, value <= 16 MiB)"
+                                 : "malformed write: empty key or unknown op");
+        node_reply(n, &w);
+        return;
+    }
+    if (r->role != RAFT_LEADER) {
+        replica_not_leader(r, w);
+        node_reply(n, &w);
+        return;
+    }
+    if (r->n_props + r->n_held >= 8192) {
+        waiter_answer_status(w, SHOAL__STATUS__STATUS_UNAVAILABLE, "too many writes pending");
+        node_reply(n, &w);
+        return;
+    }
+    /* While a log batch is in flight, the new entries could not be written before it
+     * answers anyway: held here, every group's writes are proposed together right after
+     * the answer (pump), so each group's ready carries more of them and one envelope per
+     * peer carries every group's appends, instead of a ready and an envelope per group per
+     * loop turn (docs/ARCHITECTURE.md, "Life of a ready batch"). */
+    if (n->batches_out) {
+        w->next = NULL;
+        if (r->held_tail)
+            r->held_tail->next = w;
+        else
+            r->held = w;
+        r->held_tail = w;
+        r->n_held++;
+        r->quiet = false;
+        r->idle_ticks = 0;
+        return;
+    }
+    propose_now(r, w);
+}
+
+/* The writes held while the log was busy go to their cores, in arrival order. */
+static void propose_held(node_t *n)
+{
+    for (size_t i = 0; i < n->n_replicas; i++) {
+        replica_t *r = n->replicas[i];
+        waiter_t *w = r->held;
+        r->held = r->held_tail = NULL;
+        r->n_held = 0;
+        for (waiter_t *next; w; w = next) {
+            next = w->next;
+            w->next = NULL;
+            propose_now(r, w);
+        }
+    }
 }
 
 static void handle_client(node_t *n, zframe_t *identity, Shoal__Frame *f)
@@ -308,7 +351,7 @@ static void fill_metrics(node_t *n, Shoal__NodeMetrics *m, uint64_t *bounds, uin
     uint64_t disk = 0;
     for (size_t i = 0; i < n->n_replicas; i++) {
         replica_t *r = n->replicas[i];
-        m->proposals_pending += r->n_props;
+        m->proposals_pending += r->n_props + r->n_held;
         m->commit_apply_lag += r->commit > r->applied ? r->commit - r->applied : 0;
         m->snapshots_in_flight += r->snap_busy || r->stage == STAGE_INSTALL;
         lsm_stats_t ls;
@@ -590,21 +633,42 @@ static void check_leases(node_t *n)
             raft_lease_drop(n->replicas[i]->raft);
 }
 
+/* Whether anything in the batch waits for its sync: entries, a term or vote (an item
+ * with a replica), a snapshot mark, a DROP. A ready whose only change is the commit index
+ * left an item that Raft does not need durable: it rides with the next batch that is
+ * synced anyway instead of costing a sync, a log actor wake-up and an answer of its own
+ * (and holding the writes that arrive meanwhile, `propose`). */
+static bool batch_needs_sync(const persist_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const persist_item_t *it = &b->items[i];
+        if (it->replica || it->n_entries || it->has_snap || it->drop)
+            return true;
+    }
+    return false;
+}
+
 static int pump(node_t *n)
 {
+    n->n_pumps++;
     check_leases(n);
+    if (!n->batches_out)
+        propose_held(n);
     for (size_t i = 0; i < n->n_replicas; i++)
         replica_pump(n->replicas[i]);
     /* One batch in flight: the log actor is busy with it (fdatasync), so what the groups
      * add meanwhile is gathered here and goes out as one batch when it answers, instead of
      * one message (and one PERSISTED answer, loop turn and envelope per peer) per turn. */
-    if (n->batch && n->batch->n && n->batches_out == 0) {
+    if (n->batch && batch_needs_sync(n->batch) && n->batches_out == 0) {
         n->batches_out++;
+        n->n_batches++;
+        n->n_items += n->batch->n;
         zsock_send(n->log, "sp", "PERSIST", n->batch);
         n->batch = NULL;
     }
     for (int i = 0; i < n->n_fsm; i++)
         if (n->jobq[i]) {
+            n->n_fsm_msgs++;
             zsock_send(n->fsm[i], "sp", "JOB", n->jobq[i]);
             n->jobq[i] = n->jobq_tail[i] = NULL;
         }
@@ -791,7 +855,7 @@ static int on_pipe(zloop_t *loop, zsock_t *sock, void *arg)
 /* Whether a leader's group has nothing in flight and every follower has everything. */
 static bool leader_idle(replica_t *r)
 {
-    if (r->n_props || r->reads_wait || r->reads_ready || r->rd_out)
+    if (r->n_props || r->held || r->reads_wait || r->reads_ready || r->rd_out)
         return false;
     raft_status_t st;
     raft_status(r->raft, &st);
@@ -1158,8 +1222,24 @@ static void drain(node_t *n)
                      (uint64_t)n->batches_out, (uint64_t)n->snaps_out, jobs_out(n));
 }
 
+/* One line of what the node did since it started, for the cost of a write in node cycles
+ * (tools/cluster_cpu_bench.sh divides it by the operations; docs/BENCHMARKS.md). */
+static void log_counters(node_t *n)
+{
+    if (!n->transport)
+        return;
+    uint64_t env, msgs;
+    transport_counts(n->transport, &env, &msgs);
+    zsys_info("node %" PRIu64 ": work counters: requests %" PRIu64 " pumps %" PRIu64
+              " readies %" PRIu64 " log_batches %" PRIu64 " log_items %" PRIu64
+              " fsm_msgs %" PRIu64 " fsm_jobs %" PRIu64 " envelopes %" PRIu64 " msgs %" PRIu64,
+              n->cfg->id, n->requests, n->n_pumps, n->n_readies, n->n_batches, n->n_items,
+              n->n_fsm_msgs, n->n_fsm_jobs, env, msgs);
+}
+
 static void stop(node_t *n)
 {
+    log_counters(n);
     if (n->events)
         events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_NODE_DOWN, 0, 0, UINT64_MAX,
                            "node stopping");

@@ -329,8 +329,8 @@ void replica_close(replica_t **self_p)
     if (r->rd_out)
         raft_ready_free(r->raft, &r->rd);
     raft_destroy(&r->raft);
-    waiter_t *lists[3] = {r->props, r->reads_wait, r->reads_ready};
-    for (int i = 0; i < 3; i++)
+    waiter_t *lists[4] = {r->props, r->held, r->reads_wait, r->reads_ready};
+    for (int i = 0; i < 4; i++)
         for (waiter_t *w = lists[i], *n; w; w = n) {
             n = w->next;
             waiter_destroy(&w);
@@ -369,15 +369,15 @@ void replica_not_leader(replica_t *r, waiter_t *w)
  * answered from the session instead of applied twice. */
 static void fail_waiters(replica_t *r)
 {
-    waiter_t *lists[2] = {r->props, r->reads_wait};
-    for (int i = 0; i < 2; i++)
+    waiter_t *lists[3] = {r->props, r->held, r->reads_wait};
+    for (int i = 0; i < 3; i++)
         for (waiter_t *w = lists[i], *n; w; w = n) {
             n = w->next;
             replica_not_leader(r, w);
             node_reply(r->node, &w);
         }
-    r->props = r->props_tail = r->reads_wait = NULL;
-    r->n_props = 0;
+    r->props = r->props_tail = r->held = r->held_tail = r->reads_wait = NULL;
+    r->n_props = r->n_held = 0;
 }
 
 /* A follower's reads wait for a read index from the leader it asked; when that leader is
@@ -448,6 +448,7 @@ void replica_send_job(replica_t *r, fsm_job_t *job)
     r->jobs_out++;
     /* queued: the node sends each fsm actor all of a loop turn's jobs in one message */
     node_t *n = r->node;
+    n->n_fsm_jobs++;
     job->next = NULL;
     if (n->jobq_tail[r->fsm_idx])
         n->jobq_tail[r->fsm_idx]->next = job;
@@ -687,6 +688,7 @@ void replica_pump(replica_t *r)
         if (raft_ready(r->raft, &r->rd) != 0)
             return;
         r->rd_out = true;
+        r->node->n_readies++;
         if (r->rd.hard_state_changed) /* first: leader lines and events carry the new term */
             on_hard_state(r);
         if (r->rd.soft_state_changed)
@@ -733,8 +735,7 @@ void replica_persisted(replica_t *r)
 {
     if (r->stage != STAGE_PERSIST)
         return;
-    finish_ready(r);
-    replica_pump(r);
+    finish_ready(r); /* the pump that follows every log answer builds the next ready */
 }
 
 static void installed(replica_t *r, fsm_job_t *job)
@@ -893,6 +894,11 @@ void replica_expire(replica_t *r, uint64_t now_ms)
     r->props_tail = NULL;
     for (waiter_t *w = r->props; w; w = w->next)
         r->props_tail = w;
+    expire_list(r, &r->held, now_ms, false);
+    r->held_tail = NULL;
+    r->n_held = 0;
+    for (waiter_t *w = r->held; w; w = w->next, r->n_held++)
+        r->held_tail = w;
     expire_list(r, &r->reads_wait, now_ms, false);
     expire_list(r, &r->reads_ready, now_ms, false);
 }

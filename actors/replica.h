@@ -54,6 +54,8 @@ typedef struct replica_t {
     raft_role_t role;
     waiter_t *props, *props_tail; /* proposals waiting to commit, by index */
     size_t n_props;
+    waiter_t *held, *held_tail;   /* writes not proposed yet: the log was busy (node.c) */
+    size_t n_held;
     waiter_t *reads_wait;  /* linearizable reads waiting for their read index */
     waiter_t *reads_ready; /* read index known, waiting for the fsm to reach it */
     uint64_t next_read_id;
@@ -106,6 +108,8 @@ struct node_t {
     uint64_t fsync_hist[FSYNC_BUCKETS];
     uint64_t leader_changes;
     uint64_t requests;
+    /* work counters, logged at stop: what a write costs in node cycles (BENCHMARKS.md) */
+    uint64_t n_pumps, n_readies, n_batches, n_items, n_fsm_msgs, n_fsm_jobs;
 };
 
 extern const uint64_t node_fsync_bounds_us[FSYNC_BUCKETS];

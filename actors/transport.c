@@ -54,6 +54,7 @@ struct transport_t {
     size_t n_peers;
     double rate_bytes_per_ms;
     uint64_t dropped;
+    uint64_t envelopes, msgs; /* sent, for the node's work counters */
 };
 
 static bool buf_reserve(buf_t *b, size_t more)
@@ -341,6 +342,8 @@ void transport_send(transport_t *self, const raft_msg_t *m)
                   : pack_msg(&p->out, m);
     if (!ok)
         self->dropped++;
+    else
+        self->msgs++;
 }
 
 static void send_bytes(transport_t *self, peer_t *p, const uint8_t *f, size_t len)
@@ -403,6 +406,7 @@ void transport_flush(transport_t *self)
             if (f)
                 send_bytes(self, p, f, len);
             free(f);
+            self->envelopes++;
             p->out.len = 0;
             if (p->out.cap > (1u << 20)) { /* give back a buffer grown by a burst */
                 free(p->out.data);
@@ -420,6 +424,12 @@ bool transport_snapshots_waiting(const transport_t *self)
         if (self->peers[i].snap_n)
             return true;
     return false;
+}
+
+void transport_counts(const transport_t *self, uint64_t *envelopes, uint64_t *msgs)
+{
+    *envelopes = self->envelopes;
+    *msgs = self->msgs;
 }
 
 uint64_t transport_dropped(const transport_t *self)

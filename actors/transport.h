@@ -46,6 +46,8 @@ void transport_keepalive(transport_t *self, uint64_t interval_ms);
 /* True when snapshot chunks wait for the rate limit (the node then flushes again soon). */
 bool transport_snapshots_waiting(const transport_t *self);
 uint64_t transport_dropped(const transport_t *self);
+/* Envelopes flushed and messages queued since the start (the node's work counters). */
+void transport_counts(const transport_t *self, uint64_t *envelopes, uint64_t *msgs);
 
 /* Decoding an incoming envelope: calls fn for every message (heartbeats expanded),
  * with a raft_msg_t that borrows from env and is valid during the call only. */

@@ -3,6 +3,9 @@
 # operation: CPU and context switches of every node (all threads) and the broker, read
 # from /proc before and after, and the whole machine's busy share (is the box saturated?).
 # With --threads, node 0's threads one by one as well (which thread wakes per write).
+# At the end, the nodes' work counters (logged at stop) summed over the nodes and divided
+# by the client requests they took: loop pumps, Raft readies, log batches and their items,
+# fsm messages and jobs, peer envelopes and messages per request (start-up included).
 #
 # usage: tools/cluster_cpu_bench.sh BIN_DIR SHARDS [CLIENTS [SECONDS [put|get]]] [--threads]
 #   BIN_DIR holds shoalctl, shoald and shoal-broker (a build's copy, so that rebuilding
@@ -61,3 +64,10 @@ if [ $threads = 1 ]; then
         { cpu = $6 - $3; cs = $7 - $4
           if (cpu > 0 || cs > 100) printf "  tid %s %-12s cpu %5.1f%%  %5.1f us/op  %.3f cs/op\n", $1, $2, cpu / d, cpu * 10000 / (ops * d), cs / (ops * d) }'
 fi
+$B/shoalctl cluster down --dir "$dir" >/dev/null 2>&1
+cat "$dir"/logs/node-*.log 2>/dev/null | grep -h 'work counters' | sed 's/.*work counters: //' | awk '
+    { for (i = 1; i < NF; i += 2) sum[$i] += $(i + 1); order = $0 }
+    END { if (!sum["requests"]) exit
+          n = split(order, f, " "); line = "  per request, nodes together:"
+          for (i = 3; i <= n; i += 2) line = line sprintf(" %s %.3f", f[i], sum[f[i]] / sum["requests"])
+          print line }'

@@ -389,7 +389,8 @@ bool raft_has_ready(const raft_t *r)
     if (memcmp(&hs, &r->prev_hs, sizeof(hs)) || r->lead != r->prev_ss.leader ||
         r->role != r->prev_ss.role)
         return true;
-    if (log_last_index(&r->log) > r->log.stable || r->has_pending_snapshot || r->append_pending)
+    if (log_last_index(&r->log) > r->log.stable || r->has_pending_snapshot || r->append_pending ||
+        r->commit_pending)
         return true;
     if (r->log.committed > r->log.applied || r->out.n || r->out_after.n || r->n_rstates)
         return true;
@@ -523,7 +524,7 @@ void raft_advance(raft_t *r, raft_ready_t *rd)
             self->match = r->log.persisted;
             self->next = self->match + 1;
             if (maybe_commit(r))
-                bcast_append(r);
+                commit_moved(r);
         }
     }
     if (rd->snapshot)

@@ -119,6 +119,7 @@ struct raft {
     raft_soft_state_t prev_ss;
     bool ready_outstanding;
     bool append_pending; /* proposals since the last ready: sent in one batch per peer */
+    bool commit_pending; /* the commit index moved: every follower hears it in the next ready */
 };
 
 /* log.c */
@@ -158,7 +159,7 @@ void progress_reset(raft_t *r, raft_progress_t *pr, uint64_t id, bool learner);
 void progress_free(raft_progress_t *pr);
 void progress_become_probe(raft_progress_t *pr);
 bool send_append(raft_t *r, raft_progress_t *pr, bool allow_empty);
-void bcast_append(raft_t *r);
+void commit_moved(raft_t *r);
 void flush_appends(raft_t *r);
 void bcast_heartbeat(raft_t *r);
 bool maybe_commit(raft_t *r);

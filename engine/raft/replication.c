@@ -147,24 +147,34 @@ bool send_append(raft_t *r, raft_progress_t *pr, bool allow_empty)
     return n > 0;
 }
 
-void bcast_append(raft_t *r)
+/* A new commit index reaches the followers with the next ready, like proposals: built
+ * then, it rides on that ready's appends with entries, and only a follower that gets none
+ * is sent an empty one. Queued at once (an empty append per follower per commit move,
+ * next to the appends of the same ready) it cost a message and an answer per follower
+ * each time, and a ready and an envelope on every follower (docs/BENCHMARKS.md). */
+void commit_moved(raft_t *r)
 {
-    for (size_t i = 0; i < r->n_prs; i++)
-        send_append(r, &r->prs[i], true);
+    r->commit_pending = true;
 }
 
 /* Batching: proposals only append to the log; the appends for all of them go out when the
- * next ready is built, as few messages per follower as the window and size limits allow. */
+ * next ready is built, as few messages per follower as the window and size limits allow;
+ * every message carries the commit index of that moment. */
 void flush_appends(raft_t *r)
 {
-    if (!r->append_pending)
+    bool appends = r->append_pending, commit = r->commit_pending;
+    if (!appends && !commit)
         return;
-    r->append_pending = false;
+    r->append_pending = r->commit_pending = false;
     if (r->role != RAFT_LEADER)
         return;
-    for (size_t i = 0; i < r->n_prs; i++)
-        while (send_append(r, &r->prs[i], false))
-            ;
+    for (size_t i = 0; i < r->n_prs; i++) {
+        bool sent = false;
+        while (appends && send_append(r, &r->prs[i], false))
+            sent = true;
+        if (commit && !sent)
+            send_append(r, &r->prs[i], true);
+    }
 }
 
 static void put_u64(uint8_t *p, uint64_t v)
@@ -358,7 +368,7 @@ void handle_append_response(raft_t *r, const raft_msg_t *m)
     else if (pr->state == RAFT_PROGRESS_REPLICATE)
         inflight_free_to(r, pr, m->index);
     if (maybe_commit(r))
-        bcast_append(r);
+        commit_moved(r);
     else if (was_paused)
         send_append(r, pr, true);
     while (send_append(r, pr, false))

@@ -255,6 +255,55 @@ static void test_heartbeat_commit_min(void **state)
     free_cluster(h);
 }
 
+/* A commit that moves while the leader's ready is out reaches each follower on the next
+ * ready's append with entries: one message per follower, not an empty append for the
+ * commit next to it (each would cost the follower an answer). */
+static void test_commit_rides_on_appends(void **state)
+{
+    harness_t *h = new_cluster(3, 3, NULL);
+    h_run(h, 2);
+    raft_t *l = h->n[1].r;
+    int64_t a = raft_propose(l, "a", 1, NULL);
+    assert_true(a > 0);
+    raft_ready_t rd1, rd2;
+    assert_int_equal(raft_ready(l, &rd1), 0); /* out, as while the node's log syncs */
+    for (size_t i = 0; i < rd1.n_msgs; i++)
+        raft_step(h->n[rd1.msgs[i].to].r, &rd1.msgs[i]);
+    h_ready(h, 2);
+    h_ready(h, 3);
+    for (size_t i = 0; i < h->nq; i++) { /* both acks: a majority without the leader */
+        if (h->q[i].to == 1)
+            raft_step(l, &h->q[i]);
+        raft_msg_free_contents(&h->q[i]);
+    }
+    h->nq = 0;
+    assert_int_equal(h_status(h, 1).commit, (uint64_t)a);
+    int64_t b = raft_propose(l, "b", 1, NULL);
+    assert_true(b > 0);
+    h_persist(&h->n[1], &rd1);
+    raft_advance(l, &rd1);
+    assert_int_equal(raft_ready(l, &rd2), 0);
+    size_t appends[4] = {0};
+    for (size_t i = 0; i < rd2.n_msgs; i++) {
+        raft_msg_t *m = &rd2.msgs[i];
+        if (m->type != RAFT_MSG_APPEND)
+            continue;
+        appends[m->to]++;
+        assert_int_equal(m->n_entries, 1);
+        assert_int_equal(m->entries[0].index, (uint64_t)b);
+        assert_int_equal(m->commit, (uint64_t)a);
+    }
+    assert_int_equal(appends[2], 1);
+    assert_int_equal(appends[3], 1);
+    for (size_t i = 0; i < rd2.n_msgs; i++)
+        h_enqueue(h, &rd2.msgs[i]);
+    h_persist(&h->n[1], &rd2);
+    raft_advance(l, &rd2);
+    h_deliver(h);
+    assert_int_equal(h_status(h, 2).commit, (uint64_t)b);
+    free_cluster(h);
+}
+
 /* Restart: term, vote and log come back from the persisted state; nothing committed is
  * lost and the node rejoins. */
 static void test_restart_from_disk(void **state)
@@ -582,6 +631,7 @@ int main(void)
         cmocka_unit_test(test_restarted_node_waits_out_lease),
         cmocka_unit_test(test_pipelining_window),
         cmocka_unit_test(test_heartbeat_commit_min),
+        cmocka_unit_test(test_commit_rides_on_appends),
         cmocka_unit_test(test_restart_from_disk),
         cmocka_unit_test(test_snapshot_install),
         cmocka_unit_test(test_snapshot_trailing_entries),
