@@ -110,6 +110,7 @@ static void linear_read(replica_t *r, waiter_t *w)
     }
     r->quiet = false;
     r->idle_ticks = 0;
+    r->node->follower_reads += r->role != RAFT_LEADER;
     w->next = r->reads_wait;
     r->reads_wait = w;
 }
@@ -369,6 +370,7 @@ static void fill_metrics(node_t *n, Shoal__NodeMetrics *m, uint64_t *bounds, uin
         }
     }
     m->leader_changes = n->leader_changes;
+    m->follower_reads = n->follower_reads;
     m->peers = ppp;
     m->n_peers = npeers;
     m->rss_bytes = rss_bytes();

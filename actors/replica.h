@@ -107,6 +107,7 @@ struct node_t {
     /* metrics */
     uint64_t fsync_hist[FSYNC_BUCKETS];
     uint64_t leader_changes;
+    uint64_t follower_reads; /* linearizable reads taken as a follower (node.c, linear_read) */
     uint64_t requests;
     /* work counters, logged at stop: what a write costs in node cycles (BENCHMARKS.md) */
     uint64_t n_pumps, n_readies, n_batches, n_items, n_fsm_msgs, n_fsm_jobs;

@@ -95,6 +95,7 @@ static void node_metrics(bnode_t *n, const Shoal__NodeMetrics *m)
     n->replicas = m->replicas;
     n->rss_bytes = m->rss_bytes;
     n->bytes_on_disk = m->bytes_on_disk;
+    n->follower_reads = m->follower_reads;
 }
 
 static void fetch_map(broker_t *b, bnode_t *n)
@@ -377,6 +378,7 @@ static void reply_status(broker_t *b, zframe_t *client, uint64_t rid, bool event
         nm[i].replicas = n->replicas;
         nm[i].rss_bytes = n->rss_bytes;
         nm[i].bytes_on_disk = n->bytes_on_disk;
+        nm[i].follower_reads = n->follower_reads;
         nodes[i].metrics = &nm[i];
         np[i] = &nodes[i];
     }

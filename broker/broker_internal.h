@@ -26,6 +26,7 @@ typedef struct {
     uint64_t last_seen_us; /* wall clock of the same */
     uint32_t replicas;
     uint64_t rss_bytes, bytes_on_disk;
+    uint64_t follower_reads; /* linearizable reads its replicas took as followers */
     bool removed; /* no longer in the shard map (remove-node): kept for ids, not shown */
 } bnode_t;
 

@@ -166,6 +166,7 @@ int shoal_status(shoal_t *self, bool with_events, shoal_cluster_t *out, char *er
             d->replicas = n->metrics->replicas;
             d->rss_bytes = n->metrics->rss_bytes;
             d->bytes_on_disk = n->metrics->bytes_on_disk;
+            d->follower_reads = n->metrics->follower_reads;
         }
     }
     out->n_shards = c->n_shards;

@@ -180,6 +180,7 @@ typedef struct {
     uint32_t replicas;
     uint64_t rss_bytes;
     uint64_t bytes_on_disk;
+    uint64_t follower_reads; /* linearizable reads served as a follower (read index) */
 } shoal_node_status_t;
 
 typedef struct {

@@ -93,8 +93,10 @@ static void print_json(const shoal_cluster_t *cl)
         const shoal_node_status_t *n = &cl->nodes[i];
         printf("%s{\"id\":%" PRIu64 ",\"endpoint\":", i ? "," : "", n->id);
         ctl_json_str(stdout, n->endpoint, strlen(n->endpoint));
-        printf(",\"up\":%s,\"replicas\":%u,\"rss_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64 "}",
-               n->up ? "true" : "false", n->replicas, n->rss_bytes, n->bytes_on_disk);
+        printf(",\"up\":%s,\"replicas\":%u,\"rss_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
+               ",\"follower_reads\":%" PRIu64 "}",
+               n->up ? "true" : "false", n->replicas, n->rss_bytes, n->bytes_on_disk,
+               n->follower_reads);
     }
     printf("],\"shards\":[");
     for (size_t i = 0; i < cl->n_shards; i++)
