@@ -12,38 +12,32 @@ set_tests_properties(test_shoalctl_args PROPERTIES LABELS unit TIMEOUT 120
   ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
 
 # Integration tests on a local cluster (need shoald, so only once it builds).
+# cluster_script(NAME TIMEOUT): tests/integration/NAME.sh, run alone (it starts a cluster).
+function(cluster_script name timeout)
+  add_test(NAME ${name} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/${name}.sh)
+  set_tests_properties(${name} PROPERTIES LABELS integration TIMEOUT ${timeout} RUN_SERIAL ON
+    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
+endfunction()
 if(TARGET shoald)
   shoal_add_test(NAME cluster_client SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_client.c
                  LIBS shoal Threads::Threads LABELS integration TIMEOUT 240)
   set_tests_properties(cluster_client PROPERTIES RUN_SERIAL ON)
-  add_test(NAME cluster_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_cli.sh)
-  set_tests_properties(cluster_cli PROPERTIES LABELS integration TIMEOUT 240 RUN_SERIAL ON
-    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  cluster_script(cluster_cli 240)
   # Online shard-map changes: replica moves (leader and follower), a node joining, writers
   # running throughout, bad admin input (docs/OPERATIONS.md, "Changing the placement").
   add_executable(move_writer ${CMAKE_CURRENT_SOURCE_DIR}/integration/move_writer.c)
   target_link_libraries(move_writer PRIVATE shoal)
   add_executable(split_scanner ${CMAKE_CURRENT_SOURCE_DIR}/integration/split_scanner.c)
   target_link_libraries(split_scanner PRIVATE shoal)
-  add_test(NAME cluster_move COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_move.sh)
-  set_tests_properties(cluster_move PROPERTIES LABELS integration TIMEOUT 300 RUN_SERIAL ON
-    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  cluster_script(cluster_move 300)
   # the metadata group moved off its leader under writes, its old host removed, a new host restarted
-  add_test(NAME cluster_meta COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_meta.sh)
-  set_tests_properties(cluster_meta PROPERTIES LABELS integration TIMEOUT 90 RUN_SERIAL ON
-    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  cluster_script(cluster_meta 90)
   # cancelling unfinished moves (a shard's and the metadata group's) under writes
-  add_test(NAME cluster_cancel COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_cancel.sh)
-  set_tests_properties(cluster_cancel PROPERTIES LABELS integration TIMEOUT 90 RUN_SERIAL ON
-    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  cluster_script(cluster_cancel 90)
   # leader balancing: 2/2/2 leaders on 3 nodes with 6 shards, kept through a kill and restart
-  add_test(NAME cluster_balance COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_balance.sh)
-  set_tests_properties(cluster_balance PROPERTIES LABELS integration TIMEOUT 240 RUN_SERIAL ON
-    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  cluster_script(cluster_balance 240)
   # add-shard online: two splits under pipelined writes, the source's leader killed
-  add_test(NAME cluster_split COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_split.sh)
-  set_tests_properties(cluster_split PROPERTIES LABELS integration TIMEOUT 120 RUN_SERIAL ON
-    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  cluster_script(cluster_split 120)
 endif()
 
 # The broker's config decoder, fuzzed (a unit test over random and mutated ZPL otherwise).

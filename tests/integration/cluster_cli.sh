@@ -139,8 +139,9 @@ b2=$!
     { echo "FAIL: read through a second broker"; FAIL=1; }
 check "write through the second broker" ctl --broker "tcp://127.0.0.1:$((BASE + 50))" put two/brokers yes
 [ "$(ctl get two/brokers)" = yes ] || { echo "FAIL: first broker reads the second's write"; FAIL=1; }
+fr_sum() { status_py "print(sum(n.get('follower_reads', 0) for n in st['nodes']))" 2>/dev/null || echo 0; }
 sleep 1 # the broker's poll brings each node's follower_reads so far
-fr0=$(status_py "print(sum(n.get('follower_reads', 0) for n in st['nodes']))" 2>/dev/null || echo 0)
+fr0=$(fr_sum)
 for i in $(seq 1 30); do
     ctl put "rr/$i" "v$i" >/dev/null || { echo "FAIL: put rr/$i"; FAIL=1; }
     got=$(ctl --broker "tcp://127.0.0.1:$((BASE + 50))" --timeout 10000 get "rr/$i")
@@ -150,7 +151,6 @@ done
     { echo "FAIL: replica scan through broker 2 does not see the 30 rr/ keys"; FAIL=1; }
 # and followers served most of them: the nodes' follower_reads (status, refreshed by the
 # broker's poll) grow by at least 10 of the 30 gets (round robin over 3 replicas: ~20)
-fr_sum() { status_py "print(sum(n.get('follower_reads', 0) for n in st['nodes']))" 2>/dev/null || echo 0; }
 fr=0
 for _ in $(seq 1 40); do
     fr=$(($(fr_sum) - fr0))
