@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "actors/failpoint.h"
 #include "actors/node_int.h"
 #include "engine/error.h"
 
@@ -121,10 +122,11 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 /* A replica the shard map moved away: its engine is closed here (a close flushes) and its
  * folder renamed to <dir>.deleted, then deleted, off the node actor's loop. A crash halfway
- * leaves either the folder (never opened again: the map places the shard elsewhere) or
- * <dir>.deleted, which the next start deletes. */
+ * leaves either the folder or <dir>.deleted, which the next start deletes (placement.c,
+ * reap_unplaced and finish_deletions). */
 static void drop_job(snap_job_t *j)
 {
+    failpoint("drop_before_delete");
     lsm_close(&j->lsm);
     char dead[1100];
     snprintf(dead, sizeof dead, "%s.deleted", j->dir);

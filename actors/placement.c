@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "actors/failpoint.h"
 #include "actors/leader_balance.h"
 #include "actors/split_node.h"
 #include "engine/error.h"
@@ -151,6 +153,69 @@ static void finish_deletions(const node_t *n)
         closedir(d);
 }
 
+/* Whether this node still holds anything of a group: its folder or log entries. */
+static bool holds_group(node_t *n, uint32_t group, const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return true;
+    rlog_lock(n->rlog);
+    bool has = rlog_has_group(n->rlog, group) && rlog_last_index(n->rlog, group) > 0;
+    rlog_unlock(n->rlog);
+    return has;
+}
+
+/* Finishes at start what drop_replica began before a stop: the drop record (again, harmless
+ * if it was durable), synced, then the folder. */
+static int reap_group(node_t *n, uint32_t group, const char *dir)
+{
+    rlog_lock(n->rlog);
+    int rc = rlog_drop_group(n->rlog, group);
+    if (rc == 0)
+        rc = rlog_sync(n->rlog);
+    rlog_unlock(n->rlog);
+    if (rc)
+        return rc;
+    char dead[1200];
+    snprintf(dead, sizeof dead, "%s.deleted", dir);
+    if (rename(dir, dead) != 0 && errno != ENOENT)
+        return SHOAL_EIO;
+    if (access(dead, F_OK) == 0 && nftw(dead, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return SHOAL_EIO;
+    zsys_info("node %" PRIu64 ": shard %u is not placed here (map version %" PRIu64
+              "): its data, left by a stop before its deletion finished, is deleted",
+              n->cfg->id, group, n->place->map->version);
+    return 0;
+}
+
+/* A node stopped after the map moved a replica away but before its deletion finished
+ * (before the drop record, or between it and the folder's removal) left the folder and
+ * maybe the group's log entries, which nothing would open or remove again. The map on disk
+ * is the newest this node acted on, and it names a node in neither `replicas` nor
+ * `leaving` only once the group's committed configuration excludes it (the move's last
+ * step), so the data is no voter's. Shards the map does not list are left alone: a split
+ * target is newer than the map. */
+static int reap_unplaced(node_t *n, char *err, size_t errlen)
+{
+    const Shoal__ShardMap *m = n->place->map;
+    for (size_t i = 0; i <= m->n_shards; i++) {
+        uint32_t g = i < m->n_shards ? m->shards[i]->id : SHOAL_META_GROUP;
+        if ((g == SHOAL_META_GROUP && !m->meta) || placement_hosts(n, g))
+            continue;
+        char dir[1100];
+        replica_group_dir(n, g, dir, sizeof dir);
+        if (!holds_group(n, g, dir))
+            continue;
+        int rc = reap_group(n, g, dir);
+        if (rc) {
+            snprintf(err, errlen, "shard %u is not placed here; deleting %.900s: %s", g, dir,
+                     shoal_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int placement_init(node_t *n, char *err, size_t errlen)
 {
     finish_deletions(n);
@@ -165,10 +230,11 @@ int placement_init(node_t *n, char *err, size_t errlen)
     n->place->map = m ? m : shardmap_bootstrap(n->cfg);
     if (!n->place->map)
         return SHOAL_ENOMEM;
-    if (m)
-        zsys_info("node %" PRIu64 ": shard map version %" PRIu64 " from %s/shardmap", n->cfg->id,
-                  m->version, n->cfg->data_dir);
-    return 0;
+    if (!m)
+        return 0;
+    zsys_info("node %" PRIu64 ": shard map version %" PRIu64 " from %s/shardmap", n->cfg->id,
+              m->version, n->cfg->data_dir);
+    return reap_unplaced(n, err, errlen);
 }
 
 void placement_destroy(node_t *n)
@@ -276,6 +342,7 @@ static void note_held(const node_t *n, replica_t *r)
  * group placed here again starts empty (learner, snapshot) instead of from old records. */
 static void drop_replica(node_t *n, size_t i)
 {
+    failpoint("drop_before_record");
     replica_t *r = n->replicas[i];
     placement_t *p = n->place;
     snap_job_t *j = calloc(1, sizeof *j);

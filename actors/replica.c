@@ -135,7 +135,7 @@ static int open_lsm(const node_t *n, const char *dir, lsm_t **lsm, char *err, si
     return lsm_open(&o, lsm, err, errlen);
 }
 
-static void group_dir(const node_t *node, uint32_t group, char *out, size_t cap)
+void replica_group_dir(const node_t *node, uint32_t group, char *out, size_t cap)
 {
     if (group == SHOAL_META_GROUP)
         snprintf(out, cap, "%s/meta", node->cfg->data_dir);
@@ -154,7 +154,7 @@ static int make_dirs(const char *dir, const char *snapdir, char *err, size_t err
 int replica_open_engine(node_t *node, uint32_t group, lsm_t **lsm, char *err, size_t errlen)
 {
     char dir[1024], snapdir[1100];
-    group_dir(node, group, dir, sizeof dir);
+    replica_group_dir(node, group, dir, sizeof dir);
     snprintf(snapdir, sizeof snapdir, "%s/snap", dir);
     int rc = make_dirs(dir, snapdir, err, errlen);
     return rc ? rc : open_lsm(node, dir, lsm, err, errlen);
@@ -299,7 +299,7 @@ replica_t *replica_open_with(node_t *node, uint32_t group, lsm_t *lsm, char *err
     r->in_fd = -1;
     r->fsm_idx = (int)(group % (uint32_t)node->n_fsm);
     r->snap_time_ms = zclock_mono();
-    group_dir(node, group, r->dir, sizeof r->dir);
+    replica_group_dir(node, group, r->dir, sizeof r->dir);
     snprintf(r->snapdir, sizeof r->snapdir, "%s/snap", r->dir);
     uint64_t applied = 0;
     int rc = make_dirs(r->dir, r->snapdir, err, errlen);

@@ -121,6 +121,8 @@ replica_t *replica_open_with(node_t *node, uint32_t group, lsm_t *lsm, char *err
 /* Opens group's engine (DATA/shard-<G>/lsm, the folders made) with the replica options. */
 int replica_open_engine(node_t *node, uint32_t group, lsm_t **lsm, char *err, size_t errlen);
 void replica_close(replica_t **self_p);
+/* DATA/shard-<group>, or DATA/meta for the metadata group. */
+void replica_group_dir(const node_t *node, uint32_t group, char *out, size_t cap);
 /* Moves the replica's readies forward as far as they go without waiting. */
 void replica_pump(replica_t *r);
 /* The log actor made the replica's batch item durable (rc 0) or failed. */

@@ -34,6 +34,8 @@ if(TARGET shoald)
   cluster_script(cluster_meta 90)
   # cancelling unfinished moves (a shard's and the metadata group's) under writes
   cluster_script(cluster_cancel 90)
+  # a node stopped while deleting a replica moved away finishes the deletion at its start
+  cluster_script(cluster_drop_crash 120)
   # leader balancing: 2/2/2 leaders on 3 nodes with 6 shards, kept through a kill and restart
   cluster_script(cluster_balance 240)
   # add-shard online: two splits under pipelined writes, the source's leader killed
