@@ -1,23 +1,38 @@
-/* failpoint.h - crash points for tests: with SHOAL_FAILPOINT=<name> in its environment, the
- * process exits at once (exit code 86, no cleanup, as a kill -9 would leave it) where the
- * code calls failpoint("<name>"). Off unless set; a shoald in production never has it.
- *   drop_before_record   placement.c: a replica moved away, before its drop record
- *   drop_before_delete   compactor_actor.c: the drop record is durable, the folder not
- *                        yet deleted */
+/* failpoint.h - crash and hold points for tests. SHOAL_FAILPOINT=<name> in a process's
+ * environment turns on the point of that name; SHOAL_FAILPOINT=<name>@<file> turns it on
+ * only while <file> exists (a test flips it without a restart). Off unless set; a shoald in
+ * production never has it.
+ *   drop_before_record   exit: placement.c, a replica moved away, before its drop record
+ *   drop_before_delete   exit: compactor_actor.c, the drop record is durable, the folder
+ *                        not yet deleted
+ *   meta_hold_moves      hold: meta.c, the metadata leader ignores MoveDone reports, so a
+ *                        move stays open after its group's configuration matched the map */
 #ifndef SHOAL_ACTORS_FAILPOINT_H
 #define SHOAL_ACTORS_FAILPOINT_H
 
 #include <czmq.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define FAILPOINT_EXIT 86
 
-static inline void failpoint(const char *name)
+static inline bool failpoint_active(const char *name)
 {
     const char *want = getenv("SHOAL_FAILPOINT");
-    if (want && strcmp(want, name) == 0) {
+    size_t len = strlen(name);
+    if (!want || strncmp(want, name, len) != 0)
+        return false;
+    if (want[len] == '\0')
+        return true;
+    return want[len] == '@' && access(want + len + 1, F_OK) == 0;
+}
+
+/* Exits at once (exit code 86, no cleanup: what a kill -9 would leave) if name is on. */
+static inline void failpoint(const char *name)
+{
+    if (failpoint_active(name)) {
         zsys_warning("failpoint %s: exiting now (SHOAL_FAILPOINT)", name);
         _exit(FAILPOINT_EXIT);
     }

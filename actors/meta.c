@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/failpoint.h"
 #include "actors/placement.h"
 #include "engine/error.h"
 #include "proto/codec.h"
@@ -296,7 +297,8 @@ void meta_admin(node_t *n, zframe_t *identity, const Shoal__AdminRequest *req)
 void meta_move_done(node_t *n, const Shoal__MoveDone *md)
 {
     replica_t *r = meta_replica(n);
-    if (!r || r->role != RAFT_LEADER || n->place->inflight_version)
+    if (!r || r->role != RAFT_LEADER || n->place->inflight_version ||
+        failpoint_active("meta_hold_moves"))
         return;
     uint8_t *cur = NULL;
     size_t clen = 0;

@@ -33,7 +33,7 @@ if(TARGET shoald)
   # the metadata group moved off its leader under writes, its old host removed, a new host restarted
   cluster_script(cluster_meta 90)
   # cancelling unfinished moves (a shard's and the metadata group's) under writes
-  cluster_script(cluster_cancel 90)
+  cluster_script(cluster_cancel 180)
   # a node stopped while deleting a replica moved away finishes the deletion at its start
   cluster_script(cluster_drop_crash 120)
   # leader balancing: 2/2/2 leaders on 3 nodes with 6 shards, kept through a kill and restart

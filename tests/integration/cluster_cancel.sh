@@ -7,6 +7,11 @@
 #      closes the move with shard 0 on its first three nodes again;
 #   2. the same for the metadata group (move-replica meta 0 3, then --cancel meta);
 #   3. node 3 starts and holds no replica; bad --cancel input gets exit 2;
+#   4. a cancel after FROM already left the group's configuration: the metadata nodes hold
+#      MoveDone reports (test hold point meta_hold_moves, actors/failpoint.h), so shard 0's
+#      move to node 3 stays open after its leader removed FROM from the group; the cancel
+#      must bring FROM back (learner, promotion) with the data it kept, remove node 3, and
+#      close; FROM must then serve (a majority needs it);
 # then every acknowledged write must be readable with its value.
 source "$(dirname "$0")/cluster_lib.sh"
 
@@ -19,10 +24,15 @@ s = st['meta'] if '$1' == 'meta' else [s for s in st['shards'] if s['id'] == $1]
 print(' '.join(str(r['node']) for r in sorted(s['replicas'], key=lambda r: r['node'])) + '|' + ' '.join(map(str, s['leaving'])))"
 }
 
-for _ in $(seq 1 100); do
-    status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) and st['meta']['leader'] >= 0 else 1)" 2>/dev/null && break
-    sleep 0.2
-done
+wait_leaders() {
+    for _ in $(seq 1 150); do
+        status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) and st['meta']['leader'] >= 0 else 1)" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    echo "FAIL: a group has no leader after 30 s: $(ctl status 2>&1)"
+    FAIL=1
+}
+wait_leaders
 cl_start_writers 1
 sleep 1
 ctl cluster stop-node --dir "$DIR" 3 >/dev/null
@@ -63,6 +73,53 @@ err=$(ctl move-replica --cancel 0 2>&1 >/dev/null)
 [ "$(echo "$err" | wc -l)" = 1 ] && echo "$err" | grep -q "no move in progress" ||
     { echo "FAIL: unclear error for a cancel without a move: '$err'"; FAIL=1; }
 [ "$(map_version)" = 7 ] || { echo "FAIL: map version $(map_version), want 7"; FAIL=1; }
+
+# ---- 4. a cancel after FROM left the group's configuration ------------------------------
+HOLD=$DIR/hold-moves
+touch "$HOLD"
+for i in 0 1 2; do # the metadata nodes, one at a time
+    ctl cluster stop-node --dir "$DIR" "$i" >/dev/null
+    SHOAL_FAILPOINT=meta_hold_moves@$HOLD ctl cluster start-node --dir "$DIR" "$i" >/dev/null ||
+        { echo "FAIL: restart node $i"; FAIL=1; }
+    wait_leaders
+done
+L=$(leader_of 0)
+REST=$(echo 0 1 2 | tr ' ' '\n' | grep -vx "$L" | tr '\n' ' ' | sed 's/ $//')
+retry_admin move-replica 0 "$L" 3
+wait_version 8
+for _ in $(seq 1 300); do # node 3 added, caught up, promoted; then FROM removed
+    grep -hq "shard 0: configuration change: remove node $L " "$DIR"/logs/node-*.log && break
+    sleep 0.1
+done
+grep -hq "shard 0: configuration change: remove node $L " "$DIR"/logs/node-*.log ||
+    { echo "FAIL: shard 0's leader did not remove node $L within 30 s"; FAIL=1; }
+sleep 1 # the removal commits; the move stays open (MoveDone held)
+[ "$(placement_of 0)" = "$REST 3|$L" ] ||
+    { echo "FAIL: held move: shard 0 placement '$(placement_of 0)', want '$REST 3|$L'"; FAIL=1; }
+[ "$(map_version)" = 8 ] || { echo "FAIL: the held move closed (map version $(map_version))"; FAIL=1; }
+retry_admin move-replica --cancel 0
+wait_version 9
+rm -f "$HOLD" # MoveDone reports count again: the cancel can close
+wait_version 10
+[ "$(placement_of 0)" = "0 1 2|" ] ||
+    { echo "FAIL: after the late cancel: shard 0 placement '$(placement_of 0)'"; FAIL=1; }
+for what in "add learner node $L " "promote node $L " "remove node 3 "; do
+    [ "$(grep -h "shard 0: configuration change: $what" "$DIR"/logs/node-*.log | wc -l)" -ge 1 ] ||
+        { echo "FAIL: late cancel: no '$what' in shard 0's configuration changes"; FAIL=1; }
+done
+for _ in $(seq 1 200); do [ -d "$DIR/node-3/shard-0" ] || break; sleep 0.1; done
+[ -d "$DIR/node-3/shard-0" ] && { echo "FAIL: node 3 kept shard 0 after the late cancel"; FAIL=1; }
+M=${REST%% *} # with another member stopped, shard 0's majority needs node L
+ctl cluster stop-node --dir "$DIR" "$M" >/dev/null
+ok=0
+for _ in $(seq 1 40); do
+    ctl put --timeout 5000 late-cancel "node $L serves" >/dev/null 2>&1 && ok=1 && break
+    sleep 0.25
+done
+[ "$ok" = 1 ] && [ "$(ctl get late-cancel 2>/dev/null)" = "node $L serves" ] ||
+    { echo "FAIL: shard 0 does not serve with node $M stopped (node $L back?)"; FAIL=1; }
+ctl cluster start-node --dir "$DIR" "$M" >/dev/null || { echo "FAIL: restart node $M"; FAIL=1; }
+wait_leaders
 
 sleep 1
 cl_check_writers "the cancelled moves"
