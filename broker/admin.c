@@ -139,9 +139,12 @@ void admin_on_raft_event(broker_t *b, const uint8_t *data, size_t len, bool metr
     switch (ev->type) {
     case SHOAL__RAFT_EVENT_TYPE__EV_LEADER_ELECTED:
     case SHOAL__RAFT_EVENT_TYPE__EV_LEADER_CHANGED:
-        if (ev->shard == META_GROUP)
+        if (ev->shard == META_GROUP && ev->term >= b->meta.term) {
+            /* the row's term moves with its leader; members and match indexes come with
+             * the new leader's next status answer (merge_meta) */
             b->meta_leader = (int64_t)ev->leader_id;
-        else if (s)
+            b->meta.term = ev->term;
+        } else if (ev->shard != META_GROUP && s)
             admin_set_leader(b, s, (int64_t)ev->leader_id, ev->term);
         break;
     case SHOAL__RAFT_EVENT_TYPE__EV_TERM_CHANGED:
