@@ -26,4 +26,7 @@ target_link_libraries(shoal_broker PUBLIC shoal shoal_proto shoal_engine PkgConf
 
 add_executable(shoal-broker ${CMAKE_CURRENT_SOURCE_DIR}/shoal_broker.c)
 target_link_libraries(shoal-broker PRIVATE shoal_broker)
+if(COMMAND shoal_link_jemalloc)
+  shoal_link_jemalloc(shoal-broker) # actors/jemalloc.cmake
+endif()
 install(TARGETS shoal-broker RUNTIME DESTINATION bin)
