@@ -17,6 +17,7 @@ add_library(shoal_broker STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/broker.c
   ${CMAKE_CURRENT_SOURCE_DIR}/broker_config.c
   ${CMAKE_CURRENT_SOURCE_DIR}/route.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/node_out.c
   ${CMAKE_CURRENT_SOURCE_DIR}/reroute.c
   ${CMAKE_CURRENT_SOURCE_DIR}/admin.c
   ${CMAKE_CURRENT_SOURCE_DIR}/streams.c
