@@ -131,11 +131,7 @@ static int open_lsm(const node_t *n, const char *dir, lsm_t **lsm, char *err, si
     o.dir = path;
     o.write_buffer_size = (size_t)n->cfg->lsm_buffer_kb << 10;
     o.block_cache_size = (size_t)n->cfg->lsm_cache_kb << 10;
-    /* The Raft log is the replica's write-ahead log: the engine keeps no WAL of its own.
-     * A crash loses the memtable, a suffix of what was applied; the applied index read back
-     * at the start is then older and the log still holds every entry after it, because it
-     * is cut only up to a snapshot whose engine state the compactor flushed first. */
-    o.disable_wal = true;
+    o.sync = LSM_SYNC_NONE; /* the Raft log is the write-ahead log of the replica */
     return lsm_open(&o, lsm, err, errlen);
 }
 

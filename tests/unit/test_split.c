@@ -39,7 +39,6 @@ static lsm_t *open_db(lsm_env_t *env, const char *dir)
     o.env = env;
     o.dir = dir;
     o.write_buffer_size = 64 << 10; /* several tables: the cut reads across levels */
-    o.disable_wal = true;           /* as a replica's engine (replica.c open_lsm) */
     lsm_t *db = NULL;
     char err[256];
     assert_int_equal(lsm_open(&o, &db, err, sizeof err), 0);
