@@ -53,12 +53,18 @@ typedef struct {
     uint64_t index;
 } session_t;
 
+/* A cached session; its cid is also the item's key in fsm_group_t.sessions (not copied). */
+typedef struct {
+    uint64_t cid;
+    session_t s;
+} cached_session_t;
+
 struct fsm_group_t {
     uint32_t group;
     lsm_t *lsm;
     uint64_t applied;
     uint64_t last_change; /* index of the last change event (prev_index of the next) */
-    zhashx_t *sessions;   /* client id (hex) -> session_t*: a cache over the LSM */
+    zhashx_t *sessions;   /* client id -> cached_session_t*: a cache over the LSM */
     win_change_t win[WINDOW_MAX];
     size_t win_head, win_n, win_bytes;
     uint64_t win_from; /* every change after this index is in the window */
@@ -165,6 +171,17 @@ static void window_clear(fsm_group_t *g)
     g->win_from = g->applied;
 }
 
+static size_t cid_hash(const void *key)
+{
+    return (size_t)(*(const uint64_t *)key * 0x9E3779B97F4A7C15ull >> 17);
+}
+
+static int cid_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void session_free(void **item)
 {
     free(*item);
@@ -180,7 +197,12 @@ fsm_group_t *fsm_group_new(uint32_t group, lsm_t *lsm, uint64_t *applied, char *
     g->lsm = lsm;
     g->sessions = zhashx_new();
     g->batch = lsm_batch_new();
+    /* uint64 keys held in the item: no hex formatting, key copy or string hash per write */
     zhashx_set_destructor(g->sessions, session_free);
+    zhashx_set_key_hasher(g->sessions, cid_hash);
+    zhashx_set_key_comparator(g->sessions, cid_cmp);
+    zhashx_set_key_duplicator(g->sessions, NULL);
+    zhashx_set_key_destructor(g->sessions, NULL);
     int rc = read_applied(lsm, &g->applied);
     if (rc || !g->batch) {
         snprintf(err, errlen, "shard %u: cannot read the applied index: %s", group,
@@ -242,11 +264,9 @@ static void session_key(uint64_t cid, uint8_t out[9])
 /* The session of cid (from the cache or the LSM); a zeroed one when unknown. */
 static session_t session_get(fsm_group_t *g, uint64_t cid)
 {
-    char hex[17];
-    snprintf(hex, sizeof hex, "%016" PRIx64, cid);
-    session_t *s = zhashx_lookup(g->sessions, hex);
-    if (s)
-        return *s;
+    cached_session_t *c = zhashx_lookup(g->sessions, &cid);
+    if (c)
+        return c->s;
     session_t out = {0, 0, 0};
     uint8_t k[9];
     session_key(cid, k);
@@ -260,12 +280,12 @@ static session_t session_get(fsm_group_t *g, uint64_t cid)
 
 static void session_put(fsm_group_t *g, uint64_t cid, session_t s)
 {
-    char hex[17];
-    snprintf(hex, sizeof hex, "%016" PRIx64, cid);
-    session_t *c = malloc(sizeof *c);
-    if (c) {
-        *c = s;
-        zhashx_update(g->sessions, hex, c);
+    cached_session_t *c = zhashx_lookup(g->sessions, &cid);
+    if (c)
+        c->s = s;
+    else if ((c = malloc(sizeof *c))) {
+        *c = (cached_session_t){cid, s};
+        zhashx_insert(g->sessions, &c->cid, c);
     }
     uint8_t k[9], v[SESSION_BYTES];
     session_key(cid, k);

@@ -61,7 +61,10 @@ static replica_t *find_replica(node_t *n, uint64_t group)
 void node_reply(node_t *node, waiter_t **w_p)
 {
     waiter_t *w = *w_p;
-    if (w->reply && w->identity) {
+    if (w->reply && w->identity && w->batched && node->replies) {
+        replies_add(node->replies, node->router, &w->identity, &w->reply, w->reply_len);
+    } else if (w->reply && w->identity) {
+        node->n_client_out++;
         zframe_t *id = zframe_dup(w->identity);
         zframe_send(&id, node->router, ZFRAME_MORE);
         zmq_send(zsock_resolve(node->router), w->reply, w->reply_len, 0);
@@ -270,7 +273,7 @@ static void propose_held(node_t *n)
     }
 }
 
-static void handle_client(node_t *n, zframe_t *identity, Shoal__Frame *f)
+static void handle_client(node_t *n, zframe_t *identity, Shoal__Frame *f, bool batched)
 {
     waiter_t *w = calloc(1, sizeof *w);
     if (!w) {
@@ -281,6 +284,7 @@ static void handle_client(node_t *n, zframe_t *identity, Shoal__Frame *f)
     Shoal__ClientRequest *req = f->client_req;
     w->identity = identity;
     w->frame = f;
+    w->batched = batched;
     w->deadline_ms = zclock_mono() + (req->timeout_ms ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
     n->requests++;
     replica_t *r = find_replica(n, req->shard);
@@ -674,6 +678,7 @@ static int pump(node_t *n)
             zsock_send(n->fsm[i], "sp", "JOB", n->jobq[i]);
             n->jobq[i] = n->jobq_tail[i] = NULL;
         }
+    n->n_client_out += replies_flush(n->replies, n->router);
     transport_flush(n->transport);
     if (n->fatal) {
         zsys_error("node %" PRIu64 ": stopping after a fatal error", n->cfg->id);
@@ -681,6 +686,23 @@ static int pump(node_t *n)
         return -1;
     }
     return n->stopping ? -1 : 0;
+}
+
+/* A broker's requests of one loop turn (Frame{batch}); answered in batches (replies.h). */
+static void handle_batch(node_t *n, zframe_t *id, Shoal__Frame *f)
+{
+    for (size_t i = 0; i < f->batch->n_frames; i++) {
+        Shoal__Frame *e = NULL;
+        char err[256];
+        if (shoal_batch_element(f, i, &e, err, sizeof err) != 0)
+            zsys_debug("node: dropped a bad batch element: %s", err);
+        else if (e->body_case != SHOAL__FRAME__BODY_CLIENT_REQ)
+            shoal_frame_free(&e); /* answers are for brokers */
+        else
+            handle_client(n, zframe_dup(id), e, true); /* takes both */
+    }
+    zframe_destroy(&id);
+    shoal_frame_free(&f);
 }
 
 static int on_router(zloop_t *loop, zsock_t *sock, void *arg)
@@ -710,7 +732,11 @@ static int on_router(zloop_t *loop, zsock_t *sock, void *arg)
             zframe_destroy(&id);
             shoal_frame_free(&f);
         } else if (f->body_case == SHOAL__FRAME__BODY_CLIENT_REQ) {
-            handle_client(n, id, f); /* takes id and f */
+            n->n_client_in++;
+            handle_client(n, id, f, false); /* takes id and f */
+        } else if (f->body_case == SHOAL__FRAME__BODY_BATCH) {
+            n->n_client_in++;
+            handle_batch(n, id, f);
         } else if (f->body_case == SHOAL__FRAME__BODY_ADMIN_REQ) {
             handle_admin(n, id, f);
             zframe_destroy(&id);
@@ -1097,6 +1123,10 @@ static int start(node_t *n, char *err, size_t errlen)
     if (claim_data_dir(c, err, errlen))
         return -1;
     n->router = zsock_new(ZMQ_ROUTER);
+    if (!(n->replies = replies_new())) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     zsock_set_rcvhwm(n->router, 100000);
     zsock_set_sndhwm(n->router, 100000);
     if (zsock_bind(n->router, "%s", c->endpoint) < 0) {
@@ -1234,9 +1264,10 @@ static void log_counters(node_t *n)
     transport_counts(n->transport, &env, &msgs);
     zsys_info("node %" PRIu64 ": work counters: requests %" PRIu64 " pumps %" PRIu64
               " readies %" PRIu64 " log_batches %" PRIu64 " log_items %" PRIu64
-              " fsm_msgs %" PRIu64 " fsm_jobs %" PRIu64 " envelopes %" PRIu64 " msgs %" PRIu64,
+              " fsm_msgs %" PRIu64 " fsm_jobs %" PRIu64 " envelopes %" PRIu64 " msgs %" PRIu64
+              " client_in %" PRIu64 " client_out %" PRIu64,
               n->cfg->id, n->requests, n->n_pumps, n->n_readies, n->n_batches, n->n_items,
-              n->n_fsm_msgs, n->n_fsm_jobs, env, msgs);
+              n->n_fsm_msgs, n->n_fsm_jobs, env, msgs, n->n_client_in, n->n_client_out);
 }
 
 static void stop(node_t *n)
@@ -1262,6 +1293,9 @@ static void stop(node_t *n)
     transport_destroy(&n->transport);
     lease_clock_destroy(&n->lease_clock);
     events_destroy(&n->events);
+    if (n->replies && n->router) /* answers given while draining */
+        replies_flush(n->replies, n->router);
+    replies_destroy(&n->replies);
     zsock_destroy(&n->router);
     zloop_destroy(&n->loop);
 }

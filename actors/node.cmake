@@ -21,6 +21,7 @@ if(TARGET shoal_lsm AND TARGET shoal_raft AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}
     ${CMAKE_CURRENT_SOURCE_DIR}/transport.c
     ${CMAKE_CURRENT_SOURCE_DIR}/replica.c
     ${CMAKE_CURRENT_SOURCE_DIR}/lead_log.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/replies.c
     ${CMAKE_CURRENT_SOURCE_DIR}/shardmap.c
     ${CMAKE_CURRENT_SOURCE_DIR}/split.c
     ${CMAKE_CURRENT_SOURCE_DIR}/split_cmd.c
@@ -37,4 +38,5 @@ if(TARGET shoal_lsm AND TARGET shoal_raft AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}
                         Threads::Threads)
   add_executable(shoald ${CMAKE_CURRENT_SOURCE_DIR}/shoald.c)
   target_link_libraries(shoald PRIVATE shoal_actors)
+  shoal_link_jemalloc(shoald)
 endif()

@@ -43,6 +43,7 @@ typedef struct waiter_t {
     uint64_t index;       /* proposal index, or read index */
     uint8_t *reply;       /* encoded Frame{client_resp} (malloc'd), set by whoever answers */
     size_t reply_len;
+    bool batched;         /* came in a Frame{batch}: answered in one too (replies.h) */
     struct waiter_t *next;
 } waiter_t;
 

@@ -19,6 +19,7 @@
 #include "actors/lead_log.h"
 #include "actors/node_config.h"
 #include "actors/node_int.h"
+#include "actors/replies.h"
 #include "actors/transport.h"
 #include "proto/admin.pb-c.h"
 
@@ -111,6 +112,8 @@ struct node_t {
     uint64_t requests;
     /* work counters, logged at stop: what a write costs in node cycles (BENCHMARKS.md) */
     uint64_t n_pumps, n_readies, n_batches, n_items, n_fsm_msgs, n_fsm_jobs;
+    uint64_t n_client_in, n_client_out; /* ROUTER messages with client requests / answers */
+    replies_t *replies; /* answers to batched requests of this loop turn (replies.h) */
 };
 
 extern const uint64_t node_fsync_bounds_us[FSYNC_BUCKETS];

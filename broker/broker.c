@@ -277,6 +277,7 @@ void broker_destroy(broker_t **self_p)
     }
     admin_destroy(b);
     for (size_t i = 0; i < b->n_nodes; i++) {
+        node_out_free(&b->nodes[i]);
         zsock_destroy(&b->nodes[i].dealer);
         free(b->nodes[i].endpoint);
         free(b->nodes[i].pub_endpoint);
@@ -327,6 +328,22 @@ static int drain_front(broker_t *b)
     return i;
 }
 
+/* A node's answers of one pump (Frame{batch}), each handled as if it came alone. */
+static void node_batch(broker_t *b, bnode_t *n, Shoal__Frame *f)
+{
+    for (size_t i = 0; i < f->batch->n_frames; i++) {
+        Shoal__Frame *e = NULL;
+        char err[256];
+        if (shoal_batch_element(f, i, &e, err, sizeof err) != 0)
+            zsys_warning("broker: bad batch element from node %" PRIu64 ": %s", n->id, err);
+        else if (e->body_case == SHOAL__FRAME__BODY_CLIENT_RESP)
+            route_node_response(b, n, e); /* takes e */
+        else
+            shoal_frame_free(&e);
+    }
+    shoal_frame_free(&f);
+}
+
 static int drain_node(broker_t *b, bnode_t *n)
 {
     void *s = zsock_resolve(n->dealer);
@@ -345,6 +362,8 @@ static int drain_node(broker_t *b, bnode_t *n)
         admin_seen(b, n->id);
         if (f->body_case == SHOAL__FRAME__BODY_CLIENT_RESP)
             route_node_response(b, n, f); /* takes f */
+        else if (f->body_case == SHOAL__FRAME__BODY_BATCH)
+            node_batch(b, n, f); /* takes f */
         else if (f->body_case == SHOAL__FRAME__BODY_ADMIN_RESP)
             admin_node_response(b, n, f); /* takes f */
         else
@@ -491,11 +510,12 @@ void broker_run(broker_t *b, zsock_t *pipe)
             if (items[i].revents & ZMQ_POLLIN)
                 stop = serve_item(b, kind[i]);
         tick(b);
+        b->stats_node_msgs += node_out_flush(b); /* this turn's requests, a message per node */
     }
     broker_info(b,
                 "broker: stopping (%" PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
-                " changes republished)",
-                b->stats_requests, b->stats_retries, b->stats_changes);
+                " changes republished, %" PRIu64 " messages of requests to nodes)",
+                b->stats_requests, b->stats_retries, b->stats_changes, b->stats_node_msgs);
 }
 
 void broker_actor(zsock_t *pipe, void *args)

@@ -17,6 +17,7 @@ add_library(shoal_broker STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/broker.c
   ${CMAKE_CURRENT_SOURCE_DIR}/broker_config.c
   ${CMAKE_CURRENT_SOURCE_DIR}/route.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/node_out.c
   ${CMAKE_CURRENT_SOURCE_DIR}/reroute.c
   ${CMAKE_CURRENT_SOURCE_DIR}/admin.c
   ${CMAKE_CURRENT_SOURCE_DIR}/streams.c
@@ -26,4 +27,7 @@ target_link_libraries(shoal_broker PUBLIC shoal shoal_proto shoal_engine PkgConf
 
 add_executable(shoal-broker ${CMAKE_CURRENT_SOURCE_DIR}/shoal_broker.c)
 target_link_libraries(shoal-broker PRIVATE shoal_broker)
+if(COMMAND shoal_link_jemalloc)
+  shoal_link_jemalloc(shoal-broker) # actors/jemalloc.cmake
+endif()
 install(TARGETS shoal-broker RUNTIME DESTINATION bin)

@@ -28,6 +28,9 @@ typedef struct {
     uint64_t rss_bytes, bytes_on_disk;
     uint64_t follower_reads; /* linearizable reads its replicas took as followers */
     bool removed; /* no longer in the shard map (remove-node): kept for ids, not shown */
+    /* client requests of this loop turn, sent as one Frame{batch} at its end (node_out.c) */
+    struct bqueued_t *q;
+    size_t q_n, q_cap;
 } bnode_t;
 
 typedef struct {
@@ -114,6 +117,7 @@ struct broker_t {
     size_t recent_head, n_recent;
     int64_t next_sweep, next_poll, next_progress;
     uint64_t stats_requests, stats_retries, stats_changes, stats_polls;
+    uint64_t stats_node_msgs; /* messages with client requests sent to nodes */
 };
 
 /* Info lines unless broker/log_level is error or warning. */
@@ -134,6 +138,17 @@ int broker_set_map(broker_t *b, const Shoal__ShardMap *map);
 void route_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f);
 void route_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f);
 void route_sweep(broker_t *b);
+/* A request queued for node n that could not be sent (no connection, or its queue full):
+ * the same as a failed send at once (route.c). was_delivered: before this attempt. */
+void route_unsent(broker_t *b, bnode_t *n, uint64_t rid, bool was_delivered);
+/* node_out.c: queues an encoded client request frame for n (takes buf); 0, or SHOAL_EUNAVAIL
+ * when it cannot go (a frame over SHOAL_BATCH_ALONE is sent at once, not queued). */
+int node_out_queue(bnode_t *n, uint8_t *buf, size_t len, uint64_t rid, bool was_delivered);
+/* Sends every node's queue: one message per node (a batch, or the lone frame); the
+ * requests of a send that fails go to route_unsent. Returns the messages sent. */
+uint64_t node_out_flush(broker_t *b);
+/* Frees a node's queue unsent (broker_destroy). */
+void node_out_free(bnode_t *n);
 void route_free_all(broker_t *b);
 /* Before each attempt (reroute.c): a single-key request follows its key to the current
  * map's shard; false (err filled) when a fan-out child's division no longer holds. */

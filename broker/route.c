@@ -128,6 +128,27 @@ static bnode_t *pick_node(broker_t *b, bshard_t *s, pending_t *p)
     return broker_node(b, s->replicas[p->rotate % s->n_replicas]);
 }
 
+/* No live connection to the node an attempt was for: forget it as leader, try the next. */
+static void unsent(pending_t *p, bshard_t *s, bnode_t *n, int64_t now)
+{
+    if (n && s && s->leader == (int64_t)n->id)
+        s->leader = BROKER_NO_LEADER;
+    p->last_status = SHOAL_STATUS_UNAVAILABLE;
+    p->rotate++;
+    p->attempt_deadline = 0;
+    p->retry_at = now + backoff_ms(p->attempts);
+}
+
+void route_unsent(broker_t *b, bnode_t *n, uint64_t rid, bool was_delivered)
+{
+    pending_t *p = zhashx_lookup(b->pending, &rid);
+    if (!p || p->sent_to != (int64_t)n->id)
+        return;
+    unsent(p, broker_shard(b, p->shard), n, zclock_mono());
+    p->delivered = was_delivered;
+    p->sent_to = -1;
+}
+
 static void send_attempt(broker_t *b, pending_t *p)
 {
     int64_t now = zclock_mono();
@@ -157,14 +178,11 @@ static void send_attempt(broker_t *b, pending_t *p)
     f.version = SHOAL_WIRE_VERSION;
     f.body_case = SHOAL__FRAME__BODY_CLIENT_REQ;
     f.client_req = p->req;
-    if (!n || broker_send_frame(n->dealer, &f) != 0) {
-        /* No live connection to that node: forget it as leader, try the next one. */
-        if (n && s->leader == (int64_t)n->id)
-            s->leader = BROKER_NO_LEADER;
-        p->last_status = SHOAL_STATUS_UNAVAILABLE;
-        p->rotate++;
-        p->attempt_deadline = 0;
-        p->retry_at = now + backoff_ms(p->attempts);
+    size_t len = 0;
+    uint8_t *buf = n ? shoal_frame_encode(&f, &len) : NULL;
+    /* queued for the end of this loop turn (node_out.c), which may still fail: route_unsent */
+    if (!buf || node_out_queue(n, buf, len, p->id, p->delivered) != 0) {
+        unsent(p, s, n, now);
         return;
     }
     p->sent_to = (int64_t)n->id;

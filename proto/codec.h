@@ -24,6 +24,21 @@ uint8_t *shoal_frame_encode(const Shoal__Frame *f, size_t *len);
 
 void shoal_frame_free(Shoal__Frame **f);
 
+/* Batches (FrameBatch, docs/CONTRACTS.md): a batch stays under SHOAL_BATCH_BYTES, and a frame
+ * bigger than SHOAL_BATCH_ALONE goes alone, so no batch nears SHOAL_MAX_FRAME. */
+#define SHOAL_BATCH_BYTES (1u << 20)
+#define SHOAL_BATCH_ALONE (64u << 10)
+#define SHOAL_BATCH_MAX 1024 /* elements in one batch; a decoder refuses more */
+
+/* Encodes n already encoded frames as one Frame{batch}; NULL on OOM. */
+uint8_t *shoal_batch_encode(uint8_t *const *frames, const size_t *lens, size_t n, size_t *len);
+
+/* Decodes element i of a decoded Frame{batch} into *out: 0, or -1 with a reason in err when
+ * it is not a valid frame, is itself a batch, or holds anything but a client_req or a
+ * client_resp. */
+int shoal_batch_element(const Shoal__Frame *batch, size_t i, Shoal__Frame **out, char *err,
+                        size_t errlen);
+
 /* A frame of this wire version carrying req (borrowed, not copied). */
 static inline Shoal__Frame shoal_admin_frame(Shoal__AdminRequest *req)
 {

@@ -5,7 +5,8 @@
 # With --threads, node 0's threads one by one as well (which thread wakes per write).
 # At the end, the nodes' work counters (logged at stop) summed over the nodes and divided
 # by the client requests they took: loop pumps, Raft readies, log batches and their items,
-# fsm messages and jobs, peer envelopes and messages per request (start-up included).
+# fsm messages and jobs, peer envelopes and messages, ROUTER messages with client requests
+# and answers per request (start-up included), and the broker's messages to nodes.
 #
 # usage: tools/cluster_cpu_bench.sh BIN_DIR SHARDS [CLIENTS [SECONDS [put|get]]] [--threads]
 #   BIN_DIR holds shoalctl, shoald and shoal-broker (a build's copy, so that rebuilding
@@ -71,3 +72,6 @@ cat "$dir"/logs/node-*.log 2>/dev/null | grep -h 'work counters' | sed 's/.*work
           n = split(order, f, " "); line = "  per request, nodes together:"
           for (i = 3; i <= n; i += 2) line = line sprintf(" %s %.3f", f[i], sum[f[i]] / sum["requests"])
           print line }'
+# the broker's messages of client requests to the nodes (one per node and loop turn)
+grep -h 'broker: stopping' "$dir"/logs/broker*.log 2>/dev/null | grep -oP '\(\K[0-9]+(?= requests)|[0-9]+(?= messages of requests)' |
+    paste -sd' ' | awk 'NF == 2 && $1 { printf "  broker: %.3f messages to nodes per request\n", $2 / $1 }'

@@ -1,5 +1,7 @@
 /* fuzz_frame.c - fuzz target for the wire frame decoder (proto/codec.c): any input must be
- * decoded or refused with an error, and whatever decodes must re-encode and decode again. */
+ * decoded or refused with an error, and whatever decodes must re-encode and decode again;
+ * so must each element of a batch (Frame{batch}: what brokers and nodes exchange), which is
+ * a client request or answer or is refused. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (shoal_frame_decode(data, size, &f, err, sizeof err) != 0) {
         assert(f == NULL && err[0] != '\0');
         return 0;
+    }
+    for (size_t i = 0; f->body_case == SHOAL__FRAME__BODY_BATCH && i < f->batch->n_frames; i++) {
+        Shoal__Frame *e = NULL;
+        if (shoal_batch_element(f, i, &e, err, sizeof err) != 0) {
+            assert(e == NULL && err[0] != '\0');
+            continue;
+        }
+        assert(e->body_case == SHOAL__FRAME__BODY_CLIENT_REQ ||
+               e->body_case == SHOAL__FRAME__BODY_CLIENT_RESP);
+        shoal_frame_free(&e);
     }
     size_t n;
     uint8_t *again = shoal_frame_encode(f, &n);
@@ -64,5 +76,16 @@ size_t shoal_fuzz_seed(unsigned i, uint8_t *buf, size_t cap)
     size_t n = shoal__frame__get_packed_size(&f);
     if (n > cap)
         return 0;
-    return shoal__frame__pack(&f, buf);
+    n = shoal__frame__pack(&f, buf);
+    if (i % 3 == 0 && i % 2) { /* the put and a bad element in a batch */
+        uint8_t *el[2] = {buf, (uint8_t *)"\xff\xff"};
+        size_t lens[2] = {n, 2}, bl;
+        uint8_t *b = shoal_batch_encode(el, lens, 2, &bl);
+        if (!b || bl > cap)
+            return free(b), 0;
+        memcpy(buf, b, bl);
+        free(b);
+        n = bl;
+    }
+    return n;
 }

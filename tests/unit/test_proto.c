@@ -5,6 +5,7 @@
  * schema is covered without touching this test; each oneof member gets its own run. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,6 +307,71 @@ static void test_garbage_is_refused(void **state)
     }
 }
 
+static uint8_t *client_frame(bool resp, uint64_t id, size_t *len)
+{
+    Shoal__Frame f = SHOAL__FRAME__INIT;
+    Shoal__ClientRequest req = SHOAL__CLIENT_REQUEST__INIT;
+    Shoal__ClientResponse rsp = SHOAL__CLIENT_RESPONSE__INIT;
+    f.version = 1;
+    req.request_id = rsp.request_id = id;
+    f.body_case = resp ? SHOAL__FRAME__BODY_CLIENT_RESP : SHOAL__FRAME__BODY_CLIENT_REQ;
+    if (resp)
+        f.client_resp = &rsp;
+    else
+        f.client_req = &req;
+    return shoal_frame_encode(&f, len);
+}
+
+/* A batch carries client requests and answers; each element is decoded on its own and an
+ * element that is a batch, a peer frame or garbage is refused with a reason. */
+static void test_batch(void **state)
+{
+    uint8_t *el[6];
+    size_t lens[6], n;
+    el[0] = client_frame(false, 7, &lens[0]);
+    el[1] = client_frame(true, 8, &lens[1]);
+    el[2] = sample_frame(&lens[2]); /* a peer frame */
+    el[3] = shoal_batch_encode(el, lens, 2, &lens[3]); /* a batch in a batch */
+    el[4] = (uint8_t *)strdup("\xff\xff\xff");
+    lens[4] = 3;
+    el[5] = NULL; /* an empty element: a frame without a body */
+    lens[5] = 0;
+    uint8_t *buf = shoal_batch_encode(el, lens, 6, &n);
+    Shoal__Frame *f = NULL, *e = NULL;
+    char err[128];
+    assert_int_equal(shoal_frame_decode(buf, n, &f, err, sizeof err), 0);
+    assert_int_equal(f->body_case, SHOAL__FRAME__BODY_BATCH);
+    assert_int_equal(f->batch->n_frames, 6);
+    assert_int_equal(shoal_batch_element(f, 0, &e, err, sizeof err), 0);
+    assert_int_equal(e->body_case, SHOAL__FRAME__BODY_CLIENT_REQ);
+    assert_int_equal(e->client_req->request_id, 7);
+    shoal_frame_free(&e);
+    assert_int_equal(shoal_batch_element(f, 1, &e, err, sizeof err), 0);
+    assert_int_equal(e->client_resp->request_id, 8);
+    shoal_frame_free(&e);
+    const char *why[] = {"not a client", "not a client", "malformed", "no body", "no element"};
+    for (size_t i = 2; i < 7; i++) {
+        err[0] = 0;
+        assert_int_equal(shoal_batch_element(f, i, &e, err, sizeof err), -1);
+        assert_null(e);
+        if (!strstr(err, why[i - 2]))
+            fail_msg("element %zu: error '%s' does not say '%s'", i, err, why[i - 2]);
+    }
+    shoal_frame_free(&f);
+    free(buf);
+    /* more elements than a decoder takes */
+    uint8_t *many[SHOAL_BATCH_MAX + 1];
+    size_t many_lens[SHOAL_BATCH_MAX + 1];
+    for (size_t i = 0; i <= SHOAL_BATCH_MAX; i++)
+        many[i] = el[0], many_lens[i] = lens[0];
+    buf = shoal_batch_encode(many, many_lens, SHOAL_BATCH_MAX + 1, &n);
+    assert_int_equal(shoal_frame_decode(buf, n, &f, err, sizeof err), -1);
+    assert_non_null(strstr(err, "limit"));
+    free(buf);
+    for (size_t i = 0; i < 5; i++)
+        free(el[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_frame_decodes),
         cmocka_unit_test(test_truncated_frame_is_refused),
         cmocka_unit_test(test_garbage_is_refused),
+        cmocka_unit_test(test_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
