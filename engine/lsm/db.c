@@ -30,8 +30,9 @@ void lsm_options_init(lsm_options_t *o)
     o->max_write_buffers = 2;
     o->block_size = 4096;
     o->compressed_block_size = 2048;
-    o->mmap_reads = true;
-    o->block_cache_size = 32u << 20;
+    o->mmap_reads = false;
+    o->block_cache_size = 0;
+    o->memory_budget = 72u << 20;
     o->compression_level = -1;
     o->bloom_bits_per_key = 10;
     o->sync = LSM_SYNC_NONE;
@@ -399,6 +400,8 @@ static void sanitize(lsm_options_t *o)
         o->max_bytes_level1 = 1u << 20;
     if (o->target_file_size < (64u << 10))
         o->target_file_size = 64u << 10;
+    if (o->memory_budget == 0 && o->block_cache_size == 0)
+        o->block_cache_size = 32u << 20;
 }
 
 static lsm_t *db_alloc(const lsm_options_t *o)
@@ -462,11 +465,12 @@ static int open_locked(lsm_t *db)
     snprintf(path, sizeof path, "%s/LOCK", db->dir);
     if ((rc = db->env->lock(db->env, path, &db->lock)) != 0)
         return lsm_err(&db->log, rc, "cannot lock %s (open elsewhere?)", path);
-    if (!(db->cache = lsm_cache_new(db->o.block_cache_size)) ||
+    if (!(db->cache = lsm_cache_new(lsm_db_initial_cache(&db->o))) ||
         !(db->dctx = lsm_dctx_pool_new()))
         return SHOAL_ENOMEM;
     rc = lsm_db_recover(db); /* single-threaded still: recover takes mu only where helpers need it */
     pthread_mutex_lock(&db->mu);
+    lsm_db_budget_update(db); /* the recovered memtable's bytes */
     if (!rc)
         lsm_db_remove_obsolete(db);
     pthread_mutex_unlock(&db->mu);
