@@ -32,7 +32,7 @@ void lsm_options_init(lsm_options_t *o)
     o->compressed_block_size = 2048;
     o->mmap_reads = false;
     o->block_cache_size = 0;
-    o->memory_budget = 72u << 20;
+    o->memory_budget = 64u << 20;
     o->compression_level = -1;
     o->bloom_bits_per_key = 10;
     o->sync = LSM_SYNC_NONE;

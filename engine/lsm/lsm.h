@@ -82,7 +82,7 @@ typedef struct {
      * when that is set), and a write waits for the flush of an immutable memtable rather than
      * grow the memtables past the budget. So the engine's heap stays near the budget in every
      * phase (fills, reads, both at once). 0: no shared budget (the cache is block_cache_size,
-     * memtables grow to max_write_buffers write buffers). Default 72 MiB. */
+     * memtables grow to max_write_buffers write buffers). Default 64 MiB. */
     size_t memory_budget;
 } lsm_options_t;
 
