@@ -10,6 +10,9 @@
  * whose name was lost. */
 #include <dirent.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +350,25 @@ void lsm_db_remove_obsolete(lsm_t *db)
 
 /* ---- background thread ---- */
 
+/* Gives the free pages of the heap back to the OS after a flush or compaction (mu held on
+ * entry and exit, dropped meanwhile). A job frees megabytes of buffers (table builder, filter
+ * hashes, readahead windows) that glibc keeps resident as free chunks, and the block cache
+ * then grows around them: 9-15 MiB of free heap in the 1M-key benchmark (mallinfo2), counted
+ * in the process's peak RSS beside the memory budget. malloc_trim walks the free lists
+ * (well under a millisecond here) and madvises whole free pages away. */
+static void release_free_heap(lsm_t *db)
+{
+#ifdef __GLIBC__
+    if (db->o.memory_budget) {
+        pthread_mutex_unlock(&db->mu);
+        malloc_trim(0);
+        pthread_mutex_lock(&db->mu);
+    }
+#else
+    (void)db;
+#endif
+}
+
 static void *bg_main(void *arg)
 {
     lsm_t *db = arg;
@@ -369,6 +391,7 @@ static void *bg_main(void *arg)
         }
         db->bg_busy = false;
         lsm_db_set_bg_error(db, rc); /* also wakes waiters */
+        release_free_heap(db);
     }
     db->bg_busy = false;
     pthread_cond_broadcast(&db->bg_cv);
