@@ -31,7 +31,7 @@ void lsm_options_init(lsm_options_t *o)
     o->create_if_missing = true;
     o->write_buffer_size = 64u << 20;
     o->max_write_buffers = 2;
-    o->block_size = 4096;
+    o->block_size = 2048;
     o->compressed_block_size = 2048;
     o->mmap_reads = false;
     o->block_cache_size = 0;
