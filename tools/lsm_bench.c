@@ -39,6 +39,7 @@ typedef struct {
     bool keep;
     int level;
     size_t write_buffer, cache, block_size;
+    long budget; /* -1: the engine's default */
 } config_t;
 
 static uint64_t rs = 88172645463325252ULL;
@@ -207,6 +208,8 @@ static void open_db(bench_t *b, bool fresh)
     o.compression_level = b->c->level;
     if (b->c->cache)
         o.block_cache_size = b->c->cache;
+    if (b->c->budget >= 0)
+        o.memory_budget = (size_t)b->c->budget;
     if (b->c->mmap >= 0)
         o.mmap_reads = b->c->mmap != 0;
     if (b->c->block_size) /* both kinds of table */
@@ -408,7 +411,7 @@ static void usage(void)
                     "  [--benchmarks a,b,...] [--compression 0|1] [--compression-level L]\n"
                     "  [--write-buffer-size B]"
                     "  [--cache-size B] [--block-size B] [--mmap 0|1] [--sync-num N] [--json]\n"
-                    "  [--keep]\n");
+                    "  [--memory-budget B] [--keep]\n");
     exit(2);
 }
 
@@ -422,6 +425,7 @@ static void parse(int argc, char **argv, config_t *c)
         {"sync-num", 1, 0, 's'},    {"json", 0, 0, 'j'},
         {"compression-level", 1, 0, 'L'}, {"block-size", 1, 0, 'B'},
         {"mmap", 1, 0, 'M'},        {"keep", 0, 0, 'K'},
+        {"memory-budget", 1, 0, 'm'},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -440,6 +444,7 @@ static void parse(int argc, char **argv, config_t *c)
         case 'j': c->json = true; break;
         case 'L': c->level = atoi(optarg); break;
         case 'K': c->keep = true; break;
+        case 'm': c->budget = atol(optarg); break;
         default: usage();
         }
     }
@@ -450,7 +455,7 @@ static void parse(int argc, char **argv, config_t *c)
 int main(int argc, char **argv)
 {
     config_t c = {.num = 1000000, .sync_num = 10000, .key_size = 16, .value_size = 100,
-                  .write_buffer = 64u << 20, .level = -1, .mmap = -1};
+                  .write_buffer = 64u << 20, .level = -1, .mmap = -1, .budget = -1};
     parse(argc, argv, &c);
     if (!c.benchmarks)
         c.benchmarks = strdup("fillseq,fillrandom,overwrite,readrandom,compact,readrandom,"

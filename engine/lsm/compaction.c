@@ -198,6 +198,7 @@ int lsm_db_flush_imm(lsm_t *db)
     db->nimm--;
     lsm_memtable_unref(m);
     db->flushes++;
+    lsm_db_budget_update(db); /* the flushed memtable's bytes go back to the cache */
     lsm_db_remove_obsolete(db);
     pthread_cond_broadcast(&db->bg_cv);
     return 0;

@@ -88,6 +88,7 @@ struct lsm {
 
     /* statistics (mu, or atomics) */
     uint64_t flushes, compactions, comp_read, comp_written, stalls, stall_micros;
+    size_t budget_applied; /* (mu) memtable bytes the cache's capacity was last set for */
     atomic_uint_fast64_t bloom_useful, writes, write_groups, wal_syncs;
 };
 
@@ -127,6 +128,13 @@ int lsm_db_reset_memtables(lsm_t *db);
 
 /* compaction.c: background work, called by the background thread with mu held. */
 bool lsm_db_needs_compaction(lsm_t *db);
+/* The memory budget (budget.c), mu held: bytes in memtables; the cache's capacity after the
+ * memtables changed; whether a write must wait for a pending flush. */
+size_t lsm_db_memtable_bytes(const lsm_t *db);
+size_t lsm_db_initial_cache(const lsm_options_t *o);
+void lsm_db_budget_update(lsm_t *db);
+bool lsm_db_budget_full(const lsm_t *db);
+
 int lsm_db_flush_imm(lsm_t *db);    /* writes the oldest immutable memtable to level 0 */
 int lsm_db_compact_once(lsm_t *db); /* runs one picked or manual compaction */
 /* Writes memtable m to one table recorded at `level` in edit; no mu needed. Level-0 tables

@@ -15,9 +15,9 @@
  * blocks at the decode cost of 2 KiB ones. Tables without a dictionary keep the 48-byte
  * footer, so older tables read as before.
  *
- * A reader verifies every block checksum on every read from disk (cached blocks were
- * verified when they entered the cache) and answers a mismatch with SHOAL_ECORRUPT and a
- * message naming the file and offset, never with the damaged bytes. */
+ * A reader verifies a block's checksum the first time it reads the block (the file is
+ * immutable: a bitmap remembers the blocks it checked) and answers a mismatch with
+ * SHOAL_ECORRUPT and a message naming the file and offset, never with the damaged bytes. */
 #ifndef SHOAL_LSM_TABLE_H
 #define SHOAL_LSM_TABLE_H
 

@@ -2,12 +2,12 @@
  *
  * Index, filter and dictionary are read once at open and kept in memory. Data blocks come
  * from, in order of preference: the file mapping when the database maps tables (option
- * mmap_reads; uncompressed blocks are used in place, no copy; the checksum of a block read
- * from the mapping, raw or zstd, is verified on its first use and remembered in a bitmap,
- * since the mapped bytes of an immutable file cannot change under us), the block cache (decompressed blocks, verified once
- * when inserted), or a pread (into an iterator's readahead window when it reads
- * sequentially), the block then entering the cache. Without the mapping, the table pages
- * the OS caches are not part of the process's resident memory. */
+ * mmap_reads; uncompressed blocks are used in place, no copy), the block cache (decompressed
+ * blocks), or a pread (into an iterator's readahead window when it reads sequentially), the
+ * block then entering the cache. The checksum of a block is verified on its first read by
+ * this reader, from the mapping or a pread alike, and remembered in a bitmap (check_stored):
+ * the file is immutable. Without the mapping, the table pages the OS caches are not part of
+ * the process's resident memory. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -79,8 +79,8 @@ struct lsm_table {
     char *path;
     uint64_t number, size;
     const char *map; /* whole file, or NULL when the env cannot map */
-    /* One bit per 256 bytes of file: the mapped block starting there has been verified.
-     * Blocks are >= 256 bytes apart (block_size >= 256), so bits never collide. */
+    /* One bit per 256 bytes of file: the block starting there has been verified (see
+     * check_stored). Only blocks of >= 256 stored bytes use it, so bits never collide. */
     _Atomic uint64_t *verified;
     lsm_cache_t *cache;
     lsm_errlog_t *log;
@@ -102,17 +102,21 @@ typedef struct {
     char *owned;
 } blockref_t;
 
+/* A block's bytes in memory, allocated as a cache entry (lsm_cache_entry_new) whether or not
+ * it is then inserted: one allocation, the cache's handle in front of it. */
 typedef struct {
     size_t len;
-    char *owned; /* the decompressed copy, or NULL when data[] itself is the block */
     char data[];
 } cblock_t;
 
-static void cblock_free(void *v)
+static cblock_t *cblock_new(size_t n)
 {
-    cblock_t *c = v;
-    free(c->owned);
-    free(c);
+    return lsm_cache_entry_new(sizeof(cblock_t) + n);
+}
+
+static void cblock_free(cblock_t *c)
+{
+    lsm_cache_entry_free(c);
 }
 
 /* Decompresses a zstd frame of n stored bytes into dst (exactly raw bytes), with the
@@ -184,10 +188,9 @@ static int corrupt(lsm_table_t *t, uint64_t off, const char *what)
 static int read_stored(lsm_table_t *t, uint64_t off, uint64_t size, cblock_t **cb_p)
 {
     size_t n = (size_t)size + LSM_BLOCK_TRAILER, got;
-    cblock_t *cb = malloc(sizeof *cb + n);
+    cblock_t *cb = cblock_new(n);
     if (!cb)
         return SHOAL_ENOMEM;
-    cb->owned = NULL;
     int rc = t->env->pread(t->file, off, cb->data, n, &got);
     if (rc == 0 && got != n)
         rc = corrupt(t, off, "block runs past the end of the file");
@@ -195,7 +198,7 @@ static int read_stored(lsm_table_t *t, uint64_t off, uint64_t size, cblock_t **c
         rc = lsm_err(t->log, rc, "%s: read of %zu bytes at offset %llu failed", t->path, n,
                      (unsigned long long)off);
     if (rc) {
-        free(cb);
+        cblock_free(cb);
         return rc;
     }
     *cb_p = cb;
@@ -209,36 +212,57 @@ static int check_handle(lsm_table_t *t, uint64_t off, uint64_t size)
     return 0;
 }
 
-/* The verified bitmap (see lsm_table_t): whether the mapped block at off was checked. */
-static bool map_verified(const lsm_table_t *t, uint64_t off)
+/* The verified bitmap (see lsm_table_t): whether the block at off was checked. */
+static bool block_verified(const lsm_table_t *t, uint64_t off)
 {
     uint64_t bit = off >> 8;
     return atomic_load_explicit(&t->verified[bit >> 6], memory_order_relaxed) &
            (UINT64_C(1) << (bit & 63));
 }
 
-static void map_mark_verified(lsm_table_t *t, uint64_t off)
+static void mark_verified(lsm_table_t *t, uint64_t off)
 {
     uint64_t bit = off >> 8;
     atomic_fetch_or_explicit(&t->verified[bit >> 6], UINT64_C(1) << (bit & 63),
                              memory_order_relaxed);
 }
 
-/* Verifies a stored zstd block's checksum (stored_len includes the trailer) and reads its
- * decompressed size from the frame header into *raw. A block read from the mapping is
- * checked once, as raw ones are (the file is immutable): the checksum was 6% of the
- * instructions of a compressed readseq (callgrind), paid again on every scan. */
+/* Verifies the checksum of the stored block at off (stored_len includes the trailer), once
+ * per table reader: a table file is immutable, so bytes read again at the same offset are the
+ * bytes already checked, whether they come from the mapping or from a pread (as the mapped
+ * path always did). The checksum was 6% of a compressed readseq (callgrind) and ~9% of a
+ * pread readrandom (perf), paid again on every re-read of an evicted block. A block shorter
+ * than 256 stored bytes is checked every time: its bit could be a neighbour's. */
+static int check_stored(lsm_table_t *t, uint64_t off, const char *stored, size_t stored_len)
+{
+    bool tracked = stored_len >= 256;
+    if (tracked && block_verified(t, off))
+        return 0;
+    size_t n = stored_len - LSM_BLOCK_TRAILER;
+    if (lsm_get_fixed32(stored + n + 1) != lsm_block_crc(stored, n, (unsigned char)stored[n]))
+        return SHOAL_ECORRUPT;
+    if (tracked)
+        mark_verified(t, off);
+    return 0;
+}
+
+/* A raw stored block, verified (check_stored): its bytes are the block. */
+static int check_raw(lsm_table_t *t, uint64_t off, const char *stored, size_t stored_len)
+{
+    int rc = check_stored(t, off, stored, stored_len);
+    if (rc == 0 && (unsigned char)stored[stored_len - LSM_BLOCK_TRAILER] != LSM_BLOCK_RAW)
+        rc = SHOAL_ECORRUPT;
+    return rc;
+}
+
+/* Verifies a stored zstd block (check_stored) and reads its decompressed size from the
+ * frame header into *raw. */
 static int zstd_check(lsm_table_t *t, uint64_t off, const char *stored, size_t stored_len,
-                      int type, size_t *raw)
+                      size_t *raw)
 {
     size_t n = stored_len - LSM_BLOCK_TRAILER;
-    bool mapped = t->map && stored == t->map + off;
-    if (!(mapped && map_verified(t, off))) {
-        if (lsm_get_fixed32(stored + n + 1) != lsm_block_crc(stored, n, type))
-            return SHOAL_ECORRUPT;
-        if (mapped)
-            map_mark_verified(t, off);
-    }
+    if (check_stored(t, off, stored, stored_len))
+        return SHOAL_ECORRUPT;
     bool ok;
     *raw = frame_size(stored, n, &ok);
     return ok ? 0 : SHOAL_ECORRUPT;
@@ -251,16 +275,15 @@ static int decode_zstd_cblock(lsm_table_t *t, uint64_t off, const char *stored,
                               size_t stored_len, int type, cblock_t **cb_p)
 {
     size_t n = stored_len - LSM_BLOCK_TRAILER, raw;
-    int rc = zstd_check(t, off, stored, stored_len, type, &raw);
+    int rc = zstd_check(t, off, stored, stored_len, &raw);
     if (rc)
         return rc;
-    cblock_t *cb = malloc(sizeof *cb + (raw ? raw : 1));
+    cblock_t *cb = cblock_new(raw);
     if (!cb)
         return SHOAL_ENOMEM;
-    cb->owned = NULL;
     rc = zstd_into(t->dctx, t->ddict, type, cb->data, raw, stored, n);
     if (rc) {
-        free(cb);
+        cblock_free(cb);
         return rc;
     }
     cb->len = raw;
@@ -323,17 +346,14 @@ static bool ra_window(lsm_table_t *t, readahead_t *ra, uint64_t off, size_t stor
 }
 
 /* A raw stored block as a new cblock: the checksum verified, the bytes copied. */
-static int raw_cblock(const char *stored, size_t size, cblock_t **cb_p)
+static int raw_cblock(lsm_table_t *t, uint64_t off, const char *stored, size_t size,
+                      cblock_t **cb_p)
 {
-    const char *out;
-    size_t out_len;
-    char *owned;
-    if (lsm_block_decode(stored, size + LSM_BLOCK_TRAILER, NULL, NULL, &out, &out_len, &owned))
+    if (check_raw(t, off, stored, size + LSM_BLOCK_TRAILER))
         return SHOAL_ECORRUPT;
-    cblock_t *cb = malloc(sizeof *cb + (size ? size : 1));
+    cblock_t *cb = cblock_new(size);
     if (!cb)
         return SHOAL_ENOMEM;
-    cb->owned = NULL;
     cb->len = size;
     memcpy(cb->data, stored, size);
     *cb_p = cb;
@@ -345,7 +365,7 @@ static int window_zstd(lsm_table_t *t, readahead_t *ra, uint64_t off, const char
                        size_t stored_len, int type, blockref_t *r)
 {
     size_t n = stored_len - LSM_BLOCK_TRAILER, raw;
-    int rc = zstd_check(t, off, stored, stored_len, type, &raw);
+    int rc = zstd_check(t, off, stored, stored_len, &raw);
     if (rc)
         return rc;
     if (raw > ra->raw_cap) {
@@ -374,9 +394,9 @@ static int window_block(lsm_table_t *t, readahead_t *ra, uint64_t off, uint64_t 
     int rc;
     if (type == LSM_BLOCK_ZSTD || type == LSM_BLOCK_ZSTD_DICT) {
         rc = window_zstd(t, ra, off, stored, stored_len, type, r);
-    } else {
-        char *owned;
-        rc = lsm_block_decode(stored, stored_len, NULL, NULL, &r->data, &r->len, &owned);
+    } else if ((rc = check_raw(t, off, stored, stored_len)) == 0) {
+        r->data = stored;
+        r->len = (size_t)size;
     }
     return rc == SHOAL_ECORRUPT ? corrupt(t, off, "block checksum or encoding mismatch") : rc;
 }
@@ -411,19 +431,16 @@ static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, block
     if (type == LSM_BLOCK_ZSTD || type == LSM_BLOCK_ZSTD_DICT) {
         rc = decode_zstd_cblock(t, off, stored, stored_len, type, &cb);
     } else if (rd) {
-        const char *out;
-        size_t out_len;
-        char *owned;
-        rc = lsm_block_decode(stored, stored_len, NULL, NULL, &out, &out_len, &owned);
+        rc = check_raw(t, off, stored, stored_len);
         if (rc == 0) {
             cb = rd;
-            cb->len = out_len;
+            cb->len = (size_t)size;
             rd = NULL;
         }
     } else {
-        rc = raw_cblock(stored, (size_t)size, &cb);
+        rc = raw_cblock(t, off, stored, (size_t)size, &cb);
     }
-    free(rd);
+    cblock_free(rd);
     if (rc)
         return rc == SHOAL_ECORRUPT ? corrupt(t, off, "block checksum or encoding mismatch")
                                     : rc;
@@ -437,16 +454,10 @@ static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, block
 /* An uncompressed block used in place in the mapping. */
 static int mapped_block(lsm_table_t *t, uint64_t off, uint64_t size, blockref_t *r)
 {
-    if (map_verified(t, off)) {
-        r->data = t->map + off;
-        r->len = (size_t)size;
-        return 0;
-    }
-    char *owned;
-    if (lsm_block_decode(t->map + off, (size_t)size + LSM_BLOCK_TRAILER, NULL, NULL, &r->data,
-                         &r->len, &owned))
+    if (check_raw(t, off, t->map + off, (size_t)size + LSM_BLOCK_TRAILER))
         return corrupt(t, off, "block checksum mismatch");
-    map_mark_verified(t, off);
+    r->data = t->map + off;
+    r->len = (size_t)size;
     return 0;
 }
 
@@ -475,7 +486,7 @@ static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cac
         return mapped_block(t, off, size, r);
     if (t->cache && (r->h = lsm_cache_lookup(t->cache, t->number, off)) != NULL) {
         cblock_t *cb = lsm_cache_value(r->h);
-        r->data = cb->owned ? cb->owned : cb->data;
+        r->data = cb->data;
         r->len = cb->len;
         return 0;
     }
@@ -491,7 +502,8 @@ static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cac
     cblock_t *cb = (cblock_t *)r->owned;
     r->owned = NULL;
     /* Charged for what it holds: the decompressed bytes (the stored copy is not kept). */
-    r->h = lsm_cache_insert(t->cache, t->number, off, cb, sizeof *cb + cb->len, cblock_free);
+    size_t charge = sizeof *cb + cb->len + lsm_cache_entry_overhead();
+    r->h = lsm_cache_insert_entry(t->cache, t->number, off, cb, charge);
     return r->h ? 0 : SHOAL_ENOMEM;
 }
 
@@ -583,6 +595,12 @@ int lsm_table_open(const lsm_table_ctx_t *ctx, const char *path, uint64_t file_n
     }
     lsm_env_t *env = ctx->env;
     t->env = env;
+    /* Before any block is read: the metadata blocks read at open are checked through it. */
+    if (!(t->verified = calloc((file_size >> 14) + 1, sizeof *t->verified))) {
+        free(t->path);
+        free(t);
+        return SHOAL_ENOMEM;
+    }
     t->number = file_number;
     t->size = file_size;
     t->cache = ctx->cache;
@@ -609,8 +627,7 @@ int lsm_table_open(const lsm_table_ctx_t *ctx, const char *path, uint64_t file_n
     }
     t->entries = h[4];
     lsm_fence_build(&t->fence, t->index, t->index_len);
-    if (ctx->mmap_reads && env->map &&
-        (t->verified = calloc((file_size >> 14) + 1, sizeof *t->verified)))
+    if (ctx->mmap_reads && env->map)
         t->map = env->map(t->file, file_size);
     *t_p = t;
     return 0;

@@ -159,9 +159,14 @@ int lsm_db_make_room(lsm_t *db, bool force)
             db->stalls++;
             db->stall_micros += 1000;
             allow_delay = false;
-        } else if (atomic_load(&db->mem->entries) == 0 ||
-                   (!force && lsm_memtable_usage(db->mem) < db->o.write_buffer_size)) {
+        } else if (atomic_load(&db->mem->entries) == 0) {
             return 0; /* an empty memtable never needs switching, whatever its arena holds */
+        } else if (!force && lsm_memtable_usage(db->mem) < db->o.write_buffer_size) {
+            if (!lsm_db_budget_full(db)) {
+                lsm_db_budget_update(db);
+                return 0;
+            }
+            stall_wait(db); /* the memtables hold the budget: wait for the pending flush */
         } else if ((size_t)db->nimm >= db->o.max_write_buffers - 1 ||
                    l0 >= db->o.l0_stop_trigger) {
             stall_wait(db);

@@ -542,6 +542,71 @@ static void test_posix_mapped_zstd_corruption(void **state)
     assert_int_equal(lsm_destroy(dir, NULL), 0);
 }
 
+static void put_n(lsm_t *db, int from, int n, size_t vlen)
+{
+    char k[32], v[512];
+    memset(v, 'v', sizeof v);
+    for (int i = from; i < from + n; i++) {
+        snprintf(k, sizeof k, "key%08d", i);
+        assert_int_equal(lsm_put(db, NULL, k, strlen(k), v, vlen), 0);
+    }
+}
+
+/* The memory budget: the block cache gets what the memtables leave (capacity + memtable
+ * bytes stay at the budget as the memtable grows, and the capacity comes back after a
+ * flush); block_cache_size caps the cache's share; without a budget the cache is
+ * block_cache_size as before. While writes run, the memtables never hold more than the
+ * budget (plus the arena block and entry of the write that crossed it). */
+static void test_memory_budget(void **state)
+{
+    fx_t *f = *state;
+    const size_t budget = 4u << 20, step = budget / 64;
+    f->o.write_buffer_size = 1u << 20;
+    f->o.memory_budget = budget;
+    reopen(f);
+    lsm_stats_t st;
+    lsm_stats(f->db, &st);
+    assert_true(st.cache_capacity + st.memtable_bytes <= budget + step);
+    assert_true(st.cache_capacity + st.memtable_bytes + step >= budget);
+    put_n(f->db, 0, 1500, 500); /* ~0.8 MiB: below the write buffer, no flush */
+    lsm_stats(f->db, &st);
+    assert_int_equal(st.flushes, 0);
+    assert_true(st.memtable_bytes > (512u << 10));
+    assert_true(st.cache_capacity + st.memtable_bytes <= budget + step);
+    assert_true(st.cache_capacity + st.memtable_bytes + step >= budget);
+    assert_true(st.cache_capacity < budget - (512u << 10));
+    assert_int_equal(lsm_flush(f->db), 0);
+    lsm_stats(f->db, &st);
+    assert_true(st.cache_capacity + st.memtable_bytes + step >= budget); /* given back */
+
+    f->o.memory_budget = 3u << 20; /* 1.5 write buffers: a pending flush holds writes */
+    reopen(f);
+    for (int round = 0; round < 40; round++) {
+        put_n(f->db, round * 200, 200, 500);
+        lsm_stats(f->db, &st);
+        assert_true(st.memtable_bytes <= f->o.memory_budget + (64u << 10));
+    }
+    for (int i = 0; i < 8000; i += 997) { /* everything written is there */
+        char k[32];
+        void *v;
+        size_t n;
+        snprintf(k, sizeof k, "key%08d", i);
+        assert_int_equal(lsm_get(f->db, NULL, k, strlen(k), &v, &n), 0);
+        assert_int_equal(n, 500);
+        free(v);
+    }
+
+    f->o.block_cache_size = 1u << 20; /* a cap on the cache's share */
+    reopen(f);
+    lsm_stats(f->db, &st);
+    assert_int_equal(st.cache_capacity, 1u << 20);
+    f->o.memory_budget = 0; /* no budget: the cache is block_cache_size */
+    f->o.block_cache_size = 0;
+    reopen(f);
+    lsm_stats(f->db, &st);
+    assert_int_equal(st.cache_capacity, 32u << 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -555,6 +620,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_export_ingest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable_wal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bottom_sequence_zeroing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_budget, setup, teardown),
         cmocka_unit_test(test_posix_env_roundtrip),
         cmocka_unit_test(test_posix_mapped_zstd_corruption),
     };
