@@ -33,7 +33,7 @@ void lsm_options_init(lsm_options_t *o)
     o->max_write_buffers = 2;
     o->block_size = 2048;
     o->compressed_block_size = 2048;
-    o->mmap_reads = false;
+    o->mmap_reads = LSM_MMAP_UNCOMPRESSED;
     o->block_cache_size = 0;
     o->memory_budget = 64u << 20;
     o->compression_level = -1;
@@ -66,7 +66,9 @@ int lsm_db_open_table(void *arg, uint64_t number, uint64_t size, lsm_table_t **t
     lsm_t *db = arg;
     char path[4096];
     lsm_db_path(db, path, sizeof path, number, "sst");
-    lsm_table_ctx_t ctx = {db->env, db->cache, &db->log, db->dctx, db->o.mmap_reads};
+    bool map = db->o.mmap_reads == LSM_MMAP_ON ||
+               (db->o.mmap_reads == LSM_MMAP_UNCOMPRESSED && !db->o.compression);
+    lsm_table_ctx_t ctx = {db->env, db->cache, &db->log, db->dctx, map};
     return lsm_table_open(&ctx, path, number, size, t);
 }
 

@@ -43,6 +43,8 @@ typedef enum {
     LSM_SYNC_ALWAYS = 1, /* default writes are fdatasync'ed before they return (grouped) */
 } lsm_sync_t;
 
+enum { LSM_MMAP_OFF = 0, LSM_MMAP_ON = 1, LSM_MMAP_UNCOMPRESSED = 2 };
+
 typedef struct {
     const char *dir;          /* database directory (created if create_if_missing) */
     bool create_if_missing;   /* default true */
@@ -74,12 +76,15 @@ typedef struct {
      * the time at half the size (a random read decodes one); each compressed table's first
      * block is its zstd dictionary, which keeps the small blocks' size down. */
     size_t compressed_block_size;
-    /* Map table files (mmap) instead of reading blocks with pread. Mapped reads skip a
-     * system call per block read and use uncompressed blocks in place (no copy, no cache
-     * entry: ~3x the uncompressed random reads), but every table page read counts in the
-     * process's resident memory; with pread only the block cache does (as RocksDB, whose
-     * default is pread). Default false (docs/BENCHMARKS.md has both measured). */
-    bool mmap_reads;
+    /* Map table files (mmap) instead of reading blocks with pread: LSM_MMAP_OFF, LSM_MMAP_ON,
+     * or LSM_MMAP_UNCOMPRESSED (the default): map only when the database does not compress.
+     * Mapped reads skip a system call and a copy per block and use uncompressed blocks in
+     * place (no cache entry: 1.9-2.5x the uncompressed random reads of pread), but every
+     * table page read counts in the process's resident memory; with pread only the block
+     * cache does (as RocksDB, whose default is pread). A compressed block must be decoded
+     * into memory anyway, so mapping it buys little; an uncompressed one is where it pays
+     * (docs/BENCHMARKS.md has both measured). */
+    int mmap_reads;
     /* Bytes of memory the memtables and the block cache share: the cache holds what the
      * memtables leave (budget minus their arenas, at least 4 MiB, at most block_cache_size
      * when that is set), and a write waits for the flush of an immutable memtable rather than
