@@ -12,12 +12,10 @@
  * A job with compact_only set instead compacts the whole engine (admin op `compact`).
  *
  * Protocol: in "sp" EXPORT snap_job_t*; out "sp" SNAPPED snap_job_t* (rc set). */
-#define _GNU_SOURCE /* nftw */
 #include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +25,7 @@
 
 #include "actors/failpoint.h"
 #include "actors/node_int.h"
+#include "actors/replica.h"
 #include "engine/error.h"
 
 #define EXPORT_CHUNK (1u << 20)
@@ -112,14 +111,6 @@ static void run_job(snap_job_t *j)
     j->rc = rc;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* A replica the shard map moved away: its engine is closed here (a close flushes) and its
  * folder renamed to <dir>.deleted, then deleted, off the node actor's loop. A crash halfway
  * leaves either the folder or <dir>.deleted, which the next start deletes (placement.c,
@@ -128,9 +119,7 @@ static void drop_job(snap_job_t *j)
 {
     failpoint("drop_before_delete");
     lsm_close(&j->lsm);
-    char dead[1100];
-    snprintf(dead, sizeof dead, "%s.deleted", j->dir);
-    if (rename(j->dir, dead) != 0 || nftw(dead, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+    if (replica_delete_dir(j->dir) != 0) {
         j->rc = SHOAL_EIO;
         snprintf(j->err, sizeof j->err, "shard %u: deleting %s: %s", j->group, j->dir,
                  strerror(errno));

@@ -177,6 +177,17 @@ static bool write_command(Shoal__ClientRequest *req, Shoal__WriteCommand *cmd, i
 }
 
 /* Hands one checked write to the core (or answers it at once when the core refuses). */
+/* Appends w to a waiter queue kept as head and tail. */
+static void push_waiter(waiter_t **head, waiter_t **tail, waiter_t *w)
+{
+    w->next = NULL;
+    if (*tail)
+        (*tail)->next = w;
+    else
+        *head = w;
+    *tail = w;
+}
+
 static void propose_now(replica_t *r, waiter_t *w)
 {
     node_t *n = r->node;
@@ -206,11 +217,7 @@ static void propose_now(replica_t *r, waiter_t *w)
     r->quiet = false;
     r->idle_ticks = 0;
     w->index = (uint64_t)idx;
-    if (r->props_tail)
-        r->props_tail->next = w;
-    else
-        r->props = w;
-    r->props_tail = w;
+    push_waiter(&r->props, &r->props_tail, w);
     r->n_props++;
 }
 
@@ -243,12 +250,7 @@ static void propose(replica_t *r, waiter_t *w)
      * peer carries every group's appends, instead of a ready and an envelope per group per
      * loop turn (docs/ARCHITECTURE.md, "Life of a ready batch"). */
     if (n->batches_out) {
-        w->next = NULL;
-        if (r->held_tail)
-            r->held_tail->next = w;
-        else
-            r->held = w;
-        r->held_tail = w;
+        push_waiter(&r->held, &r->held_tail, w);
         r->n_held++;
         r->quiet = false;
         r->idle_ticks = 0;

@@ -1,13 +1,11 @@
 /* placement.c - the node's copy of the shard map and how the node follows it (see
  * placement.h for the rules). Runs inside the node actor; never blocks on anything but the
  * small atomic write of DATA/shardmap when a new version arrives. */
-#define _GNU_SOURCE /* nftw */
 #include "actors/placement.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,14 +68,6 @@ void placement_drop_release(node_t *n, void *drop_job)
     placement_drop_done(n, j->group);
     free(j->dir);
     free(j);
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 /* ---- DATA/shardmap ------------------------------------------------------------------ */
@@ -146,7 +136,7 @@ static void finish_deletions(const node_t *n)
         if (len > 8 && !strcmp(e->d_name + len - 8, ".deleted")) {
             char path[1100];
             snprintf(path, sizeof path, "%s/%s", n->cfg->data_dir, e->d_name);
-            nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+            replica_delete_tree(path);
         }
     }
     if (d)
@@ -176,12 +166,8 @@ static int reap_group(node_t *n, uint32_t group, const char *dir)
     rlog_unlock(n->rlog);
     if (rc)
         return rc;
-    char dead[1200];
-    snprintf(dead, sizeof dead, "%s.deleted", dir);
-    if (rename(dir, dead) != 0 && errno != ENOENT)
-        return SHOAL_EIO;
-    if (access(dead, F_OK) == 0 && nftw(dead, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        return SHOAL_EIO;
+    if ((rc = replica_delete_dir(dir)) != 0)
+        return rc;
     zsys_info("node %" PRIu64 ": shard %u is not placed here (map version %" PRIu64
               "): its data, left by a stop before its deletion finished, is deleted",
               n->cfg->id, group, n->place->map->version);

@@ -11,6 +11,7 @@
  *  - the log is marked "snapshot at i" (and old segments deleted) only after the engine
  *    holds everything up to i durably (compactor flush).
  */
+#define _GNU_SOURCE /* nftw */
 #include "actors/replica.h"
 
 #include "actors/placement.h"
@@ -18,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +143,28 @@ void replica_group_dir(const node_t *node, uint32_t group, char *out, size_t cap
         snprintf(out, cap, "%s/meta", node->cfg->data_dir);
     else
         snprintf(out, cap, "%s/shard-%u", node->cfg->data_dir, group);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int replica_delete_tree(const char *path)
+{
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : SHOAL_EIO;
+}
+
+int replica_delete_dir(const char *dir)
+{
+    char dead[1200];
+    snprintf(dead, sizeof dead, "%s.deleted", dir);
+    if (rename(dir, dead) != 0 && (errno != ENOENT || access(dead, F_OK) != 0))
+        return errno == ENOENT ? 0 : SHOAL_EIO; /* ENOENT: nothing left to delete */
+    return replica_delete_tree(dead);
 }
 
 static int make_dirs(const char *dir, const char *snapdir, char *err, size_t errlen)

@@ -126,6 +126,11 @@ int replica_open_engine(node_t *node, uint32_t group, lsm_t **lsm, char *err, si
 void replica_close(replica_t **self_p);
 /* DATA/shard-<group>, or DATA/meta for the metadata group. */
 void replica_group_dir(const node_t *node, uint32_t group, char *out, size_t cap);
+/* Deletes a replica's folder: renamed to <dir>.deleted first, so that a crash halfway leaves
+ * a name the next start finishes (placement.c); 0 when nothing is left of it. */
+int replica_delete_dir(const char *dir);
+/* Deletes a file tree (a <dir>.deleted left by a crash). */
+int replica_delete_tree(const char *path);
 /* Moves the replica's readies forward as far as they go without waiting. */
 void replica_pump(replica_t *r);
 /* The log actor made the replica's batch item durable (rc 0) or failed. */
