@@ -561,13 +561,18 @@ static bool is_quiesce(const raft_msg_t *m)
     return m->type == RAFT_MSG_HEARTBEAT && m->context_len == 1 && m->context[0] == QUIESCE_CTX;
 }
 
-/* The follower side of heartbeat_for_core (below): a follower whose ready waits on a slow
- * fsync answers its leader's plain heartbeats itself, as the core would (same term, no
- * reject), so the leader's check-quorum sees it alive. Read-index rounds (with a context)
- * are left to the core. */
+/* A follower whose ready waits on a slow fsync answers its leader's heartbeats itself, as
+ * the core would (same term, no reject, the same context), so the leader's check-quorum
+ * sees it alive: the core's own answer waits for the sync (a follower's messages go after
+ * its persist). Both kinds need it: the node's heartbeats (heartbeat_for_core, below) while
+ * the leader's disk is slow, and the core's (read rounds, with a context) while the
+ * leader's disk is fast and only the followers' are slow. The answer claims nothing the
+ * sync would make true: the core has stepped the heartbeat (its election timer is reset),
+ * and its term is the leader's; the core's late duplicate is harmless (a round is acked
+ * once, check-quorum counts any). */
 static void answer_heartbeat_for_core(node_t *n, replica_t *r, const raft_msg_t *m)
 {
-    if (m->type != RAFT_MSG_HEARTBEAT || m->context_len || !r->rd_out || r->stage != STAGE_PERSIST)
+    if (m->type != RAFT_MSG_HEARTBEAT || !r->rd_out || r->stage != STAGE_PERSIST)
         return;
     raft_status_t st;
     raft_status(r->raft, &st);
@@ -580,6 +585,8 @@ static void answer_heartbeat_for_core(node_t *n, replica_t *r, const raft_msg_t 
     resp.from = st.id;
     resp.to = m->from;
     resp.term = st.term;
+    resp.context = m->context;
+    resp.context_len = m->context_len;
     transport_send(n->transport, &resp);
 }
 

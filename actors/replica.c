@@ -422,6 +422,24 @@ static uint64_t leader_node(const replica_t *r)
     return r->leader ? node_id_of(r->leader) : NO_LEADER;
 }
 
+/* A leader that became a follower in its own term without a leader to follow gave up for
+ * lack of a quorum heard within the election timeout (check-quorum) or left the
+ * configuration. Operators see which nodes went silent to this node (any frame counts). */
+static void warn_stepped_down(replica_t *r)
+{
+    node_t *n = r->node;
+    uint64_t now = zclock_mono();
+    char heard[256] = "";
+    size_t len = 0;
+    for (uint64_t i = 0; i < NODE_MAX_NODES && len < sizeof heard - 40; i++)
+        if (i != n->cfg->id && n->last_heard[i])
+            len += (size_t)snprintf(heard + len, sizeof heard - len, " node %" PRIu64 " %" PRIu64
+                                    " ms ago;", i, now - n->last_heard[i]);
+    zsys_warning("shard %u: stepped down in term %" PRIu64 " (no quorum heard, or removed); "
+                 "last frames:%s its last log write began %" PRIu64 " ms ago", r->group, r->term,
+                 heard, r->persist_since_ms ? now - r->persist_since_ms : 0);
+}
+
 static void on_soft_state(replica_t *r)
 {
     node_t *n = r->node;
@@ -446,6 +464,8 @@ static void on_soft_state(replica_t *r)
                               : SHOAL__RAFT_EVENT_TYPE__EV_LEADER_CHANGED,
                            r->group, r->term, leader_node(r), me ? "this node leads" : "");
     }
+    if (was_leader && s->role == RAFT_FOLLOWER && !s->leader && !r->rd.hard_state_changed)
+        warn_stepped_down(r);
     r->role = s->role;
     if (was_leader && s->role != RAFT_LEADER)
         fail_waiters(r);

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# node_slow_follower_disk.sh - followers whose disk is slow must not depose a leader whose
+# disk is fast: the leader is idle between its quick syncs while both followers spend 1.5 s
+# in each log sync (storage/fsync_delay_ms on the followers only), so the leader's own
+# heartbeats (read rounds, with a context) reach followers that are waiting for the disk.
+# They must answer at once; answered only after the sync, the leader hears no quorum within
+# its 0.5 s check-quorum window and steps down every few seconds (CI saw it under load in
+# node_slow_disk). The leader and its term stay the same and every write is acknowledged.
+source "$(dirname "$0")/node_lib.sh"
+ELECTION_TICKS=50 cluster_init 3 1
+CLIENT_ATTEMPT=8000 # a write takes seconds here: do not resend it every second
+for i in 0 1 2; do node_start $i; done
+client wait-leaders 0 || fail "no leader"
+L=$(leader_of 0)
+# one follower at a time, so that the leader keeps a quorum: stop, slow its disk, start,
+# and wait for a write that needs it (the other follower is the one restarted next)
+n=0
+for i in 0 1 2; do
+    [ "$i" = "$L" ] && continue
+    node_stop "$i" || fail "node $i did not stop cleanly"
+    sed -i 's/^    fsync = "batch"$/&\n    fsync_delay_ms = 1500/' "$DIR/node-$i.cfg"
+    grep -q "fsync_delay_ms = 1500" "$DIR/node-$i.cfg" || fail "config of node $i not changed"
+    node_start "$i"
+    n=$((n + 1))
+    client put 0 "warm-$n" v >/dev/null || fail "write after restarting node $i"
+done
+[ "$(leader_of 0)" = "$L" ] || fail "leadership moved while the followers restarted"
+before=$(cat "$DIR"/node-*.log | grep -c "shard 0: leader is")
+LOADERS=""
+for c in 1 2 3 4; do client load 0 "c$c-" 0 4 >"$DIR/acks$c" & LOADERS="$LOADERS $!"; done
+wait $LOADERS
+for c in 1 2 3 4; do
+    [ "$(wc -l <"$DIR/acks$c")" = 4 ] || fail "client $c: not every write acknowledged"
+    client check 0 "c$c-" "$DIR/acks$c" || fail "lost writes"
+done
+after=$(cat "$DIR"/node-*.log | grep -c "shard 0: leader is")
+grep -h "stepped down" "$DIR"/node-*.log && fail "a leader stepped down while the followers' disks were slow"
+[ "$(leader_of 0)" = "$L" ] || fail "leadership moved while the followers' disks were slow"
+[ "$after" = "$before" ] || fail "elections happened while the disks were slow ($before -> $after leader lines)"
+echo "PASS node_slow_follower_disk"
