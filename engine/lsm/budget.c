@@ -49,8 +49,9 @@ size_t lsm_db_initial_cache(const lsm_options_t *o)
 bool lsm_db_maps_tables(const lsm_t *db)
 {
     int m = db->o.mmap_reads;
-    return db->env->map && (m == LSM_MMAP_ON || ((m == LSM_MMAP_UNCOMPRESSED ||
-                                                  m == LSM_MMAP_UNBOUNDED) && !db->o.compression));
+    return db->env->map &&
+           (m == LSM_MMAP_ON ||
+            ((m == LSM_MMAP_UNCOMPRESSED || m == LSM_MMAP_UNBOUNDED) && !db->o.compression));
 }
 
 /* A database whose mappings are bounded gives the mapping almost all of the share: its pages

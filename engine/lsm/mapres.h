@@ -35,8 +35,8 @@ typedef struct lsm_mapped {
     lsm_mapres_t *mr;               /* NULL: not tracked (every page admitted) */
     lsm_env_t *env;
     lsm_file_t *file;
-    uint64_t size;    /* bytes mapped from offset 0 */
-    uintptr_t first;  /* the page number of the mapping's first byte (address >> shift) */
+    uint64_t size;   /* bytes mapped from offset 0 */
+    uintptr_t first; /* the page number of the mapping's first byte (address >> shift) */
     size_t npages;
     _Atomic uint64_t *admitted; /* one bit per page: admitted since the last release */
     _Atomic size_t charged;     /* bytes this table has charged */

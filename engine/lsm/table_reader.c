@@ -411,9 +411,9 @@ static int window_block(lsm_table_t *t, readahead_t *ra, uint64_t off, uint64_t 
 }
 
 /* Reads, verifies and decompresses block (off, size) outside the cache into a new cblock.
- * The stored bytes come from the mapping (m, when not NULL), the stack (a small block of a compressed table:
- * no allocation for bytes about to be decompressed), or a pread into a new cblock (then a
- * raw block is used where it was read, with no copy). */
+ * The stored bytes come from the mapping (m, when not NULL), the stack (a small block of a
+ * compressed table: no allocation for bytes about to be decompressed), or a pread into a new cblock
+ * (then a raw block is used where it was read, with no copy). */
 static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, const char *m,
                               blockref_t *r)
 {
@@ -462,8 +462,7 @@ static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, const
 }
 
 /* An uncompressed block used in place in the mapping (m: its stored bytes there). */
-static int mapped_block(lsm_table_t *t, uint64_t off, uint64_t size, const char *m,
-                        blockref_t *r)
+static int mapped_block(lsm_table_t *t, uint64_t off, uint64_t size, const char *m, blockref_t *r)
 {
     if (check_raw(t, off, m, (size_t)size + LSM_BLOCK_TRAILER))
         return corrupt(t, off, "block checksum mismatch");
@@ -645,8 +644,8 @@ int lsm_table_open(const lsm_table_ctx_t *ctx, const char *path, uint64_t file_n
     lsm_fence_build(&t->fence, t->index, t->index_len);
     if (ctx->mmap_reads && env->map)
         t->map = env->map(t->file, file_size);
-    if (t->map && (rc = lsm_mapped_init(&t->mapped, ctx->mapres, env, t->file, t->map,
-                                        file_size)) != 0) {
+    if (t->map &&
+        (rc = lsm_mapped_init(&t->mapped, ctx->mapres, env, t->file, t->map, file_size)) != 0) {
         lsm_table_close(&t);
         return rc;
     }
@@ -724,8 +723,8 @@ static int find_block(lsm_table_t *t, lsm_slice_t ikey, uint64_t *off, uint64_t 
  * with pread into buf (the caller's stack: no malloc) and bypasses the block cache: such a
  * database gives the cache a 64th of the share, which would rarely hold the block again, and
  * its insert and eviction cost every read. */
-static int point_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cache,
-                       char *buf, size_t cap, blockref_t *r)
+static int point_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cache, char *buf,
+                       size_t cap, blockref_t *r)
 {
     size_t stored_len = (size_t)size + LSM_BLOCK_TRAILER, got;
     if (!t->mapped.mr || t->ddict || stored_len > cap || check_handle(t, off, size) ||

@@ -43,17 +43,17 @@ static void test_admit_until_limit(void **state)
     char *base = aligned_alloc(PG, 16 * PG); /* only its addresses are used */
     assert_int_equal(lsm_mapped_init(&a, mr, &fake_env, NULL, base, 8 * PG), 0);
     assert_int_equal(lsm_mapped_init(&b, mr, &fake_env, NULL, base + 8 * PG, 8 * PG), 0);
-    assert_true(lsm_mapped_admit(&a, base, 100));            /* page 0 */
-    assert_true(lsm_mapped_admit(&a, base + 10, 100));       /* page 0 again: no charge */
-    assert_true(lsm_mapped_admit(&a, base + PG - 50, 100));  /* pages 0 and 1 */
-    assert_true(lsm_mapped_admit(&b, base + 8 * PG, 1));     /* b's page 0 */
+    assert_true(lsm_mapped_admit(&a, base, 100));           /* page 0 */
+    assert_true(lsm_mapped_admit(&a, base + 10, 100));      /* page 0 again: no charge */
+    assert_true(lsm_mapped_admit(&a, base + PG - 50, 100)); /* pages 0 and 1 */
+    assert_true(lsm_mapped_admit(&b, base + 8 * PG, 1));    /* b's page 0 */
     lsm_mapres_stats_t st;
     lsm_mapres_stats(mr, &st);
     assert_int_equal(st.resident, 3 * PG);
-    assert_true(lsm_mapped_admit(&b, base + 9 * PG, 1));     /* the fourth page: full */
-    assert_false(lsm_mapped_admit(&b, base + 10 * PG, 1));   /* no room: pread */
+    assert_true(lsm_mapped_admit(&b, base + 9 * PG, 1));   /* the fourth page: full */
+    assert_false(lsm_mapped_admit(&b, base + 10 * PG, 1)); /* no room: pread */
     assert_false(lsm_mapped_admit(&a, base + 5 * PG, 1));
-    assert_true(lsm_mapped_admit(&a, base, 1));              /* admitted pages stay usable */
+    assert_true(lsm_mapped_admit(&a, base, 1)); /* admitted pages stay usable */
     lsm_mapres_stats(mr, &st);
     assert_int_equal(st.resident, 4 * PG);
     assert_int_equal(st.refused, 2);
@@ -79,8 +79,7 @@ static void test_shrink_releases(void **state)
     lsm_mapped_t t[3];
     char *base = aligned_alloc(PG, 12 * PG);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(lsm_mapped_init(&t[i], mr, &fake_env, NULL, base + 4 * PG * i, 4 * PG),
-                         0);
+        assert_int_equal(lsm_mapped_init(&t[i], mr, &fake_env, NULL, base + 4 * PG * i, 4 * PG), 0);
     for (int i = 0; i < 3; i++) /* 2 + 2 + 2 pages */
         assert_true(lsm_mapped_admit(&t[i], base + 4 * PG * i, 2 * PG));
     lsm_mapres_set_limit(mr, 3 * PG); /* the memtables grew: 6 pages must fit in 3 */
@@ -183,10 +182,10 @@ static void test_db_bounded(void **state)
     lsm_stats(db, &st);
     double grew = rss_file_mib() - before;
     print_message("tables %.1f MiB, mapped %.2f MiB, RssFile +%.2f MiB, refused %llu, cache %.2f\n",
-                  (double)st.total_table_bytes / 1048576, (double)st.map_resident / 1048576,
-                  grew, (unsigned long long)st.map_refused, (double)st.cache_capacity / 1048576);
+                  (double)st.total_table_bytes / 1048576, (double)st.map_resident / 1048576, grew,
+                  (unsigned long long)st.map_refused, (double)st.cache_capacity / 1048576);
     assert_true(st.map_resident <= (4u << 20) - st.memtable_bytes);
-    if (st.map_resident > 0) { /* the kernel maps one page per fault here (env_posix.c) */
+    if (st.map_resident > 0) {           /* the kernel maps one page per fault here (env_posix.c) */
         assert_true(st.map_refused > 0); /* the tables are larger than the share */
         assert_true(grew <= (double)st.map_resident / 1048576 + 0.5);
     } else {
