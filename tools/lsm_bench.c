@@ -7,7 +7,7 @@
  *             --benchmarks fillseq,fillrandom,overwrite,readrandom,compact,readrandom,
  *                          readseq,seekrandom,fillsync
  *             [--compression 0|1] [--compression-level L] [--write-buffer-size BYTES]
- *             [--cache-size BYTES] [--block-size BYTES] [--mmap 0|1]
+ *             [--cache-size BYTES] [--block-size BYTES] [--mmap 0|1|2|3 (lsm.h)]
  *             [--sync-num 10000] [--json] [--keep (leave the database at the end)]
  *
  * fillseq, fillrandom and fillsync start from an empty database; the others use the
@@ -66,18 +66,25 @@ static double rss_mb(void)
     return (double)u.ru_maxrss / 1024.0;
 }
 
-/* Anonymous resident memory now (heap, arenas, cache), without mapped table pages. */
-static double anon_mb(void)
+/* A "Field: N kB" line of /proc/self/status, in MiB. */
+static double status_mb(const char *field)
 {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     double kb = 0;
+    size_t n = strlen(field);
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "RssAnon: %lf", &kb) == 1)
+        if (!strncmp(line, field, n) && sscanf(line + n, ": %lf", &kb) == 1)
             break;
     if (f)
         fclose(f);
     return kb / 1024.0;
+}
+
+/* Anonymous resident memory now (heap, arenas, cache), without mapped table pages. */
+static double anon_mb(void)
+{
+    return status_mb("RssAnon");
 }
 
 static long long du_total;
@@ -211,7 +218,7 @@ static void open_db(bench_t *b, bool fresh)
     if (b->c->budget >= 0)
         o.memory_budget = (size_t)b->c->budget;
     if (b->c->mmap >= 0)
-        o.mmap_reads = b->c->mmap != 0;
+        o.mmap_reads = b->c->mmap; /* 0 off, 1 on, 2 uncompressed only, 3 unbounded */
     if (b->c->block_size) /* both kinds of table */
         o.block_size = o.compressed_block_size = b->c->block_size;
     char err[512];
@@ -251,6 +258,16 @@ static void report(bench_t *b, const char *name, long ops, double secs, const hi
         printf("\n");
     }
     fflush(stdout);
+    if (b->db) { /* mapped tables: what the engine charged against what the kernel maps */
+        lsm_stats_t st;
+        lsm_stats(b->db, &st);
+        fprintf(stderr,
+                "lsm_bench: %s: mapped pages %.1f MiB (RssFile %.1f), %llu releases, %llu "
+                "reads refused, cache %.1f of %.1f MiB\n",
+                name, (double)st.map_resident / 1048576, status_mb("RssFile"),
+                (unsigned long long)st.map_releases, (unsigned long long)st.map_refused,
+                (double)st.cache_usage / 1048576, (double)st.cache_capacity / 1048576);
+    }
 }
 
 /* Puts keys idx(i) for i < n, timing every 8th op. */
@@ -410,7 +427,7 @@ static void usage(void)
     fprintf(stderr, "usage: lsm_bench --dir D [--num N] [--key-size K] [--value-size V]\n"
                     "  [--benchmarks a,b,...] [--compression 0|1] [--compression-level L]\n"
                     "  [--write-buffer-size B]"
-                    "  [--cache-size B] [--block-size B] [--mmap 0|1] [--sync-num N] [--json]\n"
+                    "  [--cache-size B] [--block-size B] [--mmap 0|1|2|3] [--sync-num N] [--json]\n"
                     "  [--memory-budget B] [--keep]\n");
     exit(2);
 }
@@ -439,7 +456,7 @@ static void parse(int argc, char **argv, config_t *c)
         case 'w': c->write_buffer = (size_t)atoll(optarg); break;
         case 'C': c->cache = (size_t)atoll(optarg); break;
         case 'B': c->block_size = (size_t)atoll(optarg); break;
-        case 'M': c->mmap = atoi(optarg) != 0; break;
+        case 'M': c->mmap = atoi(optarg); break;
         case 's': c->sync_num = atol(optarg); break;
         case 'j': c->json = true; break;
         case 'L': c->level = atoi(optarg); break;

@@ -66,9 +66,8 @@ int lsm_db_open_table(void *arg, uint64_t number, uint64_t size, lsm_table_t **t
     lsm_t *db = arg;
     char path[4096];
     lsm_db_path(db, path, sizeof path, number, "sst");
-    bool map = db->o.mmap_reads == LSM_MMAP_ON ||
-               (db->o.mmap_reads == LSM_MMAP_UNCOMPRESSED && !db->o.compression);
-    lsm_table_ctx_t ctx = {db->env, db->cache, &db->log, db->dctx, map};
+    lsm_mapres_t *bound = db->o.mmap_reads == LSM_MMAP_UNBOUNDED ? NULL : db->mapres;
+    lsm_table_ctx_t ctx = {db->env, db->cache, &db->log, db->dctx, lsm_db_maps_tables(db), bound};
     return lsm_table_open(&ctx, path, number, size, t);
 }
 
@@ -464,6 +463,7 @@ static void db_free(lsm_t *db)
         lsm_wal_writer_close(&db->old_wals[i]);
     lsm_wal_writer_close(&db->manifest);
     lsm_cache_destroy(&db->cache);
+    lsm_mapres_destroy(&db->mapres); /* after the last version: no table is left */
     lsm_dctx_pool_destroy(&db->dctx);
     if (db->lock)
         db->env->close(db->lock);
@@ -491,8 +491,9 @@ static int open_locked(lsm_t *db)
     if ((rc = db->env->lock(db->env, path, &db->lock)) != 0)
         return lsm_err(&db->log, rc, "cannot lock %s (open elsewhere?)", path);
     if (!(db->cache = lsm_cache_new(lsm_db_initial_cache(&db->o))) ||
-        !(db->dctx = lsm_dctx_pool_new()))
+        !(db->mapres = lsm_mapres_new(0)) || !(db->dctx = lsm_dctx_pool_new()))
         return SHOAL_ENOMEM;
+    lsm_db_budget_apply(db, 0);
     rc = lsm_db_recover(db); /* single-threaded still: recover takes mu only where helpers need it */
     pthread_mutex_lock(&db->mu);
     lsm_db_budget_update(db); /* the recovered memtable's bytes */
@@ -709,6 +710,11 @@ void lsm_stats(lsm_t *db, lsm_stats_t *out)
     out->cache_usage = cs.usage;
     out->cache_hits = cs.hits;
     out->cache_misses = cs.misses;
+    lsm_mapres_stats_t ms;
+    lsm_mapres_stats(db->mapres, &ms);
+    out->map_resident = ms.resident;
+    out->map_releases = ms.releases;
+    out->map_refused = ms.refused;
     pthread_mutex_lock(&db->mu);
     out->last_sequence = atomic_load(&db->last_seq);
     out->memtable_bytes = lsm_memtable_usage(db->mem);

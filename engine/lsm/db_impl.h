@@ -49,6 +49,7 @@ struct lsm {
     lsm_file_t *lock;
     lsm_errlog_t log;
     lsm_cache_t *cache;
+    lsm_mapres_t *mapres; /* bounds mapped table pages by the cache's share (mapres.h) */
     lsm_dctx_pool_t *dctx;
     lsm_table_options_t topt;
 
@@ -133,6 +134,9 @@ bool lsm_db_needs_compaction(lsm_t *db);
 size_t lsm_db_memtable_bytes(const lsm_t *db);
 size_t lsm_db_initial_cache(const lsm_options_t *o);
 void lsm_db_budget_update(lsm_t *db);
+/* Sets the cache's capacity and the mapping's limit for `used` memtable bytes. */
+void lsm_db_budget_apply(lsm_t *db, size_t used);
+bool lsm_db_maps_tables(const lsm_t *db); /* per the option mmap_reads */
 bool lsm_db_budget_full(const lsm_t *db);
 
 int lsm_db_flush_imm(lsm_t *db);    /* writes the oldest immutable memtable to level 0 */

@@ -38,7 +38,9 @@ struct lsm_env {
     int (*size)(lsm_file_t *f, uint64_t *size);
     int (*truncate)(lsm_file_t *f, uint64_t size);
     /* Optional (may be NULL or return NULL): a read-only view of a whole immutable file,
-     * valid until close. Lets table reads skip the copy of pread. */
+     * valid until close. Lets table reads skip the copy of pread. A fault in it must make
+     * only the page read resident (mapres.h counts pages so): an env that cannot promise it
+     * returns NULL, and tables are then read with pread. */
     const char *(*map)(lsm_file_t *f, uint64_t size);
     void (*close)(lsm_file_t *f);
     int (*rename)(lsm_env_t *env, const char *from, const char *to);
@@ -52,6 +54,10 @@ struct lsm_env {
     int (*sync_dir)(lsm_env_t *env, const char *dir);
     /* Takes an exclusive lock held until close (SHOAL_EBUSY if another holder has it). */
     int (*lock)(lsm_env_t *env, const char *path, lsm_file_t **f);
+    /* Optional (may be NULL): drops the pages of [off, off + len) of the file's mapping from
+     * the process's resident memory; the view stays valid (a later read faults them in again
+     * from the OS page cache). Bounds the memory mapped reads hold (mapres.h). */
+    void (*map_release)(lsm_file_t *f, uint64_t off, uint64_t len);
 };
 
 /* The POSIX environment: a stateless singleton, never destroyed. */

@@ -1,21 +1,27 @@
 /* env_posix.c - the real file system behind lsm_env_t (env.h): open/pread/write/fdatasync,
- * tables mapped read-only with mmap so a block read is a pointer, not a copy, logs
+ * tables mapped read-only with mmap so a block read is a pointer, not a copy (one page
+ * resident per fault, so the engine can bound what the mappings hold: mapres.h), logs
  * (LSM_OPEN_LOG) appended through a shared mapping (env_posix_log.c), and the database lock
  * taken with flock() so a second opener (another process, or the same process twice) cannot
  * open the same store.
  *
- * Stateless: the env is one static vtable; each lsm_file_t owns its descriptor (and its
- * mapping). Errors map errno to SHOAL_E* codes. */
+ * Stateless but for one userfaultfd per process (map_paged): the env is one static vtable;
+ * each lsm_file_t owns its descriptor (and its mapping). Errors map errno to SHOAL_E* codes. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/userfaultfd.h>
 
 #include "engine/error.h"
 #include "engine/lsm/env.h"
@@ -128,18 +134,78 @@ static int px_truncate(lsm_file_t *f, uint64_t size)
     return ftruncate(f->fd, (off_t)size) == 0 ? 0 : err_of(errno);
 }
 
+/* One userfaultfd per process, in write-protect mode with WP_ASYNC (Linux 6.7+), opened on
+ * the first map and kept: registering a mapping with it makes the kernel map one page per
+ * fault there (no fault-around of 64 KiB, no whole large folio of up to 2 MiB), so what a
+ * read makes resident is what mapres.h counted. Nothing else changes: the mappings are
+ * read-only, so no write-protect fault ever reaches it. -1: not available here. */
+static int uffd = -1;
+static pthread_once_t uffd_once = PTHREAD_ONCE_INIT;
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+
+static void uffd_open(void)
+{
+    /* User-mode faults only: allowed without privileges (vm.unprivileged_userfaultfd=0). */
+    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+    struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC};
+    if (fd >= 0 && ioctl(fd, UFFDIO_API, &api) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    uffd = fd;
+}
+
+/* Maps size bytes of fd read-only, one page per fault (uffd_open), or NULL. Private: a
+ * write-protect registration needs a mapping that may be written, and a private one that
+ * never is reads the page cache's pages like a shared one. */
+static void *map_paged(int fd, size_t size)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (uffd < 0 || page != 4096) /* mapres.h counts 4 KiB pages */
+        return NULL;
+    void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    struct uffdio_register r = {
+        .range = {.start = (uintptr_t)m, .len = (size + page - 1) & ~(page - 1)},
+        .mode = UFFDIO_REGISTER_MODE_WP,
+    };
+    if (ioctl(uffd, UFFDIO_REGISTER, &r) != 0) {
+        munmap(m, size);
+        return NULL;
+    }
+    return m;
+}
+
 static const char *px_map(lsm_file_t *f, uint64_t size)
 {
     if (f->map)
         return f->map;
     if (size == 0 || size > SIZE_MAX)
         return NULL;
-    void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, f->fd, 0);
-    if (m == MAP_FAILED)
+    void *m = map_paged(f->fd, (size_t)size);
+    if (!m)
         return NULL;
     f->map = m;
     f->map_len = (size_t)size;
     return m;
+}
+
+/* MADV_DONTNEED on a private file mapping never written unmaps the pages; the page cache
+ * keeps them. */
+static void px_map_release(lsm_file_t *f, uint64_t off, uint64_t len)
+{
+    if (!f->map || off >= f->map_len)
+        return;
+    uint64_t start = off - off % (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t end = off + len > f->map_len ? f->map_len : off + len;
+    madvise((char *)f->map + start, (size_t)(end - start), MADV_DONTNEED);
 }
 
 static void px_close(lsm_file_t *f)
@@ -254,9 +320,19 @@ static lsm_env_t posix_env = {
     .exists = px_exists,
     .sync_dir = px_sync_dir,
     .lock = px_lock,
+    .map_release = px_map_release,
 };
+
+static void posix_init(void)
+{
+    uffd_open();
+    /* No page-per-fault mapping here (or pages mapres.h would miscount): pread it is. */
+    if (uffd < 0 || sysconf(_SC_PAGESIZE) != 4096)
+        posix_env.map = NULL;
+}
 
 lsm_env_t *lsm_env_posix(void)
 {
+    pthread_once(&uffd_once, posix_init);
     return &posix_env;
 }

@@ -43,7 +43,7 @@ typedef enum {
     LSM_SYNC_ALWAYS = 1, /* default writes are fdatasync'ed before they return (grouped) */
 } lsm_sync_t;
 
-enum { LSM_MMAP_OFF = 0, LSM_MMAP_ON = 1, LSM_MMAP_UNCOMPRESSED = 2 };
+enum { LSM_MMAP_OFF = 0, LSM_MMAP_ON = 1, LSM_MMAP_UNCOMPRESSED = 2, LSM_MMAP_UNBOUNDED = 3 };
 
 typedef struct {
     const char *dir;          /* database directory (created if create_if_missing) */
@@ -80,10 +80,15 @@ typedef struct {
      * or LSM_MMAP_UNCOMPRESSED (the default): map only when the database does not compress.
      * Mapped reads skip a system call and a copy per block and use uncompressed blocks in
      * place (no cache entry: 1.9-2.5x the uncompressed random reads of pread), but every
-     * table page read counts in the process's resident memory; with pread only the block
-     * cache does (as RocksDB, whose default is pread). A compressed block must be decoded
-     * into memory anyway, so mapping it buys little; an uncompressed one is where it pays
-     * (docs/BENCHMARKS.md has both measured). */
+     * table page read counts in the process's resident memory. So the pages the mappings
+     * hold are bounded by the memory budget (the share the memtables leave, as the block
+     * cache's is): past it, blocks are read with pread (engine/lsm/mapres.h). A compressed
+     * block must be decoded into memory anyway, so mapping it buys little; an uncompressed
+     * one is where it pays. LSM_MMAP_UNBOUNDED maps an uncompressed database without the
+     * bound: every table page read stays resident (the fastest random reads of a database
+     * larger than the budget, and the most memory). The posix env maps only where the kernel
+     * can map one page per fault (Linux 6.7+ with userfaultfd), else tables use pread.
+     * docs/BENCHMARKS.md has them measured. */
     int mmap_reads;
     /* Bytes of memory the memtables and the block cache share: the cache holds what the
      * memtables leave (budget minus their arenas, at least 4 MiB, at most block_cache_size
@@ -194,6 +199,10 @@ typedef struct {
     uint64_t bytes[LSM_MAX_LEVELS];
     uint64_t total_table_bytes;
     uint64_t cache_capacity, cache_usage, cache_hits, cache_misses;
+    /* Mapped tables: bytes of their pages resident (admitted, within the mapping's share of
+     * the budget), releases of a table's pages (the share shrank), block reads the mapping
+     * refused for want of room (read with pread). */
+    uint64_t map_resident, map_releases, map_refused;
     uint64_t bloom_useful; /* point lookups that a bloom filter answered without a read */
     uint64_t flushes, compactions;
     uint64_t compaction_bytes_read, compaction_bytes_written;

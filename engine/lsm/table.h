@@ -30,6 +30,7 @@
 #include "engine/lsm/env.h"
 #include "engine/lsm/errlog.h"
 #include "engine/lsm/iter.h"
+#include "engine/lsm/mapres.h"
 
 #define LSM_TABLE_MAGIC 0x4C54534Fu /* "OSTL" little-endian */
 #define LSM_TABLE_MAGIC_DICT 0x4454534Fu /* "OSTD": the 64-byte footer with a dictionary */
@@ -85,14 +86,16 @@ typedef struct lsm_dctx_pool lsm_dctx_pool_t;
 lsm_dctx_pool_t *lsm_dctx_pool_new(void);
 void lsm_dctx_pool_destroy(lsm_dctx_pool_t **p_p);
 
-/* What a table reader borrows from its database (all must outlive the table; cache, log and
- * dctx may be NULL), and whether to map the file (when the env can) or read it with pread. */
+/* What a table reader borrows from its database (all must outlive the table; cache, log,
+ * dctx and mapres may be NULL), whether to map the file (when the env can) or read it with
+ * pread, and the tracker that bounds the mapped pages (mapres.h; NULL: unbounded). */
 typedef struct {
     lsm_env_t *env;
     lsm_cache_t *cache;
     lsm_errlog_t *log;
     lsm_dctx_pool_t *dctx;
     bool mmap_reads;
+    lsm_mapres_t *mapres;
 } lsm_table_ctx_t;
 
 /* Opens a table of file_size bytes; reads and verifies footer, index and filter. */

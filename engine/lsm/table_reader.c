@@ -19,6 +19,7 @@
 #include "engine/lsm/bloom.h"
 #include "engine/lsm/dbformat.h"
 #include "engine/lsm/fence.h"
+#include "engine/lsm/mapres.h"
 #include "engine/lsm/table.h"
 
 struct lsm_dctx_pool {
@@ -79,6 +80,7 @@ struct lsm_table {
     char *path;
     uint64_t number, size;
     const char *map; /* whole file, or NULL when the env cannot map */
+    lsm_mapped_t mapped; /* the mapping's charge against the memory budget (mapres.h) */
     /* One bit per 256 bytes of file: the block starting there has been verified (see
      * check_stored). Only blocks of >= 256 stored bytes use it, so bits never collide. */
     _Atomic uint64_t *verified;
@@ -93,6 +95,13 @@ struct lsm_table {
     ZSTD_DDict *ddict; /* NULL: the table has no dictionary */
     uint64_t entries;
 };
+
+/* The stored block at off in the mapping, its pages charged to the memory budget; NULL when
+ * the table is not mapped or the budget has no room for them (then it is read with pread). */
+static const char *mapped_at(lsm_table_t *t, uint64_t off, size_t len)
+{
+    return t->map && lsm_mapped_admit(&t->mapped, t->map + off, len) ? t->map + off : NULL;
+}
 
 /* A data block in use: in the mapping, pinned in the cache, or owned. */
 typedef struct {
@@ -402,18 +411,19 @@ static int window_block(lsm_table_t *t, readahead_t *ra, uint64_t off, uint64_t 
 }
 
 /* Reads, verifies and decompresses block (off, size) outside the cache into a new cblock.
- * The stored bytes come from the mapping, the stack (a small block of a compressed table:
- * no allocation for bytes about to be decompressed), or a pread into a new cblock (then a
- * raw block is used where it was read, with no copy). */
-static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, blockref_t *r)
+ * The stored bytes come from the mapping (m, when not NULL), the stack (a small block of a
+ * compressed table: no allocation for bytes about to be decompressed), or a pread into a new cblock
+ * (then a raw block is used where it was read, with no copy). */
+static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, const char *m,
+                              blockref_t *r)
 {
     cblock_t *cb = NULL, *rd = NULL;
     int rc;
     size_t stored_len = (size_t)size + LSM_BLOCK_TRAILER, got;
     const char *stored;
     char stack[STACK_READ + LSM_BLOCK_TRAILER];
-    if (t->map) {
-        stored = t->map + off;
+    if (m) {
+        stored = m;
     } else if (t->ddict && stored_len <= sizeof stack) {
         rc = t->env->pread(t->file, off, stack, stored_len, &got);
         if (rc)
@@ -451,12 +461,12 @@ static int read_block_nocache(lsm_table_t *t, uint64_t off, uint64_t size, block
     return 0;
 }
 
-/* An uncompressed block used in place in the mapping. */
-static int mapped_block(lsm_table_t *t, uint64_t off, uint64_t size, blockref_t *r)
+/* An uncompressed block used in place in the mapping (m: its stored bytes there). */
+static int mapped_block(lsm_table_t *t, uint64_t off, uint64_t size, const char *m, blockref_t *r)
 {
-    if (check_raw(t, off, t->map + off, (size_t)size + LSM_BLOCK_TRAILER))
+    if (check_raw(t, off, m, (size_t)size + LSM_BLOCK_TRAILER))
         return corrupt(t, off, "block checksum mismatch");
-    r->data = t->map + off;
+    r->data = m;
     r->len = (size_t)size;
     return 0;
 }
@@ -472,31 +482,36 @@ static int read_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cac
      * not flush the blocks that point reads keep coming back to (scan resistance). A bulk
      * reader (fill_cache off: compaction inputs, exports) reads through its readahead
      * window, so the pages it passes do not stay resident; a user scan of a mapped table
-     * uses the mapping (no copy: the window's pread cost ~5% of a compressed readseq). */
-    const char *stored;
-    bool seq = ra_sequential(ra, off, (size_t)size + LSM_BLOCK_TRAILER);
-    bool via_window = seq && (!t->map || !fill_cache);
+     * uses the mapping where the budget lets it map (no copy: the window's pread cost ~5% of
+     * a compressed readseq), the window elsewhere. */
+    const char *stored, *m = NULL;
+    size_t stored_len = (size_t)size + LSM_BLOCK_TRAILER;
+    bool seq = ra_sequential(ra, off, stored_len);
+    bool bulk = seq && !fill_cache;
     /* A table with a dictionary is compressed: its blocks are looked up in the cache before
      * the mapping, whose type byte would cost a touch of a cold page on every cache hit. */
     bool raw_first = !t->ddict;
-    if (via_window && raw_first &&
-        ra_window(t, ra, off, (size_t)size + LSM_BLOCK_TRAILER, &stored))
+    if (raw_first && !bulk)
+        m = mapped_at(t, off, stored_len);
+    if (raw_first && seq && !m && ra_window(t, ra, off, stored_len, &stored))
         return window_block(t, ra, off, size, stored, r);
-    if (raw_first && t->map && (unsigned char)t->map[off + size] == LSM_BLOCK_RAW)
-        return mapped_block(t, off, size, r);
+    if (m && (unsigned char)m[size] == LSM_BLOCK_RAW)
+        return mapped_block(t, off, size, m, r);
     if (t->cache && (r->h = lsm_cache_lookup(t->cache, t->number, off)) != NULL) {
         cblock_t *cb = lsm_cache_value(r->h);
         r->data = cb->data;
         r->len = cb->len;
         return 0;
     }
-    if (via_window && ra_window(t, ra, off, (size_t)size + LSM_BLOCK_TRAILER, &stored))
+    if (!raw_first && !bulk)
+        m = mapped_at(t, off, stored_len);
+    if (seq && !m && ra_window(t, ra, off, stored_len, &stored))
         return window_block(t, ra, off, size, stored, r);
-    if (!raw_first && t->map && (unsigned char)t->map[off + size] == LSM_BLOCK_RAW)
-        return mapped_block(t, off, size, r);
-    if (seq && t->map) /* a user scan: decoded from the mapping into the scan's buffer */
-        return window_block(t, ra, off, size, t->map + off, r);
-    rc = read_block_nocache(t, off, size, r);
+    if (!raw_first && m && (unsigned char)m[size] == LSM_BLOCK_RAW)
+        return mapped_block(t, off, size, m, r);
+    if (seq && m) /* a user scan: decoded from the mapping into the scan's buffer */
+        return window_block(t, ra, off, size, m, r);
+    rc = read_block_nocache(t, off, size, m, r);
     if (rc || !fill_cache || !t->cache || seq)
         return rc;
     cblock_t *cb = (cblock_t *)r->owned;
@@ -523,7 +538,7 @@ static int read_meta_block(lsm_table_t *t, uint64_t off, uint64_t size, const ch
     blockref_t r;
     int rc = check_handle(t, off, size);
     if (rc == 0)
-        rc = read_block_nocache(t, off, size, &r);
+        rc = read_block_nocache(t, off, size, NULL, &r);
     if (rc)
         return rc;
     cblock_t *cb = (cblock_t *)r.owned;
@@ -629,6 +644,11 @@ int lsm_table_open(const lsm_table_ctx_t *ctx, const char *path, uint64_t file_n
     lsm_fence_build(&t->fence, t->index, t->index_len);
     if (ctx->mmap_reads && env->map)
         t->map = env->map(t->file, file_size);
+    if (t->map &&
+        (rc = lsm_mapped_init(&t->mapped, ctx->mapres, env, t->file, t->map, file_size)) != 0) {
+        lsm_table_close(&t);
+        return rc;
+    }
     *t_p = t;
     return 0;
 }
@@ -638,6 +658,7 @@ void lsm_table_close(lsm_table_t **t_p)
     lsm_table_t *t = *t_p;
     if (!t)
         return;
+    lsm_mapped_fini(&t->mapped); /* before the mapping goes with the file */
     if (t->file)
         t->env->close(t->file);
     lsm_fence_free(&t->fence);
@@ -698,9 +719,35 @@ static int find_block(lsm_table_t *t, lsm_slice_t ikey, uint64_t *off, uint64_t 
     return rc;
 }
 
+/* The data block of a point read. A raw block the bounded mapping refused (mapres.h) is read
+ * with pread into buf (the caller's stack: no malloc) and bypasses the block cache: such a
+ * database gives the cache a 64th of the share, which would rarely hold the block again, and
+ * its insert and eviction cost every read. */
+static int point_block(lsm_table_t *t, uint64_t off, uint64_t size, bool fill_cache, char *buf,
+                       size_t cap, blockref_t *r)
+{
+    size_t stored_len = (size_t)size + LSM_BLOCK_TRAILER, got;
+    if (!t->mapped.mr || t->ddict || stored_len > cap || check_handle(t, off, size) ||
+        mapped_at(t, off, stored_len))
+        return read_block(t, off, size, fill_cache, NULL, r);
+    memset(r, 0, sizeof *r);
+    int rc = t->env->pread(t->file, off, buf, stored_len, &got);
+    if (rc)
+        return lsm_err(t->log, rc, "%s: read of %zu bytes at offset %llu failed", t->path,
+                       stored_len, (unsigned long long)off);
+    if (got != stored_len)
+        return corrupt(t, off, "block runs past the end of the file");
+    if (check_raw(t, off, buf, stored_len))
+        return corrupt(t, off, "block checksum mismatch");
+    r->data = buf;
+    r->len = (size_t)size;
+    return 0;
+}
+
 int lsm_table_get(lsm_table_t *t, lsm_slice_t ikey, uint64_t user_hash, bool fill_cache,
                   lsm_table_get_cb cb, void *arg, bool *found)
 {
+    char buf[STACK_READ + LSM_BLOCK_TRAILER];
     *found = false;
     if (!lsm_table_may_contain(t, user_hash))
         return 0;
@@ -709,7 +756,7 @@ int lsm_table_get(lsm_table_t *t, lsm_slice_t ikey, uint64_t user_hash, bool fil
     uint64_t off = 0, size = 0;
     bool past;
     int rc = find_block(t, ikey, &off, &size, &past);
-    if (rc || past || (rc = read_block(t, off, size, fill_cache, NULL, &r)) != 0)
+    if (rc || past || (rc = point_block(t, off, size, fill_cache, buf, sizeof buf, &r)) != 0)
         return rc;
     lsm_block_iter_init(&dt, r.data, r.len);
     lsm_block_iter_seek(&dt, ikey);

@@ -62,6 +62,17 @@ static int setup_posix(void **state)
     return 0;
 }
 
+/* The POSIX env, tables mapped with a budget whose share holds a few pages: most blocks are
+ * refused the mapping and read with pread (engine/lsm/mapres.h), a few used in place. */
+static int setup_posix_small_map(void **state)
+{
+    fx_t *f = fixture(true);
+    f->o.mmap_reads = LSM_MMAP_UNCOMPRESSED;
+    f->o.memory_budget = 1u << 20;
+    *state = f;
+    return 0;
+}
+
 /* The POSIX env, tables read with pread. */
 static int setup_posix_pread(void **state)
 {
@@ -324,13 +335,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_table_data_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_data_block, setup_posix, teardown),
         cmocka_unit_test_setup_teardown(test_table_data_block, setup_posix_pread, teardown),
+        cmocka_unit_test_setup_teardown(test_table_data_block, setup_posix_small_map, teardown),
         cmocka_unit_test_setup_teardown(test_table_footer_and_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_compressed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_compressed, setup_posix, teardown),
         cmocka_unit_test_setup_teardown(test_table_compressed, setup_posix_pread, teardown),
         cmocka_unit_test_setup_teardown(test_table_tiny_compressed_blocks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_table_tiny_compressed_blocks, setup_posix,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_table_tiny_compressed_blocks, setup_posix, teardown),
         cmocka_unit_test_setup_teardown(test_table_tiny_compressed_blocks, setup_posix_pread,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wal_middle_and_tail, setup, teardown),

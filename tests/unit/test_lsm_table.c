@@ -253,7 +253,7 @@ static void table_roundtrip(int kind)
         assert_int_equal(second, LSM_BLOCK_ZSTD);
     lsm_table_t *t;
     lsm_dctx_pool_t *pool = lsm_dctx_pool_new();
-    lsm_table_ctx_t ctx = {env, cache, NULL, pool, false};
+    lsm_table_ctx_t ctx = {env, cache, NULL, pool, false, NULL};
     assert_int_equal(lsm_table_open(&ctx, "/t/1.sst", 1, size, &t), 0);
     assert_int_equal(lsm_table_entries(t), N);
     char k[32], ik[64];
