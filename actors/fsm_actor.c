@@ -26,6 +26,7 @@
 #include <xxhash.h>
 
 #include "actors/le_bytes.h"
+#include "actors/node_config.h"
 #include "actors/node_int.h"
 #include "actors/split_fsm.h"
 #include "engine/error.h"
@@ -844,8 +845,44 @@ static void do_install(fsm_job_t *job)
         job->rc = SHOAL_ECORRUPT;
 }
 
+fsm_job_t *fsm_done_take(fsm_done_t *q)
+{
+    pthread_mutex_lock(&q->lock);
+    fsm_job_t *list = q->head;
+    q->head = q->tail = NULL;
+    pthread_mutex_unlock(&q->lock);
+    return list;
+}
+
+/* Whether the node must hear of the finished job at once (fsm_done_t). */
+static bool waited_for(const fsm_job_t *j)
+{
+    return j->type != FSM_APPLY || j->done || j->n_splits || j->rc ||
+           j->group == SHOAL_META_GROUP;
+}
+
+/* Queues the finished list; true if the node should be woken for it. */
+static bool hand_back(fsm_done_t *q, fsm_job_t *list)
+{
+    bool wake = false;
+    fsm_job_t *last = list;
+    for (fsm_job_t *j = list; j; j = j->next) {
+        wake = wake || waited_for(j);
+        last = j;
+    }
+    pthread_mutex_lock(&q->lock);
+    if (q->tail)
+        q->tail->next = list;
+    else
+        q->head = list;
+    q->tail = last;
+    pthread_mutex_unlock(&q->lock);
+    return wake;
+}
+
 void fsm_actor(zsock_t *pipe, void *args)
 {
+    fsm_done_t *done = ((fsm_args_t *)args)->done;
     zsock_signal(pipe, 0);
     while (true) {
         char *cmd = NULL;
@@ -873,8 +910,8 @@ void fsm_actor(zsock_t *pipe, void *args)
             }
             job->applied = job->fg->applied;
         }
-        if (!term && cmd && streq(cmd, "JOB") && ptr)
-            zsock_send(pipe, "sp", "DONE", ptr); /* the whole list goes back at once */
+        if (!term && cmd && streq(cmd, "JOB") && ptr && hand_back(done, ptr))
+            zsock_send(pipe, "sp", "DONE", NULL);
         zstr_free(&cmd);
         if (term)
             break;

@@ -663,9 +663,13 @@ static bool batch_needs_sync(const persist_batch_t *b)
     return false;
 }
 
+static void take_done(node_t *n, int i);
+
 static int pump(node_t *n)
 {
     n->n_pumps++;
+    for (int i = 0; i < n->n_fsm; i++)
+        take_done(n, i);
     check_leases(n);
     if (!n->batches_out)
         propose_held(n);
@@ -820,31 +824,29 @@ static int on_log(zloop_t *loop, zsock_t *sock, void *arg)
     return pump(n);
 }
 
-static void fsm_answer(zsock_t *sock)
+/* The jobs fsm actor i finished, in its order: replies, events, applied indexes. */
+static void take_done(node_t *n, int i)
 {
-    char *cmd = NULL;
-    void *ptr = NULL;
-    if (zsock_recv(sock, "sp", &cmd, &ptr) == 0 && cmd && streq(cmd, "DONE") && ptr) {
-        for (fsm_job_t *job = ptr, *next; job; job = next) {
-            next = job->next;
-            replica_fsm_done(job->replica, job);
-        }
+    for (fsm_job_t *job = fsm_done_take(&n->fsm_done[i]), *next; job; job = next) {
+        next = job->next;
+        replica_fsm_done(job->replica, job);
     }
-    zstr_free(&cmd);
 }
 
 static int on_fsm(zloop_t *loop, zsock_t *sock, void *arg)
 {
     node_t *n = arg;
-    for (int i = 0; i < n->n_fsm; i++) /* every fsm actor's answers, then one pump */
-        for (int k = 0; k < ANSWER_BURST; k++) {
-            zsock_t *s = zactor_sock(n->fsm[i]);
-            (void)sock; /* zloop may still call us for an actor drained here: always ask */
-            if (!(zsock_events(s) & ZMQ_POLLIN))
-                break;
-            fsm_answer(s);
+    (void)sock; /* every actor's wake-ups are read here: zloop may still call for a drained one */
+    for (int i = 0; i < n->n_fsm; i++) {
+        zsock_t *s = zactor_sock(n->fsm[i]);
+        for (int k = 0; k < ANSWER_BURST && (zsock_events(s) & ZMQ_POLLIN); k++) {
+            char *cmd = NULL;
+            void *ptr = NULL;
+            zsock_recv(s, "sp", &cmd, &ptr); /* "DONE" NULL: the jobs are in the queue */
+            zstr_free(&cmd);
         }
-    return pump(n);
+    }
+    return pump(n); /* takes the queues */
 }
 
 static int on_compactor(zloop_t *loop, zsock_t *sock, void *arg)
@@ -1158,8 +1160,11 @@ static int start(node_t *n, char *err, size_t errlen)
     n->log = zactor_new(log_actor, &n->log_args);
     n->compactor = zactor_new(compactor_actor, NULL);
     n->n_fsm = FSM_THREADS;
-    for (int i = 0; i < n->n_fsm; i++)
-        n->fsm[i] = zactor_new(fsm_actor, &n->fsm_args);
+    for (int i = 0; i < n->n_fsm; i++) {
+        pthread_mutex_init(&n->fsm_done[i].lock, NULL);
+        n->fsm_args[i].done = &n->fsm_done[i];
+        n->fsm[i] = zactor_new(fsm_actor, &n->fsm_args[i]);
+    }
     if (!(n->transport = transport_new(c))) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -1214,6 +1219,18 @@ static uint64_t jobs_out(node_t *n)
     return j;
 }
 
+/* At stop: the jobs fsm actor i finished are freed, not answered. */
+static void drop_done(node_t *n, int i)
+{
+    for (fsm_job_t *j = fsm_done_take(&n->fsm_done[i]), *next; j; j = next) {
+        next = j->next;
+        ((replica_t *)j->replica)->jobs_out--;
+        if (j->lsnap)
+            lsm_snapshot_release(((replica_t *)j->replica)->lsm, &j->lsnap);
+        fsm_job_destroy(&j);
+    }
+}
+
 /* Waits (bounded) for the actors to hand back every job, so nothing is freed under them. */
 static void drain(node_t *n)
 {
@@ -1226,6 +1243,8 @@ static void drain(node_t *n)
     zpoller_set_nonstop(p, true);
     int64_t until = zclock_mono() + 5000;
     while (jobs_out(n) && zclock_mono() < until) {
+        for (int i = 0; i < n->n_fsm; i++)
+            drop_done(n, i);
         zsock_t *s = zpoller_wait(p, 100);
         if (!s)
             continue;
@@ -1239,14 +1258,6 @@ static void drain(node_t *n)
             persist_batch_t *b = ptr;
             n->batches_out--;
             free_batch(n, &b);
-        } else if (streq(cmd, "DONE")) {
-            for (fsm_job_t *j = ptr, *next; j; j = next) {
-                next = j->next;
-                ((replica_t *)j->replica)->jobs_out--;
-                if (j->lsnap)
-                    lsm_snapshot_release(((replica_t *)j->replica)->lsm, &j->lsnap);
-                fsm_job_destroy(&j);
-            }
         } else if (streq(cmd, "SNAPPED")) {
             snap_job_t *j = ptr;
             n->snaps_out--;
@@ -1272,10 +1283,10 @@ static void log_counters(node_t *n)
     uint64_t env, msgs;
     transport_counts(n->transport, &env, &msgs);
     zsys_info("node %" PRIu64 ": work counters: requests %" PRIu64 " pumps %" PRIu64
-              " readies %" PRIu64 " log_batches %" PRIu64 " log_items %" PRIu64
+              " readies %" PRIu64 " rd_leader %" PRIu64 " rd_nosync %" PRIu64 " log_batches %" PRIu64 " log_items %" PRIu64
               " fsm_msgs %" PRIu64 " fsm_jobs %" PRIu64 " envelopes %" PRIu64 " msgs %" PRIu64
               " client_in %" PRIu64 " client_out %" PRIu64,
-              n->cfg->id, n->requests, n->n_pumps, n->n_readies, n->n_batches, n->n_items,
+              n->cfg->id, n->requests, n->n_pumps, n->n_readies, n->n_rd_leader, n->n_rd_nosync, n->n_batches, n->n_items,
               n->n_fsm_msgs, n->n_fsm_jobs, env, msgs, n->n_client_in, n->n_client_out);
 }
 
@@ -1289,8 +1300,11 @@ static void stop(node_t *n)
         drain(n);
     zactor_destroy(&n->log);
     zactor_destroy(&n->compactor);
-    for (int i = 0; i < n->n_fsm; i++)
+    for (int i = 0; i < n->n_fsm; i++) {
         zactor_destroy(&n->fsm[i]);
+        drop_done(n, i); /* finished after the drain's bound: freed once the actor is gone */
+        pthread_mutex_destroy(&n->fsm_done[i].lock);
+    }
     if (n->batch)
         free_batch(n, &n->batch);
     for (size_t i = 0; i < n->n_replicas; i++)

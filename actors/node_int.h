@@ -14,8 +14,10 @@
  *
  * Commands:
  *   node -> log:        "PERSIST" persist_batch_t*     log -> node: "PERSISTED" same
- *   node -> fsm:        "JOB" fsm_job_t*                fsm -> node: "DONE" same (replies
- *                                                       and change events filled in)
+ *   node -> fsm:        "JOB" fsm_job_t*                fsm -> node: the same jobs (replies
+ *                                                       and change events filled in) in its
+ *                                                       fsm_done_t queue, and "DONE" NULL
+ *                                                       when one of them is waited for
  *   node -> compactor:  "EXPORT" snap_job_t*            compactor -> node: "SNAPPED" same
  *                       (compact_only: a full engine compaction, admin op `compact`;
  *                       drop: close a removed replica's engine and delete its folder)
@@ -24,6 +26,7 @@
 #define SHOAL_ACTORS_NODE_INT_H
 
 #include <czmq.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -129,9 +132,23 @@ typedef struct {
     void *replica;
 } snap_job_t;
 
+/* Where an fsm actor leaves the jobs it finished, in the order it finished them. Only a
+ * job someone waits for (answered waiters, a read, a split, a snapshot or install, the
+ * metadata group, an error) also costs a "DONE" message that wakes the node; the others
+ * (a follower's applied writes) are taken at the node's next loop turn, which comes within
+ * a tick anyway: a wake-up of the node per such job was ~a third of its loop turns at 8
+ * shards (docs/BENCHMARKS.md, "Session 13"). One queue keeps one order for both kinds. */
 typedef struct {
-    zactor_t *compactor; /* where the fsm sends export jobs */
+    pthread_mutex_t lock;
+    fsm_job_t *head, *tail;
+} fsm_done_t;
+
+typedef struct {
+    fsm_done_t *done; /* this actor's finished jobs (owned by the node) */
 } fsm_args_t;
+
+/* Every job in q, oldest first (NULL if none); the caller owns the list. */
+fsm_job_t *fsm_done_take(fsm_done_t *q);
 
 void log_actor(zsock_t *pipe, void *args);       /* args: rlog_t* with fsync mode below */
 void fsm_actor(zsock_t *pipe, void *args);       /* args: fsm_args_t* */

@@ -733,6 +733,7 @@ void replica_pump(replica_t *r)
             return;
         r->rd_out = true;
         r->node->n_readies++;
+        r->node->n_rd_leader += r->role == RAFT_LEADER;
         if (r->rd.hard_state_changed) /* first: leader lines and events carry the new term */
             on_hard_state(r);
         if (r->rd.soft_state_changed)
@@ -771,6 +772,7 @@ void replica_pump(replica_t *r)
             replica_flush_reads(r);
             return;
         }
+        r->node->n_rd_nosync++;
         finish_ready(r);
     }
 }

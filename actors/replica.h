@@ -90,7 +90,8 @@ struct node_t {
     zactor_t *log;
     zactor_t *fsm[NODE_MAX_FSM];
     int n_fsm;
-    fsm_args_t fsm_args;
+    fsm_args_t fsm_args[NODE_MAX_FSM];
+    fsm_done_t fsm_done[NODE_MAX_FSM]; /* each fsm actor's finished jobs (node_int.h) */
     zactor_t *compactor;
     replica_t **replicas;
     size_t n_replicas;
@@ -112,6 +113,7 @@ struct node_t {
     uint64_t requests;
     /* work counters, logged at stop: what a write costs in node cycles (BENCHMARKS.md) */
     uint64_t n_pumps, n_readies, n_batches, n_items, n_fsm_msgs, n_fsm_jobs;
+    uint64_t n_rd_leader, n_rd_nosync; /* readies built as leader / needing no sync */
     uint64_t n_client_in, n_client_out; /* ROUTER messages with client requests / answers */
     replies_t *replies; /* answers to batched requests of this loop turn (replies.h) */
 };

@@ -26,8 +26,17 @@ typedef struct {
     lsm_t *lsm;
     fsm_group_t *fg;
     zactor_t *fsm;
+    fsm_done_t done; /* the actor's finished jobs */
+    fsm_args_t args;
     uint64_t index;
 } fixture_t;
+
+static void fx_start(fixture_t *fx)
+{
+    fx->done = (fsm_done_t){.lock = PTHREAD_MUTEX_INITIALIZER};
+    fx->args.done = &fx->done;
+    fx->fsm = zactor_new(fsm_actor, &fx->args);
+}
 
 static int setup(void **state)
 {
@@ -54,7 +63,7 @@ static void fx_open(fixture_t *fx, const char *name)
     fx->fg = fsm_group_new(1, fx->lsm, &applied, err, sizeof err);
     assert_non_null(fx->fg);
     fx->index = applied;
-    fx->fsm = zactor_new(fsm_actor, NULL);
+    fx_start(fx);
 }
 
 static void fx_close(fixture_t *fx)
@@ -70,12 +79,15 @@ static fsm_job_t *run(fixture_t *fx, fsm_job_t *job)
     job->group = 1;
     job->fg = fx->fg;
     zsock_send(fx->fsm, "sp", "JOB", job);
+    /* every job run here is waited for: one DONE wakes the node, the job is in the queue */
     char *cmd = NULL;
     void *ptr = NULL;
     assert_int_equal(zsock_recv(fx->fsm, "sp", &cmd, &ptr), 0);
     assert_string_equal(cmd, "DONE");
-    assert_ptr_equal(ptr, job);
+    assert_null(ptr);
     zstr_free(&cmd);
+    assert_ptr_equal(fsm_done_take(&fx->done), job);
+    assert_null(job->next);
     return job;
 }
 
@@ -349,7 +361,7 @@ static void test_crash_replays_idempotently(void **state)
     char c[64];
     assert_int_equal(get(&crashed, "c", c), SHOAL__STATUS__STATUS_OK);
     assert_string_equal(c, "v90");
-    live.fsm = zactor_new(fsm_actor, NULL);
+    fx_start(&live);
     fx_close(&live);
     fx_close(&ref);
     fx_close(&crashed);
@@ -529,6 +541,69 @@ static void test_split_fences(void **state)
     fx_close(&t);
 }
 
+/* A follower's apply (no waiter) wakes nobody: it waits in the queue, and the next job
+ * that is waited for (a read) brings one DONE for both, in the order they finished. */
+static void test_quiet_apply(void **state)
+{
+    fixture_t fx = {0};
+    fx_open(&fx, "quiet");
+    Shoal__WriteCommand cmd = SHOAL__WRITE_COMMAND__INIT;
+    Shoal__PutRequest p = SHOAL__PUT_REQUEST__INIT;
+    p.key = bin("k");
+    p.value = bin("v1");
+    cmd.client_id = 9;
+    cmd.seq = 1;
+    cmd.op_case = SHOAL__WRITE_COMMAND__OP_PUT;
+    cmd.put = &p;
+    fsm_job_t *job = calloc(1, sizeof *job);
+    job->type = FSM_APPLY;
+    job->group = 1;
+    job->fg = fx.fg;
+    job->n_entries = 1;
+    job->entries = calloc(1, sizeof *job->entries);
+    job->waiters = calloc(1, sizeof *job->waiters); /* a follower's: nobody to answer */
+    job->entries[0].index = ++fx.index;
+    job->entries[0].term = 1;
+    job->entries[0].len = shoal__write_command__get_packed_size(&cmd);
+    job->entries[0].data = malloc(job->entries[0].len);
+    shoal__write_command__pack(&cmd, job->entries[0].data);
+    zsock_send(fx.fsm, "sp", "JOB", job);
+
+    Shoal__ClientRequest req = SHOAL__CLIENT_REQUEST__INIT;
+    Shoal__GetRequest g = SHOAL__GET_REQUEST__INIT;
+    g.key = bin("k");
+    req.op_case = SHOAL__CLIENT_REQUEST__OP_GET;
+    req.get = &g;
+    fsm_job_t *rd = calloc(1, sizeof *rd);
+    rd->type = FSM_READ;
+    rd->group = 1;
+    rd->fg = fx.fg;
+    rd->reads = waiter_for(&req);
+    zsock_send(fx.fsm, "sp", "JOB", rd);
+
+    char *c = NULL;
+    void *ptr = NULL;
+    assert_int_equal(zsock_recv(fx.fsm, "sp", &c, &ptr), 0);
+    assert_string_equal(c, "DONE");
+    zstr_free(&c);
+    assert_ptr_equal(fsm_done_take(&fx.done), job); /* the apply first, then the read */
+    assert_ptr_equal(job->next, rd);
+    assert_null(rd->next);
+    assert_false(zsock_events(zactor_sock(fx.fsm)) & ZMQ_POLLIN); /* one wake-up only */
+    assert_int_equal(job->applied, fx.index);
+    assert_int_equal(job->n_changes, 1);
+    Shoal__Frame *hold = NULL;
+    Shoal__ClientResponse *r = answer_of(rd->done, &hold);
+    assert_int_equal(r->status, SHOAL__STATUS__STATUS_OK);
+    assert_int_equal(r->value.len, 2);
+    assert_memory_equal(r->value.data, "v1", 2);
+    shoal_frame_free(&hold);
+    job->next = NULL;
+    fsm_job_destroy(&job);
+    fsm_job_destroy(&rd);
+    fx_close(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -537,6 +612,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_replays_idempotently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_fences, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quiet_apply, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
