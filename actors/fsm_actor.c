@@ -70,8 +70,8 @@ struct fsm_group_t {
     size_t win_head, win_n, win_bytes;
     uint64_t win_from; /* every change after this index is in the window */
     lsm_batch_t *batch;
-    uint64_t stored; /* the applied index last written to the engine (KEY_APPLIED) */
-    bool must_store; /* the batch holds a change that replaying would not skip */
+    uint64_t stored;      /* the applied index last written to the engine (KEY_APPLIED) */
+    bool must_store;      /* the batch holds a change that replaying would not skip */
     split_fence_t *fence; /* keys moved away by splits of this shard (NULL: none) */
 };
 
@@ -857,8 +857,7 @@ fsm_job_t *fsm_done_take(fsm_done_t *q)
 /* Whether the node must hear of the finished job at once (fsm_done_t). */
 static bool waited_for(const fsm_job_t *j)
 {
-    return j->type != FSM_APPLY || j->done || j->n_splits || j->rc ||
-           j->group == SHOAL_META_GROUP;
+    return j->type != FSM_APPLY || j->done || j->n_splits || j->rc || j->group == SHOAL_META_GROUP;
 }
 
 /* Queues the finished list; true if the node should be woken for it. */

@@ -33,8 +33,8 @@
 
 #include "actors/lease_clock.h"
 #include "actors/placement.h"
-#include "actors/split_node.h"
 #include "actors/replica.h"
+#include "actors/split_node.h"
 #include "engine/error.h"
 #include "proto/admin.pb-c.h"
 #include "proto/codec.h"
@@ -1179,8 +1179,7 @@ static int start(node_t *n, char *err, size_t errlen)
         if (placement_hosts(n, m->shards[i]->id) && !split_node_host(n, m->shards[i]) &&
             add_replica(n, m->shards[i]->id, NULL, err, errlen))
             return -1;
-    if (placement_hosts(n, SHOAL_META_GROUP) &&
-        add_replica(n, SHOAL_META_GROUP, NULL, err, errlen))
+    if (placement_hosts(n, SHOAL_META_GROUP) && add_replica(n, SHOAL_META_GROUP, NULL, err, errlen))
         return -1;
     if (c->join && n->n_replicas == 0)
         zsys_info("node %" PRIu64 ": joining: waiting for `shoalctl add-node` to place it in "
@@ -1283,11 +1282,13 @@ static void log_counters(node_t *n)
     uint64_t env, msgs;
     transport_counts(n->transport, &env, &msgs);
     zsys_info("node %" PRIu64 ": work counters: requests %" PRIu64 " pumps %" PRIu64
-              " readies %" PRIu64 " rd_leader %" PRIu64 " rd_nosync %" PRIu64 " log_batches %" PRIu64 " log_items %" PRIu64
-              " fsm_msgs %" PRIu64 " fsm_jobs %" PRIu64 " envelopes %" PRIu64 " msgs %" PRIu64
-              " client_in %" PRIu64 " client_out %" PRIu64,
-              n->cfg->id, n->requests, n->n_pumps, n->n_readies, n->n_rd_leader, n->n_rd_nosync, n->n_batches, n->n_items,
-              n->n_fsm_msgs, n->n_fsm_jobs, env, msgs, n->n_client_in, n->n_client_out);
+              " readies %" PRIu64 " rd_leader %" PRIu64 " rd_nosync %" PRIu64
+              " log_batches %" PRIu64 " log_items %" PRIu64 " fsm_msgs %" PRIu64
+              " fsm_jobs %" PRIu64 " envelopes %" PRIu64 " msgs %" PRIu64 " client_in %" PRIu64
+              " client_out %" PRIu64,
+              n->cfg->id, n->requests, n->n_pumps, n->n_readies, n->n_rd_leader, n->n_rd_nosync,
+              n->n_batches, n->n_items, n->n_fsm_msgs, n->n_fsm_jobs, env, msgs, n->n_client_in,
+              n->n_client_out);
 }
 
 static void stop(node_t *n)

@@ -46,7 +46,7 @@ typedef struct waiter_t {
     uint64_t index;       /* proposal index, or read index */
     uint8_t *reply;       /* encoded Frame{client_resp} (malloc'd), set by whoever answers */
     size_t reply_len;
-    bool batched;         /* came in a Frame{batch}: answered in one too (replies.h) */
+    bool batched; /* came in a Frame{batch}: answered in one too (replies.h) */
     struct waiter_t *next;
 } waiter_t;
 
@@ -110,7 +110,7 @@ typedef struct fsm_job_t {
     size_t n_changes, cap_changes;
     int rc; /* out */
     char err[256];
-    void *replica; /* the node's replica_t */
+    void *replica;       /* the node's replica_t */
     split_dst_t *splits; /* FSM_APPLY: target engines of the SPLITs in entries (owned array) */
     size_t n_splits;
     struct fsm_job_t *next;

@@ -184,7 +184,6 @@ int replica_open_engine(node_t *node, uint32_t group, lsm_t **lsm, char *err, si
     return rc ? rc : open_lsm(node, dir, lsm, err, errlen);
 }
 
-
 /* Marks the log of a group whose first state came from elsewhere (a split target's cut
  * data, split.h) as starting after base, with base's configuration, before its first
  * entry is written (items of a batch are written in order). */
@@ -433,11 +432,12 @@ static void warn_stepped_down(replica_t *r)
     size_t len = 0;
     for (uint64_t i = 0; i < NODE_MAX_NODES && len < sizeof heard - 40; i++)
         if (i != n->cfg->id && n->last_heard[i])
-            len += (size_t)snprintf(heard + len, sizeof heard - len, " node %" PRIu64 " %" PRIu64
-                                    " ms ago;", i, now - n->last_heard[i]);
+            len += (size_t)snprintf(heard + len, sizeof heard - len,
+                                    " node %" PRIu64 " %" PRIu64 " ms ago;", i,
+                                    now - n->last_heard[i]);
     zsys_warning("shard %u: stepped down in term %" PRIu64 " (no quorum heard, or removed); "
-                 "last frames:%s its last log write began %" PRIu64 " ms ago", r->group, r->term,
-                 heard, r->persist_since_ms ? now - r->persist_since_ms : 0);
+                 "last frames:%s its last log write began %" PRIu64 " ms ago",
+                 r->group, r->term, heard, r->persist_since_ms ? now - r->persist_since_ms : 0);
 }
 
 static void on_soft_state(replica_t *r)
