@@ -569,11 +569,15 @@ static bool is_quiesce(const raft_msg_t *m)
  * leader's disk is fast and only the followers' are slow. The answer claims nothing the
  * sync would make true: the core has stepped the heartbeat (its election timer is reset),
  * and its term is the leader's; the core's late duplicate is harmless (a round is acked
- * once, check-quorum counts any). */
+ * once, check-quorum counts any). Only a sync that has taken a heartbeat interval already
+ * is slow: under load a follower is nearly always syncing, and answering every heartbeat
+ * twice would only add messages. */
 static void answer_heartbeat_for_core(node_t *n, replica_t *r, const raft_msg_t *m)
 {
-    if (m->type != RAFT_MSG_HEARTBEAT || !r->rd_out || r->stage != STAGE_PERSIST)
-        return;
+    uint64_t every = (uint64_t)n->cfg->heartbeat_ticks * n->cfg->tick_ms;
+    if (m->type != RAFT_MSG_HEARTBEAT || !r->rd_out || r->stage != STAGE_PERSIST ||
+        zclock_mono() - r->persist_since_ms < every)
+        return; /* a sync of usual length: the core's answer follows it soon enough */
     raft_status_t st;
     raft_status(r->raft, &st);
     if (st.role != RAFT_FOLLOWER || st.term != m->term || st.leader != m->from)
