@@ -108,6 +108,21 @@ node_resume() { kill -CONT "${PIDS[$1]}"; }
 
 client() { "$NODE_CLIENT" --timeout "${CLIENT_TIMEOUT:-20000}" --attempt "${CLIENT_ATTEMPT:-1000}" "$ENDPOINTS" "$@"; }
 
+# C clients write N keys each (prefixes c1- .. cC-) into shard S at the same time; the test
+# fails unless every write is acknowledged and then readable.
+load_and_check() {
+    local s=$1 c=$2 n=$3 pids="" k
+    for ((k = 1; k <= c; k++)); do
+        client load "$s" "c$k-" 0 "$n" >"$DIR/acks$k" &
+        pids="$pids $!"
+    done
+    wait $pids
+    for ((k = 1; k <= c; k++)); do
+        [ "$(wc -l <"$DIR/acks$k")" = "$n" ] || fail "client $k: not every write acknowledged"
+        client check "$s" "c$k-" "$DIR/acks$k" || fail "lost writes"
+    done
+}
+
 # The node index that leads shard S (exits the test if none within the client's deadline).
 leader_of() { client leader "$1"; }
 

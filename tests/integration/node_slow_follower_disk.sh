@@ -26,13 +26,7 @@ for i in 0 1 2; do
 done
 [ "$(leader_of 0)" = "$L" ] || fail "leadership moved while the followers restarted"
 before=$(cat "$DIR"/node-*.log | grep -c "shard 0: leader is")
-LOADERS=""
-for c in 1 2 3 4; do client load 0 "c$c-" 0 4 >"$DIR/acks$c" & LOADERS="$LOADERS $!"; done
-wait $LOADERS
-for c in 1 2 3 4; do
-    [ "$(wc -l <"$DIR/acks$c")" = 4 ] || fail "client $c: not every write acknowledged"
-    client check 0 "c$c-" "$DIR/acks$c" || fail "lost writes"
-done
+load_and_check 0 4 4
 after=$(cat "$DIR"/node-*.log | grep -c "shard 0: leader is")
 grep -h "stepped down" "$DIR"/node-*.log && fail "a leader stepped down while the followers' disks were slow"
 [ "$(leader_of 0)" = "$L" ] || fail "leadership moved while the followers' disks were slow"
