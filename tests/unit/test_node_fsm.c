@@ -119,6 +119,22 @@ static ProtobufCBinaryData bin(const char *s)
     return (ProtobufCBinaryData){strlen(s), (uint8_t *)s};
 }
 
+/* An APPLY job of one entry, cmd as the next index, with no waiter in its slot yet. */
+static fsm_job_t *apply_job(fixture_t *fx, const Shoal__WriteCommand *cmd)
+{
+    fsm_job_t *job = calloc(1, sizeof *job);
+    job->type = FSM_APPLY;
+    job->n_entries = 1;
+    job->entries = calloc(1, sizeof *job->entries);
+    job->waiters = calloc(1, sizeof *job->waiters);
+    job->entries[0].index = ++fx->index;
+    job->entries[0].term = 1;
+    job->entries[0].len = shoal__write_command__get_packed_size(cmd);
+    job->entries[0].data = malloc(job->entries[0].len);
+    shoal__write_command__pack(cmd, job->entries[0].data);
+    return job;
+}
+
 /* Applies one write command as the next entry; returns its answer status (and value). */
 static int apply(fixture_t *fx, uint64_t cid, uint64_t seq, Shoal__ClientRequest *req,
                  char *value_out)
@@ -147,16 +163,7 @@ static int apply(fixture_t *fx, uint64_t cid, uint64_t seq, Shoal__ClientRequest
     }
     req->client_id = cid;
     req->seq = seq;
-    fsm_job_t *job = calloc(1, sizeof *job);
-    job->type = FSM_APPLY;
-    job->n_entries = 1;
-    job->entries = calloc(1, sizeof *job->entries);
-    job->waiters = calloc(1, sizeof *job->waiters);
-    job->entries[0].index = ++fx->index;
-    job->entries[0].term = 1;
-    job->entries[0].len = shoal__write_command__get_packed_size(&cmd);
-    job->entries[0].data = malloc(job->entries[0].len);
-    shoal__write_command__pack(&cmd, job->entries[0].data);
+    fsm_job_t *job = apply_job(fx, &cmd);
     job->waiters[0] = waiter_for(req);
     run(fx, job);
     assert_non_null(job->done);
@@ -555,18 +562,9 @@ static void test_quiet_apply(void **state)
     cmd.seq = 1;
     cmd.op_case = SHOAL__WRITE_COMMAND__OP_PUT;
     cmd.put = &p;
-    fsm_job_t *job = calloc(1, sizeof *job);
-    job->type = FSM_APPLY;
+    fsm_job_t *job = apply_job(&fx, &cmd); /* a follower's: nobody to answer */
     job->group = 1;
     job->fg = fx.fg;
-    job->n_entries = 1;
-    job->entries = calloc(1, sizeof *job->entries);
-    job->waiters = calloc(1, sizeof *job->waiters); /* a follower's: nobody to answer */
-    job->entries[0].index = ++fx.index;
-    job->entries[0].term = 1;
-    job->entries[0].len = shoal__write_command__get_packed_size(&cmd);
-    job->entries[0].data = malloc(job->entries[0].len);
-    shoal__write_command__pack(&cmd, job->entries[0].data);
     zsock_send(fx.fsm, "sp", "JOB", job);
 
     Shoal__ClientRequest req = SHOAL__CLIENT_REQUEST__INIT;
