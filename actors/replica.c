@@ -464,7 +464,9 @@ static void on_soft_state(replica_t *r)
                               : SHOAL__RAFT_EVENT_TYPE__EV_LEADER_CHANGED,
                            r->group, r->term, leader_node(r), me ? "this node leads" : "");
     }
-    if (was_leader && s->role == RAFT_FOLLOWER && !s->leader && !r->rd.hard_state_changed)
+    /* same term: hs_term is still the last ready's (stage_persist updates it later) */
+    bool same_term = !r->rd.hard_state_changed || r->rd.hard_state.term == r->hs_term;
+    if (was_leader && s->role == RAFT_FOLLOWER && !s->leader && same_term)
         warn_stepped_down(r);
     r->role = s->role;
     if (was_leader && s->role != RAFT_LEADER)
