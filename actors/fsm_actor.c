@@ -798,6 +798,26 @@ static void do_reads(fsm_job_t *job)
 /* ---- snapshots ---------------------------------------------------------------------- */
 
 /* Replaces the whole state of the group with a received snapshot file. */
+/* FSM_SNAPSHOT. The exact applied index is stored with the state: in a view, so an
+ * installed copy knows it; for a mark (mark_only) with a synced write, which makes every
+ * earlier write of the engine durable too (the engine's WAL is a prefix), so the Raft log
+ * up to that index may go without a copy of the state being written anywhere. */
+static void do_snapshot(fsm_job_t *job)
+{
+    fsm_group_t *g = job->fg;
+    lsm_write_options_t wo = {.sync = job->mark_only};
+    int rc = lsm_put(g->lsm, &wo, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
+    if (rc == 0)
+        g->stored = g->applied;
+    if (job->mark_only && rc) {
+        job->rc = rc;
+        snprintf(job->err, sizeof job->err, "shard %u: syncing the engine at %" PRIu64 ": %s",
+                 g->group, g->applied, shoal_strerror(rc));
+    }
+    if (!job->mark_only)
+        job->lsnap = lsm_snapshot_new(g->lsm);
+}
+
 static void do_install(fsm_job_t *job)
 {
     fsm_group_t *g = job->fg;
@@ -900,13 +920,8 @@ void fsm_actor(zsock_t *pipe, void *args)
                 do_reads(job);
             else if (job->type == FSM_INSTALL)
                 do_install(job);
-            else if (job->type == FSM_SNAPSHOT) {
-                /* the applied index goes into the view, so an installed copy knows it */
-                if (lsm_put(job->fg->lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED), &job->fg->applied,
-                            8) == 0)
-                    job->fg->stored = job->fg->applied;
-                job->lsnap = lsm_snapshot_new(job->fg->lsm);
-            }
+            else if (job->type == FSM_SNAPSHOT)
+                do_snapshot(job);
             job->applied = job->fg->applied;
         }
         if (!term && cmd && streq(cmd, "JOB") && ptr && hand_back(done, ptr))

@@ -104,6 +104,7 @@ typedef struct fsm_job_t {
     char *path;                   /* FSM_INSTALL: received snapshot file */
     uint64_t snap_index;          /* FSM_INSTALL / FSM_SNAPSHOT */
     uint64_t applied;             /* out: applied index after the job */
+    bool mark_only;               /* FSM_SNAPSHOT: make `applied` durable, take no view */
     const lsm_snapshot_t *lsnap;  /* out, FSM_SNAPSHOT: the engine's view at `applied` */
     waiter_t *done;               /* out: answered waiters */
     Shoal__ChangeEvent **changes; /* out: change events to publish (owned) */

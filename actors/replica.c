@@ -68,9 +68,12 @@ static int64_t snap_read(void *ctx, uint64_t index, uint64_t offset, uint8_t *bu
                          uint64_t *total, uint64_t *checksum)
 {
     replica_t *r = ctx;
-    if (r->snap_index == 0) /* none on file (a split target's base): take one for next time */
+    r->snap_served_ms = zclock_mono();
+    /* The newest mark has no file (marks only make the engine durable; a split target's
+     * base): export one now. The core asks again and sends the file once it is marked. */
+    if (r->snap_file != r->snap_index || r->snap_file == 0)
         replica_maybe_snapshot(r, true);
-    if (index != r->snap_index || r->snap_index == 0)
+    if (index != r->snap_file || r->snap_file == 0)
         return SHOAL_ENOTFOUND;
     char path[1200];
     snap_path(r, index, path, sizeof path);
@@ -336,11 +339,10 @@ replica_t *replica_open_with(node_t *node, uint32_t group, lsm_t *lsm, char *err
         replica_close(&r);
         return NULL;
     }
-    /* the newest snapshot file, if its index matches the log's snapshot */
+    /* the newest snapshot file, if its index matches the log's snapshot mark */
     char path[1200];
     snap_path(r, r->snap_index, path, sizeof path);
-    if (r->snap_index && access(path, R_OK) != 0)
-        r->snap_index = 0;
+    r->snap_file = r->snap_index && access(path, R_OK) == 0 ? r->snap_index : 0;
     return r;
 }
 
@@ -797,7 +799,7 @@ static void installed(replica_t *r, fsm_job_t *job)
     snprintf(from, sizeof from, "%s/incoming", r->snapdir);
     snap_path(r, job->snap_index, to, sizeof to);
     rename(from, to);
-    r->snap_index = job->snap_index;
+    r->snap_index = r->snap_file = job->snap_index;
     r->snap_size = 0; /* checksum recomputed when the file is served */
     r->submitted = r->applied = job->applied;
     events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_SNAPSHOT_INSTALLED, r->group,
@@ -806,6 +808,8 @@ static void installed(replica_t *r, fsm_job_t *job)
     if (!stage_persist(r))
         finish_ready(r);
 }
+
+static void marked(replica_t *r, fsm_job_t *job);
 
 void replica_fsm_done(replica_t *r, fsm_job_t *job)
 {
@@ -828,7 +832,9 @@ void replica_fsm_done(replica_t *r, fsm_job_t *job)
         installed(r, job);
         replica_pump(r);
     } else if (job->type == FSM_SNAPSHOT) {
-        if (job->lsnap) {
+        if (job->mark_only) {
+            marked(r, job);
+        } else if (job->lsnap) {
             snap_job_t *sj = calloc(1, sizeof *sj);
             sj->group = r->group;
             sj->lsm = r->lsm;
@@ -851,22 +857,51 @@ void replica_fsm_done(replica_t *r, fsm_job_t *job)
 
 /* ---- snapshots and log truncation --------------------------------------------------- */
 
-void replica_maybe_snapshot(replica_t *r, bool force)
+/* How long after a snapshot file was made or last read no mark cuts the log: a follower
+ * being sent the file needs the entries after it, and a mark would also make the core
+ * restart the transfer with the newer snapshot (snapshot.c). Chunks are read every few
+ * milliseconds while a transfer runs; a lost one is resent after an election timeout. */
+#define SNAP_SERVE_HOLD_MS 5000
+
+static void start_snapshot(replica_t *r, bool mark_only, uint64_t now)
 {
-    uint64_t since = r->applied > r->snap_index ? r->applied - r->snap_index : 0;
-    /* A group that stopped short of snapshot_entries is still snapshotted after
-     * snapshot_interval_ms: otherwise its few entries would pin the oldest segment of the
-     * shared log for ever, and the log (and every restart's replay) would grow without
-     * bound while other groups write. */
-    uint64_t now = zclock_mono();
-    bool stale = now - r->snap_time_ms >= r->node->cfg->snapshot_interval_ms;
-    if (r->snap_busy || since == 0 || (!force && since < r->node->cfg->snapshot_entries && !stale))
-        return;
     fsm_job_t *job = calloc(1, sizeof *job);
+    if (!job)
+        return;
     job->type = FSM_SNAPSHOT;
+    job->mark_only = mark_only;
     r->snap_busy = true;
     r->snap_time_ms = now;
     replica_send_job(r, job);
+}
+
+/* Every snapshot_entries applied entries a group takes a mark: the engine is made durable
+ * up to its applied index and the log is cut behind it. No copy of the state is written:
+ * exporting the whole shard at every mark cost a write of the shard per 10,000 entries,
+ * continuous on a big shard under load, and a transfer to a lagging follower restarted at
+ * every newer export, so it never finished while writes went on. A file is exported only
+ * when one is to be sent (snap_read) or asked for (admin `snapshot`, force).
+ *
+ * A group that stopped short of snapshot_entries is still marked after
+ * snapshot_interval_ms: otherwise its few entries would pin the oldest segment of the
+ * shared log for ever, and the log (and every restart's replay) would grow without bound
+ * while other groups write. */
+void replica_maybe_snapshot(replica_t *r, bool force)
+{
+    uint64_t since = r->applied > r->snap_index ? r->applied - r->snap_index : 0;
+    uint64_t now = zclock_mono();
+    if (r->snap_busy || r->applied == 0)
+        return;
+    if (force) {
+        if (since || r->snap_file != r->snap_index || r->snap_file == 0)
+            start_snapshot(r, false, now);
+        return;
+    }
+    bool stale = now - r->snap_time_ms >= r->node->cfg->snapshot_interval_ms;
+    if (since == 0 || (since < r->node->cfg->snapshot_entries && !stale) ||
+        now - r->snap_served_ms < SNAP_SERVE_HOLD_MS)
+        return;
+    start_snapshot(r, true, now);
 }
 
 static void mark_snapshot(replica_t *r, uint64_t index)
@@ -899,6 +934,28 @@ static void apply_deferred_snapshot(replica_t *r)
     }
 }
 
+/* The core takes a mark after the ready it has out. */
+static void take_mark(replica_t *r, uint64_t index)
+{
+    r->snap_index = index;
+    if (r->rd_out)
+        r->snap_taken_pending = index;
+    else
+        mark_snapshot(r, index);
+}
+
+/* The fsm made the engine durable up to job->applied (a mark, no file). */
+static void marked(replica_t *r, fsm_job_t *job)
+{
+    r->snap_busy = false;
+    if (job->rc) {
+        zsys_warning("%s; the log is kept", job->err);
+        return;
+    }
+    if (job->applied > r->snap_index)
+        take_mark(r, job->applied);
+}
+
 void replica_snapped(replica_t *r, snap_job_t *job)
 {
     r->snap_busy = false;
@@ -906,15 +963,13 @@ void replica_snapped(replica_t *r, snap_job_t *job)
         zsys_warning("%s", job->err);
         return;
     }
-    r->snap_index = job->index;
+    r->snap_file = job->index;
     r->snap_size = job->size;
     r->snap_checksum = job->checksum;
+    r->snap_served_ms = zclock_mono(); /* made to be sent: no mark replaces it meanwhile */
     events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_COMPACTION, r->group, r->term,
                        leader_node(r), "snapshot taken");
-    if (r->rd_out)
-        r->snap_taken_pending = job->index; /* the core takes it after this ready */
-    else
-        mark_snapshot(r, job->index);
+    take_mark(r, job->index);
 }
 
 /* ---- deadlines ---------------------------------------------------------------------- */

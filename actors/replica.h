@@ -60,8 +60,10 @@ typedef struct replica_t {
     waiter_t *reads_wait;  /* linearizable reads waiting for their read index */
     waiter_t *reads_ready; /* read index known, waiting for the fsm to reach it */
     uint64_t next_read_id;
-    uint64_t snap_index; /* index of the newest snapshot file (0: none) */
-    uint64_t snap_size, snap_checksum;
+    uint64_t snap_index; /* the newest snapshot mark: the log may be cut up to it */
+    uint64_t snap_file;  /* index of the newest snapshot file (0: none), what a leader sends */
+    uint64_t snap_size, snap_checksum; /* of snap_file */
+    uint64_t snap_served_ms;           /* zclock_mono when snap_file was made or last read */
     bool snap_busy;              /* a snapshot is being taken */
     uint32_t compacts_out;       /* admin compactions of its engine at the compactor */
     uint64_t unplaced_ms;        /* placement.c: when the map moved it away (0: placed) */

@@ -25,7 +25,7 @@ ep=$($B/shoalctl cluster up --dir "$dir" --nodes 3 --shards "$S" --replicas 3 \
      --base-port "${SHOAL_BENCH_PORT:-24600}" | tail -n 1) || exit 1
 sleep 1
 pids=$(pgrep -f "$dir/(node-|broker)" | tr '\n' ' ')
-node0=$(pgrep -f "$dir/node-0.cfg")
+node0=$(pgrep -f "$dir/${SHOAL_BENCH_THREADS_OF:-node-0}.cfg")
 extra=()
 if [ "$OP" = get ]; then
     extra=(--keys 20000)
