@@ -29,7 +29,7 @@ enum { STAGE_NONE = 0, STAGE_INSTALL = 1, STAGE_PERSIST = 2 };
 #define FSYNC_BUCKETS 12
 
 typedef struct node_t node_t;
-typedef struct placement_t placement_t; /* placement.h */
+typedef struct placement_t placement_t;   /* placement.h */
 typedef struct split_node_t split_node_t; /* split_node.c */
 typedef struct lease_clock lease_clock_t;
 
@@ -55,7 +55,7 @@ typedef struct replica_t {
     raft_role_t role;
     waiter_t *props, *props_tail; /* proposals waiting to commit, by index */
     size_t n_props;
-    waiter_t *held, *held_tail;   /* writes not proposed yet: the log was busy (node.c) */
+    waiter_t *held, *held_tail; /* writes not proposed yet: the log was busy (node.c) */
     size_t n_held;
     waiter_t *reads_wait;  /* linearizable reads waiting for their read index */
     waiter_t *reads_ready; /* read index known, waiting for the fsm to reach it */
@@ -64,12 +64,12 @@ typedef struct replica_t {
     uint64_t snap_file;  /* index of the newest snapshot file (0: none), what a leader sends */
     uint64_t snap_size, snap_checksum; /* of snap_file */
     uint64_t snap_served_ms;           /* zclock_mono when snap_file was made or last read */
-    bool snap_busy;              /* a snapshot is being taken */
-    uint32_t compacts_out;       /* admin compactions of its engine at the compactor */
-    uint64_t unplaced_ms;        /* placement.c: when the map moved it away (0: placed) */
-    uint64_t snap_time_ms;       /* zclock_mono of the last snapshot started (or of open) */
-    uint64_t snap_taken_pending; /* snapshot done while a ready was out: apply at advance */
-    int in_fd;                   /* incoming snapshot file, -1 when none */
+    bool snap_busy;                    /* a snapshot is being taken */
+    uint32_t compacts_out;             /* admin compactions of its engine at the compactor */
+    uint64_t unplaced_ms;              /* placement.c: when the map moved it away (0: placed) */
+    uint64_t snap_time_ms;             /* zclock_mono of the last snapshot started (or of open) */
+    uint64_t snap_taken_pending;       /* snapshot done while a ready was out: apply at advance */
+    int in_fd;                         /* incoming snapshot file, -1 when none */
     uint64_t in_written;
     uint64_t jobs_out;              /* fsm jobs in flight */
     uint64_t ev_commit, ev_applied; /* last values published */
@@ -115,7 +115,7 @@ struct node_t {
     uint64_t requests;
     /* work counters, logged at stop: what a write costs in node cycles (BENCHMARKS.md) */
     uint64_t n_pumps, n_readies, n_batches, n_items, n_fsm_msgs, n_fsm_jobs;
-    uint64_t n_rd_leader, n_rd_nosync; /* readies built as leader / needing no sync */
+    uint64_t n_rd_leader, n_rd_nosync;  /* readies built as leader / needing no sync */
     uint64_t n_client_in, n_client_out; /* ROUTER messages with client requests / answers */
     replies_t *replies; /* answers to batched requests of this loop turn (replies.h) */
 };
