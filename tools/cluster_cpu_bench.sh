@@ -2,7 +2,8 @@
 # cluster_cpu_bench.sh - one `shoalctl bench` on a fresh local cluster, with the cost per
 # operation: CPU and context switches of every node (all threads) and the broker, read
 # from /proc before and after, and the whole machine's busy share (is the box saturated?).
-# With --threads, node 0's threads one by one as well (which thread wakes per write).
+# With --threads, node 0's threads one by one as well (which thread wakes per write);
+# SHOAL_BENCH_THREADS_OF=broker (or node-1, node-2) lists that process's threads instead.
 # At the end, the nodes' work counters (logged at stop) summed over the nodes and divided
 # by the client requests they took: loop pumps, Raft readies, log batches and their items,
 # fsm messages and jobs, peer envelopes and messages, ROUTER messages with client requests
