@@ -862,6 +862,10 @@ void replica_fsm_done(replica_t *r, fsm_job_t *job)
  * restart the transfer with the newer snapshot (snapshot.c). Chunks are read every few
  * milliseconds while a transfer runs; a lost one is resent after an election timeout. */
 #define SNAP_SERVE_HOLD_MS 5000
+/* ...but only up to this many snapshot_entries behind the last mark: the core keeps every
+ * entry after its last mark in memory, and a follower that rejects every transfer must not
+ * make that grow without bound (50 x 10,000 entries of ~150 bytes: ~75 MB). */
+#define SNAP_SERVE_MAX_MARKS 50
 
 static void start_snapshot(replica_t *r, bool mark_only, uint64_t now)
 {
@@ -897,9 +901,11 @@ void replica_maybe_snapshot(replica_t *r, bool force)
             start_snapshot(r, false, now);
         return;
     }
+    uint64_t every = r->node->cfg->snapshot_entries;
     bool stale = now - r->snap_time_ms >= r->node->cfg->snapshot_interval_ms;
-    if (since == 0 || (since < r->node->cfg->snapshot_entries && !stale) ||
-        now - r->snap_served_ms < SNAP_SERVE_HOLD_MS)
+    bool serving =
+        now - r->snap_served_ms < SNAP_SERVE_HOLD_MS && since < SNAP_SERVE_MAX_MARKS * every;
+    if (since == 0 || (since < every && !stale) || serving)
         return;
     start_snapshot(r, true, now);
 }
