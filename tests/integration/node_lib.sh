@@ -126,6 +126,18 @@ load_and_check() {
 # The node index that leads shard S (exits the test if none within the client's deadline).
 leader_of() { client leader "$1"; }
 
+# Starts every node, waits for shard S's leader and stops one of its followers: sets L (the
+# leader) and D (the stopped follower).
+start_all_stop_follower() {
+    local i
+    for ((i = 0; i < N; i++)); do node_start $i; done
+    client wait-leaders "$1" || fail "no leader"
+    L=$(leader_of "$1")
+    D=$(((L + 1) % N))
+    echo "stopping follower node $D"
+    node_stop $D
+}
+
 fail() {
     echo "FAIL: $*" >&2
     for f in "$DIR"/node-*.log; do echo "--- $f (tail)"; tail -20 "$f"; done >&2

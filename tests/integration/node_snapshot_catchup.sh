@@ -4,12 +4,7 @@
 source "$(dirname "$0")/node_lib.sh"
 # no entries kept behind a snapshot: the returning node can only catch up by snapshot
 SNAPSHOT_ENTRIES=200 STORAGE_EXTRA="    snapshot_trailing_entries = 100" cluster_init 3 1
-for i in 0 1 2; do node_start $i; done
-client wait-leaders 0 || fail "no leader"
-L=$(leader_of 0)
-D=$(( (L + 1) % 3 ))
-echo "stopping follower node $D"
-node_stop $D
+start_all_stop_follower 0
 client load 0 s 0 2000 >"$DIR/acks" || fail "load"
 [ "$(wc -l <"$DIR/acks")" = 2000 ] || fail "writes failed with two of three nodes up"
 sleep 1   # let the snapshot after the last writes be taken

@@ -6,12 +6,7 @@
 source "$(dirname "$0")/node_lib.sh"
 SNAPSHOT_ENTRIES=200 STORAGE_EXTRA="    snapshot_trailing_entries = 100
     snapshot_rate_kbps = 256" cluster_init 3 1
-for i in 0 1 2; do node_start $i; done
-client wait-leaders 0 || fail "no leader"
-L=$(leader_of 0)
-D=$(( (L + 1) % 3 ))
-echo "stopping follower node $D"
-node_stop $D
+start_all_stop_follower 0
 # ~900 KiB of state: a snapshot of four 256 KiB chunks, ~3.5 s at 256 KiB/s
 big=$(head -c 1500 /dev/zero | tr '\0' x)
 for b in $(seq 0 59); do

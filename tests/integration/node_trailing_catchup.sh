@@ -4,11 +4,7 @@
 # (storage/snapshot_trailing_entries), without a whole-shard snapshot.
 source "$(dirname "$0")/node_lib.sh"
 SNAPSHOT_ENTRIES=200 STORAGE_EXTRA="    snapshot_trailing_entries = 5000" cluster_init 3 1
-for i in 0 1 2; do node_start $i; done
-client wait-leaders 0 || fail "no leader"
-L=$(leader_of 0)
-D=$(( (L + 1) % 3 ))
-node_stop $D
+start_all_stop_follower 0
 client load 0 t 0 2000 >"$DIR/acks" || fail "load"
 sleep 1
 grep -q "snapshot" "$DIR/node-$L.log" || true
