@@ -797,7 +797,6 @@ static void do_reads(fsm_job_t *job)
 
 /* ---- snapshots ---------------------------------------------------------------------- */
 
-/* Replaces the whole state of the group with a received snapshot file. */
 /* FSM_SNAPSHOT. The exact applied index is stored with the state: in a view, so an
  * installed copy knows it; for a mark (mark_only) with a synced write, which makes every
  * earlier write of the engine durable too (the engine's WAL is a prefix), so the Raft log
@@ -818,6 +817,7 @@ static void do_snapshot(fsm_job_t *job)
         job->lsnap = lsm_snapshot_new(g->lsm);
 }
 
+/* Replaces the whole state of the group with a received snapshot file. */
 static void do_install(fsm_job_t *job)
 {
     fsm_group_t *g = job->fg;
