@@ -40,6 +40,8 @@ if(TARGET shoald)
   cluster_script(cluster_balance 240)
   # add-shard online: two splits under pipelined writes, the source's leader killed
   cluster_script(cluster_split 120)
+  # scaling out and in: rebalance onto a new node, drain-node, remove-node, under writes
+  cluster_script(cluster_scale 180)
 endif()
 
 # The broker's config decoder, fuzzed (a unit test over random and mutated ZPL otherwise).
@@ -52,5 +54,5 @@ set_source_files_properties(${CMAKE_SOURCE_DIR}/tools/shoalctl.c PROPERTIES
 shoal_add_fuzzer(NAME fuzz_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_cli.c
   ${CMAKE_SOURCE_DIR}/tools/shoalctl.c ${CMAKE_SOURCE_DIR}/tools/cmd_data.c
   ${CMAKE_SOURCE_DIR}/tools/cmd_admin.c ${CMAKE_SOURCE_DIR}/tools/cmd_cluster.c
-  ${CMAKE_SOURCE_DIR}/tools/cmd_bench.c
+  ${CMAKE_SOURCE_DIR}/tools/cmd_bench.c ${CMAKE_SOURCE_DIR}/tools/cmd_place.c
   LIBS shoal)

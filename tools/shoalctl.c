@@ -1,7 +1,8 @@
 /* shoalctl.c - the command-line tool: dispatch, common options, exit codes, output
  * helpers. The commands live in cmd_data.c (put get del cas scan batch watch),
- * cmd_admin.c (status top events and the admin operations), cmd_cluster.c (a local
- * cluster) and cmd_bench.c (load generator).
+ * cmd_admin.c (status top events and the admin operations), cmd_place.c (drain-node and
+ * rebalance: moves planned from status), cmd_cluster.c (a local cluster) and cmd_bench.c
+ * (load generator).
  *
  * Contract (SPEC.md): every command takes --broker (default $SHOAL_BROKER, else
  * tcp://127.0.0.1:7000), --json, --timeout MS and --help; exit 0 ok, 1 not found or
@@ -29,6 +30,7 @@ static const char *main_usage =
     "          transfer-leader SHARD NODE | add-node ID ENDPOINT PUB_ENDPOINT\n"
     "          remove-node ID | move-replica SHARD FROM TO | add-shard [SHARD]\n"
     "          move-replica --cancel SHARD | compact [SHARD] | snapshot [SHARD]\n"
+    "          drain-node ID [--plan] | rebalance [--plan]\n"
     "cluster:  cluster up --dir DIR [--nodes N] [--shards S] [--replicas R] [--base-port P]\n"
     "          cluster down --dir DIR | cluster stop-node --dir DIR I [--kill]\n"
     "          cluster start-node --dir DIR I\n"
@@ -62,6 +64,8 @@ static const command_t commands[] = {
     {"add-shard", cmd_admin},
     {"compact", cmd_admin},
     {"snapshot", cmd_admin},
+    {"drain-node", cmd_place},
+    {"rebalance", cmd_place},
     {"cluster", cmd_cluster},
     {"bench", cmd_bench},
 };

@@ -4,6 +4,7 @@ add_executable(shoalctl
   ${CMAKE_CURRENT_SOURCE_DIR}/cmd_data.c
   ${CMAKE_CURRENT_SOURCE_DIR}/cmd_admin.c
   ${CMAKE_CURRENT_SOURCE_DIR}/cmd_cluster.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/cmd_place.c
   ${CMAKE_CURRENT_SOURCE_DIR}/cmd_bench.c)
 target_link_libraries(shoalctl PRIVATE shoal)
 install(TARGETS shoalctl RUNTIME DESTINATION bin)

@@ -75,6 +75,7 @@ int cmd_top(ctl_t *c, int argc, char **argv);
 int cmd_events(ctl_t *c, int argc, char **argv);
 int cmd_admin(ctl_t *c, int argc, char **argv);
 int cmd_cluster(ctl_t *c, int argc, char **argv);
+int cmd_place(ctl_t *c, int argc, char **argv); /* drain-node, rebalance */
 int cmd_bench(ctl_t *c, int argc, char **argv);
 
 #endif

@@ -102,6 +102,8 @@ size_t shoal_fuzz_seed(unsigned i, uint8_t *buf, size_t cap)
         "add-node\n3\ntcp://a:1\ntcp://a:2",
         "move-replica\n0\n1\n2",
         "compact\n1",
+        "drain-node\n2\n--plan\n--move-timeout\n30",
+        "rebalance\n--json\n--plan",
         "cluster\nup\n--dir\n/tmp/x\n--nodes\n3\n--shards\n4\n--base-port\n9000",
         "cluster\nstop-node\n--dir\n/tmp/x\n1\n--kill",
         "bench\nmixed\n--clients\n8\n--duration\n1\n--keys\n100\n--read-percent\n90",

@@ -68,6 +68,14 @@ expect 2 add-shard -1
 expect 2 compact 1 2
 expect 2 compact -1
 expect 2 snapshot x
+expect 2 drain-node
+expect 2 drain-node 0 1
+expect 2 drain-node x
+expect 2 drain-node 64
+expect 2 drain-node 0 --move-timeout 0
+expect 2 drain-node 0 --move-timeout soon
+expect 2 rebalance 1
+expect 2 rebalance --plan --fast
 expect 2 cluster
 expect 2 cluster sideways --dir "$tmp/c"
 expect 2 cluster up
@@ -93,7 +101,8 @@ expect 2 --broker nonsense get k
 expect 2 put "" v --timeout 300
 expect 2 get "$(head -c 5000 /dev/zero | tr '\0' k)" --timeout 300
 # help: exit 0 and text on stdout
-for c in "" put get del cas scan batch watch status top events compact cluster bench; do
+for c in "" put get del cas scan batch watch status top events compact drain-node rebalance \
+         cluster bench; do
   "$ctl" $c --help >"$tmp/out" 2>&1 </dev/null || { echo "FAIL: shoalctl $c --help exit $?"; fail=1; }
   [ -s "$tmp/out" ] || { echo "FAIL: shoalctl $c --help printed nothing"; fail=1; }
 done
@@ -101,6 +110,8 @@ done
 expect 3 --timeout 300 get k
 expect 3 put k v --timeout 300
 expect 3 status --timeout 300
+expect 3 rebalance --timeout 300
+expect 3 drain-node 1 --plan --timeout 300
 expect 3 --json --timeout 300 scan --prefix a
 # the daemon: bad command lines and configs exit 2 with a reason
 "$brk" >/dev/null 2>&1; [ $? = 2 ] || { echo "FAIL: shoal-broker without --config"; fail=1; }

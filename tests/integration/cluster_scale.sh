@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# cluster_scale.sh - scaling a cluster out and in with the planned moves of cmd_place.c,
+# while writers keep writing through libshoal:
+#   1. on 3 nodes with 4 shards x 3 replicas every node holds every shard: `rebalance` has
+#      nothing to do and `drain-node` has nowhere to go (exit 2, one clear line);
+#   2. node 3 joins; `rebalance --plan` lists 3 moves onto it, `rebalance` makes them, and
+#      every node then holds 3 data replicas;
+#   3. `drain-node 0` empties node 0 (its data replicas and its metadata replica), after
+#      which `remove-node 0` is accepted and node 0 is stopped;
+# then every acknowledged write must read back with its value, the data must still be
+# served by the three remaining nodes, and bad input must get exit 2.
+source "$(dirname "$0")/cluster_lib.sh"
+SHOALD=$BUILD/actors/shoald
+
+cl_up 3 4 3
+
+# data replicas per node ("0:4 1:4 2:4"), and whether node $1 holds anything at all
+per_node() {
+    status_py "
+c = {}
+for s in st['shards']:
+    for r in s['replicas']: c[r['node']] = c.get(r['node'], 0) + 1
+print(' '.join(f'{n}:{c.get(n, 0)}' for n in sorted(set(c) | {n['id'] for n in st['nodes']})))"
+}
+holds_any() {
+    status_py "
+n = $1
+groups = st['shards'] + [st['meta']]
+print(any(n in [r['node'] for r in g['replicas']] or n in g.get('leaving', []) for g in groups))"
+}
+
+# ---- 1. nothing to move, nowhere to go --------------------------------------------------
+out=$(ctl rebalance) || { echo "FAIL: rebalance on a balanced cluster"; FAIL=1; }
+[ "$out" = "nothing to move" ] || { echo "FAIL: rebalance printed '$out'"; FAIL=1; }
+err=$(ctl drain-node 0 2>&1 >/dev/null)
+rc=$?
+[ "$rc" = 2 ] || { echo "FAIL: drain-node with no spare node: exit $rc, want 2"; FAIL=1; }
+echo "$err" | grep -q "no up node can take shard" ||
+    { echo "FAIL: drain-node with no spare node said '$err'"; FAIL=1; }
+[ "$(echo "$err" | wc -l)" = 1 ] || { echo "FAIL: more than one error line: $err"; FAIL=1; }
+want 2 "drain-node of a node not in the map" ctl drain-node 9
+want 2 "drain-node without a node" ctl drain-node
+want 2 "drain-node with two nodes" ctl drain-node 0 1
+want 2 "drain-node of a bad id" ctl drain-node x
+want 2 "rebalance with an argument" ctl rebalance 1
+want 2 "--move-timeout 0" ctl rebalance --move-timeout 0
+want 2 "unknown option" ctl rebalance --fast
+
+cl_start_writers 2
+sleep 1
+
+# ---- 2. node 3 joins and gets its share -------------------------------------------------
+P3=$((BASE + 106))
+sed -e "s/^    id = 0$/    id = 3\n    join = 1/" \
+    -e "0,/endpoint = .*/s//endpoint = \"tcp:\/\/127.0.0.1:$P3\"/" \
+    -e "0,/pub_endpoint = .*/s//pub_endpoint = \"tcp:\/\/127.0.0.1:$((P3 + 1))\"/" \
+    -e "s#data_dir = .*#data_dir = \"$DIR/node-3\"#" "$DIR/node-0.cfg" >"$DIR/node-3.cfg"
+setsid "$SHOALD" --config "$DIR/node-3.cfg" >>"$DIR/logs/node-3.log" 2>&1 </dev/null &
+echo $! >"$DIR/pids/node-3.pid"
+retry_admin add-node 3 "tcp://127.0.0.1:$P3" "tcp://127.0.0.1:$((P3 + 1))"
+for _ in $(seq 1 50); do # the broker sees it up
+    status_py "sys.exit(0 if [n for n in st['nodes'] if n['id'] == 3 and n['up']] else 1)" \
+        2>/dev/null && break
+    sleep 0.2
+done
+plan=$(ctl rebalance --plan) || { echo "FAIL: rebalance --plan"; FAIL=1; }
+[ "$(echo "$plan" | grep -c "to node 3$")" = 3 ] && [ "$(echo "$plan" | wc -l)" = 3 ] ||
+    { echo "FAIL: rebalance --plan with an empty node 3 printed: $plan"; FAIL=1; }
+[ "$(per_node)" = "0:4 1:4 2:4 3:0" ] || { echo "FAIL: --plan moved something: $(per_node)"; FAIL=1; }
+ctl --json rebalance >"$DIR/rebalance.json" || { echo "FAIL: rebalance"; FAIL=1; }
+python3 - "$DIR/rebalance.json" <<'PY' || FAIL=1
+import json, sys
+r = json.load(open(sys.argv[1]))
+if r["status"] != "ok" or len(r["moves"]) != 3 or any(m["to"] != 3 for m in r["moves"]):
+    print(f"FAIL: rebalance --json: {r}"); sys.exit(1)
+print("rebalance: " + ", ".join(f"shard {m['shard']} {m['from']}->{m['to']} {m['ms']} ms" for m in r["moves"]))
+PY
+[ "$(per_node)" = "0:3 1:3 2:3 3:3" ] || { echo "FAIL: after rebalance: $(per_node)"; FAIL=1; }
+out=$(ctl rebalance) && [ "$out" = "nothing to move" ] ||
+    { echo "FAIL: a second rebalance: '$out'"; FAIL=1; }
+
+# ---- 3. node 0 is drained, removed and stopped ------------------------------------------
+want 2 "remove-node of a node holding replicas" ctl remove-node 0
+ctl drain-node 0 >"$DIR/drain.out" || { echo "FAIL: drain-node 0: $(cat "$DIR/drain.out")"; FAIL=1; }
+cat "$DIR/drain.out"
+grep -q "the metadata group from node 0" "$DIR/drain.out" ||
+    { echo "FAIL: drain-node 0 did not move the metadata group"; FAIL=1; }
+[ "$(holds_any 0)" = False ] || { echo "FAIL: node 0 still holds replicas: $(ctl status)"; FAIL=1; }
+[ "$(per_node)" = "0:0 1:4 2:4 3:4" ] || { echo "FAIL: after the drain: $(per_node)"; FAIL=1; }
+retry_admin remove-node 0
+ctl cluster stop-node --dir "$DIR" 0 >/dev/null
+sleep 1
+
+cl_check_writers "a rebalance onto a new node and the drain of node 0"
+for _ in $(seq 1 50); do # every shard served by the three nodes left
+    status_py "sys.exit(0 if all(s['leader'] in (1, 2, 3) for s in st['shards']) and st['meta']['leader'] in (1, 2, 3) else 1)" \
+        2>/dev/null && break
+    sleep 0.2
+done
+check "put after the drain" ctl put scale-k scale-v
+[ "$(ctl get scale-k)" = scale-v ] || { echo "FAIL: get after the drain"; FAIL=1; }
+[ "$FAIL" = 0 ] && echo "PASS: cluster_scale"
+exit $FAIL
