@@ -64,14 +64,20 @@ static int file_checksum(const char *path, uint64_t *size, uint64_t *sum)
 }
 
 /* Leader side: bytes of the snapshot file at index. */
+/* Whether the newest mark has a snapshot file (marks only make the engine durable). */
+static bool mark_has_file(const replica_t *r)
+{
+    return r->snap_file != 0 && r->snap_file == r->snap_index;
+}
+
 static int64_t snap_read(void *ctx, uint64_t index, uint64_t offset, uint8_t *buf, size_t cap,
                          uint64_t *total, uint64_t *checksum)
 {
     replica_t *r = ctx;
     r->snap_served_ms = zclock_mono();
-    /* The newest mark has no file (marks only make the engine durable; a split target's
-     * base): export one now. The core asks again and sends the file once it is marked. */
-    if (r->snap_file != r->snap_index || r->snap_file == 0)
+    /* The newest mark has no file (or it is a split target's base): export one now. The
+     * core asks again and sends the file once it is marked. */
+    if (!mark_has_file(r))
         replica_maybe_snapshot(r, true);
     if (index != r->snap_file || r->snap_file == 0)
         return SHOAL_ENOTFOUND;
@@ -897,7 +903,7 @@ void replica_maybe_snapshot(replica_t *r, bool force)
     if (r->snap_busy || r->applied == 0)
         return;
     if (force) {
-        if (since || r->snap_file != r->snap_index || r->snap_file == 0)
+        if (since || !mark_has_file(r))
             start_snapshot(r, false, now);
         return;
     }
