@@ -214,6 +214,11 @@ static int run_move(ctl_t *c, shoal_t *s, const move_t *m, const place_opts_t *o
         }
         zclock_sleep(POLL_MS);
     }
+    if (zsys_interrupted)
+        return ctl_fail(c, EXIT_UNAVAIL,
+                        "interrupted; the move of %s from node %" PRIu64 " to node %" PRIu64
+                        " goes on (see `shoalctl status`)",
+                        group_name(m->shard, b, sizeof b), m->from, m->to);
     return ctl_fail(c, EXIT_UNAVAIL,
                     "move of %s from node %" PRIu64 " to node %" PRIu64
                     " not finished within %" PRIu64 " s (it goes on; see `shoalctl status`)%s%s",
@@ -288,6 +293,8 @@ static int run_plan(ctl_t *c, shoal_t *s, const place_opts_t *o)
         print_move(c, &plan[0], ++made, zclock_mono() - t0, &first);
         n = plan_now(c, s, o, plan, &rc);
     }
+    if (zsys_interrupted)
+        return ctl_fail(c, EXIT_UNAVAIL, "interrupted after %zu moves", made);
     if (rc == EXIT_OK && !c->json && !made && n == 0)
         printf("nothing to move\n");
     return rc;
