@@ -826,11 +826,10 @@ static int cluster_add_node(ctl_t *c, cl_opts_t *o)
     char *ep = zsys_sprintf("tcp://127.0.0.1:%" PRIu64, o->base_port + 100 + 2 * id);
     char *pub = zsys_sprintf("tcp://127.0.0.1:%" PRIu64, o->base_port + 101 + 2 * id);
     char *data = path_of(o, "node-%" PRIu64, id);
-    bool made_data = false, wrote_cfg = false, started = false;
+    bool made_data = false, started = false;
     pid_t pid = 0;
-    rc = write_join_cfg(c, o, lo, id, ep, pub);
+    rc = write_join_cfg(c, o, lo, id, ep, pub); /* node-<id>.cfg did not exist: ours to undo */
     if (rc < 0) {
-        wrote_cfg = true;
         if (mkdir(data, 0755) == 0)
             made_data = true;
         else if (errno != EEXIST)
@@ -851,11 +850,9 @@ static int cluster_add_node(ctl_t *c, cl_opts_t *o)
             unlink(pidf);
             zstr_free(&pidf);
         }
-        if (wrote_cfg) {
-            char *cfg = path_of(o, "node-%" PRIu64 ".cfg", id);
-            unlink(cfg);
-            zstr_free(&cfg);
-        }
+        char *cfg = path_of(o, "node-%" PRIu64 ".cfg", id);
+        unlink(cfg);
+        zstr_free(&cfg);
         if (made_data) {
             zdir_t *d = zdir_new(data, NULL);
             if (d)
