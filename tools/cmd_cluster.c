@@ -1,7 +1,12 @@
-/* cmd_cluster.c - `shoalctl cluster up|down|stop-node|start-node`: a local cluster of
- * shoald processes and one shoal-broker on 127.0.0.1, laid out as docs/CONTRACTS.md says:
+/* cmd_cluster.c - `shoalctl cluster up|down|stop-node|start-node|add-node`: a local cluster
+ * of shoald processes and one shoal-broker on 127.0.0.1, laid out as docs/CONTRACTS.md says:
  * configs DIR/node-I.cfg and DIR/broker.cfg, data DIR/node-I/, pid files DIR/pids/, logs
  * DIR/logs/.
+ *
+ * The nodes of a cluster are the DIR/node-I.cfg files: `up` writes those of the bootstrap
+ * list (broker.cfg's cluster/nodes, which never changes), `add-node` writes one more with
+ * node/join = 1 and registers it in the shard map. Every other sub-command goes over ids
+ * 0 .. highest config and skips the ids without one.
  *
  * Ports from --base-port P (default 7000): the broker's client ROUTER on P, its XPUB on
  * P+1 and its web dashboard on P+2; node I's ROUTER on P+100+2I and its PUB on P+101+2I.
@@ -118,6 +123,29 @@ static char *path_of(const cl_opts_t *o, const char *fmt, uint64_t i)
     char name[64];
     snprintf(name, sizeof name, fmt, i);
     return zsys_sprintf("%s/%s", o->dir, name);
+}
+
+static bool has_node_cfg(const cl_opts_t *o, uint64_t i)
+{
+    char *cfg = path_of(o, "node-%" PRIu64 ".cfg", i);
+    bool has = access(cfg, F_OK) == 0;
+    zstr_free(&cfg);
+    return has;
+}
+
+/* The lowest and highest I with a DIR/node-I.cfg; false when there is none. */
+static bool node_cfg_range(const cl_opts_t *o, uint64_t *lo, uint64_t *hi)
+{
+    bool any = false;
+    for (uint64_t i = 0; i < MAX_NODES; i++) {
+        if (!has_node_cfg(o, i))
+            continue;
+        if (!any)
+            *lo = i;
+        *hi = i;
+        any = true;
+    }
+    return any;
 }
 
 /* Finds a binary as described at the top of this file; NULL if nowhere. */
@@ -417,6 +445,12 @@ static int load_layout(ctl_t *c, cl_opts_t *o)
     zconfig_destroy(&cfg);
     if (!o->base_port || !o->nodes)
         return ctl_fail(c, EXIT_USAGE, "%s/broker.cfg is not a shoalctl cluster config", o->dir);
+    /* and the nodes added since (add-node): ids up to the highest node-I.cfg */
+    uint64_t lo, hi;
+    if (node_cfg_range(o, &lo, &hi) && hi + 1 > o->nodes)
+        o->nodes = hi + 1;
+    if (o->nodes > MAX_NODES)
+        o->nodes = MAX_NODES;
     return -1;
 }
 
@@ -489,7 +523,7 @@ static int cluster_up(ctl_t *c, cl_opts_t *o)
                           "(shoalctl cluster down --dir %s)",
                           o->dir, o->dir);
         zstr_free(&pidf);
-        for (uint64_t i = 0; rc < 0 && i < o->nodes; i++) {
+        for (uint64_t i = 0; rc < 0 && i < MAX_NODES; i++) { /* added nodes too */
             pidf = path_of(o, "pids/node-%" PRIu64 ".pid", i);
             if (alive(read_pid(pidf)))
                 rc =
@@ -567,6 +601,9 @@ static int node_arg(ctl_t *c, cl_opts_t *o, int argc, char **argv, uint64_t *id)
         return rc;
     if (ctl_parse_u64(c, "node number", argv[optind], 0, o->nodes - 1, id))
         return EXIT_USAGE;
+    if (!has_node_cfg(o, *id))
+        return ctl_fail(c, EXIT_USAGE, "no node %" PRIu64 " in %s (no node-%" PRIu64 ".cfg)", *id,
+                        o->dir, *id);
     return -1;
 }
 
@@ -590,6 +627,31 @@ static int stop_node(ctl_t *c, cl_opts_t *o, int argc, char **argv)
     return EXIT_OK;
 }
 
+/* True if pid, a child of this process, has exited (and reaps it). */
+static bool exited(pid_t pid)
+{
+    int st;
+    return waitpid(pid, &st, WNOHANG) == pid;
+}
+
+/* Node id was just started: gives it a moment, then fails (exit 3, with its last log line)
+ * if it exited at once; else -1 and its pid in *pid. */
+static int check_started(ctl_t *c, const cl_opts_t *o, uint64_t id, pid_t *pid)
+{
+    zclock_sleep(300);
+    char *pidf = path_of(o, "pids/node-%" PRIu64 ".pid", id);
+    *pid = read_pid(pidf);
+    zstr_free(&pidf);
+    if (!exited(*pid))
+        return -1;
+    char *log = path_of(o, "logs/node-%" PRIu64 ".log", id);
+    char why[512];
+    last_log_line(log, why, sizeof why);
+    int rc = ctl_fail(c, EXIT_UNAVAIL, "node %" PRIu64 " exited at once (%s): %s", id, log, why);
+    zstr_free(&log);
+    return rc;
+}
+
 static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
 {
     uint64_t id;
@@ -610,24 +672,205 @@ static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
     zstr_free(&shoald);
     if (rc >= 0)
         return rc;
-    zclock_sleep(300);
-    int st;
-    pidf = path_of(o, "pids/node-%" PRIu64 ".pid", id);
-    pid_t pid = read_pid(pidf);
-    zstr_free(&pidf);
-    if (waitpid(pid, &st, WNOHANG) == pid) {
-        char *log = path_of(o, "logs/node-%" PRIu64 ".log", id);
-        char why[512];
-        last_log_line(log, why, sizeof why);
-        rc = ctl_fail(c, EXIT_UNAVAIL, "node %" PRIu64 " exited at once (%s): %s", id, log, why);
-        zstr_free(&log);
+    pid_t pid;
+    if ((rc = check_started(c, o, id, &pid)) >= 0)
         return rc;
-    }
     if (c->json)
         printf("{\"node\":%" PRIu64 ",\"pid\":%d}\n", id, (int)pid);
     else
         printf("node %" PRIu64 " started (pid %d)\n", id, (int)pid);
     return EXIT_OK;
+}
+
+/* Writes DIR/node-<id>.cfg for a joining node: the config of node `from` with this node's
+ * id, endpoints and data folder and node/join = 1; every other key, the cluster section (the
+ * bootstrap list) first of all, stays as it is. */
+static int write_join_cfg(ctl_t *c, const cl_opts_t *o, uint64_t from, uint64_t id, const char *ep,
+                          const char *pub)
+{
+    char *src = path_of(o, "node-%" PRIu64 ".cfg", from);
+    char *dst = path_of(o, "node-%" PRIu64 ".cfg", id);
+    zconfig_t *cfg = zconfig_load(src);
+    int rc = -1;
+    if (!cfg)
+        rc = ctl_fail(c, EXIT_USAGE, "cannot read %s", src);
+    else {
+        zconfig_putf(cfg, "node/id", "%" PRIu64, id);
+        zconfig_put(cfg, "node/endpoint", ep);
+        zconfig_put(cfg, "node/pub_endpoint", pub);
+        zconfig_putf(cfg, "node/data_dir", "%s/node-%" PRIu64, o->dir, id);
+        zconfig_put(cfg, "node/join", "1");
+        zconfig_set_comment(cfg, NULL);
+        zconfig_set_comment(cfg,
+                            " generated by shoalctl cluster add-node from node-%" PRIu64
+                            ".cfg; keys in docs/OPERATIONS.md",
+                            from);
+        if (zconfig_save(cfg, dst) != 0)
+            rc = ctl_fail(c, EXIT_USAGE, "cannot write %s: %s", dst, strerror(errno));
+    }
+    zconfig_destroy(&cfg);
+    zstr_free(&src);
+    zstr_free(&dst);
+    return rc;
+}
+
+/* True if the broker's status lists node id with endpoint ep (up or not, when want_up is
+ * false). */
+static bool node_listed(shoal_t *s, uint64_t id, const char *ep, bool want_up)
+{
+    shoal_cluster_t cl;
+    char err[256];
+    if (shoal_status(s, false, &cl, err, sizeof err) != SHOAL_STATUS_OK)
+        return false;
+    bool found = false;
+    for (size_t i = 0; i < cl.n_nodes; i++)
+        if (cl.nodes[i].id == id && !strcmp(cl.nodes[i].endpoint, ep))
+            found = !want_up || cl.nodes[i].up;
+    shoal_cluster_clear(&cl);
+    return found;
+}
+
+/* Registers the started node id in the shard map (retrying while the broker or the
+ * metadata group is unavailable) and waits until the broker sees it up, until deadline. */
+static int register_node(ctl_t *c, const cl_opts_t *o, uint64_t id, pid_t pid, const char *ep,
+                         const char *pub, int timeout_ms)
+{
+    int64_t deadline = zclock_mono() + timeout_ms;
+    char *bep = broker_ep(o);
+    shoal_t *s = shoal_connect(bep);
+    zstr_free(&bep);
+    if (!s)
+        return ctl_fail(c, EXIT_UNAVAIL, "cannot connect to the broker");
+    shoal_set_timeout(s, 3000);
+    char err[256] = "broker not answering";
+    int rc = EXIT_UNAVAIL;
+    bool registered = false;
+    while (zclock_mono() < deadline && !zsys_interrupted) {
+        if (exited(pid)) {
+            char *log = path_of(o, "logs/node-%" PRIu64 ".log", id);
+            char why[512];
+            last_log_line(log, why, sizeof why);
+            rc = ctl_fail(c, EXIT_UNAVAIL, "node %" PRIu64 " exited (%s): %s", id, log,
+                          why[0] ? why : "no log output");
+            zstr_free(&log);
+            shoal_destroy(&s);
+            return rc;
+        }
+        if (!registered) {
+            int st = shoal_admin_add_node(s, id, ep, pub, err, sizeof err);
+            /* refused as already there: an earlier try that timed out applied, or someone
+             * registered it by hand with the same endpoint; anything else is a real no */
+            for (int k = 0; st == SHOAL_STATUS_BAD_REQUEST && k < 10; k++) {
+                if (node_listed(s, id, ep, false))
+                    st = SHOAL_STATUS_OK;
+                else if (!strstr(err, "already"))
+                    break;
+                else /* the broker learns a map change a moment after it is made */
+                    zclock_sleep(200);
+            }
+            if (st == SHOAL_STATUS_BAD_REQUEST) {
+                rc = ctl_fail(c, EXIT_USAGE, "cannot register node %" PRIu64 ": %s", id, err);
+                break;
+            }
+            if (st != SHOAL_STATUS_OK && st != SHOAL_STATUS_UNAVAILABLE &&
+                st != SHOAL_STATUS_TIMEOUT) {
+                rc = ctl_fail(c, EXIT_UNAVAIL, "cannot register node %" PRIu64 ": %s: %s", id,
+                              shoal_status_str(st), err[0] ? err : "no details");
+                break;
+            }
+            registered = st == SHOAL_STATUS_OK;
+            if (registered)
+                snprintf(err, sizeof err, "registered, but the broker does not see it up");
+        }
+        if (registered && node_listed(s, id, ep, true)) {
+            rc = -1;
+            break;
+        }
+        zclock_sleep(200);
+    }
+    shoal_destroy(&s);
+    if (rc == EXIT_UNAVAIL)
+        rc = ctl_fail(c, rc, "node %" PRIu64 " not %s within %d ms: %s", id,
+                      registered ? "up" : "registered", timeout_ms, err);
+    return rc;
+}
+
+/* `cluster add-node`: the next node id with a config copied from the lowest node's, started
+ * as a joining node, registered in the shard map and seen up. A failure after the start
+ * stops the process and removes its config (and its data folder if this made it), so a
+ * retry takes the same id and starts clean. */
+static int cluster_add_node(ctl_t *c, cl_opts_t *o)
+{
+    if (c->dry_run)
+        return EXIT_OK;
+    int rc = load_layout(c, o);
+    if (rc >= 0)
+        return rc;
+    uint64_t lo, hi;
+    if (!node_cfg_range(o, &lo, &hi))
+        return ctl_fail(c, EXIT_USAGE, "no node-I.cfg in %s to copy", o->dir);
+    if (hi + 1 >= MAX_NODES)
+        return ctl_fail(c, EXIT_USAGE,
+                        "node-%" PRIu64 ".cfg exists: node ids end at %d, there is no next one", hi,
+                        MAX_NODES - 1);
+    uint64_t id = hi + 1;
+    char *pidf = zsys_sprintf("%s/pids/broker.pid", o->dir);
+    bool running = alive(read_pid(pidf));
+    zstr_free(&pidf);
+    if (!running)
+        return ctl_fail(c, EXIT_UNAVAIL, "the cluster in %s is not running (no live broker)",
+                        o->dir);
+    char *shoald = find_bin("shoald", "actors");
+    if (!shoald)
+        return ctl_fail(c, EXIT_UNAVAIL, "cannot find shoald (build it, or set SHOAL_BIN_DIR)");
+    char *ep = zsys_sprintf("tcp://127.0.0.1:%" PRIu64, o->base_port + 100 + 2 * id);
+    char *pub = zsys_sprintf("tcp://127.0.0.1:%" PRIu64, o->base_port + 101 + 2 * id);
+    char *data = path_of(o, "node-%" PRIu64, id);
+    bool made_data = false, started = false;
+    pid_t pid = 0;
+    rc = write_join_cfg(c, o, lo, id, ep, pub); /* node-<id>.cfg did not exist: ours to undo */
+    if (rc < 0) {
+        if (mkdir(data, 0755) == 0)
+            made_data = true;
+        else if (errno != EEXIST)
+            rc = ctl_fail(c, EXIT_USAGE, "cannot create %s: %s", data, strerror(errno));
+    }
+    if (rc < 0) {
+        rc = start_node(c, o, shoald, id);
+        started = rc < 0;
+    }
+    if (rc < 0)
+        rc = check_started(c, o, id, &pid);
+    if (rc < 0)
+        rc = register_node(c, o, id, pid, ep, pub, c->timeout_set ? c->timeout_ms : 30000);
+    if (rc >= 0) { /* undo, so that a retry starts clean */
+        if (started) {
+            pidf = path_of(o, "pids/node-%" PRIu64 ".pid", id);
+            stop_pid(read_pid(pidf), SIGTERM, 10000);
+            unlink(pidf);
+            zstr_free(&pidf);
+        }
+        char *cfg = path_of(o, "node-%" PRIu64 ".cfg", id);
+        unlink(cfg);
+        zstr_free(&cfg);
+        if (made_data) {
+            zdir_t *d = zdir_new(data, NULL);
+            if (d)
+                zdir_remove(d, true);
+            zdir_destroy(&d);
+        }
+    } else if (c->json)
+        printf("{\"node\":%" PRIu64 ",\"pid\":%d,\"endpoint\":\"%s\",\"pub_endpoint\":\"%s\"}\n",
+               id, (int)pid, ep, pub);
+    else
+        printf("node %" PRIu64 " added (pid %d); it holds no replicas until one is moved to it "
+               "(move-replica SHARD FROM %" PRIu64 ")\n",
+               id, (int)pid, id);
+    zstr_free(&shoald);
+    zstr_free(&ep);
+    zstr_free(&pub);
+    zstr_free(&data);
+    return rc >= 0 ? rc : EXIT_OK;
 }
 
 /* Options whose value is the next argument (so that value is not the sub-command). */
@@ -651,13 +894,18 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
         "       cluster down --dir DIR\n"
         "       cluster stop-node --dir DIR I [--kill]\n"
         "       cluster start-node --dir DIR I\n"
+        "       cluster add-node --dir DIR\n"
         "A local cluster on 127.0.0.1: N shoald (default 3) and one shoal-broker, S shards\n"
         "(default 4) of R replicas (default min(3, N)). Ports: broker P (default 7000),\n"
         "P+1 (XPUB), P+2 (dashboard), node I at P+100+2I and P+101+2I. `up` waits until\n"
         "every shard has a leader (--timeout, default 60000 ms) and prints the broker\n"
         "endpoint last. Its nodes answer linearizable reads from a leader lease by default\n"
         "(one host, one clock); --read-mode read_index takes a heartbeat round per read.\n"
-        "Leaders are spread over the nodes (raft/balance_leaders) unless --balance-leaders off.\n";
+        "Leaders are spread over the nodes (raft/balance_leaders) unless --balance-leaders off.\n"
+        "`add-node` adds node I = highest node-I.cfg + 1 to the running cluster: writes\n"
+        "node-I.cfg from node-0.cfg with node/join = 1, starts it, registers it in the shard\n"
+        "map (add-node) and waits until it is up (--timeout, default 30000 ms). It holds no\n"
+        "replicas until one is moved to it (move-replica SHARD FROM I).\n";
     c->usage = usage;
     cl_opts_t o = {.nodes = 3,
                    .shards = 4,
@@ -680,7 +928,7 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
         }
     }
     if (!sub)
-        return ctl_fail(c, EXIT_USAGE, "which one: up, down, stop-node or start-node?");
+        return ctl_fail(c, EXIT_USAGE, "which one: up, down, stop-node, start-node or add-node?");
     for (int i = at; i + 1 < argc; i++)
         argv[i] = argv[i + 1];
     argc--;
@@ -700,10 +948,15 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
             return rc;
         return cluster_down(c, &o);
     }
+    if (!strcmp(sub, "add-node")) {
+        if ((rc = ctl_want_args(c, argc - optind, 0, 0)) >= 0)
+            return rc;
+        return cluster_add_node(c, &o);
+    }
     if (!strcmp(sub, "stop-node"))
         return stop_node(c, &o, argc, argv);
     if (!strcmp(sub, "start-node"))
         return start_one(c, &o, argc, argv);
-    return ctl_fail(c, EXIT_USAGE, "unknown sub-command '%s' (up, down, stop-node, start-node)",
-                    sub);
+    return ctl_fail(c, EXIT_USAGE,
+                    "unknown sub-command '%s' (up, down, stop-node, start-node, add-node)", sub);
 }

@@ -33,7 +33,7 @@ static const char *main_usage =
     "          drain-node ID [--plan] | rebalance [--plan]\n"
     "cluster:  cluster up --dir DIR [--nodes N] [--shards S] [--replicas R] [--base-port P]\n"
     "          cluster down --dir DIR | cluster stop-node --dir DIR I [--kill]\n"
-    "          cluster start-node --dir DIR I\n"
+    "          cluster start-node --dir DIR I | cluster add-node --dir DIR\n"
     "bench:    bench put|get|mixed --clients C --duration S --key-size K --value-size V\n"
     "          [--keys N]\n"
     "\n"

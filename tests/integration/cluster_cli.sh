@@ -2,7 +2,8 @@
 # cluster_cli.sh - shoalctl against a real local cluster (3 nodes, 4 shards, 3 replicas):
 # every data command with its output and exit code, scans merged across shards, a watch
 # that sees the changes, status/events, bad input on a live cluster, stop/start of a node
-# with the data kept, a broker restart, and cluster down leaving no process behind.
+# with the data kept, a broker restart, a node added by `cluster add-node` (up, stopped and
+# started), and cluster down leaving no process behind.
 source "$(dirname "$0")/cluster_lib.sh"
 # leader balancing off: transfer-leader is checked to move a leader where it is told
 cl_up 3 4 3 --balance-leaders off
@@ -177,8 +178,40 @@ wait_all_up "restart of node 2"
 [ "$(ctl get down/1)" = yes ] || { echo "FAIL: write made while node 1 was down"; FAIL=1; }
 [ "$(ctl get down/2)" = yes ] || { echo "FAIL: write made while node 2 was down"; FAIL=1; }
 
-# down: every process gone, pid files removed
+# cluster add-node: node 3 joins (node-0.cfg's config with node/join = 1, started,
+# registered in the map, up); stop-node and start-node work on it; down below stops it
+out=$(ctl cluster add-node --dir "$DIR" --json) || { echo "FAIL: cluster add-node (exit $?)"; FAIL=1; }
+python3 - "$out" "$BASE" "$(cat "$DIR/pids/node-3.pid" 2>/dev/null)" <<'PY' || FAIL=1
+import json, sys
+try:
+    d = json.loads(sys.argv[1])
+except ValueError:
+    d = {}
+base = int(sys.argv[2])
+want = {"node": 3, "pid": int(sys.argv[3] or 0), "endpoint": f"tcp://127.0.0.1:{base + 106}",
+        "pub_endpoint": f"tcp://127.0.0.1:{base + 107}"}
+if d != want or d["pid"] <= 0:
+    print(f"FAIL: cluster add-node printed '{sys.argv[1]}', want {want}"); sys.exit(1)
+PY
+grep -Eq '^ +join = "?1"?$' "$DIR/node-3.cfg" || { echo "FAIL: node-3.cfg has no join = 1"; FAIL=1; }
+[ "$(grep -c pub_endpoint "$DIR/node-3.cfg")" = 4 ] ||
+    { echo "FAIL: node-3.cfg: its own endpoints and the bootstrap list of 3 expected"; FAIL=1; }
+node3_up() { status_py "sys.exit(0 if [n['up'] for n in st['nodes'] if n['id'] == 3] == [True] else 1)" 2>/dev/null; }
+node3_up || { echo "FAIL: status --json does not list node 3 up after add-node"; FAIL=1; }
+ctl status | grep -q "nodes 4/4 up" || { echo "FAIL: status after add-node: $(ctl status)"; FAIL=1; }
+want 2 "stop-node of a node that has no config" ctl cluster stop-node --dir "$DIR" 4
+p3=$(cat "$DIR/pids/node-3.pid")
+check "stop-node of the added node" ctl cluster stop-node --dir "$DIR" 3
+kill -0 "$p3" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$p3/status" 2>/dev/null &&
+    { echo "FAIL: node 3 still running after stop-node"; FAIL=1; }
+check "start-node of the added node" ctl cluster start-node --dir "$DIR" 3
+for _ in $(seq 150); do node3_up && break; sleep 0.1; done
+node3_up || { echo "FAIL: node 3 not up again after start-node"; FAIL=1; }
+p3=$(cat "$DIR/pids/node-3.pid")
+
+# down: every process gone (the added node's too), pid files removed
 pids=$(cat "$DIR"/pids/*.pid)
+echo "$pids" | grep -qx "$p3" || { echo "FAIL: node 3's pid $p3 not among the pid files"; FAIL=1; }
 check "cluster down" ctl cluster down --dir "$DIR"
 for p in $pids; do
     if kill -0 "$p" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null; then

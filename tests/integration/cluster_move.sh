@@ -4,8 +4,8 @@
 # in flight on one pipelined connection) while
 #   1. shard 0's replica is moved away from its *leader* to node 3 (leadership handed over),
 #   2. a follower replica of shard 1 is moved to node 0,
-#   3. node 4 is started with node/join = 1, registered with add-node, and given a replica
-#      of shard 2;
+#   3. node 4 joins by `shoalctl cluster add-node` (its config node-0.cfg's with node/join =
+#      1, started, registered in the map) and is given a replica of shard 2;
 #   4. shard 3's replica is moved from its leader to node 2 and both are killed (SIGKILL)
 #      right after the move was recorded, then restarted: the move completes;
 #   5. shard 0 is moved back onto the node it left in step 1, and the metadata group from
@@ -15,7 +15,6 @@
 # moved by exactly the changes made, `shoalctl status` must show the new placement, the old
 # nodes' replica data must be gone, and bad admin input must get exit 2 with one clear line.
 source "$(dirname "$0")/cluster_lib.sh"
-SHOALD=$BUILD/actors/shoald
 
 cl_up 4 4 3 # shard s on nodes s, s+1, s+2 (mod 4)
 
@@ -85,14 +84,12 @@ wait_placement 5 1 "$want_set"
 
 # ---- 3. a new node joins and takes a replica of shard 2 -------------------------------
 P4=$((BASE + 108))
-sed -e "s/^    id = 0$/    id = 4\n    join = 1/" \
-    -e "0,/endpoint = .*/s//endpoint = \"tcp:\/\/127.0.0.1:$P4\"/" \
-    -e "0,/pub_endpoint = .*/s//pub_endpoint = \"tcp:\/\/127.0.0.1:$((P4 + 1))\"/" \
-    -e "s#data_dir = .*#data_dir = \"$DIR/node-4\"#" "$DIR/node-0.cfg" >"$DIR/node-4.cfg"
-setsid "$SHOALD" --config "$DIR/node-4.cfg" >>"$DIR/logs/node-4.log" 2>&1 </dev/null &
-echo $! >"$DIR/pids/node-4.pid"
 want 2 "move to a node not in the map" ctl move-replica 2 2 4
-check "add-node 4" ctl add-node 4 "tcp://127.0.0.1:$P4" "tcp://127.0.0.1:$((P4 + 1))"
+out=$(ctl cluster add-node --dir "$DIR" --json) || { echo "FAIL: cluster add-node (exit $?)"; FAIL=1; }
+[ "$out" = "{\"node\":4,\"pid\":$(cat "$DIR/pids/node-4.pid" 2>/dev/null),\"endpoint\":\"tcp://127.0.0.1:$P4\",\"pub_endpoint\":\"tcp://127.0.0.1:$((P4 + 1))\"}" ] ||
+    { echo "FAIL: cluster add-node printed '$out'"; FAIL=1; }
+grep -q "snapshot_entries" "$DIR/node-4.cfg" ||
+    { echo "FAIL: node-4.cfg lost node-0.cfg's storage settings"; FAIL=1; }
 want 2 "add-node of a node already in the map" \
     ctl add-node 4 "tcp://127.0.0.1:$P4" "tcp://127.0.0.1:$((P4 + 1))"
 retry_admin move-replica 2 2 4 # onto the new node
@@ -190,6 +187,5 @@ done
 [ "$(map_version)" = 18 ] || { echo "FAIL: map version $(map_version), want 18"; FAIL=1; }
 status_py "print([n['id'] for n in st['nodes']])" | grep -q 5 && { echo "FAIL: node 5 still shown"; FAIL=1; }
 
-kill -TERM "$(cat "$DIR/pids/node-4.pid")" 2>/dev/null
 [ "$FAIL" = 0 ] && echo "cluster_move: ok"
 exit "$FAIL"

@@ -89,6 +89,19 @@ expect 2 cluster up --dir "$tmp/c" --read-mode eventually
 expect 2 cluster down
 expect 2 cluster down --dir "$tmp/nothing-here"
 expect 2 cluster stop-node --dir "$tmp/nothing-here" 0
+expect 2 cluster add-node
+expect 2 cluster add-node --dir "$tmp/c" extra
+expect 2 cluster add-node --dir "$tmp/nothing-here"
+SHOALCTL_DRY_RUN=1 expect 2 cluster add-node
+SHOALCTL_DRY_RUN=1 expect 2 cluster add-node --dir "$tmp/c" 5
+SHOALCTL_DRY_RUN=1 expect 0 cluster add-node --dir "$tmp/c"
+# node ids end at 63: no next id after a node-63.cfg
+mkdir -p "$tmp/full"
+printf 'broker\n    client_endpoint = "tcp://127.0.0.1:1"\ncluster\n    nodes\n        0\n' >"$tmp/full/broker.cfg"
+touch "$tmp/full/node-0.cfg" "$tmp/full/node-63.cfg"
+expect 2 cluster add-node --dir "$tmp/full"
+grep -q "63" "$tmp/err" || { echo "FAIL: add-node past node 63 does not say why: $(cat "$tmp/err")"; fail=1; }
+expect 2 cluster start-node --dir "$tmp/full" 5
 expect 2 bench
 expect 2 bench sideways
 expect 2 bench put --clients 0
