@@ -40,6 +40,7 @@ typedef struct {
 typedef struct {
     uint64_t id;
     zsock_t *dealer;
+    char *endpoint;
     buf_t out;                     /* packed envelope fields since the last flush */
     chunk_t snaps[SNAP_QUEUE_MAX]; /* complete Frames holding one snapshot chunk each */
     size_t snap_head, snap_n;
@@ -97,9 +98,27 @@ static bool buf_add_msg(buf_t *b, uint8_t tag, const ProtobufCMessage *m)
 
 static peer_t *peer_of(transport_t *self, uint64_t node);
 
+/* A node id the map lists at a new address (removed, then added again elsewhere): the
+ * old connection would retry the old address for ever. */
+static int readdress(peer_t *p, const char *endpoint)
+{
+    char *ep = strdup(endpoint);
+    if (!ep)
+        return SHOAL_ENOMEM;
+    zsock_disconnect(p->dealer, "%s", p->endpoint);
+    zsock_connect(p->dealer, "%s", ep);
+    zsys_info("transport: node %" PRIu64 " moved from %s to %s", p->id, p->endpoint, ep);
+    free(p->endpoint);
+    p->endpoint = ep;
+    return 0;
+}
+
 int transport_add_peer(transport_t *self, uint64_t id, const char *endpoint)
 {
-    if (id == self->self_id || peer_of(self, id))
+    peer_t *known = id == self->self_id ? NULL : peer_of(self, id);
+    if (known && strcmp(known->endpoint, endpoint))
+        return readdress(known, endpoint);
+    if (id == self->self_id || known)
         return 0;
     if (self->n_peers == NODE_MAX_NODES)
         return SHOAL_EINVAL;
@@ -107,8 +126,12 @@ int transport_add_peer(transport_t *self, uint64_t id, const char *endpoint)
     memset(p, 0, sizeof *p);
     p->id = id;
     p->dealer = zsock_new(ZMQ_DEALER);
-    if (!p->dealer)
+    p->endpoint = strdup(endpoint);
+    if (!p->dealer || !p->endpoint) {
+        zsock_destroy(&p->dealer);
+        free(p->endpoint);
         return SHOAL_ENOMEM;
+    }
     zsock_set_sndhwm(p->dealer, PEER_HWM);
     zsock_set_linger(p->dealer, 0);
     zsock_set_immediate(p->dealer, 1); /* nothing queues for a peer that is down */
@@ -146,6 +169,7 @@ void transport_destroy(transport_t **self_p)
     for (size_t i = 0; i < self->n_peers; i++) {
         peer_t *p = &self->peers[i];
         zsock_destroy(&p->dealer);
+        free(p->endpoint);
         free(p->out.data);
         for (size_t k = 0; k < p->snap_n; k++)
             free(p->snaps[(p->snap_head + k) % SNAP_QUEUE_MAX].data);

@@ -28,7 +28,8 @@ transport_t *transport_new(const node_config_t *cfg);
 void transport_destroy(transport_t **self_p);
 
 /* Connects to a peer learned from the shard map (a node added after bootstrap); 0 when
- * it is known already or is this node. */
+ * it is known already or is this node. A known peer listed at another endpoint (removed,
+ * then added again elsewhere) is reconnected there. */
 int transport_add_peer(transport_t *self, uint64_t id, const char *endpoint);
 bool transport_has_peer(transport_t *self, uint64_t id);
 /* Sends one complete encoded Frame (borrowed) to node at once, never blocking: the node

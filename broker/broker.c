@@ -101,6 +101,27 @@ static bnode_t *add_node(broker_t *b, uint64_t id, const char *ep, const char *p
     return n;
 }
 
+/* A node id the map lists at new endpoints (removed, then added again elsewhere): the old
+ * connections would retry the old addresses for ever. */
+static void readdress_node(broker_t *b, bnode_t *n, const char *ep, const char *pub)
+{
+    char *e = strdup(ep), *p = strdup(pub);
+    if (!e || !p) {
+        free(e);
+        free(p);
+        return;
+    }
+    zsock_disconnect(n->dealer, "%s", n->endpoint);
+    zsock_connect(n->dealer, "%s", e);
+    zsock_disconnect(b->sub, "%s", n->pub_endpoint);
+    zsock_connect(b->sub, "%s", p);
+    broker_info(b, "broker: node %" PRIu64 " moved from %s to %s", n->id, n->endpoint, e);
+    free(n->endpoint);
+    free(n->pub_endpoint);
+    n->endpoint = e;
+    n->pub_endpoint = p;
+}
+
 /* Rebuilds the ring and shard table from a map, keeping what is known of leaders. */
 int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
 {
@@ -113,8 +134,14 @@ int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
     }
     for (size_t i = 0; i < map->n_nodes; i++) {
         const Shoal__NodeInfo *ni = map->nodes[i];
-        if (!broker_node(b, ni->id) && ni->endpoint && ni->pub_endpoint)
+        bnode_t *known = broker_node(b, ni->id);
+        if (!ni->endpoint || !ni->pub_endpoint)
+            continue;
+        if (!known)
             add_node(b, ni->id, ni->endpoint, ni->pub_endpoint);
+        else if (ni->endpoint[0] && (strcmp(known->endpoint, ni->endpoint) ||
+                                     strcmp(known->pub_endpoint, ni->pub_endpoint)))
+            readdress_node(b, known, ni->endpoint, ni->pub_endpoint);
     }
     /* a node the map dropped (remove-node) keeps its slot, so ids stay resolvable, but is
      * no longer polled or shown; the bootstrap map lists no nodes and removes nothing */

@@ -446,7 +446,7 @@ static int load_layout(ctl_t *c, cl_opts_t *o)
     if (!o->base_port || !o->nodes)
         return ctl_fail(c, EXIT_USAGE, "%s/broker.cfg is not a shoalctl cluster config", o->dir);
     /* and the nodes added since (add-node): ids up to the highest node-I.cfg */
-    uint64_t lo, hi;
+    uint64_t lo = 0, hi = 0;
     if (node_cfg_range(o, &lo, &hi) && hi + 1 > o->nodes)
         o->nodes = hi + 1;
     if (o->nodes > MAX_NODES)
@@ -806,7 +806,7 @@ static int cluster_add_node(ctl_t *c, cl_opts_t *o)
     int rc = load_layout(c, o);
     if (rc >= 0)
         return rc;
-    uint64_t lo, hi;
+    uint64_t lo = 0, hi = 0;
     if (!node_cfg_range(o, &lo, &hi))
         return ctl_fail(c, EXIT_USAGE, "no node-I.cfg in %s to copy", o->dir);
     if (hi + 1 >= MAX_NODES)

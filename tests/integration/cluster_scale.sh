@@ -5,12 +5,14 @@
 #      nothing to do and `drain-node` has nowhere to go (exit 2, one clear line);
 #   2. node 3 joins; `rebalance --plan` lists 3 moves onto it, `rebalance` makes them, and
 #      every node then holds 3 data replicas;
-#   3. `drain-node 0` empties node 0 (its data replicas and its metadata replica), after
+#   3. node 3 is drained, removed and stopped; its id returns at a new address with an
+#      empty folder and gets its share again (broker and nodes follow the new address);
+#   4. `drain-node 0` empties node 0 (its data replicas and its metadata replica), after
 #      which `remove-node 0` is accepted and node 0 is stopped;
+#   5. node 4 joins, node 1 is killed and, while down, drained onto it and removed;
 # then every acknowledged write must read back with its value, the data must still be
-# served by the three remaining nodes, and bad input must get exit 2.
+# served by the nodes left, and bad input must get exit 2.
 source "$(dirname "$0")/cluster_lib.sh"
-SHOALD=$BUILD/actors/shoald
 
 cl_up 3 4 3
 
@@ -50,19 +52,8 @@ cl_start_writers 2
 sleep 1
 
 # ---- 2. node 3 joins and gets its share -------------------------------------------------
-P3=$((BASE + 106))
-sed -e "s/^    id = 0$/    id = 3\n    join = 1/" \
-    -e "0,/endpoint = .*/s//endpoint = \"tcp:\/\/127.0.0.1:$P3\"/" \
-    -e "0,/pub_endpoint = .*/s//pub_endpoint = \"tcp:\/\/127.0.0.1:$((P3 + 1))\"/" \
-    -e "s#data_dir = .*#data_dir = \"$DIR/node-3\"#" "$DIR/node-0.cfg" >"$DIR/node-3.cfg"
-setsid "$SHOALD" --config "$DIR/node-3.cfg" >>"$DIR/logs/node-3.log" 2>&1 </dev/null &
-echo $! >"$DIR/pids/node-3.pid"
-retry_admin add-node 3 "tcp://127.0.0.1:$P3" "tcp://127.0.0.1:$((P3 + 1))"
-for _ in $(seq 1 50); do # the broker sees it up
-    status_py "sys.exit(0 if [n for n in st['nodes'] if n['id'] == 3 and n['up']] else 1)" \
-        2>/dev/null && break
-    sleep 0.2
-done
+out=$(ctl cluster add-node --dir "$DIR") || { echo "FAIL: cluster add-node: $out"; FAIL=1; }
+echo "$out" | grep -q "^node 3 added" || { echo "FAIL: cluster add-node printed '$out'"; FAIL=1; }
 plan=$(ctl rebalance --plan) || { echo "FAIL: rebalance --plan"; FAIL=1; }
 [ "$(echo "$plan" | grep -c "to node 3$")" = 3 ] && [ "$(echo "$plan" | wc -l)" = 3 ] ||
     { echo "FAIL: rebalance --plan with an empty node 3 printed: $plan"; FAIL=1; }
@@ -79,7 +70,29 @@ PY
 out=$(ctl rebalance) && [ "$out" = "nothing to move" ] ||
     { echo "FAIL: a second rebalance: '$out'"; FAIL=1; }
 
-# ---- 3. node 0 is drained, removed and stopped ------------------------------------------
+# ---- 3. node 3 leaves and its id returns at a new address, empty ------------------------
+# The broker and the nodes know node 3 at its old address: the map's new one must replace
+# it, or nobody reaches the new node 3.
+ctl drain-node 3 >"$DIR/drain3.out" || { echo "FAIL: drain-node 3: $(cat "$DIR/drain3.out")"; FAIL=1; }
+[ "$(per_node)" = "0:4 1:4 2:4 3:0" ] || { echo "FAIL: after draining node 3: $(per_node)"; FAIL=1; }
+retry_admin remove-node 3
+ctl cluster stop-node --dir "$DIR" 3 >/dev/null
+rm -rf "$DIR/node-3"
+P3=$((BASE + 130))
+sed -i -e "0,/endpoint = .*/s//endpoint = \"tcp:\/\/127.0.0.1:$P3\"/" \
+    -e "0,/pub_endpoint = .*/s//pub_endpoint = \"tcp:\/\/127.0.0.1:$((P3 + 1))\"/" "$DIR/node-3.cfg"
+ctl cluster start-node --dir "$DIR" 3 >/dev/null || { echo "FAIL: start the new node 3"; FAIL=1; }
+retry_admin add-node 3 "tcp://127.0.0.1:$P3" "tcp://127.0.0.1:$((P3 + 1))"
+for _ in $(seq 1 50); do
+    status_py "sys.exit(0 if [n for n in st['nodes'] if n['id'] == 3 and n['up'] and n['endpoint'].endswith(':$P3')] else 1)" \
+        2>/dev/null && break
+    sleep 0.2
+done
+ctl rebalance >"$DIR/rebalance2.out" ||
+    { echo "FAIL: rebalance onto the new node 3: $(cat "$DIR/rebalance2.out")"; FAIL=1; }
+[ "$(per_node)" = "0:3 1:3 2:3 3:3" ] || { echo "FAIL: after the second rebalance: $(per_node)"; FAIL=1; }
+
+# ---- 4. node 0 is drained, removed and stopped ------------------------------------------
 want 2 "remove-node of a node holding replicas" ctl remove-node 0
 ctl drain-node 0 >"$DIR/drain.out" || { echo "FAIL: drain-node 0: $(cat "$DIR/drain.out")"; FAIL=1; }
 cat "$DIR/drain.out"
@@ -89,11 +102,18 @@ grep -q "the metadata group from node 0" "$DIR/drain.out" ||
 [ "$(per_node)" = "0:0 1:4 2:4 3:4" ] || { echo "FAIL: after the drain: $(per_node)"; FAIL=1; }
 retry_admin remove-node 0
 ctl cluster stop-node --dir "$DIR" 0 >/dev/null
-sleep 1
 
-cl_check_writers "a rebalance onto a new node and the drain of node 0"
+# ---- 5. a dead node is replaced: node 4 joins, node 1 is killed, drained while down ------
+ctl cluster add-node --dir "$DIR" >/dev/null || { echo "FAIL: cluster add-node (node 4)"; FAIL=1; }
+ctl cluster stop-node --dir "$DIR" --kill 1 >/dev/null
+ctl drain-node 1 >"$DIR/drain1.out" ||
+    { echo "FAIL: drain-node 1 while it is down: $(cat "$DIR/drain1.out")"; FAIL=1; }
+[ "$(per_node)" = "1:0 2:4 3:4 4:4" ] || { echo "FAIL: after draining the dead node 1: $(per_node)"; FAIL=1; }
+retry_admin remove-node 1
+
+cl_check_writers "two rebalances, four drains (one of a dead node) and a node's return"
 for _ in $(seq 1 50); do # every shard served by the three nodes left
-    status_py "sys.exit(0 if all(s['leader'] in (1, 2, 3) for s in st['shards']) and st['meta']['leader'] in (1, 2, 3) else 1)" \
+    status_py "sys.exit(0 if all(s['leader'] in (2, 3, 4) for s in st['shards']) and st['meta']['leader'] in (2, 3, 4) else 1)" \
         2>/dev/null && break
     sleep 0.2
 done
