@@ -131,6 +131,35 @@ static void test_batch_and_coalesce(void **state)
     assert_null(t);
 }
 
+/* Node 1 removed and added again at another endpoint: the transport follows the map, or
+ * every message would go to the old address for ever. */
+static void test_peer_readdressed(void **state)
+{
+    transport_t *t = transport_new(&cfg);
+    zsock_t *moved = zsock_new_router("inproc://node-1-moved");
+    assert_non_null(moved);
+    raft_msg_t hb = {.type = RAFT_MSG_HEARTBEAT, .group = 1, .from = 1, .to = 2, .term = 3};
+    assert_int_equal(transport_add_peer(t, 1, "inproc://node-1"), 0); /* known: nothing */
+    transport_send(t, &hb);
+    transport_flush(t);
+    Shoal__Frame *f = recv_frame();
+    assert_non_null(f);
+    shoal_frame_free(&f);
+    assert_int_equal(transport_add_peer(t, 1, "inproc://node-1-moved"), 0);
+    assert_true(transport_has_peer(t, 1));
+    transport_send(t, &hb);
+    transport_flush(t);
+    assert_null(recv_frame()); /* not at the old address... */
+    zpoller_t *p = zpoller_new(moved, NULL);
+    assert_ptr_equal(zpoller_wait(p, 1000), moved); /* ...at the new one */
+    zpoller_destroy(&p);
+    zmsg_t *m = zmsg_recv(moved);
+    assert_int_equal(zmsg_size(m), 2);
+    zmsg_destroy(&m);
+    transport_destroy(&t);
+    zsock_destroy(&moved);
+}
+
 static void test_snapshot_paced(void **state)
 {
     transport_t *t = transport_new(&cfg);
@@ -189,6 +218,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_and_coalesce),
+        cmocka_unit_test(test_peer_readdressed),
         cmocka_unit_test(test_snapshot_paced),
         cmocka_unit_test(test_conf_roundtrip),
     };
