@@ -95,15 +95,20 @@ static void run_job(snap_job_t *j)
     char tmp[2048], final[2048];
     snprintf(tmp, sizeof tmp, "%s/snap-%" PRIu64 ".tmp", j->dir, j->index);
     snprintf(final, sizeof final, "%s/snap-%" PRIu64, j->dir, j->index);
+    int64_t t0 = zclock_mono();
     int rc = export_file(j, tmp);
     lsm_snapshot_release(j->lsm, &j->snap);
     if (rc == 0 && rename(tmp, final) != 0)
         rc = SHOAL_EIO;
+    int64_t t1 = zclock_mono();
     if (rc == 0)
         rc = lsm_flush(j->lsm);
-    if (rc == 0)
+    if (rc == 0) {
         remove_older(j->dir, j->index);
-    else {
+        zsys_info("shard %u: snapshot at %" PRIu64 " exported, %.1f MiB in %" PRId64
+                  " ms, engine flushed in %" PRId64 " ms",
+                  j->group, j->index, (double)j->size / (1 << 20), t1 - t0, zclock_mono() - t1);
+    } else {
         unlink(tmp);
         snprintf(j->err, sizeof j->err, "shard %u: snapshot at %" PRIu64 " failed: %s", j->group,
                  j->index, shoal_strerror(rc));

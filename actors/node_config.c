@@ -84,7 +84,7 @@ static void set_defaults(node_config_t *c)
     c->snapshot_entries = 10000;
     c->snapshot_trailing = 50000;
     c->snapshot_interval_ms = 60000;
-    c->snapshot_rate_kbps = 32 * 1024;
+    c->snapshot_rate_kbps = 100 * 1024;
     c->metrics_ms = 1000;
     c->quiesce_ticks = 100;
     c->lsm_cache_kb = 1024;

@@ -106,6 +106,7 @@ static int snap_write(void *ctx, const raft_snapshot_chunk_t *c)
             close(r->in_fd);
         r->in_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         r->in_written = 0;
+        r->in_started_ms = zclock_mono();
     }
     if (r->in_fd < 0 || c->offset != r->in_written)
         return SHOAL_EINVAL;
@@ -123,6 +124,10 @@ static int snap_write(void *ctx, const raft_snapshot_chunk_t *c)
                      c->meta.index);
         return SHOAL_ECORRUPT;
     }
+    uint64_t now = zclock_mono();
+    zsys_info("shard %u: snapshot at %" PRIu64 " received, %.1f MiB in %" PRIu64 " ms", r->group,
+              c->meta.index, (double)size / (1 << 20), now - r->in_started_ms);
+    r->in_started_ms = now;
     return 0;
 }
 
@@ -810,7 +815,9 @@ static void installed(replica_t *r, fsm_job_t *job)
     r->submitted = r->applied = job->applied;
     events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_SNAPSHOT_INSTALLED, r->group,
                        r->term, leader_node(r), "snapshot installed");
-    zsys_info("shard %u: installed snapshot at index %" PRIu64, r->group, job->snap_index);
+    zsys_info("shard %u: installed snapshot at index %" PRIu64 " (%" PRIu64
+              " ms after it was received)",
+              r->group, job->snap_index, zclock_mono() - r->in_started_ms);
     if (!stage_persist(r))
         finish_ready(r);
 }

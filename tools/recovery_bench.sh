@@ -27,6 +27,7 @@
 #   env: KEYS=1000000 SHARDS=1 ROUNDS=3 DOWN_S=3 CLIENTS=64 KEEP_DIR=1
 #        SNAPSHOT_ENTRIES=N  sets storage/snapshot_entries on every node (restarted before
 #                            the load) instead of shoald's default
+#        SNAPSHOT_RATE_KBPS=N  likewise storage/snapshot_rate_kbps
 # Uses its own temporary folder and free ports; stops its processes by pid on exit.
 set -euo pipefail
 BUILD=$(cd "${1:-${SHOAL_BUILD_DIR:-build}}" && pwd)
@@ -72,16 +73,19 @@ PY
 export SHOAL_BROKER
 SHOAL_BROKER=$("$CTL" cluster up --dir "$DIR" --nodes 3 --shards "$SHARDS" --replicas 3 \
                --base-port "$BASE" --timeout 60000 | tail -n 1)
-if [ -n "${SNAPSHOT_ENTRIES:-}" ]; then
+storage=""
+[ -n "${SNAPSHOT_ENTRIES:-}" ] && storage+="\n    snapshot_entries = $SNAPSHOT_ENTRIES"
+[ -n "${SNAPSHOT_RATE_KBPS:-}" ] && storage+="\n    snapshot_rate_kbps = $SNAPSHOT_RATE_KBPS"
+if [ -n "$storage" ]; then
     for i in 0 1 2; do
         "$CTL" cluster stop-node --dir "$DIR" $i >/dev/null
-        sed -i "s/^storage\$/storage\n    snapshot_entries = $SNAPSHOT_ENTRIES/" "$DIR/node-$i.cfg"
+        sed -i "s/^storage\$/storage$storage/" "$DIR/node-$i.cfg"
         "$CTL" cluster start-node --dir "$DIR" $i >/dev/null
     done
     for _ in $(seq 200); do "$CTL" --timeout 500 put recovery/ready 1 2>/dev/null && break; sleep 0.1; done
 fi
 echo "cluster: 3 nodes, $SHARDS shard(s) x 3 replicas, broker $SHOAL_BROKER, dir $DIR"
-echo "settings: KEYS=$KEYS DOWN_S=$DOWN_S CLIENTS=$CLIENTS storage/snapshot_entries=${SNAPSHOT_ENTRIES:-default}"
+echo "settings: KEYS=$KEYS DOWN_S=$DOWN_S CLIENTS=$CLIENTS storage/snapshot_entries=${SNAPSHOT_ENTRIES:-default} snapshot_rate_kbps=${SNAPSHOT_RATE_KBPS:-default}"
 echo "machine: $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 t=$(date +%s.%N)
