@@ -81,7 +81,14 @@ typedef struct {
 
 /* ---- fsm actors --------------------------------------------------------------------- */
 
-enum { FSM_APPLY = 1, FSM_READ = 2, FSM_INSTALL = 3, FSM_SNAPSHOT = 4, FSM_OPEN = 5 };
+enum {
+    FSM_APPLY = 1,
+    FSM_READ = 2,
+    FSM_INSTALL = 3,
+    FSM_SNAPSHOT = 4,
+    FSM_OPEN = 5,
+    FSM_INGEST = 6
+};
 
 typedef struct fsm_group_t fsm_group_t; /* per-group state of the fsm (fsm_actor.c) */
 
@@ -99,10 +106,14 @@ typedef struct fsm_job_t {
     fsm_group_t *fg;       /* the group's fsm state (owned by the fsm actor) */
     raft_entry_t *entries; /* FSM_APPLY: owned copies */
     size_t n_entries;
-    waiter_t **waiters;           /* FSM_APPLY: per entry, or NULL */
-    waiter_t *reads;              /* FSM_READ: list of reads to serve */
-    char *path;                   /* FSM_INSTALL: received snapshot file */
-    uint64_t snap_index;          /* FSM_INSTALL / FSM_SNAPSHOT */
+    waiter_t **waiters;  /* FSM_APPLY: per entry, or NULL */
+    waiter_t *reads;     /* FSM_READ: list of reads to serve */
+    char *path;          /* FSM_INSTALL: received snapshot file */
+    uint64_t snap_index; /* FSM_INSTALL / FSM_SNAPSHOT / FSM_INGEST */
+    uint8_t *chunk;      /* FSM_INGEST: snapshot bytes at chunk_off (owned) */
+    size_t chunk_len;
+    uint64_t chunk_off;
+    bool chunk_last;
     uint64_t applied;             /* out: applied index after the job */
     bool mark_only;               /* FSM_SNAPSHOT: make `applied` durable, take no view */
     const lsm_snapshot_t *lsnap;  /* out, FSM_SNAPSHOT: the engine's view at `applied` */

@@ -95,6 +95,25 @@ static int64_t snap_read(void *ctx, uint64_t index, uint64_t offset, uint8_t *bu
     return n < 0 ? SHOAL_EIO : n;
 }
 
+/* Hands a chunk to the fsm as well, which ingests the snapshot as it arrives (do_ingest);
+ * a chunk it cannot take only means the install reads the file instead. */
+static void ingest_chunk(replica_t *r, const raft_snapshot_chunk_t *c)
+{
+    fsm_job_t *job = calloc(1, sizeof *job);
+    if (!job || (c->len && !(job->chunk = malloc(c->len)))) {
+        free(job);
+        return;
+    }
+    if (c->len)
+        memcpy(job->chunk, c->data, c->len);
+    job->type = FSM_INGEST;
+    job->snap_index = c->meta.index;
+    job->chunk_len = c->len;
+    job->chunk_off = c->offset;
+    job->chunk_last = c->last;
+    replica_send_job(r, job);
+}
+
 /* Follower side: chunks arrive in order into snapdir/incoming. */
 static int snap_write(void *ctx, const raft_snapshot_chunk_t *c)
 {
@@ -113,8 +132,10 @@ static int snap_write(void *ctx, const raft_snapshot_chunk_t *c)
     if (c->len && pwrite(r->in_fd, c->data, c->len, (off_t)c->offset) != (ssize_t)c->len)
         return SHOAL_EIO;
     r->in_written += c->len;
-    if (!c->last)
+    if (!c->last) {
+        ingest_chunk(r, c);
         return 0;
+    }
     close(r->in_fd);
     r->in_fd = -1;
     uint64_t size, sum;
@@ -124,6 +145,7 @@ static int snap_write(void *ctx, const raft_snapshot_chunk_t *c)
                      c->meta.index);
         return SHOAL_ECORRUPT;
     }
+    ingest_chunk(r, c);
     uint64_t now = zclock_mono();
     zsys_info("shard %u: snapshot at %" PRIu64 " received, %.1f MiB in %" PRIu64 " ms", r->group,
               c->meta.index, (double)size / (1 << 20), now - r->in_started_ms);

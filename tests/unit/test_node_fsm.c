@@ -382,23 +382,24 @@ static void test_crash_replays_idempotently(void **state)
     fx_close(&crashed);
 }
 
-static void test_snapshot_roundtrip(void **state)
+/* 200 keys written by client 5 into a fresh fixture, exported by the compactor as
+ * dir/snap-200 (the fixture stays open). */
+static void export_200(fixture_t *a)
 {
-    fixture_t a = {0}, b = {0};
-    fx_open(&a, "src");
+    fx_open(a, "src");
     for (int i = 0; i < 200; i++) {
         char k[16];
         snprintf(k, sizeof k, "key%03d", i);
-        assert_int_equal(put(&a, 5, (uint64_t)i + 1, k, k), 0);
+        assert_int_equal(put(a, 5, (uint64_t)i + 1, k, k), 0);
     }
     fsm_job_t *job = calloc(1, sizeof *job);
     job->type = FSM_SNAPSHOT;
-    run(&a, job);
+    run(a, job);
     assert_non_null(job->lsnap);
     assert_int_equal(job->applied, 200);
     zactor_t *comp = zactor_new(compactor_actor, NULL);
     snap_job_t sj = {
-        .group = 1, .lsm = a.lsm, .snap = job->lsnap, .index = job->applied, .dir = dir};
+        .group = 1, .lsm = a->lsm, .snap = job->lsnap, .index = job->applied, .dir = dir};
     job->lsnap = NULL;
     fsm_job_destroy(&job);
     zsock_send(comp, "sp", "EXPORT", &sj);
@@ -409,19 +410,32 @@ static void test_snapshot_roundtrip(void **state)
     assert_int_equal(sj.rc, 0);
     assert_true(sj.size > 0);
     zactor_destroy(&comp);
+}
 
-    fx_open(&b, "dst");
-    put(&b, 9, 1, "only-in-b", "x"); /* replaced by the snapshot */
-    job = calloc(1, sizeof *job);
+/* Installs the snapshot at index 200 from path; returns the job's rc. */
+static int install_200(fixture_t *b, const char *path)
+{
+    fsm_job_t *job = calloc(1, sizeof *job);
     job->type = FSM_INSTALL;
-    char path[400];
-    snprintf(path, sizeof path, "%s/snap-200", dir);
     job->path = strdup(path);
     job->snap_index = 200;
-    run(&b, job);
-    assert_int_equal(job->rc, 0);
-    assert_int_equal(job->applied, 200);
+    run(b, job);
+    int rc = job->rc;
+    if (rc == 0)
+        assert_int_equal(job->applied, 200);
     fsm_job_destroy(&job);
+    return rc;
+}
+
+static void test_snapshot_roundtrip(void **state)
+{
+    fixture_t a = {0}, b = {0};
+    export_200(&a);
+    fx_open(&b, "dst");
+    put(&b, 9, 1, "only-in-b", "x"); /* replaced by the snapshot */
+    char path[400];
+    snprintf(path, sizeof path, "%s/snap-200", dir);
+    assert_int_equal(install_200(&b, path), 0);
     char v[64];
     assert_int_equal(get(&b, "key123", v), 0);
     assert_string_equal(v, "key123");
@@ -433,6 +447,105 @@ static void test_snapshot_roundtrip(void **state)
     assert_string_equal(v, "key199");
     fx_close(&a);
     fx_close(&b);
+}
+
+static uint8_t *read_all(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *size = (size_t)ftell(f);
+    rewind(f);
+    uint8_t *buf = malloc(*size);
+    assert_int_equal(fread(buf, 1, *size, f), *size);
+    fclose(f);
+    return buf;
+}
+
+/* Sends an FSM_INGEST job of bytes [off, off + len) of snap (nobody waits for those: no
+ * DONE) and waits until the actor handed it back. */
+static void ingest(fixture_t *fx, const uint8_t *snap, size_t off, size_t len, bool last)
+{
+    fsm_job_t *job = calloc(1, sizeof *job);
+    job->type = FSM_INGEST;
+    job->group = 1;
+    job->fg = fx->fg;
+    job->snap_index = 200;
+    job->chunk = malloc(len ? len : 1);
+    memcpy(job->chunk, snap + off, len);
+    job->chunk_len = len;
+    job->chunk_off = off;
+    job->chunk_last = last;
+    zsock_send(fx->fsm, "sp", "JOB", job);
+    fsm_job_t *back = NULL;
+    for (int t = 0; t < 5000 && !back; t++) {
+        back = fsm_done_take(&fx->done);
+        if (!back)
+            zclock_sleep(1);
+    }
+    assert_ptr_equal(back, job);
+    assert_int_equal(job->rc, 0);
+    fsm_job_destroy(&job);
+}
+
+/* Streams bytes [0, upto) of snap in 1000-byte chunks; the last one is marked if upto is
+ * the whole size. */
+static void stream(fixture_t *fx, const uint8_t *snap, size_t size, size_t upto)
+{
+    for (size_t off = 0; off < upto; off += 1000) {
+        size_t len = upto - off < 1000 ? upto - off : 1000;
+        ingest(fx, snap, off, len, off + len == size);
+    }
+}
+
+/* A snapshot ingested chunk by chunk as it arrives is installed by the swap alone (no file
+ * read: the install is given a path that does not exist), also after a transfer restarted
+ * halfway and with writes applied between chunks; a stream that is corrupt, or restarted
+ * with a chunk missing, is never swapped in: the install reads the file instead. */
+static void test_snapshot_streamed(void **state)
+{
+    fixture_t a = {0}, b = {0};
+    export_200(&a);
+    char path[400];
+    snprintf(path, sizeof path, "%s/snap-200", dir);
+    size_t size;
+    uint8_t *snap = read_all(path, &size);
+    assert_non_null(snap);
+    assert_true(size > 3000);
+    fx_open(&b, "dst");
+    put(&b, 9, 1, "only-in-b", "x");
+    stream(&b, snap, size, size / 2); /* a transfer that restarts at offset 0 */
+    put(&b, 9, 2, "mid", "x");        /* applied meanwhile, replaced by the install */
+    stream(&b, snap, size, size);
+    char v[64];
+    assert_int_equal(install_200(&b, "/nonexistent/snap"), 0);
+    assert_int_equal(get(&b, "key123", v), 0);
+    assert_string_equal(v, "key123");
+    assert_int_equal(get(&b, "only-in-b", NULL), SHOAL__STATUS__STATUS_NOT_FOUND);
+    assert_int_equal(get(&b, "mid", NULL), SHOAL__STATUS__STATUS_NOT_FOUND);
+    fx_close(&b);
+
+    fixture_t c = {0};
+    fx_open(&c, "dst2");
+    put(&c, 9, 1, "only-in-c", "x");
+    uint8_t *bad = malloc(size);
+    memcpy(bad, snap, size);
+    bad[size / 2] ^= 0x5a;
+    stream(&c, bad, size, size); /* refused by the ingest's own frame checksums */
+    assert_int_not_equal(install_200(&c, "/nonexistent/snap"), 0);
+    assert_int_equal(get(&c, "only-in-c", NULL), 0); /* nothing was swapped in */
+    stream(&c, snap, size, 2000);
+    ingest(&c, snap, 3000, size - 3000, true); /* bytes 2000..3000 lost */
+    assert_int_not_equal(install_200(&c, "/nonexistent/snap"), 0);
+    assert_int_equal(get(&c, "only-in-c", NULL), 0);
+    assert_int_equal(install_200(&c, path), 0); /* from the file */
+    assert_int_equal(get(&c, "key042", v), 0);
+    assert_string_equal(v, "key042");
+    assert_int_equal(get(&c, "only-in-c", NULL), SHOAL__STATUS__STATUS_NOT_FOUND);
+    free(bad);
+    free(snap);
+    fx_close(&c);
+    fx_close(&a);
 }
 
 static int u64_cmp(const void *a, const void *b)
@@ -527,8 +640,8 @@ static void test_split_fences(void **state)
         job->type = FSM_SNAPSHOT;
         run(&a, job);
         zactor_t *comp = zactor_new(compactor_actor, NULL);
-        snap_job_t sj = {.group = 1, .lsm = a.lsm, .snap = job->lsnap, .index = job->applied,
-                         .dir = dir};
+        snap_job_t sj = {
+            .group = 1, .lsm = a.lsm, .snap = job->lsnap, .index = job->applied, .dir = dir};
         uint64_t at = job->applied;
         job->lsnap = NULL;
         fsm_job_destroy(&job);
@@ -664,6 +777,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan_and_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_replays_idempotently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_streamed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_fences, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quiet_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_mark_is_durable, setup, teardown),
