@@ -159,7 +159,9 @@ cl_writer() {
 }
 cl_stop_writers() {
     touch "$STOP" 2>/dev/null
-    kill "${WPIDS[@]}" $MWPID 2>/dev/null
+    # -KILL: a writer past its STOP is reading back its writes, for hours against a dead
+    # cluster (czmq turns SIGTERM into a flag that move_writer does not look at then)
+    kill -KILL "${WPIDS[@]}" $MWPID 2>/dev/null
     cl_cleanup
 }
 cl_start_writers() {
