@@ -71,7 +71,9 @@ typedef struct replica_t {
     uint64_t snap_taken_pending;       /* snapshot done while a ready was out: apply at advance */
     int in_fd;                         /* incoming snapshot file, -1 when none */
     uint64_t in_written;
-    uint64_t in_started_ms; /* first chunk of the incoming snapshot, then its install */
+    uint64_t in_started_ms;         /* first chunk of the incoming snapshot, then its install */
+    unsigned ingest_out;            /* INGEST jobs (chunk copies) at the fsm actor */
+    unsigned ingest_peak;           /* its most during this transfer (logged) */
     uint64_t jobs_out;              /* fsm jobs in flight */
     uint64_t ev_commit, ev_applied; /* last values published */
     uint64_t idle_ticks;            /* ticks without any activity (quiescence) */
