@@ -880,6 +880,7 @@ static void do_install(fsm_job_t *job)
     int rc = SHOAL_ENOTFOUND;
     if (g->ingest && g->ingest_whole && g->ingest_index == job->snap_index)
         rc = lsm_ingest_finish(&g->ingest); /* atomic: on failure nothing was swapped in */
+    job->streamed = rc == 0;
     lsm_ingest_abort(&g->ingest);
     if (rc != 0)
         rc = ingest_file(g, job->path);

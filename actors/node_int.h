@@ -116,6 +116,7 @@ typedef struct fsm_job_t {
     bool chunk_last;
     uint64_t applied;             /* out: applied index after the job */
     bool mark_only;               /* FSM_SNAPSHOT: make `applied` durable, take no view */
+    bool streamed;                /* out, FSM_INSTALL: the chunks' ingest was swapped in */
     const lsm_snapshot_t *lsnap;  /* out, FSM_SNAPSHOT: the engine's view at `applied` */
     waiter_t *done;               /* out: answered waiters */
     Shoal__ChangeEvent **changes; /* out: change events to publish (owned) */

@@ -853,9 +853,10 @@ static void installed(replica_t *r, fsm_job_t *job)
     r->submitted = r->applied = job->applied;
     events_raft_simple(r->node->events, SHOAL__RAFT_EVENT_TYPE__EV_SNAPSHOT_INSTALLED, r->group,
                        r->term, leader_node(r), "snapshot installed");
-    zsys_info("shard %u: installed snapshot at index %" PRIu64 " (%" PRIu64
+    zsys_info("shard %u: installed snapshot at index %" PRIu64 " (%s, %" PRIu64
               " ms after it was received)",
-              r->group, job->snap_index, zclock_mono() - r->in_started_ms);
+              r->group, job->snap_index, job->streamed ? "ingested as it came" : "from the file",
+              zclock_mono() - r->in_started_ms);
     if (!stage_persist(r))
         finish_ready(r);
 }

@@ -17,6 +17,9 @@ for t in $(seq 150); do
 done
 [ $ok = 1 ] || fail "node $D did not catch up"
 grep -q "installed snapshot" "$DIR/node-$D.log" || fail "node $D caught up without a snapshot"
+# the chunks went into the engine as they arrived: the install only swapped them in
+grep "installed snapshot" "$DIR/node-$D.log" | grep -q "ingested as it came" ||
+    fail "node $D installed the snapshot from the file, not from the chunks' ingest"
 v=$("$NODE_CLIENT" --node $D --timeout 1000 "$ENDPOINTS" get 0 s7 stale)
 [ "$v" = v7 ] || fail "old key missing on the caught-up node"
 echo "PASS node_snapshot_catchup"

@@ -412,8 +412,9 @@ static void export_200(fixture_t *a)
     zactor_destroy(&comp);
 }
 
-/* Installs the snapshot at index 200 from path; returns the job's rc. */
-static int install_200(fixture_t *b, const char *path)
+/* Installs the snapshot at index 200 from path; returns the job's rc and sets *streamed
+ * (when not NULL) to whether the chunks' ingest was swapped in rather than the file read. */
+static int install_200(fixture_t *b, const char *path, bool *streamed)
 {
     fsm_job_t *job = calloc(1, sizeof *job);
     job->type = FSM_INSTALL;
@@ -423,6 +424,8 @@ static int install_200(fixture_t *b, const char *path)
     int rc = job->rc;
     if (rc == 0)
         assert_int_equal(job->applied, 200);
+    if (streamed)
+        *streamed = job->streamed;
     fsm_job_destroy(&job);
     return rc;
 }
@@ -435,7 +438,9 @@ static void test_snapshot_roundtrip(void **state)
     put(&b, 9, 1, "only-in-b", "x"); /* replaced by the snapshot */
     char path[400];
     snprintf(path, sizeof path, "%s/snap-200", dir);
-    assert_int_equal(install_200(&b, path), 0);
+    bool streamed = true;
+    assert_int_equal(install_200(&b, path, &streamed), 0);
+    assert_false(streamed); /* nothing was streamed: the file */
     char v[64];
     assert_int_equal(get(&b, "key123", v), 0);
     assert_string_equal(v, "key123");
@@ -518,7 +523,9 @@ static void test_snapshot_streamed(void **state)
     put(&b, 9, 2, "mid", "x");        /* applied meanwhile, replaced by the install */
     stream(&b, snap, size, size);
     char v[64];
-    assert_int_equal(install_200(&b, "/nonexistent/snap"), 0);
+    bool streamed = false;
+    assert_int_equal(install_200(&b, "/nonexistent/snap", &streamed), 0);
+    assert_true(streamed);
     assert_int_equal(get(&b, "key123", v), 0);
     assert_string_equal(v, "key123");
     assert_int_equal(get(&b, "only-in-b", NULL), SHOAL__STATUS__STATUS_NOT_FOUND);
@@ -532,13 +539,14 @@ static void test_snapshot_streamed(void **state)
     memcpy(bad, snap, size);
     bad[size / 2] ^= 0x5a;
     stream(&c, bad, size, size); /* refused by the ingest's own frame checksums */
-    assert_int_not_equal(install_200(&c, "/nonexistent/snap"), 0);
+    assert_int_not_equal(install_200(&c, "/nonexistent/snap", NULL), 0);
     assert_int_equal(get(&c, "only-in-c", NULL), 0); /* nothing was swapped in */
     stream(&c, snap, size, 2000);
     ingest(&c, snap, 3000, size - 3000, true); /* bytes 2000..3000 lost */
-    assert_int_not_equal(install_200(&c, "/nonexistent/snap"), 0);
+    assert_int_not_equal(install_200(&c, "/nonexistent/snap", NULL), 0);
     assert_int_equal(get(&c, "only-in-c", NULL), 0);
-    assert_int_equal(install_200(&c, path), 0); /* from the file */
+    assert_int_equal(install_200(&c, path, &streamed), 0); /* from the file */
+    assert_false(streamed);
     assert_int_equal(get(&c, "key042", v), 0);
     assert_string_equal(v, "key042");
     assert_int_equal(get(&c, "only-in-c", NULL), SHOAL__STATUS__STATUS_NOT_FOUND);
