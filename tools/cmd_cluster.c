@@ -634,6 +634,18 @@ static bool exited(pid_t pid)
     return waitpid(pid, &st, WNOHANG) == pid;
 }
 
+/* Node id's process ended: says so with its log's last line (exit 3). how: "at once", "". */
+static int node_exited(ctl_t *c, const cl_opts_t *o, uint64_t id, const char *how)
+{
+    char *log = path_of(o, "logs/node-%" PRIu64 ".log", id);
+    char why[512];
+    last_log_line(log, why, sizeof why);
+    int rc = ctl_fail(c, EXIT_UNAVAIL, "node %" PRIu64 " exited%s%s (%s): %s", id, *how ? " " : "",
+                      how, log, why[0] ? why : "no log output");
+    zstr_free(&log);
+    return rc;
+}
+
 /* Node id was just started: gives it a moment, then fails (exit 3, with its last log line)
  * if it exited at once; else -1 and its pid in *pid. */
 static int check_started(ctl_t *c, const cl_opts_t *o, uint64_t id, pid_t *pid)
@@ -642,14 +654,7 @@ static int check_started(ctl_t *c, const cl_opts_t *o, uint64_t id, pid_t *pid)
     char *pidf = path_of(o, "pids/node-%" PRIu64 ".pid", id);
     *pid = read_pid(pidf);
     zstr_free(&pidf);
-    if (!exited(*pid))
-        return -1;
-    char *log = path_of(o, "logs/node-%" PRIu64 ".log", id);
-    char why[512];
-    last_log_line(log, why, sizeof why);
-    int rc = ctl_fail(c, EXIT_UNAVAIL, "node %" PRIu64 " exited at once (%s): %s", id, log, why);
-    zstr_free(&log);
-    return rc;
+    return exited(*pid) ? node_exited(c, o, id, "at once") : -1;
 }
 
 static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
@@ -747,14 +752,8 @@ static int register_node(ctl_t *c, const cl_opts_t *o, uint64_t id, pid_t pid, c
     bool registered = false;
     while (zclock_mono() < deadline && !zsys_interrupted) {
         if (exited(pid)) {
-            char *log = path_of(o, "logs/node-%" PRIu64 ".log", id);
-            char why[512];
-            last_log_line(log, why, sizeof why);
-            rc = ctl_fail(c, EXIT_UNAVAIL, "node %" PRIu64 " exited (%s): %s", id, log,
-                          why[0] ? why : "no log output");
-            zstr_free(&log);
             shoal_destroy(&s);
-            return rc;
+            return node_exited(c, o, id, "");
         }
         if (!registered) {
             int st = shoal_admin_add_node(s, id, ep, pub, err, sizeof err);
