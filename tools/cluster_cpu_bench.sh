@@ -12,6 +12,8 @@
 # usage: tools/cluster_cpu_bench.sh BIN_DIR SHARDS [CLIENTS [SECONDS [put|get]]] [--threads]
 #   BIN_DIR holds shoalctl, shoald and shoal-broker (a build's copy, so that rebuilding
 #   meanwhile cannot change them). Port base 24600 unless SHOAL_BENCH_PORT is set.
+#   SHOAL_BENCH_PACK=1 turns leader balancing off and hands every shard's leadership to
+#   node 0 before the run (one node's cycle drives every group, against leaders spread).
 set -u
 threads=0
 args=()
@@ -22,9 +24,17 @@ B=$1 S=$2 C=${3:-128} D=${4:-10} OP=${5:-put}
 export SHOAL_BIN_DIR=$B
 dir=$(mktemp -d /tmp/shoal-cpu-bench.XXXXXX)
 trap '$B/shoalctl cluster down --dir $dir >/dev/null 2>&1; rm -rf "$dir"' EXIT
+pack=${SHOAL_BENCH_PACK:-0}
 ep=$($B/shoalctl cluster up --dir "$dir" --nodes 3 --shards "$S" --replicas 3 \
-     --base-port "${SHOAL_BENCH_PORT:-24600}" | tail -n 1) || exit 1
+     --base-port "${SHOAL_BENCH_PORT:-24600}" --balance-leaders $([ $pack = 1 ] && echo off || echo on) |
+     tail -n 1) || exit 1
 sleep 1
+if [ "$pack" = 1 ]; then
+    for ((s = 0; s < S; s++)); do SHOAL_BROKER=$ep $B/shoalctl transfer-leader $s 0 >/dev/null; done
+    sleep 2
+fi
+echo "leaders per node: $(SHOAL_BROKER=$ep $B/shoalctl --json status | grep -oP '"id":[0-9]+,"leader":\K-?[0-9]+' |
+    sort | uniq -c | awk '{print $2 ":" $1}' | paste -sd' ')"
 pids=$(pgrep -f "$dir/(node-|broker)" | tr '\n' ' ')
 node0=$(pgrep -f "$dir/${SHOAL_BENCH_THREADS_OF:-node-0}.cfg")
 extra=()

@@ -34,11 +34,14 @@
 typedef struct {
     char dir[PATH_MAX];
     uint64_t nodes, shards, replicas, base_port;
+    uint64_t boot_nodes; /* broker.cfg's cluster/nodes: the nodes `up` made */
     const char *fsync;
     const char *read_mode;
     bool no_balance; /* raft/balance_leaders = 0 */
     bool kill;
-    bool have_nodes, have_replicas;
+    bool have_nodes, have_replicas, have_shards, have_port, have_fsync, have_read_mode,
+        have_balance;
+    char saved_fsync[16], saved_read_mode[16]; /* read back from a cluster's config */
 } cl_opts_t;
 
 enum {
@@ -65,11 +68,13 @@ static int cl_opt(ctl_t *c, int opt, cl_opts_t *o)
         o->have_nodes = true;
         return ctl_parse_u64(c, "--nodes", optarg, 1, MAX_NODES, &o->nodes) ? EXIT_USAGE : -1;
     case OPT_SHARDS:
+        o->have_shards = true;
         return ctl_parse_u64(c, "--shards", optarg, 1, 4096, &o->shards) ? EXIT_USAGE : -1;
     case OPT_REPLICAS:
         o->have_replicas = true;
         return ctl_parse_u64(c, "--replicas", optarg, 1, 7, &o->replicas) ? EXIT_USAGE : -1;
     case OPT_BASE_PORT:
+        o->have_port = true;
         return ctl_parse_u64(c, "--base-port", optarg, 1024, 65535 - 100 - 2 * MAX_NODES,
                              &o->base_port)
                    ? EXIT_USAGE
@@ -79,16 +84,19 @@ static int cl_opt(ctl_t *c, int opt, cl_opts_t *o)
         if (strcmp(optarg, "batch") && strcmp(optarg, "always") && strcmp(optarg, "never"))
             return ctl_fail(c, EXIT_USAGE, "--fsync is batch, always or never, not '%s'", optarg);
         o->fsync = optarg;
+        o->have_fsync = true;
         return -1;
     case OPT_READ_MODE:
         if (strcmp(optarg, "lease") && strcmp(optarg, "read_index"))
             return ctl_fail(c, EXIT_USAGE, "--read-mode is lease or read_index, not '%s'", optarg);
         o->read_mode = optarg;
+        o->have_read_mode = true;
         return -1;
     case OPT_BALANCE:
         if (strcmp(optarg, "on") && strcmp(optarg, "off"))
             return ctl_fail(c, EXIT_USAGE, "--balance-leaders is on or off, not '%s'", optarg);
         o->no_balance = !strcmp(optarg, "off");
+        o->have_balance = true;
         return -1;
     }
     return -1;
@@ -422,6 +430,22 @@ static char *broker_ep(const cl_opts_t *o)
     return zsys_sprintf("tcp://127.0.0.1:%" PRIu64, o->base_port);
 }
 
+/* The settings `up` wrote into every node's config, read back from node lo's. */
+static void load_settings(cl_opts_t *o, uint64_t lo)
+{
+    char *path = path_of(o, "node-%" PRIu64 ".cfg", lo);
+    zconfig_t *cfg = zconfig_load(path);
+    zstr_free(&path);
+    snprintf(o->saved_fsync, sizeof o->saved_fsync, "%s",
+             cfg ? zconfig_get(cfg, "storage/fsync", "batch") : "batch");
+    snprintf(o->saved_read_mode, sizeof o->saved_read_mode, "%s",
+             cfg ? zconfig_get(cfg, "raft/read_mode", "read_index") : "read_index");
+    o->fsync = o->saved_fsync;
+    o->read_mode = o->saved_read_mode;
+    o->no_balance = cfg && !strcmp(zconfig_get(cfg, "raft/balance_leaders", "1"), "0");
+    zconfig_destroy(&cfg);
+}
+
 /* Reads back the generated broker config: the cluster's shape and ports. */
 static int load_layout(ctl_t *c, cl_opts_t *o)
 {
@@ -438,10 +462,12 @@ static int load_layout(ctl_t *c, cl_opts_t *o)
     const char *colon = strrchr(ep, ':');
     o->base_port = colon ? strtoull(colon + 1, NULL, 10) : 0;
     o->shards = strtoull(zconfig_get(cfg, "cluster/shards", "0"), NULL, 10);
+    o->replicas = strtoull(zconfig_get(cfg, "cluster/replicas", "0"), NULL, 10);
     o->nodes = 0;
     zconfig_t *nodes = zconfig_locate(cfg, "cluster/nodes");
     for (zconfig_t *n = nodes ? zconfig_child(nodes) : NULL; n; n = zconfig_next(n))
         o->nodes++;
+    o->boot_nodes = o->nodes;
     zconfig_destroy(&cfg);
     if (!o->base_port || !o->nodes)
         return ctl_fail(c, EXIT_USAGE, "%s/broker.cfg is not a shoalctl cluster config", o->dir);
@@ -451,6 +477,7 @@ static int load_layout(ctl_t *c, cl_opts_t *o)
         o->nodes = hi + 1;
     if (o->nodes > MAX_NODES)
         o->nodes = MAX_NODES;
+    load_settings(o, lo);
     return -1;
 }
 
@@ -495,75 +522,10 @@ static int wait_ready(ctl_t *c, const cl_opts_t *o, int timeout_ms)
     return -1;
 }
 
-static int cluster_up(ctl_t *c, cl_opts_t *o)
+/* Stops the broker first (clients get UNAVAILABLE, not half answers), then all nodes at
+ * once, and removes their pid files. */
+static void stop_all(const cl_opts_t *o)
 {
-    if (!o->have_replicas)
-        o->replicas = o->nodes < 3 ? o->nodes : 3;
-    if (o->replicas > o->nodes)
-        return ctl_fail(c, EXIT_USAGE,
-                        "--replicas %" PRIu64 " needs at least as many nodes, "
-                        "not %" PRIu64,
-                        o->replicas, o->nodes);
-    if (c->dry_run)
-        return EXIT_OK;
-    char *shoald = find_bin("shoald", "actors");
-    char *broker = find_bin("shoal-broker", "broker");
-    if (!shoald || !broker) {
-        zstr_free(&shoald);
-        zstr_free(&broker);
-        return ctl_fail(c, EXIT_UNAVAIL, "cannot find %s (build it, or set SHOAL_BIN_DIR)",
-                        !shoald ? "shoald" : "shoal-broker");
-    }
-    int rc = make_dirs(c, o);
-    if (rc < 0) {
-        char *pidf = zsys_sprintf("%s/pids/broker.pid", o->dir);
-        if (alive(read_pid(pidf)))
-            rc = ctl_fail(c, EXIT_USAGE,
-                          "a cluster is already running in %s "
-                          "(shoalctl cluster down --dir %s)",
-                          o->dir, o->dir);
-        zstr_free(&pidf);
-        for (uint64_t i = 0; rc < 0 && i < MAX_NODES; i++) { /* added nodes too */
-            pidf = path_of(o, "pids/node-%" PRIu64 ".pid", i);
-            if (alive(read_pid(pidf)))
-                rc =
-                    ctl_fail(c, EXIT_USAGE, "node %" PRIu64 " is already running in %s", i, o->dir);
-            zstr_free(&pidf);
-        }
-    }
-    if (rc < 0)
-        rc = write_configs(c, o);
-    for (uint64_t i = 0; rc < 0 && i < o->nodes; i++)
-        rc = start_node(c, o, shoald, i);
-    if (rc < 0)
-        rc = start_broker(c, o, broker);
-    zstr_free(&shoald);
-    zstr_free(&broker);
-    if (rc < 0)
-        rc = wait_ready(c, o, c->timeout_set ? c->timeout_ms : 60000);
-    if (rc >= 0)
-        return rc;
-    char *ep = broker_ep(o);
-    if (c->json)
-        printf("{\"broker\":\"%s\",\"pub\":\"tcp://127.0.0.1:%" PRIu64 "\",\"nodes\":%" PRIu64
-               ",\"shards\":%" PRIu64 ",\"replicas\":%" PRIu64 ",\"dir\":\"%s\"}\n",
-               ep, o->base_port + 1, o->nodes, o->shards, o->replicas, o->dir);
-    else
-        printf("cluster of %" PRIu64 " nodes, %" PRIu64 " shards x %" PRIu64
-               " replicas is up in %s\ndashboard: http://127.0.0.1:%" PRIu64 "/\n%s\n",
-               o->nodes, o->shards, o->replicas, o->dir, o->base_port + 2, ep);
-    zstr_free(&ep);
-    return EXIT_OK;
-}
-
-static int cluster_down(ctl_t *c, cl_opts_t *o)
-{
-    if (c->dry_run)
-        return EXIT_OK;
-    int rc = load_layout(c, o);
-    if (rc >= 0)
-        return rc;
-    /* Broker first (clients get UNAVAILABLE, not half answers), then all nodes at once. */
     char *pidf = zsys_sprintf("%s/pids/broker.pid", o->dir);
     pid_t bp = read_pid(pidf);
     stop_pid(bp, SIGTERM, 5000);
@@ -583,6 +545,156 @@ static int cluster_down(ctl_t *c, cl_opts_t *o)
         unlink(pidf);
         zstr_free(&pidf);
     }
+}
+
+/* An option of `up` that differs from the cluster already in the folder: exit 2 naming
+ * it, since a running store cannot be re-shaped by regenerating its configs. */
+static int same_shape(ctl_t *c, const cl_opts_t *asked, const cl_opts_t *o)
+{
+    char what[96] = "";
+    if (asked->have_nodes && asked->nodes != o->boot_nodes)
+        snprintf(what, sizeof what, "--nodes %" PRIu64 " (it was made with %" PRIu64 ")",
+                 asked->nodes, o->boot_nodes);
+    else if (asked->have_shards && asked->shards != o->shards)
+        snprintf(what, sizeof what, "--shards %" PRIu64 " (it has %" PRIu64 ")", asked->shards,
+                 o->shards);
+    else if (asked->have_replicas && asked->replicas != o->replicas)
+        snprintf(what, sizeof what, "--replicas %" PRIu64 " (it has %" PRIu64 ")", asked->replicas,
+                 o->replicas);
+    else if (asked->have_port && asked->base_port != o->base_port)
+        snprintf(what, sizeof what, "--base-port %" PRIu64 " (it uses %" PRIu64 ")",
+                 asked->base_port, o->base_port);
+    else if (asked->have_fsync && strcmp(asked->fsync, o->fsync))
+        snprintf(what, sizeof what, "--fsync %s (it has %s)", asked->fsync, o->fsync);
+    else if (asked->have_read_mode && strcmp(asked->read_mode, o->read_mode))
+        snprintf(what, sizeof what, "--read-mode %s (it has %s)", asked->read_mode, o->read_mode);
+    else if (asked->have_balance && asked->no_balance != o->no_balance)
+        snprintf(what, sizeof what, "--balance-leaders %s (it has %s)",
+                 asked->no_balance ? "off" : "on", o->no_balance ? "off" : "on");
+    if (!what[0])
+        return -1;
+    return ctl_fail(c, EXIT_USAGE,
+                    "%s already holds a cluster that differs in %s; `cluster up --dir %s` "
+                    "restarts it as it is, another shape needs another --dir",
+                    o->dir, what, o->dir);
+}
+
+/* Starts every node of the existing cluster in o->dir, the added ones too. A node whose
+ * data folder is gone (removed and wiped) stays stopped: started empty, a bootstrap node
+ * would make up a fresh store of its own. */
+static int restart_nodes(ctl_t *c, const cl_opts_t *o, const char *bin)
+{
+    int rc = -1;
+    for (uint64_t i = 0; rc < 0 && i < o->nodes; i++) {
+        if (!has_node_cfg(o, i))
+            continue;
+        char *idf = path_of(o, "node-%" PRIu64 "/node.id", i);
+        bool data = access(idf, F_OK) == 0;
+        zstr_free(&idf);
+        if (data)
+            rc = start_node(c, o, bin, i);
+        else
+            fprintf(stderr,
+                    "shoalctl cluster up: node %" PRIu64 " left stopped: %s/node-%" PRIu64
+                    " holds no data\n",
+                    i, o->dir, i);
+    }
+    return rc;
+}
+
+/* A fresh cluster: configs from the options, data folders, every node started. */
+static int start_fresh(ctl_t *c, cl_opts_t *o, const char *bin)
+{
+    int rc = make_dirs(c, o);
+    if (rc < 0)
+        rc = write_configs(c, o);
+    for (uint64_t i = 0; rc < 0 && i < o->nodes; i++)
+        rc = start_node(c, o, bin, i);
+    return rc;
+}
+
+/* Refuses to start over processes of this folder that still run. */
+static int check_not_running(ctl_t *c, const cl_opts_t *o)
+{
+    char *pidf = zsys_sprintf("%s/pids/broker.pid", o->dir);
+    int rc = -1;
+    if (alive(read_pid(pidf)))
+        rc = ctl_fail(c, EXIT_USAGE,
+                      "a cluster is already running in %s (shoalctl cluster down --dir %s)", o->dir,
+                      o->dir);
+    zstr_free(&pidf);
+    for (uint64_t i = 0; rc < 0 && i < MAX_NODES; i++) { /* added nodes too */
+        pidf = path_of(o, "pids/node-%" PRIu64 ".pid", i);
+        if (alive(read_pid(pidf)))
+            rc = ctl_fail(c, EXIT_USAGE, "node %" PRIu64 " is already running in %s", i, o->dir);
+        zstr_free(&pidf);
+    }
+    return rc;
+}
+
+static int cluster_up(ctl_t *c, cl_opts_t *o)
+{
+    if (!o->have_replicas)
+        o->replicas = o->nodes < 3 ? o->nodes : 3;
+    if (o->replicas > o->nodes)
+        return ctl_fail(c, EXIT_USAGE,
+                        "--replicas %" PRIu64 " needs at least as many nodes, "
+                        "not %" PRIu64,
+                        o->replicas, o->nodes);
+    if (c->dry_run)
+        return EXIT_OK;
+    char *shoald = find_bin("shoald", "actors");
+    char *broker = find_bin("shoal-broker", "broker");
+    if (!shoald || !broker) {
+        zstr_free(&shoald);
+        zstr_free(&broker);
+        return ctl_fail(c, EXIT_UNAVAIL, "cannot find %s (build it, or set SHOAL_BIN_DIR)",
+                        !shoald ? "shoald" : "shoal-broker");
+    }
+    char *bcfg = zsys_sprintf("%s/broker.cfg", o->dir);
+    bool again = access(bcfg, F_OK) == 0;
+    zstr_free(&bcfg);
+    cl_opts_t asked = *o;
+    int rc = again ? load_layout(c, o) : make_dirs(c, o);
+    if (rc < 0)
+        rc = check_not_running(c, o);
+    if (rc < 0 && again)
+        rc = same_shape(c, &asked, o);
+    bool started = rc < 0;
+    if (rc < 0)
+        rc = again ? restart_nodes(c, o, shoald) : start_fresh(c, o, shoald);
+    if (rc < 0)
+        rc = start_broker(c, o, broker);
+    zstr_free(&shoald);
+    zstr_free(&broker);
+    if (rc < 0)
+        rc = wait_ready(c, o, c->timeout_set ? c->timeout_ms : 60000);
+    if (rc >= 0 && started) /* nothing left running that the caller would have to find */
+        stop_all(o);
+    if (rc >= 0)
+        return rc;
+    char *ep = broker_ep(o);
+    if (c->json)
+        printf("{\"broker\":\"%s\",\"pub\":\"tcp://127.0.0.1:%" PRIu64 "\",\"nodes\":%" PRIu64
+               ",\"shards\":%" PRIu64 ",\"replicas\":%" PRIu64 ",\"dir\":\"%s\"}\n",
+               ep, o->base_port + 1, o->nodes, o->shards, o->replicas, o->dir);
+    else
+        printf("cluster of %" PRIu64 " nodes, %" PRIu64 " shards x %" PRIu64
+               " replicas is up%s in %s\ndashboard: http://127.0.0.1:%" PRIu64 "/\n%s\n",
+               o->nodes, o->shards, o->replicas, again ? " again" : "", o->dir, o->base_port + 2,
+               ep);
+    zstr_free(&ep);
+    return EXIT_OK;
+}
+
+static int cluster_down(ctl_t *c, cl_opts_t *o)
+{
+    if (c->dry_run)
+        return EXIT_OK;
+    int rc = load_layout(c, o);
+    if (rc >= 0)
+        return rc;
+    stop_all(o);
     if (c->json)
         printf("{\"status\":\"ok\"}\n");
     else
@@ -901,6 +1013,8 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
         "endpoint last. Its nodes answer linearizable reads from a leader lease by default\n"
         "(one host, one clock); --read-mode read_index takes a heartbeat round per read.\n"
         "Leaders are spread over the nodes (raft/balance_leaders) unless --balance-leaders off.\n"
+        "`up` on a folder that holds a stopped cluster restarts it from its own configs, the\n"
+        "added nodes too; an option that differs from how it was made is refused (exit 2).\n"
         "`add-node` adds node I = highest node-I.cfg + 1 to the running cluster: writes\n"
         "node-I.cfg from node-0.cfg with node/join = 1, starts it, registers it in the shard\n"
         "map (add-node) and waits until it is up (--timeout, default 30000 ms). It holds no\n"

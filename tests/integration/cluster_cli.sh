@@ -3,7 +3,7 @@
 # every data command with its output and exit code, scans merged across shards, a watch
 # that sees the changes, status/events, bad input on a live cluster, stop/start of a node
 # with the data kept, a broker restart, a node added by `cluster add-node` (up, stopped and
-# started), and cluster down leaving no process behind.
+# started), cluster down leaving no process behind, and cluster up again on the folder.
 source "$(dirname "$0")/cluster_lib.sh"
 # leader balancing off: transfer-leader is checked to move a leader where it is told
 cl_up 3 4 3 --balance-leaders off
@@ -212,6 +212,7 @@ p3=$(cat "$DIR/pids/node-3.pid")
 # down: every process gone (the added node's too), pid files removed
 pids=$(cat "$DIR"/pids/*.pid)
 echo "$pids" | grep -qx "$p3" || { echo "FAIL: node 3's pid $p3 not among the pid files"; FAIL=1; }
+all_before=$(ctl scan)
 check "cluster down" ctl cluster down --dir "$DIR"
 for p in $pids; do
     if kill -0 "$p" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null; then
@@ -220,6 +221,28 @@ for p in $pids; do
 done
 [ -z "$(ls "$DIR/pids")" ] || { echo "FAIL: pid files left: $(ls "$DIR/pids")"; FAIL=1; }
 want 3 "a request after down" ctl --timeout 300 get c1
+
+# up again on the stopped cluster's folder: its own configs, the added node too, the data
+# kept; an option that differs from how it was made is refused before anything starts
+want 2 "cluster up again with other --shards" ctl cluster up --dir "$DIR" --shards 8
+want 2 "cluster up again with another --base-port" ctl cluster up --dir "$DIR" --base-port 1999
+[ -z "$(ls "$DIR/pids")" ] || { echo "FAIL: a refused up left pid files: $(ls "$DIR/pids")"; FAIL=1; }
+out=$(ctl cluster up --dir "$DIR" --nodes 3 --shards 4 --timeout 60000) ||
+    { echo "FAIL: cluster up again: $out"; FAIL=1; }
+[ "$(echo "$out" | tail -n 1)" = "$SHOAL_BROKER" ] || { echo "FAIL: up again printed '$out'"; FAIL=1; }
+[ "$(ctl get c1)" = v4 ] || { echo "FAIL: c1 after the restart"; FAIL=1; }
+[ "$(ctl scan)" = "$all_before" ] || { echo "FAIL: scan after the restart differs"; FAIL=1; }
+[ "$(echo "$all_before" | wc -l)" -gt 60 ] || { echo "FAIL: scan before down: $all_before"; FAIL=1; }
+[ -f "$DIR/pids/node-3.pid" ] || { echo "FAIL: up again did not start the added node 3"; FAIL=1; }
+for _ in $(seq 150); do node3_up && break; sleep 0.1; done
+node3_up || { echo "FAIL: node 3 not up after up again"; FAIL=1; }
+check "cluster down after up again" ctl cluster down --dir "$DIR"
+# an up that fails (here: not ready in 1 ms) stops what it started
+want 3 "cluster up that times out" ctl cluster up --dir "$DIR" --timeout 1
+[ -z "$(ls "$DIR/pids")" ] || { echo "FAIL: a failed up left pid files: $(ls "$DIR/pids")"; FAIL=1; }
+left=$(pgrep -f "$DIR/(node-|broker)" | while read -r p; do
+    grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null || echo "$p"; done)
+[ -z "$left" ] || { echo "FAIL: a failed up left processes running: $left"; FAIL=1; }
 
 [ $FAIL = 0 ] && echo "cluster_cli: all checks passed"
 exit $FAIL
