@@ -2,8 +2,13 @@
 ROOT=$(cd "$(dirname "$0")/.." && pwd) # the repository; binaries from build-rel (Release)
 # One quiet-machine comparison with etcd: etcd_bench.sh, then Shoal 1/8/4 shards put and lease get (docs/BENCHMARKS.md).
 export PATH=$ROOT/build-rel/tools:$ROOT/build-rel/actors:$ROOT/build-rel/broker:$PATH
+SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
+# a fresh machine has neither etcd nor wrk: the anchors' own installer brings them
+command -v etcd >/dev/null && command -v wrk >/dev/null || bash "$SHARED/install_deps.sh" >/dev/null ||
+    { echo "cannot install etcd and wrk ($SHARED/install_deps.sh)" >&2; exit 1; }
+[ -x "$ROOT/build-rel/tools/shoalctl" ] || { echo "no Release build: cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release && cmake --build build-rel" >&2; exit 1; }
 echo "etcd start $(date +%T) load $(cut -d' ' -f1 /proc/loadavg)"
-BENCH_DIR=/tmp/perf-etcd REPS=1 SIZES=3 bash ${SHARED_BENCH:-$ROOT/../shared/bench}/etcd_bench.sh 2>&1 | tail -15
+BENCH_DIR=/tmp/perf-etcd REPS=1 SIZES=3 bash "$SHARED/etcd_bench.sh" 2>&1 | tail -15
 for S in 1 8 4; do
   rm -rf /tmp/cq$S
   ep=$(shoalctl cluster up --dir /tmp/cq$S --nodes 3 --shards $S --replicas 3 --base-port 23500 | tail -n 1)

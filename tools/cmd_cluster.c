@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -984,6 +985,29 @@ static int cluster_add_node(ctl_t *c, cl_opts_t *o)
     return rc >= 0 ? rc : EXIT_OK;
 }
 
+/* One `cluster` command at a time per folder: two add-node would take the same id, an up
+ * and a down would race over the pid files. The lock is an flock on DIR/.lock held until
+ * this process ends (close-on-exec: the daemons it starts must not inherit it). A folder
+ * that does not exist is left to the command to report, except for up, which makes it. */
+static int lock_dir(ctl_t *c, const cl_opts_t *o, bool make)
+{
+    if (make && mkdir(o->dir, 0755) != 0 && errno != EEXIST)
+        return ctl_fail(c, EXIT_USAGE, "cannot create %s: %s", o->dir, strerror(errno));
+    char *path = zsys_sprintf("%s/.lock", o->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int rc = -1;
+    if (fd < 0 && errno != ENOENT)
+        rc = ctl_fail(c, EXIT_USAGE, "cannot open %s: %s", path, strerror(errno));
+    else if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "shoalctl %s: waiting for another shoalctl cluster command in %s\n", c->cmd,
+                o->dir);
+        if (flock(fd, LOCK_EX) != 0)
+            rc = ctl_fail(c, EXIT_UNAVAIL, "cannot lock %s: %s", path, strerror(errno));
+    }
+    zstr_free(&path);
+    return rc; /* fd stays open: the lock lasts as long as this command */
+}
+
 /* Options whose value is the next argument (so that value is not the sub-command). */
 static bool takes_value(const char *a)
 {
@@ -1050,6 +1074,8 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
     c->cmd = name;
     int rc = parse(c, argc, argv, &o);
     if (rc >= 0)
+        return rc;
+    if (!c->dry_run && (rc = lock_dir(c, &o, !strcmp(sub, "up"))) >= 0)
         return rc;
     if (!strcmp(sub, "up")) {
         if ((rc = ctl_want_args(c, argc - optind, 0, 0)) >= 0)

@@ -209,6 +209,16 @@ for _ in $(seq 150); do node3_up && break; sleep 0.1; done
 node3_up || { echo "FAIL: node 3 not up again after start-node"; FAIL=1; }
 p3=$(cat "$DIR/pids/node-3.pid")
 
+# one cluster command at a time per folder: one that finds DIR/.lock taken says so and waits
+flock "$DIR/.lock" sleep 1.5 & holder=$!
+sleep 0.3
+t0=$(date +%s%N)
+out=$(ctl cluster start-node --dir "$DIR" 3 2>&1); code=$?
+waited=$(( ($(date +%s%N) - t0) / 1000000 ))
+wait $holder
+[ $code = 0 ] && echo "$out" | grep -q "waiting for another shoalctl cluster command" && [ $waited -ge 900 ] ||
+    { echo "FAIL: start-node under a held lock: exit $code after $waited ms: $out"; FAIL=1; }
+
 # down: every process gone (the added node's too), pid files removed
 pids=$(cat "$DIR"/pids/*.pid)
 echo "$pids" | grep -qx "$p3" || { echo "FAIL: node 3's pid $p3 not among the pid files"; FAIL=1; }
