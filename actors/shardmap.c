@@ -180,7 +180,8 @@ static Shoal__ShardInfo *shard_of(Shoal__ShardMap *m, uint32_t shard)
     return (Shoal__ShardInfo *)shardmap_shard(m, shard);
 }
 
-/* Validates and applies a move to m; 0, or a BAD_REQUEST reason in err. */
+/* Validates and applies a move to m; 0, -1 with a BAD_REQUEST reason in err, or 1 with a
+ * reason to retry later (busy, not bad input) in err. */
 int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char *err, size_t errlen)
 {
     Shoal__ShardInfo *si = shard_of(m, mv->shard);
@@ -210,16 +211,16 @@ int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char 
     if (si->n_leaving)
         return snprintf(err, errlen,
                         "shard %u is already moving a replica (node %" PRIu64
-                        " leaving); wait until it is done",
+                        " leaving); retry when it is done",
                         mv->shard, si->leaving[0]),
-               -1;
+               1;
     for (size_t i = 0; i < m->n_shards; i++) /* the split's first configuration is fixed */
         if (m->shards[i]->splitting &&
             (m->shards[i]->id == mv->shard || m->shards[i]->split_from == mv->shard))
             return snprintf(err, errlen,
-                            "shard %u is splitting (shard %u from %u); wait until it is done",
+                            "shard %u is splitting (shard %u from %u); retry when it is done",
                             mv->shard, m->shards[i]->id, m->shards[i]->split_from),
-                   -1;
+                   1;
     /* a node in retired may take the shard again: its log dropped the group's records
      * (rlog_drop_group) and it stays in retired, so its new replica starts empty */
     for (size_t i = 0; i < si->n_replicas; i++)

@@ -38,10 +38,11 @@ size_t shardmap_meta_nodes(const Shoal__ShardMap *m, const node_config_t *c, uin
 int shardmap_record_meta(Shoal__ShardMap *m, const node_config_t *c);
 
 /* move SHARD FROM TO: TO replaces FROM in replicas, FROM is listed as leaving. SHARD may be
- * SHOAL_META_GROUP once the map records its nodes (shardmap_record_meta). Refused for an
- * unknown shard or TO node, FROM == TO, FROM not holding the shard,
- * TO holding it, or a move of that shard still open. TO may be in the shard's retired list
- * (a node that deleted it): it stays there, so its new replica starts empty. */
+ * SHOAL_META_GROUP once the map records its nodes (shardmap_record_meta). Refused (-1) for
+ * an unknown shard or TO node, FROM == TO, FROM not holding the shard or TO holding it;
+ * put off (1: retry later) while a move of that shard is still open or it takes part in a
+ * split. TO may be in the shard's retired list (a node that deleted it): it stays there,
+ * so its new replica starts empty. */
 int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char *err,
                   size_t errlen);
 /* Cancels shard's open move: its FROM (leaving) takes TO's (arriving) place in replicas

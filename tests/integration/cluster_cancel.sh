@@ -4,7 +4,8 @@
 #   1. node 3 is down; shard 0's replica is moved from its leader to node 3, so the move
 #      stays open (node 3 is added as a learner that never catches up); the cancel puts the
 #      leader back and lists node 3 as leaving, the group removes the learner, and the map
-#      closes the move with shard 0 on its first three nodes again;
+#      closes the move with shard 0 on its first three nodes again (a second move of shard 0
+#      meanwhile is put off with exit 3);
 #   2. the same for the metadata group (move-replica meta 0 3, then --cancel meta);
 #   3. node 3 starts and holds no replica; bad --cancel input gets exit 2;
 #   4. a cancel after FROM already left the group's configuration: the metadata nodes hold
@@ -45,6 +46,15 @@ wait_version 2
 sleep 1 # the leader adds node 3 as a learner, which never catches up
 [ "$(placement_of 0)" = "$(echo 0 1 2 3 | tr ' ' '\n' | grep -vx "$L" | tr '\n' ' ' | sed 's/ $//')|$L" ] ||
     { echo "FAIL: open move: shard 0 placement '$(placement_of 0)'"; FAIL=1; }
+# another move of shard 0 while this one is open: put off (exit 3, retry later), not refused
+F=$(echo 0 1 2 | tr ' ' '\n' | grep -vx "$L" | head -n 1)
+for _ in $(seq 1 20); do
+    out=$(ctl move-replica 0 "$F" "$L" 2>&1); code=$?
+    echo "$out" | grep -q "already moving" && break
+    sleep 0.25
+done
+[ $code = 3 ] && echo "$out" | grep -q "already moving a replica" ||
+    { echo "FAIL: a second move of a moving shard: exit $code: $out"; FAIL=1; }
 retry_admin move-replica --cancel 0
 wait_version 4 # v3 the cancel, v4 the move closed once the learner was removed
 [ "$(placement_of 0)" = "0 1 2|" ] || { echo "FAIL: after the cancel: shard 0 placement '$(placement_of 0)'"; FAIL=1; }

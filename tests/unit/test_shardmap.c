@@ -85,6 +85,25 @@ static void expect_move_refused(Shoal__ShardMap *m, uint32_t shard, uint64_t fro
     free(before);
 }
 
+/* A move that must wait (busy, not bad input): 1, the reason in err, the map unchanged. */
+static void expect_move_busy(Shoal__ShardMap *m, uint32_t shard, uint64_t from, uint64_t to,
+                             const char *why)
+{
+    size_t len;
+    uint8_t *before = packed(m, &len);
+    Shoal__MoveReplicaRequest mv = SHOAL__MOVE_REPLICA_REQUEST__INIT;
+    mv.shard = shard;
+    mv.from_node = from;
+    mv.to_node = to;
+    char err[256] = "";
+    assert_int_equal(shardmap_move(m, &mv, err, sizeof err), 1);
+    if (!strstr(err, why))
+        fail_msg("move %u %" PRIu64 "->%" PRIu64 ": error \"%s\" does not say \"%s\"", shard, from,
+                 to, err, why);
+    assert_true(same_map(m, before, len));
+    free(before);
+}
+
 static void test_move(void **state)
 {
     (void)state;
@@ -102,7 +121,7 @@ static void test_move(void **state)
     assert_int_equal(s0->n_leaving, 1);
     assert_int_equal(s0->leaving[0], 1);
 
-    expect_move_refused(m, 0, 0, 1, "already moving");
+    expect_move_busy(m, 0, 0, 1, "already moving");
     expect_move_refused(m, 7, 0, 3, "no shard 7");
     expect_move_refused(m, 4294967295u, 0, 3, "metadata group"); /* not recorded yet */
     expect_move_refused(m, 1, 2, 2, "same node");
@@ -246,7 +265,7 @@ static void test_move_meta(void **state)
     /* while it moves, FROM still hosts it (keeps its data, gets move_done reports) */
     assert_int_equal(shardmap_meta_nodes(m, &c, ids, 8), 4);
     assert_true(shardmap_has(ids, 4, 0) && shardmap_has(ids, 4, 3));
-    expect_move_refused(m, SHOAL_META_GROUP, 1, 0, "already moving");
+    expect_move_busy(m, SHOAL_META_GROUP, 1, 0, "already moving");
     assert_int_equal(shardmap_remove_node(m, 0, ids, 4, err, sizeof err), -1);
     assert_non_null(strstr(err, "move-replica meta 0"));
 
@@ -370,6 +389,9 @@ static void test_split(void **state)
     assert_int_equal(id, 4);
     assert_int_equal(m->n_shards, 5);
     check_halves(m, was, n_was, 0, 4);
+    /* neither side of an open split moves a replica until it closes: busy, not bad input */
+    expect_move_busy(m, 0, 1, 3, "is splitting");
+    expect_move_busy(m, 4, 1, 3, "is splitting");
 
     expect_split_refused(m, 1, "still splitting from shard 0");
     assert_false(shardmap_close_split(m, 1)); /* not splitting */
