@@ -31,7 +31,7 @@ if(TARGET shoald)
   target_link_libraries(split_scanner PRIVATE shoal)
   cluster_script(cluster_move 300)
   # the metadata group moved off its leader under writes, its old host removed, a new host restarted
-  cluster_script(cluster_meta 90)
+  cluster_script(cluster_meta 180)
   # cancelling unfinished moves (a shard's and the metadata group's) under writes
   cluster_script(cluster_cancel 180)
   # a node stopped while deleting a replica moved away finishes the deletion at its start
