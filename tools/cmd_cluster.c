@@ -431,9 +431,12 @@ static char *broker_ep(const cl_opts_t *o)
     return zsys_sprintf("tcp://127.0.0.1:%" PRIu64, o->base_port);
 }
 
-/* The settings `up` wrote into every node's config, read back from node lo's. */
-static void load_settings(cl_opts_t *o, uint64_t lo)
+/* The settings `up` wrote into every node's config, read back from the lowest node's
+ * (for a restart to compare with what it was asked). */
+static void load_settings(cl_opts_t *o)
 {
+    uint64_t lo = 0, hi = 0;
+    node_cfg_range(o, &lo, &hi);
     char *path = path_of(o, "node-%" PRIu64 ".cfg", lo);
     zconfig_t *cfg = zconfig_load(path);
     zstr_free(&path);
@@ -478,7 +481,6 @@ static int load_layout(ctl_t *c, cl_opts_t *o)
         o->nodes = hi + 1;
     if (o->nodes > MAX_NODES)
         o->nodes = MAX_NODES;
-    load_settings(o, lo);
     return -1;
 }
 
@@ -659,8 +661,10 @@ static int cluster_up(ctl_t *c, cl_opts_t *o)
     int rc = again ? load_layout(c, o) : make_dirs(c, o);
     if (rc < 0)
         rc = check_not_running(c, o);
-    if (rc < 0 && again)
+    if (rc < 0 && again) {
+        load_settings(o);
         rc = same_shape(c, &asked, o);
+    }
     bool started = rc < 0;
     if (rc < 0)
         rc = again ? restart_nodes(c, o, shoald) : start_fresh(c, o, shoald);
