@@ -112,16 +112,16 @@ size_t leader_balance_assign(const Shoal__ShardMap *m, const uint64_t *meta, siz
 
 /* ---- the decision -------------------------------------------------------------------- */
 
-/* Long against an election (200 ms by default): on a loaded host elections come in bursts,
+/* Long against an election (500 ms by default): on a loaded host elections come in bursts,
  * and a hand-over at each would add to them. */
 uint64_t leader_balance_hold_ms(uint64_t election_ms)
 {
-    return election_ms * 10 > 2000 ? election_ms * 10 : 2000;
+    return election_ms * 4 > 2000 ? election_ms * 4 : 2000;
 }
 
 uint64_t leader_balance_base_ms(uint64_t election_ms)
 {
-    return election_ms * 20 > 4000 ? election_ms * 20 : 4000;
+    return election_ms * 8 > 4000 ? election_ms * 8 : 4000;
 }
 
 void leader_balance_observe(lb_state_t *gs, uint64_t term, uint64_t now_ms)

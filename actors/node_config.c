@@ -73,8 +73,8 @@ static void set_defaults(node_config_t *c)
     memset(c, 0, sizeof *c);
     strcpy(c->log_level, "info");
     c->tick_ms = 10;
-    c->election_ticks = 20;
-    c->heartbeat_ticks = 2;
+    c->election_ticks = 50;
+    c->heartbeat_ticks = 5;
     c->prevote = true;
     c->check_quorum = true;
     c->balance_leaders = true;

@@ -987,20 +987,25 @@ static void mark_snapshot(replica_t *r, uint64_t index)
 
 static void apply_deferred_snapshot(replica_t *r)
 {
-    if (r->snap_taken_pending) {
+    if (!r->snap_taken_pending || r->rd_out)
+        return;
+    raft_status_t st;
+    raft_status(r->raft, &st);
+    if (r->snap_taken_pending > st.applied)
+        return; /* applied ahead of the core (apply_ahead): its next ready catches it up */
+    if (r->snap_taken_pending > st.snapshot_index) /* else an installed one is newer */
         mark_snapshot(r, r->snap_taken_pending);
-        r->snap_taken_pending = 0;
-    }
+    r->snap_taken_pending = 0;
 }
 
-/* The core takes a mark after the ready it has out. */
+/* The core takes a mark once it counts the entries applied: after the ready it has out,
+ * and after the one that hands it what a leader applied from its own copy (apply_ahead);
+ * before that it refuses an index above its applied one. */
 static void take_mark(replica_t *r, uint64_t index)
 {
     r->snap_index = index;
-    if (r->rd_out)
-        r->snap_taken_pending = index;
-    else
-        mark_snapshot(r, index);
+    r->snap_taken_pending = index;
+    apply_deferred_snapshot(r);
 }
 
 /* The fsm made the engine durable up to job->applied (a mark, no file). */

@@ -309,7 +309,7 @@ static int write_configs(ctl_t *c, const cl_opts_t *o)
                     "node\n    id = %" PRIu64 "\n    endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
                     "    pub_endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
                     "    data_dir = \"%s/node-%" PRIu64 "\"\n"
-                    "raft\n    tick_ms = 10\n    election_ticks = 20\n    heartbeat_ticks = 2\n"
+                    "raft\n    tick_ms = 10\n    election_ticks = 50\n    heartbeat_ticks = 5\n"
                     "    prevote = 1\n    check_quorum = 1\n"
                     "    # every node of this cluster runs on this host, on one clock, so a\n"
                     "    # leader may answer linearizable reads from its lease (no heartbeat\n"

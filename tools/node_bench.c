@@ -82,7 +82,7 @@ static void write_config(bench_t *b, int i)
             "    log_level = \"warning\"\n",
             i, b->port[i], b->pub[i], b->dir, i);
     fprintf(f,
-            "raft\n    tick_ms = 10\n    election_ticks = 20\n    heartbeat_ticks = 2\n"
+            "raft\n    tick_ms = 10\n    election_ticks = 50\n    heartbeat_ticks = 5\n"
             "    quiesce_ticks = %d\n",
             b->quiesce);
     fprintf(f, "storage\n    fsync = \"%s\"\n    snapshot_entries = 100000\n", b->fsync);

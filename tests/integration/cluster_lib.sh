@@ -29,6 +29,7 @@ replicas_of() { # the replica nodes of shard $1, sorted
 # began; returns 1 if it timed out.
 wait_balanced() {
     local deadline=$(( $(date +%s) + $1 )) start=$(date +%s) prev="" since=0 cur
+    rm -f "$DIR/balanced"
     while [ "$(date +%s)" -lt "$deadline" ]; do
         cur=$(status_py "
 nodes = set(int(x) for x in '${2:-}'.split())
@@ -45,6 +46,7 @@ print(sorted(lead.items()) if max(counts) - min(counts) <= 1 else 'uneven')" 2>/
             prev=$cur
             since=$(date +%s)
         elif [ "$cur" != none ] && [ "$cur" != uneven ] && [ $(( $(date +%s) - since )) -ge 3 ]; then
+            echo "$cur" >"$DIR/balanced" # the steady view, for checks on that same view
             echo $(( since - start ))
             return 0
         fi

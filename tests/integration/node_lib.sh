@@ -58,8 +58,8 @@ cluster_init() {
             echo "    data_dir = \"$DIR/node-$i\""
             echo "raft"
             echo "    tick_ms = 10"
-            echo "    election_ticks = ${ELECTION_TICKS:-20}"
-            echo "    heartbeat_ticks = 2"
+            echo "    election_ticks = ${ELECTION_TICKS:-50}"
+            echo "    heartbeat_ticks = ${HEARTBEAT_TICKS:-5}"
             # leader balancing off: these tests find a group's leader and then act on it
             # (kill, pause, read its events); balancing would move it meanwhile. It is
             # tested on by cluster_balance, cluster_move, cluster_meta and chaos_cluster.
