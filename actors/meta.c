@@ -263,8 +263,7 @@ void meta_admin(node_t *n, zframe_t *identity, const Shoal__AdminRequest *req)
             snprintf(err, sizeof err, "out of memory");
         else
             rc = shardmap_move(m, req->move, err, sizeof err);
-    }
-    else if (req->op_case == SHOAL__ADMIN_REQUEST__OP_ADD_NODE && req->add_node)
+    } else if (req->op_case == SHOAL__ADMIN_REQUEST__OP_ADD_NODE && req->add_node)
         rc = shardmap_add_node(m, req->add_node, err, sizeof err);
     else if (req->op_case == SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE && req->remove_node)
         rc = shardmap_remove_node(m, req->remove_node->node_id, meta, n_meta, err, sizeof err);
@@ -320,8 +319,9 @@ void meta_move_done(node_t *n, const Shoal__MoveDone *md)
 /* ---- pushing the map ---------------------------------------------------------------- */
 
 /* The whole map goes out after a change and every FULL_PUSH_MS (a node that was down or
- * just added gets it); in between only its version (a ShardMap without shards), which
- * keeps nodes fresh (placement.h) for a few bytes whatever the map's size. */
+ * just added gets it, and so do the removed ones: placement.c, mark_removed); in between only its
+ * version (a ShardMap without shards), which keeps nodes fresh (placement.h) for a few bytes
+ * whatever the map's size. */
 static void push(node_t *n)
 {
     placement_t *p = n->place;
@@ -337,6 +337,8 @@ static void push(node_t *n)
     for (size_t i = 0; i < p->map->n_nodes; i++)
         if (p->map->nodes[i]->id != n->cfg->id)
             placement_send_oneway(n, p->map->nodes[i]->id, &req);
+    for (size_t i = 0; full && i < p->map->n_removed; i++) /* so that they learn it and stop */
+        placement_send_oneway(n, p->map->removed[i]->id, &req);
     if (full) {
         p->full_push_ms = now;
         p->pushed_version = p->map->version;

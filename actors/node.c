@@ -702,6 +702,10 @@ static int pump(node_t *n)
         zstr_send(n->pipe, "FATAL");
         return -1;
     }
+    if (n->left) {
+        zstr_send(n->pipe, "LEFT");
+        return -1;
+    }
     return n->stopping ? -1 : 0;
 }
 
@@ -1065,6 +1069,25 @@ static int mkdirs(const char *path)
     return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* DATA/removed: a shard map took this node out of the cluster (placement.c). */
+static int refuse_removed(const node_config_t *c, char *err, size_t errlen)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/removed", c->data_dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    unsigned long long version = 0;
+    if (fscanf(f, "%llu", &version) != 1)
+        version = 0;
+    fclose(f);
+    snprintf(err, errlen,
+             "node %llu was removed from the cluster (shard map version %llu); to bring id %llu "
+             "back, empty %.300s and register it again with `shoalctl add-node`",
+             (unsigned long long)c->id, version, (unsigned long long)c->id, c->data_dir);
+    return -1;
+}
+
 /* DATA/node.id names the node that owns the directory; another node refuses it. */
 static int claim_data_dir(const node_config_t *c, char *err, size_t errlen)
 {
@@ -1073,6 +1096,8 @@ static int claim_data_dir(const node_config_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "%.300s: cannot create: %s", c->data_dir, strerror(errno));
         return -1;
     }
+    if (refuse_removed(c, err, errlen) != 0)
+        return -1;
     snprintf(path, sizeof path, "%s/node.id", c->data_dir);
     FILE *f = fopen(path, "r");
     if (f) {
@@ -1177,8 +1202,7 @@ static int start(node_t *n, char *err, size_t errlen)
     if (placement_init(n, err, errlen) != 0)
         return -1;
     const Shoal__ShardMap *m = n->place->map;
-    for (size_t i = 0; i < m->n_nodes; i++)
-        transport_add_peer(n->transport, m->nodes[i]->id, m->nodes[i]->endpoint);
+    placement_connect(n);
     for (size_t i = 0; i < m->n_shards; i++)
         if (placement_hosts(n, m->shards[i]->id) && !split_node_host(n, m->shards[i]) &&
             add_replica(n, m->shards[i]->id, NULL, err, errlen))

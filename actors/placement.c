@@ -98,6 +98,28 @@ static int map_store(const node_t *n, const Shoal__ShardMap *m)
     return rc;
 }
 
+/* DATA/removed records that a map took this node out (remove-node): the node stops once
+ * its replicas are dropped and refuses to start again (node.c), as an etcd member removed
+ * from its cluster does. Written before the map that removes it is stored, so a crash in
+ * between still finds the node removed. */
+static void mark_removed(node_t *n, uint64_t version)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/removed", n->cfg->data_dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    char line[32];
+    int len = snprintf(line, sizeof line, "%" PRIu64 "\n", version);
+    if (fd < 0 || write(fd, line, (size_t)len) != len || fdatasync(fd) != 0)
+        zsys_warning("node %" PRIu64 ": cannot write %s: %s (it stops anyway)", n->cfg->id, path,
+                     strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    n->place->removed = true;
+    zsys_info("node %" PRIu64 ": removed from the cluster by shard map version %" PRIu64
+              "; stopping once its replicas are dropped",
+              n->cfg->id, version);
+}
+
 static int map_load(const node_t *n, Shoal__ShardMap **out, char *err, size_t errlen)
 {
     char path[1100];
@@ -118,12 +140,16 @@ static int map_load(const node_t *n, Shoal__ShardMap **out, char *err, size_t er
     return 0;
 }
 
-static void connect_nodes(node_t *n)
+void placement_connect(node_t *n)
 {
     const Shoal__ShardMap *m = n->place->map;
     for (size_t i = 0; i < m->n_nodes; i++)
         if (m->nodes[i]->endpoint && m->nodes[i]->endpoint[0])
             transport_add_peer(n->transport, m->nodes[i]->id, m->nodes[i]->endpoint);
+    for (size_t i = 0; i < m->n_removed; i++) /* the metadata leader tells them they left */
+        if (m->removed[i]->endpoint && m->removed[i]->endpoint[0] &&
+            m->removed[i]->id != n->cfg->id)
+            transport_add_peer(n->transport, m->removed[i]->id, m->removed[i]->endpoint);
 }
 
 /* A replica deletion cut short by a crash left DATA/<name>.deleted: finish it. */
@@ -249,6 +275,10 @@ void placement_adopt(node_t *n, const Shoal__ShardMap *map, bool from_leader)
     Shoal__ShardMap *c = shardmap_copy(map);
     if (!c)
         return;
+    /* only a map after one that listed this node removes it: a joining node is not listed
+     * until add-node registers it */
+    if (shardmap_node(p->map, n->cfg->id) && !shardmap_node(c, n->cfg->id))
+        mark_removed(n, c->version);
     /* durable before acted on: a restart must host what this map places here */
     if (map_store(n, c) != 0) {
         zsys_error("node %" PRIu64 ": cannot write %s/shardmap; stopping", n->cfg->id,
@@ -263,7 +293,7 @@ void placement_adopt(node_t *n, const Shoal__ShardMap *map, bool from_leader)
     p->map = c;
     if (from_leader)
         p->fresh_ms = zclock_mono();
-    connect_nodes(n);
+    placement_connect(n);
     char detail[64];
     snprintf(detail, sizeof detail, "shard map version %" PRIu64, c->version);
     events_raft_simple(n->events, SHOAL__RAFT_EVENT_TYPE__EV_MEMBERSHIP_CHANGED, SHOAL_META_GROUP,
@@ -555,6 +585,10 @@ void placement_sweep(node_t *n)
     if (!n->place || n->stopping || n->fatal)
         return;
     follow_hosting(n);
+    if (n->place->removed && n->n_replicas == 0 && n->place->n_dropping == 0) {
+        n->left = true;
+        return;
+    }
     bool fresh = zclock_mono() - n->place->fresh_ms < FRESH_MS;
     for (size_t i = 0; fresh && i < n->n_replicas; i++) {
         replica_t *r = n->replicas[i];

@@ -62,12 +62,16 @@ struct placement_t {
      * in flight: not opened again until both are done (the engine's folder is in use) */
     uint32_t *dropping;
     size_t n_dropping;
+    bool removed; /* a map dropped this node (remove-node): it stops once nothing is held */
     struct leader_balance *balance; /* leader_balance.h; NULL: raft/balance_leaders = 0 */
 };
 
 /* Loads DATA/shardmap, or the bootstrap map (version 1) computed from the config. */
 int placement_init(node_t *n, char *err, size_t errlen);
 void placement_destroy(node_t *n);
+/* Connects the transport to every node of the map, and to the removed ones (meta.c tells
+ * them they left). */
+void placement_connect(node_t *n);
 /* Whether this node should hold a replica of group now (the metadata group: ShardMap.meta,
  * else the bootstrap metadata nodes). */
 bool placement_hosts(const node_t *n, uint32_t group);

@@ -106,6 +106,7 @@ struct node_t {
     uint64_t snaps_out;
     bool fatal;
     bool stopping;
+    bool left; /* removed from the map and its replicas dropped: stops (placement.c) */
     bool debug;
     uint64_t last_heard[NODE_MAX_NODES]; /* zclock_mono of the last frame from each node */
     placement_t *place;                  /* the shard map and its changes (placement.h) */

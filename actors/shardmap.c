@@ -45,6 +45,12 @@ Shoal__ShardMap *shardmap_decode(const uint8_t *buf, size_t len)
         (m->meta->id != SHOAL_META_GROUP || m->meta->n_replicas == 0 || m->meta->n_points ||
          m->meta->splitting))
         shardmap_free(&m);
+    /* removed nodes are each sent the map: ids a node can have, each once at most */
+    if (m && m->n_removed > NODE_MAX_NODES)
+        shardmap_free(&m);
+    for (size_t i = 0; m && i < m->n_removed; i++)
+        if (m->removed[i]->id >= NODE_MAX_NODES)
+            shardmap_free(&m);
     return m;
 }
 
@@ -262,6 +268,16 @@ int shardmap_cancel_move(Shoal__ShardMap *m, uint32_t shard, char *err, size_t e
     return 0;
 }
 
+static void forget_removed(Shoal__ShardMap *m, uint64_t id)
+{
+    for (size_t i = 0; i < m->n_removed; i++)
+        if (m->removed[i]->id == id) {
+            shoal__node_info__free_unpacked(m->removed[i], NULL);
+            m->removed[i] = m->removed[--m->n_removed];
+            return;
+        }
+}
+
 int shardmap_add_node(Shoal__ShardMap *m, const Shoal__AddNodeRequest *an, char *err, size_t errlen)
 {
     const Shoal__NodeInfo *ni = an->node;
@@ -292,6 +308,7 @@ int shardmap_add_node(Shoal__ShardMap *m, const Shoal__AddNodeRequest *an, char 
         free(add);
         return snprintf(err, errlen, "out of memory"), -1;
     }
+    forget_removed(m, ni->id); /* the id returns */
     shoal__node_info__init(add);
     add->id = ni->id;
     add->endpoint = strdup(ni->endpoint);
@@ -321,9 +338,13 @@ int shardmap_remove_node(Shoal__ShardMap *m, uint64_t id, const uint64_t *meta, 
                             id, si->id),
                    -1;
     }
+    Shoal__NodeInfo **gone = realloc(m->removed, (m->n_removed + 1) * sizeof *gone);
+    if (!gone)
+        return snprintf(err, errlen, "out of memory"), -1;
+    m->removed = gone;
     for (size_t i = 0; i < m->n_nodes; i++)
         if (m->nodes[i]->id == id) {
-            shoal__node_info__free_unpacked(m->nodes[i], NULL);
+            m->removed[m->n_removed++] = m->nodes[i];
             memmove(m->nodes + i, m->nodes + i + 1, (m->n_nodes - i - 1) * sizeof *m->nodes);
             m->n_nodes--;
             break;

@@ -1,7 +1,8 @@
 /* shoald.c - the Shoal node daemon: `shoald --config FILE`.
  *
  * Loads the ZPL configuration (docs/OPERATIONS.md), starts the node actor and waits for
- * SIGTERM or SIGINT, then stops it cleanly (exit 0). Exit 1 when the node cannot start or
+ * SIGTERM or SIGINT, then stops it cleanly (exit 0); also once a shard map removed the
+ * node from the cluster and its replicas are dropped (exit 0). Exit 1 when the node cannot start or
  * stops on a fatal error, 2 on bad usage or a bad config. Logs go to stderr through zsys. */
 #include <czmq.h>
 #include <signal.h>
@@ -51,10 +52,12 @@ int main(int argc, char **argv)
     char *status = zstr_recv(node);
     int rc = status && streq(status, "READY") ? 0 : 1;
     zstr_free(&status);
-    while (rc == 0 && !zsys_interrupted) {
+    bool left = false;
+    while (rc == 0 && !left && !zsys_interrupted) {
         char *msg = zstr_recv(node); /* NULL when a signal interrupts the wait */
         if (msg && streq(msg, "FATAL"))
             rc = 1;
+        left = msg && streq(msg, "LEFT");
         zstr_free(&msg);
     }
     /* A second SIGTERM (`shoalctl cluster down` sends one, then another while it waits)
@@ -65,6 +68,7 @@ int main(int argc, char **argv)
     signal(SIGINT, SIG_IGN);
     zactor_destroy(&node);
     if (rc == 0)
-        zsys_info("node %llu: stopped cleanly", (unsigned long long)cfg.id);
+        zsys_info("node %llu: %s", (unsigned long long)cfg.id,
+                  left ? "left the cluster; stopped cleanly" : "stopped cleanly");
     return rc;
 }

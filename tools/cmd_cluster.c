@@ -397,7 +397,17 @@ static void last_log_line(const char *log, char *out, size_t cap)
     out[strcspn(out, "\n")] = 0;
 }
 
-/* A started process died: name it, with its last log line. */
+static bool node_file(const cl_opts_t *o, uint64_t i, const char *name)
+{
+    char *f = zsys_sprintf("%s/node-%" PRIu64 "/%s", o->dir, i, name);
+    bool there = access(f, F_OK) == 0;
+    zstr_free(&f);
+    return there;
+}
+
+/* A started process died: name it, with its last log line. A node removed from the map
+ * while it was down learns so from the metadata group and leaves (exit 0, DATA/removed):
+ * not a failure of `up`. */
 static int check_children(ctl_t *c, const cl_opts_t *o)
 {
     int st;
@@ -412,6 +422,15 @@ static int check_children(ctl_t *c, const cl_opts_t *o)
         zstr_free(&pidf);
         if (pid != dead)
             continue;
+        if (!broker && WIFEXITED(st) && WEXITSTATUS(st) == 0 && node_file(o, i, "removed")) {
+            fprintf(stderr,
+                    "shoalctl cluster up: node %" PRIu64 " left: it was removed from the cluster\n",
+                    i);
+            char *gone = path_of(o, "pids/node-%" PRIu64 ".pid", i);
+            unlink(gone);
+            zstr_free(&gone);
+            return -1;
+        }
         char *log = broker ? zsys_sprintf("%s/logs/broker.log", o->dir)
                            : path_of(o, "logs/node-%" PRIu64 ".log", i);
         char why[512];
@@ -584,23 +603,23 @@ static int same_shape(ctl_t *c, const cl_opts_t *asked, const cl_opts_t *o)
 
 /* Starts every node of the existing cluster in o->dir, the added ones too. A node whose
  * data folder is gone (removed and wiped) stays stopped: started empty, a bootstrap node
- * would make up a fresh store of its own. */
+ * would make up a fresh store of its own. So does a node removed from the map (it marks
+ * its folder, and shoald refuses to start it). */
 static int restart_nodes(ctl_t *c, const cl_opts_t *o, const char *bin)
 {
     int rc = -1;
     for (uint64_t i = 0; rc < 0 && i < o->nodes; i++) {
         if (!has_node_cfg(o, i))
             continue;
-        char *idf = path_of(o, "node-%" PRIu64 "/node.id", i);
-        bool data = access(idf, F_OK) == 0;
-        zstr_free(&idf);
-        if (data)
+        const char *why = !node_file(o, i, "node.id")  ? "holds no data"
+                          : node_file(o, i, "removed") ? "was removed from the cluster"
+                                                       : NULL;
+        if (!why)
             rc = start_node(c, o, bin, i);
         else
             fprintf(stderr,
-                    "shoalctl cluster up: node %" PRIu64 " left stopped: %s/node-%" PRIu64
-                    " holds no data\n",
-                    i, o->dir, i);
+                    "shoalctl cluster up: node %" PRIu64 " left stopped: %s/node-%" PRIu64 " %s\n",
+                    i, o->dir, i, why);
     }
     return rc;
 }

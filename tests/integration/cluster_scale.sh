@@ -8,10 +8,13 @@
 #   3. node 3 is drained, removed and stopped; its id returns at a new address with an
 #      empty folder and gets its share again (broker and nodes follow the new address);
 #   4. `drain-node 0` empties node 0 (its data replicas and its metadata replica), after
-#      which `remove-node 0` is accepted and node 0 is stopped;
+#      which `remove-node 0` is accepted; node 0 stops by itself, marks its folder and
+#      refuses to start again;
 #   5. node 4 joins, node 1 is killed and, while down, drained onto it and removed;
 # then every acknowledged write must read back with its value, the data must still be
-# served by the nodes left, and bad input must get exit 2.
+# served by the nodes left, and bad input must get exit 2;
+#   6. `cluster down` and `cluster up` again: node 0 stays stopped, node 1 starts, learns
+#      it was removed and leaves, and the data is served by nodes 2, 3 and 4.
 source "$(dirname "$0")/cluster_lib.sh"
 
 cl_up 3 4 3
@@ -101,7 +104,17 @@ grep -q "the metadata group from node 0" "$DIR/drain.out" ||
 [ "$(holds_any 0)" = False ] || { echo "FAIL: node 0 still holds replicas: $(ctl status)"; FAIL=1; }
 [ "$(per_node)" = "0:0 1:4 2:4 3:4" ] || { echo "FAIL: after the drain: $(per_node)"; FAIL=1; }
 retry_admin remove-node 0
-ctl cluster stop-node --dir "$DIR" 0 >/dev/null
+# a removed node stops by itself, marks its folder, and refuses to start again
+P0=$(cat "$DIR/pids/node-0.pid")
+for _ in $(seq 1 100); do kill -0 "$P0" 2>/dev/null || break; sleep 0.2; done
+kill -0 "$P0" 2>/dev/null && { echo "FAIL: node 0 still runs 20 s after its removal"; FAIL=1; }
+grep -q "node 0: removed from the cluster by shard map version" "$DIR/logs/node-0.log" &&
+    grep -q "left the cluster; stopped cleanly" "$DIR/logs/node-0.log" && [ -f "$DIR/node-0/removed" ] ||
+    { echo "FAIL: node 0 did not leave cleanly with its folder marked: $(tail -n 3 "$DIR/logs/node-0.log")"; FAIL=1; }
+[ "$(ctl cluster stop-node --dir "$DIR" 0)" = "node 0 was not running" ] || { echo "FAIL: node 0 still running"; FAIL=1; }
+err=$(ctl cluster start-node --dir "$DIR" 0 2>&1) && { echo "FAIL: a removed node started again"; FAIL=1; }
+echo "$err" | grep -q "node 0 was removed from the cluster (shard map version" ||
+    { echo "FAIL: unclear refusal to start a removed node: '$err'"; FAIL=1; }
 
 # ---- 5. a dead node is replaced: node 4 joins, node 1 is killed, drained while down ------
 ctl cluster add-node --dir "$DIR" >/dev/null || { echo "FAIL: cluster add-node (node 4)"; FAIL=1; }
@@ -119,5 +132,23 @@ for _ in $(seq 1 50); do # every shard served by the three nodes left
 done
 check "put after the drain" ctl put scale-k scale-v
 [ "$(ctl get scale-k)" = scale-v ] || { echo "FAIL: get after the drain"; FAIL=1; }
+
+# ---- 6. the whole cluster restarts from its folder --------------------------------------
+# node 0 (removed while running, its folder marked) stays stopped; node 1 (removed while
+# down) starts, learns it was removed and leaves; `up` succeeds with nodes 2, 3 and 4
+ctl cluster down --dir "$DIR" >/dev/null
+up_err=$(ctl cluster up --dir "$DIR" 2>&1 >/dev/null) || { echo "FAIL: cluster up again: $up_err"; FAIL=1; }
+echo "$up_err" | grep -q "node 0 left stopped: .* was removed from the cluster" ||
+    { echo "FAIL: up again does not say node 0 stays stopped: '$up_err'"; FAIL=1; }
+# gone: marked, and its pid file removed by `up` or its process ended
+node1_left() {
+    [ -f "$DIR/node-1/removed" ] &&
+        ! { [ -f "$DIR/pids/node-1.pid" ] && kill -0 "$(cat "$DIR/pids/node-1.pid")" 2>/dev/null; }
+}
+for _ in $(seq 1 100); do node1_left && break; sleep 0.2; done
+node1_left || { echo "FAIL: node 1 still runs 20 s after the restart"; FAIL=1; }
+[ -f "$DIR/node-1/removed" ] && grep -q "left the cluster; stopped cleanly" "$DIR/logs/node-1.log" ||
+    { echo "FAIL: node 1, removed while down, did not leave after the restart: $(tail -n 3 "$DIR/logs/node-1.log")"; FAIL=1; }
+[ "$(ctl get scale-k)" = scale-v ] || { echo "FAIL: get after the restart"; FAIL=1; }
 [ "$FAIL" = 0 ] && echo "PASS: cluster_scale"
 exit $FAIL

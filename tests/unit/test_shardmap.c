@@ -327,6 +327,18 @@ static void test_remove_node(void **state)
     assert_int_equal(shardmap_remove_node(m, 3, META, 3, err, sizeof err), 0);
     assert_null(shardmap_node(m, 3));
     assert_int_equal(m->n_nodes, 4);
+    /* kept as removed, with its address, so the metadata leader can tell it; through a copy
+     * (the map travels packed) */
+    Shoal__ShardMap *c = shardmap_copy(m);
+    assert_non_null(c);
+    assert_int_equal(c->n_removed, 1);
+    assert_int_equal(c->removed[0]->id, 3);
+    assert_non_null(c->removed[0]->endpoint);
+    shardmap_free(&c);
+    /* the id added again (any address) is no longer removed */
+    add(m, 3, "tcp://127.0.0.1:7130", "tcp://127.0.0.1:7131", 0, NULL);
+    assert_non_null(shardmap_node(m, 3));
+    assert_int_equal(m->n_removed, 0);
     shardmap_free(&m);
 }
 
