@@ -782,15 +782,58 @@ static int node_exited(ctl_t *c, const cl_opts_t *o, uint64_t id, const char *ho
     return rc;
 }
 
-/* Node id was just started: gives it a moment, then fails (exit 3, with its last log line)
- * if it exited at once; else -1 and its pid in *pid. */
-static int check_started(ctl_t *c, const cl_opts_t *o, uint64_t id, pid_t *pid)
+static long node_log_size(const cl_opts_t *o, uint64_t id)
 {
-    zclock_sleep(300);
+    char *log = path_of(o, "logs/node-%" PRIu64 ".log", id);
+    struct stat sb;
+    long size = stat(log, &sb) == 0 ? (long)sb.st_size : 0;
+    zstr_free(&log);
+    return size;
+}
+
+/* Whether node id's log, from byte `from` on, has the line the node writes once it
+ * serves (node_actor: "node N: serving K replicas on ..."). */
+static bool node_serving(const cl_opts_t *o, uint64_t id, long from)
+{
+    char *log = path_of(o, "logs/node-%" PRIu64 ".log", id);
+    FILE *f = fopen(log, "r");
+    zstr_free(&log);
+    if (!f)
+        return false;
+    char line[512], want[64];
+    snprintf(want, sizeof want, "node %" PRIu64 ": serving ", id);
+    bool found = false;
+    if (fseek(f, from, SEEK_SET) == 0)
+        while (!found && fgets(line, sizeof line, f))
+            found = strstr(line, want) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* Node id was just started, its log then `log_from` bytes long: waits until it serves,
+ * and fails (exit 3, with its last log line) if it exits first (a bad config, a removed
+ * node: a loaded host can take seconds to get there). -1 and its pid in *pid when it
+ * serves, or still starts after the timeout (a long log replay; a note says so). */
+static int check_started(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_from, pid_t *pid)
+{
     char *pidf = path_of(o, "pids/node-%" PRIu64 ".pid", id);
     *pid = read_pid(pidf);
     zstr_free(&pidf);
-    return exited(*pid) ? node_exited(c, o, id, "at once") : -1;
+    int64_t wait_ms = c->timeout_set ? c->timeout_ms : 60000;
+    int64_t deadline = zclock_mono() + wait_ms;
+    while (!node_serving(o, id, log_from)) {
+        if (exited(*pid))
+            return node_exited(c, o, id, "during start-up");
+        if (zclock_mono() >= deadline || zsys_interrupted) {
+            fprintf(stderr,
+                    "shoalctl cluster: node %" PRIu64 " still starting after %" PRId64
+                    " ms (see logs/node-%" PRIu64 ".log)\n",
+                    id, wait_ms, id);
+            break;
+        }
+        zclock_sleep(50);
+    }
+    return -1;
 }
 
 static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
@@ -809,12 +852,13 @@ static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
     char *shoald = find_bin("shoald", "actors");
     if (!shoald)
         return ctl_fail(c, EXIT_UNAVAIL, "cannot find shoald (build it, or set SHOAL_BIN_DIR)");
+    long log_from = node_log_size(o, id);
     rc = start_node(c, o, shoald, id);
     zstr_free(&shoald);
     if (rc >= 0)
         return rc;
     pid_t pid;
-    if ((rc = check_started(c, o, id, &pid)) >= 0)
+    if ((rc = check_started(c, o, id, log_from, &pid)) >= 0)
         return rc;
     if (c->json)
         printf("{\"node\":%" PRIu64 ",\"pid\":%d}\n", id, (int)pid);
@@ -972,12 +1016,13 @@ static int cluster_add_node(ctl_t *c, cl_opts_t *o)
         else if (errno != EEXIST)
             rc = ctl_fail(c, EXIT_USAGE, "cannot create %s: %s", data, strerror(errno));
     }
+    long log_from = node_log_size(o, id);
     if (rc < 0) {
         rc = start_node(c, o, shoald, id);
         started = rc < 0;
     }
     if (rc < 0)
-        rc = check_started(c, o, id, &pid);
+        rc = check_started(c, o, id, log_from, &pid);
     if (rc < 0)
         rc = register_node(c, o, id, pid, ep, pub, c->timeout_set ? c->timeout_ms : 30000);
     if (rc >= 0) { /* undo, so that a retry starts clean */
