@@ -128,6 +128,22 @@ static uint64_t meta_guess(broker_t *b)
     return b->nodes[0].id;
 }
 
+uint64_t admin_meta_target(broker_t *b)
+{
+    return b->meta_leader != BROKER_NO_LEADER ? (uint64_t)b->meta_leader : meta_guess(b);
+}
+
+bool admin_is_map_change(const Shoal__AdminRequest *q)
+{
+    switch (q ? q->op_case : SHOAL__ADMIN_REQUEST__OP__NOT_SET) {
+    case SHOAL__ADMIN_REQUEST__OP_ADD_NODE:
+    case SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE:
+    case SHOAL__ADMIN_REQUEST__OP_MOVE:
+    case SHOAL__ADMIN_REQUEST__OP_ADD_SHARD: return true;
+    default: return false;
+    }
+}
+
 void admin_on_raft_event(broker_t *b, const uint8_t *data, size_t len, bool metrics)
 {
     Shoal__RaftEvent *ev = shoal__raft_event__unpack(NULL, len, data);
@@ -535,8 +551,11 @@ void admin_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f)
     case SHOAL__ADMIN_REQUEST__OP_REMOVE_NODE:
     case SHOAL__ADMIN_REQUEST__OP_MOVE:
     case SHOAL__ADMIN_REQUEST__OP_ADD_SHARD:
-        targets[n++] = b->meta_leader != BROKER_NO_LEADER ? (uint64_t)b->meta_leader
-                                                           : meta_guess(b);
+        /* a copy libshoal sent again while the broker still retries the first one would
+         * reach the metadata leader as a second change */
+        if (route_admin_in_flight(b, client, rid))
+            goto done;
+        targets[n++] = admin_meta_target(b);
         break;
     default:
         reply_error(b, client, rid, SHOAL_STATUS_BAD_REQUEST, "admin request has no operation");

@@ -27,7 +27,7 @@ typedef struct {
     uint32_t replicas;
     uint64_t rss_bytes, bytes_on_disk;
     uint64_t follower_reads; /* linearizable reads its replicas took as followers */
-    bool removed; /* no longer in the shard map (remove-node): kept for ids, not shown */
+    bool removed;            /* no longer in the shard map (remove-node): kept for ids, not shown */
     /* client requests of this loop turn, sent as one Frame{batch} at its end (node_out.c) */
     struct bqueued_t *q;
     size_t q_n, q_cap;
@@ -40,7 +40,7 @@ typedef struct {
     size_t n_replicas;
     uint64_t leaving[BROKER_MAX_REPLICAS]; /* replicas being moved away (map's leaving list) */
     size_t n_leaving;
-    bool splitting;      /* created by a split of split_from that is not closed yet */
+    bool splitting; /* created by a split of split_from that is not closed yet */
     uint32_t split_from;
     int64_t leader; /* node id, or BROKER_NO_LEADER */
     uint64_t term, commit, apply, size;
@@ -107,11 +107,11 @@ struct broker_t {
     ring_t *ring;
     uint64_t map_version;
     int64_t meta_leader;
-    bshard_t meta; /* the metadata group as its leader's status last showed it (leader:
-                    * meta_leader) */
+    bshard_t meta;          /* the metadata group as its leader's status last showed it (leader:
+                             * meta_leader) */
     size_t meta_guess_next; /* where the next guess at the metadata leader starts */
-    size_t change_topics; /* distinct "change/..." topics subscribed on the XPUB */
-    zhashx_t *pending;    /* id -> pending_t */
+    size_t change_topics;   /* distinct "change/..." topics subscribed on the XPUB */
+    zhashx_t *pending;      /* id -> pending_t */
     uint64_t next_id;
     Shoal__RaftEvent *recent[BROKER_RECENT];
     size_t recent_head, n_recent;
@@ -158,6 +158,9 @@ bool reroute_attempt(broker_t *b, pending_t *p, char *err, size_t errlen);
  * holds the SHOAL_ERR_MAP_CHANGED answer. */
 bool reroute_batch_waits(broker_t *b, const uint32_t *ids, size_t n, char *err, size_t errlen);
 void route_admin_response(broker_t *b, bnode_t *n, Shoal__Frame *f);
+/* Whether the client's admin request rid is still on its way (libshoal sends it again
+ * every second while it waits). */
+bool route_admin_in_flight(broker_t *b, zframe_t *client, uint64_t rid);
 void route_forward_admin(broker_t *b, zframe_t *client, Shoal__Frame *f, const uint64_t *nodes,
                          size_t n);
 void route_reply_error(broker_t *b, zframe_t *client, uint64_t rid, int status, const char *fmt,
@@ -172,6 +175,9 @@ void admin_check_liveness(broker_t *b);
 void admin_seen(broker_t *b, uint64_t node_id);
 void admin_set_leader(broker_t *b, bshard_t *s, int64_t leader, uint64_t term);
 void admin_destroy(broker_t *b);
+/* Where a shard-map change goes: the known metadata leader, else the next guess. */
+uint64_t admin_meta_target(broker_t *b);
+bool admin_is_map_change(const Shoal__AdminRequest *q);
 
 /* dashboard.c */
 int dashboard_drain(broker_t *b);

@@ -7,7 +7,9 @@
  * when the node says it is not the leader (at once to the hinted leader, else after a
  * short back-off at the next replica), when it is unavailable, when the send fails
  * (no live connection) and when it stays silent past attempt_timeout_ms. Nothing is held
- * past its deadline: the client then gets STATUS_TIMEOUT (or the last UNAVAILABLE).
+ * past its deadline: the client then gets STATUS_TIMEOUT (or the last UNAVAILABLE). A
+ * shard-map change answered NOT_LEADER by the node the broker took for the metadata leader
+ * goes on to the next guess the same way (the node refused it before proposing it).
  *
  * Scans go to every shard and batches to the shards of their keys ("fan-out": children
  * of a gather_t); their answers are merged when the last child is done. A batch is atomic
@@ -22,6 +24,9 @@
 #include "broker/shoal.h"
 
 #define HINT_FOLLOWS 8 /* immediate resends to hinted leaders before backing off */
+/* A map change that finds no metadata leader is answered this long before its deadline,
+ * so that a client whose timeout equals the broker's hears why. */
+#define ADMIN_GIVE_UP_EARLY_MS 250
 #define SCAN_DEFAULT 1000
 
 static void finish(broker_t *b, pending_t *p, Shoal__Frame *resp, int status, const char *err);
@@ -394,6 +399,26 @@ void route_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
     finish(b, p, f, r->status, NULL);
 }
 
+/* A map change could not be sent to node `to` (no live connection): try the next guess
+ * after the back-off, as after a NOT_LEADER answer. */
+static void map_change_unsent(broker_t *b, pending_t *p, uint64_t to)
+{
+    if (b->meta_leader == (int64_t)to)
+        b->meta_leader = BROKER_NO_LEADER;
+    p->attempt_deadline = 0;
+    p->last_status = SHOAL_STATUS_NOT_LEADER;
+    p->retry_at = zclock_mono() + backoff_ms(p->attempts);
+}
+
+static void meta_not_found(broker_t *b, pending_t *p)
+{
+    char line[128];
+    snprintf(line, sizeof line,
+             "no node led the metadata group within the deadline (%d attempts); retry",
+             p->attempts + 1);
+    finish(b, p, NULL, SHOAL_STATUS_UNAVAILABLE, line);
+}
+
 /* Admin answers forwarded to a node (the broker's own polls are handled by admin.c). */
 void route_admin_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
 {
@@ -403,10 +428,41 @@ void route_admin_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
         shoal_frame_free(&f);
         return;
     }
-    /* a metadata leader the broker believed in that says it is not one: guess next time */
-    if ((int)f->admin_resp->status == SHOAL_STATUS_NOT_LEADER && b->meta_leader == (int64_t)n->id)
-        b->meta_leader = BROKER_NO_LEADER;
+    if ((int)f->admin_resp->status == SHOAL_STATUS_NOT_LEADER && admin_is_map_change(p->admin)) {
+        /* a metadata leader the broker believed in that says it is not one: guess next time */
+        if (b->meta_leader == (int64_t)n->id)
+            b->meta_leader = BROKER_NO_LEADER;
+        /* The node refused before proposing anything (a proposal that loses its leader is
+         * answered UNAVAILABLE), so the change can go to the next guess until the deadline,
+         * as a write goes to the next replica: an election takes 0.5-1 s. */
+        int64_t at = zclock_mono() + backoff_ms(p->attempts);
+        shoal_frame_free(&f);
+        if (p->sent_to != (int64_t)n->id)
+            return; /* a late answer to an earlier attempt */
+        p->attempt_deadline = 0;
+        p->retry_at = at;
+        p->last_status = SHOAL_STATUS_NOT_LEADER;
+        if (at >= p->deadline - ADMIN_GIVE_UP_EARLY_MS) /* answered before the client gives up */
+            meta_not_found(b, p);
+        return;
+    }
     finish(b, p, f, f->admin_resp->status, f->admin_resp->error);
+}
+
+/* Sends a map change again, to the metadata leader the broker knows now or its next guess. */
+static void resend_map_change(broker_t *b, pending_t *p)
+{
+    uint64_t to = admin_meta_target(b);
+    bnode_t *node = broker_node(b, to);
+    p->retry_at = 0;
+    p->attempts++;
+    p->sent_to = (int64_t)to;
+    p->admin->request_id = p->id;
+    Shoal__Frame out = shoal_admin_frame(p->admin);
+    if (node && broker_send_frame(node->dealer, &out) == 0)
+        p->attempt_deadline = p->deadline;
+    else
+        map_change_unsent(b, p, to);
 }
 
 void route_sweep(broker_t *b)
@@ -424,8 +480,12 @@ void route_sweep(broker_t *b)
             due[n++] = p;
     for (size_t i = 0; i < n; i++) {
         pending_t *p = due[i];
-        if (now >= p->deadline) {
+        if (now >= p->deadline && p->admin && p->last_status == SHOAL_STATUS_NOT_LEADER) {
+            meta_not_found(b, p);
+        } else if (now >= p->deadline) {
             finish(b, p, NULL, SHOAL_STATUS_TIMEOUT, NULL);
+        } else if (p->admin && p->retry_at && now >= p->retry_at) {
+            resend_map_change(b, p);
         } else if (p->admin) {
             finish(b, p, NULL, SHOAL_STATUS_UNAVAILABLE, "node did not answer the admin request");
         } else if (p->retry_at && now >= p->retry_at) {
@@ -702,6 +762,15 @@ void route_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f)
 }
 
 /* Forwards an admin request (f taken) to the given nodes; one answer per node, merged. */
+bool route_admin_in_flight(broker_t *b, zframe_t *client, uint64_t rid)
+{
+    for (pending_t *p = zhashx_first(b->pending); p; p = zhashx_next(b->pending))
+        if (p->admin && p->gather && p->gather->client_rid == rid &&
+            zframe_eq(p->gather->client, client))
+            return true;
+    return false;
+}
+
 void route_forward_admin(broker_t *b, zframe_t *client, Shoal__Frame *f, const uint64_t *nodes,
                          size_t n)
 {
@@ -736,6 +805,10 @@ void route_forward_admin(broker_t *b, zframe_t *client, Shoal__Frame *f, const u
         f->admin_req->request_id = p->id;
         Shoal__Frame out = shoal_admin_frame(f->admin_req);
         if (!node || broker_send_frame(node->dealer, &out) != 0) {
+            if (admin_is_map_change(p->admin)) { /* a dead metadata leader: the next guess */
+                map_change_unsent(b, p, nodes[i]);
+                continue;
+            }
             char line[128];
             snprintf(line, sizeof line, "node %" PRIu64 " is not reachable", nodes[i]);
             finish(b, p, NULL, SHOAL_STATUS_UNAVAILABLE, line);

@@ -10,6 +10,8 @@
 #      and must host the metadata group from DATA/shardmap and its log: with node 1 then
 #      stopped, the metadata group (now nodes 1, 2, 3) needs node 3's vote to change the
 #      map, and add-node/remove-node must still succeed through a restarted broker;
+#   4. the metadata leader is killed and one bare `shoalctl add-node` right after succeeds
+#      (the broker finds the new leader itself);
 # then every acknowledged write must be readable with its value.
 source "$(dirname "$0")/cluster_lib.sh"
 
@@ -99,6 +101,21 @@ wait_version $((v + 2))
 grep -q "shard map version $((v + 2))" "$DIR/logs/node-3.log" ||
     { echo "FAIL: node 3 did not adopt map version $((v + 2))"; FAIL=1; }
 ctl cluster start-node --dir "$DIR" "$OTHER" >/dev/null || { echo "FAIL: restart node $OTHER"; FAIL=1; }
+
+# ---- 4. a bare map change right after the metadata leader was killed -------------------
+# The broker's guess is then dead (or, once it moved on, answers NOT_LEADER while the
+# others elect): the broker itself tries the next node until one leads, so one shoalctl
+# call, without retry_admin, succeeds.
+for _ in $(seq 1 50); do
+    ML2=$(status_py "print(st['meta']['leader'])" 2>/dev/null) && [ "${ML2:--1}" -ge 0 ] && break
+    sleep 0.2
+done
+ctl cluster stop-node --dir "$DIR" "$ML2" --kill >/dev/null
+check "add-node at once after the metadata leader $ML2 was killed" \
+    ctl add-node 6 "tcp://127.0.0.1:$((P5 + 2))" "tcp://127.0.0.1:$((P5 + 3))"
+ctl cluster start-node --dir "$DIR" "$ML2" >/dev/null || { echo "FAIL: restart node $ML2"; FAIL=1; }
+retry_admin remove-node 6
+wait_version $((v + 4))
 
 # ---- every acknowledged write is there ------------------------------------------------
 sleep 1

@@ -31,6 +31,8 @@ typedef struct {
     int duplicates;  /* writes seen again with a (client, seq) already applied */
     int requests[2]; /* client requests received per node */
     int batched;     /* of them, requests that came in a Frame{batch} */
+    int moves[2];    /* move-replica requests received per node */
+    int meta_down;   /* set: both nodes answer a map change NOT_LEADER (no metadata leader) */
     char ep[2][64], pub[2][64];
     zhashx_t *store;    /* key -> value (strings) */
     zhashx_t *sessions; /* "client:seq" -> "1" */
@@ -198,11 +200,18 @@ static void serve_admin(zsock_t *router, zframe_t *id, int me, Shoal__AdminReque
         r.cluster = &cs;
     } else if (q->op_case == SHOAL__ADMIN_REQUEST__OP_COMPACT) {
         r.status = SHOAL__STATUS__STATUS_OK;
+    } else if (q->op_case == SHOAL__ADMIN_REQUEST__OP_MOVE &&
+               (me != fake.leader || __atomic_load_n(&fake.meta_down, __ATOMIC_SEQ_CST))) {
+        /* as a node that does not lead the metadata group answers (actors/meta.c) */
+        __atomic_add_fetch(&fake.moves[me], 1, __ATOMIC_SEQ_CST);
+        r.status = SHOAL__STATUS__STATUS_NOT_LEADER;
+        r.error = (char *)"fake node: does not lead the metadata group";
     } else {
+        if (q->op_case == SHOAL__ADMIN_REQUEST__OP_MOVE)
+            __atomic_add_fetch(&fake.moves[me], 1, __ATOMIC_SEQ_CST);
         r.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
         r.error = (char *)"fake node: not supported";
     }
-    (void)me;
     Shoal__Frame f = SHOAL__FRAME__INIT;
     f.version = 1;
     f.body_case = SHOAL__FRAME__BODY_ADMIN_RESP;
@@ -526,9 +535,36 @@ static void test_admin_status(void **state)
     assert_int_equal(cl.map_version, 1);
     shoal_cluster_clear(&cl);
     assert_int_equal(shoal_admin_compact(c, -1, err, sizeof err), SHOAL_STATUS_OK);
+    shoal_destroy(&c);
+}
+
+/* A map change goes to the metadata leader; the broker does not know it here (no raft
+ * events), so its first guess is node 0, which answers NOT_LEADER: the broker tries the
+ * next node itself, and the client sees the leader's own answer. With no leader anywhere
+ * the client gets UNAVAILABLE within the deadline, naming the metadata group. */
+static void test_admin_map_change_finds_meta_leader(void **state)
+{
+    (void)state;
+    shoal_t *c = shoal_connect(broker_ep);
+    char err[256];
+    int before0 = __atomic_load_n(&fake.moves[0], __ATOMIC_SEQ_CST);
+    int before1 = __atomic_load_n(&fake.moves[1], __ATOMIC_SEQ_CST);
     assert_int_equal(shoal_admin_move_replica(c, 0, 0, 1, err, sizeof err),
-                     SHOAL_STATUS_BAD_REQUEST);
+                     SHOAL_STATUS_BAD_REQUEST); /* the leader's answer: it got there */
     assert_non_null(strstr(err, "not supported"));
+    assert_true(__atomic_load_n(&fake.moves[0], __ATOMIC_SEQ_CST) > before0);
+    assert_int_equal(__atomic_load_n(&fake.moves[1], __ATOMIC_SEQ_CST), before1 + 1);
+
+    __atomic_store_n(&fake.meta_down, 1, __ATOMIC_SEQ_CST);
+    int64_t t0 = zclock_mono();
+    assert_int_equal(shoal_admin_move_replica(c, 0, 0, 1, err, sizeof err),
+                     SHOAL_STATUS_UNAVAILABLE);
+    assert_non_null(strstr(err, "metadata group"));
+    assert_true(zclock_mono() - t0 < 10000);
+    __atomic_store_n(&fake.meta_down, 0, __ATOMIC_SEQ_CST);
+    /* and tried both nodes more than once meanwhile */
+    assert_true(__atomic_load_n(&fake.moves[0], __ATOMIC_SEQ_CST) > before0 + 2);
+    assert_true(__atomic_load_n(&fake.moves[1], __ATOMIC_SEQ_CST) > before1 + 2);
     shoal_destroy(&c);
 }
 
@@ -688,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_batch_and_scan_fan_out),
         cmocka_unit_test(test_async_pipelined),
         cmocka_unit_test(test_admin_status),
+        cmocka_unit_test(test_admin_map_change_finds_meta_leader),
         cmocka_unit_test(test_watch_dedupe_and_gap_fill),
         cmocka_unit_test(test_dashboard),
         cmocka_unit_test(test_config_read_from),
