@@ -26,11 +26,12 @@ print(' '.join(str(r['node']) for r in sorted(s['replicas'], key=lambda r: r['no
 }
 
 wait_leaders() {
-    for _ in $(seq 1 150); do
+    local end=$((SECONDS + 60))
+    while [ "$SECONDS" -lt "$end" ]; do
         status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) and st['meta']['leader'] >= 0 else 1)" 2>/dev/null && return 0
         sleep 0.2
     done
-    echo "FAIL: a group has no leader after 30 s: $(ctl status 2>&1)"
+    echo "FAIL: a group has no leader after 60 s: $(ctl status 2>&1)"
     FAIL=1
 }
 wait_leaders

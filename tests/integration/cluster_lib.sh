@@ -58,8 +58,11 @@ print(sorted(lead.items()) if max(counts) - min(counts) <= 1 else 'uneven')" 2>/
     echo "FAIL: leaders not balanced and steady within $1 s: $(ctl status 2>&1)"
     return 1
 }
-wait_version() { # map version >= $1
-    for _ in $(seq 1 150); do
+# The waits below are budgets of time, not of polls: a poll's own cost varies with the
+# host's load (it was 1.5 s under load with a pyenv python3) and must not set the budget.
+wait_version() { # map version >= $1, within 90 s
+    local end=$((SECONDS + 90))
+    while [ "$SECONDS" -lt "$end" ]; do
         [ "$(map_version 2>/dev/null || echo 0)" -ge "$1" ] && return 0
         sleep 0.2
     done

@@ -62,7 +62,8 @@ NL=$(meta_leader)
 # `status` shows the metadata group's new members and a leader among them
 want_meta=$(echo 0 1 2 3 | tr ' ' '\n' | grep -vx "$ML" | tr '\n' ' ' | sed 's/ $//')
 got_meta=""
-for _ in $(seq 1 50); do
+end=$((SECONDS + 45))
+while [ "$SECONDS" -lt "$end" ]; do
     got_meta=$(status_py "m=st['meta']; print(' '.join(str(r['node']) for r in sorted(m['replicas'], key=lambda r: r['node'])) if m['leader'] in [r['node'] for r in m['replicas']] else '')" 2>/dev/null)
     [ "$got_meta" = "$want_meta" ] && break
     sleep 0.2

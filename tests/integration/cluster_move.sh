@@ -30,8 +30,8 @@ done
 
 # Waits until the map reaches version $1 and shard $2 sits on nodes "$3" (sorted).
 wait_placement() {
-    local want_v=$1 shard=$2 want=$3 v r
-    for _ in $(seq 1 150); do
+    local want_v=$1 shard=$2 want=$3 v r end=$((SECONDS + 90))
+    while [ "$SECONDS" -lt "$end" ]; do
         v=$(map_version 2>/dev/null) && r=$(replicas_of "$shard" 2>/dev/null) &&
             [ "$v" -ge "$want_v" ] && [ "$r" = "$want" ] && return 0
         sleep 0.2

@@ -86,7 +86,8 @@ sed -i -e "0,/endpoint = .*/s//endpoint = \"tcp:\/\/127.0.0.1:$P3\"/" \
     -e "0,/pub_endpoint = .*/s//pub_endpoint = \"tcp:\/\/127.0.0.1:$((P3 + 1))\"/" "$DIR/node-3.cfg"
 ctl cluster start-node --dir "$DIR" 3 >/dev/null || { echo "FAIL: start the new node 3"; FAIL=1; }
 retry_admin add-node 3 "tcp://127.0.0.1:$P3" "tcp://127.0.0.1:$((P3 + 1))"
-for _ in $(seq 1 50); do
+end=$((SECONDS + 45))
+while [ "$SECONDS" -lt "$end" ]; do
     status_py "sys.exit(0 if [n for n in st['nodes'] if n['id'] == 3 and n['up'] and n['endpoint'].endswith(':$P3')] else 1)" \
         2>/dev/null && break
     sleep 0.2
@@ -125,7 +126,8 @@ ctl drain-node 1 >"$DIR/drain1.out" ||
 retry_admin remove-node 1
 
 cl_check_writers "two rebalances, four drains (one of a dead node) and a node's return"
-for _ in $(seq 1 50); do # every shard served by the three nodes left
+end=$((SECONDS + 45))
+while [ "$SECONDS" -lt "$end" ]; do # every shard served by the three nodes left
     status_py "sys.exit(0 if all(s['leader'] in (2, 3, 4) for s in st['shards']) and st['meta']['leader'] in (2, 3, 4) else 1)" \
         2>/dev/null && break
     sleep 0.2

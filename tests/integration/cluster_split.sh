@@ -28,7 +28,8 @@ done
 
 # Waits until shard $1 is listed with a leader and the map reached version $2.
 wait_serving() {
-    for _ in $(seq 1 150); do
+    local end=$((SECONDS + 90))
+    while [ "$SECONDS" -lt "$end" ]; do
         status_py "sys.exit(0 if st['map_version'] >= $2 and any(s['id'] == $1 and s['leader'] >= 0 for s in st['shards']) else 1)" \
             2>/dev/null && return 0
         sleep 0.2
@@ -193,7 +194,8 @@ total=$(wc -l <"$DIR/scan")
 status_py "sys.exit(0 if sorted(s['id'] for s in st['shards'] if s['leader'] >= 0) == [0, 1, 2, 3, 4] else 1)" ||
     { echo "FAIL: status does not show shards 0-4 with a leader"; ctl status; FAIL=1; }
 # node $F (filled by snapshot) leads shard 4: the same keys and values must come back
-for _ in $(seq 1 50); do
+end=$((SECONDS + 45))
+while [ "$SECONDS" -lt "$end" ]; do
     [ "$(leader_of 4)" = "$F" ] && break
     ctl transfer-leader 4 "$F" >/dev/null 2>&1
     sleep 0.2
