@@ -17,18 +17,25 @@ DIR=$(mktemp -d /tmp/shoal-node-test.XXXXXX)
 declare -a PIDS PORTS
 N=0
 
-# A free port below the kernel's ephemeral range (32768+), so that no outgoing connection
-# of another process takes it between this check and the node's bind.
-free_port() {
-    python3 -c '
-import random, socket
-while True:
+# COUNT distinct free ports below the kernel's ephemeral range (32768+), so that no
+# outgoing connection of another process takes one between this check and the node's
+# bind. One call for all: ports drawn one call at a time could repeat (a node then failed
+# to bind its neighbour's port).
+free_ports() {
+    python3 - "$1" <<'PY'
+import random, socket, sys
+want, got = int(sys.argv[1]), []
+while len(got) < want:
     p = random.randrange(20000, 32000)
+    if p in got:
+        continue
     s = socket.socket()
     try:
-        s.bind(("127.0.0.1", p)); print(p); break
+        s.bind(("127.0.0.1", p)); got.append(p)
     except OSError: pass
-    finally: s.close()'
+    finally: s.close()
+print(" ".join(map(str, got)))
+PY
 }
 
 cluster_cleanup() {
@@ -51,7 +58,9 @@ trap cluster_cleanup EXIT
 cluster_init() {
     N=$1
     local shards=$2 extra=${3:-}
-    for ((i = 0; i < N; i++)); do PORTS[$i]=$(free_port); PORTS[$((i + 100))]=$(free_port); done
+    local ports
+    read -r -a ports <<<"$(free_ports $((2 * N)))"
+    for ((i = 0; i < N; i++)); do PORTS[$i]=${ports[$i]}; PORTS[$((i + 100))]=${ports[$((N + i))]}; done
     for ((i = 0; i < N; i++)); do
         {
             echo "node"
