@@ -25,6 +25,13 @@ s = st['meta'] if '$1' == 'meta' else [s for s in st['shards'] if s['id'] == $1]
 print(' '.join(str(r['node']) for r in sorted(s['replicas'], key=lambda r: r['node'])) + '|' + ' '.join(map(str, s['leaving'])))"
 }
 
+# Waits (15 s) until placement_of $1 is $2. The metadata row's members come from its
+# leader's status, polled by the broker every 500 ms, so they trail the map's version.
+wait_placement_is() {
+    local end=$((SECONDS + 15))
+    while [ "$SECONDS" -lt "$end" ] && [ "$(placement_of "$1")" != "$2" ]; do sleep 0.2; done
+}
+
 wait_leaders() {
     local end=$((SECONDS + 60))
     while [ "$SECONDS" -lt "$end" ]; do
@@ -58,6 +65,7 @@ done
     { echo "FAIL: a second move of a moving shard: exit $code: $out"; FAIL=1; }
 retry_admin move-replica --cancel 0
 wait_version 4 # v3 the cancel, v4 the move closed once the learner was removed
+wait_placement_is 0 "0 1 2|"
 [ "$(placement_of 0)" = "0 1 2|" ] || { echo "FAIL: after the cancel: shard 0 placement '$(placement_of 0)'"; FAIL=1; }
 grep -hq "shard 0: configuration change: remove node 3" "$DIR"/logs/node-*.log ||
     { echo "FAIL: no node removed node 3's learner from shard 0"; FAIL=1; }
@@ -68,6 +76,7 @@ wait_version 5
 sleep 1
 retry_admin move-replica --cancel meta
 wait_version 7
+wait_placement_is meta "0 1 2|"
 [ "$(placement_of meta)" = "0 1 2|" ] || { echo "FAIL: after the cancel: metadata placement '$(placement_of meta)'"; FAIL=1; }
 
 # ---- 3. node 3 comes back and holds nothing; bad input ---------------------------------
@@ -112,6 +121,7 @@ retry_admin move-replica --cancel 0
 wait_version 9
 rm -f "$HOLD" # MoveDone reports count again: the cancel can close
 wait_version 10
+wait_placement_is 0 "0 1 2|"
 [ "$(placement_of 0)" = "0 1 2|" ] ||
     { echo "FAIL: after the late cancel: shard 0 placement '$(placement_of 0)'"; FAIL=1; }
 for what in "add learner node $L " "promote node $L " "remove node 3 "; do
