@@ -399,9 +399,9 @@ void route_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
     finish(b, p, f, r->status, NULL);
 }
 
-/* A map change could not be sent to node `to` (no live connection): try the next guess
- * after the back-off, as after a NOT_LEADER answer. */
-static void map_change_unsent(broker_t *b, pending_t *p, uint64_t to)
+/* A map change that node `to` did not take (it answered NOT_LEADER, or it could not be
+ * sent: no live connection) goes to the next guess after the back-off. */
+static void map_change_retry(broker_t *b, pending_t *p, uint64_t to)
 {
     if (b->meta_leader == (int64_t)to)
         b->meta_leader = BROKER_NO_LEADER;
@@ -435,14 +435,11 @@ void route_admin_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
         /* The node refused before proposing anything (a proposal that loses its leader is
          * answered UNAVAILABLE), so the change can go to the next guess until the deadline,
          * as a write goes to the next replica: an election takes 0.5-1 s. */
-        int64_t at = zclock_mono() + backoff_ms(p->attempts);
         shoal_frame_free(&f);
         if (p->sent_to != (int64_t)n->id)
             return; /* a late answer to an earlier attempt */
-        p->attempt_deadline = 0;
-        p->retry_at = at;
-        p->last_status = SHOAL_STATUS_NOT_LEADER;
-        if (at >= p->deadline - ADMIN_GIVE_UP_EARLY_MS) /* answered before the client gives up */
+        map_change_retry(b, p, n->id);
+        if (p->retry_at >= p->deadline - ADMIN_GIVE_UP_EARLY_MS) /* before the client gives up */
             meta_not_found(b, p);
         return;
     }
@@ -462,7 +459,7 @@ static void resend_map_change(broker_t *b, pending_t *p)
     if (node && broker_send_frame(node->dealer, &out) == 0)
         p->attempt_deadline = p->deadline;
     else
-        map_change_unsent(b, p, to);
+        map_change_retry(b, p, to);
 }
 
 void route_sweep(broker_t *b)
@@ -761,7 +758,6 @@ void route_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f)
     }
 }
 
-/* Forwards an admin request (f taken) to the given nodes; one answer per node, merged. */
 bool route_admin_in_flight(broker_t *b, zframe_t *client, uint64_t rid)
 {
     for (pending_t *p = zhashx_first(b->pending); p; p = zhashx_next(b->pending))
@@ -771,6 +767,7 @@ bool route_admin_in_flight(broker_t *b, zframe_t *client, uint64_t rid)
     return false;
 }
 
+/* Forwards an admin request (f taken) to the given nodes; one answer per node, merged. */
 void route_forward_admin(broker_t *b, zframe_t *client, Shoal__Frame *f, const uint64_t *nodes,
                          size_t n)
 {
@@ -806,7 +803,7 @@ void route_forward_admin(broker_t *b, zframe_t *client, Shoal__Frame *f, const u
         Shoal__Frame out = shoal_admin_frame(f->admin_req);
         if (!node || broker_send_frame(node->dealer, &out) != 0) {
             if (admin_is_map_change(p->admin)) { /* a dead metadata leader: the next guess */
-                map_change_unsent(b, p, nodes[i]);
+                map_change_retry(b, p, nodes[i]);
                 continue;
             }
             char line[128];

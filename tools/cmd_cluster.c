@@ -951,8 +951,8 @@ static int register_node(ctl_t *c, const cl_opts_t *o, uint64_t id, pid_t pid, c
                 rc = ctl_fail(c, EXIT_USAGE, "cannot register node %" PRIu64 ": %s", id, err);
                 break;
             }
-            /* NOT_LEADER: the broker asked a node that led the metadata group before an
-             * election (a node just killed and restarted); it asks another next time */
+            /* NOT_LEADER: a broker from before it retried map changes itself asked a node
+             * that led the metadata group before an election; it asks another next time */
             if (st != SHOAL_STATUS_OK && st != SHOAL_STATUS_UNAVAILABLE &&
                 st != SHOAL_STATUS_TIMEOUT && st != SHOAL_STATUS_NOT_LEADER) {
                 rc = ctl_fail(c, EXIT_UNAVAIL, "cannot register node %" PRIu64 ": %s: %s", id,
