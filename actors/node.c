@@ -43,7 +43,6 @@
 #define MAX_VALUE (16u << 20)
 #define DEFAULT_TIMEOUT_MS 5000
 #define SWEEP_MS 100
-#define FSM_THREADS 2
 
 const uint64_t node_fsync_bounds_us[FSYNC_BUCKETS] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, UINT64_MAX};
@@ -1188,7 +1187,7 @@ static int start(node_t *n, char *err, size_t errlen)
     n->log_args = (log_args_t){n->rlog, c->fsync, c->fsync_delay_ms};
     n->log = zactor_new(log_actor, &n->log_args);
     n->compactor = zactor_new(compactor_actor, NULL);
-    n->n_fsm = FSM_THREADS;
+    n->n_fsm = (int)node_config_apply_threads(c);
     for (int i = 0; i < n->n_fsm; i++) {
         pthread_mutex_init(&n->fsm_done[i].lock, NULL);
         n->fsm_args[i].done = &n->fsm_done[i];
@@ -1375,8 +1374,8 @@ void node_actor(zsock_t *pipe, void *args)
     up.endpoint = n.cfg->endpoint;
     up.detail = (char *)"node started";
     events_raft(n.events, &up);
-    zsys_info("node %" PRIu64 ": serving %zu replicas on %s, events on %s", n.cfg->id, n.n_replicas,
-              n.cfg->endpoint, n.cfg->pub_endpoint);
+    zsys_info("node %" PRIu64 ": serving %zu replicas on %s, events on %s, apply threads %d",
+              n.cfg->id, n.n_replicas, n.cfg->endpoint, n.cfg->pub_endpoint, n.n_fsm);
     zstr_send(pipe, "READY");
     setup_loop(&n);
     zloop_start(n.loop);

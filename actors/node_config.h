@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #define NODE_MAX_NODES 64
+#define NODE_MAX_APPLY_THREADS 4
 #define SHOAL_META_GROUP 4294967295u /* the metadata group's id (CONTRACTS.md) */
 
 enum { NODE_FSYNC_BATCH = 0, NODE_FSYNC_ALWAYS = 1, NODE_FSYNC_NEVER = 2 };
@@ -45,6 +46,7 @@ typedef struct {
     unsigned snapshot_rate_kbps;   /* snapshot bytes per second to one peer, KiB */
     unsigned metrics_ms;           /* period of metrics and progress events */
     unsigned quiesce_ticks;        /* idle ticks before a group stops ticking (0: never) */
+    unsigned apply_threads;        /* fsm actors (0: from the CPU count, node_apply_threads) */
     unsigned lsm_cache_kb;         /* block cache per replica */
     unsigned lsm_buffer_kb;        /* memtable size per replica */
     unsigned fsync_delay_ms;       /* testing only: extra latency after every log sync */
@@ -68,6 +70,10 @@ size_t node_config_replicas(const node_config_t *cfg, uint32_t group, uint64_t *
  * rounded up to ticks for the clocks' drift, and as much again as room for the leader's
  * own timer lateness (lease_clock.h: past that room the node drops its leases). */
 unsigned node_config_lease_margin(const node_config_t *c);
+
+/* The fsm actors to run: node/apply_threads, or when that is 0 one per two online CPUs,
+ * 1 to NODE_MAX_APPLY_THREADS. */
+unsigned node_config_apply_threads(const node_config_t *c);
 /* The peer entry of node id, or NULL. Borrowed. */
 const node_peer_t *node_config_peer(const node_config_t *cfg, uint64_t id);
 

@@ -25,7 +25,7 @@
 
 enum { STAGE_NONE = 0, STAGE_INSTALL = 1, STAGE_PERSIST = 2 };
 
-#define NODE_MAX_FSM 4
+#define NODE_MAX_FSM NODE_MAX_APPLY_THREADS
 #define FSYNC_BUCKETS 12
 
 typedef struct node_t node_t;

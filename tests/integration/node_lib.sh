@@ -68,6 +68,9 @@ cluster_init() {
             echo "    endpoint = \"tcp://127.0.0.1:${PORTS[$i]}\""
             echo "    pub_endpoint = \"tcp://127.0.0.1:${PORTS[$((i + 100))]}\""
             echo "    data_dir = \"$DIR/node-$i\""
+            # two fsm actors, as on a host of 4+ CPUs: the default on a 2-CPU host is one,
+            # which the cluster_* tests (cluster up, default config) run
+            echo "    apply_threads = ${APPLY_THREADS:-2}"
             echo "raft"
             echo "    tick_ms = 10"
             echo "    election_ticks = ${ELECTION_TICKS:-50}"

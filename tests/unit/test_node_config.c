@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -109,6 +110,28 @@ static void test_balance_off(void **state)
     assert_false(c.balance_leaders);
 }
 
+/* node/apply_threads: 0 (the default) takes one fsm actor per two online CPUs, 1 to 4;
+ * a set value is kept; past 4 is refused. */
+static void test_apply_threads(void **state)
+{
+    (void)state;
+    node_config_t c;
+    char err[256] = "", text[4096];
+    assert_int_equal(node_config_parse(good, &c, err, sizeof err), 0);
+    assert_int_equal(c.apply_threads, 0);
+    long half = sysconf(_SC_NPROCESSORS_ONLN) / 2;
+    unsigned want = half < 1                        ? 1
+                    : half > NODE_MAX_APPLY_THREADS ? NODE_MAX_APPLY_THREADS
+                                                    : (unsigned)half;
+    assert_int_equal(node_config_apply_threads(&c), want);
+    const char *p = strstr(good, "    data_dir");
+    snprintf(text, sizeof text, "%.*s    apply_threads = 3\n%s", (int)(p - good), good, p);
+    assert_int_equal(node_config_parse(text, &c, err, sizeof err), 0);
+    assert_int_equal(node_config_apply_threads(&c), 3);
+    expect_bad("    data_dir", "    apply_threads = 5\n    data_dir", "node/apply_threads");
+    expect_bad("    data_dir", "    apply_threads = two\n    data_dir", "node/apply_threads");
+}
+
 /* A node added to a running cluster: node/join = 1, its id absent from cluster/nodes (the
  * bootstrap placement every node computes must not change); a listed id never joins. */
 static void test_join(void **state)
@@ -181,7 +204,7 @@ int main(void)
         cmocka_unit_test(test_good),         cmocka_unit_test(test_bad),
         cmocka_unit_test(test_balance_off),  cmocka_unit_test(test_join),
         cmocka_unit_test(test_read_mode),    cmocka_unit_test(test_example_files),
-        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_missing_file), cmocka_unit_test(test_apply_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
