@@ -39,4 +39,5 @@ if(TARGET shoal_lsm AND TARGET shoal_raft AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}
   add_executable(shoald ${CMAKE_CURRENT_SOURCE_DIR}/shoald.c)
   target_link_libraries(shoald PRIVATE shoal_actors)
   shoal_link_jemalloc(shoald)
+  shoal_cache_pid(shoald)
 endif()

@@ -29,5 +29,6 @@ add_executable(shoal-broker ${CMAKE_CURRENT_SOURCE_DIR}/shoal_broker.c)
 target_link_libraries(shoal-broker PRIVATE shoal_broker)
 if(COMMAND shoal_link_jemalloc)
   shoal_link_jemalloc(shoal-broker) # actors/jemalloc.cmake
+  shoal_cache_pid(shoal-broker) # actors/cached_pid.cmake
 endif()
 install(TARGETS shoal-broker RUNTIME DESTINATION bin)
