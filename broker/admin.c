@@ -156,8 +156,8 @@ void admin_on_raft_event(broker_t *b, const uint8_t *data, size_t len, bool metr
     case SHOAL__RAFT_EVENT_TYPE__EV_LEADER_ELECTED:
     case SHOAL__RAFT_EVENT_TYPE__EV_LEADER_CHANGED:
         if (ev->shard == META_GROUP && ev->term >= b->meta.term) {
-            /* the row's term moves with its leader; members and match indexes come with
-             * the new leader's next status answer (merge_meta) */
+            /* the row's term moves with its leader; match indexes come with the new
+             * leader's next status answer (merge_meta) */
             b->meta_leader = (int64_t)ev->leader_id;
             b->meta.term = ev->term;
         } else if (ev->shard != META_GROUP && s)
@@ -272,11 +272,12 @@ static void merge_meta(broker_t *b, bnode_t *n, const Shoal__ShardStatus *ss)
     m->commit = ss->commit_index;
     m->apply = ss->apply_index;
     m->size = ss->size_bytes;
-    m->n_replicas = 0;
-    for (size_t r = 0; r < ss->n_replicas && m->n_replicas < BROKER_MAX_REPLICAS; r++) {
-        m->replicas[m->n_replicas] = ss->replicas[r]->peer;
-        m->match[m->n_replicas++] = ss->replicas[r]->match_index;
-    }
+    /* the members are the map's (broker_set_map), as for every shard: only their progress
+     * comes from the leader, so one status answer never shows members of another map */
+    for (size_t r = 0; r < ss->n_replicas; r++)
+        for (size_t k = 0; k < m->n_replicas; k++)
+            if (m->replicas[k] == ss->replicas[r]->peer)
+                m->match[k] = ss->replicas[r]->match_index;
 }
 
 /* A node's own view of its replicas: trust leadership only from the leader itself. */

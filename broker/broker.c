@@ -123,6 +123,51 @@ static void readdress_node(broker_t *b, bnode_t *n, const char *ep, const char *
 }
 
 /* Rebuilds the ring and shard table from a map, keeping what is known of leaders. */
+/* The first three node ids of the configuration: the metadata group's bootstrap placement
+ * (docs/CONTRACTS.md), which the map records only once the group is first moved. */
+static size_t meta_bootstrap(const broker_t *b, uint64_t out[3])
+{
+    size_t k = 0; /* out[0..k) holds the smallest ids seen so far, ascending */
+    for (size_t i = 0; i < b->cfg.n_nodes; i++) {
+        uint64_t id = b->cfg.nodes[i].id;
+        size_t at = k;
+        while (at > 0 && out[at - 1] > id)
+            at--;
+        if (at == 3)
+            continue;
+        for (size_t j = k < 3 ? k : 2; j > at; j--)
+            out[j] = out[j - 1];
+        out[at] = id;
+        k += k < 3;
+    }
+    return k;
+}
+
+/* The metadata group's members and move in progress, from the map; the match index of a
+ * member that stays is kept until its leader's next status answer (merge_meta). */
+static void set_meta_placement(broker_t *b, const Shoal__ShardInfo *mi)
+{
+    bshard_t *m = &b->meta;
+    uint64_t ids[BROKER_MAX_REPLICAS], match[BROKER_MAX_REPLICAS] = {0};
+    size_t n = 0;
+    if (mi)
+        for (; n < mi->n_replicas && n < BROKER_MAX_REPLICAS; n++)
+            ids[n] = mi->replicas[n];
+    else
+        n = meta_bootstrap(b, ids);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < m->n_replicas; k++)
+            if (m->replicas[k] == ids[i])
+                match[i] = m->match[k];
+    memcpy(m->replicas, ids, n * sizeof *ids);
+    memcpy(m->match, match, n * sizeof *match);
+    m->n_replicas = n;
+    size_t nl = mi ? mi->n_leaving : 0;
+    m->n_leaving = nl < BROKER_MAX_REPLICAS ? nl : BROKER_MAX_REPLICAS;
+    for (size_t r = 0; r < m->n_leaving; r++)
+        m->leaving[r] = mi->leaving[r];
+}
+
 int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
 {
     ring_t *ring = ring_new(map->vnodes_per_shard ? map->vnodes_per_shard : 64);
@@ -174,12 +219,7 @@ int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
         else
             ring_add_shard(ring, si->id);
     }
-    /* the metadata group's move in progress (its members come from its leader's status) */
-    const Shoal__ShardInfo *mi = map->meta;
-    size_t nl = mi ? mi->n_leaving : 0;
-    b->meta.n_leaving = nl < BROKER_MAX_REPLICAS ? nl : BROKER_MAX_REPLICAS;
-    for (size_t r = 0; r < b->meta.n_leaving; r++)
-        b->meta.leaving[r] = mi->leaving[r];
+    set_meta_placement(b, map->meta);
     ring_destroy(&b->ring);
     free(b->shards);
     b->ring = ring;

@@ -210,9 +210,9 @@ typedef struct {
     shoal_node_status_t *nodes;
     shoal_shard_status_t *shards;
     shoal_event_t *events;
-    /* the metadata group (id SHOAL_META_SHARD): leader (-1 unknown), members of its
-     * configuration with their match index, commit and applied index. has_meta is false
-     * from a broker that does not report it. Not counted in shards. */
+    /* the metadata group (id SHOAL_META_SHARD): leader (-1 unknown), its members in the
+     * map of map_version with their match index, commit and applied index. has_meta is
+     * false from a broker that does not report it. Not counted in shards. */
     bool has_meta;
     shoal_shard_status_t meta;
 } shoal_cluster_t;

@@ -184,18 +184,31 @@ static void serve_admin(zsock_t *router, zframe_t *id, int me, Shoal__AdminReque
 {
     Shoal__AdminResponse r = SHOAL__ADMIN_RESPONSE__INIT;
     Shoal__ClusterStatus cs = SHOAL__CLUSTER_STATUS__INIT;
-    Shoal__ShardStatus ss[2], *ssp[2];
+    Shoal__ShardStatus ss[3], *ssp[3];
+    /* the metadata row as its leader reports it: a configuration with a node 7 that no
+     * map (the bootstrap one: nodes 0 and 1) places it on */
+    Shoal__PeerProgress mp[3], *mpp[3];
     r.request_id = q->request_id;
     if (q->op_case == SHOAL__ADMIN_REQUEST__OP_STATUS) {
-        for (int s = 0; s < 2; s++) {
+        for (int s = 0; s < 3; s++) {
             shoal__shard_status__init(&ss[s]);
-            ss[s].id = (uint32_t)s;
-            ss[s].leader = (uint64_t)fake.leader;
+            ss[s].id = s < 2 ? (uint32_t)s : 4294967295u;
+            /* the metadata group "led" by node 0, which answers a map change NOT_LEADER:
+             * test_admin_map_change_finds_meta_leader */
+            ss[s].leader = s < 2 ? (uint64_t)fake.leader : 0;
             ss[s].term = 3;
             ss[s].commit_index = ss[s].apply_index = 10;
             ssp[s] = &ss[s];
         }
-        cs.n_shards = 2;
+        for (int k = 0; k < 3; k++) {
+            shoal__peer_progress__init(&mp[k]);
+            mp[k].peer = k < 2 ? (uint64_t)k : 7;
+            mp[k].match_index = 8 + (uint64_t)k;
+            mpp[k] = &mp[k];
+        }
+        ss[2].replicas = mpp;
+        ss[2].n_replicas = 3;
+        cs.n_shards = 3;
         cs.shards = ssp;
         r.cluster = &cs;
     } else if (q->op_case == SHOAL__ADMIN_REQUEST__OP_COMPACT) {
@@ -533,13 +546,23 @@ static void test_admin_status(void **state)
     assert_int_equal(cl.shards[0].leader, 1);
     assert_int_equal(cl.shards[1].term, 3);
     assert_int_equal(cl.map_version, 1);
+    /* the metadata row's members are the map's (bootstrap: the first three node ids, here
+     * 0 and 1), each with its match index from the leader's status, which also listed a
+     * node 7: a status answer never mixes members of one map with the version of another */
+    assert_true(cl.has_meta);
+    assert_int_equal(cl.meta.leader, 0);
+    assert_int_equal(cl.meta.n_replicas, 2);
+    assert_int_equal(cl.meta.replicas[0], 0);
+    assert_int_equal(cl.meta.match_index[0], 10); /* the leader's: its commit index */
+    assert_int_equal(cl.meta.replicas[1], 1);
+    assert_int_equal(cl.meta.match_index[1], 9);
     shoal_cluster_clear(&cl);
     assert_int_equal(shoal_admin_compact(c, -1, err, sizeof err), SHOAL_STATUS_OK);
     shoal_destroy(&c);
 }
 
-/* A map change goes to the metadata leader; the broker does not know it here (no raft
- * events), so its first guess is node 0, which answers NOT_LEADER: the broker tries the
+/* A map change goes to the metadata leader; node 0 claims the lead in its status answer,
+ * so the broker's first try is node 0, which answers NOT_LEADER: the broker tries the
  * next node itself, and the client sees the leader's own answer. With no leader anywhere
  * the client gets UNAVAILABLE within the deadline, naming the metadata group. */
 static void test_admin_map_change_finds_meta_leader(void **state)
