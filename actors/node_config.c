@@ -79,6 +79,7 @@ static void set_defaults(node_config_t *c)
     c->prevote = true;
     c->check_quorum = true;
     c->balance_leaders = true;
+    c->sched_batch = true;
     c->read_mode = NODE_READ_INDEX;
     c->max_clock_drift_ms = 50;
     c->fsync = NODE_FSYNC_BATCH;
@@ -300,6 +301,8 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
         rc = get_uint(root, "storage/lsm_buffer_kb", 256, 1 << 20, &c->lsm_buffer_kb, err, errlen);
     if (rc == 0)
         rc = get_uint(root, "storage/fsync_delay_ms", 0, 60000, &c->fsync_delay_ms, err, errlen);
+    if (rc == 0)
+        rc = get_bool(root, "node/sched_batch", &c->sched_batch, err, errlen);
     if (rc == 0)
         rc = get_uint(root, "node/apply_threads", 0, NODE_MAX_APPLY_THREADS, &c->apply_threads, err,
                       errlen);

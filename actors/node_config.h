@@ -47,6 +47,7 @@ typedef struct {
     unsigned metrics_ms;           /* period of metrics and progress events */
     unsigned quiesce_ticks;        /* idle ticks before a group stops ticking (0: never) */
     unsigned apply_threads;        /* fsm actors (0: from the CPU count, node_apply_threads) */
+    bool sched_batch;              /* threads under SCHED_BATCH (actors/sched_batch.h) */
     unsigned lsm_cache_kb;         /* block cache per replica */
     unsigned lsm_buffer_kb;        /* memtable size per replica */
     unsigned fsync_delay_ms;       /* testing only: extra latency after every log sync */

@@ -11,6 +11,7 @@
 
 #include "actors/node.h"
 #include "actors/node_config.h"
+#include "actors/sched_batch.h"
 
 static void usage(FILE *to)
 {
@@ -48,6 +49,10 @@ int main(int argc, char **argv)
     char ident[32];
     snprintf(ident, sizeof ident, "shoald-%llu", (unsigned long long)cfg.id);
     zsys_set_logident(ident);
+    int src = cfg.sched_batch ? shoal_sched_batch() : 0; /* before the first thread */
+    if (src)
+        zsys_warning("node %llu: cannot use SCHED_BATCH (%s); threads keep the default policy",
+                     (unsigned long long)cfg.id, strerror(-src));
     zactor_t *node = zactor_new(node_actor, &cfg);
     char *status = zstr_recv(node);
     int rc = status && streq(status, "READY") ? 0 : 1;

@@ -32,6 +32,7 @@ typedef struct {
     unsigned progress_ms;              /* broker/progress_ms: period of progress notices */
     unsigned poll_ms;                  /* broker/poll_ms: period of node status polls */
     unsigned max_scan;                 /* broker/max_scan: cap on a scan's limit */
+    unsigned sched_batch;              /* broker/sched_batch: 1 = SCHED_BATCH threads */
     char log_level[16];                /* broker/log_level: error | warning | info | debug */
     bool read_replicas;                /* broker/read_from = replicas: spread linearizable reads */
     char http_endpoint[256];           /* broker/http_endpoint: web dashboard; "" = none */

@@ -121,6 +121,8 @@ static int load(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
     if (!rc)
         rc = get_uint(root, "broker/max_scan", 10000, 1, 1000000, &c->max_scan, err, errlen);
     if (!rc)
+        rc = get_uint(root, "broker/sched_batch", 1, 0, 1, &c->sched_batch, err, errlen);
+    if (!rc)
         rc = get_uint(root, "cluster/shards", 4, 1, 4096, &c->shards, err, errlen);
     if (!rc)
         rc = get_uint(root, "cluster/replicas", 3, 1, BROKER_MAX_REPLICAS, &c->replicas, err,
@@ -141,8 +143,8 @@ static int load(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
         const char *rf = zconfig_get(root, "broker/read_from", "leader");
         c->read_replicas = streq(rf, "replicas");
         if (!c->read_replicas && !streq(rf, "leader")) {
-            snprintf(err, errlen, "config key broker/read_from = \"%s\": expected leader or replicas",
-                     rf);
+            snprintf(err, errlen,
+                     "config key broker/read_from = \"%s\": expected leader or replicas", rf);
             rc = SHOAL_EINVAL;
         }
     }

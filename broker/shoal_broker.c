@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "actors/sched_batch.h"
 #include "broker/broker.h"
 
 static void usage(FILE *to)
@@ -42,7 +43,11 @@ int main(int argc, char **argv)
     }
     zsys_init();
     zsys_set_logident("shoal-broker");
-    zsys_set_logstream(stderr); /* CONTRACTS: logs on stderr */
+    zsys_set_logstream(stderr);                          /* CONTRACTS: logs on stderr */
+    int src = cfg.sched_batch ? shoal_sched_batch() : 0; /* before the first thread */
+    if (src)
+        zsys_warning("broker: cannot use SCHED_BATCH (%s); threads keep the default policy",
+                     strerror(-src));
     broker_t *b = broker_new(&cfg, err, sizeof err);
     if (!b) {
         fprintf(stderr, "shoal-broker: %s\n", err);

@@ -735,6 +735,25 @@ static void test_config_read_from(void **state)
     assert_non_null(strstr(err, "broker/read_from"));
 }
 
+/* broker/sched_batch: 1 (default) or 0; anything else is refused by name. */
+static void test_config_sched_batch(void **state)
+{
+    (void)state;
+    static const char *nodes = "cluster\n    shards = 1\n    replicas = 1\n    nodes\n"
+                               "        0\n            endpoint = \"tcp://127.0.0.1:1\"\n"
+                               "            pub_endpoint = \"tcp://127.0.0.1:2\"\n";
+    char text[512], err[256] = "";
+    broker_config_t c;
+    assert_int_equal(broker_config_parse(nodes, &c, err, sizeof err), 0);
+    assert_int_equal(c.sched_batch, 1);
+    snprintf(text, sizeof text, "broker\n    sched_batch = 0\n%s", nodes);
+    assert_int_equal(broker_config_parse(text, &c, err, sizeof err), 0);
+    assert_int_equal(c.sched_batch, 0);
+    snprintf(text, sizeof text, "broker\n    sched_batch = 2\n%s", nodes);
+    assert_int_not_equal(broker_config_parse(text, &c, err, sizeof err), 0);
+    assert_non_null(strstr(err, "broker/sched_batch"));
+}
+
 int main(void)
 {
     zsys_init();
@@ -751,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_watch_dedupe_and_gap_fill),
         cmocka_unit_test(test_dashboard),
         cmocka_unit_test(test_config_read_from),
+        cmocka_unit_test(test_config_sched_batch),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

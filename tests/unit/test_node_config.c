@@ -54,6 +54,7 @@ static void test_good(void **state)
     assert_false(c.prevote);
     assert_true(c.check_quorum);    /* default */
     assert_true(c.balance_leaders); /* default */
+    assert_true(c.sched_batch);     /* default */
     assert_int_equal(c.fsync, NODE_FSYNC_NEVER);
     assert_int_equal(c.shards, 4);
     assert_int_equal(c.n_nodes, 4);
@@ -95,6 +96,7 @@ static void test_bad(void **state)
     expect_bad("    data_dir = \"/tmp/x/node-1\"\n", "", "node/data_dir");
     expect_bad("prevote = 0", "prevote = 2", "raft/prevote");
     expect_bad("prevote = 0", "balance_leaders = yes", "raft/balance_leaders");
+    expect_bad("    data_dir", "    sched_batch = 2\n    data_dir", "node/sched_batch");
     expect_bad("        3\n", "        x\n", "cluster/nodes/x");
 }
 
