@@ -40,23 +40,50 @@ void lsm_memtable_unref(lsm_memtable_t *m)
     }
 }
 
-int lsm_memtable_add(lsm_memtable_t *m, uint64_t seq, int type, lsm_slice_t key,
-                     lsm_slice_t value)
+static lsm_sl_node_t *build(lsm_memtable_t *m, uint64_t seq, int type, lsm_slice_t key,
+                            lsm_slice_t value)
 {
     size_t klen = key.len + LSM_TRAILER;
     char *p;
     lsm_sl_node_t *n =
         lsm_skiplist_alloc(&m->list, klen + (size_t)lsm_varint_len(value.len) + value.len, &p);
     if (!n)
-        return SHOAL_ENOMEM;
+        return NULL;
     lsm_make_ikey(p, key.data, key.len, seq, type);
     n->key = p;
     n->klen = (uint32_t)klen;
     p = lsm_put_varint64(p + klen, value.len);
     if (value.len)
         memcpy(p, value.data, value.len);
+    return n;
+}
+
+int lsm_memtable_add(lsm_memtable_t *m, uint64_t seq, int type, lsm_slice_t key, lsm_slice_t value)
+{
+    lsm_sl_node_t *n = build(m, seq, type, key, value);
+    if (!n)
+        return SHOAL_ENOMEM;
     lsm_skiplist_insert(&m->list, n);
     atomic_fetch_add_explicit(&m->entries, 1, memory_order_relaxed);
+    return 0;
+}
+
+void lsm_memtable_add_staged(lsm_memtable_t *m, lsm_memtable_staged_t *st)
+{
+    lsm_skiplist_insert_many(&m->list, st->nodes, st->n);
+    atomic_fetch_add_explicit(&m->entries, st->n, memory_order_relaxed);
+    st->n = 0;
+}
+
+int lsm_memtable_stage(lsm_memtable_t *m, lsm_memtable_staged_t *st, uint64_t seq, int type,
+                       lsm_slice_t key, lsm_slice_t value)
+{
+    lsm_sl_node_t *n = build(m, seq, type, key, value);
+    if (!n)
+        return SHOAL_ENOMEM;
+    st->nodes[st->n++] = n;
+    if (st->n == LSM_SKIPLIST_GROUP)
+        lsm_memtable_add_staged(m, st);
     return 0;
 }
 
@@ -162,7 +189,7 @@ static void mi_destroy(lsm_iiter_t *it)
 }
 
 static const lsm_iiter_ops_t mem_iter_ops = {
-    mi_valid, mi_seek_first, mi_seek_last, mi_seek, mi_next,
+    mi_valid, mi_seek_first, mi_seek_last, mi_seek,   mi_next,
     mi_prev,  mi_key,        mi_value,     mi_status, mi_destroy,
 };
 

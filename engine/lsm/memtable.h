@@ -33,8 +33,20 @@ void lsm_memtable_ref(lsm_memtable_t *m);
 void lsm_memtable_unref(lsm_memtable_t *m);
 
 /* 0 or SHOAL_ENOMEM. */
-int lsm_memtable_add(lsm_memtable_t *m, uint64_t seq, int type, lsm_slice_t key,
-                     lsm_slice_t value);
+int lsm_memtable_add(lsm_memtable_t *m, uint64_t seq, int type, lsm_slice_t key, lsm_slice_t value);
+
+/* A write group's entries, built one by one and inserted together (skiplist.h,
+ * lsm_skiplist_insert_many): stage each, then lsm_memtable_add_staged. Readers do not see
+ * a staged entry before that, nor do they look: its sequence is not published yet. */
+typedef struct {
+    lsm_sl_node_t *nodes[LSM_SKIPLIST_GROUP];
+    size_t n;
+} lsm_memtable_staged_t;
+
+/* Builds the entry into st, inserting what st holds when it is full. 0 or SHOAL_ENOMEM. */
+int lsm_memtable_stage(lsm_memtable_t *m, lsm_memtable_staged_t *st, uint64_t seq, int type,
+                       lsm_slice_t key, lsm_slice_t value);
+void lsm_memtable_add_staged(lsm_memtable_t *m, lsm_memtable_staged_t *st);
 
 /* Looks up the newest version of key with sequence <= seq. Returns true when the memtable
  * decides: *deleted tells a tombstone, else *value (borrowed from the arena) is the value. */

@@ -101,6 +101,65 @@ void lsm_skiplist_insert(lsm_skiplist_t *sl, lsm_sl_node_t *node)
     }
 }
 
+/* Links node after prev[i] at each of its levels. prev[i] was the last node < node's key
+ * when it was searched; nodes inserted since may lie between, so each level walks on past
+ * them (a few steps over nodes just written, in cache). Levels above the list's height at
+ * search time start at the head. */
+static void link_after(lsm_skiplist_t *sl, lsm_sl_node_t *node, lsm_sl_node_t **prev,
+                       int searched_height)
+{
+    lsm_slice_t key = lsm_slice(node->key, node->klen);
+    int h = (int)node->height, cur = atomic_load_explicit(&sl->height, memory_order_relaxed);
+    for (int i = searched_height; i < h; i++)
+        prev[i] = sl->head;
+    if (h > cur)
+        atomic_store_explicit(&sl->height, h, memory_order_relaxed);
+    for (int i = 0; i < h; i++) {
+        lsm_sl_node_t *p = prev[i], *q;
+        while ((q = next_at(p, i)) && node_cmp(q, key) < 0)
+            p = q;
+        atomic_store_explicit(&node->next[i], q, memory_order_relaxed);
+        atomic_store_explicit(&p->next[i], node, memory_order_release);
+    }
+}
+
+static void insert_group(lsm_skiplist_t *sl, lsm_sl_node_t *const *nodes, size_t k)
+{
+    lsm_sl_node_t *prev[LSM_SKIPLIST_GROUP][LSM_SKIPLIST_MAX_HEIGHT], *x[LSM_SKIPLIST_GROUP];
+    int level[LSM_SKIPLIST_GROUP];
+    int height = atomic_load_explicit(&sl->height, memory_order_relaxed);
+    for (size_t i = 0; i < k; i++) {
+        x[i] = sl->head;
+        level[i] = height - 1;
+    }
+    for (size_t active = k; active;) {
+        active = 0;
+        for (size_t i = 0; i < k; i++) {
+            if (level[i] < 0)
+                continue;
+            lsm_sl_node_t *nx = next_at(x[i], level[i]);
+            if (nx && node_cmp(nx, lsm_slice(nodes[i]->key, nodes[i]->klen)) < 0) {
+                x[i] = nx;
+            } else {
+                prev[i][level[i]] = x[i];
+                if (--level[i] < 0)
+                    continue;
+            }
+            /* the node this search compares next: loading while the others take a step */
+            __builtin_prefetch(next_at(x[i], level[i]));
+            active++;
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        link_after(sl, nodes[i], prev[i], height);
+}
+
+void lsm_skiplist_insert_many(lsm_skiplist_t *sl, lsm_sl_node_t *const *nodes, size_t n)
+{
+    for (size_t at = 0; at < n; at += LSM_SKIPLIST_GROUP)
+        insert_group(sl, nodes + at, n - at < LSM_SKIPLIST_GROUP ? n - at : LSM_SKIPLIST_GROUP);
+}
+
 lsm_sl_node_t *lsm_skiplist_seek(const lsm_skiplist_t *sl, lsm_slice_t ikey)
 {
     return find_ge(sl, ikey, NULL);

@@ -37,6 +37,12 @@ int lsm_skiplist_init(lsm_skiplist_t *sl, lsm_arena_t *arena);
  * caller fills node->key/klen then calls insert. NULL when out of memory. */
 lsm_sl_node_t *lsm_skiplist_alloc(lsm_skiplist_t *sl, size_t extra, char **extra_p);
 void lsm_skiplist_insert(lsm_skiplist_t *sl, lsm_sl_node_t *node);
+/* Inserts n nodes (distinct keys, any order), each as lsm_skiplist_insert would. Up to
+ * LSM_SKIPLIST_GROUP of them are searched side by side, one step of each in turn with the
+ * next node of each prefetched, so their cache misses overlap instead of following one
+ * another: a random insert into a memtable of a few MiB is ~20 misses, one after the other. */
+#define LSM_SKIPLIST_GROUP 16
+void lsm_skiplist_insert_many(lsm_skiplist_t *sl, lsm_sl_node_t *const *nodes, size_t n);
 
 /* First node with key >= ikey, or NULL. */
 lsm_sl_node_t *lsm_skiplist_seek(const lsm_skiplist_t *sl, lsm_slice_t ikey);

@@ -51,7 +51,6 @@ int lsm_db_open_new_wal(lsm_t *db, lsm_wal_writer_t *w, uint64_t *number)
     return 0;
 }
 
-
 /* Closes old WALs whose memtables are in tables by now (their data is durable there);
  * leader only, mu held. */
 static void prune_old_wals(lsm_t *db)
@@ -167,8 +166,7 @@ int lsm_db_make_room(lsm_t *db, bool force)
                 return 0;
             }
             stall_wait(db); /* the memtables hold the budget: wait for the pending flush */
-        } else if ((size_t)db->nimm >= db->o.max_write_buffers - 1 ||
-                   l0 >= db->o.l0_stop_trigger) {
+        } else if ((size_t)db->nimm >= db->o.max_write_buffers - 1 || l0 >= db->o.l0_stop_trigger) {
             stall_wait(db);
         } else {
             int rc = switch_memtable(db);
@@ -181,12 +179,13 @@ int lsm_db_make_room(lsm_t *db, bool force)
 
 typedef struct {
     lsm_memtable_t *mem;
-    int rc;
+    lsm_memtable_staged_t staged;
 } insert_t;
 
 static int insert_op(void *arg, uint64_t seq, int type, lsm_slice_t key, lsm_slice_t value)
 {
-    return lsm_memtable_add(((insert_t *)arg)->mem, seq, type, key, value);
+    insert_t *ins = arg;
+    return lsm_memtable_stage(ins->mem, &ins->staged, seq, type, key, value);
 }
 
 /* Builds the group record from the queue head on; returns the last writer included. */
@@ -233,9 +232,10 @@ static int commit_group(lsm_t *db, uint64_t seq, uint32_t count, bool sync)
     }
     if (rc)
         return lsm_err(&db->log, rc, "WAL %06" PRIu64 ": write failed", db->wal_number);
-    insert_t ins = {db->mem, 0};
+    insert_t ins = {.mem = db->mem};
     lsm_slice_t rep = lsm_slice(g->data + LSM_WAL_HEADER, g->len - LSM_WAL_HEADER);
     rc = lsm_batch_iterate(rep, insert_op, &ins);
+    lsm_memtable_add_staged(db->mem, &ins.staged); /* what was built, even after an error */
     return rc ? lsm_err(&db->log, rc, "memtable insert failed") : 0;
 }
 
@@ -354,8 +354,8 @@ static int write_one(lsm_t *db, const lsm_write_options_t *wo, int type, const v
     return rc;
 }
 
-int lsm_put(lsm_t *db, const lsm_write_options_t *wo, const void *key, size_t klen,
-            const void *val, size_t vlen)
+int lsm_put(lsm_t *db, const lsm_write_options_t *wo, const void *key, size_t klen, const void *val,
+            size_t vlen)
 {
     return write_one(db, wo, LSM_TYPE_VALUE, key, klen, val, vlen);
 }

@@ -15,9 +15,9 @@
 #include <cmocka.h>
 
 #include "engine/error.h"
+#include "engine/lsm/block.h"
 #include "engine/lsm/bloom.h"
 #include "engine/lsm/cache.h"
-#include "engine/lsm/block.h"
 #include "engine/lsm/dbformat.h"
 #include "engine/lsm/fence.h"
 #include "engine/lsm/memtable.h"
@@ -55,9 +55,8 @@ static void test_memtable_order_and_iter(void **state)
     char k[32];
     for (int i = 0; i < 5000; i++) { /* scrambled insert order */
         int x = (i * 7919) % 5000;
-        assert_int_equal(lsm_memtable_add(m, (uint64_t)i + 1, LSM_TYPE_VALUE, key_s(k, x),
-                                          lsm_slice(k, 3)),
-                         0);
+        assert_int_equal(
+            lsm_memtable_add(m, (uint64_t)i + 1, LSM_TYPE_VALUE, key_s(k, x), lsm_slice(k, 3)), 0);
     }
     lsm_iiter_t *it = lsm_memtable_iter(m);
     lsm_memtable_unref(m); /* the iterator keeps it alive */
@@ -79,6 +78,59 @@ static void test_memtable_order_and_iter(void **state)
     lsm_iiter_seek(it, lsm_make_ikey(ik, "key0002500", 10, LSM_MAX_SEQ, LSM_TYPE_SEEK));
     assert_memory_equal(lsm_iiter_key(it).data, "key0002500", 10);
     lsm_iiter_destroy(it);
+}
+
+/* Staged entries (a write group's, inserted side by side, lsm_skiplist_insert_many) land
+ * where single inserts would: groups of 1 to 40 entries in scrambled order, with several
+ * versions of one key in a group and entries between two of the group's own, after and
+ * between single inserts. Every level of the list stays sorted, every entry is found. */
+static void test_memtable_staged_groups(void **state)
+{
+    (void)state;
+    lsm_memtable_t *m = lsm_memtable_new(1, 4 << 20);
+    lsm_memtable_staged_t st = {.n = 0};
+    char k[32];
+    uint64_t seq = 1;
+    int total = 0;
+    for (int round = 0; round < 300; round++) {
+        int group = 1 + round % 40;
+        for (int j = 0; j < group; j++, total++) {
+            int x = (int)((seq * 7919) % 3000); /* repeats: versions of one key */
+            assert_int_equal(
+                lsm_memtable_stage(m, &st, seq++, LSM_TYPE_VALUE, key_s(k, x), lsm_slice(k, 10)),
+                0);
+        }
+        lsm_memtable_add_staged(m, &st);
+        assert_int_equal(st.n, 0);
+        int x = (int)((seq * 104729) % 3000);
+        assert_int_equal(lsm_memtable_add(m, seq++, LSM_TYPE_VALUE, key_s(k, x), lsm_slice(k, 10)),
+                         0);
+        total++;
+    }
+    assert_int_equal(atomic_load(&m->entries), (uint64_t)total);
+    int height = atomic_load(&m->list.height);
+    for (int level = 0; level < height; level++) {
+        int n = 0;
+        const lsm_sl_node_t *prev = NULL;
+        for (const lsm_sl_node_t *x = atomic_load(&m->list.head->next[level]); x;
+             x = atomic_load(&((lsm_sl_node_t *)x)->next[level]), n++) {
+            if (prev)
+                assert_true(
+                    lsm_ikey_cmp(lsm_slice(prev->key, prev->klen), lsm_slice(x->key, x->klen)) < 0);
+            prev = x;
+        }
+        if (level == 0)
+            assert_int_equal(n, total);
+    }
+    for (uint64_t s = 1; s < seq; s++) { /* each version is found at its own sequence */
+        lsm_slice_t v;
+        bool del;
+        int x1 = (int)((s * 7919) % 3000), x2 = (int)((s * 104729) % 3000);
+        bool a = lsm_memtable_get(m, key_s(k, x1), s, &v, &del);
+        bool b = lsm_memtable_get(m, key_s(k, x2), s, &v, &del);
+        assert_true(a || b);
+    }
+    lsm_memtable_unref(m);
 }
 
 /* A 64 MiB write buffer takes 2 MiB huge-page blocks (mapped, unmapped when the memtable
@@ -103,8 +155,8 @@ static void test_memtable_huge_blocks(void **state)
     size_t before = lsm_memtable_usage(m);
     assert_int_equal(before % LSM_ARENA_HUGE, 0);
     assert_true(before >= (size_t)n * sizeof v);
-    assert_int_equal(lsm_memtable_add(m, (uint64_t)n + 1, LSM_TYPE_VALUE,
-                                      lsm_slice("zzbig", 5), lsm_slice(big, big_len)),
+    assert_int_equal(lsm_memtable_add(m, (uint64_t)n + 1, LSM_TYPE_VALUE, lsm_slice("zzbig", 5),
+                                      lsm_slice(big, big_len)),
                      0);
     assert_true(lsm_memtable_usage(m) > before + big_len);
     lsm_slice_t got;
@@ -169,8 +221,10 @@ enum { RAW, ZSTD_DICT, ZSTD_NO_DICT }; /* table kinds: the last is the older lay
 
 static void build_table(lsm_env_t *env, int kind, int n, uint64_t *size)
 {
-    lsm_table_options_t o = {.block_size = 512, .compression = kind != RAW,
-                             .compression_level = 1, .bloom_bits_per_key = 10,
+    lsm_table_options_t o = {.block_size = 512,
+                             .compression = kind != RAW,
+                             .compression_level = 1,
+                             .bloom_bits_per_key = 10,
                              .no_dict = kind == ZSTD_NO_DICT};
     lsm_table_builder_t *b;
     assert_int_equal(lsm_table_builder_new(env, "/t/1.sst", &o, &b), 0);
@@ -178,10 +232,10 @@ static void build_table(lsm_env_t *env, int kind, int n, uint64_t *size)
     for (int i = 0; i < n; i++) {
         lsm_slice_t ks = key_s(k, i * 2);
         int vn = snprintf(v, sizeof v, "value-%d-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", i);
-        assert_int_equal(lsm_table_builder_add(b, lsm_make_ikey(ik, ks.data, ks.len, 7,
-                                                                 LSM_TYPE_VALUE),
-                                               lsm_slice(v, (size_t)vn)),
-                         0);
+        assert_int_equal(
+            lsm_table_builder_add(b, lsm_make_ikey(ik, ks.data, ks.len, 7, LSM_TYPE_VALUE),
+                                  lsm_slice(v, (size_t)vn)),
+            0);
     }
     assert_int_equal(lsm_table_builder_entries(b), (uint64_t)n);
     assert_int_equal(lsm_table_builder_finish(&b, size), 0);
@@ -335,7 +389,7 @@ static void test_cache_lru_and_pinning(void **state)
     lsm_cache_stats_t st;
     lsm_cache_stats(c, &st);
     assert_true(st.usage <= 16 * 1000);
-    assert_true(freed > 1500); /* old blocks were evicted and freed */
+    assert_true(freed > 1500);                /* old blocks were evicted and freed */
     assert_non_null(lsm_cache_value(pinned)); /* a pinned block survives eviction */
     lsm_cache_release(c, pinned);
     lsm_cache_handle_t *h = lsm_cache_lookup(c, 2, 2000); /* the newest is still there */
@@ -388,8 +442,7 @@ static void test_fence_matches_index(void **state)
                 want = (long)f.n;
             else
                 for (; want < (long)f.n; want++)
-                    if (f.ent[want].kpos == (uint32_t)(it.value.data - blk.data) -
-                                                f.ent[want].klen)
+                    if (f.ent[want].kpos == (uint32_t)(it.value.data - blk.data) - f.ent[want].klen)
                         break;
             assert_int_equal(got, want);
         }
@@ -417,6 +470,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memtable_versions),
         cmocka_unit_test(test_memtable_order_and_iter),
+        cmocka_unit_test(test_memtable_staged_groups),
         cmocka_unit_test(test_memtable_concurrent_readers),
         cmocka_unit_test(test_memtable_huge_blocks),
         cmocka_unit_test(test_table_raw),
