@@ -122,7 +122,6 @@ static void readdress_node(broker_t *b, bnode_t *n, const char *ep, const char *
     n->pub_endpoint = p;
 }
 
-/* Rebuilds the ring and shard table from a map, keeping what is known of leaders. */
 /* The first three node ids of the configuration: the metadata group's bootstrap placement
  * (docs/CONTRACTS.md), which the map records only once the group is first moved. */
 static size_t meta_bootstrap(const broker_t *b, uint64_t out[3])
@@ -168,6 +167,7 @@ static void set_meta_placement(broker_t *b, const Shoal__ShardInfo *mi)
         m->leaving[r] = mi->leaving[r];
 }
 
+/* Rebuilds the ring and shard table from a map, keeping what is known of leaders. */
 int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
 {
     ring_t *ring = ring_new(map->vnodes_per_shard ? map->vnodes_per_shard : 64);

@@ -86,21 +86,6 @@ static lsm_sl_node_t *find_ge(const lsm_skiplist_t *sl, lsm_slice_t ikey, lsm_sl
     }
 }
 
-void lsm_skiplist_insert(lsm_skiplist_t *sl, lsm_sl_node_t *node)
-{
-    lsm_sl_node_t *prev[LSM_SKIPLIST_MAX_HEIGHT];
-    find_ge(sl, lsm_slice(node->key, node->klen), prev);
-    int h = (int)node->height, cur = atomic_load_explicit(&sl->height, memory_order_relaxed);
-    for (int i = cur; i < h; i++)
-        prev[i] = sl->head;
-    if (h > cur) /* readers that see the old height just skip the new top levels */
-        atomic_store_explicit(&sl->height, h, memory_order_relaxed);
-    for (int i = 0; i < h; i++) {
-        atomic_store_explicit(&node->next[i], next_at(prev[i], i), memory_order_relaxed);
-        atomic_store_explicit(&prev[i]->next[i], node, memory_order_release);
-    }
-}
-
 /* Links node after prev[i] at each of its levels. prev[i] was the last node < node's key
  * when it was searched; nodes inserted since may lie between, so each level walks on past
  * them (a few steps over nodes just written, in cache). Levels above the list's height at
@@ -112,7 +97,7 @@ static void link_after(lsm_skiplist_t *sl, lsm_sl_node_t *node, lsm_sl_node_t **
     int h = (int)node->height, cur = atomic_load_explicit(&sl->height, memory_order_relaxed);
     for (int i = searched_height; i < h; i++)
         prev[i] = sl->head;
-    if (h > cur)
+    if (h > cur) /* readers that see the old height just skip the new top levels */
         atomic_store_explicit(&sl->height, h, memory_order_relaxed);
     for (int i = 0; i < h; i++) {
         lsm_sl_node_t *p = prev[i], *q;
@@ -121,6 +106,14 @@ static void link_after(lsm_skiplist_t *sl, lsm_sl_node_t *node, lsm_sl_node_t **
         atomic_store_explicit(&node->next[i], q, memory_order_relaxed);
         atomic_store_explicit(&p->next[i], node, memory_order_release);
     }
+}
+
+void lsm_skiplist_insert(lsm_skiplist_t *sl, lsm_sl_node_t *node)
+{
+    lsm_sl_node_t *prev[LSM_SKIPLIST_MAX_HEIGHT];
+    int height = atomic_load_explicit(&sl->height, memory_order_relaxed);
+    find_ge(sl, lsm_slice(node->key, node->klen), prev);
+    link_after(sl, node, prev, height);
 }
 
 static void insert_group(lsm_skiplist_t *sl, lsm_sl_node_t *const *nodes, size_t k)

@@ -716,13 +716,15 @@ static void test_dashboard(void **state)
     free(missing);
 }
 
+/* The cluster section of the config tests below: one node. */
+static const char *nodes = "cluster\n    shards = 1\n    replicas = 1\n    nodes\n"
+                           "        0\n            endpoint = \"tcp://127.0.0.1:1\"\n"
+                           "            pub_endpoint = \"tcp://127.0.0.1:2\"\n";
+
 /* broker/read_from: "leader" (default) or "replicas"; anything else is refused by name. */
 static void test_config_read_from(void **state)
 {
     (void)state;
-    static const char *nodes = "cluster\n    shards = 1\n    replicas = 1\n    nodes\n"
-                               "        0\n            endpoint = \"tcp://127.0.0.1:1\"\n"
-                               "            pub_endpoint = \"tcp://127.0.0.1:2\"\n";
     char text[512], err[256] = "";
     broker_config_t c;
     assert_int_equal(broker_config_parse(nodes, &c, err, sizeof err), 0);
@@ -739,9 +741,6 @@ static void test_config_read_from(void **state)
 static void test_config_sched_batch(void **state)
 {
     (void)state;
-    static const char *nodes = "cluster\n    shards = 1\n    replicas = 1\n    nodes\n"
-                               "        0\n            endpoint = \"tcp://127.0.0.1:1\"\n"
-                               "            pub_endpoint = \"tcp://127.0.0.1:2\"\n";
     char text[512], err[256] = "";
     broker_config_t c;
     assert_int_equal(broker_config_parse(nodes, &c, err, sizeof err), 0);
