@@ -42,6 +42,8 @@ if(TARGET shoald)
   cluster_script(cluster_split 120)
   # scaling out and in: rebalance onto a new node, drain-node, remove-node, under writes
   cluster_script(cluster_scale 180)
+  # snapshot marks every 16 entries under 128 clients, then every node restarted
+  cluster_script(cluster_marks 120)
 endif()
 
 # The broker's config decoder, fuzzed (a unit test over random and mutated ZPL otherwise).
