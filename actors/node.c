@@ -62,13 +62,21 @@ void node_reply(node_t *node, waiter_t **w_p)
     waiter_t *w = *w_p;
     if (w->reply && w->identity && w->batched && node->replies) {
         replies_add(node->replies, node->router, &w->identity, &w->reply, w->reply_len);
+        sockset_touch(node->socks, node->sk_router); /* sent at once when it cannot queue */
     } else if (w->reply && w->identity) {
         node->n_client_out++;
         zframe_t *id = zframe_dup(w->identity);
         zframe_send(&id, node->router, ZFRAME_MORE);
         zmq_send(zsock_resolve(node->router), w->reply, w->reply_len, 0);
+        sockset_touch(node->socks, node->sk_router);
     }
     waiter_destroy(w_p);
+}
+
+void node_send_compactor(node_t *node, snap_job_t *j)
+{
+    zsock_send(node->compactor, "sp", "EXPORT", j);
+    sockset_touch(node->socks, node->sk_compactor);
 }
 
 static void send_frame(node_t *n, zframe_t *identity, Shoal__Frame *f)
@@ -80,6 +88,7 @@ static void send_frame(node_t *n, zframe_t *identity, Shoal__Frame *f)
     zframe_t *id = zframe_dup(identity);
     zframe_send(&id, n->router, ZFRAME_MORE);
     zmq_send(zsock_resolve(n->router), buf, len, 0);
+    sockset_touch(n->socks, n->sk_router);
     free(buf);
 }
 
@@ -530,7 +539,7 @@ static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
             j->replica = r;
             n->snaps_out++;
             r->compacts_out++;
-            zsock_send(n->compactor, "sp", "EXPORT", j);
+            node_send_compactor(n, j);
         }
         break;
     case SHOAL__ADMIN_REQUEST__OP_SNAPSHOT:
@@ -686,15 +695,20 @@ static int pump(node_t *n)
         n->n_batches++;
         n->n_items += n->batch->n;
         zsock_send(n->log, "sp", "PERSIST", n->batch);
+        sockset_touch(n->socks, n->sk_log);
         n->batch = NULL;
     }
     for (int i = 0; i < n->n_fsm; i++)
         if (n->jobq[i]) {
             n->n_fsm_msgs++;
             zsock_send(n->fsm[i], "sp", "JOB", n->jobq[i]);
+            sockset_touch(n->socks, n->sk_fsm[i]);
             n->jobq[i] = n->jobq_tail[i] = NULL;
         }
-    n->n_client_out += replies_flush(n->replies, n->router);
+    uint64_t answered = replies_flush(n->replies, n->router);
+    n->n_client_out += answered;
+    if (answered)
+        sockset_touch(n->socks, n->sk_router);
     transport_flush(n->transport);
     if (n->fatal) {
         zsys_error("node %" PRIu64 ": stopping after a fatal error", n->cfg->id);
@@ -725,9 +739,8 @@ static void handle_batch(node_t *n, zframe_t *id, Shoal__Frame *f)
     shoal_frame_free(&f);
 }
 
-static int on_router(zloop_t *loop, zsock_t *sock, void *arg)
+static int on_router(node_t *n, zsock_t *sock)
 {
-    node_t *n = arg;
     for (int burst = 0; burst < 256 && (zsock_events(sock) & ZMQ_POLLIN); burst++) {
         zmsg_t *msg = zmsg_recv(sock);
         if (!msg)
@@ -809,7 +822,7 @@ static void log_answer(node_t *n, zsock_t *sock)
                     replica_persisted(b->items[i].replica);
                 if (b->items[i].drop_job) { /* the DROP is durable: the data may go */
                     n->snaps_out++;
-                    zsock_send(n->compactor, "sp", "EXPORT", b->items[i].drop_job);
+                    node_send_compactor(n, b->items[i].drop_job);
                     b->items[i].drop_job = NULL;
                 }
             }
@@ -823,9 +836,8 @@ static void log_answer(node_t *n, zsock_t *sock)
  * a loop turn, a batch, a job message and an envelope per peer each. */
 #define ANSWER_BURST 64
 
-static int on_log(zloop_t *loop, zsock_t *sock, void *arg)
+static int on_log(node_t *n, zsock_t *sock)
 {
-    node_t *n = arg;
     for (int k = 0; k < ANSWER_BURST && (k == 0 || (zsock_events(sock) & ZMQ_POLLIN)); k++)
         log_answer(n, sock);
     return pump(n);
@@ -840,12 +852,12 @@ static void take_done(node_t *n, int i)
     }
 }
 
-static int on_fsm(zloop_t *loop, zsock_t *sock, void *arg)
+static int on_fsm(node_t *n, zsock_t *sock)
 {
-    node_t *n = arg;
-    (void)sock; /* every actor's wake-ups are read here: zloop may still call for a drained one */
+    (void)sock; /* every actor's wake-ups are read here, so one pump takes them all */
     for (int i = 0; i < n->n_fsm; i++) {
         zsock_t *s = zactor_sock(n->fsm[i]);
+        sockset_touch(n->socks, n->sk_fsm[i]);
         for (int k = 0; k < ANSWER_BURST && (zsock_events(s) & ZMQ_POLLIN); k++) {
             char *cmd = NULL;
             void *ptr = NULL;
@@ -856,9 +868,8 @@ static int on_fsm(zloop_t *loop, zsock_t *sock, void *arg)
     return pump(n); /* takes the queues */
 }
 
-static int on_compactor(zloop_t *loop, zsock_t *sock, void *arg)
+static int on_compactor(node_t *n, zsock_t *sock)
 {
-    node_t *n = arg;
     char *cmd = NULL;
     void *ptr = NULL;
     if (zsock_recv(sock, "sp", &cmd, &ptr) == 0 && cmd && streq(cmd, "SNAPPED") && ptr) {
@@ -888,9 +899,8 @@ static int on_compactor(zloop_t *loop, zsock_t *sock, void *arg)
     return pump(n);
 }
 
-static int on_pipe(zloop_t *loop, zsock_t *sock, void *arg)
+static int on_pipe(node_t *n, zsock_t *sock)
 {
-    node_t *n = arg;
     char *cmd = zstr_recv(sock);
     if (!cmd || streq(cmd, "$TERM"))
         n->stopping = true;
@@ -950,9 +960,8 @@ static bool leader_silent(node_t *n, replica_t *r, uint64_t now)
     return now - n->last_heard[node_id_of(r->leader)] > timeout;
 }
 
-static int on_tick(zloop_t *loop, int timer_id, void *arg)
+static int on_tick(node_t *n)
 {
-    node_t *n = arg;
     unsigned q = n->cfg->quiesce_ticks;
     uint64_t now = zclock_mono();
     if (n->lease_clock)
@@ -1010,9 +1019,8 @@ static void publish_progress(node_t *n)
         events_progress(n->events, spp, k);
 }
 
-static int on_metrics(zloop_t *loop, int timer_id, void *arg)
+static int on_metrics(node_t *n)
 {
-    node_t *n = arg;
     Shoal__NodeMetrics m;
     uint64_t bounds[FSYNC_BUCKETS], counts[FSYNC_BUCKETS];
     Shoal__PeerProgress pp[NODE_MAX_NODES], *ppp[NODE_MAX_NODES];
@@ -1040,9 +1048,8 @@ static int on_metrics(zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
-static int on_sweep(zloop_t *loop, int timer_id, void *arg)
+static int on_sweep(node_t *n)
 {
-    node_t *n = arg;
     uint64_t now = zclock_mono();
     for (size_t i = 0; i < n->n_replicas; i++) {
         replica_expire(n->replicas[i], now);
@@ -1222,19 +1229,81 @@ static int start(node_t *n, char *err, size_t errlen)
     return 0;
 }
 
-static void setup_loop(node_t *n)
+static int setup_loop(node_t *n)
 {
-    n->loop = zloop_new();
-    zloop_set_nonstop(n->loop, true); /* SIGTERM reaches us as $TERM from shoald's main */
-    zloop_reader(n->loop, n->pipe, on_pipe, n);
-    zloop_reader(n->loop, n->router, on_router, n);
-    zloop_reader(n->loop, zactor_sock(n->log), on_log, n);
-    zloop_reader(n->loop, zactor_sock(n->compactor), on_compactor, n);
+    if (!(n->socks = sockset_new()))
+        return -1;
+    n->sk_pipe = sockset_add(n->socks, n->pipe);
+    n->sk_router = sockset_add(n->socks, n->router);
+    n->sk_log = sockset_add(n->socks, zactor_sock(n->log));
+    n->sk_compactor = sockset_add(n->socks, zactor_sock(n->compactor));
+    bool ok = n->sk_pipe >= 0 && n->sk_router >= 0 && n->sk_log >= 0 && n->sk_compactor >= 0;
     for (int i = 0; i < n->n_fsm; i++)
-        zloop_reader(n->loop, zactor_sock(n->fsm[i]), on_fsm, n);
-    zloop_timer(n->loop, n->cfg->tick_ms, 0, on_tick, n);
-    zloop_timer(n->loop, SWEEP_MS, 0, on_sweep, n);
-    zloop_timer(n->loop, n->cfg->metrics_ms, 0, on_metrics, n);
+        ok = (n->sk_fsm[i] = sockset_add(n->socks, zactor_sock(n->fsm[i]))) >= 0 && ok;
+    return ok ? 0 : -1;
+}
+
+typedef struct {
+    uint64_t every, next; /* ms */
+    int (*fn)(node_t *n);
+} node_timer_t;
+
+/* Runs the handlers of the sockets with input, in this order; -1 stops the loop. A socket
+ * served is asked again before the next wait (it may hold more, or its commands ran). */
+static int serve_sockets(node_t *n)
+{
+    struct {
+        int i;
+        int (*fn)(node_t *n, zsock_t *sock);
+        zsock_t *sock;
+    } h[4 + NODE_MAX_FSM] = {{n->sk_pipe, on_pipe, n->pipe},
+                             {n->sk_router, on_router, n->router},
+                             {n->sk_log, on_log, zactor_sock(n->log)},
+                             {n->sk_compactor, on_compactor, zactor_sock(n->compactor)}};
+    int k = 4;
+    for (int i = 0; i < n->n_fsm; i++)
+        h[k++] = (typeof(h[0])){n->sk_fsm[i], on_fsm, zactor_sock(n->fsm[i])};
+    bool fsm_done = false; /* on_fsm reads every fsm actor's socket at once */
+    for (int j = 0; j < k; j++) {
+        if (!sockset_ready(n->socks, h[j].i) || (h[j].fn == on_fsm && fsm_done))
+            continue;
+        fsm_done = fsm_done || h[j].fn == on_fsm;
+        sockset_touch(n->socks, h[j].i);
+        if (h[j].fn(n, h[j].sock) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The node's loop: its sockets (sockset.h) and three timers, until a handler says stop.
+ * SIGTERM does not end it: shoald's main turns it into $TERM on the pipe. */
+static void run_loop(node_t *n)
+{
+    uint64_t now = zclock_mono();
+    node_timer_t t[3] = {{n->cfg->tick_ms, 0, on_tick},
+                         {SWEEP_MS, 0, on_sweep},
+                         {n->cfg->metrics_ms, 0, on_metrics}};
+    for (int i = 0; i < 3; i++)
+        t[i].next = now + t[i].every;
+    for (;;) {
+        uint64_t due = t[0].next;
+        for (int i = 1; i < 3; i++)
+            due = t[i].next < due ? t[i].next : due;
+        now = zclock_mono();
+        int rc = sockset_wait(n->socks, due > now ? (int)(due - now) : 0);
+        if (rc < 0 || (rc > 0 && serve_sockets(n) < 0))
+            return;
+        now = zclock_mono();
+        for (int i = 0; i < 3; i++) {
+            if (now < t[i].next)
+                continue;
+            t[i].next = now + t[i].every;
+            if (i == 0) /* a use left unmarked costs at most a tick (sockset.h) */
+                sockset_touch_all(n->socks);
+            if (t[i].fn(n) < 0)
+                return;
+        }
+    }
 }
 
 static uint64_t jobs_out(node_t *n)
@@ -1348,7 +1417,7 @@ static void stop(node_t *n)
         replies_flush(n->replies, n->router);
     replies_destroy(&n->replies);
     zsock_destroy(&n->router);
-    zloop_destroy(&n->loop);
+    sockset_destroy(&n->socks);
 }
 
 void node_actor(zsock_t *pipe, void *args)
@@ -1377,8 +1446,13 @@ void node_actor(zsock_t *pipe, void *args)
     zsys_info("node %" PRIu64 ": serving %zu replicas on %s, events on %s, apply threads %d",
               n.cfg->id, n.n_replicas, n.cfg->endpoint, n.cfg->pub_endpoint, n.n_fsm);
     zstr_send(pipe, "READY");
-    setup_loop(&n);
-    zloop_start(n.loop);
+    if (setup_loop(&n) == 0)
+        run_loop(&n);
+    else {
+        zsys_error("node %" PRIu64 ": cannot poll its sockets", n.cfg->id);
+        n.fatal = true;
+        zstr_send(pipe, "FATAL");
+    }
     bool fatal = n.fatal;
     stop(&n);
     if (fatal || !n.stopping) {

@@ -31,7 +31,8 @@ if(TARGET shoal_lsm AND TARGET shoal_raft AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}
     ${CMAKE_CURRENT_SOURCE_DIR}/placement.c
     ${CMAKE_CURRENT_SOURCE_DIR}/leader_balance.c
     ${CMAKE_CURRENT_SOURCE_DIR}/meta.c
-    ${CMAKE_CURRENT_SOURCE_DIR}/lease_clock.c)
+    ${CMAKE_CURRENT_SOURCE_DIR}/lease_clock.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/sockset.c)
   target_include_directories(shoal_actors PUBLIC ${CMAKE_SOURCE_DIR})
   target_link_libraries(shoal_actors PUBLIC shoal_rlog shoal_nodecfg shoal_lsm shoal_raft
                         shoal_proto shoal_engine PkgConfig::CZMQ PkgConfig::ZMQ

@@ -896,7 +896,7 @@ void replica_fsm_done(replica_t *r, fsm_job_t *job)
             sj->dir = strdup(r->snapdir);
             sj->replica = r;
             n->snaps_out++;
-            zsock_send(n->compactor, "sp", "EXPORT", sj);
+            node_send_compactor(n, sj);
         } else {
             r->snap_busy = false;
         }

@@ -20,6 +20,7 @@
 #include "actors/node_config.h"
 #include "actors/node_int.h"
 #include "actors/replies.h"
+#include "actors/sockset.h"
 #include "actors/transport.h"
 #include "proto/admin.pb-c.h"
 
@@ -86,7 +87,8 @@ typedef struct replica_t {
 struct node_t {
     node_config_t *cfg;
     zsock_t *pipe;
-    zloop_t *loop;
+    sockset_t *socks; /* the loop's sockets (sockset.h), at these indexes: */
+    int sk_pipe, sk_router, sk_log, sk_compactor, sk_fsm[NODE_MAX_FSM];
     zsock_t *router;
     events_t *events;
     transport_t *transport;
@@ -169,6 +171,8 @@ persist_item_t *node_batch_item(node_t *node);
 bool placement_retired(const node_t *node, uint32_t group);
 /* Answers a waiter on the ROUTER and frees it. */
 void node_reply(node_t *node, waiter_t **w_p);
+/* Hands a snapshot, compaction or drop job to the compactor actor. */
+void node_send_compactor(node_t *node, snap_job_t *j);
 /* A NOT_LEADER answer with the replica's leader hint. */
 void replica_not_leader(replica_t *r, waiter_t *w);
 /* Queues reads that the fsm can serve now (read index <= submitted). */

@@ -37,6 +37,9 @@ if(TARGET shoald)
   # the leader's copy of its staged entries (applied as soon as they commit)
   shoal_add_test(NAME test_lead_log SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_lead_log.c
                  LIBS shoal_actors LABELS unit)
+  # the node loop's socket wait: what wakes it, which sockets it asks, why uses are marked
+  shoal_add_test(NAME test_sockset SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_sockset.c
+                 LIBS shoal_actors LABELS unit)
   shoal_add_test(NAME test_node_transport
                  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_transport.c
                  LIBS shoal_actors LABELS unit)
