@@ -12,6 +12,11 @@ target_include_directories(shoal_nodecfg PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(shoal_nodecfg PUBLIC shoal_proto shoal_engine PkgConfig::CZMQ
                       PkgConfig::ZMQ)
 
+# the socket wait of the node's loop and the broker's (sockset.h)
+add_library(shoal_sockset STATIC ${CMAKE_CURRENT_SOURCE_DIR}/sockset.c)
+target_include_directories(shoal_sockset PUBLIC ${CMAKE_SOURCE_DIR})
+target_link_libraries(shoal_sockset PUBLIC PkgConfig::CZMQ PkgConfig::ZMQ)
+
 if(TARGET shoal_lsm AND TARGET shoal_raft AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/shoald.c)
   add_library(shoal_actors STATIC
     ${CMAKE_CURRENT_SOURCE_DIR}/node.c
@@ -31,10 +36,9 @@ if(TARGET shoal_lsm AND TARGET shoal_raft AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}
     ${CMAKE_CURRENT_SOURCE_DIR}/placement.c
     ${CMAKE_CURRENT_SOURCE_DIR}/leader_balance.c
     ${CMAKE_CURRENT_SOURCE_DIR}/meta.c
-    ${CMAKE_CURRENT_SOURCE_DIR}/lease_clock.c
-    ${CMAKE_CURRENT_SOURCE_DIR}/sockset.c)
+    ${CMAKE_CURRENT_SOURCE_DIR}/lease_clock.c)
   target_include_directories(shoal_actors PUBLIC ${CMAKE_SOURCE_DIR})
-  target_link_libraries(shoal_actors PUBLIC shoal_rlog shoal_nodecfg shoal_lsm shoal_raft
+  target_link_libraries(shoal_actors PUBLIC shoal_rlog shoal_nodecfg shoal_sockset shoal_lsm shoal_raft
                         shoal_proto shoal_engine PkgConfig::CZMQ PkgConfig::ZMQ
                         Threads::Threads)
   add_executable(shoald ${CMAKE_CURRENT_SOURCE_DIR}/shoald.c)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/sockset.h"
 #include "engine/error.h"
 
 static size_t id_hash(const void *key)
@@ -509,26 +510,35 @@ static void tick(broker_t *b)
     }
 }
 
-/* The poll set: one entry per socket, rebuilt when nodes are added. Every socket the
- * poll marks readable is drained in the same wake-up (clients first, then every node's
- * answers, then events), at one zmq_poll per burst; a busy client socket cannot starve the
- * nodes' answers. kind[i] says what items[i] is: IT_* or IT_NODES + node index. */
+/* The wait set (actors/sockset.h): one entry per socket, rebuilt when nodes are added.
+ * Every socket with input is drained in the same wake-up (clients first, then every node's
+ * answers, then events); a busy client socket cannot starve the nodes' answers. kind[i]
+ * says what entry i is: IT_* or IT_NODES + node index. */
 enum { IT_FRONT, IT_SUB, IT_XPUB, IT_HTTP, IT_PIPE, IT_NODES };
 
-static size_t build_items(broker_t *b, zmq_pollitem_t *it, size_t *kind)
+static sockset_t *build_set(broker_t *b, size_t *kind, size_t *n)
 {
+    sockset_t *set = sockset_new();
     zsock_t *fixed[IT_NODES] = {b->front, b->sub, b->xpub, b->http, b->pipe};
-    size_t n = 0;
-    for (size_t i = 0; i < IT_NODES; i++)
-        if (fixed[i]) {
-            it[n] = (zmq_pollitem_t){zsock_resolve(fixed[i]), 0, ZMQ_POLLIN, 0};
-            kind[n++] = i;
-        }
-    for (size_t i = 0; i < b->n_nodes; i++) {
-        it[n] = (zmq_pollitem_t){zsock_resolve(b->nodes[i].dealer), 0, ZMQ_POLLIN, 0};
-        kind[n++] = IT_NODES + i;
-    }
-    return n;
+    *n = 0;
+    for (size_t i = 0; set && i < IT_NODES; i++)
+        if (fixed[i] && sockset_add(set, fixed[i]) == (int)*n)
+            kind[(*n)++] = i;
+    for (size_t i = 0; set && i < b->n_nodes; i++)
+        if (sockset_add(set, b->nodes[i].dealer) == (int)*n)
+            kind[(*n)++] = IT_NODES + i;
+    return set;
+}
+
+/* The sockets a loop turn sends on (answers, requests, republished events) are asked again
+ * before the next wait, since a send can take the signal their input came with
+ * (sockset.h); the others when their descriptor fires, and every socket once per 10 ms
+ * (a bound on a use left unmarked). */
+static void touch_senders(sockset_t *set, const size_t *kind, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (kind[i] == IT_FRONT || kind[i] == IT_XPUB || kind[i] >= IT_NODES)
+            sockset_touch(set, (int)i);
 }
 
 /* The actor pipe: true when told to stop. */
@@ -561,24 +571,38 @@ void broker_run(broker_t *b, zsock_t *pipe)
                 b->cfg.client_endpoint, b->cfg.pub_endpoint, b->n_nodes, b->n_shards);
     if (b->http)
         broker_info(b, "broker: dashboard on %s", b->cfg.http_endpoint);
-    zmq_pollitem_t items[IT_NODES + BROKER_MAX_NODES];
     size_t kind[IT_NODES + BROKER_MAX_NODES];
     size_t n_items = 0, built_for = SIZE_MAX;
+    sockset_t *set = NULL;
+    int64_t next_all = 0;
     bool stop = false;
     while (!stop && !zsys_interrupted) {
         if (built_for != b->n_nodes) {
-            n_items = build_items(b, items, kind);
+            sockset_destroy(&set);
+            if (!(set = build_set(b, kind, &n_items))) {
+                zsys_error("broker: out of memory");
+                break;
+            }
             built_for = b->n_nodes;
         }
-        int rc = zmq_poll(items, (int)n_items, 10);
-        if (rc < 0 && zmq_errno() == ETERM)
+        int64_t now = zclock_mono();
+        if (now >= next_all) {
+            sockset_touch_all(set);
+            next_all = now + 10;
+        }
+        int rc = sockset_wait(set, 10);
+        if (rc < 0)
             break;
         for (size_t i = 0; rc > 0 && i < n_items && !stop; i++)
-            if (items[i].revents & ZMQ_POLLIN)
+            if (sockset_ready(set, (int)i)) {
+                sockset_touch(set, (int)i);
                 stop = serve_item(b, kind[i]);
+            }
         tick(b);
         b->stats_node_msgs += node_out_flush(b); /* this turn's requests, a message per node */
+        touch_senders(set, kind, n_items);
     }
+    sockset_destroy(&set);
     broker_info(b,
                 "broker: stopping (%" PRIu64 " requests, %" PRIu64 " retries, %" PRIu64
                 " changes republished, %" PRIu64 " messages of requests to nodes)",
