@@ -40,24 +40,13 @@ wait_leaders() {
     echo "FAIL: a group has no leader after 60 s: $(ctl status 2>&1)"
     FAIL=1
 }
-# Shard 0's leader; a status taken during a hand-over (leader balancing after a restart)
-# shows none (-1), so it asks again for up to 30 s.
-leader0() {
-    local l=-1
-    for _ in $(seq 1 150); do
-        l=$(leader_of 0 2>/dev/null)
-        [ "${l:--1}" -ge 0 ] 2>/dev/null && break
-        sleep 0.2
-    done
-    echo "${l:--1}"
-}
 wait_leaders
 cl_start_writers 1
 sleep 1
 ctl cluster stop-node --dir "$DIR" 3 >/dev/null
 
 # ---- 1. a data shard's move onto a node that is down, cancelled --------------------------
-L=$(leader0)
+L=$(leader_of 0)
 want 2 "cancel without a move in progress" ctl move-replica --cancel 0
 retry_admin move-replica 0 "$L" 3
 wait_version 2
@@ -117,7 +106,7 @@ for i in 0 1 2; do # the metadata nodes, one at a time
         { echo "FAIL: restart node $i"; FAIL=1; }
     wait_leaders
 done
-L=$(leader0)
+L=$(leader_of 0)
 REST=$(echo 0 1 2 | tr ' ' '\n' | grep -vx "$L" | tr '\n' ' ' | sed 's/ $//')
 retry_admin move-replica 0 "$L" 3
 wait_version 8

@@ -22,7 +22,17 @@ status_py() { # runs python over `status --json` (as st) with the statements in 
     ctl status --json | python3 -c "import json,sys; st=json.load(sys.stdin); $1"
 }
 map_version() { status_py "print(st['map_version'])"; }
-leader_of() { status_py "print([s['leader'] for s in st['shards'] if s['id']==$1][0])"; }
+# Shard $1's leader. A status taken during an election or a hand-over (leader balancing
+# after a restart) shows none (-1), so it asks again for up to 30 s before printing -1.
+leader_of() {
+    local l=-1
+    for _ in $(seq 1 150); do
+        l=$(status_py "print([s['leader'] for s in st['shards'] if s['id']==$1][0])" 2>/dev/null)
+        [ "${l:--1}" -ge 0 ] 2>/dev/null && break
+        sleep 0.2
+    done
+    echo "${l:--1}"
+}
 replicas_of() { # the replica nodes of shard $1, sorted
     status_py "print(' '.join(str(r['node']) for r in sorted([s for s in st['shards'] if s['id']==$1][0]['replicas'], key=lambda r: r['node'])))"
 }
