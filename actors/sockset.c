@@ -42,7 +42,7 @@ int sockset_add(sockset_t *self, zsock_t *sock)
 
 void sockset_touch(sockset_t *self, int i)
 {
-    if (i >= 0 && i < self->n)
+    if (self && i >= 0 && i < self->n) /* NULL: no loop yet (a node's start) or any more */
         self->marked[i] = true;
 }
 

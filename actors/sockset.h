@@ -28,7 +28,8 @@ void sockset_destroy(sockset_t **self_p);
 /* Adds a socket (every socket starts marked); returns its index, or -1 when full or the
  * socket has no descriptor. */
 int sockset_add(sockset_t *self, zsock_t *sock);
-/* The caller sent or received on socket i: ask it before the next wait. */
+/* The caller sent or received on socket i: ask it before the next wait. A NULL set (no
+ * loop yet) is left alone. */
 void sockset_touch(sockset_t *self, int i);
 /* Waits up to timeout_ms (-1: no limit) until a socket has input. Returns how many have
  * (sockset_ready), 0 when the time ran out or a signal came, -1 when the context ended. */

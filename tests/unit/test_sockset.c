@@ -139,6 +139,7 @@ static void test_full_set_refuses(void **state)
         zsock_destroy(&socks[i]);
     sockset_destroy(&s);
     assert_null(s);
+    sockset_touch(NULL, 0); /* a node replying before its loop exists */
 }
 
 int main(void)
