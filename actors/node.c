@@ -852,9 +852,9 @@ static void take_done(node_t *n, int i)
     }
 }
 
-static int on_fsm(node_t *n, zsock_t *sock)
+/* Every fsm actor's wake-ups are read here, ready or not (so each is marked). */
+static int on_fsm(node_t *n)
 {
-    (void)sock; /* every actor's wake-ups are read here, so one pump takes them all */
     for (int i = 0; i < n->n_fsm; i++) {
         zsock_t *s = zactor_sock(n->fsm[i]);
         sockset_touch(n->socks, n->sk_fsm[i]);
@@ -1248,30 +1248,24 @@ typedef struct {
     int (*fn)(node_t *n);
 } node_timer_t;
 
-/* Runs the handlers of the sockets with input, in this order; -1 stops the loop. A socket
- * served is asked again before the next wait (it may hold more, or its commands ran). */
+/* Runs the handlers of the sockets with input, in this order; -1 stops the loop. One
+ * on_fsm reads every fsm actor's socket, so one pump takes all their answers. */
 static int serve_sockets(node_t *n)
 {
     struct {
         int i;
         int (*fn)(node_t *n, zsock_t *sock);
         zsock_t *sock;
-    } h[4 + NODE_MAX_FSM] = {{n->sk_pipe, on_pipe, n->pipe},
-                             {n->sk_router, on_router, n->router},
-                             {n->sk_log, on_log, zactor_sock(n->log)},
-                             {n->sk_compactor, on_compactor, zactor_sock(n->compactor)}};
-    int k = 4;
-    for (int i = 0; i < n->n_fsm; i++)
-        h[k++] = (typeof(h[0])){n->sk_fsm[i], on_fsm, zactor_sock(n->fsm[i])};
-    bool fsm_done = false; /* on_fsm reads every fsm actor's socket at once */
-    for (int j = 0; j < k; j++) {
-        if (!sockset_ready(n->socks, h[j].i) || (h[j].fn == on_fsm && fsm_done))
-            continue;
-        fsm_done = fsm_done || h[j].fn == on_fsm;
-        sockset_touch(n->socks, h[j].i);
-        if (h[j].fn(n, h[j].sock) < 0)
+    } h[] = {{n->sk_pipe, on_pipe, n->pipe},
+             {n->sk_router, on_router, n->router},
+             {n->sk_log, on_log, zactor_sock(n->log)},
+             {n->sk_compactor, on_compactor, zactor_sock(n->compactor)}};
+    for (size_t j = 0; j < sizeof h / sizeof *h; j++)
+        if (sockset_ready(n->socks, h[j].i) && h[j].fn(n, h[j].sock) < 0)
             return -1;
-    }
+    for (int i = 0; i < n->n_fsm; i++)
+        if (sockset_ready(n->socks, n->sk_fsm[i]))
+            return on_fsm(n);
     return 0;
 }
 

@@ -62,9 +62,9 @@ static int ask_marked(sockset_t *self)
         self->ready[i] = false;
         if (!self->marked[i])
             continue;
-        self->marked[i] = false;
-        if ((self->ready[i] = has_input(self->sock[i])))
-            k++;
+        /* one with input stays marked: the caller reads it, maybe not to the end */
+        self->marked[i] = self->ready[i] = has_input(self->sock[i]);
+        k += self->ready[i];
     }
     return k;
 }

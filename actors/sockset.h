@@ -9,7 +9,8 @@
  * mailbox, which signals its descriptor (ZMQ_FD), so a socket nobody touched needs no ask
  * until its descriptor fires. A send or receive on the socket may process those commands
  * itself, leaving input behind an unsignalled descriptor, so the caller marks every socket
- * it used (sockset_touch) and that socket is asked before the next wait.
+ * it sent on (sockset_touch) and that socket is asked before the next wait; a socket the
+ * wait reported ready stays marked, as its reader may leave input behind.
  * The node also marks every socket once per tick (sockset_touch_all), so a use it failed
  * to mark would cost at most a tick, not a hang. */
 #ifndef SHOAL_ACTORS_SOCKSET_H

@@ -594,10 +594,8 @@ void broker_run(broker_t *b, zsock_t *pipe)
         if (rc < 0)
             break;
         for (size_t i = 0; rc > 0 && i < n_items && !stop; i++)
-            if (sockset_ready(set, (int)i)) {
-                sockset_touch(set, (int)i);
+            if (sockset_ready(set, (int)i))
                 stop = serve_item(b, kind[i]);
-            }
         tick(b);
         b->stats_node_msgs += node_out_flush(b); /* this turn's requests, a message per node */
         touch_senders(set, kind, n_items);
