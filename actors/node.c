@@ -36,6 +36,7 @@
 #include "actors/replica.h"
 #include "actors/split_node.h"
 #include "engine/error.h"
+#include "engine/lsm/pool.h"
 #include "proto/admin.pb-c.h"
 #include "proto/codec.h"
 
@@ -1191,6 +1192,10 @@ static int start(node_t *n, char *err, size_t errlen)
     if (err[0]) /* a torn tail was cut: worth a line in the log */
         zsys_warning("node %" PRIu64 ": %s", c->id, err);
     err[0] = '\0';
+    if (lsm_pool_new((int)c->engine_threads, &n->lsm_pool) != 0) {
+        snprintf(err, errlen, "cannot start %u engine threads", c->engine_threads);
+        return -1;
+    }
     n->log_args = (log_args_t){n->rlog, c->fsync, c->fsync_delay_ms};
     n->log = zactor_new(log_actor, &n->log_args);
     n->compactor = zactor_new(compactor_actor, NULL);
@@ -1404,6 +1409,7 @@ static void stop(node_t *n)
     rlog_destroy(&n->rlog);
     placement_destroy(n);
     split_node_destroy(n);
+    lsm_pool_destroy(&n->lsm_pool); /* after the last engine closed */
     transport_destroy(&n->transport);
     lease_clock_destroy(&n->lease_clock);
     events_destroy(&n->events);

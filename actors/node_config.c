@@ -91,6 +91,7 @@ static void set_defaults(node_config_t *c)
     c->quiesce_ticks = 100;
     c->lsm_cache_kb = 1024;
     c->lsm_buffer_kb = 4096;
+    c->engine_threads = 2;
     c->shards = 1;
     c->replicas = 3;
     c->vnodes = 64;
@@ -299,6 +300,8 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
         rc = get_uint(root, "storage/lsm_cache_kb", 64, 16 << 20, &c->lsm_cache_kb, err, errlen);
     if (rc == 0)
         rc = get_uint(root, "storage/lsm_buffer_kb", 256, 1 << 20, &c->lsm_buffer_kb, err, errlen);
+    if (rc == 0)
+        rc = get_uint(root, "storage/engine_threads", 1, 16, &c->engine_threads, err, errlen);
     if (rc == 0)
         rc = get_uint(root, "storage/fsync_delay_ms", 0, 60000, &c->fsync_delay_ms, err, errlen);
     if (rc == 0)

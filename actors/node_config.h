@@ -50,6 +50,7 @@ typedef struct {
     bool sched_batch;              /* threads under SCHED_BATCH (actors/sched_batch.h) */
     unsigned lsm_cache_kb;         /* block cache per replica */
     unsigned lsm_buffer_kb;        /* memtable size per replica */
+    unsigned engine_threads;       /* flush and compaction threads shared by the replicas */
     unsigned fsync_delay_ms;       /* testing only: extra latency after every log sync */
     unsigned shards;
     unsigned replicas;

@@ -186,6 +186,7 @@ static int open_lsm(const node_t *n, const char *dir, lsm_t **lsm, char *err, si
     o.write_buffer_size = (size_t)n->cfg->lsm_buffer_kb << 10;
     o.block_cache_size = (size_t)n->cfg->lsm_cache_kb << 10;
     o.sync = LSM_SYNC_NONE; /* the Raft log is the write-ahead log of the replica */
+    o.pool = n->lsm_pool;
     return lsm_open(&o, lsm, err, errlen);
 }
 

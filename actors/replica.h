@@ -93,6 +93,7 @@ struct node_t {
     events_t *events;
     transport_t *transport;
     rlog_t *rlog;
+    lsm_pool_t *lsm_pool; /* every replica engine's flushes and compactions */
     log_args_t log_args;
     zactor_t *log;
     zactor_t *fsm[NODE_MAX_FSM];

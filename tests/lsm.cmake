@@ -3,7 +3,7 @@
 # The whole `unit` set takes a few seconds; test_lsm_model_long (label slow) runs minutes.
 set(LSM_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR})
 if(TARGET shoal_lsm)
-  foreach(t format table db model crash corrupt mapres)
+  foreach(t format table db model crash corrupt mapres pool)
     shoal_add_test(NAME test_lsm_${t} SOURCES ${LSM_TEST_DIR}/unit/test_lsm_${t}.c
                    LIBS shoal_lsm Threads::Threads LABELS unit TIMEOUT 120)
   endforeach()

@@ -370,34 +370,86 @@ static void release_free_heap(lsm_t *db)
 #endif
 }
 
+/* One unit of background work (mu held): flush the oldest immutable memtable, else one
+ * compaction step. False when there is nothing it may do now. */
+static bool bg_step(lsm_t *db)
+{
+    if (db->shutting_down || db->bg_paused || db->bg_error)
+        return false;
+    int rc;
+    db->bg_busy = true;
+    if (db->nimm > 0) {
+        rc = lsm_db_flush_imm(db);
+    } else if ((db->manual && !db->manual->done) || lsm_db_needs_compaction(db)) {
+        rc = lsm_db_compact_once(db);
+    } else {
+        db->bg_busy = false;
+        return false;
+    }
+    db->bg_busy = false;
+    lsm_db_set_bg_error(db, rc); /* also wakes waiters */
+    release_free_heap(db);
+    return true;
+}
+
 static void *bg_main(void *arg)
 {
     lsm_t *db = arg;
     pthread_mutex_lock(&db->mu);
-    while (!db->shutting_down) {
-        int rc = 0;
-        if (db->bg_paused || db->bg_error) {
+    while (!db->shutting_down)
+        if (!bg_step(db))
             pthread_cond_wait(&db->bg_cv, &db->mu);
-            continue;
-        }
-        if (db->nimm > 0) {
-            db->bg_busy = true;
-            rc = lsm_db_flush_imm(db);
-        } else if ((db->manual && !db->manual->done) || lsm_db_needs_compaction(db)) {
-            db->bg_busy = true;
-            rc = lsm_db_compact_once(db);
-        } else {
-            pthread_cond_wait(&db->bg_cv, &db->mu);
-            continue;
-        }
-        db->bg_busy = false;
-        lsm_db_set_bg_error(db, rc); /* also wakes waiters */
-        release_free_heap(db);
-    }
-    db->bg_busy = false;
     pthread_cond_broadcast(&db->bg_cv);
     pthread_mutex_unlock(&db->mu);
     return NULL;
+}
+
+/* A pool worker's turn for this engine (pool.h). */
+static bool bg_pool_step(void *arg)
+{
+    lsm_t *db = arg;
+    pthread_mutex_lock(&db->mu);
+    bool did = bg_step(db);
+    pthread_mutex_unlock(&db->mu);
+    return did;
+}
+
+void lsm_db_wake_bg(lsm_t *db)
+{
+    pthread_cond_broadcast(&db->bg_cv);
+    if (db->o.pool && db->bg_started)
+        lsm_pool_schedule(db->o.pool, &db->bg_member);
+}
+
+/* Starts the background work: its own thread, or a place in the pool. */
+static int start_bg(lsm_t *db)
+{
+    if (db->o.pool) {
+        lsm_pool_attach(db->o.pool, &db->bg_member, bg_pool_step, db);
+        db->bg_started = true;
+        pthread_mutex_lock(&db->mu);
+        lsm_db_wake_bg(db); /* recovery may have left a memtable to flush or levels to compact */
+        pthread_mutex_unlock(&db->mu);
+        return 0;
+    }
+    if (pthread_create(&db->bg_thread, NULL, bg_main, db) != 0)
+        return lsm_err(&db->log, SHOAL_ENOMEM, "cannot start the background thread");
+    db->bg_started = true;
+    return 0;
+}
+
+static void stop_bg(lsm_t *db)
+{
+    pthread_mutex_lock(&db->mu);
+    db->shutting_down = true;
+    pthread_cond_broadcast(&db->bg_cv);
+    pthread_mutex_unlock(&db->mu);
+    if (!db->bg_started)
+        return;
+    if (db->o.pool)
+        lsm_pool_detach(db->o.pool, &db->bg_member);
+    else
+        pthread_join(db->bg_thread, NULL);
 }
 
 /* ---- open / close ---- */
@@ -500,10 +552,7 @@ static int open_locked(lsm_t *db)
     if (!rc)
         lsm_db_remove_obsolete(db);
     pthread_mutex_unlock(&db->mu);
-    if (!rc && pthread_create(&db->bg_thread, NULL, bg_main, db) != 0)
-        rc = lsm_err(&db->log, SHOAL_ENOMEM, "cannot start the background thread");
-    db->bg_started = rc == 0;
-    return rc;
+    return rc ? rc : start_bg(db);
 }
 
 int lsm_open(const lsm_options_t *o, lsm_t **db_p, char *err, size_t errcap)
@@ -538,12 +587,7 @@ void lsm_close(lsm_t **db_p)
     lsm_t *db = *db_p;
     if (db->o.disable_wal && db->bg_started)
         lsm_flush(db); /* without a WAL the memtable exists nowhere else */
-    pthread_mutex_lock(&db->mu);
-    db->shutting_down = true;
-    pthread_cond_broadcast(&db->bg_cv);
-    pthread_mutex_unlock(&db->mu);
-    if (db->bg_started)
-        pthread_join(db->bg_thread, NULL);
+    stop_bg(db);
     lsm_db_sync_old_wals(db);
     if (db->wal.file)
         lsm_wal_sync(&db->wal);
@@ -663,7 +707,7 @@ static int run_manual(lsm_t *db, int level, const lsm_slice_t *b, const lsm_slic
         pthread_cond_wait(&db->bg_cv, &db->mu);
     if (!rc && !db->bg_error) {
         db->manual = &m;
-        pthread_cond_broadcast(&db->bg_cv);
+        lsm_db_wake_bg(db);
         while (!m.done && !db->bg_error)
             pthread_cond_wait(&db->bg_cv, &db->mu);
         if (db->manual == &m)

@@ -21,6 +21,7 @@
 #include "engine/lsm/errlog.h"
 #include "engine/lsm/lsm.h"
 #include "engine/lsm/memtable.h"
+#include "engine/lsm/pool.h"
 #include "engine/lsm/table.h"
 #include "engine/lsm/version.h"
 #include "engine/lsm/wal.h"
@@ -55,7 +56,8 @@ struct lsm {
 
     pthread_mutex_t mu;
     pthread_cond_t bg_cv;   /* background work finished something / new work */
-    pthread_t bg_thread;
+    pthread_t bg_thread;     /* without o.pool */
+    lsm_pool_member_t bg_member; /* with o.pool */
     bool bg_started;
     bool shutting_down;      /* (mu) */
     bool bg_busy;            /* (mu) a job is running outside the mutex */
@@ -104,6 +106,7 @@ void lsm_db_pending_remove(lsm_t *db, uint64_t number); /* (mu) */
 int lsm_db_log_and_apply(lsm_t *db, lsm_edit_t *edit, lsm_table_t **opened);
 void lsm_db_remove_obsolete(lsm_t *db); /* (mu) held; drops it during the file removal */
 void lsm_db_set_bg_error(lsm_t *db, int rc); /* (mu) */
+void lsm_db_wake_bg(lsm_t *db);              /* (mu) background work may be waiting */
 uint64_t lsm_db_smallest_snapshot(lsm_t *db); /* (mu) */
 void lsm_db_unref_version(lsm_t *db, lsm_version_t *v);   /* takes mu */
 void lsm_db_release_version(lsm_t *db, lsm_version_t *v); /* mu held */

@@ -268,7 +268,7 @@ static int swap_in(lsm_t *db, void *arg)
     if (!rc)
         lsm_db_remove_obsolete(db);
     db->bg_paused--;
-    pthread_cond_broadcast(&db->bg_cv);
+    lsm_db_wake_bg(db);
     return rc;
 }
 

@@ -35,6 +35,7 @@ typedef struct lsm_snapshot lsm_snapshot_t;
 typedef struct lsm_iter lsm_iter_t;
 typedef struct lsm_export lsm_export_t;
 typedef struct lsm_ingest lsm_ingest_t;
+typedef struct lsm_pool lsm_pool_t; /* background threads shared by engines: pool.h */
 
 #define LSM_MAX_LEVELS 7
 
@@ -97,6 +98,11 @@ typedef struct {
      * phase (fills, reads, both at once). 0: no shared budget (the cache is block_cache_size,
      * memtables grow to max_write_buffers write buffers). Default 64 MiB. */
     size_t memory_budget;
+    /* Background threads shared with other engines (lsm_pool_new in engine/lsm/pool.h):
+     * this engine's flushes and compactions run there, one unit at a time in turn with
+     * the others'. NULL (the default): the engine starts a thread of its own. Borrowed;
+     * the pool must outlive the engine. */
+    lsm_pool_t *pool;
 } lsm_options_t;
 
 /* Fills o with the defaults above (dir = NULL). */

@@ -116,7 +116,7 @@ static int switch_memtable(lsm_t *db)
     db->wal_number = number;
     db->imm[db->nimm++] = db->mem;
     db->mem = m;
-    pthread_cond_broadcast(&db->bg_cv);
+    lsm_db_wake_bg(db);
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "engine/error.h"
 #include "engine/lsm/env.h"
 #include "engine/lsm/lsm.h"
+#include "engine/lsm/pool.h"
 
 #define NKEYS 1500
 #define MAXV 300
@@ -97,6 +98,7 @@ static size_t rand_value(char *buf, int key)
 
 typedef struct {
     lsm_env_t *env;
+    lsm_pool_t *pool; /* NULL: the engine's own background thread */
     lsm_options_t o;
     lsm_t *db;
     char dir[512];
@@ -355,18 +357,22 @@ static void setup_fixture(fixture_t *f)
     f->o.block_cache_size = 256 << 10;
     f->o.compression = rnd() % 2;
     f->o.disable_wal = rnd() % 4 == 0; /* reopens then rely on close's flush */
+    if (rnd() % 3 == 0) /* background work on a shared pool's workers */
+        assert_int_equal(lsm_pool_new(1 + (int)(rnd() >> 9) % 2, &f->pool), 0);
+    f->o.pool = f->pool;
 }
 
 static void test_model(void **state)
 {
     fixture_t f;
     setup_fixture(&f);
-    fprintf(stderr, "model test: LSM_SEED=%llu ops=%ld compression=%d wal=%d env=%s\n",
+    fprintf(stderr, "model test: LSM_SEED=%llu ops=%ld compression=%d wal=%d env=%s pool=%d\n",
             (unsigned long long)seed, nops, f.o.compression, !f.o.disable_wal,
-            use_posix ? "posix" : "mem");
+            use_posix ? "posix" : "mem", f.pool ? lsm_pool_threads(f.pool) : 0);
     run(&f, nops);
     if (use_posix)
         lsm_destroy(f.dir, NULL);
+    lsm_pool_destroy(&f.pool);
     lsm_env_mem_destroy(&f.env);
 }
 

@@ -134,6 +134,23 @@ static void test_apply_threads(void **state)
     expect_bad("    data_dir", "    apply_threads = two\n    data_dir", "node/apply_threads");
 }
 
+/* storage/engine_threads: the replicas' shared flush and compaction threads, 2 by
+ * default, 1 to 16. */
+static void test_engine_threads(void **state)
+{
+    (void)state;
+    node_config_t c;
+    char err[256] = "", text[4096];
+    assert_int_equal(node_config_parse(good, &c, err, sizeof err), 0);
+    assert_int_equal(c.engine_threads, 2);
+    const char *p = strstr(good, "    fsync");
+    snprintf(text, sizeof text, "%.*s    engine_threads = 1\n%s", (int)(p - good), good, p);
+    assert_int_equal(node_config_parse(text, &c, err, sizeof err), 0);
+    assert_int_equal(c.engine_threads, 1);
+    expect_bad("    fsync", "    engine_threads = 0\n    fsync", "storage/engine_threads");
+    expect_bad("    fsync", "    engine_threads = 17\n    fsync", "storage/engine_threads");
+}
+
 /* A node added to a running cluster: node/join = 1, its id absent from cluster/nodes (the
  * bootstrap placement every node computes must not change); a listed id never joins. */
 static void test_join(void **state)
@@ -207,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_balance_off),  cmocka_unit_test(test_join),
         cmocka_unit_test(test_read_mode),    cmocka_unit_test(test_example_files),
         cmocka_unit_test(test_missing_file), cmocka_unit_test(test_apply_threads),
+        cmocka_unit_test(test_engine_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
