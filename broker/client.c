@@ -20,10 +20,18 @@
 #include "proto/codec.h"
 
 #define SHOAL_RESEND_MS 1000
-#define SHOAL_GRACE_MS 1000 /* past the broker's deadline: the broker answers TIMEOUT first */
+/* The broker gets the request's timeout less a grace, so that its answer (TIMEOUT, with
+ * what it knows) arrives before the caller's own deadline, and a call never outlasts the
+ * timeout it was given, reachable broker or not. */
+#define SHOAL_GRACE_MS 250
 #define SHOAL_REROUTE_MAX 20     /* whole retries of one scan or batch (each split costs ~1) */
 #define SHOAL_REROUTE_BACKOFF 25 /* ms before the first: the broker fetches the new map */
 #define SHOAL_REROUTE_CAP 400    /* ms, the longest backoff */
+
+static int grace_ms(int timeout_ms)
+{
+    return timeout_ms / 4 < SHOAL_GRACE_MS ? timeout_ms / 4 : SHOAL_GRACE_MS;
+}
 
 static const char *status_names[] = {
     "ok",         "not found", "compare failed", "unavailable",    "bad request",
@@ -147,10 +155,12 @@ int shoal_op_check(const shoal_op_t *op, char *err, size_t errlen)
         snprintf(err, errlen, "key is empty");
         return SHOAL_STATUS_BAD_REQUEST;
     }
-    if (op->key_len > SHOAL_MAX_KEY || op->prefix_len > SHOAL_MAX_KEY ||
-        op->start_len > SHOAL_MAX_KEY || op->end_len > SHOAL_MAX_KEY) {
-        snprintf(err, errlen, "key of %zu bytes exceeds the %u-byte limit",
-                 op->key_len > op->prefix_len ? op->key_len : op->prefix_len, SHOAL_MAX_KEY);
+    size_t longest = op->key_len;
+    longest = op->prefix_len > longest ? op->prefix_len : longest;
+    longest = op->start_len > longest ? op->start_len : longest;
+    longest = op->end_len > longest ? op->end_len : longest;
+    if (longest > SHOAL_MAX_KEY) {
+        snprintf(err, errlen, "key of %zu bytes exceeds the %u-byte limit", longest, SHOAL_MAX_KEY);
         return SHOAL_STATUS_TOO_LARGE;
     }
     if (op->value_len > SHOAL_MAX_VALUE || op->expected_len > SHOAL_MAX_VALUE) {
@@ -360,8 +370,8 @@ int shoal_submit(shoal_t *self, const shoal_op_t *op, shoal_done_fn *done, void 
     s->gen++;
     s->rid = (s->gen << 16) | idx;
     free(s->buf);
-    s->buf = shoal_op_encode(op, self->client_id + idx, seq, s->rid, (uint32_t)self->timeout_ms,
-                             &s->len);
+    s->buf = shoal_op_encode(op, self->client_id + idx, seq, s->rid,
+                             (uint32_t)(self->timeout_ms - grace_ms(self->timeout_ms)), &s->len);
     if (!s->buf) {
         self->free_list[self->n_free++] = idx;
         return SHOAL_ENOMEM;
@@ -372,7 +382,7 @@ int shoal_submit(shoal_t *self, const shoal_op_t *op, shoal_done_fn *done, void 
     s->done = done;
     s->arg = arg;
     s->start_us = zclock_usecs();
-    s->deadline = zclock_mono() + self->timeout_ms + SHOAL_GRACE_MS;
+    s->deadline = zclock_mono() + self->timeout_ms;
     self->inflight++;
     send_slot(self, s);
     return 0;
@@ -444,7 +454,7 @@ static bool reroute_whole(shoal_t *self, slot_t *s, const Shoal__ClientResponse 
     int64_t wait = (int64_t)SHOAL_REROUTE_BACKOFF << (s->rerouted < 5 ? s->rerouted : 5);
     wait = wait < SHOAL_REROUTE_CAP ? wait : SHOAL_REROUTE_CAP;
     int64_t now = zclock_mono();
-    if (now + wait >= s->deadline - SHOAL_GRACE_MS)
+    if (now + wait >= s->deadline - grace_ms(self->timeout_ms))
         return false; /* no time left for another try: the caller gets the answer */
     s->rerouted++;
     s->resend_at = now + wait;

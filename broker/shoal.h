@@ -274,7 +274,9 @@ typedef struct shoal_watch_t shoal_watch_t;
 shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint, const void *prefix,
                                size_t plen);
 void shoal_watch_destroy(shoal_watch_t **self_p);
-/* Delivers the changes of shard after index first (catch-up), before live events. */
+/* Delivers the changes of shard after index first (catch-up), before live events.
+ * 0; SHOAL_ENOTFOUND: they are no longer retained (FELL_BEHIND is queued, once per lost
+ * range); SHOAL_EINVAL: no such shard; SHOAL_EUNAVAIL: the broker did not answer. */
 int shoal_watch_from(shoal_watch_t *self, uint32_t shard, uint64_t after_index);
 /* 1: *ev filled; 0: timed out; negative: SHOAL_E... (interrupted). */
 int shoal_watch_next(shoal_watch_t *self, shoal_watch_event_t *ev, int timeout_ms);

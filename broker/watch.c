@@ -20,6 +20,7 @@ typedef struct {
     uint32_t shard;
     uint64_t last;
     bool from_live; /* the last delivery came from the live stream (batches share an index) */
+    bool gone;      /* the changes after `last` are not retained: told once, not asked again */
 } shard_pos_t;
 
 struct shoal_watch_t {
@@ -126,7 +127,7 @@ static shard_pos_t *pos_of(shoal_watch_t *self, uint32_t shard)
     if (!p)
         return NULL;
     self->pos = p;
-    self->pos[self->n_pos] = (shard_pos_t){shard, 0, false};
+    self->pos[self->n_pos] = (shard_pos_t){.shard = shard};
     return &self->pos[self->n_pos++];
 }
 
@@ -163,21 +164,33 @@ static void enqueue(shoal_watch_t *self, shoal_watch_kind_t kind, uint32_t shard
     zlistx_add_end(self->queue, ev);
 }
 
-/* Fetches and queues the changes of shard after p->last; on a lost window queues
- * FELL_BEHIND. */
+static void fell_behind(shoal_watch_t *self, shard_pos_t *p)
+{
+    enqueue(self, SHOAL_WATCH_FELL_BEHIND, p->shard, p->last, false, NULL, 0, NULL, 0);
+    p->gone = true;
+}
+
+/* Fetches and queues the changes of shard after p->last. A lost window queues
+ * FELL_BEHIND once (SHOAL_ENOTFOUND); an unknown shard is SHOAL_EINVAL; a broker that
+ * does not answer leaves the gap for a later try (SHOAL_EUNAVAIL). */
 static int catch_up(shoal_watch_t *self, shard_pos_t *p)
 {
+    if (p->gone)
+        return SHOAL_ENOTFOUND;
     if (!self->client) {
-        enqueue(self, SHOAL_WATCH_FELL_BEHIND, p->shard, p->last, false, NULL, 0, NULL, 0);
-        return SHOAL_EUNAVAIL;
+        fell_behind(self, p);
+        return SHOAL_ENOTFOUND;
     }
     for (int round = 0; round < 1000; round++) {
         shoal_result_t r;
         int st = shoal_changes(self->client, p->shard, p->last, 1000, &r);
         if (st != SHOAL_STATUS_OK) {
-            enqueue(self, SHOAL_WATCH_FELL_BEHIND, p->shard, p->last, false, NULL, 0, NULL, 0);
             shoal_result_clear(&r);
-            return st == SHOAL_STATUS_WINDOW_GONE ? SHOAL_ENOTFOUND : SHOAL_EUNAVAIL;
+            if (st == SHOAL_STATUS_WINDOW_GONE)
+                fell_behind(self, p);
+            return st == SHOAL_STATUS_WINDOW_GONE   ? SHOAL_ENOTFOUND
+                   : st == SHOAL_STATUS_BAD_REQUEST ? SHOAL_EINVAL
+                                                    : SHOAL_EUNAVAIL;
         }
         for (size_t i = 0; i < r.n_changes; i++) {
             shoal_change_t *c = &r.changes[i];
@@ -204,6 +217,7 @@ int shoal_watch_from(shoal_watch_t *self, uint32_t shard, uint64_t after_index)
         return SHOAL_ENOMEM;
     p->last = after_index;
     p->from_live = false;
+    p->gone = false;
     return catch_up(self, p);
 }
 
@@ -228,6 +242,7 @@ static void on_change(shoal_watch_t *self, const uint8_t *data, size_t len)
                 ev->value.data, ev->value.len);
     p->last = ev->index;
     p->from_live = true;
+    p->gone = false; /* a later gap is a new one */
 done:
     shoal__change_event__free_unpacked(ev, NULL);
 }

@@ -23,6 +23,7 @@ if(TARGET shoald)
                  LIBS shoal Threads::Threads LABELS integration TIMEOUT 240)
   set_tests_properties(cluster_client PROPERTIES RUN_SERIAL ON)
   cluster_script(cluster_cli 240)
+  cluster_script(cluster_up_errors 120)
   # Online shard-map changes: replica moves (leader and follower), a node joining, writers
   # running throughout, bad admin input (docs/OPERATIONS.md, "Changing the placement").
   add_executable(move_writer ${CMAKE_CURRENT_SOURCE_DIR}/integration/move_writer.c)

@@ -69,6 +69,21 @@ static void print_event_line(FILE *f, const shoal_event_t *e)
     fputc('\n', f);
 }
 
+/* One event as a JSON object, the same in `status --json` and `events --json`; a leader
+ * not known is null. */
+static void print_event_json(const char *sep, const shoal_event_t *e)
+{
+    printf("%s{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64 ",\"leader\":",
+           sep, e->node_id, e->shard, e->type_name, e->term);
+    if (e->leader_id == UINT64_MAX)
+        printf("null");
+    else
+        printf("%" PRIu64, e->leader_id);
+    printf(",\"ts_us\":%" PRIu64 ",\"detail\":", e->timestamp_us);
+    ctl_json_str(stdout, e->detail, strlen(e->detail));
+    printf("}");
+}
+
 /* One shard object of `status --json`; the metadata group's ("meta") has the same keys. */
 static void print_shard_json(const char *sep, const shoal_shard_status_t *s)
 {
@@ -107,15 +122,8 @@ static void print_json(const shoal_cluster_t *cl)
     else
         printf("null");
     printf(",\"events\":[");
-    for (size_t i = 0; i < cl->n_events; i++) {
-        const shoal_event_t *e = &cl->events[i];
-        printf("%s{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
-               ",\"leader\":%" PRIu64 ",\"ts_us\":%" PRIu64 ",\"detail\":",
-               i ? "," : "", e->node_id, e->shard, e->type_name, e->term, e->leader_id,
-               e->timestamp_us);
-        ctl_json_str(stdout, e->detail, strlen(e->detail));
-        printf("}");
-    }
+    for (size_t i = 0; i < cl->n_events; i++)
+        print_event_json(i ? "," : "", &cl->events[i]);
     printf("]}\n");
 }
 
@@ -216,13 +224,17 @@ int cmd_top(ctl_t *c, int argc, char **argv)
         shoal_cluster_t cl;
         char err[256];
         int st = shoal_status(s, true, &cl, err, sizeof err);
-        printf("\033[H\033[2J"); /* home + clear */
-        time_t now = time(NULL);
-        printf("shoalctl top  %s  %s", shoal_endpoint(s), ctime(&now));
-        if (st == SHOAL_STATUS_OK)
-            print_table(&cl, 12);
-        else
-            printf("broker unavailable: %s\n", err);
+        if (st != SHOAL_STATUS_OK)
+            fprintf(stderr, "shoalctl top: broker unavailable: %s\n", err);
+        if (c->json && st == SHOAL_STATUS_OK) {
+            print_json(&cl); /* one object per line, one line per refresh */
+        } else if (!c->json) {
+            printf("\033[H\033[2J"); /* home + clear */
+            time_t now = time(NULL);
+            printf("shoalctl top  %s  %s", shoal_endpoint(s), ctime(&now));
+            if (st == SHOAL_STATUS_OK)
+                print_table(&cl, 12);
+        }
         fflush(stdout);
         shoal_cluster_clear(&cl);
         rc = st == SHOAL_STATUS_OK ? EXIT_OK : EXIT_UNAVAIL;
@@ -233,23 +245,40 @@ int cmd_top(ctl_t *c, int argc, char **argv)
     return rc;
 }
 
-/* Live tail: the broker republishes node Raft events on its XPUB under raft/. */
-static void follow_events(ctl_t *c, shoal_t *s, uint64_t count, uint64_t printed)
+/* Live tail: the broker republishes node Raft events on its XPUB under raft/. Its
+ * progress notices (every second) show it is there: --timeout ms without either ends the
+ * tail with exit 3. */
+static int follow_events(ctl_t *c, shoal_t *s, uint64_t count, uint64_t printed)
 {
     const char *ep = shoal_endpoint(s);
     const char *colon = strrchr(ep, ':');
     if (!colon)
-        return;
+        return EXIT_OK;
     char *pub = zsys_sprintf("%.*s:%ld", (int)(colon - ep), ep, strtol(colon + 1, NULL, 10) + 1);
     zsock_t *sub = zsock_new_sub(pub, "raft/");
     zstr_free(&pub);
     if (!sub)
-        return;
-    zsock_set_rcvtimeo(sub, 500);
+        return EXIT_OK;
+    zsock_set_subscribe(sub, "progress");
+    zsock_set_rcvtimeo(sub, 200);
+    int64_t heard = zclock_mono();
     while (!zsys_interrupted && (!count || printed < count)) {
         zmsg_t *m = zmsg_recv(sub);
-        if (!m)
+        if (!m) {
+            if (zclock_mono() - heard < c->timeout_ms)
+                continue;
+            zsock_destroy(&sub);
+            return ctl_fail(c, EXIT_UNAVAIL,
+                            "nothing from the broker's event stream for %d ms "
+                            "(is the broker running?)",
+                            c->timeout_ms);
+        }
+        heard = zclock_mono();
+        zframe_t *topic = zmsg_first(m);
+        if (topic && zframe_streq(topic, "progress")) {
+            zmsg_destroy(&m);
             continue;
+        }
         zframe_t *body = zmsg_last(m);
         Shoal__RaftEvent *ev =
             body ? shoal__raft_event__unpack(NULL, zframe_size(body), zframe_data(body)) : NULL;
@@ -261,12 +290,12 @@ static void follow_events(ctl_t *c, shoal_t *s, uint64_t count, uint64_t printed
                                ev->commit_index, ev->apply_index,
                                ev->timestamp_us, ""};
             snprintf(e.detail, sizeof e.detail, "%s", ev->detail ? ev->detail : "");
-            if (c->json)
-                printf("{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
-                       ",\"leader\":%" PRIu64 "}\n",
-                       e.node_id, e.shard, e.type_name, e.term, e.leader_id);
-            else
+            if (c->json) {
+                print_event_json("", &e);
+                putchar('\n');
+            } else {
                 print_event_line(stdout, &e);
+            }
             fflush(stdout);
             printed++;
         }
@@ -275,13 +304,16 @@ static void follow_events(ctl_t *c, shoal_t *s, uint64_t count, uint64_t printed
         zmsg_destroy(&m);
     }
     zsock_destroy(&sub);
+    return EXIT_OK;
 }
 
 int cmd_events(ctl_t *c, int argc, char **argv)
 {
-    c->usage = "usage: events [--no-follow] [--count N]\nPrints the recent Raft events the "
-               "broker kept (elections, leader changes,\nnode up/down, snapshots, ...), then "
-               "follows new ones until Ctrl-C\n(or N lines in all).\n";
+    c->usage =
+        "usage: events [--no-follow] [--count N]\nPrints the recent Raft events the "
+        "broker kept (elections, leader changes,\nnode up/down, snapshots, ...), then "
+        "follows new ones until Ctrl-C\n(or N lines in all); --json: one object per line. Exit 3 "
+        "when the broker's\nstream is silent for --timeout ms (default 5000).\n";
     view_opts_t o = {0};
     int rc = parse_view(c, argc, argv, &o);
     if (rc >= 0)
@@ -296,21 +328,22 @@ int cmd_events(ctl_t *c, int argc, char **argv)
     for (size_t i = 0; st == SHOAL_STATUS_OK && i < cl.n_events; i++) {
         if (o.count && printed >= o.count)
             break;
-        if (c->json)
-            printf("{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
-                   ",\"leader\":%" PRIu64 "}\n",
-                   cl.events[i].node_id, cl.events[i].shard, cl.events[i].type_name,
-                   cl.events[i].term, cl.events[i].leader_id);
-        else
+        if (c->json) {
+            print_event_json("", &cl.events[i]);
+            putchar('\n');
+        } else {
             print_event_line(stdout, &cl.events[i]);
+        }
         printed++;
     }
     shoal_cluster_clear(&cl);
     fflush(stdout);
     if (st == SHOAL_STATUS_OK && !o.no_follow && (!o.count || printed < o.count))
-        follow_events(c, s, o.count, printed);
+        rc = follow_events(c, s, o.count, printed);
+    else
+        rc = ctl_status_exit(c, st, err);
     shoal_destroy(&s);
-    return ctl_status_exit(c, st, err);
+    return rc;
 }
 
 /* add-shard: the split is recorded when this returns; the new shard's id is printed. */

@@ -26,6 +26,7 @@ enum {
 typedef struct {
     uint64_t clients, duration, key_size, value_size, keys, read_pct;
     bool no_load;
+    bool read_pct_set;
 } bench_opts_t;
 
 typedef struct {
@@ -156,6 +157,7 @@ static int bench_opt(ctl_t *c, int opt, bench_opts_t *o)
     case OPT_KEYS:
         return ctl_parse_u64(c, "--keys", optarg, 1, 100000000, &o->keys) ? EXIT_USAGE : -1;
     case OPT_READS:
+        o->read_pct_set = true;
         return ctl_parse_u64(c, "--read-percent", optarg, 0, 100, &o->read_pct) ? EXIT_USAGE : -1;
     case OPT_NO_LOAD: o->no_load = true; return -1;
     }
@@ -264,6 +266,10 @@ int cmd_bench(ctl_t *c, int argc, char **argv)
                                         : -1;
     if (mode < 0)
         return ctl_fail(c, EXIT_USAGE, "workload is put, get or mixed, not '%s'", name);
+    if (o.read_pct_set && mode != MODE_MIXED)
+        return ctl_fail(c, EXIT_USAGE, "--read-percent is for the mixed workload, not '%s'", name);
+    if (o.no_load && mode == MODE_PUT)
+        return ctl_fail(c, EXIT_USAGE, "--no-load is for the get and mixed workloads");
     char probe[32];
     if (o.key_size < (size_t)snprintf(probe, sizeof probe, "%" PRIu64, o.keys - 1))
         return ctl_fail(c, EXIT_USAGE, "--key-size %" PRIu64 " is too short for %" PRIu64 " keys",

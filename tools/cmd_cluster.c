@@ -10,12 +10,19 @@
  *
  * Ports from --base-port P (default 7000): the broker's client ROUTER on P, its XPUB on
  * P+1 and its web dashboard on P+2; node I's ROUTER on P+100+2I and its PUB on P+101+2I.
+ * `up` refuses (exit 2) a port something already listens on, and counts a cluster as up
+ * only once the very processes it spawned serve (a node's "serving" line, the broker's own
+ * listening socket) and every shard has a leader: a broker of another cluster on the same
+ * port must not answer for it. One of them dying fails it (exit 3, its log's last line)
+ * and it stops what it started.
  *
  * Binaries: $SHOAL_BIN_DIR/<name>, else the build tree next to this shoalctl
  * (../actors/shoald, ../broker/shoal-broker), else this shoalctl's own folder (an install
  * tree), else $PATH. Processes run in their own session so they outlive shoalctl. */
 #include "tools/shoalctl.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -24,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +52,15 @@ typedef struct {
         have_balance;
     char saved_fsync[16], saved_read_mode[16]; /* read back from a cluster's config */
 } cl_opts_t;
+
+/* What one `up` started, by the pids it spawned (0: not started, or reaped: never signalled,
+ * the pid may be reused), and where each node's log stood before its start. */
+typedef struct {
+    pid_t node[MAX_NODES];
+    long log_from[MAX_NODES];
+    pid_t broker;
+    bool any; /* a process was spawned */
+} started_t;
 
 enum {
     OPT_DIR = OPT_FIRST_CMD,
@@ -351,12 +368,15 @@ static int make_dirs(ctl_t *c, cl_opts_t *o)
     return -1;
 }
 
-static int start_node(ctl_t *c, const cl_opts_t *o, const char *bin, uint64_t i)
+/* Starts node i; its pid in *out (if not NULL; 0 if none), even when the pid file fails. */
+static int start_node(ctl_t *c, const cl_opts_t *o, const char *bin, uint64_t i, pid_t *out)
 {
     char *cfg = path_of(o, "node-%" PRIu64 ".cfg", i);
     char *log = path_of(o, "logs/node-%" PRIu64 ".log", i);
     char *pidf = path_of(o, "pids/node-%" PRIu64 ".pid", i);
     pid_t pid = spawn(bin, cfg, log);
+    if (out)
+        *out = pid > 0 ? pid : 0;
     int rc =
         pid > 0 && write_pid(pidf, pid) == 0
             ? -1
@@ -367,12 +387,13 @@ static int start_node(ctl_t *c, const cl_opts_t *o, const char *bin, uint64_t i)
     return rc;
 }
 
-static int start_broker(ctl_t *c, const cl_opts_t *o, const char *bin)
+static int start_broker(ctl_t *c, const cl_opts_t *o, const char *bin, pid_t *out)
 {
     char *cfg = zsys_sprintf("%s/broker.cfg", o->dir);
     char *log = zsys_sprintf("%s/logs/broker.log", o->dir);
     char *pidf = zsys_sprintf("%s/pids/broker.pid", o->dir);
     pid_t pid = spawn(bin, cfg, log);
+    *out = pid > 0 ? pid : 0;
     int rc = pid > 0 && write_pid(pidf, pid) == 0
                  ? -1
                  : ctl_fail(c, EXIT_UNAVAIL, "cannot start the broker: %s", strerror(errno));
@@ -405,31 +426,31 @@ static bool node_file(const cl_opts_t *o, uint64_t i, const char *name)
     return there;
 }
 
-/* A started process died: name it, with its last log line. A node removed from the map
- * while it was down learns so from the metadata group and leaves (exit 0, DATA/removed):
- * not a failure of `up`. */
-static int check_children(ctl_t *c, const cl_opts_t *o)
+/* A process this `up` started (by the pid it spawned, not a pid file) died: name it, with
+ * its last log line (exit 3); it is reaped and forgotten, so never signalled. A node removed
+ * from the map while it was down learns so from the metadata group and leaves (exit 0,
+ * DATA/removed): not a failure of `up`, and no longer waited for. */
+static int check_children(ctl_t *c, const cl_opts_t *o, started_t *sp)
 {
-    int st;
-    pid_t dead = waitpid(-1, &st, WNOHANG);
-    if (dead <= 0)
-        return -1;
-    for (uint64_t i = 0; i <= o->nodes; i++) {
+    for (uint64_t i = 0; i <= o->nodes; i++) { /* o->nodes <= MAX_NODES */
         bool broker = i == o->nodes;
-        char *pidf = broker ? zsys_sprintf("%s/pids/broker.pid", o->dir)
-                            : path_of(o, "pids/node-%" PRIu64 ".pid", i);
-        pid_t pid = read_pid(pidf);
-        zstr_free(&pidf);
-        if (pid != dead)
+        pid_t *pid = broker ? &sp->broker : &sp->node[i];
+        int st = 0;
+        if (*pid <= 0)
             continue;
-        if (!broker && WIFEXITED(st) && WEXITSTATUS(st) == 0 && node_file(o, i, "removed")) {
+        pid_t r = waitpid(*pid, &st, WNOHANG);
+        if (r == 0 || (r < 0 && alive(*pid)))
+            continue;
+        bool clean = r == *pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        *pid = 0;
+        if (!broker && clean && node_file(o, i, "removed")) {
             fprintf(stderr,
                     "shoalctl cluster up: node %" PRIu64 " left: it was removed from the cluster\n",
                     i);
             char *gone = path_of(o, "pids/node-%" PRIu64 ".pid", i);
             unlink(gone);
             zstr_free(&gone);
-            return -1;
+            continue;
         }
         char *log = broker ? zsys_sprintf("%s/logs/broker.log", o->dir)
                            : path_of(o, "logs/node-%" PRIu64 ".log", i);
@@ -503,8 +524,73 @@ static int load_layout(ctl_t *c, cl_opts_t *o)
     return -1;
 }
 
-/* Waits until the broker answers and every shard has a leader. */
-static int wait_ready(ctl_t *c, const cl_opts_t *o, int timeout_ms)
+static long node_log_size(const cl_opts_t *o, uint64_t id);
+static bool node_serving(const cl_opts_t *o, uint64_t id, long from);
+
+/* Whether process pid listens on TCP port `port`: a LISTEN socket of /proc/net/tcp whose
+ * inode is one of pid's fds. An answer on the port does not say whose it is (a cluster
+ * already there answers for one whose broker could not bind); this does. Without /proc
+ * there is no telling: true. */
+static bool listens_on(pid_t pid, uint64_t port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (!f)
+        return true;
+    unsigned long inodes[8];
+    size_t n = 0;
+    char line[512];
+    while (n < 8 && fgets(line, sizeof line, f)) {
+        unsigned lport, state;
+        unsigned long inode;
+        /* sl: local rem st tx:rx tr:when retrnsmt uid timeout inode (the header fails) */
+        if (sscanf(line, " %*u: %*x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &lport, &state,
+                   &inode) == 3 &&
+            lport == port && state == 0x0A)
+            inodes[n++] = inode;
+    }
+    fclose(f);
+    char fds[64];
+    snprintf(fds, sizeof fds, "/proc/%d/fd", (int)pid);
+    DIR *d = n ? opendir(fds) : NULL;
+    bool found = false;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        char link[sizeof fds + sizeof e->d_name], to[64];
+        snprintf(link, sizeof link, "%s/%s", fds, e->d_name);
+        ssize_t len = readlink(link, to, sizeof to - 1);
+        unsigned long ino;
+        if (len <= 0)
+            continue;
+        to[len] = 0;
+        if (sscanf(to, "socket:[%lu]", &ino) == 1)
+            for (size_t k = 0; k < n; k++)
+                found = found || ino == inodes[k];
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* Whether every process this `up` started has shown that it bound its ports: each node
+ * logged "serving" since its start, the broker listens on the client port. Else a line
+ * in why saying who is not there yet. */
+static bool started_serving(const cl_opts_t *o, const started_t *sp, char *why, size_t cap)
+{
+    for (uint64_t i = 0; i < o->nodes; i++)
+        if (sp->node[i] > 0 && !node_serving(o, i, sp->log_from[i])) {
+            snprintf(why, cap, "node %" PRIu64 " not serving yet", i);
+            return false;
+        }
+    if (sp->broker > 0 && !listens_on(sp->broker, o->base_port)) {
+        snprintf(why, cap, "the broker not listening on port %" PRIu64 " yet", o->base_port);
+        return false;
+    }
+    return true;
+}
+
+/* Waits until the processes this `up` started serve (started_serving), the broker answers
+ * and every shard has a leader; fails (exit 3) as soon as one of those processes dies,
+ * before and after the wait. */
+static int wait_ready(ctl_t *c, const cl_opts_t *o, started_t *sp, int timeout_ms)
 {
     char *ep = broker_ep(o);
     shoal_t *s = shoal_connect(ep);
@@ -517,13 +603,14 @@ static int wait_ready(ctl_t *c, const cl_opts_t *o, int timeout_ms)
     int rc = EXIT_UNAVAIL;
     size_t led = 0, total = o->shards;
     while (zclock_mono() < deadline && !zsys_interrupted) {
-        int dead = check_children(c, o);
+        int dead = check_children(c, o, sp);
         if (dead >= 0) {
             shoal_destroy(&s);
             return dead;
         }
         shoal_cluster_t cl;
-        if (shoal_status(s, false, &cl, err, sizeof err) == SHOAL_STATUS_OK) {
+        if (started_serving(o, sp, err, sizeof err) &&
+            shoal_status(s, false, &cl, err, sizeof err) == SHOAL_STATUS_OK) {
             led = 0;
             total = cl.n_shards;
             for (size_t i = 0; i < cl.n_shards; i++)
@@ -541,7 +628,7 @@ static int wait_ready(ctl_t *c, const cl_opts_t *o, int timeout_ms)
     if (rc >= 0)
         return ctl_fail(c, rc, "cluster not ready within %d ms: %s (logs in %s/logs)", timeout_ms,
                         err, o->dir);
-    return -1;
+    return check_children(c, o, sp); /* and still there now that it is ready */
 }
 
 /* Stops the broker first (clients get UNAVAILABLE, not half answers), then all nodes at
@@ -567,6 +654,78 @@ static void stop_all(const cl_opts_t *o)
         unlink(pidf);
         zstr_free(&pidf);
     }
+}
+
+/* Stops what this `up` started, by the pids it spawned (the broker first, then the nodes
+ * at once), and removes the pid files: none is left claiming a process (check_not_running
+ * found none of this folder's alive before). */
+static void stop_started(const cl_opts_t *o, started_t *sp)
+{
+    stop_pid(sp->broker, SIGTERM, 5000);
+    for (uint64_t i = 0; i < o->nodes; i++)
+        if (alive(sp->node[i]))
+            kill(sp->node[i], SIGTERM);
+    for (uint64_t i = 0; i < o->nodes; i++)
+        stop_pid(sp->node[i], SIGTERM, 10000);
+    for (uint64_t i = 0; i <= o->nodes; i++) {
+        char *pidf = i == o->nodes ? zsys_sprintf("%s/pids/broker.pid", o->dir)
+                                   : path_of(o, "pids/node-%" PRIu64 ".pid", i);
+        unlink(pidf);
+        zstr_free(&pidf);
+    }
+}
+
+/* Whether nothing listens on 127.0.0.1:port. With SO_REUSEADDR, as ZeroMQ binds: the
+ * TIME_WAIT of a cluster just stopped does not count, a listener does. */
+static bool port_free(uint64_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return true; /* no telling: the process that fails to bind will say */
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0 || errno != EADDRINUSE;
+    close(fd);
+    return ok;
+}
+
+/* Why node i of an existing cluster stays stopped on `up`, or NULL if it starts: started
+ * empty, a bootstrap node would make up a fresh store of its own; a node removed from the
+ * map marks its folder, and shoald refuses to start it. */
+static const char *stays_stopped(const cl_opts_t *o, uint64_t i)
+{
+    return !node_file(o, i, "node.id")  ? "holds no data"
+           : node_file(o, i, "removed") ? "was removed from the cluster"
+                                        : NULL;
+}
+
+/* Refuses (exit 2, before anything starts) a port of the processes `up` would start that
+ * something already listens on: they would die unable to bind it, and a broker already
+ * there would answer for this cluster. again: an existing cluster (nodes with a config
+ * that start). */
+static int check_ports(ctl_t *c, const cl_opts_t *o, bool again)
+{
+    static const char *broker_port[] = {"client", "pub", "dashboard"};
+    char what[64] = "";
+    uint64_t port = 0;
+    for (uint64_t k = 0; !what[0] && k < 3; k++)
+        if (!port_free(port = o->base_port + k))
+            snprintf(what, sizeof what, "the broker's %s port", broker_port[k]);
+    for (uint64_t i = 0; !what[0] && i < o->nodes; i++) {
+        if (again && (!has_node_cfg(o, i) || stays_stopped(o, i)))
+            continue;
+        for (uint64_t k = 0; !what[0] && k < 2; k++)
+            if (!port_free(port = o->base_port + 100 + 2 * i + k))
+                snprintf(what, sizeof what, "node %" PRIu64 "'s %s port", i, k ? "pub" : "router");
+    }
+    if (!what[0])
+        return -1;
+    return ctl_fail(c, EXIT_USAGE,
+                    "port %" PRIu64 " (%s) on 127.0.0.1 is already in use: another cluster or "
+                    "program listens there; nothing started (%s)",
+                    port, what, again ? "stop it first" : "choose another --base-port");
 }
 
 /* An option of `up` that differs from the cluster already in the folder: exit 2 naming
@@ -601,21 +760,26 @@ static int same_shape(ctl_t *c, const cl_opts_t *asked, const cl_opts_t *o)
                     o->dir, what, o->dir);
 }
 
-/* Starts every node of the existing cluster in o->dir, the added ones too. A node whose
- * data folder is gone (removed and wiped) stays stopped: started empty, a bootstrap node
- * would make up a fresh store of its own. So does a node removed from the map (it marks
- * its folder, and shoald refuses to start it). */
-static int restart_nodes(ctl_t *c, const cl_opts_t *o, const char *bin)
+/* Starts node i, noting its pid and where its log stood in *sp. */
+static int start_tracked(ctl_t *c, const cl_opts_t *o, const char *bin, uint64_t i, started_t *sp)
+{
+    sp->log_from[i] = node_log_size(o, i);
+    int rc = start_node(c, o, bin, i, &sp->node[i]);
+    sp->any = sp->any || sp->node[i] > 0;
+    return rc;
+}
+
+/* Starts every node of the existing cluster in o->dir, the added ones too, except those
+ * that stay stopped (stays_stopped: a node whose data folder is gone, a removed one). */
+static int restart_nodes(ctl_t *c, const cl_opts_t *o, const char *bin, started_t *sp)
 {
     int rc = -1;
     for (uint64_t i = 0; rc < 0 && i < o->nodes; i++) {
         if (!has_node_cfg(o, i))
             continue;
-        const char *why = !node_file(o, i, "node.id")  ? "holds no data"
-                          : node_file(o, i, "removed") ? "was removed from the cluster"
-                                                       : NULL;
+        const char *why = stays_stopped(o, i);
         if (!why)
-            rc = start_node(c, o, bin, i);
+            rc = start_tracked(c, o, bin, i, sp);
         else
             fprintf(stderr,
                     "shoalctl cluster up: node %" PRIu64 " left stopped: %s/node-%" PRIu64 " %s\n",
@@ -625,13 +789,13 @@ static int restart_nodes(ctl_t *c, const cl_opts_t *o, const char *bin)
 }
 
 /* A fresh cluster: configs from the options, data folders, every node started. */
-static int start_fresh(ctl_t *c, cl_opts_t *o, const char *bin)
+static int start_fresh(ctl_t *c, cl_opts_t *o, const char *bin, started_t *sp)
 {
     int rc = make_dirs(c, o);
     if (rc < 0)
         rc = write_configs(c, o);
     for (uint64_t i = 0; rc < 0 && i < o->nodes; i++)
-        rc = start_node(c, o, bin, i);
+        rc = start_tracked(c, o, bin, i, sp);
     return rc;
 }
 
@@ -654,8 +818,19 @@ static int check_not_running(ctl_t *c, const cl_opts_t *o)
     return rc;
 }
 
-static int cluster_up(ctl_t *c, cl_opts_t *o)
+enum { MADE_DIR = 1, MADE_LOCK = 2 };
+static int lock_dir(ctl_t *c, const cl_opts_t *o, bool make, int *made);
+
+/* `cluster up`. What can refuse it without looking into the folder (arguments, --replicas,
+ * the binaries, the ports of a new cluster) is checked before the folder and its lock are
+ * made, and a refused `up` takes back what it made: it leaves no trace. A process it
+ * started that dies (or a cluster not ready in time) fails it, and it stops what it
+ * started. */
+static int cluster_up(ctl_t *c, cl_opts_t *o, int nargs)
 {
+    int rc = ctl_want_args(c, nargs, 0, 0);
+    if (rc >= 0)
+        return rc;
     if (!o->have_replicas)
         o->replicas = o->nodes < 3 ? o->nodes : 3;
     if (o->replicas > o->nodes)
@@ -674,27 +849,46 @@ static int cluster_up(ctl_t *c, cl_opts_t *o)
                         !shoald ? "shoald" : "shoal-broker");
     }
     char *bcfg = zsys_sprintf("%s/broker.cfg", o->dir);
-    bool again = access(bcfg, F_OK) == 0;
+    int made = 0;
+    if (access(bcfg, F_OK) != 0) /* a new cluster: its ports before its folder */
+        rc = check_ports(c, o, false);
+    if (rc < 0)
+        rc = lock_dir(c, o, true, &made);
+    bool again = access(bcfg, F_OK) == 0; /* under the lock */
     zstr_free(&bcfg);
     cl_opts_t asked = *o;
-    int rc = again ? load_layout(c, o) : make_dirs(c, o);
+    if (rc < 0 && again)
+        rc = load_layout(c, o);
     if (rc < 0)
         rc = check_not_running(c, o);
     if (rc < 0 && again) {
         load_settings(o);
         rc = same_shape(c, &asked, o);
     }
+    if (rc < 0)
+        rc = check_ports(c, o, again);
     bool started = rc < 0;
+    started_t sp = {.broker = 0};
     if (rc < 0)
-        rc = again ? restart_nodes(c, o, shoald) : start_fresh(c, o, shoald);
-    if (rc < 0)
-        rc = start_broker(c, o, broker);
+        rc = again ? restart_nodes(c, o, shoald, &sp) : start_fresh(c, o, shoald, &sp);
+    if (rc < 0) {
+        rc = start_broker(c, o, broker, &sp.broker);
+        sp.any = sp.any || sp.broker > 0;
+    }
     zstr_free(&shoald);
     zstr_free(&broker);
     if (rc < 0)
-        rc = wait_ready(c, o, c->timeout_set ? c->timeout_ms : 60000);
+        rc = wait_ready(c, o, &sp, c->timeout_set ? c->timeout_ms : 60000);
     if (rc >= 0 && started) /* nothing left running that the caller would have to find */
-        stop_all(o);
+        stop_started(o, &sp);
+    if (rc >= 0 && !sp.any) { /* refused: take back the lock and folder it made */
+        char *lock = zsys_sprintf("%s/.lock", o->dir);
+        if (made & MADE_LOCK) /* one that waited on it now holds a lock nobody else sees; */
+            unlink(lock);     /* but it was made moments ago, for a folder without a cluster */
+        if (made & MADE_DIR)
+            rmdir(o->dir); /* only if it stayed empty */
+        zstr_free(&lock);
+    }
     if (rc >= 0)
         return rc;
     char *ep = broker_ep(o);
@@ -853,7 +1047,7 @@ static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
     if (!shoald)
         return ctl_fail(c, EXIT_UNAVAIL, "cannot find shoald (build it, or set SHOAL_BIN_DIR)");
     long log_from = node_log_size(o, id);
-    rc = start_node(c, o, shoald, id);
+    rc = start_node(c, o, shoald, id, NULL);
     zstr_free(&shoald);
     if (rc >= 0)
         return rc;
@@ -1018,7 +1212,7 @@ static int cluster_add_node(ctl_t *c, cl_opts_t *o)
     }
     long log_from = node_log_size(o, id);
     if (rc < 0) {
-        rc = start_node(c, o, shoald, id);
+        rc = start_node(c, o, shoald, id, NULL);
         started = rc < 0;
     }
     if (rc < 0)
@@ -1058,13 +1252,20 @@ static int cluster_add_node(ctl_t *c, cl_opts_t *o)
 /* One `cluster` command at a time per folder: two add-node would take the same id, an up
  * and a down would race over the pid files. The lock is an flock on DIR/.lock held until
  * this process ends (close-on-exec: the daemons it starts must not inherit it). A folder
- * that does not exist is left to the command to report, except for up, which makes it. */
-static int lock_dir(ctl_t *c, const cl_opts_t *o, bool make)
+ * that does not exist is left to the command to report, except for up, which makes it;
+ * *made (if not NULL) gets MADE_DIR and MADE_LOCK for what this call created. */
+static int lock_dir(ctl_t *c, const cl_opts_t *o, bool make, int *made)
 {
-    if (make && mkdir(o->dir, 0755) != 0 && errno != EEXIST)
+    bool new_dir = make && mkdir(o->dir, 0755) == 0;
+    if (make && !new_dir && errno != EEXIST)
         return ctl_fail(c, EXIT_USAGE, "cannot create %s: %s", o->dir, strerror(errno));
     char *path = zsys_sprintf("%s/.lock", o->dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    bool new_lock = fd >= 0;
+    if (fd < 0 && errno == EEXIST)
+        fd = open(path, O_RDWR | O_CLOEXEC);
+    if (made) /* what a refused `up` takes back */
+        *made = (new_dir ? MADE_DIR : 0) | (new_lock ? MADE_LOCK : 0);
     int rc = -1;
     if (fd < 0 && errno != ENOENT)
         rc = ctl_fail(c, EXIT_USAGE, "cannot open %s: %s", path, strerror(errno));
@@ -1089,6 +1290,17 @@ static bool takes_value(const char *a)
             return true;
     return false;
 }
+
+/* The sub-commands, each with its usage line (the one a wrong count of arguments shows). */
+static const char *const cl_subs[][2] = {
+    {"up", "usage: cluster up --dir DIR [--nodes N] [--shards S] [--replicas R] [--base-port P] "
+           "[--fsync batch|always|never] [--read-mode lease|read_index] "
+           "[--balance-leaders on|off]\n"},
+    {"down", "usage: cluster down --dir DIR\n"},
+    {"stop-node", "usage: cluster stop-node --dir DIR I [--kill]\n"},
+    {"start-node", "usage: cluster start-node --dir DIR I\n"},
+    {"add-node", "usage: cluster add-node --dir DIR\n"},
+};
 
 int cmd_cluster(ctl_t *c, int argc, char **argv)
 {
@@ -1136,6 +1348,13 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
     }
     if (!sub)
         return ctl_fail(c, EXIT_USAGE, "which one: up, down, stop-node, start-node or add-node?");
+    size_t k = 0; /* the name first: before any option is looked at */
+    while (k < sizeof cl_subs / sizeof *cl_subs && strcmp(sub, cl_subs[k][0]))
+        k++;
+    if (k == sizeof cl_subs / sizeof *cl_subs)
+        return ctl_fail(c, EXIT_USAGE,
+                        "unknown sub-command '%s' (up, down, stop-node, start-node or add-node)",
+                        sub);
     for (int i = at; i + 1 < argc; i++)
         argv[i] = argv[i + 1];
     argc--;
@@ -1145,13 +1364,11 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
     int rc = parse(c, argc, argv, &o);
     if (rc >= 0)
         return rc;
-    if (!c->dry_run && (rc = lock_dir(c, &o, !strcmp(sub, "up"))) >= 0)
+    c->usage = cl_subs[k][1]; /* --help has been answered: from here on, a usage error */
+    if (!strcmp(sub, "up"))   /* takes its lock once its options are checked */
+        return cluster_up(c, &o, argc - optind);
+    if (!c->dry_run && (rc = lock_dir(c, &o, false, NULL)) >= 0)
         return rc;
-    if (!strcmp(sub, "up")) {
-        if ((rc = ctl_want_args(c, argc - optind, 0, 0)) >= 0)
-            return rc;
-        return cluster_up(c, &o);
-    }
     if (!strcmp(sub, "down")) {
         if ((rc = ctl_want_args(c, argc - optind, 0, 0)) >= 0)
             return rc;
@@ -1164,8 +1381,5 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
     }
     if (!strcmp(sub, "stop-node"))
         return stop_node(c, &o, argc, argv);
-    if (!strcmp(sub, "start-node"))
-        return start_one(c, &o, argc, argv);
-    return ctl_fail(c, EXIT_USAGE,
-                    "unknown sub-command '%s' (up, down, stop-node, start-node, add-node)", sub);
+    return start_one(c, &o, argc, argv);
 }

@@ -1,12 +1,15 @@
 /* cmd_data.c - shoalctl's data commands: put, get, del, cas, scan, batch, watch.
  * Output: values raw (plus a newline), scans as KEY<TAB>VALUE lines, --json as one JSON
- * object (or one per line for scan and watch). */
+ * object (one per line for watch, a stream). */
 #include "tools/shoalctl.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <czmq.h>
+
+#include "engine/error.h"
 
 /* Runs getopt over common options plus extra ones; returns -1 to go on or an exit code.
  * handle() gets each extra option. */
@@ -40,23 +43,68 @@ static void print_value(const shoal_result_t *r)
     fputc('\n', stdout);
 }
 
+enum { OPT_VALUE_FILE = OPT_FIRST_CMD + 50 };
+
+static int put_opt(ctl_t *c, int opt, void *ctx)
+{
+    (void)c;
+    if (opt == OPT_VALUE_FILE)
+        *(const char **)ctx = optarg;
+    return -1;
+}
+
+/* The value from a file ("-": stdin), any bytes, at most SHOAL_MAX_VALUE: a command line
+ * argument holds at most 128 KiB and no NUL. NULL after reporting why. */
+static char *read_value(ctl_t *c, const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        ctl_fail(c, EXIT_USAGE, "cannot read --value-file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(SHOAL_MAX_VALUE + 1);
+    *len = buf ? fread(buf, 1, SHOAL_MAX_VALUE + 1, f) : 0;
+    bool bad = !buf || ferror(f) || *len > SHOAL_MAX_VALUE;
+    if (bad)
+        ctl_fail(c, EXIT_USAGE, "--value-file %s: %s", path,
+                 !buf || ferror(f) ? "read failed" : "more bytes than the value limit");
+    if (f != stdin)
+        fclose(f);
+    if (bad) {
+        free(buf);
+        buf = NULL;
+    }
+    return buf;
+}
+
 int cmd_put(ctl_t *c, int argc, char **argv)
 {
-    c->usage = "usage: put KEY VALUE\nWrites VALUE under KEY; prints nothing on success.\n";
-    int rc = parse(c, argc, argv, NULL, 0, no_extra, NULL);
-    if (rc >= 0 || (rc = ctl_want_args(c, argc - optind, 2, 2)) >= 0)
+    c->usage = "usage: put KEY VALUE | put KEY --value-file FILE\nWrites VALUE (or the "
+               "bytes of FILE, - for stdin) under KEY; prints nothing\non success.\n";
+    const char *vfile = NULL;
+    static const struct option extra[] = {{"value-file", required_argument, 0, OPT_VALUE_FILE}};
+    int rc = parse(c, argc, argv, extra, 1, put_opt, &vfile);
+    if (rc >= 0 || (rc = ctl_want_args(c, argc - optind, vfile ? 1 : 2, vfile ? 1 : 2)) >= 0)
         return rc;
-    shoal_t *s = ctl_connect(c);
+    shoal_t *s = ctl_connect(c); /* first: a dry run reads no file */
     if (!s)
         return ctl_no_client(c);
+    size_t vlen = 0;
+    char *v = vfile ? read_value(c, vfile, &vlen) : strdup(argv[optind + 1]);
+    if (!v) {
+        shoal_destroy(&s);
+        return EXIT_USAGE;
+    }
+    vlen = vfile ? vlen : strlen(v);
     shoal_result_t r;
-    const char *k = argv[optind], *v = argv[optind + 1];
-    int st = shoal_put(s, k, strlen(k), v, strlen(v), &r);
+    const char *k = argv[optind];
+    int st = shoal_put(s, k, strlen(k), v, vlen, &r);
     if (st == SHOAL_STATUS_OK && c->json)
         printf("{\"status\":\"ok\",\"shard\":%u,\"index\":%" PRIu64 "}\n", r.shard, r.index);
     rc = ctl_status_exit(c, st, r.error);
     shoal_result_clear(&r);
     shoal_destroy(&s);
+    free(v);
     return rc;
 }
 
@@ -94,12 +142,12 @@ int cmd_get(ctl_t *c, int argc, char **argv)
     const char *k = argv[optind];
     int st = shoal_get(s, k, strlen(k), stale, &r);
     if (c->json && (st == SHOAL_STATUS_OK || st == SHOAL_STATUS_NOT_FOUND)) {
-        printf("{\"key\":");
-        ctl_json_str(stdout, k, strlen(k));
+        printf("{");
+        ctl_json_bytes(stdout, "key", k, strlen(k));
         printf(",\"found\":%s", st == SHOAL_STATUS_OK ? "true" : "false");
         if (st == SHOAL_STATUS_OK) {
-            printf(",\"value\":");
-            ctl_json_str(stdout, r.value, r.value_len);
+            printf(",");
+            ctl_json_bytes(stdout, "value", r.value, r.value_len);
         }
         printf("}\n");
     } else if (st == SHOAL_STATUS_OK)
@@ -157,8 +205,8 @@ int cmd_cas(ctl_t *c, int argc, char **argv)
         if (st == SHOAL_STATUS_COMPARE_FAILED) {
             printf(",\"found\":%s", r.found ? "true" : "false");
             if (r.found) {
-                printf(",\"current\":");
-                ctl_json_str(stdout, r.value, r.value_len);
+                printf(",");
+                ctl_json_bytes(stdout, "current", r.value, r.value_len);
             }
         }
         printf("}\n");
@@ -202,7 +250,10 @@ int cmd_scan(ctl_t *c, int argc, char **argv)
 {
     c->usage = "usage: scan [--prefix P] [--from K] [--to K] [--limit N] [--stale]\n"
                "Prints KEY<TAB>VALUE lines in key order: keys starting with P, from K\n"
-               "(inclusive) to K (exclusive), at most N (default 1000).\n";
+               "(inclusive) to K (exclusive), at most N (default 1000; the broker's\n"
+               "broker/max_scan, 10000 by default, caps it). A scan cut short says so on\n"
+               "stderr; continue with --from after the last key. --json: one object,\n"
+               "{\"kvs\":[{\"key\":..,\"value\":..},...],\"more\":true|false}.\n";
     scan_opts_t o = {.limit = 0};
     static const struct option extra[] = {{"prefix", required_argument, 0, OPT_PREFIX},
                                           {"from", required_argument, 0, OPT_FROM},
@@ -226,13 +277,15 @@ int cmd_scan(ctl_t *c, int argc, char **argv)
         op.end = o.to, op.end_len = strlen(o.to);
     shoal_result_t r;
     int st = shoal_call(s, &op, &r);
+    if (st == SHOAL_STATUS_OK && c->json)
+        printf("{\"kvs\":[");
     for (size_t i = 0; st == SHOAL_STATUS_OK && i < r.n_kvs; i++) {
         if (c->json) {
-            printf("{\"key\":");
-            ctl_json_str(stdout, r.kvs[i].key, r.kvs[i].key_len);
-            printf(",\"value\":");
-            ctl_json_str(stdout, r.kvs[i].value, r.kvs[i].value_len);
-            printf("}\n");
+            printf("%s{", i ? "," : "");
+            ctl_json_bytes(stdout, "key", r.kvs[i].key, r.kvs[i].key_len);
+            printf(",");
+            ctl_json_bytes(stdout, "value", r.kvs[i].value, r.kvs[i].value_len);
+            printf("}");
         } else {
             fwrite(r.kvs[i].key, 1, r.kvs[i].key_len, stdout);
             fputc('\t', stdout);
@@ -240,7 +293,9 @@ int cmd_scan(ctl_t *c, int argc, char **argv)
             fputc('\n', stdout);
         }
     }
-    if (st == SHOAL_STATUS_OK && r.more && !c->json)
+    if (st == SHOAL_STATUS_OK && c->json)
+        printf("],\"more\":%s}\n", r.more ? "true" : "false");
+    if (st == SHOAL_STATUS_OK && r.more)
         fprintf(stderr, "shoalctl scan: stopped at the limit of %zu keys; more follow\n", r.n_kvs);
     rc = ctl_status_exit(c, st, r.error);
     shoal_result_clear(&r);
@@ -344,12 +399,12 @@ static void print_change(ctl_t *c, const shoal_watch_event_t *ev)
 {
     const shoal_change_t *ch = &ev->change;
     if (c->json) {
-        printf("{\"shard\":%u,\"index\":%" PRIu64 ",\"op\":\"%s\",\"key\":", ch->shard, ch->index,
+        printf("{\"shard\":%u,\"index\":%" PRIu64 ",\"op\":\"%s\",", ch->shard, ch->index,
                ch->is_delete ? "del" : "put");
-        ctl_json_str(stdout, ch->key, ch->key_len);
+        ctl_json_bytes(stdout, "key", ch->key, ch->key_len);
         if (!ch->is_delete) {
-            printf(",\"value\":");
-            ctl_json_str(stdout, ch->value, ch->value_len);
+            printf(",");
+            ctl_json_bytes(stdout, "value", ch->value, ch->value_len);
         }
         printf("}\n");
     } else {
@@ -364,12 +419,67 @@ static void print_change(ctl_t *c, const shoal_watch_event_t *ev)
     fflush(stdout);
 }
 
+/* The catch-up of --from-index: -1 to go on, else the exit status (the loop reports a
+ * window that is gone). */
+static int start_from(ctl_t *c, shoal_watch_t *w, const watch_opts_t *o)
+{
+    for (size_t i = 0; i < o->n_from; i++) {
+        int rc = shoal_watch_from(w, o->shard[i], o->index[i]);
+        if (rc == SHOAL_EINVAL)
+            return ctl_fail(c, EXIT_USAGE, "--from-index: the cluster has no shard %u",
+                            o->shard[i]);
+        if (rc == SHOAL_EUNAVAIL)
+            return ctl_fail(c, EXIT_UNAVAIL,
+                            "the broker did not answer for the changes of shard %u within %d ms",
+                            o->shard[i], c->timeout_ms);
+    }
+    return -1;
+}
+
+/* Prints changes until count, an interrupt, a lost range (exit 1) or a silent stream: the
+ * broker publishes progress every second, so --timeout ms of nothing means it is gone. */
+static int follow(ctl_t *c, shoal_watch_t *w, uint64_t count)
+{
+    uint64_t seen = 0;
+    int64_t heard = zclock_mono();
+    while (!zsys_interrupted && (!count || seen < count)) {
+        shoal_watch_event_t ev;
+        int got = shoal_watch_next(w, &ev, 200);
+        if (got < 0)
+            break;
+        if (got == 0) {
+            if (zclock_mono() - heard >= c->timeout_ms)
+                return ctl_fail(c, EXIT_UNAVAIL,
+                                "nothing from the broker's change stream for %d ms "
+                                "(is the broker running?)",
+                                c->timeout_ms);
+            continue;
+        }
+        heard = zclock_mono();
+        if (ev.kind == SHOAL_WATCH_CHANGE) {
+            print_change(c, &ev);
+            seen++;
+        } else if (ev.kind == SHOAL_WATCH_FELL_BEHIND) {
+            fflush(stdout);
+            return ctl_fail(c, EXIT_MISS,
+                            "shard %u's changes after index %" PRIu64
+                            " are no longer retained: scan for the current state, then "
+                            "watch again",
+                            ev.change.shard, ev.change.index);
+        }
+    }
+    return EXIT_OK;
+}
+
 int cmd_watch(ctl_t *c, int argc, char **argv)
 {
     c->usage = "usage: watch [--prefix P] [--from-index SHARD:INDEX ...] [--count N] [--pub EP]\n"
                "Prints one line per change (SHARD:INDEX<TAB>put|del<TAB>KEY[<TAB>VALUE])\n"
                "until stopped (or N changes). --from-index first replays the shard's\n"
-               "changes after INDEX. --pub is the broker's XPUB (default: broker port + 1).\n";
+               "changes after INDEX. --pub is the broker's XPUB (default: broker port + 1).\n"
+               "Ends with exit 1 when changes it should show are no longer retained (scan,\n"
+               "then watch again), and exit 3 when the stream is silent for --timeout ms\n"
+               "(default 5000; the broker sends progress every second).\n";
     watch_opts_t o = {0};
     static const struct option extra[] = {{"prefix", required_argument, 0, OPT_PREFIX},
                                           {"from-index", required_argument, 0, OPT_FROM_INDEX},
@@ -386,6 +496,9 @@ int cmd_watch(ctl_t *c, int argc, char **argv)
         if ((rc = watch_opt(c, OPT_FROM_INDEX, &o)) >= 0)
             return rc;
     }
+    if (o.prefix && strlen(o.prefix) > SHOAL_MAX_KEY)
+        return ctl_fail(c, EXIT_USAGE, "--prefix of %zu bytes exceeds the %u-byte key limit",
+                        strlen(o.prefix), SHOAL_MAX_KEY);
     shoal_t *s = ctl_connect(c);
     if (!s)
         return ctl_no_client(c);
@@ -398,27 +511,10 @@ int cmd_watch(ctl_t *c, int argc, char **argv)
                         "(give --pub tcp://HOST:PORT)");
     }
     zclock_sleep(500); /* the subscription reaches the broker, and the broker's the nodes */
-    for (size_t i = 0; i < o.n_from; i++)
-        shoal_watch_from(w, o.shard[i], o.index[i]);
-    uint64_t seen = 0;
-    while (!zsys_interrupted && (!o.count || seen < o.count)) {
-        shoal_watch_event_t ev;
-        int got = shoal_watch_next(w, &ev, 1000);
-        if (got < 0)
-            break;
-        if (got == 0)
-            continue;
-        if (ev.kind == SHOAL_WATCH_CHANGE) {
-            print_change(c, &ev);
-            seen++;
-        } else if (ev.kind == SHOAL_WATCH_FELL_BEHIND) {
-            fprintf(stderr,
-                    "shoalctl watch: fell behind on shard %u; resume with "
-                    "--from-index %u:%" PRIu64 " after a scan\n",
-                    ev.change.shard, ev.change.shard, ev.change.index);
-        }
-    }
+    rc = start_from(c, w, &o);
+    if (rc < 0)
+        rc = follow(c, w, o.count);
     shoal_watch_destroy(&w);
     shoal_destroy(&s);
-    return EXIT_OK;
+    return rc;
 }

@@ -18,15 +18,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <czmq.h>
+
 static const char *main_usage =
     "usage: shoalctl [--broker EP] [--json] [--timeout MS] COMMAND [ARGS]\n"
     "\n"
-    "data:     put KEY VALUE | get KEY [--stale] | del KEY\n"
+    "data:     put KEY VALUE | put KEY --value-file FILE|- | get KEY [--stale] | del KEY\n"
     "          cas KEY EXPECTED NEW | cas KEY --absent NEW\n"
     "          scan [--prefix P] [--from K] [--to K] [--limit N] [--stale]\n"
     "          batch put KEY VALUE | del KEY ...\n"
-    "          watch [--prefix P] [--from-index SHARD:INDEX ...] [--count N]\n"
-    "admin:    status | top | events\n"
+    "          watch [--prefix P] [--from-index SHARD:INDEX ...] [--count N] [--pub EP]\n"
+    "admin:    status | top [--interval MS] [--count N] | events [--no-follow] [--count N]\n"
     "          transfer-leader SHARD NODE | add-node ID ENDPOINT PUB_ENDPOINT\n"
     "          remove-node ID | move-replica SHARD FROM TO | add-shard [SHARD]\n"
     "          move-replica --cancel SHARD | compact [SHARD] | snapshot [SHARD]\n"
@@ -35,9 +37,10 @@ static const char *main_usage =
     "          cluster down --dir DIR | cluster stop-node --dir DIR I [--kill]\n"
     "          cluster start-node --dir DIR I | cluster add-node --dir DIR\n"
     "bench:    bench put|get|mixed --clients C --duration S --key-size K --value-size V\n"
-    "          [--keys N]\n"
+    "          [--keys N] [--read-percent P (mixed)] [--no-load (get, mixed)]\n"
     "\n"
     "--broker defaults to $SHOAL_BROKER, else " SHOAL_DEFAULT_ENDPOINT ".\n"
+    "A value or key that starts with '-' follows `--` (shoalctl put -- k -5).\n"
     "Exit status: 0 ok; 1 not found or compare failed; 2 bad usage or input;\n"
     "3 unavailable or timed out. `shoalctl COMMAND --help` for one command.\n";
 
@@ -144,16 +147,46 @@ int ctl_no_client(ctl_t *c)
     return c->dry_run ? EXIT_OK : EXIT_USAGE;
 }
 
+/* tcp://HOST:PORT with a port of 1-65535 (or an ipc:// or inproc:// endpoint). */
+static bool endpoint_ok(const char *ep)
+{
+    if (!strncmp(ep, "ipc://", 6))
+        return ep[6] != '\0';
+    if (!strncmp(ep, "inproc://", 9))
+        return ep[9] != '\0';
+    const char *colon = strrchr(ep, ':');
+    if (strncmp(ep, "tcp://", 6) || colon < ep + 7 || !colon[1])
+        return false;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    return !*end && !errno && port >= 1 && port <= 65535;
+}
+
+/* The endpoint to use, or NULL after reporting a bad or empty one: an empty --broker or
+ * $SHOAL_BROKER is a mistake (a script's unset variable), not a request for the default. */
+static const char *broker_endpoint(ctl_t *c)
+{
+    const char *env = getenv("SHOAL_BROKER");
+    const char *ep = c->broker ? c->broker : env ? env : SHOAL_DEFAULT_ENDPOINT;
+    if (!*ep) {
+        ctl_fail(c, EXIT_USAGE, "%s is empty (want tcp://HOST:PORT)",
+                 c->broker ? "--broker" : "$SHOAL_BROKER");
+        return NULL;
+    }
+    if (!endpoint_ok(ep)) {
+        ctl_fail(c, EXIT_USAGE, "bad broker endpoint '%s' (want tcp://HOST:PORT, port 1-65535)",
+                 ep);
+        return NULL;
+    }
+    return ep;
+}
+
 shoal_t *ctl_connect(ctl_t *c)
 {
-    const char *ep = c->broker ? c->broker : getenv("SHOAL_BROKER");
-    if (!ep || !*ep)
-        ep = SHOAL_DEFAULT_ENDPOINT;
-    if (c->dry_run) { /* still refuse a malformed endpoint, as a real run would */
-        if (strncmp(ep, "tcp://", 6) && strncmp(ep, "ipc://", 6) && strncmp(ep, "inproc://", 9)) {
-            ctl_fail(c, EXIT_USAGE, "bad broker endpoint '%s' (want tcp://HOST:PORT)", ep);
-            c->dry_run = false; /* so ctl_no_client says 2 */
-        }
+    const char *ep = broker_endpoint(c);
+    if (!ep || c->dry_run) {
+        c->dry_run = c->dry_run && ep; /* so ctl_no_client says 2 for a bad one */
         return NULL;
     }
     shoal_t *s = shoal_connect(ep);
@@ -199,6 +232,54 @@ void ctl_json_str(FILE *f, const void *data, size_t len)
             fputc(ch, f);
     }
     fputc('"', f);
+}
+
+/* Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). */
+static bool utf8_valid(const unsigned char *p, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        unsigned char b = p[i];
+        size_t n;
+        unsigned cp;
+        if (b < 0x80) {
+            i++;
+            continue;
+        }
+        if (b >= 0xc2 && b <= 0xdf)
+            n = 1, cp = b & 0x1f;
+        else if ((b & 0xf0) == 0xe0)
+            n = 2, cp = b & 0x0f;
+        else if (b >= 0xf0 && b <= 0xf4)
+            n = 3, cp = b & 0x07;
+        else
+            return false;
+        if (len - i <= n)
+            return false; /* cut short */
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+void ctl_json_bytes(FILE *f, const char *name, const void *data, size_t len)
+{
+    if (utf8_valid(data, len)) {
+        fprintf(f, "\"%s\":", name);
+        ctl_json_str(f, data, len);
+        return;
+    }
+    zarmour_t *a = zarmour_new();
+    char *b64 = a ? zarmour_encode(a, data, len) : NULL;
+    fprintf(f, "\"%s_base64\":\"%s\"", name, b64 ? b64 : "");
+    zstr_free(&b64);
+    zarmour_destroy(&a);
 }
 
 const char *ctl_size(uint64_t bytes, char *buf, size_t cap)

@@ -60,6 +60,9 @@ int ctl_no_client(ctl_t *c);
 int ctl_status_exit(ctl_t *c, int status, const char *err);
 /* JSON string literal of bytes (escaped) on f. */
 void ctl_json_str(FILE *f, const void *data, size_t len);
+/* A key or value as a JSON member: "name":"text" when the bytes are UTF-8, else
+ * "name_base64":"..." (JSON strings are Unicode: other bytes would not parse). */
+void ctl_json_bytes(FILE *f, const char *name, const void *data, size_t len);
 /* Human size "12.3 MiB". */
 const char *ctl_size(uint64_t bytes, char *buf, size_t cap);
 

@@ -34,8 +34,17 @@ ctl scan --prefix s/ | cut -f1 | sort -c || { echo "FAIL: scan not in key order"
 [ "$(ctl scan --prefix s/ --limit 7 2>/dev/null | wc -l)" = 7 ] || { echo "FAIL: scan --limit"; FAIL=1; }
 [ "$(ctl scan --from s/10 --to s/20 | wc -l)" = 10 ] || { echo "FAIL: scan --from/--to"; FAIL=1; }
 [ "$(ctl scan --prefix s/05)" = "$(printf 's/05\tval-s/05')" ] || { echo "FAIL: scan line format"; FAIL=1; }
-shards=$(ctl --json scan --prefix s/ | wc -l)
-[ "$shards" = 60 ] || { echo "FAIL: json scan lines $shards"; FAIL=1; }
+ctl --json scan --prefix s/ | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+keys = [kv["key"] for kv in d["kvs"]]
+assert len(keys) == 60 and keys == sorted(keys) and d["more"] is False, d
+assert d["kvs"][4] == {"key": "s/05", "value": "val-s/05"}, d["kvs"][4]' || { echo "FAIL: json scan"; FAIL=1; }
+ctl --json scan --prefix s/ --limit 7 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert len(d["kvs"]) == 7 and d["more"] is True, d' || { echo "FAIL: json scan --limit: more"; FAIL=1; }
+[ "$(ctl --json scan --prefix nothing/)" = '{"kvs":[],"more":false}' ] || { echo "FAIL: json scan, empty"; FAIL=1; }
 
 # batch
 check "batch" ctl batch put b/1 x put b/2 y del s/01
@@ -65,6 +74,16 @@ kill $wpid 2>/dev/null; wait $wpid 2>/dev/null
 line=$(head -n 1 "$DIR/watch.out"); shard=${line%%:*}
 replay=$(timeout 10 "$CTL" watch --from-index "$shard:0" --count 1)
 [ -n "$replay" ] || { echo "FAIL: watch --from-index replayed nothing"; FAIL=1; }
+want 2 "watch --from-index of a shard the cluster lacks" timeout 10 "$CTL" watch --from-index 9:1
+want 2 "watch --prefix over the key limit" "$CTL" watch --prefix "$(head -c 4097 /dev/zero | tr '\0' p)"
+# a watcher from an index the shard no longer retains (window: the last 4096 changes or
+# 4 MiB: ~525 of these 8 KB values) is
+# told once and ends with exit 1; the changes go to one key, so to one shard
+ctl bench put --clients 8 --duration 3 --keys 1 --key-size 8 --value-size 8000 >/dev/null 2>&1
+wshard=$(ctl --json put 00000000 x | python3 -c 'import json,sys; print(json.load(sys.stdin)["shard"])')
+out=$(timeout 20 "$CTL" watch --from-index "$wshard:1" 2>&1 >/dev/null); code=$?
+[ $code = 1 ] && [ "$(echo "$out" | grep -c "no longer retained")" = 1 ] ||
+    { echo "FAIL: watch from a lost index: exit $code: $out"; FAIL=1; }
 
 # status and events
 ctl status >"$DIR/status.out" || { echo "FAIL: status"; FAIL=1; }
@@ -73,6 +92,34 @@ grep -q "shards 4/4 with a leader" "$DIR/status.out" || { echo "FAIL: status lea
 ctl --json status | python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["shards"])==4 and len(d["nodes"])==3' ||
     { echo "FAIL: status --json"; FAIL=1; }
 [ "$(ctl events --no-follow | grep -c leader)" -ge 1 ] || { echo "FAIL: events has no leader event"; FAIL=1; }
+# --json: every events line an object with the detail and time; top a status object per refresh
+ctl events --no-follow --json | python3 -c '
+import json, sys
+evs = [json.loads(l) for l in sys.stdin]
+assert evs and all("ts_us" in e and "detail" in e for e in evs), evs[:3]
+assert any(e["leader"] is None for e in evs) or all(isinstance(e["leader"], int) for e in evs)' ||
+    { echo "FAIL: events --json"; FAIL=1; }
+ctl top --json --count 2 --interval 100 | python3 -c '
+import json, sys
+tops = [json.loads(l) for l in sys.stdin]
+assert len(tops) == 2 and all(len(t["shards"]) == 4 for t in tops), tops' ||
+    { echo "FAIL: top --json"; FAIL=1; }
+# bytes that are not UTF-8 come back in JSON as base64, exactly
+check "put of non-UTF-8 bytes" ctl put bin/k $'\xff\x80ab'
+ctl --json get bin/k | python3 -c '
+import json, sys, base64
+d = json.load(sys.stdin)
+assert base64.b64decode(d["value_base64"]) == b"\xff\x80ab" and "value" not in d, d' ||
+    { echo "FAIL: json of non-UTF-8 bytes"; FAIL=1; }
+# a value too big for a command line argument, through --value-file (and stdin)
+head -c 600000 /dev/urandom >"$DIR/big.bin"
+check "put --value-file" ctl put big/k --value-file "$DIR/big.bin"
+ctl get big/k | head -c 600000 | cmp -s - "$DIR/big.bin" || { echo "FAIL: big value read back"; FAIL=1; }
+printf 'from\0stdin' | ctl put big/s --value-file - || { echo "FAIL: put --value-file -"; FAIL=1; }
+[ "$(ctl get big/s | od -c | head -1)" = "$(printf 'from\0stdin\n' | od -c | head -1)" ] ||
+    { echo "FAIL: value from stdin"; FAIL=1; }
+head -c 1048577 /dev/zero >"$DIR/toobig.bin"
+want 2 "put --value-file over the value limit" ctl put big/x --value-file "$DIR/toobig.bin"
 # the metadata group's row: its leader, its three members with match indexes, an applied
 # index (the shard map is stored); `shards` still lists the data shards only
 for _ in $(seq 50); do
@@ -119,6 +166,15 @@ want 2 "empty key" ctl put "" v
 want 2 "key over the limit" ctl put "$(head -c 5000 /dev/zero | tr '\0' k)" v
 want 2 "unknown option" ctl get alpha --frob
 want 2 "cluster up on a running cluster" ctl cluster up --dir "$DIR" --base-port "$BASE"
+want 2 "an empty --broker" ctl --broker "" get alpha
+want 2 "a broker port out of range" ctl --broker tcp://127.0.0.1:99999 get alpha
+want 2 "bench put --read-percent" ctl bench put --read-percent 50 --duration 1
+# a broker nobody answers on: the call ends at its --timeout, not a second later
+t0=$(date +%s%N)
+want 3 "get from a silent broker" ctl --broker tcp://127.0.0.1:1 --timeout 300 get alpha
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ $took -lt 900 ] || { echo "FAIL: get with --timeout 300 took $took ms"; FAIL=1; }
+want 3 "watch on a silent broker" timeout 20 "$CTL" --broker tcp://127.0.0.1:1 --timeout 1000 watch
 
 # broker restart: clients keep working against the new broker process
 broker_restart

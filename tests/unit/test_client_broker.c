@@ -436,7 +436,9 @@ static void test_deadline_when_all_silent(void **state)
     shoal_result_t r;
     assert_int_equal(shoal_put(c, "gamma", 5, "three", 5, &r), SHOAL_STATUS_TIMEOUT);
     int64_t took = zclock_mono() - t0;
-    assert_true(took >= 250 && took < 1500);
+    /* the broker's deadline is the timeout less libshoal's grace (75 ms of 300): its answer,
+     * which says what it knows, ends the call before the caller's own deadline */
+    assert_true(took >= 200 && took < 1000);
     assert_non_null(strstr(r.error, "may or may not"));
     shoal_result_clear(&r);
     __atomic_store_n(&fake.drop_next, 0, __ATOMIC_SEQ_CST);
