@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "actors/node_config.h"
+#include "engine/endpoint.h"
 #include "engine/error.h"
 #include "engine/ring.h"
 
@@ -281,9 +282,13 @@ static void forget_removed(Shoal__ShardMap *m, uint64_t id)
 int shardmap_add_node(Shoal__ShardMap *m, const Shoal__AddNodeRequest *an, char *err, size_t errlen)
 {
     const Shoal__NodeInfo *ni = an->node;
-    if (!ni || !ni->endpoint || strncmp(ni->endpoint, "tcp://", 6) || !ni->pub_endpoint ||
-        strncmp(ni->pub_endpoint, "tcp://", 6))
-        return snprintf(err, errlen, "a new node needs tcp:// endpoint and pub_endpoint"), -1;
+    if (!ni || !shoal_tcp_endpoint_ok(ni->endpoint) || !shoal_tcp_endpoint_ok(ni->pub_endpoint))
+        return snprintf(err, errlen,
+                        "a new node needs endpoint and pub_endpoint as tcp://HOST:PORT, "
+                        "port 1-65535"),
+               -1;
+    if (!strcmp(ni->endpoint, ni->pub_endpoint))
+        return snprintf(err, errlen, "a node's endpoint and pub_endpoint must differ"), -1;
     if (ni->id >= NODE_MAX_NODES)
         return snprintf(err, errlen, "node id %" PRIu64 " is out of range (0..%d)", ni->id,
                         NODE_MAX_NODES - 1),

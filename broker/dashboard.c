@@ -151,6 +151,17 @@ char *dashboard_status_json(broker_t *b, size_t *len)
     return s.buf;
 }
 
+/* One STREAM message [peer][bytes]. The peer frame fails when the peer is gone already
+ * (EHOSTUNREACH: a client that closed right after its request); then the bytes must not
+ * be sent: the socket would take them for the next message's peer frame, and from then on
+ * every answer would be one frame out of step and lost. */
+static void stream_send(void *s, zframe_t *peer, const void *data, size_t len)
+{
+    if (zmq_send(s, zframe_data(peer), zframe_size(peer), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return;
+    zmq_send(s, data, len, ZMQ_DONTWAIT);
+}
+
 static void respond(zsock_t *http, zframe_t *peer, const char *status, const char *type,
                     const char *body, size_t len)
 {
@@ -167,12 +178,9 @@ static void respond(zsock_t *http, zframe_t *peer, const char *status, const cha
     if (len)
         memcpy(all + hl, body, len);
     void *s = zsock_resolve(http);
-    zmq_send(s, zframe_data(peer), zframe_size(peer), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(s, all, (size_t)hl + len, ZMQ_DONTWAIT);
+    stream_send(s, peer, all, (size_t)hl + len);
     free(all);
-    /* [peer][empty] closes the connection */
-    zmq_send(s, zframe_data(peer), zframe_size(peer), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(s, "", 0, ZMQ_DONTWAIT);
+    stream_send(s, peer, "", 0); /* [peer][empty] closes the connection */
 }
 
 /* One message from the STREAM socket: a connect/close notice (empty) or request bytes. */

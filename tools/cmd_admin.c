@@ -61,8 +61,12 @@ static void print_event_line(FILE *f, const shoal_event_t *e)
     else
         fprintf(f, "shard %-4u", e->shard);
     fprintf(f, "%-18s term %-4" PRIu64, e->type_name, e->term);
-    if (e->type == SHOAL__RAFT_EVENT_TYPE__EV_LEADER_ELECTED ||
-        e->type == SHOAL__RAFT_EVENT_TYPE__EV_LEADER_CHANGED)
+    if ((e->type == SHOAL__RAFT_EVENT_TYPE__EV_LEADER_ELECTED ||
+         e->type == SHOAL__RAFT_EVENT_TYPE__EV_LEADER_CHANGED) &&
+        e->leader_id == UINT64_MAX)
+        fprintf(f, " leader none");
+    else if (e->type == SHOAL__RAFT_EVENT_TYPE__EV_LEADER_ELECTED ||
+             e->type == SHOAL__RAFT_EVENT_TYPE__EV_LEADER_CHANGED)
         fprintf(f, " leader %" PRIu64, e->leader_id);
     if (e->detail[0])
         fprintf(f, "  %s", e->detail);

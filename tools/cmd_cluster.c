@@ -937,10 +937,82 @@ static int node_arg(ctl_t *c, cl_opts_t *o, int argc, char **argv, uint64_t *id)
     return -1;
 }
 
+/* `stop-node broker` / `start-node broker`: the broker alone (it holds no state that
+ * matters, so it may be stopped and started at any time). -1 when the argument is not
+ * "broker". */
+static int broker_arg(ctl_t *c, cl_opts_t *o, int argc, char **argv)
+{
+    if (argc - optind != 1 || strcmp(argv[optind], "broker") != 0)
+        return -1;
+    if (c->dry_run)
+        return EXIT_OK;
+    int rc = load_layout(c, o);
+    return rc >= 0 ? rc : -2;
+}
+
+static int stop_broker(ctl_t *c, cl_opts_t *o)
+{
+    char *pidf = zsys_sprintf("%s/pids/broker.pid", o->dir);
+    pid_t pid = read_pid(pidf);
+    bool was = alive(pid);
+    stop_pid(pid, o->kill ? SIGKILL : SIGTERM, 10000);
+    unlink(pidf);
+    zstr_free(&pidf);
+    if (c->json)
+        printf("{\"broker\":true,\"was_running\":%s}\n", was ? "true" : "false");
+    else
+        printf("broker %s\n", was ? (o->kill ? "killed" : "stopped") : "was not running");
+    return EXIT_OK;
+}
+
+static int start_broker_only(ctl_t *c, cl_opts_t *o)
+{
+    char *pidf = zsys_sprintf("%s/pids/broker.pid", o->dir);
+    bool running = alive(read_pid(pidf));
+    zstr_free(&pidf);
+    if (running) {
+        printf("the broker is already running\n");
+        return EXIT_OK;
+    }
+    char *bin = find_bin("shoal-broker", "broker");
+    if (!bin)
+        return ctl_fail(c, EXIT_UNAVAIL,
+                        "cannot find shoal-broker (build it, or set SHOAL_BIN_DIR)");
+    pid_t pid = 0;
+    int rc = start_broker(c, o, bin, &pid);
+    zstr_free(&bin);
+    if (rc >= 0)
+        return rc;
+    int64_t deadline = zclock_mono() + (c->timeout_set ? c->timeout_ms : 60000);
+    while (!listens_on(pid, o->base_port)) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid || zclock_mono() >= deadline) {
+            char *log = zsys_sprintf("%s/logs/broker.log", o->dir);
+            char why[512];
+            last_log_line(log, why, sizeof why);
+            rc = ctl_fail(c, EXIT_UNAVAIL, "the broker did not start (%s): %s", log,
+                          why[0] ? why : "no log output");
+            zstr_free(&log);
+            return rc;
+        }
+        zclock_sleep(50);
+    }
+    if (c->json)
+        printf("{\"broker\":true,\"pid\":%d}\n", (int)pid);
+    else
+        printf("broker started (pid %d)\n", (int)pid);
+    return EXIT_OK;
+}
+
 static int stop_node(ctl_t *c, cl_opts_t *o, int argc, char **argv)
 {
+    int rc = broker_arg(c, o, argc, argv);
+    if (rc == -2)
+        return stop_broker(c, o);
+    if (rc >= 0)
+        return rc;
     uint64_t id;
-    int rc = node_arg(c, o, argc, argv, &id);
+    rc = node_arg(c, o, argc, argv, &id);
     if (rc >= 0)
         return rc;
     char *pidf = path_of(o, "pids/node-%" PRIu64 ".pid", id);
@@ -1032,8 +1104,13 @@ static int check_started(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_fro
 
 static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
 {
+    int rc = broker_arg(c, o, argc, argv);
+    if (rc == -2)
+        return start_broker_only(c, o);
+    if (rc >= 0)
+        return rc;
     uint64_t id;
-    int rc = node_arg(c, o, argc, argv, &id);
+    rc = node_arg(c, o, argc, argv, &id);
     if (rc >= 0)
         return rc;
     char *pidf = path_of(o, "pids/node-%" PRIu64 ".pid", id);
@@ -1297,8 +1374,8 @@ static const char *const cl_subs[][2] = {
            "[--fsync batch|always|never] [--read-mode lease|read_index] "
            "[--balance-leaders on|off]\n"},
     {"down", "usage: cluster down --dir DIR\n"},
-    {"stop-node", "usage: cluster stop-node --dir DIR I [--kill]\n"},
-    {"start-node", "usage: cluster start-node --dir DIR I\n"},
+    {"stop-node", "usage: cluster stop-node --dir DIR I|broker [--kill]\n"},
+    {"start-node", "usage: cluster start-node --dir DIR I|broker\n"},
     {"add-node", "usage: cluster add-node --dir DIR\n"},
 };
 
@@ -1309,8 +1386,8 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
         "                  [--fsync batch|always|never] [--read-mode lease|read_index]\n"
         "                  [--balance-leaders on|off]\n"
         "       cluster down --dir DIR\n"
-        "       cluster stop-node --dir DIR I [--kill]\n"
-        "       cluster start-node --dir DIR I\n"
+        "       cluster stop-node --dir DIR I|broker [--kill]\n"
+        "       cluster start-node --dir DIR I|broker\n"
         "       cluster add-node --dir DIR\n"
         "A local cluster on 127.0.0.1: N shoald (default 3) and one shoal-broker, S shards\n"
         "(default 4) of R replicas (default min(3, N)). Ports: broker P (default 7000),\n"

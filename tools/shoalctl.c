@@ -20,6 +20,8 @@
 
 #include <czmq.h>
 
+#include "engine/endpoint.h"
+
 static const char *main_usage =
     "usage: shoalctl [--broker EP] [--json] [--timeout MS] COMMAND [ARGS]\n"
     "\n"
@@ -34,8 +36,8 @@ static const char *main_usage =
     "          move-replica --cancel SHARD | compact [SHARD] | snapshot [SHARD]\n"
     "          drain-node ID [--plan] | rebalance [--plan]\n"
     "cluster:  cluster up --dir DIR [--nodes N] [--shards S] [--replicas R] [--base-port P]\n"
-    "          cluster down --dir DIR | cluster stop-node --dir DIR I [--kill]\n"
-    "          cluster start-node --dir DIR I | cluster add-node --dir DIR\n"
+    "          cluster down --dir DIR | cluster stop-node --dir DIR I|broker [--kill]\n"
+    "          cluster start-node --dir DIR I|broker | cluster add-node --dir DIR\n"
     "bench:    bench put|get|mixed --clients C --duration S --key-size K --value-size V\n"
     "          [--keys N] [--read-percent P (mixed)] [--no-load (get, mixed)]\n"
     "\n"
@@ -154,13 +156,7 @@ static bool endpoint_ok(const char *ep)
         return ep[6] != '\0';
     if (!strncmp(ep, "inproc://", 9))
         return ep[9] != '\0';
-    const char *colon = strrchr(ep, ':');
-    if (strncmp(ep, "tcp://", 6) || colon < ep + 7 || !colon[1])
-        return false;
-    char *end;
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    return !*end && !errno && port >= 1 && port <= 65535;
+    return shoal_tcp_endpoint_ok(ep);
 }
 
 /* The endpoint to use, or NULL after reporting a bad or empty one: an empty --broker or

@@ -181,6 +181,12 @@ broker_restart
 for _ in $(seq 100); do ctl --timeout 500 status 2>/dev/null | grep -q "4/4 with a leader" && break; sleep 0.1; done
 [ "$(ctl get c1)" = v4 ] || { echo "FAIL: read after broker restart"; FAIL=1; }
 check "write after broker restart" ctl put after/restart ok
+# the broker alone through shoalctl: stop-node / start-node broker
+check "stop-node broker" ctl cluster stop-node --dir "$DIR" broker --kill
+want 3 "a request with the broker stopped" ctl --timeout 300 get c1
+check "start-node broker" ctl cluster start-node --dir "$DIR" broker
+for _ in $(seq 100); do ctl --timeout 500 status 2>/dev/null | grep -q "4/4 with a leader" && break; sleep 0.1; done
+[ "$(ctl get c1)" = v4 ] || { echo "FAIL: read after start-node broker"; FAIL=1; }
 
 # a second broker on the same cluster serves the same data (brokers hold no state); it
 # sends linearizable reads to any replica (broker/read_from = replicas): a follower confirms

@@ -57,8 +57,8 @@ expect 2 "unknown sub-command 'bogus'" "cluster bogus" ctl cluster bogus
 expect 2 "unknown sub-command 'bogus'" "cluster bogus --dir" ctl cluster bogus --dir "$T/none"
 
 # ---- each sub-command's own usage ------------------------------------------------------
-u_stop="(usage: cluster stop-node --dir DIR I [--kill])"
-u_start="(usage: cluster start-node --dir DIR I)"
+u_stop="(usage: cluster stop-node --dir DIR I|broker [--kill])"
+u_start="(usage: cluster start-node --dir DIR I|broker)"
 expect 2 "missing arguments $u_stop" "stop-node without a node" ctl cluster stop-node --dir "$T/none"
 expect 2 "too many arguments $u_stop" "stop-node 0 1" ctl cluster stop-node --dir "$T/none" 0 1
 expect 2 "missing arguments $u_start" "start-node without a node" ctl cluster start-node --dir "$T/none"

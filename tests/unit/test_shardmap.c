@@ -221,6 +221,16 @@ static void test_add_node(void **state)
     add(m, 5, "tcp://127.0.0.1:7108", "tcp://127.0.0.1:7111", -1, "already uses");
     add(m, 5, "http://x", "tcp://127.0.0.1:7111", -1, "tcp://");
     add(m, 5, "tcp://127.0.0.1:7110", "", -1, "tcp://");
+    /* endpoints ZeroMQ would take (a port past 65535 wraps) or refuse only when connecting */
+    const char *bad[] = {"tcp://127.0.0.1:99999", "tcp://127.0.0.1:0",     "tcp://127.0.0.1:abc",
+                         "tcp://:7110",           "tcp://127.0.0.1:-5",    "tcp://127.0.0.1:",
+                         "tcp://127.0.0.1:7110x", "tcp://127.0.0.1:007110"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        add(m, 5, bad[i], "tcp://127.0.0.1:7111", -1, "port 1-65535");
+        add(m, 5, "tcp://127.0.0.1:7110", bad[i], -1, "port 1-65535");
+    }
+    add(m, 5, "tcp://127.0.0.1:7110", "tcp://127.0.0.1:7110", -1, "must differ");
+    add(m, 5, "tcp://127.0.0.1:65535", "tcp://localhost:1", 0, NULL);
     add(m, 64, "tcp://127.0.0.1:7110", "tcp://127.0.0.1:7111", -1, "out of range");
     Shoal__AddNodeRequest none = SHOAL__ADD_NODE_REQUEST__INIT; /* no NodeInfo at all */
     char err[256];

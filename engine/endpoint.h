@@ -1,0 +1,27 @@
+/* endpoint.h - the syntax of a TCP endpoint the cluster accepts: tcp://HOST:PORT, a host
+ * that is not empty and a port of 1-65535 written in digits only. ZeroMQ itself takes a port
+ * past 65535 modulo 65536 (tcp://127.0.0.1:99999 binds 34463), so a typo would otherwise
+ * point at some other process's port. */
+#ifndef SHOAL_ENGINE_ENDPOINT_H
+#define SHOAL_ENGINE_ENDPOINT_H
+
+#include <stdbool.h>
+#include <string.h>
+
+static inline bool shoal_tcp_endpoint_ok(const char *ep)
+{
+    if (!ep || strncmp(ep, "tcp://", 6) != 0)
+        return false;
+    const char *colon = strrchr(ep, ':');
+    if (colon <= ep + 6 || !colon[1] || strlen(colon + 1) > 5)
+        return false;
+    long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        port = port * 10 + (*p - '0');
+    }
+    return port >= 1 && port <= 65535;
+}
+
+#endif
