@@ -937,31 +937,27 @@ static int node_arg(ctl_t *c, cl_opts_t *o, int argc, char **argv, uint64_t *id)
     return -1;
 }
 
-/* `stop-node broker` / `start-node broker`: the broker alone (it holds no state that
- * matters, so it may be stopped and started at any time). -1 when the argument is not
- * "broker". */
-static int broker_arg(ctl_t *c, cl_opts_t *o, int argc, char **argv)
+/* `stop-node broker` / `start-node broker` name the broker alone (it holds no state that
+ * matters, so it may be stopped and started at any time). */
+static bool names_broker(int argc, char **argv)
 {
-    if (argc - optind != 1 || strcmp(argv[optind], "broker") != 0)
-        return -1;
-    if (c->dry_run)
-        return EXIT_OK;
-    int rc = load_layout(c, o);
-    return rc >= 0 ? rc : -2;
+    return argc - optind == 1 && strcmp(argv[optind], "broker") == 0;
 }
 
-static int stop_broker(ctl_t *c, cl_opts_t *o)
+/* Stops the process of pid file pidf (taken away) and says so: "node 3 stopped". name is
+ * the text one ("node 3", "broker"), json_key its JSON member ("\"node\":3"). */
+static int stop_by_pidfile(ctl_t *c, const cl_opts_t *o, char *pidf, const char *name,
+                           const char *json_key)
 {
-    char *pidf = zsys_sprintf("%s/pids/broker.pid", o->dir);
     pid_t pid = read_pid(pidf);
     bool was = alive(pid);
     stop_pid(pid, o->kill ? SIGKILL : SIGTERM, 10000);
     unlink(pidf);
     zstr_free(&pidf);
     if (c->json)
-        printf("{\"broker\":true,\"was_running\":%s}\n", was ? "true" : "false");
+        printf("{%s,\"was_running\":%s}\n", json_key, was ? "true" : "false");
     else
-        printf("broker %s\n", was ? (o->kill ? "killed" : "stopped") : "was not running");
+        printf("%s %s\n", name, was ? (o->kill ? "killed" : "stopped") : "was not running");
     return EXIT_OK;
 }
 
@@ -1006,27 +1002,19 @@ static int start_broker_only(ctl_t *c, cl_opts_t *o)
 
 static int stop_node(ctl_t *c, cl_opts_t *o, int argc, char **argv)
 {
-    int rc = broker_arg(c, o, argc, argv);
-    if (rc == -2)
-        return stop_broker(c, o);
-    if (rc >= 0)
-        return rc;
+    int rc = -1;
+    if (names_broker(argc, argv) && (c->dry_run || (rc = load_layout(c, o)) >= 0))
+        return c->dry_run ? EXIT_OK : rc;
+    if (names_broker(argc, argv))
+        return stop_by_pidfile(c, o, zsys_sprintf("%s/pids/broker.pid", o->dir), "broker",
+                               "\"broker\":true");
     uint64_t id;
-    rc = node_arg(c, o, argc, argv, &id);
-    if (rc >= 0)
+    if ((rc = node_arg(c, o, argc, argv, &id)) >= 0)
         return rc;
-    char *pidf = path_of(o, "pids/node-%" PRIu64 ".pid", id);
-    pid_t pid = read_pid(pidf);
-    bool was = alive(pid);
-    stop_pid(pid, o->kill ? SIGKILL : SIGTERM, 10000);
-    unlink(pidf);
-    zstr_free(&pidf);
-    if (!c->json)
-        printf("node %" PRIu64 " %s\n", id,
-               was ? (o->kill ? "killed" : "stopped") : "was not running");
-    else
-        printf("{\"node\":%" PRIu64 ",\"was_running\":%s}\n", id, was ? "true" : "false");
-    return EXIT_OK;
+    char name[32], key[40];
+    snprintf(name, sizeof name, "node %" PRIu64, id);
+    snprintf(key, sizeof key, "\"node\":%" PRIu64, id);
+    return stop_by_pidfile(c, o, path_of(o, "pids/node-%" PRIu64 ".pid", id), name, key);
 }
 
 /* True if pid, a child of this process, has exited (and reaps it). */
@@ -1104,11 +1092,11 @@ static int check_started(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_fro
 
 static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
 {
-    int rc = broker_arg(c, o, argc, argv);
-    if (rc == -2)
+    int rc = -1;
+    if (names_broker(argc, argv) && (c->dry_run || (rc = load_layout(c, o)) >= 0))
+        return c->dry_run ? EXIT_OK : rc;
+    if (names_broker(argc, argv))
         return start_broker_only(c, o);
-    if (rc >= 0)
-        return rc;
     uint64_t id;
     rc = node_arg(c, o, argc, argv, &id);
     if (rc >= 0)

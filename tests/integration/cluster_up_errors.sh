@@ -130,23 +130,23 @@ printf '#!/bin/sh\necho "stand-in broker: cannot start: no sockets today" >&2\ne
 chmod +x "$T/bin-node/shoald" "$T/bin-broker/shoal-broker"
 ln -s "$(dirname "$CTL")/../broker/shoal-broker" "$T/bin-node/shoal-broker"
 ln -s "$(dirname "$CTL")/../actors/shoald" "$T/bin-broker/shoald"
-out=$(SHOAL_BIN_DIR=$T/bin-node ctl cluster up --dir "$T/f" --base-port "$BASE2" --timeout 30000 2>"$T/f.err")
-code=$?
-err=$(cat "$T/f.err")
-[ "$code" = 3 ] && grep -Eq "^shoalctl cluster up: node [0-2] exited during start-up \(.*/logs/node-[0-2].log\): stand-in shoald: cannot start: no disk today$" <<<"$err" ||
-    { echo "FAIL: up whose nodes die: exit $code, stderr '$err'"; FAIL=1; }
-[ -z "$out" ] || { echo "FAIL: up whose nodes die printed '$out'"; FAIL=1; }
-[ -z "$(ls -A "$T/f/pids" 2>/dev/null)" ] || { echo "FAIL: up whose nodes die left pid files: $(ls "$T/f/pids")"; FAIL=1; }
-no_live_pids "$T/f" "up whose nodes die"
-
-out=$(SHOAL_BIN_DIR=$T/bin-broker ctl cluster up --dir "$T/g" --base-port "$BASE2" --timeout 30000 2>"$T/g.err")
-code=$?
-err=$(cat "$T/g.err")
-[ "$code" = 3 ] && grep -Eq "^shoalctl cluster up: the broker exited during start-up \(.*/logs/broker.log\): stand-in broker: cannot start: no sockets today$" <<<"$err" ||
-    { echo "FAIL: up whose broker dies: exit $code, stderr '$err'"; FAIL=1; }
-[ -z "$out" ] || { echo "FAIL: up whose broker dies printed '$out'"; FAIL=1; }
-[ -z "$(ls -A "$T/g/pids" 2>/dev/null)" ] || { echo "FAIL: up whose broker dies left pid files: $(ls "$T/g/pids")"; FAIL=1; }
-no_live_pids "$T/g" "up whose broker dies (its nodes stopped)"
+# up_dies BIN_DIR FOLDER WHO WANT: an `up` whose WHO dies must end with exit 3 and the line
+# WANT (a regex), print nothing, and leave no pid file and no process
+up_dies() {
+    local bin=$1 f=$2 who=$3 want=$4 out code err
+    out=$(SHOAL_BIN_DIR=$bin ctl cluster up --dir "$f" --base-port "$BASE2" --timeout 30000 2>"$f.err")
+    code=$?
+    err=$(cat "$f.err")
+    [ "$code" = 3 ] && grep -Eq "$want" <<<"$err" ||
+        { echo "FAIL: up whose $who: exit $code, stderr '$err'"; FAIL=1; }
+    [ -z "$out" ] || { echo "FAIL: up whose $who printed '$out'"; FAIL=1; }
+    [ -z "$(ls -A "$f/pids" 2>/dev/null)" ] || { echo "FAIL: up whose $who left pid files: $(ls "$f/pids")"; FAIL=1; }
+    no_live_pids "$f" "up whose $who"
+}
+up_dies "$T/bin-node" "$T/f" "nodes die" \
+    "^shoalctl cluster up: node [0-2] exited during start-up \(.*/logs/node-[0-2].log\): stand-in shoald: cannot start: no disk today$"
+up_dies "$T/bin-broker" "$T/g" "broker dies (its nodes stopped)" \
+    "^shoalctl cluster up: the broker exited during start-up \(.*/logs/broker.log\): stand-in broker: cannot start: no sockets today$"
 
 [ $FAIL = 0 ] && echo "cluster_up_errors: all checks passed"
 exit $FAIL
