@@ -503,6 +503,39 @@ static void handle_oneway(node_t *n, Shoal__AdminRequest *req)
         meta_move_done(n, req->move_done);
 }
 
+bool node_heard_within(const node_t *n, uint64_t node, uint64_t within_ms)
+{
+    if (node == n->cfg->id)
+        return true;
+    return node < NODE_MAX_NODES && n->last_heard[node] &&
+           (uint64_t)zclock_mono() - n->last_heard[node] <= within_ms;
+}
+
+/* A transfer to a node that does not answer would stop the group's writes for an election
+ * timeout and leave it without a leader if repeated, so it is refused up front. */
+static void admin_transfer(node_t *n, replica_t *r, uint64_t to, Shoal__AdminResponse *resp)
+{
+    static char why[160];
+    uint64_t election_ms = (uint64_t)n->cfg->election_ticks * n->cfg->tick_ms;
+    int rc = node_heard_within(n, to, election_ms) ? raft_transfer_leader(r->raft, raft_id_of(to))
+                                                   : SHOAL_EUNAVAIL;
+    if (rc == 0) {
+        r->quiet = false; /* the core must tick for the transfer to finish or expire */
+        r->idle_ticks = 0;
+        return;
+    }
+    resp->status = rc == SHOAL_EUNAVAIL ? SHOAL__STATUS__STATUS_UNAVAILABLE
+                                        : SHOAL__STATUS__STATUS_BAD_REQUEST;
+    if (rc == SHOAL_EUNAVAIL)
+        snprintf(why, sizeof why, "transfer refused: node %" PRIu64 " not heard from", to);
+    else if (rc == SHOAL_EBUSY)
+        snprintf(why, sizeof why, "transfer refused: a transfer of shard %u is running", r->group);
+    else
+        snprintf(why, sizeof why, "transfer refused: node %" PRIu64 " is not a voter of shard %u",
+                 to, r->group);
+    resp->error = why;
+}
+
 static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
 {
     Shoal__AdminRequest *req = f->admin_req;
@@ -521,9 +554,8 @@ static void handle_admin(node_t *n, zframe_t *identity, Shoal__Frame *f)
         if (!r || r->role != RAFT_LEADER) {
             resp.status = SHOAL__STATUS__STATUS_NOT_LEADER;
             resp.error = (char *)"this node does not lead that shard";
-        } else if (raft_transfer_leader(r->raft, raft_id_of(req->transfer->to_node)) != 0) {
-            resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
-            resp.error = (char *)"transfer refused: target is not a voter or one is running";
+        } else {
+            admin_transfer(n, r, req->transfer->to_node, &resp);
         }
         break;
     case SHOAL__ADMIN_REQUEST__OP_COMPACT:
@@ -961,6 +993,25 @@ static bool leader_silent(node_t *n, replica_t *r, uint64_t now)
     return now - n->last_heard[node_id_of(r->leader)] > timeout;
 }
 
+/* A quiet leader wakes when fewer than a quorum of its voters' nodes (itself included)
+ * were heard from for an election timeout: its core's check-quorum then steps it down, so
+ * status stops naming a leader that cannot serve; and such a leader does not quiesce. */
+static bool quorum_silent(node_t *n, replica_t *r)
+{
+    uint64_t timeout = (uint64_t)n->cfg->election_ticks * n->cfg->tick_ms;
+    raft_status_t st;
+    raft_status(r->raft, &st);
+    size_t heard = 0;
+    for (size_t i = 0; i < st.conf.n_voters; i++)
+        heard += node_heard_within(n, node_id_of(st.conf.voters[i]), timeout);
+    return heard < st.conf.n_voters / 2 + 1;
+}
+
+static bool wakes(node_t *n, replica_t *r, uint64_t now)
+{
+    return r->role == RAFT_LEADER ? quorum_silent(n, r) : leader_silent(n, r, now);
+}
+
 static int on_tick(node_t *n)
 {
     unsigned q = n->cfg->quiesce_ticks;
@@ -969,7 +1020,7 @@ static int on_tick(node_t *n)
         lease_clock_tick(n->lease_clock, now);
     for (size_t i = 0; i < n->n_replicas; i++) {
         replica_t *r = n->replicas[i];
-        if (r->quiet && r->role != RAFT_LEADER && leader_silent(n, r, now))
+        if (r->quiet && wakes(n, r, now))
             r->quiet = false;
         if (r->quiet)
             continue;
@@ -978,7 +1029,7 @@ static int on_tick(node_t *n)
         if (!q || r->role != RAFT_LEADER)
             continue;
         r->idle_ticks = leader_idle(r) ? r->idle_ticks + 1 : 0;
-        if (r->idle_ticks >= q)
+        if (r->idle_ticks >= q && !quorum_silent(n, r))
             quiesce(n, r);
     }
     if (q) /* node liveness for quiet groups: something reaches every peer regularly */

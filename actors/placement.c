@@ -482,14 +482,18 @@ static void report_done(node_t *n, replica_t *r, uint64_t *voters, size_t n_vote
             placement_send_oneway(n, meta[i], &req);
 }
 
-/* Transfers leadership to the most caught-up voter the map keeps. */
+/* Transfers leadership to the most caught-up voter the map keeps among the nodes heard
+ * from: a silent one (down) would take the transfer and answer nothing, every sweep. */
 static void hand_over(replica_t *r, const raft_status_t *st, const Shoal__ShardInfo *si)
 {
+    const node_t *n = r->node;
+    uint64_t election_ms = (uint64_t)n->cfg->election_ticks * n->cfg->tick_ms;
     uint64_t best = 0, best_match = 0;
     for (size_t i = 0; i < st->n_peers; i++) {
         const raft_peer_status_t *p = &st->peers[i];
-        if (!p->learner && shardmap_has(si->replicas, si->n_replicas, node_id_of(p->id)) &&
-            (best == 0 || p->match > best_match)) {
+        uint64_t node = node_id_of(p->id);
+        if (!p->learner && shardmap_has(si->replicas, si->n_replicas, node) &&
+            node_heard_within(n, node, election_ms) && (best == 0 || p->match > best_match)) {
             best = p->id;
             best_match = p->match;
         }

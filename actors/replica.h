@@ -158,6 +158,8 @@ void replica_expire(replica_t *r, uint64_t now_ms);
 void replica_send_job(replica_t *r, fsm_job_t *job);
 /* This node just became leader of the metadata group: store the shard map if absent. */
 void node_meta_leader(node_t *node, replica_t *r);
+/* Whether a frame came from node within the last within_ms (always for this node). */
+bool node_heard_within(const node_t *node, uint64_t node_id, uint64_t within_ms);
 /* The replica of group on this node, or NULL. Borrowed. */
 replica_t *node_find_replica(node_t *node, uint64_t group);
 /* Opens a replica of group and adds it to the node. */

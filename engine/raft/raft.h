@@ -274,7 +274,8 @@ int raft_conf_change_decode(const uint8_t *data, size_t len, raft_conf_change_t 
 
 /* Hands leadership to voter `to` (sends MSG_TIMEOUT_NOW once it is caught up; proposals
  * get SHOAL_EBUSY until it completes or an election timeout passes). SHOAL_ENOTLEADER,
- * SHOAL_EINVAL (self, not a voter), SHOAL_EBUSY (a transfer to another node is running). */
+ * SHOAL_EINVAL (self, not a voter), SHOAL_EBUSY (a transfer to another node is running),
+ * SHOAL_EUNAVAIL (not heard from within an election timeout). */
 int raft_transfer_leader(raft_t *r, uint64_t to);
 
 /* Asks for a linearizable read barrier; ctx (copied, at most 256 bytes) comes back in a

@@ -432,6 +432,8 @@ int raft_transfer_leader(raft_t *r, uint64_t to)
     raft_progress_t *pr = progress_of(r, to);
     if (!pr)
         return SHOAL_EINVAL;
+    if (!peer_active(r, pr))
+        return SHOAL_EUNAVAIL; /* it would not answer: proposals would stop for nothing */
     r->lead_transferee = to;
     r->transfer_elapsed = 0;
     if (pr->match == log_last_index(&r->log))

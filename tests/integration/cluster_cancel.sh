@@ -12,7 +12,8 @@
 #      MoveDone reports (test hold point meta_hold_moves, actors/failpoint.h), so shard 0's
 #      move to node 3 stays open after its leader removed FROM from the group; the cancel
 #      must bring FROM back (learner, promotion) with the data it kept, remove node 3, and
-#      close; FROM must then serve (a majority needs it);
+#      close; FROM must then serve (a majority needs it); a transfer of leadership to the
+#      stopped member is refused and writes go on;
 # then every acknowledged write must be readable with its value.
 source "$(dirname "$0")/cluster_lib.sh"
 
@@ -142,6 +143,13 @@ for _ in $(seq 1 40); do
 done
 [ "$ok" = 1 ] && [ "$(ctl get late-cancel 2>/dev/null)" = "node $L serves" ] ||
     { echo "FAIL: shard 0 does not serve with node $M stopped (node $L back?)"; FAIL=1; }
+# a transfer to the stopped voter is refused (it would stop the shard's writes for nothing)
+sleep 1 # past an election timeout since node M's last frame
+err=$(ctl transfer-leader 0 "$M" 2>&1 >/dev/null); code=$?
+[ $code = 3 ] && echo "$err" | grep -q "node $M not heard from" ||
+    { echo "FAIL: transfer of shard 0 to stopped node $M: exit $code: $err"; FAIL=1; }
+ctl put --timeout 2000 after-transfer yes >/dev/null 2>&1 ||
+    { echo "FAIL: shard 0 stopped taking writes after a refused transfer"; FAIL=1; }
 ctl cluster start-node --dir "$DIR" "$M" >/dev/null || { echo "FAIL: restart node $M"; FAIL=1; }
 wait_leaders
 

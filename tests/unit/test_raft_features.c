@@ -513,6 +513,10 @@ static void test_transfer_leader(void **state)
     }
     assert_int_equal(h_status(h, 3).lead_transferee, 0);
     assert_true(raft_propose(h->n[3].r, "q", 1, NULL) > 0);
+    /* once silent for an election timeout it is refused outright: proposals never stop */
+    assert_int_equal(raft_transfer_leader(h->n[3].r, 1), SHOAL_EUNAVAIL);
+    assert_int_equal(h_status(h, 3).lead_transferee, 0);
+    assert_true(raft_propose(h->n[3].r, "q", 1, NULL) > 0);
     free_cluster(h);
 }
 
