@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "actors/failpoint.h"
 #include "actors/placement.h"
@@ -92,11 +94,21 @@ static int64_t propose_cas(replica_t *r, const uint8_t *expected, size_t elen, c
     return idx;
 }
 
+static uint64_t random_id(void)
+{
+    uint64_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != sizeof id) /* never short for 8 bytes; be sure */
+        id = (uint64_t)zclock_time() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
+    return id;
+}
+
 void meta_leader_elected(node_t *n, replica_t *r)
 {
     Shoal__ShardMap *m = shardmap_bootstrap(n->cfg);
     if (!m)
         return;
+    while (!m->cluster_id) /* no cluster/id in the config: the first stored map names one */
+        m->cluster_id = random_id();
     size_t len = shoal__shard_map__get_packed_size(m);
     uint8_t *buf = malloc(len + 1);
     if (buf) {

@@ -791,7 +791,11 @@ static int on_router(node_t *n, zsock_t *sock)
             continue;
         }
         zframe_destroy(&body);
-        if (f->body_case == SHOAL__FRAME__BODY_PEER) {
+        if (f->body_case == SHOAL__FRAME__BODY_PEER &&
+            !placement_same_cluster(n, f->peer->cluster_id, "peer messages")) {
+            zframe_destroy(&id);
+            shoal_frame_free(&f);
+        } else if (f->body_case == SHOAL__FRAME__BODY_PEER) {
             if (f->peer->from_node < NODE_MAX_NODES)
                 n->last_heard[f->peer->from_node] = zclock_mono();
             transport_receive(f->peer, step_msg, n);

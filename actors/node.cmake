@@ -6,10 +6,15 @@ add_library(shoal_rlog STATIC ${CMAKE_CURRENT_SOURCE_DIR}/rlog.c
 target_include_directories(shoal_rlog PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(shoal_rlog PUBLIC shoal_engine)
 
+# the ZPL reader of the node's and the broker's configs (zpl.h)
+add_library(shoal_zpl STATIC ${CMAKE_CURRENT_SOURCE_DIR}/zpl.c)
+target_include_directories(shoal_zpl PUBLIC ${CMAKE_SOURCE_DIR})
+target_link_libraries(shoal_zpl PUBLIC shoal_engine PkgConfig::CZMQ)
+
 add_library(shoal_nodecfg STATIC ${CMAKE_CURRENT_SOURCE_DIR}/node_config.c
             ${CMAKE_CURRENT_SOURCE_DIR}/events.c)
 target_include_directories(shoal_nodecfg PUBLIC ${CMAKE_SOURCE_DIR})
-target_link_libraries(shoal_nodecfg PUBLIC shoal_proto shoal_engine PkgConfig::CZMQ
+target_link_libraries(shoal_nodecfg PUBLIC shoal_proto shoal_engine shoal_zpl PkgConfig::CZMQ
                       PkgConfig::ZMQ)
 
 # the socket wait of the node's loop and the broker's (sockset.h)

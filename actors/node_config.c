@@ -2,9 +2,13 @@
  *
  * Every key has a default except the ones that identify the node (id, endpoints, data
  * directory) and the cluster's node list. Values are parsed strictly (the whole string must
- * be a number in range) because a half-parsed number is the worst kind of default. */
+ * be a number in range) because a half-parsed number is the worst kind of default; a key
+ * the loader does not read is refused (a misspelt key would silently leave its default),
+ * and every endpoint must be tcp://HOST:PORT with a port of 1-65535 (engine/endpoint.h).
+ * The text is read by actors/zpl.c, not zconfig_load (which prints syntax errors on stdout). */
 #include "actors/node_config.h"
 
+#include <ctype.h>
 #include <czmq.h>
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "actors/zpl.h"
+#include "engine/endpoint.h"
 #include "engine/error.h"
 
 /* Reads an unsigned number at path into *out, within [lo, hi]; absent keeps *out. */
@@ -69,6 +75,40 @@ static int get_str(zconfig_t *root, const char *path, bool required, char *out, 
     return 0;
 }
 
+/* An endpoint key: as get_str, and tcp://HOST:PORT with a port of 1-65535 when present
+ * (ZeroMQ would take port 99999 as 34463). HOST may be * or an interface to bind. */
+static int get_endpoint(zconfig_t *root, const char *path, bool required, char *out, size_t cap,
+                        char *err, size_t errlen)
+{
+    int rc = get_str(root, path, required, out, cap, err, errlen);
+    if (rc == 0 && *out && !shoal_tcp_endpoint_ok(out)) {
+        snprintf(err, errlen,
+                 "config key %s = \"%s\": expected tcp://HOST:PORT with a port of 1-65535", path,
+                 out);
+        return SHOAL_EINVAL;
+    }
+    return rc;
+}
+
+/* cluster/id: 1 to 16 hex digits, not all zero (0 means "not known"); absent leaves 0. */
+static int get_cluster_id(zconfig_t *root, uint64_t *out, char *err, size_t errlen)
+{
+    char *v = zconfig_get(root, "cluster/id", NULL);
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long id = strtoull(v, &end, 16);
+    size_t len = strlen(v);
+    if (!len || len > 16 || strspn(v, "0123456789abcdefABCDEF") != len || *end || errno || !id) {
+        snprintf(err, errlen,
+                 "config key cluster/id = \"%s\": expected 1 to 16 hex digits, not all zero", v);
+        return SHOAL_EINVAL;
+    }
+    *out = id;
+    return 0;
+}
+
 static void set_defaults(node_config_t *c)
 {
     memset(c, 0, sizeof *c);
@@ -118,10 +158,11 @@ static int load_nodes(zconfig_t *root, node_config_t *c, char *err, size_t errle
         }
         char path[64];
         snprintf(path, sizeof path, "cluster/nodes/%s/endpoint", name);
-        int rc = get_str(root, path, true, p->endpoint, sizeof p->endpoint, err, errlen);
+        int rc = get_endpoint(root, path, true, p->endpoint, sizeof p->endpoint, err, errlen);
         snprintf(path, sizeof path, "cluster/nodes/%s/pub_endpoint", name);
         if (rc == 0)
-            rc = get_str(root, path, false, p->pub_endpoint, sizeof p->pub_endpoint, err, errlen);
+            rc = get_endpoint(root, path, false, p->pub_endpoint, sizeof p->pub_endpoint, err,
+                              errlen);
         if (rc)
             return rc;
         if (node_config_peer(c, p->id)) {
@@ -256,10 +297,11 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
     }
     c->id = id;
     if (rc == 0)
-        rc = get_str(root, "node/endpoint", true, c->endpoint, sizeof c->endpoint, err, errlen);
+        rc =
+            get_endpoint(root, "node/endpoint", true, c->endpoint, sizeof c->endpoint, err, errlen);
     if (rc == 0)
-        rc = get_str(root, "node/pub_endpoint", true, c->pub_endpoint, sizeof c->pub_endpoint, err,
-                     errlen);
+        rc = get_endpoint(root, "node/pub_endpoint", true, c->pub_endpoint, sizeof c->pub_endpoint,
+                          err, errlen);
     if (rc == 0)
         rc = get_str(root, "node/data_dir", true, c->data_dir, sizeof c->data_dir, err, errlen);
     if (rc == 0)
@@ -318,43 +360,59 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
     if (rc == 0)
         rc = get_uint(root, "cluster/vnodes", 1, 4096, &c->vnodes, err, errlen);
     if (rc == 0)
+        rc = get_cluster_id(root, &c->cluster_id, err, errlen);
+    if (rc == 0)
         rc = load_nodes(root, c, err, errlen);
     if (rc == 0)
         rc = check(c, err, errlen);
     return rc;
 }
 
+/* Every key parse_tree reads (add a new one here too); "*" is a name the config chooses,
+ * a node's id in cluster/nodes. */
+static const char *const known_keys[] = {"node/id",
+                                         "node/endpoint",
+                                         "node/pub_endpoint",
+                                         "node/data_dir",
+                                         "node/join",
+                                         "node/log_level",
+                                         "node/sched_batch",
+                                         "node/apply_threads",
+                                         "node/metrics_ms",
+                                         "raft/tick_ms",
+                                         "raft/election_ticks",
+                                         "raft/heartbeat_ticks",
+                                         "raft/prevote",
+                                         "raft/check_quorum",
+                                         "raft/balance_leaders",
+                                         "raft/quiesce_ticks",
+                                         "raft/read_mode",
+                                         "raft/max_clock_drift_ms",
+                                         "storage/fsync",
+                                         "storage/snapshot_entries",
+                                         "storage/snapshot_trailing_entries",
+                                         "storage/snapshot_interval_ms",
+                                         "storage/snapshot_rate_kbps",
+                                         "storage/lsm_cache_kb",
+                                         "storage/lsm_buffer_kb",
+                                         "storage/engine_threads",
+                                         "storage/fsync_delay_ms",
+                                         ZPL_CLUSTER_KEYS,
+                                         NULL};
+
+static int fill(zconfig_t *root, void *cfg, char *err, size_t errlen)
+{
+    return parse_tree(root, cfg, err, errlen);
+}
+
 int node_config_load(const char *path, node_config_t *cfg, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "config %s: cannot open: %s", path, strerror(errno));
-        return SHOAL_EIO;
-    }
-    fclose(f);
-    zconfig_t *root = zconfig_load(path);
-    if (!root) {
-        snprintf(err, errlen, "config %s: not valid ZPL (see the line logged above)", path);
-        return SHOAL_EINVAL;
-    }
-    char inner[512];
-    int rc = parse_tree(root, cfg, inner, sizeof inner);
-    if (rc)
-        snprintf(err, errlen, "config %s: %s", path, inner);
-    zconfig_destroy(&root);
-    return rc;
+    return zpl_load_file(path, known_keys, fill, cfg, err, errlen);
 }
 
 int node_config_parse(const char *text, node_config_t *cfg, char *err, size_t errlen)
 {
-    zconfig_t *root = zconfig_str_load(text);
-    if (!root) {
-        snprintf(err, errlen, "config: not valid ZPL");
-        return SHOAL_EINVAL;
-    }
-    int rc = parse_tree(root, cfg, err, errlen);
-    zconfig_destroy(&root);
-    return rc;
+    return zpl_load_text(text, strlen(text), known_keys, fill, cfg, err, errlen);
 }
 
 /* Node ids sorted ascending, so placement is "the k-th node after s" in id order. */

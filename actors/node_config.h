@@ -1,9 +1,11 @@
-/* node_config.h - the configuration of one shoald, read from a ZPL file with zconfig
+/* node_config.h - the configuration of one shoald, read from a ZPL file into a zconfig tree
  * (format in docs/CONTRACTS.md, every key in docs/OPERATIONS.md).
  *
- * Loading checks every value (numbers in range, endpoints present, this node listed in the
- * cluster section) and fails with one line that names the key, so a typo never starts a
- * node with a silent default. Also computes the bootstrap placement of CONTRACTS.md. */
+ * Loading checks every value (numbers in range, endpoints tcp://HOST:PORT with a port of
+ * 1-65535, this node listed in the cluster section), refuses a key it does not read, and
+ * fails with one line that names the key (or, for a syntax error, the line; nothing is
+ * printed), so a typo never starts a node with a silent default. Also computes the
+ * bootstrap placement of CONTRACTS.md. */
 #ifndef SHOAL_ACTORS_NODE_CONFIG_H
 #define SHOAL_ACTORS_NODE_CONFIG_H
 
@@ -52,6 +54,7 @@ typedef struct {
     unsigned lsm_buffer_kb;        /* memtable size per replica */
     unsigned engine_threads;       /* flush and compaction threads shared by the replicas */
     unsigned fsync_delay_ms;       /* testing only: extra latency after every log sync */
+    uint64_t cluster_id; /* cluster/id (hex; 0: absent): the map and peers must match it */
     unsigned shards;
     unsigned replicas;
     unsigned vnodes;

@@ -228,6 +228,16 @@ static int reap_unplaced(node_t *n, char *err, size_t errlen)
     return 0;
 }
 
+/* The node learns its cluster's id from the first map that carries one. */
+static void learn_cluster(node_t *n, uint64_t id)
+{
+    if (n->place->cluster_id || !id)
+        return;
+    n->place->cluster_id = id;
+    transport_set_cluster(n->transport, id);
+    zsys_info("node %" PRIu64 ": cluster %016" PRIx64, n->cfg->id, id);
+}
+
 int placement_init(node_t *n, char *err, size_t errlen)
 {
     finish_deletions(n);
@@ -242,6 +252,14 @@ int placement_init(node_t *n, char *err, size_t errlen)
     n->place->map = m ? m : shardmap_bootstrap(n->cfg);
     if (!n->place->map)
         return SHOAL_ENOMEM;
+    if (m && m->cluster_id && n->cfg->cluster_id && m->cluster_id != n->cfg->cluster_id) {
+        snprintf(err, errlen,
+                 "%s/shardmap belongs to cluster %016" PRIx64 ", the config names cluster/id "
+                 "%016" PRIx64,
+                 n->cfg->data_dir, m->cluster_id, n->cfg->cluster_id);
+        return SHOAL_EINVAL;
+    }
+    learn_cluster(n, n->cfg->cluster_id ? n->cfg->cluster_id : n->place->map->cluster_id);
     if (!m)
         return 0;
     zsys_info("node %" PRIu64 ": shard map version %" PRIu64 " from %s/shardmap", n->cfg->id,
@@ -262,15 +280,33 @@ void placement_destroy(node_t *n)
     n->place = NULL;
 }
 
+bool placement_same_cluster(node_t *n, uint64_t id, const char *what)
+{
+    placement_t *p = n->place;
+    if (!id || !p->cluster_id || id == p->cluster_id)
+        return true;
+    uint64_t now = (uint64_t)zclock_mono();
+    if (!p->foreign_log_ms || now - p->foreign_log_ms >= 10000) {
+        p->foreign_log_ms = now;
+        zsys_warning("node %" PRIu64 ": refused %s of cluster %016" PRIx64 " (this node is in "
+                     "cluster %016" PRIx64 "): an endpoint reused by another cluster?",
+                     n->cfg->id, what, id, p->cluster_id);
+    }
+    return false;
+}
+
 void placement_adopt(node_t *n, const Shoal__ShardMap *map, bool from_leader)
 {
     placement_t *p = n->place;
-    if (!map)
+    if (!map || !placement_same_cluster(n, map->cluster_id, "a shard map"))
         return;
+    learn_cluster(n, map->cluster_id);
     /* fresh: the metadata leader's version is the one this node holds (or will, below) */
     if (from_leader && map->version <= p->map->version)
         p->fresh_ms = zclock_mono();
-    if (map->version <= p->map->version || map->n_shards == 0)
+    /* the same version with the id: the stored first map replacing the local bootstrap one */
+    bool named = map->version == p->map->version && !p->map->cluster_id && map->cluster_id;
+    if ((map->version <= p->map->version && !named) || map->n_shards == 0)
         return;
     Shoal__ShardMap *c = shardmap_copy(map);
     if (!c)

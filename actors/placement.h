@@ -63,9 +63,16 @@ struct placement_t {
     uint32_t *dropping;
     size_t n_dropping;
     bool removed; /* a map dropped this node (remove-node): it stops once nothing is held */
+    /* ShardMap.cluster_id this node belongs to (cluster/id of its config, else its map's);
+     * 0 until known. Maps and peer envelopes of another cluster are refused. */
+    uint64_t cluster_id;
+    uint64_t foreign_log_ms;        /* when a refusal was last logged (one line per 10 s) */
     struct leader_balance *balance; /* leader_balance.h; NULL: raft/balance_leaders = 0 */
 };
 
+/* Whether id (a map's or an envelope's cluster id) may be this node's cluster: 0 on either
+ * side means not known yet. A refusal is logged (at most one line per 10 s). */
+bool placement_same_cluster(node_t *n, uint64_t id, const char *what);
 /* Loads DATA/shardmap, or the bootstrap map (version 1) computed from the config. */
 int placement_init(node_t *n, char *err, size_t errlen);
 void placement_destroy(node_t *n);

@@ -93,6 +93,7 @@ Shoal__ShardMap *shardmap_bootstrap(const node_config_t *c)
             nip[i] = &ni[i];
         }
         m.version = 1;
+        m.cluster_id = c->cluster_id;
         m.vnodes_per_shard = c->vnodes;
         m.shards = sip;
         m.n_shards = c->shards;

@@ -26,6 +26,7 @@
 #define TAG_ENV_MSG 0x1a       /* PeerEnvelope.msgs (3) */
 #define TAG_ENV_HB 0x22        /* PeerEnvelope.heartbeats (4) */
 #define TAG_ENV_HB_RESP 0x2a   /* PeerEnvelope.heartbeat_resps (5) */
+#define TAG_ENV_CLUSTER 0x30   /* PeerEnvelope.cluster_id (6) */
 
 typedef struct {
     uint8_t *data;
@@ -51,6 +52,7 @@ typedef struct {
 
 struct transport_t {
     uint64_t self_id;
+    uint64_t cluster_id; /* stamped on every envelope once known */
     peer_t peers[NODE_MAX_NODES];
     size_t n_peers;
     double rate_bytes_per_ms;
@@ -320,12 +322,16 @@ static bool pack_heartbeat(buf_t *b, const raft_msg_t *m)
 /* Wraps envelope fields into a complete Frame{peer}. */
 static uint8_t *frame_of(transport_t *self, uint64_t to, const buf_t *body, size_t *len)
 {
-    uint8_t head[32];
+    uint8_t head[40];
     size_t h = 0;
     head[h++] = TAG_ENV_FROM;
     h += varint(head + h, self->self_id);
     head[h++] = TAG_ENV_TO;
     h += varint(head + h, to);
+    if (self->cluster_id) {
+        head[h++] = TAG_ENV_CLUSTER;
+        h += varint(head + h, self->cluster_id);
+    }
     size_t envlen = h + body->len;
     uint8_t *f = malloc(4 + 10 + envlen);
     if (!f)
@@ -384,6 +390,11 @@ void transport_send_frame(transport_t *self, uint64_t node, const uint8_t *frame
         send_bytes(self, p, frame, len);
     else
         self->dropped++;
+}
+
+void transport_set_cluster(transport_t *self, uint64_t cluster_id)
+{
+    self->cluster_id = cluster_id;
 }
 
 void transport_keepalive(transport_t *self, uint64_t interval_ms)

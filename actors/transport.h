@@ -41,6 +41,8 @@ void transport_send(transport_t *self, const raft_msg_t *m);
 /* Sends one envelope per peer with everything queued since the last flush, and the
  * snapshot chunks the rate limit allows. */
 void transport_flush(transport_t *self);
+/* Stamps every later envelope with the cluster's id (ShardMap.cluster_id; 0: none). */
+void transport_set_cluster(transport_t *self, uint64_t cluster_id);
 /* Sends an empty envelope to every peer that got nothing for interval_ms: the node-level
  * liveness signal that lets quiesced groups stay quiet (node.c). */
 void transport_keepalive(transport_t *self, uint64_t interval_ms);

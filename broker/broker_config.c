@@ -1,14 +1,22 @@
 /* broker_config.c - reads shoal-broker's ZPL configuration (docs/CONTRACTS.md, keys in
- * docs/OPERATIONS.md) with zconfig. Every value is range-checked and a bad one is refused
- * with a line naming the key: a typo must never start a broker on a silent default. */
+ * docs/OPERATIONS.md) into a zconfig tree. Every value is range-checked and a bad one is
+ * refused with a line naming the key, a key the loader does not read is refused, and every
+ * endpoint must be tcp://HOST:PORT with a port of 1-65535: a typo must never start a broker
+ * on a silent default.
+ * The text is read by actors/zpl.c, not zconfig_load (which prints syntax errors on stdout). */
 #include "broker/broker.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/zpl.h"
+#include "engine/endpoint.h"
 #include "engine/error.h"
+
+/* Reads an unsigned number at path into *out, within [lo, hi]; absent keeps *out. */
 
 static int get_uint(zconfig_t *root, const char *path, unsigned dflt, unsigned lo, unsigned hi,
                     unsigned *out, char *err, size_t errlen)
@@ -46,6 +54,17 @@ static int get_str(zconfig_t *root, const char *path, const char *dflt, char *ou
     return 0;
 }
 
+/* An endpoint key (after get_str): tcp://HOST:PORT with a port of 1-65535, since ZeroMQ
+ * would take port 99999 as 34463. HOST may be * or an interface to bind. */
+static int check_endpoint(const char *path, const char *ep, char *err, size_t errlen)
+{
+    if (shoal_tcp_endpoint_ok(ep))
+        return 0;
+    snprintf(err, errlen, "config key %s = \"%s\": expected tcp://HOST:PORT with a port of 1-65535",
+             path, ep);
+    return SHOAL_EINVAL;
+}
+
 static int load_nodes(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
 {
     zconfig_t *nodes = zconfig_locate(root, "cluster/nodes");
@@ -76,9 +95,13 @@ static int load_nodes(zconfig_t *root, broker_config_t *c, char *err, size_t err
         char path[64];
         snprintf(path, sizeof path, "cluster/nodes/%s/endpoint", name);
         int rc = get_str(root, path, NULL, d->endpoint, sizeof d->endpoint, err, errlen);
+        if (!rc)
+            rc = check_endpoint(path, d->endpoint, err, errlen);
         snprintf(path, sizeof path, "cluster/nodes/%s/pub_endpoint", name);
         if (!rc)
             rc = get_str(root, path, NULL, d->pub_endpoint, sizeof d->pub_endpoint, err, errlen);
+        if (!rc)
+            rc = check_endpoint(path, d->pub_endpoint, err, errlen);
         if (rc)
             return rc;
         c->n_nodes++;
@@ -92,8 +115,12 @@ static int load(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
     int rc = get_str(root, "broker/client_endpoint", "tcp://127.0.0.1:7000", c->client_endpoint,
                      sizeof c->client_endpoint, err, errlen);
     if (!rc)
+        rc = check_endpoint("broker/client_endpoint", c->client_endpoint, err, errlen);
+    if (!rc)
         rc = get_str(root, "broker/pub_endpoint", "tcp://127.0.0.1:7001", c->pub_endpoint,
                      sizeof c->pub_endpoint, err, errlen);
+    if (!rc)
+        rc = check_endpoint("broker/pub_endpoint", c->pub_endpoint, err, errlen);
     if (!rc)
         rc = get_str(root, "broker/log_level", "info", c->log_level, sizeof c->log_level, err,
                      errlen);
@@ -104,6 +131,8 @@ static int load(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
             rc = SHOAL_EINVAL;
         } else
             snprintf(c->http_endpoint, sizeof c->http_endpoint, "%s", http);
+        if (!rc && *http)
+            rc = check_endpoint("broker/http_endpoint", http, err, errlen);
     }
     if (!rc)
         rc = get_uint(root, "broker/request_timeout_ms", 5000, 10, 600000, &c->request_timeout_ms,
@@ -156,37 +185,34 @@ static int load(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
     return rc;
 }
 
+/* Every key load reads (add a new one here too); "*" is a name the config chooses, a
+ * node's id in cluster/nodes. */
+static const char *const known_keys[] = {"broker/client_endpoint",
+                                         "broker/pub_endpoint",
+                                         "broker/log_level",
+                                         "broker/http_endpoint",
+                                         "broker/request_timeout_ms",
+                                         "broker/attempt_timeout_ms",
+                                         "broker/subscriber_hwm",
+                                         "broker/progress_ms",
+                                         "broker/poll_ms",
+                                         "broker/max_scan",
+                                         "broker/sched_batch",
+                                         "broker/read_from",
+                                         ZPL_CLUSTER_KEYS,
+                                         NULL};
+
+static int fill(zconfig_t *root, void *cfg, char *err, size_t errlen)
+{
+    return load(root, cfg, err, errlen);
+}
+
 int broker_config_parse(const char *text, broker_config_t *cfg, char *err, size_t errlen)
 {
-    zconfig_t *root = zconfig_str_load(text);
-    if (!root) {
-        snprintf(err, errlen, "config is not valid ZPL");
-        return SHOAL_EINVAL;
-    }
-    int rc = load(root, cfg, err, errlen);
-    zconfig_destroy(&root);
-    return rc;
+    return zpl_load_text(text, strlen(text), known_keys, fill, cfg, err, errlen);
 }
 
 int broker_config_load(const char *path, broker_config_t *cfg, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "cannot open config %s: %s", path, strerror(errno));
-        return SHOAL_EIO;
-    }
-    fclose(f);
-    zconfig_t *root = zconfig_load(path);
-    if (!root) {
-        snprintf(err, errlen, "config %s is not valid ZPL", path);
-        return SHOAL_EINVAL;
-    }
-    int rc = load(root, cfg, err, errlen);
-    zconfig_destroy(&root);
-    if (rc) {
-        char line[512];
-        snprintf(line, sizeof line, "%s: %s", path, err);
-        snprintf(err, errlen, "%s", line);
-    }
-    return rc;
+    return zpl_load_file(path, known_keys, fill, cfg, err, errlen);
 }

@@ -2,7 +2,8 @@
  * enough HTTP/1.1 for a browser (one GET per connection, then close).
  *
  *   GET /             a self-contained HTML page that polls /status.json every second
- *   GET /status.json  the cluster state the broker keeps (nodes, shards, recent events)
+ *   GET /status.json  the cluster state the broker keeps: the object `shoalctl status --json`
+ *                     prints (nodes, shards, the metadata group, moves, recent events)
  *   anything else     404
  *
  * No HTTP library: the socket delivers [peer id][bytes] and the request line is all we
@@ -10,6 +11,7 @@
  * expected from a browser's GET. The page and the JSON are built from the same state as
  * `shoalctl status`, on the broker's own thread, so nothing here needs a lock. */
 #include "broker/broker_internal.h"
+#include "broker/shoal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,7 +32,7 @@ static const char *page =
     "'</'+(th?'th':'td')+'>').join('')+'</tr>'}"
     "function mib(b){return b?(b/1048576).toFixed(1)+' MiB':'-'}"
     "async function tick(){try{const s=await (await fetch('status.json')).json();"
-    "let up=s.nodes.filter(n=>n.up).length,led=s.shards.filter(x=>x.leader>=0).length;"
+    "let up=s.nodes.filter(n=>n.up).length,led=s.shards.filter(x=>x.leader!=null).length;"
     "document.getElementById('sum').textContent='map v'+s.map_version+' | nodes '+up+'/'+"
     "s.nodes.length+' up | shards '+led+'/'+s.shards.length+' with a leader | '+"
     "new Date().toLocaleTimeString();"
@@ -38,9 +40,11 @@ static const char *page =
     "'rss','disk'],1)+s.nodes.map(n=>row([n.id,h(n.endpoint),'<span class='+(n.up?'up>up':"
     "'down>DOWN')+'</span>',n.replicas,mib(n.rss_bytes),mib(n.disk_bytes)])).join('');"
     "document.getElementById('shards').innerHTML=row(['shard','leader','term','commit',"
-    "'applied','max lag','size','replicas node:match'],1)+s.shards.map(x=>row([x.id,x.leader<0?"
+    "'applied','max lag','size','replicas node:match'],1)+s.shards.concat(s.meta?[s.meta]:[])"
+    ".map(x=>row([x.id==4294967295?'meta':x.id,x.leader==null?"
     "'<span class=down>none</span>':x.leader,x.term,x.commit,x.applied,x.max_lag,"
-    "mib(x.size_bytes),x.replicas.map(r=>r.node+':'+r.match).join(' ')])).join('');"
+    "mib(x.size_bytes),x.replicas.map(r=>r.node+':'+r.match).join(' ')+(x.leaving.length?"
+    "'  leaving: '+x.leaving.join(' '):'')])).join('');"
     "document.getElementById('ev').textContent=s.events.slice(-30).reverse().map(e=>"
     "new Date(e.ts_us/1000).toLocaleTimeString()+'  node '+e.node+'  '+(e.shard==4294967295?"
     "'meta':'shard '+e.shard)+'  '+e.type+'  term '+e.term+'  '+e.detail).join('\\n')}"
@@ -82,7 +86,11 @@ static void put_str(sbuf_t *s, const char *str)
     for (const unsigned char *p = (const unsigned char *)(str ? str : ""); *p; p++) {
         if (*p == '"' || *p == '\\')
             put(s, "\\%c", *p);
-        else if (*p < 0x20)
+        else if (*p == '\n')
+            put(s, "\\n");
+        else if (*p == '\t')
+            put(s, "\\t");
+        else if (*p < 0x20 || *p == 0x7f)
             put(s, "\\u%04x", *p);
         else
             put(s, "%c", *p);
@@ -90,17 +98,45 @@ static void put_str(sbuf_t *s, const char *str)
     put(s, "\"");
 }
 
-static const char *ev_name(int t)
+/* A leader id, or null when none is known (as `shoalctl status --json` and `events --json`
+ * print it). */
+static void put_leader(sbuf_t *s, uint64_t leader)
 {
-    static const char *names[] = {"none",           "node-up",        "node-down",
-                                  "election",       "leader-elected", "term-changed",
-                                  "leader-changed", "commit",         "apply",
-                                  "membership",     "snapshot-sent",  "snapshot-installed",
-                                  "compaction",     "log-truncated",  "metrics"};
-    return t >= 0 && t < (int)(sizeof names / sizeof *names) ? names[t] : "unknown";
+    if (leader == UINT64_MAX)
+        put(s, "null");
+    else
+        put(s, "%" PRIu64, leader);
 }
 
-/* The broker's cluster state as JSON (same fields as `shoalctl status --json`). */
+/* One shard object: the keys of `shoalctl status --json`'s (tools/cmd_admin.c) in its order;
+ * the metadata group's ("meta") has the same. The numbers are those the broker's `status`
+ * answer carries (admin.c, shard_row) and max_lag the one libshoal derives from them. */
+static void put_shard(sbuf_t *s, const char *sep, const bshard_t *x, int64_t leader)
+{
+    uint64_t commit = x->commit > x->apply ? x->commit : x->apply, lag = 0;
+    for (size_t k = 0; k < x->n_replicas; k++) {
+        uint64_t m = leader == (int64_t)x->replicas[k] ? commit : x->match[k];
+        if (commit > m && commit - m > lag)
+            lag = commit - m;
+    }
+    put(s, "%s{\"id\":%u,\"leader\":", sep, x->id);
+    put_leader(s, leader == BROKER_NO_LEADER ? UINT64_MAX : (uint64_t)leader);
+    put(s,
+        ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64 ",\"max_lag\":%" PRIu64
+        ",\"size_bytes\":%" PRIu64 ",\"replicas\":[",
+        x->term, commit, x->apply, lag, x->size);
+    for (size_t k = 0; k < x->n_replicas; k++)
+        put(s, "%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "", x->replicas[k],
+            leader == (int64_t)x->replicas[k] ? commit : x->match[k]);
+    put(s, "],\"leaving\":[");
+    for (size_t k = 0; k < x->n_leaving; k++)
+        put(s, "%s%" PRIu64, k ? "," : "", x->leaving[k]);
+    put(s, "]}");
+}
+
+/* The broker's cluster state as JSON: the object `shoalctl status --json` prints, key for
+ * key (nodes, shards, the metadata group as "meta", recent events), from the same state the
+ * broker's `status` admin answer is built from. */
 char *dashboard_status_json(broker_t *b, size_t *len)
 {
     sbuf_t s = {malloc(4096), 0, 4096};
@@ -114,35 +150,25 @@ char *dashboard_status_json(broker_t *b, size_t *len)
             continue;
         put(&s, "%s{\"id\":%" PRIu64 ",\"endpoint\":", shown++ ? "," : "", n->id);
         put_str(&s, n->endpoint);
-        put(&s, ",\"up\":%s,\"replicas\":%u,\"rss_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64 "}",
+        put(&s,
+            ",\"up\":%s,\"replicas\":%u,\"rss_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
+            ",\"follower_reads\":%" PRIu64 "}",
             n->last_seen && now - n->last_seen < BROKER_DOWN_MS ? "true" : "false", n->replicas,
-            n->rss_bytes, n->bytes_on_disk);
+            n->rss_bytes, n->bytes_on_disk, n->follower_reads);
     }
     put(&s, "],\"shards\":[");
-    for (size_t i = 0; i < b->n_shards; i++) {
-        bshard_t *x = &b->shards[i];
-        uint64_t commit = x->commit > x->apply ? x->commit : x->apply, lag = 0;
-        put(&s,
-            "%s{\"id\":%u,\"leader\":%" PRId64 ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64
-            ",\"applied\":%" PRIu64 ",\"size_bytes\":%" PRIu64 ",\"replicas\":[",
-            i ? "," : "", x->id, x->leader, x->term, commit, x->apply, x->size);
-        for (size_t k = 0; k < x->n_replicas; k++) {
-            uint64_t m = x->leader == (int64_t)x->replicas[k] ? commit : x->match[k];
-            if (commit > m && commit - m > lag)
-                lag = commit - m;
-            put(&s, "%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "", x->replicas[k],
-                m);
-        }
-        put(&s, "],\"max_lag\":%" PRIu64 "}", lag);
-    }
-    put(&s, "],\"events\":[");
+    for (size_t i = 0; i < b->n_shards; i++)
+        put_shard(&s, i ? "," : "", &b->shards[i], b->shards[i].leader);
+    put(&s, "],\"meta\":");
+    put_shard(&s, "", &b->meta, b->meta_leader);
+    put(&s, ",\"events\":[");
     for (size_t i = 0; i < b->n_recent; i++) {
         Shoal__RaftEvent *e = b->recent[(b->recent_head + i) % BROKER_RECENT];
         put(&s,
-            "%s{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64
-            ",\"leader\":%" PRIu64 ",\"ts_us\":%" PRIu64 ",\"detail\":",
-            i ? "," : "", e->node_id, e->shard, ev_name(e->type), e->term, e->leader_id,
-            e->timestamp_us);
+            "%s{\"node\":%" PRIu64 ",\"shard\":%u,\"type\":\"%s\",\"term\":%" PRIu64 ",\"leader\":",
+            i ? "," : "", e->node_id, e->shard, shoal_event_type_name(e->type), e->term);
+        put_leader(&s, e->leader_id);
+        put(&s, ",\"ts_us\":%" PRIu64 ",\"detail\":", e->timestamp_us);
         put_str(&s, e->detail);
         put(&s, "}");
     }

@@ -14,7 +14,7 @@ for cfg in "8 on" "4 on" "8 off" "1 on"; do
   rm -rf /tmp/cq$S
   ep=$(shoalctl cluster up --dir /tmp/cq$S --nodes 3 --shards $S --replicas 3 --base-port 23500 --balance-leaders $B | tail -n 1)
   sleep 3
-  echo "== shards $S balance $B put $(date +%T) leaders $(SHOAL_BROKER=$ep shoalctl status --json | python3 -c 'import json,sys; st=json.load(sys.stdin); print(sorted(s["leader"] for s in st["shards"]))')"
+  echo "== shards $S balance $B put $(date +%T) leaders $(SHOAL_BROKER=$ep shoalctl status --json | python3 -c 'import json,sys; st=json.load(sys.stdin); print(sorted(-1 if s["leader"] is None else s["leader"] for s in st["shards"]))')"
   SHOAL_BROKER=$ep shoalctl bench put --clients 128 --duration 15 --key-size 16 --value-size 100 2>&1 | tail -2
   shoalctl cluster down --dir /tmp/cq$S >/dev/null; rm -rf /tmp/cq$S
 done

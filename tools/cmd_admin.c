@@ -88,14 +88,19 @@ static void print_event_json(const char *sep, const shoal_event_t *e)
     printf("}");
 }
 
-/* One shard object of `status --json`; the metadata group's ("meta") has the same keys. */
+/* One shard object of `status --json`; the metadata group's ("meta") has the same keys. A
+ * leader not known is null, as in an event. broker/dashboard.c writes the same object for
+ * the web dashboard's status.json: a change here is one there too. */
 static void print_shard_json(const char *sep, const shoal_shard_status_t *s)
 {
-    printf("%s{\"id\":%u,\"leader\":%" PRId64 ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64
-           ",\"applied\":%" PRIu64 ",\"max_lag\":%" PRIu64 ",\"size_bytes\":%" PRIu64
-           ",\"replicas\":[",
-           sep, s->id, s->leader, s->term, s->commit_index, s->apply_index, s->max_lag,
-           s->size_bytes);
+    printf("%s{\"id\":%u,\"leader\":", sep, s->id);
+    if (s->leader < 0)
+        printf("null");
+    else
+        printf("%" PRId64, s->leader);
+    printf(",\"term\":%" PRIu64 ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64
+           ",\"max_lag\":%" PRIu64 ",\"size_bytes\":%" PRIu64 ",\"replicas\":[",
+           s->term, s->commit_index, s->apply_index, s->max_lag, s->size_bytes);
     for (size_t k = 0; k < s->n_replicas; k++)
         printf("%s{\"node\":%" PRIu64 ",\"match\":%" PRIu64 "}", k ? "," : "", s->replicas[k],
                s->match_index[k]);
@@ -189,7 +194,9 @@ int cmd_status(ctl_t *c, int argc, char **argv)
 {
     c->usage = "usage: status\nPrints the cluster state kept by the broker's admin service:\n"
                "nodes (up/down, endpoint, replicas, memory, disk) and shards (leader, term,\n"
-               "commit and applied index, replica lag, size). Exit 3 if the broker is down.\n";
+               "commit and applied index, replica lag, size), the metadata group (meta) and\n"
+               "moves in progress (leaving). --json: one object, a leader not known null.\n"
+               "Exit 3 if the broker is down.\n";
     view_opts_t o = {0};
     int rc = parse_view(c, argc, argv, &o);
     if (rc >= 0)
@@ -362,6 +369,32 @@ static int add_shard(ctl_t *c, shoal_t *s, int64_t source, char *err, size_t err
     return st;
 }
 
+/* move-replica --cancel SHARD. The metadata group answers an unknown shard as one without
+ * a move in progress; the shard map (the broker's status) tells them apart: a shard it does
+ * not list is exit 2, "no shard N", as for transfer-leader. */
+static int cancel_move(shoal_t *s, uint32_t shard, char *err, size_t errlen)
+{
+    if (shard != SHOAL_META_SHARD) {
+        shoal_cluster_t cl;
+        int st = shoal_status(s, false, &cl, err, errlen);
+        if (st != SHOAL_STATUS_OK)
+            return st;
+        bool known = false;
+        for (size_t i = 0; i < cl.n_shards && !known; i++)
+            known = cl.shards[i].id == shard;
+        size_t n = cl.n_shards;
+        uint64_t version = cl.map_version;
+        shoal_cluster_clear(&cl);
+        if (!known) {
+            snprintf(err, errlen,
+                     "no shard %u (the shard map, version %" PRIu64 ", has %zu shards)", shard,
+                     version, n);
+            return SHOAL_STATUS_BAD_REQUEST;
+        }
+    }
+    return shoal_admin_cancel_move(s, shard, err, errlen);
+}
+
 /* The admin operations: one positional grammar per command. */
 int cmd_admin(ctl_t *c, int argc, char **argv)
 {
@@ -439,7 +472,7 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
         break;
     case 2: st = shoal_admin_remove_node(s, v[0], err, sizeof err); break;
     case 3:
-        st = cancel ? shoal_admin_cancel_move(s, (uint32_t)v[0], err, sizeof err)
+        st = cancel ? cancel_move(s, (uint32_t)v[0], err, sizeof err)
                     : shoal_admin_move_replica(s, (uint32_t)v[0], v[1], v[2], err, sizeof err);
         break;
     case 4: st = add_shard(c, s, n ? (int64_t)v[0] : -1, err, sizeof err); break;

@@ -12,9 +12,10 @@
  * P+1 and its web dashboard on P+2; node I's ROUTER on P+100+2I and its PUB on P+101+2I.
  * `up` refuses (exit 2) a port something already listens on, and counts a cluster as up
  * only once the very processes it spawned serve (a node's "serving" line, the broker's own
- * listening socket) and every shard has a leader: a broker of another cluster on the same
- * port must not answer for it. One of them dying fails it (exit 3, its log's last line)
- * and it stops what it started.
+ * listening socket), the broker shows the shard map the nodes loaded (a cluster changed
+ * since it was made) and every shard has a leader: a broker of another cluster on the same
+ * port must not answer for it; it then prints what runs, not what it was made with. One of
+ * them dying fails it (exit 3, its log's last line) and it stops what it started.
  *
  * Binaries: $SHOAL_BIN_DIR/<name>, else the build tree next to this shoalctl
  * (../actors/shoald, ../broker/shoal-broker), else this shoalctl's own folder (an install
@@ -31,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -288,12 +290,14 @@ static void stop_pid(pid_t pid, int sig, int ms)
     }
 }
 
-static void write_cluster_section(FILE *f, const cl_opts_t *o)
+/* The cluster section; its id makes the nodes refuse maps and peers of any other cluster
+ * (a later cluster on reused ports, a node removed from this one and reused elsewhere). */
+static void write_cluster_section(FILE *f, const cl_opts_t *o, uint64_t id)
 {
     fprintf(f,
-            "cluster\n    shards = %" PRIu64 "\n    replicas = %" PRIu64 "\n    vnodes = 64\n"
-            "    nodes\n",
-            o->shards, o->replicas);
+            "cluster\n    id = %016" PRIx64 "\n    shards = %" PRIu64 "\n    replicas = %" PRIu64
+            "\n    vnodes = 64\n    nodes\n",
+            id, o->shards, o->replicas);
     for (uint64_t i = 0; i < o->nodes; i++)
         fprintf(f,
                 "        %" PRIu64 "\n            endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
@@ -303,6 +307,10 @@ static void write_cluster_section(FILE *f, const cl_opts_t *o)
 
 static int write_configs(ctl_t *c, const cl_opts_t *o)
 {
+    uint64_t id = 0;
+    while (!id)
+        if (getrandom(&id, sizeof id, 0) != sizeof id)
+            id = (uint64_t)zclock_time() ^ ((uint64_t)getpid() << 32);
     for (uint64_t i = 0; i <= o->nodes; i++) {
         bool broker = i == o->nodes;
         char *path =
@@ -336,7 +344,7 @@ static int write_configs(ctl_t *c, const cl_opts_t *o)
                     "storage\n    fsync = \"%s\"\n",
                     i, o->base_port + 100 + 2 * i, o->base_port + 101 + 2 * i, o->dir, i,
                     o->read_mode, !o->no_balance, o->fsync);
-        write_cluster_section(f, o);
+        write_cluster_section(f, o, id);
         fclose(f);
         zstr_free(&path);
     }
@@ -526,6 +534,7 @@ static int load_layout(ctl_t *c, cl_opts_t *o)
 
 static long node_log_size(const cl_opts_t *o, uint64_t id);
 static bool node_serving(const cl_opts_t *o, uint64_t id, long from);
+static uint64_t node_map_version(const cl_opts_t *o, uint64_t id, long from);
 
 /* Whether process pid listens on TCP port `port`: a LISTEN socket of /proc/net/tcp whose
  * inode is one of pid's fds. An answer on the port does not say whose it is (a cluster
@@ -587,10 +596,36 @@ static bool started_serving(const cl_opts_t *o, const started_t *sp, char *why, 
     return true;
 }
 
+/* The running cluster as the broker's status showed it when `up` found it ready: what `up`
+ * prints, which for a cluster started again is not what it was made with (add-node,
+ * remove-node, add-shard changed it since). */
+typedef struct {
+    uint64_t map_version;
+    size_t nodes, shards;
+    size_t replicas_lo, replicas_hi; /* replicas per shard, fewest and most */
+} running_t;
+
+static void note_running(running_t *run, const shoal_cluster_t *cl)
+{
+    run->map_version = cl->map_version;
+    run->nodes = cl->n_nodes;
+    run->shards = cl->n_shards;
+    run->replicas_lo = run->replicas_hi = cl->n_shards ? cl->shards[0].n_replicas : 0;
+    for (size_t i = 1; i < cl->n_shards; i++) {
+        size_t r = cl->shards[i].n_replicas;
+        run->replicas_lo = r < run->replicas_lo ? r : run->replicas_lo;
+        run->replicas_hi = r > run->replicas_hi ? r : run->replicas_hi;
+    }
+}
+
 /* Waits until the processes this `up` started serve (started_serving), the broker answers
  * and every shard has a leader; fails (exit 3) as soon as one of those processes dies,
- * before and after the wait. */
-static int wait_ready(ctl_t *c, const cl_opts_t *o, started_t *sp, int timeout_ms)
+ * before and after the wait. The broker starts from the bootstrap map of broker.cfg
+ * (version 1) and takes the nodes' own from its next map poll: a cluster started again
+ * after add-node or add-shard is ready only once the broker shows the map its nodes loaded
+ * (node_map_version), else "every shard has a leader" would count the shards it was made
+ * with. On success *run holds the cluster then shown. */
+static int wait_ready(ctl_t *c, const cl_opts_t *o, started_t *sp, int timeout_ms, running_t *run)
 {
     char *ep = broker_ep(o);
     shoal_t *s = shoal_connect(ep);
@@ -615,12 +650,22 @@ static int wait_ready(ctl_t *c, const cl_opts_t *o, started_t *sp, int timeout_m
             total = cl.n_shards;
             for (size_t i = 0; i < cl.n_shards; i++)
                 led += cl.shards[i].leader >= 0;
+            note_running(run, &cl);
             shoal_cluster_clear(&cl);
-            if (total && led == total) {
+            uint64_t loaded = 0; /* all serve: each logged the map it loaded before */
+            for (uint64_t i = 0; i < o->nodes; i++) {
+                uint64_t v = sp->node[i] > 0 ? node_map_version(o, i, sp->log_from[i]) : 0;
+                loaded = v > loaded ? v : loaded;
+            }
+            if (run->map_version < loaded)
+                snprintf(err, sizeof err,
+                         "the broker shows shard map v%" PRIu64 ", the nodes hold v%" PRIu64,
+                         run->map_version, loaded);
+            else if (total && led == total) {
                 rc = -1;
                 break;
-            }
-            snprintf(err, sizeof err, "%zu of %zu shards have a leader", led, total);
+            } else
+                snprintf(err, sizeof err, "%zu of %zu shards have a leader", led, total);
         }
         zclock_sleep(100);
     }
@@ -737,11 +782,11 @@ static int same_shape(ctl_t *c, const cl_opts_t *asked, const cl_opts_t *o)
         snprintf(what, sizeof what, "--nodes %" PRIu64 " (it was made with %" PRIu64 ")",
                  asked->nodes, o->boot_nodes);
     else if (asked->have_shards && asked->shards != o->shards)
-        snprintf(what, sizeof what, "--shards %" PRIu64 " (it has %" PRIu64 ")", asked->shards,
-                 o->shards);
+        snprintf(what, sizeof what, "--shards %" PRIu64 " (it was made with %" PRIu64 ")",
+                 asked->shards, o->shards);
     else if (asked->have_replicas && asked->replicas != o->replicas)
-        snprintf(what, sizeof what, "--replicas %" PRIu64 " (it has %" PRIu64 ")", asked->replicas,
-                 o->replicas);
+        snprintf(what, sizeof what, "--replicas %" PRIu64 " (it was made with %" PRIu64 ")",
+                 asked->replicas, o->replicas);
     else if (asked->have_port && asked->base_port != o->base_port)
         snprintf(what, sizeof what, "--base-port %" PRIu64 " (it uses %" PRIu64 ")",
                  asked->base_port, o->base_port);
@@ -877,8 +922,9 @@ static int cluster_up(ctl_t *c, cl_opts_t *o, int nargs)
     }
     zstr_free(&shoald);
     zstr_free(&broker);
+    running_t run = {0};
     if (rc < 0)
-        rc = wait_ready(c, o, &sp, c->timeout_set ? c->timeout_ms : 60000);
+        rc = wait_ready(c, o, &sp, c->timeout_set ? c->timeout_ms : 60000, &run);
     if (rc >= 0 && started) /* nothing left running that the caller would have to find */
         stop_started(o, &sp);
     if (rc >= 0 && !sp.any) { /* refused: take back the lock and folder it made */
@@ -891,16 +937,25 @@ static int cluster_up(ctl_t *c, cl_opts_t *o, int nargs)
     }
     if (rc >= 0)
         return rc;
+    /* what runs now (the broker's status), not what the folder was made with */
     char *ep = broker_ep(o);
-    if (c->json)
-        printf("{\"broker\":\"%s\",\"pub\":\"tcp://127.0.0.1:%" PRIu64 "\",\"nodes\":%" PRIu64
-               ",\"shards\":%" PRIu64 ",\"replicas\":%" PRIu64 ",\"dir\":\"%s\"}\n",
-               ep, o->base_port + 1, o->nodes, o->shards, o->replicas, o->dir);
+    char replicas[48];
+    if (run.replicas_lo == run.replicas_hi)
+        snprintf(replicas, sizeof replicas, "%zu", run.replicas_hi);
     else
-        printf("cluster of %" PRIu64 " nodes, %" PRIu64 " shards x %" PRIu64
-               " replicas is up%s in %s\ndashboard: http://127.0.0.1:%" PRIu64 "/\n%s\n",
-               o->nodes, o->shards, o->replicas, again ? " again" : "", o->dir, o->base_port + 2,
-               ep);
+        snprintf(replicas, sizeof replicas, "%zu-%zu", run.replicas_lo, run.replicas_hi);
+    if (c->json) {
+        printf("{\"broker\":\"%s\",\"pub\":\"tcp://127.0.0.1:%" PRIu64 "\",\"nodes\":%zu"
+               ",\"shards\":%zu,\"replicas\":%zu,\"map_version\":%" PRIu64 ",\"dir\":",
+               ep, o->base_port + 1, run.nodes, run.shards, run.replicas_hi, run.map_version);
+        ctl_json_str(stdout, o->dir, strlen(o->dir));
+        printf("}\n");
+    } else {
+        printf("cluster of %zu nodes, %zu shards x %s replicas (shard map v%" PRIu64
+               ") is up%s in %s\ndashboard: http://127.0.0.1:%" PRIu64 "/\n%s\n",
+               run.nodes, run.shards, replicas, run.map_version, again ? " again" : "", o->dir,
+               o->base_port + 2, ep);
+    }
     zstr_free(&ep);
     return EXIT_OK;
 }
@@ -1062,6 +1117,32 @@ static bool node_serving(const cl_opts_t *o, uint64_t id, long from)
             found = strstr(line, want) != NULL;
     fclose(f);
     return found;
+}
+
+/* The shard map version node id loaded from its data folder at its start, as its log from
+ * byte `from` on says (placement_init: "node N: shard map version V from DIR/shardmap"); 0
+ * when none is logged: a node that never stored one starts from the bootstrap map. */
+static uint64_t node_map_version(const cl_opts_t *o, uint64_t id, long from)
+{
+    char *log = path_of(o, "logs/node-%" PRIu64 ".log", id);
+    FILE *f = fopen(log, "r");
+    zstr_free(&log);
+    if (!f)
+        return 0;
+    char line[512], want[64];
+    snprintf(want, sizeof want, "node %" PRIu64 ": shard map version ", id);
+    size_t wlen = strlen(want);
+    uint64_t version = 0;
+    if (fseek(f, from, SEEK_SET) == 0)
+        while (fgets(line, sizeof line, f)) {
+            const char *at = strstr(line, want);
+            uint64_t v;
+            char src[8];
+            if (at && sscanf(at + wlen, "%" SCNu64 " %7s", &v, src) == 2 && !strcmp(src, "from"))
+                version = v > version ? v : version;
+        }
+    fclose(f);
+    return version;
 }
 
 /* Node id was just started, its log then `log_from` bytes long: waits until it serves,
@@ -1380,9 +1461,10 @@ int cmd_cluster(ctl_t *c, int argc, char **argv)
         "A local cluster on 127.0.0.1: N shoald (default 3) and one shoal-broker, S shards\n"
         "(default 4) of R replicas (default min(3, N)). Ports: broker P (default 7000),\n"
         "P+1 (XPUB), P+2 (dashboard), node I at P+100+2I and P+101+2I. `up` waits until\n"
-        "every shard has a leader (--timeout, default 60000 ms) and prints the broker\n"
-        "endpoint last. Its nodes answer linearizable reads from a leader lease by default\n"
-        "(one host, one clock); --read-mode read_index takes a heartbeat round per read.\n"
+        "every shard has a leader (--timeout, default 60000 ms) and prints the nodes, shards\n"
+        "and replicas the running cluster has, then the broker endpoint last. Its nodes\n"
+        "answer linearizable reads from a leader lease by default (one host, one clock);\n"
+        "--read-mode read_index takes a heartbeat round per read.\n"
         "Leaders are spread over the nodes (raft/balance_leaders) unless --balance-leaders off.\n"
         "`up` on a folder that holds a stopped cluster restarts it from its own configs, the\n"
         "added nodes too; an option that differs from how it was made is refused (exit 2).\n"

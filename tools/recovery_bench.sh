@@ -126,7 +126,7 @@ def wait_caught_up(victim=None, timeout=60):
             if target is None:
                 target = {s["id"]: s["commit"] for s in st["shards"]}
             up = all(n["up"] for n in st["nodes"])
-            ok = up and all(s["leader"] >= 0 and
+            ok = up and all(s["leader"] is not None and
                             all(r["match"] >= target[s["id"]] for r in s["replicas"])
                             for s in st["shards"])
             if ok:

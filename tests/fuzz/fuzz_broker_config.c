@@ -9,11 +9,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool quiet;
-    if (!quiet) { /* zconfig reports every syntax error through zsys: keep the run readable */
-        zsys_set_logstream(NULL);
-        quiet = true;
-    }
     char *text = malloc(size + 1);
     if (!text)
         return 0;
@@ -42,9 +37,11 @@ size_t shoal_fuzz_seed(unsigned i, uint8_t *buf, size_t cap)
         "\"tcp://127.0.0.1:7001\"\n    request_timeout_ms = 5000\ncluster\n    shards = 4\n"
         "    replicas = 1\n    vnodes = 64\n    nodes\n        0\n            endpoint = "
         "\"tcp://127.0.0.1:7100\"\n            pub_endpoint = \"tcp://127.0.0.1:7101\"\n",
-        "cluster\n    replicas = 2\n    nodes\n        0\n            endpoint = \"a\"\n"
-        "            pub_endpoint = \"b\"\n        1\n            endpoint = \"c\"\n"
-        "            pub_endpoint = \"d\"\nbroker\n    max_scan = 10\n    log_level = \"debug\"\n",
+        "cluster\n    replicas = 2\n    nodes\n        0\n            endpoint = \"tcp://a:1\"\n"
+        "            pub_endpoint = \"tcp://b:2\"\n        1\n            endpoint = "
+        "\"tcp://c:3\"\n"
+        "            pub_endpoint = \"tcp://d:4\"\nbroker\n    max_scan = 10\n    log_level = "
+        "\"debug\"\n",
     };
     const char *s = seeds[i % 2];
     size_t n = strlen(s);

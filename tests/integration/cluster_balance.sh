@@ -50,7 +50,7 @@ echo "balanced after start in ${t}s: $(view), metadata leader $(status_py "print
 for i in 0 1 2; do
     [ "$(leads "$i")" = 2 ] || { echo "FAIL: node $i leads $(leads "$i") shards, want 2"; FAIL=1; }
 done
-status_py "sys.exit(0 if st['meta']['leader'] >= 0 else 1)" || { echo "FAIL: no metadata leader"; FAIL=1; }
+status_py "sys.exit(0 if st['meta']['leader'] is not None else 1)" || { echo "FAIL: no metadata leader"; FAIL=1; }
 steady 4 "start"
 
 cl_start_writers 3

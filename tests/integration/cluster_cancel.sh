@@ -35,7 +35,7 @@ wait_placement_is() {
 wait_leaders() {
     local end=$((SECONDS + 60))
     while [ "$SECONDS" -lt "$end" ]; do
-        status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) and st['meta']['leader'] >= 0 else 1)" 2>/dev/null && return 0
+        status_py "sys.exit(0 if all(s['leader'] is not None for s in st['shards']) and st['meta']['leader'] is not None else 1)" 2>/dev/null && return 0
         sleep 0.2
     done
     echo "FAIL: a group has no leader after 60 s: $(ctl status 2>&1)"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # cluster_cli.sh - shoalctl against a real local cluster (3 nodes, 4 shards, 3 replicas):
 # every data command with its output and exit code, scans merged across shards, a watch
-# that sees the changes, status/events, bad input on a live cluster, stop/start of a node
-# with the data kept, a broker restart, a node added by `cluster add-node` (up, stopped and
-# started), cluster down leaving no process behind, and cluster up again on the folder.
+# that sees the changes, status/events, the dashboard's status.json against status --json,
+# bad input on a live cluster, stop/start of a node with the data kept, a shard without a
+# leader (null in JSON), a broker restart, a node added by `cluster add-node` (up, stopped
+# and started), a split, cluster down leaving no process behind, and cluster up again on
+# the folder (printing the 4 nodes and 5 shards that run, not the 3 and 4 it was made with).
 source "$(dirname "$0")/cluster_lib.sh"
 # leader balancing off: transfer-leader is checked to move a leader where it is told
 cl_up 3 4 3 --balance-leaders off
@@ -141,6 +143,30 @@ assert m["leader"] in (0, 1, 2) and m["applied"] >= 1, m
 assert sorted(r["node"] for r in m["replicas"]) == [0, 1, 2], m
 assert all(s["id"] != 4294967295 for s in d["shards"]), d["shards"]
 PY
+# the web dashboard's status.json is the object `status --json` prints: the same keys at
+# every level (the metadata group under "meta", each shard's and meta's "leaving" list of a
+# move in progress, follower_reads, events), the same shard map and placement
+dash_json() { python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$((BASE + 2))/status.json', timeout=5).read().decode())"; }
+dash_json >"$DIR/dash.json" || { echo "FAIL: GET /status.json"; FAIL=1; }
+ctl --json status >"$DIR/status.json"
+python3 - "$DIR/status.json" "$DIR/dash.json" <<'PY' || { echo "FAIL: status.json differs from status --json: $(cat "$DIR/dash.json")"; FAIL=1; }
+import json, sys
+st, da = (json.load(open(f)) for f in sys.argv[1:3])
+def paths(x, at=""):
+    if isinstance(x, dict):
+        return {at + "." + k for k in x} | {p for k, v in x.items() for p in paths(v, at + "." + k)}
+    if isinstance(x, list):
+        return {p for v in x for p in paths(v, at + "[]")}
+    return set()
+assert paths(st) == paths(da), (paths(st) ^ paths(da))
+m = da["meta"]
+assert m["id"] == 4294967295 and isinstance(m["leaving"], list) and m["replicas"], m
+assert all(isinstance(s["leaving"], list) for s in da["shards"]), da["shards"]
+assert "follower_reads" in da["nodes"][0], da["nodes"][0]
+place = lambda d: (d["map_version"], [(s["id"], [r["node"] for r in s["replicas"]], s["leaving"])
+                                      for s in d["shards"] + [d["meta"]]])
+assert place(st) == place(da), (place(st), place(da))
+PY
 ctl status >"$DIR/status.out"
 grep -Eq "^meta +[0-2] +[0-9]+ +[0-9]+ +[1-9][0-9]* .* [0-2]:[0-9]+ [0-2]:[0-9]+ [0-2]:[0-9]+" "$DIR/status.out" ||
     { echo "FAIL: status table has no metadata row: $(cat "$DIR/status.out")"; FAIL=1; }
@@ -160,6 +186,13 @@ check "transfer to the current leader is a no-op" ctl transfer-leader 0 "$to"
 [ "$(ctl get c1)" = v4 ] || { echo "FAIL: read after transfer"; FAIL=1; }
 check "snapshot" ctl snapshot
 want 2 "transfer of a missing shard" ctl transfer-leader 99 0
+# a cancel names the shard the map lacks (not "no move in progress"), exit 2 as above
+out=$(ctl move-replica --cancel 99 2>&1); code=$?
+[ $code = 2 ] && echo "$out" | grep -q "no shard 99" ||
+    { echo "FAIL: move-replica --cancel 99: exit $code: $out"; FAIL=1; }
+out=$(ctl move-replica --cancel 0 2>&1); code=$?
+[ $code = 2 ] && echo "$out" | grep -q "shard 0 has no move in progress" ||
+    { echo "FAIL: move-replica --cancel 0 (no move): exit $code: $out"; FAIL=1; }
 
 # bad input on a live cluster: exit 2, nothing written
 want 2 "empty key" ctl put "" v
@@ -239,6 +272,33 @@ check "restart the killed node" ctl cluster start-node --dir "$DIR" 2
 wait_all_up "restart of node 2"
 [ "$(ctl get down/1)" = yes ] || { echo "FAIL: write made while node 1 was down"; FAIL=1; }
 [ "$(ctl get down/2)" = yes ] || { echo "FAIL: write made while node 2 was down"; FAIL=1; }
+# a shard without a leader: its leader is null in status --json and the dashboard's
+# status.json (as in events --json), never -1; the table says none. Shard 0's leader and
+# one more node stopped: no quorum, and the broker drops the leadership of a node it sees
+# down.
+L0=$(leader_of 0)
+O0=$(( (L0 + 1) % 3 ))
+check "stop shard 0's leader" ctl cluster stop-node --dir "$DIR" "$L0" --kill
+check "stop a second node" ctl cluster stop-node --dir "$DIR" "$O0" --kill
+for _ in $(seq 100); do
+    status_py "sys.exit(0 if st['shards'][0]['leader'] is None else 1)" 2>/dev/null && break
+    sleep 0.2
+done
+ctl --json status >"$DIR/noleader.json"
+dash_json >"$DIR/noleader-dash.json"
+python3 - "$DIR/noleader.json" "$DIR/noleader-dash.json" <<'PY' || { echo "FAIL: no leader in JSON: $(cat "$DIR/noleader.json")"; FAIL=1; }
+import json, sys
+for f in sys.argv[1:3]:
+    d = json.load(open(f))
+    assert d["shards"][0]["leader"] is None, (f, d["shards"][0])
+    leaders = [s["leader"] for s in d["shards"] + [d["meta"]]] + [e["leader"] for e in d["events"]]
+    assert all(l is None or (isinstance(l, int) and l >= 0) for l in leaders), (f, leaders)
+PY
+ctl status | grep -Eq "^0 +none " || { echo "FAIL: status table: shard 0 without a leader: $(ctl status)"; FAIL=1; }
+check "restart shard 0's leader" ctl cluster start-node --dir "$DIR" "$L0"
+check "restart the second node" ctl cluster start-node --dir "$DIR" "$O0"
+wait_all_up "restart of nodes $L0 and $O0"
+for _ in $(seq 150); do ctl status 2>/dev/null | grep -q "4/4 with a leader" && break; sleep 0.1; done
 
 # cluster add-node: node 3 joins (node-0.cfg's config with node/join = 1, started,
 # registered in the map, up); stop-node and start-node work on it; down below stops it
@@ -281,6 +341,12 @@ wait $holder
 [ $code = 0 ] && echo "$out" | grep -q "waiting for another shoalctl cluster command" && [ $waited -ge 900 ] ||
     { echo "FAIL: start-node under a held lock: exit $code after $waited ms: $out"; FAIL=1; }
 
+# a fifth shard (split), so that the running cluster differs from how it was made (3 nodes,
+# 4 shards) in shards as well as nodes: `up` again prints what runs
+retry_admin add-shard
+for _ in $(seq 300); do ctl status 2>/dev/null | grep -q "5/5 with a leader" && break; sleep 0.1; done
+ctl status | grep -q "5/5 with a leader" || { echo "FAIL: add-shard: $(ctl status)"; FAIL=1; }
+
 # down: every process gone (the added node's too), pid files removed
 pids=$(cat "$DIR"/pids/*.pid)
 echo "$pids" | grep -qx "$p3" || { echo "FAIL: node 3's pid $p3 not among the pid files"; FAIL=1; }
@@ -302,6 +368,8 @@ want 2 "cluster up again with another --base-port" ctl cluster up --dir "$DIR" -
 out=$(ctl cluster up --dir "$DIR" --nodes 3 --shards 4 --timeout 60000) ||
     { echo "FAIL: cluster up again: $out"; FAIL=1; }
 [ "$(echo "$out" | tail -n 1)" = "$SHOAL_BROKER" ] || { echo "FAIL: up again printed '$out'"; FAIL=1; }
+echo "$out" | head -n 1 | grep -q "^cluster of 4 nodes, 5 shards x 3 replicas (shard map v[0-9]*) is up again" ||
+    { echo "FAIL: up again did not print the running cluster (4 nodes, 5 shards): '$out'"; FAIL=1; }
 [ "$(ctl get c1)" = v4 ] || { echo "FAIL: c1 after the restart"; FAIL=1; }
 [ "$(ctl scan)" = "$all_before" ] || { echo "FAIL: scan after the restart differs"; FAIL=1; }
 [ "$(echo "$all_before" | wc -l)" -gt 60 ] || { echo "FAIL: scan before down: $all_before"; FAIL=1; }

@@ -71,7 +71,7 @@ crash_drop() {
 }
 
 for _ in $(seq 1 100); do # every shard has a leader
-    status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) else 1)" 2>/dev/null && break
+    status_py "sys.exit(0 if all(s['leader'] is not None for s in st['shards']) else 1)" 2>/dev/null && break
     sleep 0.2
 done
 put_some 50

@@ -23,11 +23,11 @@ status_py() { # runs python over `status --json` (as st) with the statements in 
 }
 map_version() { status_py "print(st['map_version'])"; }
 # Shard $1's leader. A status taken during an election or a hand-over (leader balancing
-# after a restart) shows none (-1), so it asks again for up to 30 s before printing -1.
+# after a restart) shows none (null), so it asks again for up to 30 s before printing -1.
 leader_of() {
     local l=-1
     for _ in $(seq 1 150); do
-        l=$(status_py "print([s['leader'] for s in st['shards'] if s['id']==$1][0])" 2>/dev/null)
+        l=$(status_py "l = [s['leader'] for s in st['shards'] if s['id']==$1][0]; print(-1 if l is None else l)" 2>/dev/null)
         [ "${l:--1}" -ge 0 ] 2>/dev/null && break
         sleep 0.2
     done
@@ -47,7 +47,7 @@ wait_balanced() {
         cur=$(status_py "
 nodes = set(int(x) for x in '${2:-}'.split())
 lead = {s['id']: s['leader'] for s in st['shards']}
-if any(l < 0 for l in lead.values()): print('none'); sys.exit()
+if any(l is None for l in lead.values()): print('none'); sys.exit()
 nodes |= set(lead.values())
 counts = [list(lead.values()).count(n) for n in nodes]
 print(sorted(lead.items()) if max(counts) - min(counts) <= 1 else 'uneven')" 2>/dev/null)

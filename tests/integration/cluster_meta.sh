@@ -27,7 +27,7 @@ print(max(seen)[1] if seen else '')"
 }
 
 for _ in $(seq 1 100); do
-    status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) else 1)" 2>/dev/null && break
+    status_py "sys.exit(0 if all(s['leader'] is not None for s in st['shards']) else 1)" 2>/dev/null && break
     sleep 0.2
 done
 ML=""
@@ -108,7 +108,7 @@ ctl cluster start-node --dir "$DIR" "$OTHER" >/dev/null || { echo "FAIL: restart
 # others elect): the broker itself tries the next node until one leads, so one shoalctl
 # call, without retry_admin, succeeds.
 for _ in $(seq 1 50); do
-    ML2=$(status_py "print(st['meta']['leader'])" 2>/dev/null) && [ "${ML2:--1}" -ge 0 ] && break
+    ML2=$(status_py "l = st['meta']['leader']; print(-1 if l is None else l)" 2>/dev/null) && [ "${ML2:--1}" -ge 0 ] && break
     sleep 0.2
 done
 ctl cluster stop-node --dir "$DIR" "$ML2" --kill >/dev/null

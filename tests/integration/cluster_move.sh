@@ -41,7 +41,7 @@ wait_placement() {
 }
 
 for _ in $(seq 1 100); do # every shard has a leader again
-    status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) else 1)" 2>/dev/null && break
+    status_py "sys.exit(0 if all(s['leader'] is not None for s in st['shards']) else 1)" 2>/dev/null && break
     sleep 0.2
 done
 # and leader balancing settled (one each), so that step 1 most likely moves a replica off
@@ -147,7 +147,7 @@ done
 # both were metadata hosts: wait for every shard's leader and the metadata group's too,
 # so the admin checks below do not meet an election
 for _ in $(seq 1 100); do
-    status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) and st['meta']['leader'] >= 0 else 1)" 2>/dev/null && break
+    status_py "sys.exit(0 if all(s['leader'] is not None for s in st['shards']) and st['meta']['leader'] is not None else 1)" 2>/dev/null && break
     sleep 0.2
 done
 

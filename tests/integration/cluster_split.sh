@@ -30,7 +30,7 @@ done
 wait_serving() {
     local end=$((SECONDS + 90))
     while [ "$SECONDS" -lt "$end" ]; do
-        status_py "sys.exit(0 if st['map_version'] >= $2 and any(s['id'] == $1 and s['leader'] >= 0 for s in st['shards']) else 1)" \
+        status_py "sys.exit(0 if st['map_version'] >= $2 and any(s['id'] == $1 and s['leader'] is not None for s in st['shards']) else 1)" \
             2>/dev/null && return 0
         sleep 0.2
     done
@@ -38,7 +38,7 @@ wait_serving() {
 }
 
 for _ in $(seq 1 100); do
-    status_py "sys.exit(0 if all(s['leader'] >= 0 for s in st['shards']) else 1)" 2>/dev/null && break
+    status_py "sys.exit(0 if all(s['leader'] is not None for s in st['shards']) else 1)" 2>/dev/null && break
     sleep 0.2
 done
 V0=$(map_version)
@@ -191,7 +191,7 @@ total=$(wc -l <"$DIR/scan")
 [ -n "$acked" ] && [ "$total" -ge "$acked" ] ||
     { echo "FAIL: scan has $total keys, fewer than the $acked acknowledged"; FAIL=1; }
 [ "$(map_version)" = $((V0 + 6)) ] || { echo "FAIL: map version $(map_version), want $((V0 + 6))"; FAIL=1; }
-status_py "sys.exit(0 if sorted(s['id'] for s in st['shards'] if s['leader'] >= 0) == [0, 1, 2, 3, 4] else 1)" ||
+status_py "sys.exit(0 if sorted(s['id'] for s in st['shards'] if s['leader'] is not None) == [0, 1, 2, 3, 4] else 1)" ||
     { echo "FAIL: status does not show shards 0-4 with a leader"; ctl status; FAIL=1; }
 # node $F (filled by snapshot) leads shard 4: the same keys and values must come back
 end=$((SECONDS + 45))

@@ -22,6 +22,7 @@
 
 #include "broker/broker.h"
 #include "broker/shoal.h"
+#include "engine/error.h"
 #include "proto/codec.h"
 
 typedef struct {
@@ -712,6 +713,20 @@ static void test_dashboard(void **state)
     assert_non_null(json);
     assert_non_null(strstr(json, "application/json"));
     assert_non_null(strstr(json, "\"shards\":[{\"id\":0,\"leader\":1"));
+    /* the object `shoalctl status --json` prints: nodes with follower_reads, each shard's
+     * leaving list (a move in progress), the metadata group as "meta" (led by node 0, its
+     * members those of the map: test_admin_status) */
+    assert_non_null(strstr(json, "\"disk_bytes\":0,\"follower_reads\":0}"));
+    assert_non_null(strstr(json, "\"shards\":[{\"id\":0,\"leader\":1,\"term\":3,\"commit\":"));
+    assert_non_null(strstr(json, ",\"max_lag\":"));
+    assert_non_null(strstr(json, ",\"size_bytes\":0,\"replicas\":[{\"node\":0,\"match\":0},"
+                                 "{\"node\":1,\"match\":"));
+    assert_non_null(strstr(json, "}],\"leaving\":[]},{\"id\":1,\"leader\":1,"));
+    assert_non_null(strstr(json, "],\"meta\":{\"id\":4294967295,\"leader\":0,\"term\":3,"
+                                 "\"commit\":10,\"applied\":10,\"max_lag\":1,\"size_bytes\":0,"
+                                 "\"replicas\":[{\"node\":0,\"match\":10},{\"node\":1,"
+                                 "\"match\":9}],\"leaving\":[]},\"events\":["));
+    assert_null(strstr(json, "\"leader\":-1")); /* no leader is null */
     free(json);
     char *missing = http_get("/nope");
     assert_non_null(strstr(missing, "404"));
@@ -775,6 +790,107 @@ static void test_config_sched_batch(void **state)
     assert_non_null(strstr(err, "broker/sched_batch"));
 }
 
+/* Parses text (the one-node cluster section appended) and expects a refusal naming want. */
+static void expect_config_refused(const char *text, const char *want)
+{
+    char full[1024], err[256] = "";
+    broker_config_t c;
+    snprintf(full, sizeof full, "%s%s", text, nodes);
+    assert_int_equal(broker_config_parse(full, &c, err, sizeof err), SHOAL_EINVAL);
+    if (!strstr(err, want))
+        fail_msg("error \"%s\" does not name %s", err, want);
+}
+
+/* A key or section the broker does not read is refused by its full path (a typo would
+ * otherwise leave the default in place without a word). */
+static void test_config_unknown_keys(void **state)
+{
+    (void)state;
+    expect_config_refused("broker\n    request_timeout = 100\n",
+                          "unknown key \"broker/request_timeout\"");
+    expect_config_refused("brokr\n    poll_ms = 100\n", "unknown key \"brokr\"");
+    expect_config_refused("node\n    id = 0\n", "unknown key \"node\"");
+    expect_config_refused("broker\n    poll_ms = 100\n        fast = 1\n",
+                          "unknown key \"broker/poll_ms/fast\"");
+    expect_config_refused("broker = \"x\"\n", "broker is a section");
+    char err[256] = "";
+    broker_config_t c;
+    const char *typo =
+        "cluster\n    nodes\n        0\n            endpoint = \"tcp://127.0.0.1:1\"\n"
+        "            pub_endpoint = \"tcp://127.0.0.1:2\"\n            pub = 1\n";
+    assert_int_not_equal(broker_config_parse(typo, &c, err, sizeof err), 0);
+    assert_non_null(strstr(err, "unknown key \"cluster/nodes/0/pub\""));
+}
+
+/* Every endpoint must be tcp://HOST:PORT with a port of 1-65535 (ZeroMQ takes port 99999 as
+ * 34463); a bind to every interface, tcp://\*:PORT, is fine. */
+static void test_config_endpoints(void **state)
+{
+    (void)state;
+    expect_config_refused("broker\n    client_endpoint = \"tcp://127.0.0.1:99999\"\n",
+                          "broker/client_endpoint = \"tcp://127.0.0.1:99999\"");
+    expect_config_refused("broker\n    pub_endpoint = \"tcp://127.0.0.1\"\n",
+                          "broker/pub_endpoint");
+    expect_config_refused("broker\n    http_endpoint = \"tcp://127.0.0.1:0\"\n",
+                          "broker/http_endpoint");
+    expect_config_refused("broker\n    client_endpoint = \"127.0.0.1:7000\"\n",
+                          "broker/client_endpoint");
+    char text[1024], err[256] = "";
+    broker_config_t c;
+    snprintf(text, sizeof text, "broker\n    client_endpoint = \"tcp://*:7000\"\n%s", nodes);
+    assert_int_equal(broker_config_parse(text, &c, err, sizeof err), 0);
+    assert_string_equal(c.client_endpoint, "tcp://*:7000");
+    const char *bad =
+        "cluster\n    nodes\n        0\n            endpoint = \"tcp://127.0.0.1:65536\"\n"
+        "            pub_endpoint = \"tcp://127.0.0.1:2\"\n";
+    assert_int_not_equal(broker_config_parse(bad, &c, err, sizeof err), 0);
+    assert_non_null(strstr(err, "cluster/nodes/0/endpoint"));
+    bad = "cluster\n    nodes\n        0\n            endpoint = \"tcp://127.0.0.1:1\"\n"
+          "            pub_endpoint = \"tcp://127.0.0.1:-2\"\n";
+    assert_int_not_equal(broker_config_parse(bad, &c, err, sizeof err), 0);
+    assert_non_null(strstr(err, "cluster/nodes/0/pub_endpoint"));
+}
+
+/* A syntax error is one line naming the file and the line, and nothing reaches stdout
+ * (zconfig_load would print the offending bytes there); config/broker.cfg loads. */
+static void test_config_syntax_error(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_client_broker_cfg.XXXXXX",
+         out[] = "/tmp/test_client_broker_out.XXXXXX";
+    int fd = mkstemp(path), ofd = mkstemp(out);
+    assert_true(fd >= 0 && ofd >= 0);
+    const char *text = "broker\n    poll_ms = 100\n    max_scan = \"10\" 0\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    broker_config_t c;
+    char err[512] = "";
+    fflush(stdout);
+    int saved = dup(1);
+    assert_true(saved >= 0 && dup2(ofd, 1) == 1);
+    int rc = broker_config_load(path, &c, err, sizeof err);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    long printed = (long)lseek(ofd, 0, SEEK_END);
+    close(ofd);
+    unlink(out);
+    unlink(path);
+    assert_int_not_equal(rc, 0);
+    if (printed != 0)
+        fail_msg("%ld bytes on stdout", printed);
+    if (!strstr(err, path) || !strstr(err, "line 3") || strchr(err, '\n'))
+        fail_msg("\"%s\" does not name the file and line 3 in one line", err);
+    const char *src = getenv("SHOAL_SOURCE_DIR");
+    if (src) {
+        char example[1024];
+        snprintf(example, sizeof example, "%s/config/broker.cfg", src);
+        if (broker_config_load(example, &c, err, sizeof err) != 0)
+            fail_msg("%s", err);
+        assert_int_equal(c.n_nodes, 3);
+    }
+}
+
 int main(void)
 {
     zsys_init();
@@ -792,6 +908,9 @@ int main(void)
         cmocka_unit_test(test_dashboard),
         cmocka_unit_test(test_config_read_from),
         cmocka_unit_test(test_config_sched_batch),
+        cmocka_unit_test(test_config_unknown_keys),
+        cmocka_unit_test(test_config_endpoints),
+        cmocka_unit_test(test_config_syntax_error),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,6 +1,9 @@
 /* test_node_config.c - shoald's ZPL configuration (actors/node_config.c): a full config
  * loads with every value, defaults fill what is absent, and every kind of bad value fails
- * with one line naming the key. Also the bootstrap placement of CONTRACTS.md. */
+ * with one line naming the key: unknown keys, endpoints that are not tcp://HOST:PORT with a
+ * port of 1-65535, and syntax errors (named by line, with nothing on stdout). Also the
+ * bootstrap placement of CONTRACTS.md. */
+#include <czmq.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -209,6 +212,181 @@ static void test_example_files(void **state)
     }
 }
 
+/* A key or section the loader does not read is refused by its full path, so a typo never
+ * leaves a default in place without a word. */
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    expect_bad("    fsync", "    engine_thread = 4\n    fsync",
+               "unknown key \"storage/engine_thread\"");
+    expect_bad("storage\n", "stroage\n", "unknown key \"stroage\"");
+    expect_bad("raft\n", "raft\n    tick_msec = 5\n", "unknown key \"raft/tick_msec\"");
+    expect_bad("            endpoint = \"tcp://127.0.0.1:7120\"\n",
+               "            endpoint = \"tcp://127.0.0.1:7120\"\n            pub_endpiont = 1\n",
+               "unknown key \"cluster/nodes/2/pub_endpiont\"");
+    expect_bad("    prevote = 0\n", "    prevote = 0\n        strict = 1\n",
+               "unknown key \"raft/prevote/strict\"");
+    expect_bad("cluster\n", "cluster\n    node\n        x = 1\n", "unknown key \"cluster/node\"");
+    /* a section given a value, and a path written as one name, which zconfig would keep as
+     * a key nobody reads */
+    expect_bad("raft\n", "raft = fast\n", "raft is a section");
+    expect_bad("storage\n", "storage/engine_threads = 4\nstorage\n", "storage/engine_threads");
+}
+
+/* Every key docs/OPERATIONS.md lists for a node loads. */
+static void test_every_key(void **state)
+{
+    (void)state;
+    const char *text = "node\n    id = 0\n    join = 0\n    endpoint = \"tcp://*:7100\"\n"
+                       "    pub_endpoint = \"tcp://*:7101\"\n    data_dir = \"/tmp/x\"\n"
+                       "    log_level = \"debug\"\n    sched_batch = 0\n    apply_threads = 2\n"
+                       "    metrics_ms = 500\n"
+                       "raft\n    tick_ms = 10\n    election_ticks = 50\n    heartbeat_ticks = 5\n"
+                       "    prevote = 1\n    check_quorum = 1\n    balance_leaders = 0\n"
+                       "    quiesce_ticks = 0\n    read_mode = \"lease\"\n"
+                       "    max_clock_drift_ms = 20\n"
+                       "storage\n    fsync = \"always\"\n    snapshot_entries = 100\n"
+                       "    snapshot_interval_ms = 1000\n    snapshot_trailing_entries = 0\n"
+                       "    snapshot_rate_kbps = 1024\n    lsm_cache_kb = 2048\n"
+                       "    lsm_buffer_kb = 1024\n    engine_threads = 3\n    fsync_delay_ms = 1\n"
+                       "cluster\n    id = 00c0ffee1234abcd\n    shards = 2\n    replicas = 1\n"
+                       "    vnodes = 8\n    nodes\n"
+                       "        0\n            endpoint = \"tcp://node-0.example:7100\"\n"
+                       "            pub_endpoint = \"tcp://node-0.example:7101\"\n";
+    node_config_t c;
+    char err[256] = "";
+    if (node_config_parse(text, &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_string_equal(c.endpoint, "tcp://*:7100");
+    assert_int_equal(c.engine_threads, 3);
+    assert_int_equal(c.fsync_delay_ms, 1);
+    assert_string_equal(c.nodes[0].pub_endpoint, "tcp://node-0.example:7101");
+    assert_true(c.cluster_id == 0xc0ffee1234abcdULL);
+}
+
+/* cluster/id: hex, 1-16 digits, not zero; absent is 0 ("learn it from the map"). */
+static void test_cluster_id(void **state)
+{
+    (void)state;
+    node_config_t c;
+    char err[256] = "";
+    assert_int_equal(node_config_parse(good, &c, err, sizeof err), 0);
+    assert_true(c.cluster_id == 0);
+    const char *bad[] = {"0", "00", "xyz", "12345678901234567", "-1", "0x12", "12 34", "\"\""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char with[64];
+        snprintf(with, sizeof with, "cluster\n    id = %s\n", bad[i]);
+        expect_bad("cluster\n", with, "cluster/id");
+    }
+}
+
+/* The form zconfig_save writes (`shoalctl cluster add-node` copies a node's config with
+ * it: sections as `node = ""`, every value quoted) loads. */
+static void test_saved_by_zconfig(void **state)
+{
+    (void)state;
+    zconfig_t *root = zconfig_str_load(good);
+    assert_non_null(root);
+    zconfig_put(root, "node/id", "7");
+    zconfig_put(root, "node/join", "1");
+    char *text = zconfig_str_save(root);
+    zconfig_destroy(&root);
+    assert_non_null(strstr(text, "node = \"\""));
+    node_config_t c;
+    char err[256] = "";
+    int rc = node_config_parse(text, &c, err, sizeof err);
+    free(text);
+    if (rc != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c.id, 7);
+    assert_true(c.join);
+}
+
+/* Endpoints must be tcp://HOST:PORT with a port of 1-65535: ZeroMQ would bind or connect
+ * port 99999 as 34463. A bind to every interface (tcp://\*:PORT) is fine. */
+static void test_endpoints(void **state)
+{
+    (void)state;
+    expect_bad("127.0.0.1:7110\"\n    pub", "127.0.0.1:99999\"\n    pub",
+               "node/endpoint = \"tcp://127.0.0.1:99999\"");
+    expect_bad("127.0.0.1:7110\"\n    pub", "127.0.0.1:0\"\n    pub", "node/endpoint");
+    expect_bad("127.0.0.1:7110\"\n    pub", "127.0.0.1\"\n    pub", "node/endpoint");
+    expect_bad("tcp://127.0.0.1:7111", "127.0.0.1:7111", "node/pub_endpoint");
+    expect_bad("tcp://127.0.0.1:7111", "tcp://:7111", "node/pub_endpoint");
+    expect_bad("tcp://127.0.0.1:7111", "ipc:///tmp/n1", "node/pub_endpoint");
+    expect_bad("tcp://127.0.0.1:7120", "tcp://127.0.0.1:70000", "cluster/nodes/2/endpoint");
+    expect_bad("            endpoint = \"tcp://127.0.0.1:7130\"\n",
+               "            endpoint = \"tcp://127.0.0.1:7130\"\n"
+               "            pub_endpoint = \"tcp://127.0.0.1:7a31\"\n",
+               "cluster/nodes/3/pub_endpoint");
+    char text[4096], err[256] = "";
+    node_config_t c;
+    const char *p = strstr(good, "tcp://127.0.0.1:7110");
+    snprintf(text, sizeof text, "%.*stcp://*:65535%s", (int)(p - good), good,
+             p + strlen("tcp://127.0.0.1:7110"));
+    if (node_config_parse(text, &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_string_equal(c.endpoint, "tcp://*:65535");
+}
+
+/* Loads path with stdout sent to a temporary file; returns how many bytes reached it. */
+static long load_capturing_stdout(const char *path, int *rc, char *err, size_t errlen)
+{
+    char out[] = "/tmp/test_node_config_out.XXXXXX";
+    int fd = mkstemp(out);
+    assert_true(fd >= 0);
+    fflush(stdout);
+    int saved = dup(1);
+    assert_true(saved >= 0 && dup2(fd, 1) == 1);
+    node_config_t c;
+    *rc = node_config_load(path, &c, err, errlen);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    long n = (long)lseek(fd, 0, SEEK_END);
+    close(fd);
+    unlink(out);
+    return n;
+}
+
+/* A syntax error is one line naming the file and the line, and nothing reaches stdout
+ * (zconfig_load would print the offending bytes there). */
+static void test_syntax_error(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "node\n    id = 1\n   endpoint = \"tcp://127.0.0.1:7110\"\n", /* 3 spaces */
+        "node\n    id = 1\n    endpoint = \"tcp://127.0.0.1:7110\n",  /* no closing quote */
+        "node\n    id = 1\n    endpoint \"tcp://127.0.0.1:7110\"\n",  /* no = */
+        "node\n    id = 1\n    data_dir = \"/tmp/x\" y\n",            /* text after a value */
+        "node\n    id = 1\n\tdata_dir = \"/tmp/x\"\n",                /* a tab */
+        "node\n    id = 1\n            data_dir = \"/tmp/x\"\n",      /* two levels deeper */
+        "node\n    id = 1\n= 5\n",                                    /* no name */
+    };
+    char path[] = "/tmp/test_node_config_cfg.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(bad[i], f);
+        fclose(f);
+        char err[512] = "";
+        int rc;
+        long out = load_capturing_stdout(path, &rc, err, sizeof err);
+        if (out != 0)
+            fail_msg("case %zu: %ld bytes on stdout", i, out);
+        assert_int_equal(rc, SHOAL_EINVAL);
+        if (!strstr(err, path) || !strstr(err, "line 3") || strchr(err, '\n'))
+            fail_msg("case %zu: \"%s\" does not name the file and line 3 in one line", i, err);
+        node_config_t c;
+        assert_int_equal(node_config_parse(bad[i], &c, err, sizeof err), SHOAL_EINVAL);
+        assert_non_null(strstr(err, "line 3"));
+    }
+    unlink(path);
+}
+
 static void test_missing_file(void **state)
 {
     node_config_t c;
@@ -220,11 +398,14 @@ static void test_missing_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),         cmocka_unit_test(test_bad),
-        cmocka_unit_test(test_balance_off),  cmocka_unit_test(test_join),
-        cmocka_unit_test(test_read_mode),    cmocka_unit_test(test_example_files),
-        cmocka_unit_test(test_missing_file), cmocka_unit_test(test_apply_threads),
-        cmocka_unit_test(test_engine_threads),
+        cmocka_unit_test(test_good),           cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_balance_off),    cmocka_unit_test(test_join),
+        cmocka_unit_test(test_read_mode),      cmocka_unit_test(test_example_files),
+        cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_apply_threads),
+        cmocka_unit_test(test_engine_threads), cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_every_key),      cmocka_unit_test(test_saved_by_zconfig),
+        cmocka_unit_test(test_endpoints),      cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_cluster_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
