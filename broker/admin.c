@@ -506,6 +506,34 @@ static size_t shard_nodes(broker_t *b, uint32_t shard, bool all, uint64_t *out)
     return n;
 }
 
+/* Where a transfer goes: its group's leader (the metadata group's for SHOAL_META_SHARD).
+ * BROKER_NO_LEADER with *st and line set for an unknown shard or node, no known leader,
+ * or nothing to do (the target leads already: SHOAL_STATUS_OK). */
+static int64_t transfer_target(broker_t *b, const Shoal__TransferLeaderRequest *t, char *line,
+                               size_t cap, int *st)
+{
+    bool meta = t->shard == SHOAL_META_SHARD;
+    bshard_t *s = meta ? NULL : broker_shard(b, t->shard);
+    int64_t leader = meta ? b->meta_leader : s ? s->leader : BROKER_NO_LEADER;
+    *st = SHOAL_STATUS_BAD_REQUEST;
+    line[0] = '\0';
+    if (!meta && !s)
+        snprintf(line, cap, "no shard %u (the map has %zu)", t->shard, b->n_shards);
+    else if (!broker_node(b, t->to_node))
+        snprintf(line, cap, "no node %" PRIu64 " in the shard map", t->to_node);
+    else if (leader == (int64_t)t->to_node)
+        *st = SHOAL_STATUS_OK;
+    else if (leader == BROKER_NO_LEADER) {
+        *st = SHOAL_STATUS_UNAVAILABLE;
+        if (meta)
+            snprintf(line, cap, "the metadata group has no known leader");
+        else
+            snprintf(line, cap, "shard %u has no known leader", t->shard);
+    } else
+        return leader;
+    return BROKER_NO_LEADER;
+}
+
 void admin_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f)
 {
     Shoal__AdminRequest *req = f->admin_req;
@@ -519,27 +547,13 @@ void admin_client_request(broker_t *b, zframe_t *client, Shoal__Frame *f)
         goto done;
     case SHOAL__ADMIN_REQUEST__OP_SHARD_MAP: reply_shard_map(b, client, rid); goto done;
     case SHOAL__ADMIN_REQUEST__OP_TRANSFER: {
-        bshard_t *s = broker_shard(b, req->transfer->shard);
-        if (!s || !broker_node(b, req->transfer->to_node)) {
-            if (!s)
-                snprintf(line, sizeof line, "no shard %u (the map has %zu)", req->transfer->shard,
-                         b->n_shards);
-            else
-                snprintf(line, sizeof line, "no node %" PRIu64 " in the shard map",
-                         req->transfer->to_node);
-            reply_error(b, client, rid, SHOAL_STATUS_BAD_REQUEST, line);
+        int st;
+        int64_t to = transfer_target(b, req->transfer, line, sizeof line, &st);
+        if (to == BROKER_NO_LEADER) {
+            reply_error(b, client, rid, st, line);
             goto done;
         }
-        if (s->leader == (int64_t)req->transfer->to_node) {
-            reply_error(b, client, rid, SHOAL_STATUS_OK, ""); /* already there */
-            goto done;
-        }
-        if (s->leader == BROKER_NO_LEADER) {
-            snprintf(line, sizeof line, "shard %u has no known leader", s->id);
-            reply_error(b, client, rid, SHOAL_STATUS_UNAVAILABLE, line);
-            goto done;
-        }
-        targets[n++] = (uint64_t)s->leader;
+        targets[n++] = (uint64_t)to;
         break;
     }
     case SHOAL__ADMIN_REQUEST__OP_COMPACT:

@@ -405,7 +405,7 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
     } ops[] = {
         {"transfer-leader", 2, 2,
          "usage: transfer-leader SHARD NODE\nMoves the leadership of "
-         "SHARD to NODE.\n"},
+         "SHARD to NODE (SHARD `meta`: the metadata group).\n"},
         {"add-node", 3, 3,
          "usage: add-node ID ENDPOINT PUB_ENDPOINT\nAdds a node to the "
          "shard map (metadata group).\n"},
@@ -450,7 +450,7 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
         return rc;
     uint64_t v[BROKER_ADMIN_MAX_REPLICAS] = {0};
     for (int i = 0; i < n && k != 1; i++)
-        if (k == 3 && i == 0 && !strcmp(argv[optind], "meta"))
+        if ((k == 0 || k == 3) && i == 0 && !strcmp(argv[optind], "meta"))
             v[0] = SHOAL_META_SHARD; /* the metadata group's id, named as in `shoalctl events` */
         else if (ctl_parse_u64(c, "argument", argv[optind + i], 0, UINT32_MAX - 1, &v[i]))
             return EXIT_USAGE;

@@ -186,6 +186,17 @@ check "transfer to the current leader is a no-op" ctl transfer-leader 0 "$to"
 [ "$(ctl get c1)" = v4 ] || { echo "FAIL: read after transfer"; FAIL=1; }
 check "snapshot" ctl snapshot
 want 2 "transfer of a missing shard" ctl transfer-leader 99 0
+# the metadata group's leadership moves as a shard's does (`meta`, as move-replica takes it)
+ml=$(status_py "print(st['meta']['leader'])")
+mto=$(( (ml + 1) % 3 ))
+check "transfer-leader meta" ctl transfer-leader meta "$mto"
+for _ in $(seq 50); do
+    [ "$(status_py "print(st['meta']['leader'])")" = "$mto" ] && break
+    sleep 0.1
+done
+[ "$(status_py "print(st['meta']['leader'])")" = "$mto" ] ||
+    { echo "FAIL: metadata leader not moved from $ml to $mto"; FAIL=1; }
+want 2 "transfer of the metadata group to a missing node" ctl transfer-leader meta 9
 # a cancel names the shard the map lacks (not "no move in progress"), exit 2 as above
 out=$(ctl move-replica --cancel 99 2>&1); code=$?
 [ $code = 2 ] && echo "$out" | grep -q "no shard 99" ||
