@@ -9,6 +9,9 @@ shoal_add_test(NAME test_node_config
                LIBS shoal_nodecfg LABELS unit)
 shoal_add_fuzzer(NAME fuzz_raftlog SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_raftlog.c
                  LIBS shoal_rlog)
+# the node's config decoder (and the ZPL reader it shares with the broker), fuzzed
+shoal_add_fuzzer(NAME fuzz_node_config SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_node_config.c
+                 LIBS shoal_nodecfg)
 
 if(TARGET shoald)
   shoal_add_test(NAME test_node_fsm SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_fsm.c
