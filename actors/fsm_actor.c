@@ -43,6 +43,7 @@
 
 typedef struct {
     uint64_t index;
+    uint32_t seq, count; /* the op's place in its entry (a batch changes several keys) */
     bool del;
     uint8_t *key, *val;
     size_t klen, vlen;
@@ -65,6 +66,7 @@ struct fsm_group_t {
     lsm_t *lsm;
     uint64_t applied;
     uint64_t last_change; /* index of the last change event (prev_index of the next) */
+    uint64_t entry_prev;  /* prev_index of the ops of the entry being applied */
     zhashx_t *sessions;   /* client id -> cached_session_t*: a cache over the LSM */
     win_change_t win[WINDOW_MAX];
     size_t win_head, win_n, win_bytes;
@@ -314,7 +316,13 @@ static void data_key(const ProtobufCBinaryData *key, uint8_t *stack, size_t cap,
         memcpy(*out + 1, key->data, key->len);
 }
 
-static void window_add(fsm_group_t *g, uint64_t index, bool del, const ProtobufCBinaryData *k,
+/* One change of an entry: its index and the op's place in it (op seq of count). */
+typedef struct {
+    uint64_t index;
+    uint32_t seq, count;
+} change_at_t;
+
+static void window_add(fsm_group_t *g, change_at_t at, bool del, const ProtobufCBinaryData *k,
                        const ProtobufCBinaryData *v)
 {
     while (g->win_n && (g->win_n == WINDOW_MAX || g->win_bytes > WINDOW_BYTES)) {
@@ -327,7 +335,9 @@ static void window_add(fsm_group_t *g, uint64_t index, bool del, const ProtobufC
         g->win_n--;
     }
     win_change_t *c = &g->win[(g->win_head + g->win_n) % WINDOW_MAX];
-    c->index = index;
+    c->index = at.index;
+    c->seq = at.seq;
+    c->count = at.count;
     c->del = del;
     c->klen = k->len;
     c->vlen = del ? 0 : v->len;
@@ -342,10 +352,12 @@ static void window_add(fsm_group_t *g, uint64_t index, bool del, const ProtobufC
 }
 
 /* Records one change: the window and a change event for the node to publish. */
-static void emit_change(fsm_group_t *g, fsm_job_t *job, uint64_t index, bool del,
+static void emit_change(fsm_group_t *g, fsm_job_t *job, change_at_t at, bool del,
                         const ProtobufCBinaryData *k, const ProtobufCBinaryData *v)
 {
-    window_add(g, index, del, k, v);
+    if (at.seq == 0)
+        g->entry_prev = g->last_change;
+    window_add(g, at, del, k, v);
     if (job->n_changes == job->cap_changes) {
         size_t cap = job->cap_changes ? job->cap_changes * 2 : 16;
         Shoal__ChangeEvent **nc = realloc(job->changes, cap * sizeof *nc);
@@ -359,9 +371,11 @@ static void emit_change(fsm_group_t *g, fsm_job_t *job, uint64_t index, bool del
         return;
     shoal__change_event__init(ev);
     ev->shard = g->group;
-    ev->index = index;
+    ev->index = at.index;
+    ev->op_seq = at.seq;
+    ev->op_count = at.count;
     ev->op = del ? SHOAL__CHANGE_OP__CHANGE_DELETE : SHOAL__CHANGE_OP__CHANGE_PUT;
-    ev->prev_index = g->last_change;
+    ev->prev_index = g->entry_prev;
     ev->key.len = k->len;
     ev->key.data = malloc(k->len + 1);
     ev->value.len = del ? 0 : v->len;
@@ -370,7 +384,7 @@ static void emit_change(fsm_group_t *g, fsm_job_t *job, uint64_t index, bool del
         memcpy(ev->key.data, k->data, k->len);
     if (ev->value.len)
         memcpy(ev->value.data, v->data, v->len);
-    g->last_change = index;
+    g->last_change = at.index;
     job->changes[job->n_changes++] = ev;
 }
 
@@ -422,40 +436,55 @@ static Shoal__Status apply_cas(fsm_group_t *g, fsm_job_t *job, uint64_t index,
     free(*cur);
     *cur = NULL;
     *curlen = 0;
+    change_at_t at = {index, 0, 1};
     if (c->delete_on_match) {
         batch_del(g, &c->key);
-        emit_change(g, job, index, true, &c->key, NULL);
+        emit_change(g, job, at, true, &c->key, NULL);
     } else {
         batch_put(g, &c->key, &c->value);
-        emit_change(g, job, index, false, &c->key, &c->value);
+        emit_change(g, job, at, false, &c->key, &c->value);
     }
     return SHOAL__STATUS__STATUS_OK;
+}
+
+/* Every op of a batch is a change at the entry's index, in order: op i of n. */
+static void apply_batch(fsm_group_t *g, fsm_job_t *job, uint64_t index,
+                        const Shoal__BatchRequest *b)
+{
+    change_at_t at = {index, 0, 0};
+    for (size_t i = 0; i < b->n_ops; i++)
+        at.count += b->ops[i]->op_case == SHOAL__BATCH_OP__OP_PUT ||
+                    b->ops[i]->op_case == SHOAL__BATCH_OP__OP_DEL;
+    for (size_t i = 0; i < b->n_ops; i++) {
+        Shoal__BatchOp *op = b->ops[i];
+        if (op->op_case == SHOAL__BATCH_OP__OP_PUT) {
+            batch_put(g, &op->put->key, &op->put->value);
+            emit_change(g, job, at, false, &op->put->key, &op->put->value);
+            at.seq++;
+        } else if (op->op_case == SHOAL__BATCH_OP__OP_DEL) {
+            batch_del(g, &op->del->key);
+            emit_change(g, job, at, true, &op->del->key, NULL);
+            at.seq++;
+        }
+    }
 }
 
 static Shoal__Status apply_op(fsm_group_t *g, fsm_job_t *job, uint64_t index,
                               const Shoal__WriteCommand *cmd, void **cur, size_t *curlen)
 {
+    change_at_t at = {index, 0, 1};
     switch (cmd->op_case) {
     case SHOAL__WRITE_COMMAND__OP_PUT:
         batch_put(g, &cmd->put->key, &cmd->put->value);
-        emit_change(g, job, index, false, &cmd->put->key, &cmd->put->value);
+        emit_change(g, job, at, false, &cmd->put->key, &cmd->put->value);
         return SHOAL__STATUS__STATUS_OK;
     case SHOAL__WRITE_COMMAND__OP_DEL:
         batch_del(g, &cmd->del->key);
-        emit_change(g, job, index, true, &cmd->del->key, NULL);
+        emit_change(g, job, at, true, &cmd->del->key, NULL);
         return SHOAL__STATUS__STATUS_OK;
     case SHOAL__WRITE_COMMAND__OP_CAS: return apply_cas(g, job, index, cmd->cas, cur, curlen);
     case SHOAL__WRITE_COMMAND__OP_BATCH:
-        for (size_t i = 0; i < cmd->batch->n_ops; i++) {
-            Shoal__BatchOp *op = cmd->batch->ops[i];
-            if (op->op_case == SHOAL__BATCH_OP__OP_PUT) {
-                batch_put(g, &op->put->key, &op->put->value);
-                emit_change(g, job, index, false, &op->put->key, &op->put->value);
-            } else if (op->op_case == SHOAL__BATCH_OP__OP_DEL) {
-                batch_del(g, &op->del->key);
-                emit_change(g, job, index, true, &op->del->key, NULL);
-            }
-        }
+        apply_batch(g, job, index, cmd->batch);
         return SHOAL__STATUS__STATUS_OK;
     case SHOAL__WRITE_COMMAND__OP_SPLIT:
         return split_fsm_apply(g->group, g->lsm, g->batch, job, cmd->split, index, &g->fence,
@@ -739,11 +768,22 @@ static void read_scan(fsm_group_t *g, waiter_t *w, const Shoal__ScanRequest *r)
     free(hi);
 }
 
+/* Whether changes the request wants left the window. The window drops single ops, so the
+ * entry at win_from may have lost its first ops: a caller that has only some of that
+ * entry's ops needs the oldest one retained to be of that entry and at most its next op. */
+static bool window_lost(const fsm_group_t *g, const Shoal__ChangesRequest *r)
+{
+    if (r->after_index != g->win_from || !r->after_ops)
+        return r->after_index < g->win_from;
+    const win_change_t *first = g->win_n ? &g->win[g->win_head] : NULL;
+    return !first || first->index != r->after_index || first->seq > r->after_ops;
+}
+
 static void read_changes(fsm_group_t *g, waiter_t *w, const Shoal__ChangesRequest *r)
 {
     Shoal__ClientResponse resp = SHOAL__CLIENT_RESPONSE__INIT;
     resp.index = g->applied;
-    if (r->after_index < g->win_from) {
+    if (window_lost(g, r)) {
         resp.status = SHOAL__STATUS__STATUS_WINDOW_GONE;
         resp.error = (char *)"changes at that index are no longer retained; rescan";
         waiter_answer(w, &resp);
@@ -755,7 +795,8 @@ static void read_changes(fsm_group_t *g, waiter_t *w, const Shoal__ChangesReques
     size_t n = 0;
     for (size_t i = 0; cs && ptrs && i < g->win_n; i++) {
         win_change_t *c = &g->win[(g->win_head + i) % WINDOW_MAX];
-        if (c->index <= r->after_index)
+        if (c->index < r->after_index ||
+            (c->index == r->after_index && (r->after_ops == 0 || c->seq < r->after_ops)))
             continue;
         if (n == limit) {
             resp.more = true;
@@ -764,6 +805,8 @@ static void read_changes(fsm_group_t *g, waiter_t *w, const Shoal__ChangesReques
         shoal__change__init(&cs[n]);
         cs[n].shard = g->group;
         cs[n].index = c->index;
+        cs[n].op_seq = c->seq;
+        cs[n].op_count = c->count;
         cs[n].is_delete = c->del;
         cs[n].key.data = c->key;
         cs[n].key.len = c->klen;

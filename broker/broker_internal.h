@@ -45,8 +45,7 @@ typedef struct {
     int64_t leader; /* node id, or BROKER_NO_LEADER */
     uint64_t term, commit, apply, size;
     uint64_t last_change; /* highest change index republished */
-    uint64_t at_last[32]; /* key hashes republished at last_change (batches share it) */
-    size_t n_at_last;
+    uint32_t last_seq;    /* and the highest op of that entry (a batch's ops share it) */
     unsigned rr; /* round robin for stale reads */
 } bshard_t;
 

@@ -284,6 +284,7 @@ uint8_t *shoal_op_encode(const shoal_op_t *op, uint64_t client_id, uint64_t seq,
     case SHOAL_OP_CHANGES:
         ch.shard = op->shard;
         ch.after_index = op->after_index;
+        ch.after_ops = op->after_ops;
         ch.limit = op->limit;
         req.op_case = SHOAL__CLIENT_REQUEST__OP_CHANGES;
         req.changes = &ch;
@@ -339,7 +340,8 @@ void shoal_result_from(shoal_result_t *r, const Shoal__ClientResponse *resp)
             r->changes[i] = (shoal_change_t){c->shard,     c->index,
                                              c->is_delete, dup_bytes(c->key.data, c->key.len),
                                              c->key.len,   dup_bytes(c->value.data, c->value.len),
-                                             c->value.len};
+                                             c->value.len, c->op_seq,
+                                             c->op_count};
         }
         r->n_changes = r->changes ? resp->n_changes : 0;
     }
@@ -623,7 +625,16 @@ int shoal_batch(shoal_t *self, const shoal_batch_op_t *ops, size_t n, shoal_resu
 int shoal_changes(shoal_t *self, uint32_t shard, uint64_t after_index, uint32_t limit,
                   shoal_result_t *out)
 {
-    shoal_op_t op = {
-        .type = SHOAL_OP_CHANGES, .shard = shard, .after_index = after_index, .limit = limit};
+    return shoal_changes_after(self, shard, after_index, 0, limit, out);
+}
+
+int shoal_changes_after(shoal_t *self, uint32_t shard, uint64_t after_index, uint32_t after_ops,
+                        uint32_t limit, shoal_result_t *out)
+{
+    shoal_op_t op = {.type = SHOAL_OP_CHANGES,
+                     .shard = shard,
+                     .after_index = after_index,
+                     .after_ops = after_ops,
+                     .limit = limit};
     return shoal_call(self, &op, out);
 }

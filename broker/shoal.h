@@ -63,6 +63,7 @@ typedef struct {
     size_t key_len;
     uint8_t *value;
     size_t value_len;
+    uint32_t op_seq, op_count; /* a batch entry's ops share its index: op op_seq of op_count */
 } shoal_change_t;
 
 /* What a call returns. Owns its buffers: free with shoal_result_clear. */
@@ -125,6 +126,7 @@ typedef struct {
     size_t n_ops;
     uint32_t shard;       /* changes */
     uint64_t after_index; /* changes */
+    uint32_t after_ops;   /* changes: ops of entry after_index had (0: all) */
 } shoal_op_t;
 
 typedef struct shoal_t shoal_t;
@@ -158,6 +160,10 @@ int shoal_batch(shoal_t *self, const shoal_batch_op_t *ops, size_t n, shoal_resu
 /* The changes of one shard after a Raft index (catch-up for watchers). */
 int shoal_changes(shoal_t *self, uint32_t shard, uint64_t after_index, uint32_t limit,
                   shoal_result_t *out);
+/* Same from the middle of an entry: also entry after_index's ops from op_seq after_ops on
+ * (0: none of them, as shoal_changes). */
+int shoal_changes_after(shoal_t *self, uint32_t shard, uint64_t after_index, uint32_t after_ops,
+                        uint32_t limit, shoal_result_t *out);
 
 /* Asynchronous calls. done runs from shoal_pump (or from a synchronous call) with a
  * result that is cleared when done returns. shoal_submit returns 0, or a negative

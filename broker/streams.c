@@ -2,9 +2,9 @@
  *
  * Every replica of a shard may publish the change events it applies, and a broker
  * subscribes to every node, so one change can arrive up to R times. The broker republishes
- * the first copy only - an event of a shard is new when its Raft index is past the last
- * one republished (or equal, for the other keys of the same batch entry) - which also
- * keeps each shard's events in index order on the XPUB. Frames are forwarded unchanged
+ * the first copy only - an event of a shard is new when its (Raft index, op of the entry)
+ * is past the last one republished; every replica publishes an entry's ops in order - which
+ * also keeps each shard's events in order on the XPUB. Frames are forwarded unchanged
  * (topic "change/<key>", body ChangeEvent): no re-encoding on the fan-out path.
  *
  * Nothing is paid for unwatched streams: the broker subscribes to the nodes' change/ topic
@@ -29,19 +29,12 @@ void streams_on_change(broker_t *b, zframe_t *topic, zframe_t *body)
     bshard_t *s = broker_shard(b, ev->shard);
     bool fresh = false;
     if (s) {
-        uint64_t kh = ring_key_hash(ev->key.data, ev->key.len);
-        if (ev->index > s->last_change) {
+        fresh =
+            ev->index > s->last_change || (ev->index == s->last_change && ev->op_seq > s->last_seq);
+        if (fresh) {
             s->last_change = ev->index;
-            s->n_at_last = 0;
-            fresh = true;
-        } else if (ev->index == s->last_change) {
-            fresh = true;
-            for (size_t i = 0; i < s->n_at_last; i++)
-                if (s->at_last[i] == kh)
-                    fresh = false;
+            s->last_seq = ev->op_seq;
         }
-        if (fresh && s->n_at_last < sizeof s->at_last / sizeof *s->at_last)
-            s->at_last[s->n_at_last++] = kh;
         if (fresh && ev->index > s->apply)
             s->apply = ev->index;
     }

@@ -1,13 +1,15 @@
 /* watch.c - libshoal change streams: a SUB socket on the broker's XPUB plus catch-up
  * through `changes` requests (see shoal.h for the contract).
  *
- * Per shard the watch remembers the last Raft index it delivered. A live event at or
- * below it is a duplicate (catch-up and live stream overlap) and is dropped; a live event
- * whose prev_index is past it shows a gap (the broker's XPUB dropped messages for this
- * subscriber at its high-water mark, or the subscription started late), and the watch
- * fills the gap from the shard's retained changes before delivering anything newer.
- * Gaps are only visible on an unfiltered watch: with a prefix, prev_index legitimately
- * points at events of other keys. */
+ * Per shard the watch remembers the last change it delivered: its Raft index and its op
+ * in that entry (a batch's ops share the index: op_seq of op_count). A live event at or
+ * before it is a duplicate (catch-up and live stream overlap) and is dropped; a live event
+ * that skips ops (prev_index past the last entry, a later op of the same entry, an entry
+ * left unfinished) shows a gap (the broker's XPUB dropped messages for this subscriber at
+ * its high-water mark, or the subscription started late), and the watch fills the gap
+ * from the shard's retained changes before delivering anything newer. Gaps are only
+ * visible on an unfiltered watch: with a prefix, prev_index legitimately points at events
+ * of other keys. */
 #include "broker/client_internal.h"
 
 #include <stdio.h>
@@ -18,10 +20,29 @@
 
 typedef struct {
     uint32_t shard;
-    uint64_t last;
-    bool from_live; /* the last delivery came from the live stream (batches share an index) */
-    bool gone;      /* the changes after `last` are not retained: told once, not asked again */
+    uint64_t last;      /* index of the last entry delivered (or resumed after) */
+    uint32_t next, ops; /* of entry `last`: ops delivered and its op count (0: all of it) */
+    bool gone;          /* the changes after `last` are not retained: told once, not asked again */
 } shard_pos_t;
+
+/* Whether every op of entry p->last was delivered. */
+static bool entry_done(const shard_pos_t *p)
+{
+    return p->ops == 0 || p->next >= p->ops;
+}
+
+/* Whether a change at (index, seq) was delivered already. */
+static bool delivered(const shard_pos_t *p, uint64_t index, uint32_t seq)
+{
+    return index < p->last || (index == p->last && (entry_done(p) || seq < p->next));
+}
+
+static void advance(shard_pos_t *p, uint64_t index, uint32_t seq, uint32_t count)
+{
+    p->last = index;
+    p->next = seq + 1;
+    p->ops = count ? count : 1;
+}
 
 struct shoal_watch_t {
     shoal_t *client; /* borrowed; may be NULL */
@@ -183,7 +204,8 @@ static int catch_up(shoal_watch_t *self, shard_pos_t *p)
     }
     for (int round = 0; round < 1000; round++) {
         shoal_result_t r;
-        int st = shoal_changes(self->client, p->shard, p->last, 1000, &r);
+        int st = shoal_changes_after(self->client, p->shard, p->last, entry_done(p) ? 0 : p->next,
+                                     1000, &r);
         if (st != SHOAL_STATUS_OK) {
             shoal_result_clear(&r);
             if (st == SHOAL_STATUS_WINDOW_GONE)
@@ -194,13 +216,12 @@ static int catch_up(shoal_watch_t *self, shard_pos_t *p)
         }
         for (size_t i = 0; i < r.n_changes; i++) {
             shoal_change_t *c = &r.changes[i];
-            if (c->index <= p->last && !(c->index == p->last && p->from_live))
+            if (delivered(p, c->index, c->op_seq))
                 continue;
             if (matches(self, c->key, c->key_len))
                 enqueue(self, SHOAL_WATCH_CHANGE, p->shard, c->index, c->is_delete, c->key,
                         c->key_len, c->value, c->value_len);
-            p->last = c->index;
-            p->from_live = false;
+            advance(p, c->index, c->op_seq, c->op_count);
         }
         bool more = r.more && r.n_changes > 0;
         shoal_result_clear(&r);
@@ -215,10 +236,17 @@ int shoal_watch_from(shoal_watch_t *self, uint32_t shard, uint64_t after_index)
     shard_pos_t *p = pos_of(self, shard);
     if (!p)
         return SHOAL_ENOMEM;
-    p->last = after_index;
-    p->from_live = false;
-    p->gone = false;
+    *p = (shard_pos_t){.shard = shard, .last = after_index};
     return catch_up(self, p);
+}
+
+/* Whether a live event not delivered yet leaves out changes before it: ops of the last
+ * entry, or entries between it and the event's. */
+static bool skips(const shard_pos_t *p, const Shoal__ChangeEvent *ev)
+{
+    if (ev->index == p->last)
+        return ev->op_seq > p->next;
+    return ev->op_seq > 0 || ev->prev_index > p->last || !entry_done(p);
 }
 
 static void on_change(shoal_watch_t *self, const uint8_t *data, size_t len)
@@ -229,19 +257,18 @@ static void on_change(shoal_watch_t *self, const uint8_t *data, size_t len)
     shard_pos_t *p = pos_of(self, ev->shard);
     if (!p)
         goto done;
-    if (ev->index < p->last || (ev->index == p->last && !p->from_live && p->last))
-        goto done; /* already delivered */
-    if (self->plen == 0 && p->last && ev->prev_index > p->last) {
+    if (p->last && delivered(p, ev->index, ev->op_seq))
+        goto done;
+    if (self->plen == 0 && p->last && skips(p, ev)) {
         catch_up(self, p); /* the gap, and likely this event too */
-        if (ev->index <= p->last)
+        if (delivered(p, ev->index, ev->op_seq))
             goto done;
     }
     if (matches(self, ev->key.data, ev->key.len))
         enqueue(self, SHOAL_WATCH_CHANGE, ev->shard, ev->index,
                 ev->op == SHOAL__CHANGE_OP__CHANGE_DELETE, ev->key.data, ev->key.len,
                 ev->value.data, ev->value.len);
-    p->last = ev->index;
-    p->from_live = true;
+    advance(p, ev->index, ev->op_seq, ev->op_count);
     p->gone = false; /* a later gap is a new one */
 done:
     shoal__change_event__free_unpacked(ev, NULL);
@@ -256,7 +283,8 @@ static void on_notice(shoal_watch_t *self, const uint8_t *data, size_t len)
         shard_pos_t *p = pos_of(self, n->progress[i]->shard);
         uint64_t applied = n->progress[i]->applied_index;
         /* Unfiltered and behind the applied index with nothing in flight: a lost tail. */
-        if (p && self->plen == 0 && p->last && applied > p->last &&
+        if (p && self->plen == 0 && p->last &&
+            (applied > p->last || (applied == p->last && !entry_done(p))) &&
             n->type == SHOAL__STREAM_NOTICE_TYPE__NOTICE_PROGRESS)
             catch_up(self, p);
         enqueue(self,

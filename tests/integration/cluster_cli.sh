@@ -76,6 +76,30 @@ kill $wpid 2>/dev/null; wait $wpid 2>/dev/null
 line=$(head -n 1 "$DIR/watch.out"); shard=${line%%:*}
 replay=$(timeout 10 "$CTL" watch --from-index "$shard:0" --count 1)
 [ -n "$replay" ] || { echo "FAIL: watch --from-index replayed nothing"; FAIL=1; }
+# a batch entry's ops share one index: every op reaches a watcher, live and replayed, in
+# order, the same key several times included (only the first op did before)
+"$CTL" watch >"$DIR/watch-b.out" 2>&1 &
+wpid=$!
+for _ in $(seq 100); do
+    ctl put bw/0 warm
+    grep -q $'\tput\tbw/0' "$DIR/watch-b.out" && break
+    sleep 0.1
+done
+check "a batch writing one key four times" ctl batch put bd v1 put bd v2 del bd put bd v4
+want_ops=$'put\tbd\tv1\nput\tbd\tv2\ndel\tbd\nput\tbd\tv4'
+for _ in $(seq 100); do
+    [ "$(grep -c $'\tbd' "$DIR/watch-b.out")" -ge 4 ] && break
+    sleep 0.1
+done
+kill $wpid 2>/dev/null; wait $wpid 2>/dev/null
+got=$(grep $'\tbd' "$DIR/watch-b.out" | cut -f2- | sed 's/\t$//')
+[ "$got" = "$want_ops" ] || { echo "FAIL: live watch of a batch saw: $got"; FAIL=1; }
+bline=$(grep -m1 $'\tbd' "$DIR/watch-b.out"); bpos=${bline%%$'\t'*}
+[ "$(grep $'\tbd' "$DIR/watch-b.out" | cut -f1 | sort -u)" = "$bpos" ] ||
+    { echo "FAIL: a batch's ops at different indexes: $(cat "$DIR/watch-b.out")"; FAIL=1; }
+got=$(timeout 10 "$CTL" watch --from-index "${bpos%%:*}:$((${bpos##*:} - 1))" --count 4 |
+      cut -f2- | sed 's/\t$//')
+[ "$got" = "$want_ops" ] || { echo "FAIL: replayed batch: $got"; FAIL=1; }
 want 2 "watch --from-index of a shard the cluster lacks" timeout 10 "$CTL" watch --from-index 9:1
 want 2 "watch --prefix over the key limit" "$CTL" watch --prefix "$(head -c 4097 /dev/zero | tr '\0' p)"
 # a watcher from an index the shard no longer retains (window: the last 4096 changes or

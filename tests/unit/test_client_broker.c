@@ -40,6 +40,7 @@ typedef struct {
     struct {
         uint32_t shard;
         uint64_t index;
+        uint32_t seq, count; /* op seq of count in its entry */
         char key[16];
     } log[64]; /* change window */
     int n_log;
@@ -164,11 +165,15 @@ static void serve_leader(zsock_t *router, zframe_t *id, Shoal__ClientRequest *q)
         r.n_changes = 0;
         for (int i = 0; i < fake.n_log; i++)
             if (fake.log[i].shard == q->changes->shard &&
-                fake.log[i].index > q->changes->after_index) {
+                (fake.log[i].index > q->changes->after_index ||
+                 (fake.log[i].index == q->changes->after_index && q->changes->after_ops &&
+                  fake.log[i].seq >= q->changes->after_ops))) {
                 Shoal__Change *c = &ch[r.n_changes];
                 shoal__change__init(c);
                 c->shard = fake.log[i].shard;
                 c->index = fake.log[i].index;
+                c->op_seq = fake.log[i].seq;
+                c->op_count = fake.log[i].count;
                 c->key = (ProtobufCBinaryData){strlen(fake.log[i].key), (uint8_t *)fake.log[i].key};
                 chp[r.n_changes++] = c;
             }
@@ -298,21 +303,27 @@ static void fake_actor(zsock_t *pipe, void *args)
         if (!w)
             break;
         if (w == pipe) {
-            /* "PUB shard index prev key send": log the change; publish it from both nodes
-             * (as every replica does) unless send is "0" (a change the stream lost) */
+            /* "PUB shard index prev key send seq count": log the change; publish it from
+             * both nodes (as every replica does) unless send is "0" (a change the stream
+             * lost); seq/count: its op in a batch entry */
             char *cmd = NULL, *sh = NULL, *ix = NULL, *pv = NULL, *key = NULL, *send = NULL;
-            zstr_recvx(pipe, &cmd, &sh, &ix, &pv, &key, &send, NULL);
+            char *sq = NULL, *cn = NULL;
+            zstr_recvx(pipe, &cmd, &sh, &ix, &pv, &key, &send, &sq, &cn, NULL);
             bool stop = !cmd || strcmp(cmd, "PUB") != 0;
             if (!stop) {
                 Shoal__ChangeEvent ev = SHOAL__CHANGE_EVENT__INIT;
                 ev.shard = (uint32_t)atoi(sh);
                 ev.index = strtoull(ix, NULL, 10);
                 ev.prev_index = strtoull(pv, NULL, 10);
+                ev.op_seq = (uint32_t)atoi(sq);
+                ev.op_count = (uint32_t)atoi(cn);
                 ev.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
                 if (fake.n_log == (int)(sizeof fake.log / sizeof fake.log[0]))
                     abort(); /* the test publishes more than the window holds */
                 fake.log[fake.n_log].shard = ev.shard;
                 fake.log[fake.n_log].index = ev.index;
+                fake.log[fake.n_log].seq = ev.op_seq;
+                fake.log[fake.n_log].count = ev.op_count;
                 snprintf(fake.log[fake.n_log++].key, 16, "%s", key);
                 uint8_t buf[128];
                 size_t len = shoal__change_event__pack(&ev, buf);
@@ -330,6 +341,8 @@ static void fake_actor(zsock_t *pipe, void *args)
             zstr_free(&pv);
             zstr_free(&key);
             zstr_free(&send);
+            zstr_free(&sq);
+            zstr_free(&cn);
             if (stop)
                 break;
             continue;
@@ -594,14 +607,23 @@ static void test_admin_map_change_finds_meta_leader(void **state)
     shoal_destroy(&c);
 }
 
-static void publish(int shard, int index, int prev, const char *key, bool send)
+/* Publishes op seq of count of entry index (a batch's ops share the index). */
+static void publish_op(int shard, int index, int prev, int seq, int count, const char *key,
+                       bool send)
 {
-    char sh[16], ix[16], pv[16];
+    char sh[16], ix[16], pv[16], sq[16], cn[16];
     snprintf(sh, sizeof sh, "%d", shard);
     snprintf(ix, sizeof ix, "%d", index);
     snprintf(pv, sizeof pv, "%d", prev);
-    zstr_sendx(fake_nodes, "PUB", sh, ix, pv, key, send ? "1" : "0", NULL);
+    snprintf(sq, sizeof sq, "%d", seq);
+    snprintf(cn, sizeof cn, "%d", count);
+    zstr_sendx(fake_nodes, "PUB", sh, ix, pv, key, send ? "1" : "0", sq, cn, NULL);
     zsock_wait(fake_nodes);
+}
+
+static void publish(int shard, int index, int prev, const char *key, bool send)
+{
+    publish_op(shard, index, prev, 0, 1, key, send);
 }
 
 /* A SUB's subscription reaches the broker's XPUB some time after connect, and changes
@@ -674,6 +696,26 @@ static void test_watch_dedupe_and_gap_fill(void **state)
     }
     assert_true(fell);
     assert_true(got20);
+    /* A batch entry: ops 0-3 of entry 21, the same key twice; op 1 never reaches the
+     * stream, and op 3 (the entry's tail) neither: both are filled from the shard's changes,
+     * in order, each once, before entry 22. */
+    const char *bkeys[] = {"w/k", "w/lost1", "w/k", "w/lost3"};
+    for (int i = 0; i < 4; i++)
+        publish_op(0, 21, 20, i, 4, bkeys[i], i == 0 || i == 2);
+    publish_op(0, 22, 21, 0, 1, "w/e", true);
+    const char *bwant[] = {"w/k", "w/lost1", "w/k", "w/lost3", "w/e"};
+    got = 0;
+    until = zclock_mono() + 5000;
+    while (got < 5 && zclock_mono() < until) {
+        if (shoal_watch_next(w, &ev, 200) != 1 || ev.kind != SHOAL_WATCH_CHANGE)
+            continue;
+        assert_string_equal((char *)ev.change.key, bwant[got]);
+        assert_int_equal(ev.change.index, got < 4 ? 21 : 22);
+        got++;
+    }
+    assert_int_equal(got, 5);
+    while (shoal_watch_next(w, &ev, 300) == 1)
+        assert_int_not_equal(ev.kind, SHOAL_WATCH_CHANGE);
     shoal_watch_destroy(&w);
     shoal_destroy(&c);
 }
