@@ -89,7 +89,8 @@ struct gather_t {
     int status;             /* first failure seen */
     char error[256];
     uint32_t limit;
-    size_t n_shards; /* scans: the shards of the map it was divided by */
+    size_t n_shards;      /* scans: the shards of the map it was divided by */
+    uint32_t *slot_shard; /* scans: the shard each child (slot) asked */
 };
 
 struct broker_t {

@@ -88,6 +88,7 @@ static void gather_free(gather_t **g_p)
     for (size_t i = 0; i < g->expected; i++)
         shoal_frame_free(&g->answers[i]);
     free(g->answers);
+    free(g->slot_shard);
     zframe_destroy(&g->client);
     shoal_frame_free(&g->frame);
     free(g);
@@ -215,6 +216,35 @@ static int kv_cmp(const void *x, const void *y)
     return a->key.len < b->key.len ? -1 : a->key.len > b->key.len;
 }
 
+/* A row of a merged scan and the child (slot) that answered it. */
+typedef struct {
+    Shoal__KeyValue *kv;
+    size_t slot;
+} row_t;
+
+static int row_cmp(const void *x, const void *y)
+{
+    return kv_cmp(&((const row_t *)x)->kv, &((const row_t *)y)->kv);
+}
+
+/* A key two shards both answered for (the source and the target of a split, around the
+ * map change that closes it) is kept once: from the shard the map now places it on, else
+ * the first. rows[] is sorted; returns the rows kept. */
+static size_t drop_twins(broker_t *b, const gather_t *g, row_t *rows, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k && kv_cmp(&rows[k - 1].kv, &rows[i].kv) == 0) {
+            uint32_t owner = ring_shard_for(b->ring, rows[i].kv->key.data, rows[i].kv->key.len);
+            if (g->slot_shard && g->slot_shard[rows[i].slot] == owner)
+                rows[k - 1] = rows[i];
+            continue;
+        }
+        rows[k++] = rows[i];
+    }
+    return k;
+}
+
 static void reply_scan(broker_t *b, gather_t *g)
 {
     size_t total = 0;
@@ -228,11 +258,21 @@ static void reply_scan(broker_t *b, gather_t *g)
         route_reply_error(b, g->client, g->client_rid, SHOAL_STATUS_INTERNAL, "out of memory");
         return;
     }
+    row_t *rows = calloc(total + 1, sizeof *rows);
+    if (!rows) {
+        free(all);
+        route_reply_error(b, g->client, g->client_rid, SHOAL_STATUS_INTERNAL, "out of memory");
+        return;
+    }
     size_t k = 0;
     for (size_t i = 0; i < g->expected; i++)
         for (size_t j = 0; j < g->answers[i]->client_resp->n_kvs; j++)
-            all[k++] = g->answers[i]->client_resp->kvs[j];
-    qsort(all, total, sizeof *all, kv_cmp);
+            rows[k++] = (row_t){g->answers[i]->client_resp->kvs[j], i};
+    qsort(rows, total, sizeof *rows, row_cmp);
+    total = drop_twins(b, g, rows, total);
+    for (size_t i = 0; i < total; i++)
+        all[i] = rows[i].kv;
+    free(rows);
     Shoal__ClientResponse r = SHOAL__CLIENT_RESPONSE__INIT;
     r.status = SHOAL__STATUS__STATUS_OK;
     r.kvs = all;
@@ -569,8 +609,11 @@ static void route_scan(broker_t *b, zframe_t *client, Shoal__Frame *f, int64_t d
     g->limit = limit;
     g->n_shards = b->n_shards;
     size_t n = b->n_shards;
+    g->slot_shard = calloc(n ? n : 1, sizeof *g->slot_shard);
     pending_t *kids[n ? n : 1];
     for (size_t i = 0; i < n; i++) {
+        if (g->slot_shard)
+            g->slot_shard[i] = b->shards[i].id;
         kids[i] = pending_new(b, b->shards[i].id, deadline);
         kids[i]->req = req;
         kids[i]->gather = g;
