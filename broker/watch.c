@@ -23,6 +23,10 @@ typedef struct {
     uint64_t last;      /* index of the last entry delivered (or resumed after) */
     uint32_t next, ops; /* of entry `last`: ops delivered and its op count (0: all of it) */
     bool gone;          /* the changes after `last` are not retained: told once, not asked again */
+    /* the stream was cut (broker restart): catch up before delivering more, and at this
+     * many more progress notices (the new broker's subscription to the nodes' changes
+     * takes effect some time after the watch is back: changes in between reach no one) */
+    int resync;
 } shard_pos_t;
 
 /* Whether every op of entry p->last was delivered. */
@@ -47,6 +51,7 @@ static void advance(shard_pos_t *p, uint64_t index, uint32_t seq, uint32_t count
 struct shoal_watch_t {
     shoal_t *client; /* borrowed; may be NULL */
     zsock_t *sub;
+    zsock_t *mon; /* the SUB's disconnects (zmq_socket_monitor), or NULL */
     uint8_t *prefix;
     size_t plen;
     zlistx_t *queue; /* shoal_watch_event_t *, ready to deliver */
@@ -75,6 +80,20 @@ static char *default_pub(const char *client_ep)
     if (port <= 0 || port >= 65535)
         return NULL;
     return zsys_sprintf("%.*s:%ld", (int)(colon - client_ep), client_ep, port + 1);
+}
+
+/* Changes published while the SUB is disconnected (a broker restart) are lost to it, and a
+ * watch with a prefix cannot see that from the indexes: so every disconnect marks every
+ * shard for a catch-up (resync) at its next event or progress notice. */
+static void watch_monitor(shoal_watch_t *self)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://shoal-watch-%p", (void *)self);
+    if (zmq_socket_monitor(zsock_resolve(self->sub), ep, ZMQ_EVENT_DISCONNECTED) != 0)
+        return;
+    self->mon = zsock_new(ZMQ_PAIR);
+    if (self->mon && zsock_connect(self->mon, "%s", ep) != 0)
+        zsock_destroy(&self->mon);
 }
 
 shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint, const void *prefix,
@@ -117,6 +136,7 @@ shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint, const 
     zmq_setsockopt(zsock_resolve(self->sub), ZMQ_SUBSCRIBE, topic, 7 + plen);
     free(topic);
     zsock_set_subscribe(self->sub, "progress");
+    watch_monitor(self);
     return self;
 }
 
@@ -132,6 +152,9 @@ void shoal_watch_destroy(shoal_watch_t **self_p)
         zlistx_destroy(&self->queue);
     }
     event_free(&self->current);
+    if (self->mon)
+        zmq_socket_monitor(zsock_resolve(self->sub), NULL, 0);
+    zsock_destroy(&self->mon);
     zsock_destroy(&self->sub);
     free(self->prefix);
     free(self->pos);
@@ -187,6 +210,7 @@ static void enqueue(shoal_watch_t *self, shoal_watch_kind_t kind, uint32_t shard
 
 static void fell_behind(shoal_watch_t *self, shard_pos_t *p)
 {
+    p->resync = 0;
     enqueue(self, SHOAL_WATCH_FELL_BEHIND, p->shard, p->last, false, NULL, 0, NULL, 0);
     p->gone = true;
 }
@@ -257,6 +281,10 @@ static void on_change(shoal_watch_t *self, const uint8_t *data, size_t len)
     shard_pos_t *p = pos_of(self, ev->shard);
     if (!p)
         goto done;
+    /* what the cut stream lost, and likely this event too; a broker not answering yet
+     * leaves both for the next try (the event is retained with the rest) */
+    if (p->resync && p->last && catch_up(self, p) == SHOAL_EUNAVAIL)
+        goto done;
     if (p->last && delivered(p, ev->index, ev->op_seq))
         goto done;
     if (self->plen == 0 && p->last && skips(p, ev)) {
@@ -282,17 +310,32 @@ static void on_notice(shoal_watch_t *self, const uint8_t *data, size_t len)
     for (size_t i = 0; i < n->n_progress; i++) {
         shard_pos_t *p = pos_of(self, n->progress[i]->shard);
         uint64_t applied = n->progress[i]->applied_index;
+        bool progress = n->type == SHOAL__STREAM_NOTICE_TYPE__NOTICE_PROGRESS;
         /* Unfiltered and behind the applied index with nothing in flight: a lost tail. */
-        if (p && self->plen == 0 && p->last &&
-            (applied > p->last || (applied == p->last && !entry_done(p))) &&
-            n->type == SHOAL__STREAM_NOTICE_TYPE__NOTICE_PROGRESS)
+        if (p && self->plen == 0 && !p->resync && p->last && progress &&
+            (applied > p->last || (applied == p->last && !entry_done(p))))
             catch_up(self, p);
+        if (p && p->resync && progress && (!p->last || catch_up(self, p) == 0))
+            p->resync--;
+        /* With a prefix and in sync, every change up to a progress notice's index came
+         * before it on the stream: a later resync resumes from there. */
+        if (p && self->plen && !p->resync && progress && applied > p->last)
+            *p = (shard_pos_t){.shard = p->shard, .last = applied};
         enqueue(self,
                 n->type == SHOAL__STREAM_NOTICE_TYPE__NOTICE_PROGRESS ? SHOAL_WATCH_PROGRESS
                                                                       : SHOAL_WATCH_FELL_BEHIND,
                 n->progress[i]->shard, applied, false, NULL, 0, NULL, 0);
     }
     shoal__stream_notice__free_unpacked(n, NULL);
+}
+
+/* The SUB lost its connection: whatever was published until it is back is lost to it. */
+static void on_disconnect(shoal_watch_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->mon); /* event frame and endpoint: only disconnects */
+    zmsg_destroy(&msg);
+    for (size_t i = 0; i < self->n_pos; i++)
+        self->pos[i].resync = 3;
 }
 
 /* Reads one message from the SUB socket (already known readable). */
@@ -322,8 +365,13 @@ int shoal_watch_next(shoal_watch_t *self, shoal_watch_event_t *ev, int timeout_m
         int64_t left = deadline - zclock_mono();
         if (left <= 0)
             return 0;
-        zmq_pollitem_t item = {zsock_resolve(self->sub), 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, left > 100 ? 100 : left) > 0)
+        zmq_pollitem_t items[2] = {{zsock_resolve(self->sub), 0, ZMQ_POLLIN, 0},
+                                   {self->mon ? zsock_resolve(self->mon) : NULL, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, self->mon ? 2 : 1, left > 100 ? 100 : left) <= 0)
+            continue;
+        if (items[1].revents & ZMQ_POLLIN)
+            on_disconnect(self);
+        if (items[0].revents & ZMQ_POLLIN)
             read_one(self);
     }
     self->current = zlistx_detach(self->queue, NULL);

@@ -39,6 +39,8 @@ if(TARGET shoald)
   cluster_script(cluster_quorum_lost 120)
   # a node on a removed node's endpoint, of another cluster, refuses the first's map
   cluster_script(cluster_foreign 120)
+  # a prefix watcher across broker restarts: nothing acknowledged goes unseen
+  cluster_script(cluster_watch_restart 120)
   # a node stopped while deleting a replica moved away finishes the deletion at its start
   cluster_script(cluster_drop_crash 120)
   # leader balancing: 2/2/2 leaders on 3 nodes with 6 shards, kept through a kill and restart
