@@ -40,8 +40,6 @@
 #include "proto/admin.pb-c.h"
 #include "proto/codec.h"
 
-#define MAX_KEY (64u << 10)
-#define MAX_VALUE (16u << 20)
 #define DEFAULT_TIMEOUT_MS 5000
 #define SWEEP_MS 100
 
@@ -129,11 +127,13 @@ static void linear_read(replica_t *r, waiter_t *w)
 
 static bool too_large(const ProtobufCBinaryData *k, const ProtobufCBinaryData *v)
 {
-    return (k && k->len > MAX_KEY) || (v && v->len > MAX_VALUE);
+    return (k && k->len > SHOAL_NODE_MAX_KEY) || (v && v->len > SHOAL_NODE_MAX_VALUE);
 }
 
-/* Builds the WriteCommand of a write request; false for a malformed one. */
-static bool write_command(Shoal__ClientRequest *req, Shoal__WriteCommand *cmd, int *status)
+/* Builds the WriteCommand of a write request; false for a malformed one, with its status in
+ * *status, and the reason in err (when not NULL) for a batch over its limit. */
+static bool write_command(Shoal__ClientRequest *req, Shoal__WriteCommand *cmd, int *status,
+                          char *err, size_t errlen)
 {
     shoal__write_command__init(cmd);
     cmd->client_id = req->client_id;
@@ -173,10 +173,14 @@ static bool write_command(Shoal__ClientRequest *req, Shoal__WriteCommand *cmd, i
                                                                                     : NULL;
             if (!k || !k->len)
                 return false;
-            bytes += k->len + (op->op_case == SHOAL__BATCH_OP__OP_PUT ? op->put->value.len : 0);
+            bytes += shoal_batch_op_bytes(op);
         }
-        if (bytes > MAX_VALUE)
+        if (bytes > SHOAL_NODE_MAX_BATCH_BYTES) {
+            if (err)
+                snprintf(err, errlen, SHOAL_ERR_BATCH_BYTES, req->shard, bytes,
+                         SHOAL_NODE_MAX_BATCH_BYTES);
             return *status = SHOAL__STATUS__STATUS_TOO_LARGE, false;
+        }
         cmd->op_case = SHOAL__WRITE_COMMAND__OP_BATCH;
         cmd->batch = req->batch;
         return true;
@@ -202,7 +206,7 @@ static void propose_now(replica_t *r, waiter_t *w)
     node_t *n = r->node;
     Shoal__WriteCommand cmd;
     int status;
-    write_command(w->frame->client_req, &cmd, &status); /* checked by propose */
+    write_command(w->frame->client_req, &cmd, &status, NULL, 0); /* checked by propose */
     size_t len = shoal__write_command__get_packed_size(&cmd);
     uint8_t st[4096], *buf = len <= sizeof st ? st : malloc(len);
     if (!buf) {
@@ -235,11 +239,15 @@ static void propose(replica_t *r, waiter_t *w)
     node_t *n = r->node;
     Shoal__WriteCommand cmd;
     int status;
-    if (!write_command(w->frame->client_req, &cmd, &status)) {
-        waiter_answer_status(w, (Shoal__Status)status,
-                             status == SHOAL__STATUS__STATUS_TOO_LARGE
-                                 ? "key or value too large (key <= 64 KiB, value <= 16 MiB)"
-                                 : "malformed write: empty key or unknown op");
+    char why[160];
+    why[0] = 0;
+    if (!write_command(w->frame->client_req, &cmd, &status, why, sizeof why)) {
+        if (!why[0] && status == SHOAL__STATUS__STATUS_TOO_LARGE)
+            snprintf(why, sizeof why, "key or value too large (key <= %u KiB, value <= %u MiB)",
+                     SHOAL_NODE_MAX_KEY >> 10, SHOAL_NODE_MAX_VALUE >> 20);
+        else if (!why[0])
+            snprintf(why, sizeof why, "malformed write: empty key or unknown op");
+        waiter_answer_status(w, (Shoal__Status)status, why);
         node_reply(n, &w);
         return;
     }

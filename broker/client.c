@@ -10,6 +10,7 @@
  * when no answer came within SHOAL_RESEND_MS, e.g. because the broker restarted. */
 #include "broker/client_internal.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,18 @@ static uint64_t random_client_id(void)
     return id ? id : (uint64_t)1 << 16;
 }
 
+/* czmq's process setup: its context, socket registry, atexit shutdown and SIGINT/SIGTERM
+ * handler (which sets zsys_interrupted, ending a waiting call). zsys_init is not
+ * thread-safe - two threads in it at once abort the process in zsys.c - and the sockets
+ * created here would otherwise run it from whichever threads connect first, so it runs
+ * once per process, before any socket of ours. */
+static pthread_once_t czmq_once = PTHREAD_ONCE_INIT;
+
+static void czmq_setup(void)
+{
+    zsys_init();
+}
+
 shoal_t *shoal_connect(const char *endpoint)
 {
     if (!endpoint)
@@ -100,7 +113,7 @@ shoal_t *shoal_connect(const char *endpoint)
     shoal_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    zsys_init();
+    pthread_once(&czmq_once, czmq_setup);
     self->sock = zsock_new(ZMQ_DEALER);
     if (!self->sock || zsock_connect(self->sock, "%s", endpoint) != 0) {
         shoal_destroy(&self);

@@ -654,24 +654,47 @@ static void route_batch(broker_t *b, zframe_t *client, Shoal__Frame *f, int64_t 
         }
         shard[i] = shard_of(b, key);
     }
-    /* distinct shards, in order of first appearance */
+    /* distinct shards, in order of first appearance, and the bytes of each one's part */
     uint32_t *ids = calloc(br->n_ops, sizeof *ids);
+    size_t *bytes = calloc(br->n_ops, sizeof *bytes);
     size_t n_ids = 0;
-    for (size_t i = 0; ids && i < br->n_ops; i++) {
+    if (!ids || !bytes) {
+        free(ids);
+        free(bytes);
+        free(shard);
+        route_reply_error(b, client, rid, SHOAL_STATUS_INTERNAL, "out of memory");
+        goto drop;
+    }
+    for (size_t i = 0; i < br->n_ops; i++) {
         size_t j = 0;
         while (j < n_ids && ids[j] != shard[i])
             j++;
         if (j == n_ids)
             ids[n_ids++] = shard[i];
+        bytes[j] += shoal_batch_op_bytes(br->ops[i]);
     }
+    /* Each part is one Raft entry, which its node refuses past SHOAL_NODE_MAX_BATCH_BYTES.
+     * A batch is not atomic across shards, so one part over it refuses the whole batch
+     * here, before any part is sent: TOO_LARGE means that nothing applied. */
+    for (size_t k = 0; k < n_ids; k++) {
+        if (bytes[k] > SHOAL_NODE_MAX_BATCH_BYTES) {
+            route_reply_error(b, client, rid, SHOAL_STATUS_TOO_LARGE, SHOAL_ERR_BATCH_BYTES, ids[k],
+                              bytes[k], SHOAL_NODE_MAX_BATCH_BYTES);
+            free(ids);
+            free(bytes);
+            free(shard);
+            goto drop;
+        }
+    }
+    free(bytes);
     char why[192];
-    if (ids && reroute_batch_waits(b, ids, n_ids, why, sizeof why)) {
+    if (reroute_batch_waits(b, ids, n_ids, why, sizeof why)) {
         free(ids);
         free(shard);
         route_reply_error(b, client, rid, SHOAL_STATUS_UNAVAILABLE, "%s", why);
         goto drop;
     }
-    gather_t *g = ids ? gather_new(GATHER_BATCH, client, rid, f, n_ids) : NULL;
+    gather_t *g = gather_new(GATHER_BATCH, client, rid, f, n_ids);
     if (!g) {
         free(ids);
         free(shard);

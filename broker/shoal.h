@@ -6,6 +6,11 @@
  * flight on the same socket, answers matched by request id and handed to a callback from
  * shoal_pump). Synchronous calls may be mixed with asynchronous ones.
  *
+ * Threads may connect at once. The first connect of a process runs czmq's process setup
+ * (zsys_init), once: among others its SIGINT/SIGTERM handler, which sets zsys_interrupted
+ * and so ends a waiting call (set ZSYS_SIGHANDLER=false before it to keep the program's
+ * own handlers).
+ *
  * Exactly-once writes: each shoal_t draws a random 64-bit client id. A write travels as
  * (client id + lane, seq): every request in flight holds its own lane, and a lane's seq
  * increases by one per write, so each (client id, seq) stream has at most one write in
@@ -33,13 +38,16 @@ typedef enum {
     SHOAL_STATUS_BAD_REQUEST = 4, /* malformed or unknown: do not retry */
     SHOAL_STATUS_NOT_LEADER = 5,  /* internal to the broker; never returned to clients */
     SHOAL_STATUS_TIMEOUT = 6,     /* deadline passed; a write may or may not have applied */
-    SHOAL_STATUS_TOO_LARGE = 7,   /* key or value past SHOAL_MAX_KEY / SHOAL_MAX_VALUE */
+    SHOAL_STATUS_TOO_LARGE = 7,   /* key or value past SHOAL_MAX_KEY / SHOAL_MAX_VALUE, or a
+                                   * batch's writes to one shard past 4 MiB: nothing applied */
     SHOAL_STATUS_INTERNAL = 8,
     SHOAL_STATUS_WINDOW_GONE = 9, /* changes older than the retained window */
 } shoal_status_t;
 
 #define SHOAL_MAX_KEY 4096u        /* bytes */
 #define SHOAL_MAX_VALUE (1u << 20) /* bytes */
+/* A batch's writes to any one shard (keys and values) also total at most 4 MiB, the most
+ * a node takes in one Raft entry (docs/OPERATIONS.md, "Limits"). */
 #define SHOAL_MAX_BATCH 1000u      /* operations per batch */
 #define SHOAL_DEFAULT_TIMEOUT_MS 5000
 #define SHOAL_DEFAULT_ENDPOINT "tcp://127.0.0.1:7000"

@@ -97,3 +97,12 @@ int shoal_batch_element(const Shoal__Frame *batch, size_t i, Shoal__Frame **out,
     *out = f;
     return 0;
 }
+
+size_t shoal_batch_op_bytes(const Shoal__BatchOp *op)
+{
+    switch (op->op_case) {
+    case SHOAL__BATCH_OP__OP_PUT: return op->put->key.len + op->put->value.len;
+    case SHOAL__BATCH_OP__OP_DEL: return op->del->key.len;
+    default: return 0;
+    }
+}

@@ -14,6 +14,22 @@
 #define SHOAL_WIRE_VERSION 1
 #define SHOAL_MAX_FRAME (64u << 20) /* 64 MiB: a snapshot chunk plus headroom */
 
+/* What a node accepts in one write (actors/node.c answers more with STATUS_TOO_LARGE). A
+ * client batch is split by shard and each shard's part is one Raft entry, whose keys and
+ * put values (shoal_batch_op_bytes) total at most SHOAL_NODE_MAX_BATCH_BYTES. The broker
+ * checks every part against it before it sends any (broker/route.c), so that a batch
+ * refused for its size is applied nowhere; its own limits on one key or value are lower
+ * (SHOAL_MAX_KEY, SHOAL_MAX_VALUE in broker/shoal.h). */
+#define SHOAL_NODE_MAX_KEY (64u << 10)
+#define SHOAL_NODE_MAX_VALUE (16u << 20)
+#define SHOAL_NODE_MAX_BATCH_BYTES (4u << 20)
+/* The refusal of such a part, by the broker and the node alike: shard, bytes, limit. */
+#define SHOAL_ERR_BATCH_BYTES                                                                      \
+    "a batch's writes to shard %u total %zu bytes, over the limit of %u per shard"
+
+/* The bytes op counts against SHOAL_NODE_MAX_BATCH_BYTES: its key and a put's value. */
+size_t shoal_batch_op_bytes(const Shoal__BatchOp *op);
+
 /* Decodes buf into *out (free with shoal_frame_free). Returns 0, or -1 with a one-line
  * reason in err. */
 int shoal_frame_decode(const uint8_t *buf, size_t len, Shoal__Frame **out, char *err,

@@ -6,6 +6,9 @@ shoal_add_test(NAME test_client_broker SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/
 # libshoal retrying a scan or batch whole after a split changed the shards (fake broker).
 shoal_add_test(NAME test_client_reroute SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_reroute.c
                LIBS shoal LABELS unit)
+# shoal_connect/shoal_destroy from 16 threads at once, each round in a fresh process.
+shoal_add_test(NAME test_client_connect SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_connect.c
+               LIBS shoal Threads::Threads LABELS unit TIMEOUT 120)
 # shoalctl's exit codes and one-line errors for bad input to every command (no cluster).
 add_test(NAME test_shoalctl_args COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_shoalctl_args.sh)
 set_tests_properties(test_shoalctl_args PROPERTIES LABELS unit TIMEOUT 120

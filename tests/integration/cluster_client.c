@@ -172,6 +172,48 @@ static void test_every_operation(void **state)
     shoal_destroy(&c);
 }
 
+/* A batch whose writes to one shard pass what a node takes in one Raft entry
+ * (SHOAL_NODE_MAX_BATCH_BYTES, 4 MiB) is refused whole with TOO_LARGE naming that limit,
+ * and none of its keys is written on any shard: the broker checks every shard's part
+ * before it sends one. (It used to send them all: the node refused the big part as "key
+ * or value too large" and the parts for the other shards applied.) Accepting exactly the
+ * limit is tested against fake nodes (test_client_broker). */
+static void test_batch_over_shard_limit(void **state)
+{
+    shoal_t *c = client();
+    enum { N_BIG = SHOAL_NODE_MAX_BATCH_BYTES / SHOAL_MAX_VALUE + 1, N_SMALL = 16 };
+    const char *big = "lim/big";                 /* every big op on one key: one shard's part */
+    size_t vlen = SHOAL_MAX_VALUE - strlen(big); /* a big op is 1 MiB, key and value */
+    char *value = malloc(vlen);
+    assert_non_null(value);
+    memset(value, 'x', vlen);
+    shoal_batch_op_t ops[N_SMALL + N_BIG];
+    char small[N_SMALL][16];
+    for (int i = 0; i < N_SMALL; i++) { /* spread over the shards */
+        snprintf(small[i], sizeof small[i], "lim/small/%02d", i);
+        ops[i] = (shoal_batch_op_t){false, small[i], strlen(small[i]), "s", 1};
+    }
+    for (int i = 0; i < N_BIG; i++)
+        ops[N_SMALL + i] = (shoal_batch_op_t){false, big, strlen(big), value, vlen};
+    shoal_result_t r;
+    assert_int_equal(shoal_batch(c, ops, N_SMALL + N_BIG, &r), SHOAL_STATUS_TOO_LARGE);
+    for (int i = 0; i < N_SMALL; i++)
+        assert_int_equal(shoal_get(c, small[i], strlen(small[i]), false, NULL),
+                         SHOAL_STATUS_NOT_FOUND);
+    assert_int_equal(shoal_get(c, big, strlen(big), false, NULL), SHOAL_STATUS_NOT_FOUND);
+    char limit[64];
+    snprintf(limit, sizeof limit, "over the limit of %u per shard", SHOAL_NODE_MAX_BATCH_BYTES);
+    if (!strstr(r.error, limit) || !strstr(r.error, "a batch's writes to shard"))
+        fail_msg("TOO_LARGE without naming the batch limit: %s", r.error);
+    shoal_result_clear(&r);
+    /* the same batch without the big part applies */
+    assert_int_equal(shoal_batch(c, ops, N_SMALL, &r), SHOAL_STATUS_OK);
+    shoal_result_clear(&r);
+    assert_int_equal(shoal_get(c, small[0], strlen(small[0]), false, NULL), SHOAL_STATUS_OK);
+    free(value);
+    shoal_destroy(&c);
+}
+
 #define RACERS 12
 typedef struct {
     int id;
@@ -522,6 +564,7 @@ int main(void)
     zsys_set_logstream(NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_operation),
+        cmocka_unit_test(test_batch_over_shard_limit),
         cmocka_unit_test(test_cas_races),
         cmocka_unit_test(test_retried_write_applied_once),
         cmocka_unit_test(test_watch_sees_every_change_in_order),

@@ -23,6 +23,7 @@
 #include "broker/broker.h"
 #include "broker/shoal.h"
 #include "engine/error.h"
+#include "engine/ring.h"
 #include "proto/codec.h"
 
 typedef struct {
@@ -76,11 +77,12 @@ static int key_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Applies a write once per (client_id, seq). */
+/* Applies a write once per (shard, client_id, seq): as on real nodes, each shard keeps its
+ * own sessions, and a batch's parts on two shards carry the same client id and seq. */
 static bool fresh_write(Shoal__ClientRequest *q)
 {
-    char sk[64];
-    snprintf(sk, sizeof sk, "%" PRIu64 ":%" PRIu64, q->client_id, q->seq);
+    char sk[80];
+    snprintf(sk, sizeof sk, "%" PRIu32 ":%" PRIu64 ":%" PRIu64, q->shard, q->client_id, q->seq);
     if (zhashx_lookup(fake.sessions, sk)) {
         __atomic_add_fetch(&fake.duplicates, 1, __ATOMIC_SEQ_CST);
         return false;
@@ -526,6 +528,69 @@ static void test_batch_and_scan_fan_out(void **state)
     shoal_destroy(&c);
 }
 
+/* A batch whose writes to one shard pass what a node takes in one Raft entry
+ * (SHOAL_NODE_MAX_BATCH_BYTES) is refused whole by the broker with TOO_LARGE, naming that
+ * limit, before any part is sent: its parts for the other shard are not applied either
+ * (they were, while only the node refused its own part). Exactly the limit is accepted:
+ * the broker counts as the node does (keys and put values). */
+static void test_batch_part_over_node_limit(void **state)
+{
+    shoal_t *c = shoal_connect(broker_ep);
+    shoal_set_timeout(c, 10000);
+    /* the broker's ring: 2 shards, 16 points each (setup's config) */
+    ring_t *ring = ring_new(16);
+    assert_int_equal(ring_add_shard(ring, 0), 0);
+    assert_int_equal(ring_add_shard(ring, 1), 0);
+    const char *big = "zbig"; /* every big op on this one key: all on one shard */
+    uint32_t big_shard = ring_shard_for(ring, big, 4);
+    enum { N_BIG = SHOAL_NODE_MAX_BATCH_BYTES / SHOAL_MAX_VALUE, N_SMALL = 8 };
+    shoal_batch_op_t ops[N_BIG + N_SMALL + 1];
+    char small[N_SMALL][16];
+    int elsewhere = 0;
+    size_t with_big = 0; /* bytes of the small ops on big's shard */
+    for (int i = 0; i < N_SMALL; i++) {
+        snprintf(small[i], sizeof small[i], "zsmall/%d", i);
+        ops[i] = (shoal_batch_op_t){false, small[i], strlen(small[i]), "s", 1};
+        if (ring_shard_for(ring, small[i], strlen(small[i])) != big_shard)
+            elsewhere++;
+        else
+            with_big += strlen(small[i]) + 1;
+    }
+    assert_true(elsewhere > 0); /* the batch has a part on the other shard */
+    ring_destroy(&ring);
+    /* N_BIG ops of about 1 MiB (key and value) on big's shard: exactly the limit */
+    assert_int_equal(N_BIG * (size_t)SHOAL_MAX_VALUE, SHOAL_NODE_MAX_BATCH_BYTES);
+    size_t vlen = SHOAL_MAX_VALUE - 4;
+    assert_true(with_big < vlen);
+    char *value = malloc(vlen);
+    memset(value, 'x', vlen);
+    for (int i = 0; i < N_BIG; i++)
+        ops[N_SMALL + i] = (shoal_batch_op_t){false, big, 4, value, vlen};
+    ops[N_SMALL].value_len -= with_big;
+    /* and a delete of big, whose key counts too: 4 bytes over the limit, refused whole */
+    ops[N_SMALL + N_BIG] = (shoal_batch_op_t){true, big, 4, NULL, 0};
+    int applied = __atomic_load_n(&fake.applied, __ATOMIC_SEQ_CST);
+    shoal_result_t r;
+    assert_int_equal(shoal_batch(c, ops, N_SMALL + N_BIG + 1, &r), SHOAL_STATUS_TOO_LARGE);
+    char want[160];
+    snprintf(want, sizeof want, SHOAL_ERR_BATCH_BYTES, big_shard,
+             (size_t)SHOAL_NODE_MAX_BATCH_BYTES + 4, SHOAL_NODE_MAX_BATCH_BYTES);
+    assert_string_equal(r.error, want);
+    shoal_result_clear(&r);
+    assert_int_equal(__atomic_load_n(&fake.applied, __ATOMIC_SEQ_CST), applied);
+    for (int i = 0; i < N_SMALL; i++)
+        assert_int_equal(shoal_get(c, small[i], strlen(small[i]), false, NULL),
+                         SHOAL_STATUS_NOT_FOUND);
+    /* exactly the limit: both parts go and apply */
+    assert_int_equal(shoal_batch(c, ops, N_SMALL + N_BIG, &r), SHOAL_STATUS_OK);
+    shoal_result_clear(&r);
+    assert_int_equal(__atomic_load_n(&fake.applied, __ATOMIC_SEQ_CST), applied + 2);
+    for (int i = 0; i < N_SMALL; i++)
+        assert_int_equal(shoal_get(c, small[i], strlen(small[i]), false, NULL), SHOAL_STATUS_OK);
+    free(value);
+    shoal_destroy(&c);
+}
+
 typedef struct {
     int done, ok;
 } counter_t;
@@ -956,6 +1021,7 @@ int main(void)
         cmocka_unit_test(test_deadline_when_all_silent),
         cmocka_unit_test(test_limits_and_bad_input),
         cmocka_unit_test(test_batch_and_scan_fan_out),
+        cmocka_unit_test(test_batch_part_over_node_limit),
         cmocka_unit_test(test_async_pipelined),
         cmocka_unit_test(test_admin_status),
         cmocka_unit_test(test_admin_map_change_finds_meta_leader),
