@@ -4,6 +4,7 @@
 #include "tools/shoalctl.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,9 +66,11 @@ static char *read_value(ctl_t *c, const char *path, size_t *len)
     char *buf = malloc(SHOAL_MAX_VALUE + 1);
     *len = buf ? fread(buf, 1, SHOAL_MAX_VALUE + 1, f) : 0;
     bool bad = !buf || ferror(f) || *len > SHOAL_MAX_VALUE;
-    if (bad)
-        ctl_fail(c, EXIT_USAGE, "--value-file %s: %s", path,
-                 !buf || ferror(f) ? "read failed" : "more bytes than the value limit");
+    if (bad && (!buf || ferror(f)))
+        ctl_fail(c, EXIT_USAGE, "--value-file %s: read failed", path);
+    else if (bad)
+        ctl_fail(c, EXIT_USAGE, "--value-file %s: more than the value limit of %u bytes", path,
+                 SHOAL_MAX_VALUE);
     if (f != stdin)
         fclose(f);
     if (bad) {
@@ -295,7 +298,12 @@ int cmd_scan(ctl_t *c, int argc, char **argv)
     }
     if (st == SHOAL_STATUS_OK && c->json)
         printf("],\"more\":%s}\n", r.more ? "true" : "false");
-    if (st == SHOAL_STATUS_OK && r.more)
+    if (st == SHOAL_STATUS_OK && r.more && o.limit && r.n_kvs < o.limit)
+        fprintf(stderr,
+                "shoalctl scan: stopped at %zu keys, the broker's broker/max_scan (below "
+                "--limit %" PRIu64 "); more follow: go on with --from\n",
+                r.n_kvs, o.limit);
+    else if (st == SHOAL_STATUS_OK && r.more)
         fprintf(stderr, "shoalctl scan: stopped at the limit of %zu keys; more follow\n", r.n_kvs);
     rc = ctl_status_exit(c, st, r.error);
     shoal_result_clear(&r);
@@ -308,7 +316,8 @@ int cmd_batch(ctl_t *c, int argc, char **argv)
     c->usage = "usage: batch (put KEY VALUE | del KEY)...\n"
                "Applies the writes; atomic within a shard, not across shards.\n";
     int rc = parse(c, argc, argv, NULL, 0, no_extra, NULL);
-    if (rc >= 0 || (rc = ctl_want_args(c, argc - optind, 2, 3 * SHOAL_MAX_BATCH)) >= 0)
+    /* no upper bound here: the op count is checked below, with its own message */
+    if (rc >= 0 || (rc = ctl_want_args(c, argc - optind, 2, INT_MAX)) >= 0)
         return rc;
     shoal_batch_op_t *ops = calloc((size_t)(argc - optind), sizeof *ops);
     size_t n = 0;

@@ -146,6 +146,16 @@ printf 'from\0stdin' | ctl put big/s --value-file - || { echo "FAIL: put --value
     { echo "FAIL: value from stdin"; FAIL=1; }
 head -c 1048577 /dev/zero >"$DIR/toobig.bin"
 want 2 "put --value-file over the value limit" ctl put big/x --value-file "$DIR/toobig.bin"
+out=$(ctl put big/x --value-file "$DIR/toobig.bin" 2>&1)
+echo "$out" | grep -q "value limit of 1048576 bytes" ||
+    { echo "FAIL: the value-file limit message lacks the limit: $out"; FAIL=1; }
+# 1001 operations: the batch limit's own message whatever the operations (puts said "too
+# many arguments", deletes named the limit)
+ops=$(for i in $(seq 1001); do printf 'put b%s v ' "$i"; done)
+# shellcheck disable=SC2086
+out=$(ctl batch $ops 2>&1); code=$?
+[ $code = 2 ] && echo "$out" | grep -q "1 to 1000 operations" ||
+    { echo "FAIL: a batch of 1001 puts: exit $code: $out"; FAIL=1; }
 # the metadata group's row: its leader, its three members with match indexes, an applied
 # index (the shard map is stored); `shards` still lists the data shards only
 for _ in $(seq 50); do
