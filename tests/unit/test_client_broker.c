@@ -361,9 +361,39 @@ static void fake_actor(zsock_t *pipe, void *args)
 static zactor_t *fake_nodes, *broker;
 static char broker_ep[64];
 
+/* Whether 127.0.0.1:port can be bound now (as ZeroMQ binds: SO_REUSEADDR). */
+static bool port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* A base port whose ports (base .. base+2, base+10 .. base+13) are free, below the
+ * ephemeral range: tests run in parallel, and a port taken made the fake nodes' binds fail
+ * (every request timed out, then an assertion in czmq on the NULL socket). */
+static int free_base(void)
+{
+    static const int offs[] = {0, 1, 2, 10, 11, 12, 13};
+    int base = 10000 + (int)(getpid() % 2200) * 10;
+    for (int tries = 0; tries < 2200; tries++, base = base + 10 >= 32000 ? 10000 : base + 10) {
+        bool ok = true;
+        for (size_t i = 0; ok && i < sizeof offs / sizeof *offs; i++)
+            ok = port_free(base + offs[i]);
+        if (ok)
+            return base;
+    }
+    return base;
+}
+
 static int setup(void **state)
 {
-    base_port = 10000 + (int)(getpid() % 2200) * 10; /* below the ephemeral range */
+    base_port = free_base();
     for (int i = 0; i < 2; i++) {
         snprintf(fake.ep[i], 64, "tcp://127.0.0.1:%d", base_port + 10 + 2 * i);
         snprintf(fake.pub[i], 64, "tcp://127.0.0.1:%d", base_port + 11 + 2 * i);
