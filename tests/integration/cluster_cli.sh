@@ -58,13 +58,16 @@ want 1 "batch del" ctl get s/01
 # fixed sleep races with a loaded machine)
 # shoalctl itself, not the ctl function: a kill of the function's subshell left the watcher
 # running after the test
+warm_watch() { # puts key $1 until the watcher writing to $2 shows it
+    for _ in $(seq 100); do
+        ctl put "$1" warm
+        grep -q $'\tput\t'"$1" "$2" && break
+        sleep 0.1
+    done
+}
 "$CTL" watch --prefix w/ >"$DIR/watch.out" 2>&1 &
 wpid=$!
-for _ in $(seq 100); do
-    ctl put w/0 warm
-    grep -q $'\tput\tw/0' "$DIR/watch.out" && break
-    sleep 0.1
-done
+warm_watch w/0 "$DIR/watch.out"
 for i in 1 2 3 4 5; do ctl put "w/$i" "x$i"; done
 for _ in $(seq 100); do
     [ "$(grep -c $'\tput\tw/[1-5]\t' "$DIR/watch.out")" = 5 ] && break
@@ -80,11 +83,7 @@ replay=$(timeout 10 "$CTL" watch --from-index "$shard:0" --count 1)
 # order, the same key several times included (only the first op did before)
 "$CTL" watch >"$DIR/watch-b.out" 2>&1 &
 wpid=$!
-for _ in $(seq 100); do
-    ctl put bw/0 warm
-    grep -q $'\tput\tbw/0' "$DIR/watch-b.out" && break
-    sleep 0.1
-done
+warm_watch bw/0 "$DIR/watch-b.out"
 check "a batch writing one key four times" ctl batch put bd v1 put bd v2 del bd put bd v4
 want_ops=$'put\tbd\tv1\nput\tbd\tv2\ndel\tbd\nput\tbd\tv4'
 for _ in $(seq 100); do
