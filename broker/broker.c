@@ -277,6 +277,7 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen)
     b->meta_leader = BROKER_NO_LEADER;
     b->meta.id = 4294967295u; /* the metadata group (SHOAL_META_SHARD) */
     b->next_id = 1;
+    b->stream_epoch = stream_seqs_epoch();
     b->front = zsock_new(ZMQ_ROUTER);
     b->xpub = zsock_new(ZMQ_XPUB);
     b->sub = zsock_new(ZMQ_SUB);
@@ -352,6 +353,7 @@ void broker_destroy(broker_t **self_p)
     }
     zsock_destroy(&b->front);
     zsock_destroy(&b->xpub);
+    stream_seqs_destroy(b);
     zsock_destroy(&b->sub);
     zsock_destroy(&b->http);
     ring_destroy(&b->ring);
@@ -486,6 +488,7 @@ static int drain_xpub(broker_t *b)
                 zsock_set_subscribe(b->sub, "change/");
             else if (d[0] == 0 && b->change_topics > 0 && --b->change_topics == 0)
                 zsock_set_unsubscribe(b->sub, "change/");
+            stream_seqs_subscribed(b, d + 8, n - 8, d[0] == 1);
         }
         zframe_destroy(&f);
     }

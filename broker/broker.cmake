@@ -21,6 +21,7 @@ add_library(shoal_broker STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/reroute.c
   ${CMAKE_CURRENT_SOURCE_DIR}/admin.c
   ${CMAKE_CURRENT_SOURCE_DIR}/streams.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/stream_seqs.c
   ${CMAKE_CURRENT_SOURCE_DIR}/dashboard.c)
 target_include_directories(shoal_broker PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(shoal_broker PUBLIC shoal shoal_proto shoal_engine shoal_sockset shoal_zpl PkgConfig::CZMQ

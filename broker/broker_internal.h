@@ -50,6 +50,7 @@ typedef struct {
 } bshard_t;
 
 typedef struct gather_t gather_t;
+typedef struct prefix_seq_t prefix_seq_t;
 
 /* A request on its way to a node. */
 typedef struct {
@@ -111,6 +112,9 @@ struct broker_t {
                              * meta_leader) */
     size_t meta_guess_next; /* where the next guess at the metadata leader starts */
     size_t change_topics;   /* distinct "change/..." topics subscribed on the XPUB */
+    prefix_seq_t *prefixes; /* those topics' prefixes, with the changes sent per prefix */
+    size_t n_prefixes;
+    uint64_t stream_epoch; /* random per broker run: the prefix counts restart with it */
     zhashx_t *pending;      /* id -> pending_t */
     uint64_t next_id;
     Shoal__RaftEvent *recent[BROKER_RECENT];
@@ -187,5 +191,14 @@ char *dashboard_status_json(broker_t *b, size_t *len);
 void streams_on_change(broker_t *b, zframe_t *topic, zframe_t *body);
 void streams_on_progress(broker_t *b, const uint8_t *data, size_t len);
 void streams_publish_progress(broker_t *b);
+
+/* stream_seqs.c: counts of change events sent per subscribed prefix */
+uint64_t stream_seqs_epoch(void);
+void stream_seqs_subscribed(broker_t *b, const uint8_t *prefix, size_t len, bool on);
+/* Counts the event of this key against the prefixes it matches: their StreamSeqs frame,
+ * or NULL when no prefix is subscribed. */
+zframe_t *stream_seqs_count(broker_t *b, const uint8_t *key, size_t klen);
+zframe_t *stream_seqs_all(broker_t *b); /* every prefix's count, NULL when none */
+void stream_seqs_destroy(broker_t *b);
 
 #endif

@@ -267,7 +267,8 @@ const char *shoal_event_type_name(int type);
 /* Change streams. A watch subscribes to the broker's XPUB (pub_endpoint NULL: the
  * client endpoint's port + 1, the broker's default layout) for keys starting with
  * prefix. Events of one shard come in Raft index order; when the library sees a gap
- * (an event whose prev_index is past the last one delivered) it fetches the missing
+ * (an event whose prev_index is past the last one delivered; with a prefix, a jump in the
+ * broker's count of events sent for it, or a disconnect) it fetches the missing
  * range with shoal_changes through client before going on; when that range is no
  * longer retained it delivers SHOAL_WATCH_FELL_BEHIND with the shard and the index to
  * resume from (rescan, then watch from there). */

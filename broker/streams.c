@@ -14,7 +14,8 @@
  * Slow subscribers: the XPUB's send high-water mark (broker/subscriber_hwm) bounds each
  * subscriber's queue and ZeroMQ drops that subscriber's messages past it, so writers and
  * other subscribers never wait. The dropped subscriber sees the gap through prev_index and
- * the progress notices, and catches up with `changes` requests (libshoal does this). */
+ * the progress notices, or with a key prefix through its prefix's count of events sent (a
+ * third frame, stream_seqs.c), and catches up with `changes` requests (libshoal does this). */
 #include "broker/broker_internal.h"
 
 #include <stdlib.h>
@@ -38,12 +39,15 @@ void streams_on_change(broker_t *b, zframe_t *topic, zframe_t *body)
         if (fresh && ev->index > s->apply)
             s->apply = ev->index;
     }
+    zframe_t *seqs = fresh ? stream_seqs_count(b, ev->key.data, ev->key.len) : NULL;
     shoal__change_event__free_unpacked(ev, NULL);
     if (!fresh)
         return;
     b->stats_changes++;
     zframe_send(&topic, b->xpub, ZFRAME_MORE | ZFRAME_REUSE | ZFRAME_DONTWAIT);
-    zframe_send(&body, b->xpub, ZFRAME_REUSE | ZFRAME_DONTWAIT);
+    zframe_send(&body, b->xpub, (seqs ? ZFRAME_MORE : 0) | ZFRAME_REUSE | ZFRAME_DONTWAIT);
+    if (seqs)
+        zframe_send(&seqs, b->xpub, ZFRAME_DONTWAIT);
 }
 
 void streams_on_progress(broker_t *b, const uint8_t *data, size_t len)
@@ -86,7 +90,13 @@ void streams_publish_progress(broker_t *b)
     uint8_t *buf = malloc(len + 1);
     if (buf) {
         shoal__stream_notice__pack(&n, buf);
-        zsock_send(b->xpub, "sb", "progress", buf, len);
+        zframe_t *seqs = stream_seqs_all(b);
+        if (seqs) {
+            zstr_sendm(b->xpub, "progress");
+            zmq_send(zsock_resolve(b->xpub), buf, len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            zframe_send(&seqs, b->xpub, ZFRAME_DONTWAIT);
+        } else
+            zsock_send(b->xpub, "sb", "progress", buf, len);
         free(buf);
     }
     free(sp);

@@ -7,9 +7,10 @@
  * that skips ops (prev_index past the last entry, a later op of the same entry, an entry
  * left unfinished) shows a gap (the broker's XPUB dropped messages for this subscriber at
  * its high-water mark, or the subscription started late), and the watch fills the gap
- * from the shard's retained changes before delivering anything newer. Gaps are only
- * visible on an unfiltered watch: with a prefix, prev_index legitimately points at events
- * of other keys. */
+ * from the shard's retained changes before delivering anything newer. With a prefix,
+ * prev_index legitimately points at events of other keys, so a filtered watch sees its
+ * drops in the broker's count of the events it sent for the prefix (a third frame,
+ * StreamSeqs: stream_seqs.c) and then catches every shard up. */
 #include "broker/client_internal.h"
 
 #include <stdio.h>
@@ -58,6 +59,9 @@ struct shoal_watch_t {
     shoal_watch_event_t *current;
     shard_pos_t *pos;
     size_t n_pos;
+    /* the broker's count of events sent for this prefix, as of the last frame that had it */
+    bool have_seq;
+    uint64_t seq_epoch, seq;
 };
 
 static void event_free(shoal_watch_event_t **ev_p)
@@ -273,7 +277,45 @@ static bool skips(const shard_pos_t *p, const Shoal__ChangeEvent *ev)
     return ev->op_seq > 0 || ev->prev_index > p->last || !entry_done(p);
 }
 
-static void on_change(shoal_watch_t *self, const uint8_t *data, size_t len)
+/* Catches every shard up from its resume point: the stream lost changes, and which shard's
+ * is not known. A broker not answering leaves them for the next progress notices. */
+static void catch_up_all(shoal_watch_t *self)
+{
+    for (size_t i = 0; i < self->n_pos; i++)
+        if (self->pos[i].last && catch_up(self, &self->pos[i]) == SHOAL_EUNAVAIL)
+            self->pos[i].resync = 3;
+}
+
+/* Whether the broker's count for this watch's prefix in a StreamSeqs frame shows events
+ * this watch never got: past the last count seen by more than the events this frame
+ * brings (1 for a change event, 0 for a notice). A new broker run (epoch) or a count
+ * that went back (the prefix was unsubscribed meanwhile) starts counting afresh. */
+static bool seq_gap(shoal_watch_t *self, zframe_t *frame, uint64_t brings)
+{
+    if (!frame || self->plen == 0)
+        return false;
+    Shoal__StreamSeqs *ss =
+        shoal__stream_seqs__unpack(NULL, zframe_size(frame), zframe_data(frame));
+    if (!ss)
+        return false;
+    bool gap = false;
+    for (size_t i = 0; i < ss->n_seqs; i++) {
+        ProtobufCBinaryData pf = ss->seqs[i]->prefix;
+        if (pf.len != self->plen || memcmp(pf.data, self->prefix, pf.len) != 0)
+            continue;
+        uint64_t seq = ss->seqs[i]->seq;
+        if (self->have_seq && ss->epoch == self->seq_epoch && seq >= self->seq)
+            gap = seq > self->seq + brings;
+        self->have_seq = true;
+        self->seq_epoch = ss->epoch;
+        self->seq = seq;
+        break;
+    }
+    shoal__stream_seqs__free_unpacked(ss, NULL);
+    return gap;
+}
+
+static void on_change(shoal_watch_t *self, const uint8_t *data, size_t len, zframe_t *seqs)
 {
     Shoal__ChangeEvent *ev = shoal__change_event__unpack(NULL, len, data);
     if (!ev)
@@ -281,6 +323,8 @@ static void on_change(shoal_watch_t *self, const uint8_t *data, size_t len)
     shard_pos_t *p = pos_of(self, ev->shard);
     if (!p)
         goto done;
+    if (seq_gap(self, seqs, 1))
+        catch_up_all(self); /* this event's shard included: likely delivers it too */
     /* what the cut stream lost, and likely this event too; a broker not answering yet
      * leaves both for the next try (the event is retained with the rest) */
     if (p->resync && p->last && catch_up(self, p) == SHOAL_EUNAVAIL)
@@ -302,11 +346,14 @@ done:
     shoal__change_event__free_unpacked(ev, NULL);
 }
 
-static void on_notice(shoal_watch_t *self, const uint8_t *data, size_t len)
+static void on_notice(shoal_watch_t *self, const uint8_t *data, size_t len, zframe_t *seqs)
 {
     Shoal__StreamNotice *n = shoal__stream_notice__unpack(NULL, len, data);
     if (!n)
         return;
+    /* before the positions below move to the notice's indexes, past the lost changes */
+    if (seq_gap(self, seqs, 0))
+        catch_up_all(self);
     for (size_t i = 0; i < n->n_progress; i++) {
         shard_pos_t *p = pos_of(self, n->progress[i]->shard);
         uint64_t applied = n->progress[i]->applied_index;
@@ -318,7 +365,8 @@ static void on_notice(shoal_watch_t *self, const uint8_t *data, size_t len)
         if (p && p->resync && progress && (!p->last || catch_up(self, p) == 0))
             p->resync--;
         /* With a prefix and in sync, every change up to a progress notice's index came
-         * before it on the stream: a later resync resumes from there. */
+         * before it on the stream (or was caught up just now): a later resync resumes from
+         * there. */
         if (p && self->plen && !p->resync && progress && applied > p->last)
             *p = (shard_pos_t){.shard = p->shard, .last = applied};
         enqueue(self,
@@ -346,11 +394,12 @@ static void read_one(shoal_watch_t *self)
         return;
     zframe_t *topic = zmsg_first(msg);
     zframe_t *body = zmsg_next(msg);
+    zframe_t *seqs = body ? zmsg_next(msg) : NULL;
     if (topic && body) {
         if (zframe_size(topic) >= 7 && memcmp(zframe_data(topic), "change/", 7) == 0)
-            on_change(self, zframe_data(body), zframe_size(body));
+            on_change(self, zframe_data(body), zframe_size(body), seqs);
         else if (zframe_streq(topic, "progress"))
-            on_notice(self, zframe_data(body), zframe_size(body));
+            on_notice(self, zframe_data(body), zframe_size(body), seqs);
     }
     zmsg_destroy(&msg);
 }

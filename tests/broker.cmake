@@ -6,6 +6,9 @@ shoal_add_test(NAME test_client_broker SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/
 # libshoal retrying a scan or batch whole after a split changed the shards (fake broker).
 shoal_add_test(NAME test_client_reroute SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_reroute.c
                LIBS shoal LABELS unit)
+# A watch with a key prefix fills the changes the broker's counts show it lost.
+shoal_add_test(NAME test_watch_seqs SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_watch_seqs.c
+               LIBS shoal LABELS unit)
 # shoal_connect/shoal_destroy from 16 threads at once, each round in a fresh process.
 shoal_add_test(NAME test_client_connect SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_connect.c
                LIBS shoal Threads::Threads LABELS unit TIMEOUT 120)
@@ -44,6 +47,8 @@ if(TARGET shoald)
   cluster_script(cluster_foreign 120)
   # a prefix watcher across broker restarts: nothing acknowledged goes unseen
   cluster_script(cluster_watch_restart 120)
+  # a stopped prefix watcher whose changes the XPUB dropped is told, not left stale
+  cluster_script(cluster_watch_slow 150)
   # a node stopped while deleting a replica moved away finishes the deletion at its start
   cluster_script(cluster_drop_crash 120)
   # leader balancing: 2/2/2 leaders on 3 nodes with 6 shards, kept through a kill and restart
