@@ -17,6 +17,10 @@
 
 #define PEER_HWM 2000
 #define SNAP_QUEUE_MAX 64
+/* A peer's envelope goes out as soon as it holds this much, not only at the end of the loop
+ * turn: a turn's appends of big entries (1 MiB values from many clients) made one envelope
+ * of ~100 MB, past SHOAL_MAX_FRAME, which the peer dropped with every heartbeat in it. */
+#define ENVELOPE_FULL (4u << 20)
 
 /* Wire tags (field << 3 | type) of Frame and PeerEnvelope, see proto/wire.proto, raft.proto */
 #define TAG_FRAME_VERSION 0x08 /* Frame.version, varint */
@@ -349,6 +353,29 @@ static uint8_t *frame_of(transport_t *self, uint64_t to, const buf_t *body, size
     return f;
 }
 
+static void send_bytes(transport_t *self, peer_t *p, const uint8_t *f, size_t len)
+{
+    if (zmq_send(zsock_resolve(p->dealer), f, len, ZMQ_DONTWAIT) < 0)
+        self->dropped++;
+    p->last_sent_ms = zclock_mono();
+}
+
+/* Sends the peer's envelope of the messages packed since its last one. */
+static void flush_peer(transport_t *self, peer_t *p)
+{
+    size_t len;
+    uint8_t *f = frame_of(self, p->id, &p->out, &len);
+    if (f)
+        send_bytes(self, p, f, len);
+    free(f);
+    self->envelopes++;
+    p->out.len = 0;
+    if (p->out.cap > (1u << 20)) { /* give back a buffer grown by a burst */
+        free(p->out.data);
+        p->out = (buf_t){0};
+    }
+}
+
 void transport_send(transport_t *self, const raft_msg_t *m)
 {
     peer_t *p = peer_of(self, node_id_of(m->to));
@@ -374,13 +401,8 @@ void transport_send(transport_t *self, const raft_msg_t *m)
         self->dropped++;
     else
         self->msgs++;
-}
-
-static void send_bytes(transport_t *self, peer_t *p, const uint8_t *f, size_t len)
-{
-    if (zmq_send(zsock_resolve(p->dealer), f, len, ZMQ_DONTWAIT) < 0)
-        self->dropped++;
-    p->last_sent_ms = zclock_mono();
+    if (p->out.len >= ENVELOPE_FULL)
+        flush_peer(self, p);
 }
 
 void transport_send_frame(transport_t *self, uint64_t node, const uint8_t *frame, size_t len)
@@ -435,19 +457,8 @@ void transport_flush(transport_t *self)
 {
     for (size_t i = 0; i < self->n_peers; i++) {
         peer_t *p = &self->peers[i];
-        if (p->out.len) {
-            size_t len;
-            uint8_t *f = frame_of(self, p->id, &p->out, &len);
-            if (f)
-                send_bytes(self, p, f, len);
-            free(f);
-            self->envelopes++;
-            p->out.len = 0;
-            if (p->out.cap > (1u << 20)) { /* give back a buffer grown by a burst */
-                free(p->out.data);
-                p->out = (buf_t){0};
-            }
-        }
+        if (p->out.len)
+            flush_peer(self, p);
         if (p->snap_n)
             pump_snapshots(self, p);
     }

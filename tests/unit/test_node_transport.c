@@ -131,6 +131,46 @@ static void test_batch_and_coalesce(void **state)
     assert_null(t);
 }
 
+/* 80 appends of 1 MiB in one loop turn (many clients' big values): they leave as several
+ * envelopes, each one a frame the peer's codec accepts (under SHOAL_MAX_FRAME), none
+ * lost. As one envelope (80 MiB) the peer dropped them all, heartbeats included. */
+static void test_big_turn_split(void **state)
+{
+    transport_t *t = transport_new(&cfg);
+    static uint8_t value[1 << 20];
+    memset(value, 5, sizeof value);
+    raft_entry_t e = {.term = 3, .type = RAFT_ENTRY_NORMAL, .data = value, .len = sizeof value};
+    for (int i = 0; i < 80; i++) {
+        e.index = 10 + (uint64_t)i;
+        raft_msg_t app = {.type = RAFT_MSG_APPEND,
+                          .group = 5,
+                          .from = 1,
+                          .to = 2,
+                          .term = 3,
+                          .log_term = 3,
+                          .index = e.index - 1,
+                          .entries = &e,
+                          .n_entries = 1};
+        transport_send(t, &app);
+    }
+    raft_msg_t hb = {.type = RAFT_MSG_HEARTBEAT, .group = 1, .from = 1, .to = 2, .term = 3};
+    transport_send(t, &hb);
+    transport_flush(t);
+    size_t appends = 0, heartbeats = 0, envelopes = 0;
+    Shoal__Frame *f;
+    while ((f = recv_frame())) { /* recv_frame asserts each one decodes */
+        envelopes++;
+        for (size_t i = 0; i < f->peer->n_msgs; i++)
+            appends += f->peer->msgs[i]->n_entries;
+        heartbeats += f->peer->n_heartbeats;
+        shoal_frame_free(&f);
+    }
+    assert_int_equal(appends, 80);
+    assert_int_equal(heartbeats, 1);
+    assert_true(envelopes >= 80 * (sizeof value) / SHOAL_MAX_FRAME + 1);
+    transport_destroy(&t);
+}
+
 /* Node 1 removed and added again at another endpoint: the transport follows the map, or
  * every message would go to the old address for ever. */
 static void test_peer_readdressed(void **state)
@@ -218,6 +258,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_and_coalesce),
+        cmocka_unit_test(test_big_turn_split),
         cmocka_unit_test(test_peer_readdressed),
         cmocka_unit_test(test_snapshot_paced),
         cmocka_unit_test(test_conf_roundtrip),
