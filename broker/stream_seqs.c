@@ -12,13 +12,16 @@
  * The XPUB passes a topic's first subscription and its last unsubscription only, so the
  * set here is the set of subscribed prefixes; a prefix's count starts at 0 each time it
  * is added. Matching is a scan of the set per event: there are as many entries as distinct
- * watched prefixes, not subscribers. */
+ * watched prefixes, not subscribers, and at most MAX_PREFIXES (a prefix past that gets no
+ * counts: its watchers work as before counts existed, blind to drops). */
 #include "broker/broker_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
+
+#define MAX_PREFIXES 1024
 
 struct prefix_seq_t {
     uint8_t *prefix;
@@ -52,7 +55,7 @@ void stream_seqs_subscribed(broker_t *b, const uint8_t *prefix, size_t len, bool
         }
         return;
     }
-    if (at >= 0)
+    if (at >= 0 || b->n_prefixes >= MAX_PREFIXES)
         return;
     prefix_seq_t *grown = realloc(b->prefixes, (b->n_prefixes + 1) * sizeof *grown);
     uint8_t *copy = malloc(len + 1);
