@@ -14,10 +14,19 @@
  * snapshots because they are ordinary keys.
  *
  * Change window: the last changes of each group stay in memory (a ring bounded by count
- * and bytes) for catch-up requests; older ones answer WINDOW_GONE.
+ * and bytes) for catch-up requests; older ones answer WINDOW_GONE. When a replica opens,
+ * its window is filled again from the entries its Raft log still holds (fsm_group_refill):
+ * the changes an entry makes follow from its command alone (emit_cmd), except when apply
+ * skips it (a retry, a key moved by a split, a compare that failed), which apply records
+ * with a KEY_NOCHANGE key in the entry's own engine batch; those keys go once the log no
+ * longer holds their entries (do_snapshot). An entry applied again after a restart (the
+ * applied index is stored every APPLIED_LAG entries) finds its session and is skipped;
+ * when the session shows the engine already holds that entry's outcome, its changes go
+ * back into the window (not published again).
  *
  * Protocol: in "sp" JOB fsm_job_t* (a list linked by `next`: every job the node queued for
  * this actor in one loop turn), out "sp" DONE with the same list. */
+#include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -71,6 +80,11 @@ struct fsm_group_t {
     win_change_t win[WINDOW_MAX];
     size_t win_head, win_n, win_bytes;
     uint64_t win_from; /* every change after this index is in the window */
+    uint64_t emitted;  /* changes recorded so far (emit_change) */
+    /* KEY_NOCHANGE_FROM (NOCHANGE_UNKNOWN: not read nor set yet, see fsm_group_refill) */
+    uint64_t nochange_from;
+    uint64_t nochange_gone; /* the KEY_NOCHANGE keys at or below this index were deleted */
+    uint64_t replay_upto;   /* the log's last index at the open: what may be applied again */
     lsm_batch_t *batch;
     uint64_t stored;      /* the applied index last written to the engine (KEY_APPLIED) */
     bool must_store;      /* the batch holds a change that replaying would not skip */
@@ -152,20 +166,28 @@ void fsm_job_destroy(fsm_job_t **self_p)
 
 /* ---- group state -------------------------------------------------------------------- */
 
-static int read_applied(lsm_t *lsm, uint64_t *applied)
+#define NOCHANGE_UNKNOWN UINT64_MAX
+
+/* A u64 under key (native order); *out = dflt when there is none. */
+static int read_u64(lsm_t *lsm, const char *key, uint64_t dflt, uint64_t *out)
 {
     void *v = NULL;
     size_t vl = 0;
-    int rc = lsm_get(lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED), &v, &vl);
-    *applied = 0;
+    int rc = lsm_get(lsm, NULL, key, strlen(key), &v, &vl);
+    *out = dflt;
     if (rc == SHOAL_ENOTFOUND)
         return 0;
     if (rc)
         return rc;
     if (vl == 8)
-        memcpy(applied, v, 8);
+        memcpy(out, v, 8);
     free(v);
     return vl == 8 ? 0 : SHOAL_ECORRUPT;
+}
+
+static int read_applied(lsm_t *lsm, uint64_t *applied)
+{
+    return read_u64(lsm, KEY_APPLIED, 0, applied);
 }
 
 static void window_clear(fsm_group_t *g)
@@ -212,6 +234,8 @@ fsm_group_t *fsm_group_new(uint32_t group, lsm_t *lsm, uint64_t *applied, char *
     zhashx_set_key_duplicator(g->sessions, NULL);
     zhashx_set_key_destructor(g->sessions, NULL);
     int rc = read_applied(lsm, &g->applied);
+    if (rc == 0)
+        rc = read_u64(lsm, KEY_NOCHANGE_FROM, NOCHANGE_UNKNOWN, &g->nochange_from);
     if (rc || !g->batch) {
         snprintf(err, errlen, "shard %u: cannot read the applied index: %s", group,
                  shoal_strerror(rc ? rc : SHOAL_ENOMEM));
@@ -327,7 +351,8 @@ static void window_add(fsm_group_t *g, change_at_t at, bool del, const ProtobufC
 {
     while (g->win_n && (g->win_n == WINDOW_MAX || g->win_bytes > WINDOW_BYTES)) {
         win_change_t *old = &g->win[g->win_head];
-        g->win_from = old->index; /* changes up to this index are no longer all here */
+        if (old->index > g->win_from) /* changes up to it are no longer all here */
+            g->win_from = old->index;
         g->win_bytes -= old->klen + old->vlen;
         free(old->key);
         free(old->val);
@@ -351,13 +376,18 @@ static void window_add(fsm_group_t *g, change_at_t at, bool del, const ProtobufC
     g->win_n++;
 }
 
-/* Records one change: the window and a change event for the node to publish. */
+/* Records one change: the window and, with a job, a change event for the node to publish
+ * (without one: a change refilled into the window, published before the restart). */
 static void emit_change(fsm_group_t *g, fsm_job_t *job, change_at_t at, bool del,
                         const ProtobufCBinaryData *k, const ProtobufCBinaryData *v)
 {
     if (at.seq == 0)
         g->entry_prev = g->last_change;
     window_add(g, at, del, k, v);
+    g->emitted++;
+    g->last_change = at.index;
+    if (!job)
+        return;
     if (job->n_changes == job->cap_changes) {
         size_t cap = job->cap_changes ? job->cap_changes * 2 : 16;
         Shoal__ChangeEvent **nc = realloc(job->changes, cap * sizeof *nc);
@@ -384,8 +414,55 @@ static void emit_change(fsm_group_t *g, fsm_job_t *job, change_at_t at, bool del
         memcpy(ev->key.data, k->data, k->len);
     if (ev->value.len)
         memcpy(ev->value.data, v->data, v->len);
-    g->last_change = at.index;
     job->changes[job->n_changes++] = ev;
+}
+
+/* The changes cmd makes when it applies: a put, a delete or a compare-and-swap that
+ * matched change one key, a batch each of its puts and deletes. */
+static uint32_t cmd_changes(const Shoal__WriteCommand *cmd)
+{
+    uint32_t n = 0;
+    switch (cmd->op_case) {
+    case SHOAL__WRITE_COMMAND__OP_PUT:
+    case SHOAL__WRITE_COMMAND__OP_DEL:
+    case SHOAL__WRITE_COMMAND__OP_CAS: return 1;
+    case SHOAL__WRITE_COMMAND__OP_BATCH:
+        for (size_t i = 0; i < cmd->batch->n_ops; i++)
+            n += cmd->batch->ops[i]->op_case == SHOAL__BATCH_OP__OP_PUT ||
+                 cmd->batch->ops[i]->op_case == SHOAL__BATCH_OP__OP_DEL;
+        return n;
+    default: return 0;
+    }
+}
+
+/* Records the changes cmd makes at index (cmd_changes), in order: a batch's ops share the
+ * index, op i of n. Live apply and the refill at a replica's open both come here, so a
+ * refilled change is the one that was published. */
+static void emit_cmd(fsm_group_t *g, fsm_job_t *job, const Shoal__WriteCommand *cmd, uint64_t index)
+{
+    change_at_t at = {index, 0, cmd_changes(cmd)};
+    switch (cmd->op_case) {
+    case SHOAL__WRITE_COMMAND__OP_PUT:
+        emit_change(g, job, at, false, &cmd->put->key, &cmd->put->value);
+        break;
+    case SHOAL__WRITE_COMMAND__OP_DEL: emit_change(g, job, at, true, &cmd->del->key, NULL); break;
+    case SHOAL__WRITE_COMMAND__OP_CAS:
+        emit_change(g, job, at, cmd->cas->delete_on_match, &cmd->cas->key, &cmd->cas->value);
+        break;
+    case SHOAL__WRITE_COMMAND__OP_BATCH:
+        for (size_t i = 0; i < cmd->batch->n_ops; i++) {
+            const Shoal__BatchOp *op = cmd->batch->ops[i];
+            if (op->op_case == SHOAL__BATCH_OP__OP_PUT)
+                emit_change(g, job, at, false, &op->put->key, &op->put->value);
+            else if (op->op_case == SHOAL__BATCH_OP__OP_DEL)
+                emit_change(g, job, at, true, &op->del->key, NULL);
+            else
+                continue;
+            at.seq++;
+        }
+        break;
+    default: break;
+    }
 }
 
 static void batch_put(fsm_group_t *g, const ProtobufCBinaryData *k, const ProtobufCBinaryData *v)
@@ -414,8 +491,9 @@ static void batch_del(fsm_group_t *g, const ProtobufCBinaryData *k)
 
 /* Compare-and-swap: *cur gets the current value when the compare fails (malloc'd). */
 static Shoal__Status apply_cas(fsm_group_t *g, fsm_job_t *job, uint64_t index,
-                               const Shoal__CasRequest *c, void **cur, size_t *curlen)
+                               const Shoal__WriteCommand *cmd, void **cur, size_t *curlen)
 {
+    const Shoal__CasRequest *c = cmd->cas;
     uint8_t st[256], *dk;
     size_t dl;
     data_key(&c->key, st, sizeof st, &dk, &dl);
@@ -436,55 +514,43 @@ static Shoal__Status apply_cas(fsm_group_t *g, fsm_job_t *job, uint64_t index,
     free(*cur);
     *cur = NULL;
     *curlen = 0;
-    change_at_t at = {index, 0, 1};
-    if (c->delete_on_match) {
+    if (c->delete_on_match)
         batch_del(g, &c->key);
-        emit_change(g, job, at, true, &c->key, NULL);
-    } else {
+    else
         batch_put(g, &c->key, &c->value);
-        emit_change(g, job, at, false, &c->key, &c->value);
-    }
+    emit_cmd(g, job, cmd, index);
     return SHOAL__STATUS__STATUS_OK;
 }
 
-/* Every op of a batch is a change at the entry's index, in order: op i of n. */
+/* Every op of a batch is a change at the entry's index, in order (emit_cmd). */
 static void apply_batch(fsm_group_t *g, fsm_job_t *job, uint64_t index,
-                        const Shoal__BatchRequest *b)
+                        const Shoal__WriteCommand *cmd)
 {
-    change_at_t at = {index, 0, 0};
-    for (size_t i = 0; i < b->n_ops; i++)
-        at.count += b->ops[i]->op_case == SHOAL__BATCH_OP__OP_PUT ||
-                    b->ops[i]->op_case == SHOAL__BATCH_OP__OP_DEL;
-    for (size_t i = 0; i < b->n_ops; i++) {
-        Shoal__BatchOp *op = b->ops[i];
-        if (op->op_case == SHOAL__BATCH_OP__OP_PUT) {
+    for (size_t i = 0; i < cmd->batch->n_ops; i++) {
+        Shoal__BatchOp *op = cmd->batch->ops[i];
+        if (op->op_case == SHOAL__BATCH_OP__OP_PUT)
             batch_put(g, &op->put->key, &op->put->value);
-            emit_change(g, job, at, false, &op->put->key, &op->put->value);
-            at.seq++;
-        } else if (op->op_case == SHOAL__BATCH_OP__OP_DEL) {
+        else if (op->op_case == SHOAL__BATCH_OP__OP_DEL)
             batch_del(g, &op->del->key);
-            emit_change(g, job, at, true, &op->del->key, NULL);
-            at.seq++;
-        }
     }
+    emit_cmd(g, job, cmd, index);
 }
 
 static Shoal__Status apply_op(fsm_group_t *g, fsm_job_t *job, uint64_t index,
                               const Shoal__WriteCommand *cmd, void **cur, size_t *curlen)
 {
-    change_at_t at = {index, 0, 1};
     switch (cmd->op_case) {
     case SHOAL__WRITE_COMMAND__OP_PUT:
         batch_put(g, &cmd->put->key, &cmd->put->value);
-        emit_change(g, job, at, false, &cmd->put->key, &cmd->put->value);
+        emit_cmd(g, job, cmd, index);
         return SHOAL__STATUS__STATUS_OK;
     case SHOAL__WRITE_COMMAND__OP_DEL:
         batch_del(g, &cmd->del->key);
-        emit_change(g, job, at, true, &cmd->del->key, NULL);
+        emit_cmd(g, job, cmd, index);
         return SHOAL__STATUS__STATUS_OK;
-    case SHOAL__WRITE_COMMAND__OP_CAS: return apply_cas(g, job, index, cmd->cas, cur, curlen);
+    case SHOAL__WRITE_COMMAND__OP_CAS: return apply_cas(g, job, index, cmd, cur, curlen);
     case SHOAL__WRITE_COMMAND__OP_BATCH:
-        apply_batch(g, job, index, cmd->batch);
+        apply_batch(g, job, index, cmd);
         return SHOAL__STATUS__STATUS_OK;
     case SHOAL__WRITE_COMMAND__OP_SPLIT:
         return split_fsm_apply(g->group, g->lsm, g->batch, job, cmd->split, index, &g->fence,
@@ -521,6 +587,97 @@ static int flush_batch(fsm_group_t *g)
     return rc;
 }
 
+/* ---- entries that changed nothing (KEY_NOCHANGE) ----------------------------------- */
+
+static void nochange_key(uint64_t index, uint8_t out[9])
+{
+    out[0] = KEY_NOCHANGE;
+    for (int i = 0; i < 8; i++)
+        out[1 + i] = (uint8_t)(index >> (56 - 8 * i));
+}
+
+/* 1 if the entry at index is marked as having changed nothing, 0 if not, or an error. */
+static int nochange_has(fsm_group_t *g, uint64_t index)
+{
+    uint8_t k[9];
+    nochange_key(index, k);
+    void *v = NULL;
+    size_t vl = 0;
+    int rc = lsm_get(g->lsm, NULL, k, sizeof k, &v, &vl);
+    free(v);
+    return rc == 0 ? 1 : rc == SHOAL_ENOTFOUND ? 0 : rc;
+}
+
+/* The indexes in (after, upto] marked as having changed nothing, ascending (*out malloc'd,
+ * NULL when there are none). They are few: retries, moved keys, failed compares. */
+static int nochange_list(fsm_group_t *g, uint64_t after, uint64_t upto, uint64_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (upto <= after)
+        return 0;
+    uint8_t lo[9], hi[9];
+    assert(upto < UINT64_MAX);
+    nochange_key(after + 1, lo);
+    nochange_key(upto + 1, hi); /* exclusive */
+    lsm_read_options_t ro;
+    lsm_read_options_init(&ro);
+    ro.lower_bound = lo;
+    ro.lower_len = sizeof lo;
+    ro.upper_bound = hi;
+    ro.upper_len = sizeof hi;
+    ro.fill_cache = false;
+    lsm_iter_t *it = NULL;
+    int rc = lsm_iter_new(g->lsm, &ro, &it);
+    size_t cap = 0;
+    if (rc == 0)
+        lsm_iter_seek(it, lo, sizeof lo);
+    for (; rc == 0 && lsm_iter_valid(it); lsm_iter_next(it)) {
+        size_t kl;
+        const uint8_t *k = lsm_iter_key(it, &kl);
+        if (kl != sizeof lo) /* only marks are 'n' + 8 bytes */
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            uint64_t *grown = realloc(*out, cap * sizeof *grown);
+            if (!grown) {
+                rc = SHOAL_ENOMEM;
+                break;
+            }
+            *out = grown;
+        }
+        uint64_t index = 0;
+        for (int i = 1; i < 9; i++)
+            index = index << 8 | k[i];
+        (*out)[(*n)++] = index;
+    }
+    if (rc == 0 && it)
+        rc = lsm_iter_status(it);
+    lsm_iter_destroy(&it);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+/* Deletes, into b, the marks of the entries at or below upto: the log no longer holds
+ * them, so no refill will look for their marks. */
+static int nochange_forget(fsm_group_t *g, uint64_t upto, lsm_batch_t *b)
+{
+    uint64_t *gone;
+    size_t n;
+    int rc = nochange_list(g, g->nochange_gone, upto, &gone, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint8_t k[9];
+        nochange_key(gone[i], k);
+        rc = lsm_batch_delete(b, k, sizeof k);
+    }
+    free(gone);
+    return rc;
+}
+
 /* Applies one normal entry into the group's batch: decode, dedupe by session, answer.
  * The answer may go out before the batch is written: the entry is committed in the Raft
  * log, so it is durable whatever happens to this write (a failed write stops the node and
@@ -537,6 +694,8 @@ static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, wa
     void *cur = NULL;
     size_t curlen = 0;
     uint32_t moved_to; /* the broker finds the new owner in its newer map */
+    uint64_t emitted = g->emitted;
+    bool held = false; /* the engine holds this entry's outcome already */
     resp.index = e->index;
     if (!cmd) {
         resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
@@ -546,6 +705,19 @@ static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, wa
             /* a retry of a write that already applied: answer, change nothing */
             resp.status = cmd->seq == s.seq ? (Shoal__Status)s.status : SHOAL__STATUS__STATUS_OK;
             resp.index = s.index;
+            /* Or this very entry applied again after a restart: a session written at or
+             * after its index is in the engine, so its own batch is too (the engine keeps
+             * its writes in order), with a mark if it changed nothing. What it changed
+             * goes back into the window (published before the restart, not again). Only
+             * a session at most the log's last index at the open can be one this group
+             * wrote before it: a split target's first sessions are its source's, at the
+             * source's indexes. */
+            held = s.index >= e->index && s.index <= g->replay_upto;
+            int mark = held && e->index > g->nochange_from ? nochange_has(g, e->index) : 1;
+            if (mark < 0)
+                rc = mark;
+            else if (!mark)
+                emit_cmd(g, NULL, cmd, e->index);
         } else if (g->fence && split_fence_write(g->fence, cmd, &moved_to)) {
             /* moved by a split: not applied, no session, so the new shard applies it once */
             resp.status = SHOAL__STATUS__STATUS_UNAVAILABLE;
@@ -556,6 +728,12 @@ static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, wa
                 session_put(g, cmd->client_id, (session_t){cmd->seq, resp.status, e->index});
             else
                 g->must_store = true; /* nothing would skip it when replayed */
+        }
+        if (!held && g->emitted == emitted && cmd_changes(cmd)) {
+            /* skipped (a retry, a moved key, a failed compare): the refill must know */
+            uint8_t k[9];
+            nochange_key(e->index, k);
+            lsm_batch_put(g->batch, k, sizeof k, "", 0);
         }
     }
     if (w) {
@@ -611,6 +789,137 @@ static void do_apply(fsm_job_t *job)
     }
     if (flush_batch(g))
         job->rc = SHOAL_EIO;
+}
+
+/* ---- the window refilled at open ---------------------------------------------------- */
+
+/* The bytes the window keeps for cmd's changes (keys and values, as window_add counts). */
+static uint64_t cmd_bytes(const Shoal__WriteCommand *cmd)
+{
+    uint64_t n = 0;
+    switch (cmd->op_case) {
+    case SHOAL__WRITE_COMMAND__OP_PUT: return cmd->put->key.len + cmd->put->value.len;
+    case SHOAL__WRITE_COMMAND__OP_DEL: return cmd->del->key.len;
+    case SHOAL__WRITE_COMMAND__OP_CAS:
+        return cmd->cas->key.len + (cmd->cas->delete_on_match ? 0 : cmd->cas->value.len);
+    case SHOAL__WRITE_COMMAND__OP_BATCH:
+        for (size_t i = 0; i < cmd->batch->n_ops; i++) {
+            const Shoal__BatchOp *op = cmd->batch->ops[i];
+            if (op->op_case == SHOAL__BATCH_OP__OP_PUT)
+                n += op->put->key.len + op->put->value.len;
+            else if (op->op_case == SHOAL__BATCH_OP__OP_DEL)
+                n += op->del->key.len;
+        }
+        return n;
+    default: return 0;
+    }
+}
+
+/* The command of a log entry when it names changes (cmd_changes), else NULL: no-ops,
+ * configuration changes, splits and entries that do not decode change nothing when
+ * applied either. The caller frees it. */
+static Shoal__WriteCommand *entry_cmd(const raft_entry_t *e)
+{
+    if (e->type != RAFT_ENTRY_NORMAL || !e->len)
+        return NULL;
+    Shoal__WriteCommand *cmd = shoal__write_command__unpack(NULL, e->len, e->data);
+    if (cmd && cmd_changes(cmd))
+        return cmd;
+    if (cmd)
+        shoal__write_command__free_unpacked(cmd, NULL);
+    return NULL;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Whether the entry at index is in marks (ascending): it changed nothing when applied. */
+static bool marked(const uint64_t *marks, size_t n, uint64_t index)
+{
+    return n && bsearch(&index, marks, n, sizeof *marks, u64_cmp);
+}
+
+/* The window gets the changes of the entries in (from, applied] the log holds, as live
+ * apply recorded them: each entry's command makes its changes (emit_cmd) unless it is
+ * marked as having changed nothing. Only the newest ones are decoded twice: a pass from
+ * the newest back finds the oldest entry whose changes can still be in the window (the
+ * window's ring then drops exactly what it dropped live, and sets win_from likewise), the
+ * pass forward fills it. */
+int fsm_group_refill(fsm_group_t *g, const raft_entry_t *ents, size_t n, uint64_t mark,
+                     uint64_t applied, uint64_t last)
+{
+    assert(g->win_n == 0);
+    g->replay_upto = last;
+    if (g->nochange_from == NOCHANGE_UNKNOWN) {
+        /* Applied by a version that marked no skipped entry: no entry it may have applied
+         * (up to the log's last) can be told apart, those after the engine's applied index
+         * included (applied again, skipped without a mark); the window starts after them. */
+        uint64_t from = last > g->applied ? last : g->applied;
+        int rc = lsm_put(g->lsm, NULL, KEY_NOCHANGE_FROM, strlen(KEY_NOCHANGE_FROM), &from, 8);
+        if (rc)
+            return rc;
+        g->nochange_from = from;
+        g->win_from = from > g->win_from ? from : g->win_from;
+        return 0;
+    }
+    /* the marks of entries the log no longer holds: nothing will look for them */
+    lsm_batch_t *b = lsm_batch_new();
+    int rc = b ? nochange_forget(g, mark, b) : SHOAL_ENOMEM;
+    if (rc == 0 && lsm_batch_count(b))
+        rc = lsm_write(g->lsm, NULL, b);
+    if (rc == 0)
+        g->nochange_gone = mark;
+    lsm_batch_destroy(&b);
+    uint64_t from = mark > g->nochange_from ? mark : g->nochange_from;
+    /* not at the core's applied index: the state came from elsewhere (a snapshot installed
+     * just before a crash); the window starts at the engine's applied index */
+    if (rc || applied != g->applied || applied <= from || !n || ents[0].index > from + 1 ||
+        ents[n - 1].index < applied)
+        return rc;
+    uint64_t t0 = zclock_usecs();
+    uint64_t *marks = NULL;
+    size_t n_marks = 0;
+    if ((rc = nochange_list(g, from, applied, &marks, &n_marks)) != 0)
+        return rc;
+    size_t lo = (size_t)(from + 1 - ents[0].index), hi = (size_t)(applied - ents[0].index) + 1;
+    /* back from the newest: the oldest entry to fill from is one past which the window
+     * certainly drops a change (more than it holds, or its bytes past the cap before the
+     * newest entry's), so that what remains is what live apply's ring kept */
+    size_t start = lo;
+    uint64_t ops = 0, bytes = 0;
+    bool newest = true;
+    for (size_t k = hi; k > lo; k--) {
+        Shoal__WriteCommand *cmd =
+            marked(marks, n_marks, ents[k - 1].index) ? NULL : entry_cmd(&ents[k - 1]);
+        if (!cmd)
+            continue;
+        ops += cmd_changes(cmd);
+        bytes += newest ? 0 : cmd_bytes(cmd);
+        newest = false;
+        shoal__write_command__free_unpacked(cmd, NULL);
+        if (ops > WINDOW_MAX || bytes > WINDOW_BYTES) {
+            start = k - 1;
+            break;
+        }
+    }
+    g->win_from = ents[start].index - 1; /* from, or moved on by the ring as it fills */
+    for (size_t k = start; k < hi; k++) {
+        Shoal__WriteCommand *cmd =
+            marked(marks, n_marks, ents[k].index) ? NULL : entry_cmd(&ents[k]);
+        if (cmd) {
+            emit_cmd(g, NULL, cmd, ents[k].index);
+            shoal__write_command__free_unpacked(cmd, NULL);
+        }
+    }
+    free(marks);
+    zsys_info("shard %u: change window refilled from the log's entries %" PRIu64 "-%" PRIu64
+              ": %zu changes after index %" PRIu64 " (%zu entries skipped when applied), %.1f ms",
+              g->group, ents[lo].index, applied, g->win_n, g->win_from, n_marks,
+              (double)(zclock_usecs() - t0) / 1000);
+    return 0;
 }
 
 /* ---- reads -------------------------------------------------------------------------- */
@@ -854,7 +1163,19 @@ static void do_snapshot(fsm_job_t *job)
 {
     fsm_group_t *g = job->fg;
     lsm_write_options_t wo = {.sync = job->mark_only};
-    int rc = lsm_put(g->lsm, &wo, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8);
+    lsm_batch_t *b = lsm_batch_new();
+    /* the marks of entries an earlier mark cut from the log go with it (a failure only
+     * leaves them for the next one) */
+    bool forget =
+        b && job->log_mark > g->nochange_gone && nochange_forget(g, job->log_mark, b) == 0;
+    if (b && !forget)
+        lsm_batch_clear(b);
+    int rc = b ? lsm_batch_put(b, KEY_APPLIED, strlen(KEY_APPLIED), &g->applied, 8) : SHOAL_ENOMEM;
+    if (rc == 0)
+        rc = lsm_write(g->lsm, &wo, b);
+    lsm_batch_destroy(&b);
+    if (rc == 0 && forget)
+        g->nochange_gone = job->log_mark;
     if (rc == 0)
         g->stored = g->applied;
     if (job->mark_only && rc) {
@@ -943,6 +1264,25 @@ static void do_install(fsm_job_t *job)
         job->rc = rc;
         return;
     }
+    /* This node's log holds nothing at or below the snapshot once it is installed: the
+     * window starts there, and no refill may trust the marks the snapshot brought for
+     * those entries (the sender may have deleted some). Synced: a crash before the log
+     * records the snapshot leaves the log's older entries next to this state. */
+    uint64_t from = NOCHANGE_UNKNOWN;
+    rc = read_u64(g->lsm, KEY_NOCHANGE_FROM, NOCHANGE_UNKNOWN, &from);
+    if (rc == 0 && (from == NOCHANGE_UNKNOWN || from < applied)) {
+        lsm_write_options_t wo = {.sync = true};
+        from = applied;
+        rc = lsm_put(g->lsm, &wo, KEY_NOCHANGE_FROM, strlen(KEY_NOCHANGE_FROM), &from, 8);
+    }
+    if (rc) {
+        snprintf(job->err, sizeof job->err, "installing snapshot %s: window marks: %s", job->path,
+                 shoal_strerror(rc));
+        job->rc = rc;
+        return;
+    }
+    g->nochange_from = from;
+    g->nochange_gone = 0; /* the snapshot's own marks may be anywhere below it */
     g->applied = applied;
     g->stored = applied;
     g->must_store = false;

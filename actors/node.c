@@ -840,6 +840,16 @@ static void free_batch(node_t *n, persist_batch_t **b_p)
     *b_p = NULL;
 }
 
+/* A snapshot mark is durable in the log: what the fsm keeps for the entries it cut may go
+ * at the replica's next mark (fsm_job_t.log_mark). A mark of a replica closed since, or of
+ * an earlier replica of the group on this node, is found above the replica's own marks. */
+static void log_marked(node_t *n, const persist_item_t *it)
+{
+    replica_t *r = node_find_replica(n, it->group);
+    if (r && it->snap_index <= r->snap_index && it->snap_index > r->log_mark)
+        r->log_mark = it->snap_index;
+}
+
 static void record_fsync(node_t *n, uint64_t us)
 {
     int i = 0;
@@ -863,6 +873,8 @@ static void log_answer(node_t *n, zsock_t *sock)
             if (b->synced)
                 record_fsync(n, b->sync_us);
             for (size_t i = 0; i < b->n; i++) {
+                if (b->items[i].has_snap)
+                    log_marked(n, &b->items[i]);
                 if (b->items[i].replica)
                     replica_persisted(b->items[i].replica);
                 if (b->items[i].drop_job) { /* the DROP is durable: the data may go */

@@ -116,6 +116,7 @@ typedef struct fsm_job_t {
     bool chunk_last;
     uint64_t applied;             /* out: applied index after the job */
     bool mark_only;               /* FSM_SNAPSHOT: make `applied` durable, take no view */
+    uint64_t log_mark;            /* FSM_SNAPSHOT: the log's durable mark (KEY_NOCHANGE) */
     bool streamed;                /* out, FSM_INSTALL: the chunks' ingest was swapped in */
     const lsm_snapshot_t *lsnap;  /* out, FSM_SNAPSHOT: the engine's view at `applied` */
     waiter_t *done;               /* out: answered waiters */
@@ -176,6 +177,16 @@ typedef struct {
 /* fsm group state: created by the node (fsm_group_new) and then used only by one fsm
  * actor; the applied index it recovered is returned for the Raft restore. */
 fsm_group_t *fsm_group_new(uint32_t group, lsm_t *lsm, uint64_t *applied, char *err, size_t errlen);
+/* Refills the change window of a group just made (before its first job) from the entries
+ * its node restored from the Raft log: ents[0..n), ascending from mark + 1 (the log's
+ * snapshot mark). applied is the index the Raft core was restored with: every entry up to
+ * it is committed, and the ones at or below the engine's applied index are not applied
+ * again, so this is how their changes get back into the window; last is the log's last
+ * index. The window holds afterwards what live apply left in it (same bounds), up to what
+ * the log still has; older asks stay WINDOW_GONE. Returns 0 or a SHOAL_E* code (the window
+ * then starts at the applied index, as without a refill). */
+int fsm_group_refill(fsm_group_t *g, const raft_entry_t *ents, size_t n, uint64_t mark,
+                     uint64_t applied, uint64_t last);
 /* Stores the applied index if it moved since the last stored one (the engine must still
  * be open; call only when the group's fsm actor is idle). */
 void fsm_group_destroy(fsm_group_t **self_p);
@@ -186,9 +197,15 @@ void waiter_answer(waiter_t *w, Shoal__ClientResponse *resp);
 void waiter_answer_status(waiter_t *w, Shoal__Status status, const char *error);
 void fsm_job_destroy(fsm_job_t **self_p);
 
-/* Keys in a replica's LSM: user data under 'd', client sessions under 's', metadata 'm'. */
+/* Keys in a replica's LSM: user data under 'd', client sessions under 's', metadata 'm'.
+ * 'n' + big-endian u64 index: the entry at that index named changes and made none (a retry,
+ * a key moved by a split, a compare that failed), so the change window refilled from the
+ * log at a restart leaves it out (fsm_group_refill); KEY_NOCHANGE_FROM: the index after
+ * which every such entry this engine applied has its 'n' key. */
 #define KEY_DATA 'd'
 #define KEY_SESSION 's'
+#define KEY_NOCHANGE 'n'
 #define KEY_APPLIED "m/applied"
+#define KEY_NOCHANGE_FROM "m/nochange"
 
 #endif

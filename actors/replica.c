@@ -344,6 +344,11 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
         log_base(r, &rs.snapshot); /* a split target: its log starts after the copied data */
     if (rc)
         snprintf(err, errlen, "shard %u: Raft restore failed: %s", r->group, shoal_strerror(rc));
+    /* the changes of the entries up to the applied index (committed, not applied again)
+     * back into the window, so that `changes` serves what the log still holds */
+    if (rc == 0 && (e = fsm_group_refill(r->fg, ents, cnt, rs.snapshot.index, applied, last)))
+        zsys_warning("shard %u: change window not refilled from the log: %s", r->group,
+                     shoal_strerror(e));
     for (size_t i = 0; i < cnt; i++)
         free(ents[i].data);
     free(ents);
@@ -354,6 +359,7 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
     r->hs_term = rs.hard_state.term;
     r->hs_vote = rs.hard_state.vote;
     r->snap_index = rs.snapshot.index;
+    r->log_mark = conf_len ? rs.snapshot.index : 0; /* a split target's base: not yet */
     return rc;
 }
 
@@ -928,6 +934,7 @@ static void start_snapshot(replica_t *r, bool mark_only, uint64_t now)
         return;
     job->type = FSM_SNAPSHOT;
     job->mark_only = mark_only;
+    job->log_mark = r->log_mark;
     r->snap_busy = true;
     r->snap_time_ms = now;
     replica_send_job(r, job);

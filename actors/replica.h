@@ -62,6 +62,7 @@ typedef struct replica_t {
     waiter_t *reads_ready; /* read index known, waiting for the fsm to reach it */
     uint64_t next_read_id;
     uint64_t snap_index; /* the newest snapshot mark: the log may be cut up to it */
+    uint64_t log_mark;   /* the newest snapshot mark the log holds durably (node.c) */
     uint64_t snap_file;  /* index of the newest snapshot file (0: none), what a leader sends */
     uint64_t snap_size, snap_checksum; /* of snap_file */
     uint64_t snap_served_ms;           /* zclock_mono when snap_file was made or last read */
