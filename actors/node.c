@@ -201,6 +201,29 @@ static void push_waiter(waiter_t **head, waiter_t **tail, waiter_t *w)
     *tail = w;
 }
 
+/* Entry bytes proposed per log batch (all groups together). A loop turn's writes used to
+ * go to the cores all at once: 96 clients putting 1 MB values made one ready of ~100 MB,
+ * a log write of seconds on a busy disk and appends past the frame limit, and the cluster
+ * lost its leaders; past this budget, writes wait held for the next batch, which also
+ * bounds what followers write per ready. */
+#define PROPOSE_BUDGET (4u << 20)
+
+/* The bytes of w's entry (its command as the core gets it). */
+static size_t entry_bytes(const waiter_t *w)
+{
+    Shoal__WriteCommand cmd;
+    int status;
+    write_command(w->frame->client_req, &cmd, &status, NULL, 0); /* checked by propose */
+    return shoal__write_command__get_packed_size(&cmd);
+}
+
+/* Whether an entry of this many bytes fits the budget of the next log batch (one always
+ * does: a batch's first entry, however big). */
+static bool budget_fits(const node_t *n, size_t bytes)
+{
+    return n->proposed_bytes == 0 || n->proposed_bytes + bytes <= PROPOSE_BUDGET;
+}
+
 static void propose_now(replica_t *r, waiter_t *w)
 {
     node_t *n = r->node;
@@ -230,6 +253,7 @@ static void propose_now(replica_t *r, waiter_t *w)
     r->quiet = false;
     r->idle_ticks = 0;
     w->index = (uint64_t)idx;
+    n->proposed_bytes += len;
     push_waiter(&r->props, &r->props_tail, w);
     r->n_props++;
 }
@@ -265,8 +289,10 @@ static void propose(replica_t *r, waiter_t *w)
      * answers anyway: held here, every group's writes are proposed together right after
      * the answer (pump), so each group's ready carries more of them and one envelope per
      * peer carries every group's appends, instead of a ready and an envelope per group per
-     * loop turn (docs/ARCHITECTURE.md, "Life of a ready batch"). */
-    if (n->batches_out) {
+     * loop turn (docs/ARCHITECTURE.md, "Life of a ready batch"). Also held: what would take
+     * the next batch past its budget, and anything behind a held write of its group (a
+     * group's writes are proposed in arrival order). */
+    if (n->batches_out || r->held || !budget_fits(n, entry_bytes(w))) {
         push_waiter(&r->held, &r->held_tail, w);
         r->n_held++;
         r->quiet = false;
@@ -276,16 +302,22 @@ static void propose(replica_t *r, waiter_t *w)
     propose_now(r, w);
 }
 
-/* The writes held while the log was busy go to their cores, in arrival order. */
+/* The writes held while the log was busy go to their cores, in arrival order, as far as
+ * the next batch's budget goes; the replica served first rotates, so a group of big
+ * writes does not keep the others' waiting. */
 static void propose_held(node_t *n)
 {
-    for (size_t i = 0; i < n->n_replicas; i++) {
-        replica_t *r = n->replicas[i];
-        waiter_t *w = r->held;
-        r->held = r->held_tail = NULL;
-        r->n_held = 0;
-        for (waiter_t *next; w; w = next) {
-            next = w->next;
+    if (n->n_replicas == 0)
+        return;
+    size_t first = n->held_from++ % n->n_replicas;
+    for (size_t k = 0; k < n->n_replicas; k++) {
+        replica_t *r = n->replicas[(first + k) % n->n_replicas];
+        while (r->held && budget_fits(n, entry_bytes(r->held))) {
+            waiter_t *w = r->held;
+            r->held = w->next;
+            if (!r->held)
+                r->held_tail = NULL;
+            r->n_held--;
             w->next = NULL;
             propose_now(r, w);
         }
@@ -732,6 +764,7 @@ static int pump(node_t *n)
      * add meanwhile is gathered here and goes out as one batch when it answers, instead of
      * one message (and one PERSISTED answer, loop turn and envelope per peer) per turn. */
     if (n->batch && batch_needs_sync(n->batch) && n->batches_out == 0) {
+        n->proposed_bytes = 0;
         n->batches_out++;
         n->n_batches++;
         n->n_items += n->batch->n;
@@ -780,14 +813,25 @@ static void handle_batch(node_t *n, zframe_t *id, Shoal__Frame *f)
     shoal_frame_free(&f);
 }
 
+/* Bytes one loop turn reads from the ROUTER before it pumps and runs its timers: 256
+ * messages of 1 MB writes were a turn of ~1 s of decoding on a busy host, past a
+ * follower's election timeout, with the heartbeats waiting behind it. */
+#define ROUTER_TURN_BYTES (8u << 20)
+
 static int on_router(node_t *n, zsock_t *sock)
 {
+    size_t bytes = 0;
     for (int burst = 0; burst < 256 && (zsock_events(sock) & ZMQ_POLLIN); burst++) {
+        if (bytes >= ROUTER_TURN_BYTES) {
+            sockset_touch(n->socks, n->sk_router); /* the rest at the next turn */
+            break;
+        }
         zmsg_t *msg = zmsg_recv(sock);
         if (!msg)
             break;
         zframe_t *id = zmsg_pop(msg), *body = zmsg_pop(msg);
         zmsg_destroy(&msg);
+        bytes += body ? zframe_size(body) : 0;
         Shoal__Frame *f = NULL;
         char err[256];
         if (!id || !body ||

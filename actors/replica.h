@@ -107,6 +107,8 @@ struct node_t {
     persist_batch_t *batch;                                  /* being filled this loop turn */
     fsm_job_t *jobq[NODE_MAX_FSM], *jobq_tail[NODE_MAX_FSM]; /* this turn's jobs per fsm */
     uint64_t batches_out;
+    size_t proposed_bytes; /* entry bytes proposed since the last log batch went out */
+    size_t held_from;      /* the replica propose_held serves first (turns rotate) */
     uint64_t snaps_out;
     bool fatal;
     bool stopping;

@@ -69,6 +69,7 @@ typedef struct {
     int64_t attempt_deadline; /* 0 when not sent */
     int64_t retry_at;         /* 0 when not waiting to retry */
     int attempts;
+    int waits;       /* attempt timeouts passed waiting on a node heard from (route_sweep) */
     int last_status; /* UNAVAILABLE once a node refused or was unreachable */
     bool delivered;  /* some attempt reached a node */
     int64_t sent_to; /* node id or -1 */

@@ -7,7 +7,10 @@
  * own seq, so every (client_id, seq) stream has one write in flight at a time.
  *
  * Each slot keeps its encoded frame so it can be resent unchanged (same id, same seq)
- * when no answer came within SHOAL_RESEND_MS, e.g. because the broker restarted. */
+ * when no answer came within SHOAL_RESEND_MS, e.g. because the broker restarted; each
+ * further resend waits twice as long, up to 8 s: a broker forwards a resend of a request
+ * it still has in flight as a new one, and 96 clients resending 1 MB writes every second
+ * were 96 MB/s of copies for an already busy cluster. */
 #include "broker/client_internal.h"
 
 #include <pthread.h>
@@ -364,7 +367,8 @@ static void send_slot(shoal_t *self, slot_t *s)
 {
     /* DONTWAIT: the HWM is unlimited, so this only fails when the context is gone. */
     zmq_send(zsock_resolve(self->sock), s->buf, s->len, ZMQ_DONTWAIT);
-    s->resend_at = zclock_mono() + SHOAL_RESEND_MS;
+    s->resend_at = zclock_mono() + ((int64_t)SHOAL_RESEND_MS << (s->resends < 3 ? s->resends : 3));
+    s->resends++;
 }
 
 int shoal_submit(shoal_t *self, const shoal_op_t *op, shoal_done_fn *done, void *arg)
@@ -394,6 +398,7 @@ int shoal_submit(shoal_t *self, const shoal_op_t *op, shoal_done_fn *done, void 
     s->in_use = true;
     s->whole = op->type == SHOAL_OP_SCAN || op->type == SHOAL_OP_BATCH;
     s->rerouted = 0;
+    s->resends = 0;
     s->done = done;
     s->arg = arg;
     s->start_us = zclock_usecs();

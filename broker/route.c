@@ -197,6 +197,24 @@ static void send_attempt(broker_t *b, pending_t *p)
     int64_t attempt = (int64_t)b->cfg.attempt_timeout_ms;
     p->attempt_deadline = now + (left < attempt ? left : attempt);
     p->retry_at = 0;
+    p->waits = 0;
+}
+
+/* Attempt timeouts a request waits on a node that is heard from (alive but slow) before it
+ * is sent again; MAX_WAITS + 1 attempt timeouts (5 s by default) at most. */
+#define MAX_WAITS 4
+
+/* Whether p's attempt timed out on a node heard from since the attempt went out: the node
+ * has the request and is slow (big writes on a busy disk, or a long scan), not silent.
+ * Sending it again would only make that node decode and propose it once more: with 96
+ * clients writing 1 MB values, every write was sent again each second, the leader spent its
+ * time decoding copies, the log filled with duplicates and the cluster lost its leaders. A
+ * node that died, restarted or lost leadership is not heard from or answers NOT_LEADER. */
+static bool slow_not_silent(broker_t *b, const pending_t *p, int64_t now)
+{
+    bnode_t *n = p->sent_to >= 0 ? broker_node(b, (uint64_t)p->sent_to) : NULL;
+    int64_t attempt = (int64_t)b->cfg.attempt_timeout_ms;
+    return n && p->waits < MAX_WAITS && n->last_seen && now - n->last_seen < attempt;
 }
 
 static void send_frame_to_client(broker_t *b, zframe_t *client, uint64_t rid, Shoal__Frame *f)
@@ -527,6 +545,10 @@ void route_sweep(broker_t *b)
             finish(b, p, NULL, SHOAL_STATUS_UNAVAILABLE, "node did not answer the admin request");
         } else if (p->retry_at && now >= p->retry_at) {
             send_attempt(b, p);
+        } else if (slow_not_silent(b, p, now)) {
+            int64_t next = now + (int64_t)b->cfg.attempt_timeout_ms;
+            p->attempt_deadline = next < p->deadline ? next : p->deadline;
+            p->waits++;
         } else {
             /* Silent node: suspect it as leader and move on; same id and seq. */
             bshard_t *s = broker_shard(b, p->shard);
