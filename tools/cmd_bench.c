@@ -293,7 +293,8 @@ int cmd_bench(ctl_t *c, int argc, char **argv)
         run_measured(&b, name);
         double secs = (double)o.duration;
         (void)t0;
-        qsort(b.lat, b.n_lat, sizeof *b.lat, cmp_u32);
+        if (b.n_lat) /* qsort of NULL, even for 0 items, is undefined */
+            qsort(b.lat, b.n_lat, sizeof *b.lat, cmp_u32);
         double rate = b.ops / secs;
         if (c->json)
             printf("{\"workload\":\"%s\",\"clients\":%" PRIu64 ",\"seconds\":%.1f,\"ops\":%" PRIu64
