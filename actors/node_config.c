@@ -90,25 +90,6 @@ static int get_endpoint(zconfig_t *root, const char *path, bool required, char *
     return rc;
 }
 
-/* cluster/id: 1 to 16 hex digits, not all zero (0 means "not known"); absent leaves 0. */
-static int get_cluster_id(zconfig_t *root, uint64_t *out, char *err, size_t errlen)
-{
-    char *v = zconfig_get(root, "cluster/id", NULL);
-    if (!v)
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long long id = strtoull(v, &end, 16);
-    size_t len = strlen(v);
-    if (!len || len > 16 || strspn(v, "0123456789abcdefABCDEF") != len || *end || errno || !id) {
-        snprintf(err, errlen,
-                 "config key cluster/id = \"%s\": expected 1 to 16 hex digits, not all zero", v);
-        return SHOAL_EINVAL;
-    }
-    *out = id;
-    return 0;
-}
-
 static void set_defaults(node_config_t *c)
 {
     memset(c, 0, sizeof *c);
@@ -360,7 +341,7 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
     if (rc == 0)
         rc = get_uint(root, "cluster/vnodes", 1, 4096, &c->vnodes, err, errlen);
     if (rc == 0)
-        rc = get_cluster_id(root, &c->cluster_id, err, errlen);
+        rc = zpl_cluster_id(root, &c->cluster_id, err, errlen);
     if (rc == 0)
         rc = load_nodes(root, c, err, errlen);
     if (rc == 0)

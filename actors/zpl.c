@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,17 +26,52 @@ static bool zpl_rest_empty(const char *s)
     return *s == '\0' || *s == '#';
 }
 
+/* Refuses name under parent when parent already has an item of that name (seen maps
+ * "parent address/name" to the line that wrote it): zconfig would keep both and every
+ * lookup would take the first, so a key written twice kept its first value without a word
+ * (and a section written twice lost the keys of its second part). err names the path
+ * (the sections of last[0 .. level), then name) and both lines. */
+static int check_twice(zhashx_t *seen, zconfig_t *parent, zconfig_t *const *last, size_t level,
+                       const char *name, int no, char *err, size_t errlen)
+{
+    char key[ZPL_MAX_LINE + 32];
+    snprintf(key, sizeof key, "%p/%s", (void *)parent, name);
+    void *first = zhashx_lookup(seen, key);
+    if (!first) {
+        if (zhashx_insert(seen, key, (void *)(intptr_t)no) == 0)
+            return 0;
+        snprintf(err, errlen, "line %d: out of memory", no);
+        return SHOAL_ENOMEM;
+    }
+    char path[256] = "";
+    size_t len = 0;
+    for (size_t l = 0; l <= level && len < sizeof path; l++) {
+        int n = snprintf(path + len, sizeof path - len, "%s%s", l ? "/" : "",
+                         l < level ? zconfig_name(last[l]) : name);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    snprintf(err, errlen, "line %d: %s is written twice (lines %d and %d): write it once", no, path,
+             (int)(intptr_t)first, no);
+    return SHOAL_EINVAL;
+}
+
 /* Parses ZPL text into a zconfig tree as zconfig_str_load does (4 spaces a level, `name`,
  * `name = value`, a value quoted with " or ' or bare up to a `#`), but reports a syntax
  * error in err with its line number. A name holding '/' is refused too: zconfig takes it
- * as one name, so `storage/fsync = never` at the top level would be ignored. NULL on error. */
+ * as one name, so `storage/fsync = never` at the top level would be ignored; so is a name
+ * written twice in one section (check_twice). NULL on error. */
 zconfig_t *zpl_parse(const char *text, size_t size, char *err, size_t errlen)
 {
     zconfig_t *root = zconfig_new("root", NULL);
+    zhashx_t *seen = zhashx_new();     /* "parent/name" -> the line that wrote it */
     zconfig_t *last[ZPL_MAX_LINE / 4]; /* last[l]: the latest item at level l */
     size_t depth = 0;                  /* a new item may sit at levels 0 .. depth */
     char line[ZPL_MAX_LINE + 1], name[ZPL_MAX_LINE + 1];
     const char *p = text, *end = text + size;
+    if (!root || !seen) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     for (int no = 1; p < end; no++) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         size_t n = (size_t)((eol ? eol : end) - p);
@@ -125,13 +161,18 @@ zconfig_t *zpl_parse(const char *text, size_t size, char *err, size_t errlen)
                      name);
             goto fail;
         }
-        zconfig_t *item = zconfig_new(name, level ? last[level - 1] : root);
+        zconfig_t *parent = level ? last[level - 1] : root;
+        if (check_twice(seen, parent, last, level, name, no, err, errlen) != 0)
+            goto fail;
+        zconfig_t *item = zconfig_new(name, parent);
         zconfig_set_value(item, "%s", value);
         last[level] = item;
         depth = level + 1;
     }
+    zhashx_destroy(&seen);
     return root;
 fail:
+    zhashx_destroy(&seen);
     zconfig_destroy(&root);
     return NULL;
 }
@@ -220,6 +261,24 @@ int zpl_check_keys(const char *const *keys, zconfig_t *root, char *err, size_t e
 {
     char path[256] = "";
     return check_keys(keys, root, path, 0, sizeof path, err, errlen);
+}
+
+int zpl_cluster_id(zconfig_t *root, uint64_t *out, char *err, size_t errlen)
+{
+    char *v = zconfig_get(root, "cluster/id", NULL);
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long id = strtoull(v, &end, 16);
+    size_t len = strlen(v);
+    if (!len || len > 16 || strspn(v, "0123456789abcdefABCDEF") != len || *end || errno || !id) {
+        snprintf(err, errlen,
+                 "config key cluster/id = \"%s\": expected 1 to 16 hex digits, not all zero", v);
+        return SHOAL_EINVAL;
+    }
+    *out = id;
+    return 0;
 }
 
 int zpl_load_text(const char *text, size_t size, const char *const *keys, zpl_fill_fn *fill,

@@ -5,12 +5,15 @@
  * zsys's log stream), and a daemon's stdout must stay clean. This reader refuses what
  * zconfig refuses and puts the line and the reason into the caller's one error line; it
  * also refuses a name holding '/' (zconfig would keep `a/b = 1` as one key nobody reads),
- * lines over 1024 bytes (zconfig cuts them) and NUL bytes. */
+ * a key or section written twice in one section (zconfig keeps both and every lookup takes
+ * the first: "line 9: cluster/shards is written twice (lines 3 and 9)"), lines over 1024
+ * bytes (zconfig cuts them) and NUL bytes. */
 #ifndef SHOAL_ZPL_H
 #define SHOAL_ZPL_H
 
 #include <czmq.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The tree of text[0 .. size), or NULL with "line N: reason" in err. */
 zconfig_t *zpl_parse(const char *text, size_t size, char *err, size_t errlen);
@@ -25,6 +28,10 @@ int zpl_check_keys(const char *const *keys, zconfig_t *root, char *err, size_t e
 #define ZPL_CLUSTER_KEYS                                                                           \
     "cluster/id", "cluster/shards", "cluster/replicas", "cluster/vnodes",                          \
         "cluster/nodes/*/endpoint", "cluster/nodes/*/pub_endpoint"
+
+/* cluster/id, which nodes and brokers read alike: 1 to 16 hex digits, not all zero (0 means
+ * "not known"); absent leaves *out alone. 0, or SHOAL_EINVAL with the key in err. */
+int zpl_cluster_id(zconfig_t *root, uint64_t *out, char *err, size_t errlen);
 
 /* Fills a config struct from a checked tree: 0, or SHOAL_E* with one line in err. */
 typedef int(zpl_fill_fn)(zconfig_t *root, void *cfg, char *err, size_t errlen);

@@ -257,20 +257,47 @@ void admin_poll_nodes(broker_t *b)
     }
 }
 
+/* Whether the map places group s on node (a replica, or one being moved away). */
+static bool places(const bshard_t *s, uint64_t node)
+{
+    for (size_t k = 0; k < s->n_replicas; k++)
+        if (s->replicas[k] == node)
+            return true;
+    for (size_t k = 0; k < s->n_leaving; k++)
+        if (s->leaving[k] == node)
+            return true;
+    return false;
+}
+
+/* A replica's commit and applied index (the highest seen win): every replica loaded its
+ * applied index at its start, so a broker started with the nodes shows it from their first
+ * answers. Only the leader's applied index used to count, and a leader known from its
+ * election event (no indexes) showed APPLIED 0 until its next poll answer. Only a node the
+ * map places the group on counts: another cluster's node on a listed endpoint answers for
+ * its own groups of the same ids. */
+static void merge_indexes(bshard_t *s, uint64_t node, const Shoal__ShardStatus *ss)
+{
+    if (!places(s, node))
+        return;
+    if (ss->commit_index > s->commit)
+        s->commit = ss->commit_index;
+    if (ss->apply_index > s->apply)
+        s->apply = ss->apply_index;
+}
+
 /* The metadata group's row of `status`: taken whole from its leader's own report (the
  * leader lists every member of its configuration with its match index), never from a
- * follower's, which knows only itself. */
+ * follower's, which knows only itself; only the commit and applied indexes come from any
+ * member (merge_indexes), as for a shard. */
 static void merge_meta(broker_t *b, bnode_t *n, const Shoal__ShardStatus *ss)
 {
     bshard_t *m = &b->meta;
-    if (ss->commit_index > m->commit)
-        m->commit = ss->commit_index;
+    merge_indexes(m, n->id, ss);
     if (ss->leader != n->id || ss->term < m->term)
         return;
     b->meta_leader = (int64_t)n->id;
     m->term = ss->term;
     m->commit = ss->commit_index;
-    m->apply = ss->apply_index;
     m->size = ss->size_bytes;
     /* the members are the map's (broker_set_map), as for every shard: only their progress
      * comes from the leader, so one status answer never shows members of another map */
@@ -295,14 +322,10 @@ static void merge_node_view(broker_t *b, bnode_t *n, const Shoal__ClusterStatus 
         bshard_t *s = broker_shard(b, ss->id);
         if (!s)
             continue;
-        if (ss->commit_index > s->commit)
-            s->commit = ss->commit_index;
-        if (ss->apply_index > s->apply && ss->leader == n->id)
-            s->apply = ss->apply_index;
+        merge_indexes(s, n->id, ss);
         if (ss->leader != n->id || ss->term < s->term)
             continue;
         admin_set_leader(b, s, (int64_t)n->id, ss->term);
-        s->apply = ss->apply_index;
         if (ss->size_bytes)
             s->size = ss->size_bytes;
         for (size_t r = 0; r < ss->n_replicas; r++)
@@ -310,6 +333,40 @@ static void merge_node_view(broker_t *b, bnode_t *n, const Shoal__ClusterStatus 
                 if (s->replicas[k] == ss->replicas[r]->peer)
                     s->match[k] = ss->replicas[r]->match_index;
     }
+}
+
+/* Whether map (sent by node n) is of the cluster this broker serves (ShardMap.cluster_id;
+ * docs/ARCHITECTURE.md, "Cluster identity"): the id of its config's cluster/id, else of the
+ * first map that carries one and lists the node that sent it under the id the broker knows
+ * it by. An endpoint of this cluster may now be served by another cluster's node (a removed
+ * node's, say), whose map lists itself under its own id: the broker does not learn from
+ * it, and once it knows its id it refuses every map of another one, with a warning at most
+ * every 10 s. A map without an id (written before ids existed) matches any. */
+static bool same_cluster(broker_t *b, bnode_t *n, const Shoal__ShardMap *map)
+{
+    uint64_t id = map->cluster_id;
+    if (!id || id == b->cluster_id)
+        return true;
+    if (!b->cluster_id) {
+        bool lists = false;
+        for (size_t i = 0; i < map->n_nodes; i++)
+            lists |= map->nodes[i]->id == n->id;
+        if (!lists)
+            return false;
+        b->cluster_id = id;
+        broker_info(b, "broker: cluster %016" PRIx64 " (from node %" PRIu64 "'s shard map)", id,
+                    n->id);
+        return true;
+    }
+    int64_t now = zclock_mono();
+    if (!b->foreign_log_ms || now - b->foreign_log_ms >= 10000) {
+        b->foreign_log_ms = now;
+        zsys_warning("broker: refused a shard map (version %" PRIu64 ") of cluster %016" PRIx64
+                     " from node %" PRIu64 " at %s: this broker serves cluster %016" PRIx64
+                     " (an endpoint reused by another cluster?)",
+                     map->version, id, n->id, n->endpoint, b->cluster_id);
+    }
+    return false;
 }
 
 void admin_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
@@ -321,7 +378,7 @@ void admin_node_response(broker_t *b, bnode_t *n, Shoal__Frame *f)
     }
     if ((int)r->status == SHOAL_STATUS_OK && r->cluster)
         merge_node_view(b, n, r->cluster);
-    if ((int)r->status == SHOAL_STATUS_OK && r->shard_map &&
+    if ((int)r->status == SHOAL_STATUS_OK && r->shard_map && same_cluster(b, n, r->shard_map) &&
         r->shard_map->version > b->map_version && r->shard_map->n_shards > 0)
         broker_set_map(b, r->shard_map);
     shoal_frame_free(&f);
@@ -464,6 +521,7 @@ static void reply_shard_map(broker_t *b, zframe_t *client, uint64_t rid)
             k++;
         }
         map.version = b->map_version;
+        map.cluster_id = b->cluster_id;
         map.vnodes_per_shard = ring_vnodes(b->ring);
         map.n_shards = b->n_shards;
         map.shards = sp;

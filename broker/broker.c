@@ -276,6 +276,7 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen)
     b->cfg = *cfg;
     b->meta_leader = BROKER_NO_LEADER;
     b->meta.id = 4294967295u; /* the metadata group (SHOAL_META_SHARD) */
+    b->cluster_id = cfg->cluster_id;
     b->next_id = 1;
     b->stream_epoch = stream_seqs_epoch();
     b->front = zsock_new(ZMQ_ROUTER);

@@ -37,6 +37,7 @@ typedef struct {
     bool read_replicas;                /* broker/read_from = replicas: spread linearizable reads */
     char http_endpoint[256];           /* broker/http_endpoint: web dashboard; "" = none */
     unsigned shards, replicas, vnodes; /* cluster section: bootstrap placement */
+    uint64_t cluster_id; /* cluster/id (hex; 0: absent, learned from the first node's map) */
     broker_node_cfg_t nodes[BROKER_MAX_NODES];
     size_t n_nodes;
 } broker_config_t;

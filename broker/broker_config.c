@@ -159,6 +159,8 @@ static int load(zconfig_t *root, broker_config_t *c, char *err, size_t errlen)
     if (!rc)
         rc = get_uint(root, "cluster/vnodes", 64, 1, 4096, &c->vnodes, err, errlen);
     if (!rc)
+        rc = zpl_cluster_id(root, &c->cluster_id, err, errlen);
+    if (!rc)
         rc = load_nodes(root, c, err, errlen);
     if (!rc && strcmp(c->log_level, "error") && strcmp(c->log_level, "warning") &&
         strcmp(c->log_level, "info") && strcmp(c->log_level, "debug")) {

@@ -108,6 +108,10 @@ struct broker_t {
     size_t n_shards;
     ring_t *ring;
     uint64_t map_version;
+    /* ShardMap.cluster_id of the cluster served: cluster/id of the config, else the id of the
+     * first node's map that carries one (admin.c, same_cluster); 0 while unknown */
+    uint64_t cluster_id;
+    int64_t foreign_log_ms; /* the last warning about a map of another cluster */
     int64_t meta_leader;
     bshard_t meta;          /* the metadata group as its leader's status last showed it (leader:
                              * meta_leader) */

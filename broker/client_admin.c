@@ -181,6 +181,23 @@ int shoal_status(shoal_t *self, bool with_events, shoal_cluster_t *out, char *er
     return SHOAL_STATUS_OK;
 }
 
+int shoal_cluster_id(shoal_t *self, uint64_t *out, char *err, size_t errlen)
+{
+    *out = 0;
+    Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+    Shoal__ShardMapRequest mr = SHOAL__SHARD_MAP_REQUEST__INIT;
+    req.op_case = SHOAL__ADMIN_REQUEST__OP_SHARD_MAP;
+    req.shard_map = &mr;
+    Shoal__Frame *f = admin_call(self, &req, err, errlen);
+    if (!f)
+        return SHOAL_STATUS_TIMEOUT;
+    int st = admin_status(f, err, errlen);
+    if (st == SHOAL_STATUS_OK && f->admin_resp->shard_map)
+        *out = f->admin_resp->shard_map->cluster_id;
+    shoal_frame_free(&f);
+    return st;
+}
+
 int shoal_admin_transfer_leader(shoal_t *self, uint32_t shard, uint64_t to_node, char *err,
                                 size_t errlen)
 {

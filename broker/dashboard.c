@@ -143,7 +143,12 @@ char *dashboard_status_json(broker_t *b, size_t *len)
     if (!s.buf)
         return NULL;
     int64_t now = zclock_mono();
-    put(&s, "{\"map_version\":%" PRIu64 ",\"nodes\":[", b->map_version);
+    put(&s, "{\"map_version\":%" PRIu64 ",\"cluster_id\":", b->map_version);
+    if (b->cluster_id)
+        put(&s, "\"%016" PRIx64 "\"", b->cluster_id);
+    else
+        put(&s, "null");
+    put(&s, ",\"nodes\":[");
     for (size_t i = 0, shown = 0; i < b->n_nodes; i++) {
         bnode_t *n = &b->nodes[i];
         if (n->removed)

@@ -233,6 +233,9 @@ typedef struct {
 
 void shoal_cluster_clear(shoal_cluster_t *c);
 int shoal_status(shoal_t *self, bool with_events, shoal_cluster_t *out, char *err, size_t errlen);
+/* The id of the cluster the broker serves (ShardMap.cluster_id, `cluster/id`), from its
+ * shard map answer: *out is 0 while the broker knows none (or predates cluster ids). */
+int shoal_cluster_id(shoal_t *self, uint64_t *out, char *err, size_t errlen);
 int shoal_admin_transfer_leader(shoal_t *self, uint32_t shard, uint64_t to_node, char *err,
                                 size_t errlen);
 int shoal_admin_add_node(shoal_t *self, uint64_t id, const char *endpoint, const char *pub_endpoint,

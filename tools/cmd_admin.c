@@ -110,9 +110,15 @@ static void print_shard_json(const char *sep, const shoal_shard_status_t *s)
     printf("]}");
 }
 
-static void print_json(const shoal_cluster_t *cl)
+/* cluster_id: the broker's (shoal_cluster_id), 0 when it knows none (printed null) */
+static void print_json(const shoal_cluster_t *cl, uint64_t cluster_id)
 {
-    printf("{\"map_version\":%" PRIu64 ",\"nodes\":[", cl->map_version);
+    printf("{\"map_version\":%" PRIu64 ",\"cluster_id\":", cl->map_version);
+    if (cluster_id)
+        printf("\"%016" PRIx64 "\"", cluster_id);
+    else
+        printf("null");
+    printf(",\"nodes\":[");
     for (size_t i = 0; i < cl->n_nodes; i++) {
         const shoal_node_status_t *n = &cl->nodes[i];
         printf("%s{\"id\":%" PRIu64 ",\"endpoint\":", i ? "," : "", n->id);
@@ -208,9 +214,11 @@ int cmd_status(ctl_t *c, int argc, char **argv)
     char err[256];
     int st = shoal_status(s, c->json, &cl, err, sizeof err);
     if (st == SHOAL_STATUS_OK) {
-        if (c->json)
-            print_json(&cl);
-        else
+        if (c->json) {
+            uint64_t id = 0;
+            shoal_cluster_id(s, &id, err, sizeof err); /* null when not known or no answer */
+            print_json(&cl, id);
+        } else
             print_table(&cl, 0);
     }
     shoal_cluster_clear(&cl);
@@ -238,7 +246,9 @@ int cmd_top(ctl_t *c, int argc, char **argv)
         if (st != SHOAL_STATUS_OK)
             fprintf(stderr, "shoalctl top: broker unavailable: %s\n", err);
         if (c->json && st == SHOAL_STATUS_OK) {
-            print_json(&cl); /* one object per line, one line per refresh */
+            uint64_t id = 0;
+            shoal_cluster_id(s, &id, err, sizeof err);
+            print_json(&cl, id); /* one object per line, one line per refresh */
         } else if (!c->json) {
             printf("\033[H\033[2J"); /* home + clear */
             time_t now = time(NULL);

@@ -624,7 +624,12 @@ static void note_running(running_t *run, const shoal_cluster_t *cl)
  * (version 1) and takes the nodes' own from its next map poll: a cluster started again
  * after add-node or add-shard is ready only once the broker shows the map its nodes loaded
  * (node_map_version), else "every shard has a leader" would count the shards it was made
- * with. On success *run holds the cluster then shown. */
+ * with. And until the broker heard every group's state from a replica (a status poll
+ * answer or a progress event, each with that replica's indexes: a commit index above 0,
+ * which every group has from its bootstrap or base on): a leader is known from its
+ * election event, which carries no index, so a status right after an `up` that waited
+ * only for leaders showed APPLIED 0 (and COMMIT 0) until the broker's next poll, up to
+ * broker/poll_ms later. On success *run holds the cluster then shown. */
 static int wait_ready(ctl_t *c, const cl_opts_t *o, started_t *sp, int timeout_ms, running_t *run)
 {
     char *ep = broker_ep(o);
@@ -648,8 +653,11 @@ static int wait_ready(ctl_t *c, const cl_opts_t *o, started_t *sp, int timeout_m
             shoal_status(s, false, &cl, err, sizeof err) == SHOAL_STATUS_OK) {
             led = 0;
             total = cl.n_shards;
-            for (size_t i = 0; i < cl.n_shards; i++)
+            size_t heard = cl.has_meta && cl.meta.commit_index == 0 ? 0 : 1;
+            for (size_t i = 0; i < cl.n_shards; i++) {
                 led += cl.shards[i].leader >= 0;
+                heard += cl.shards[i].commit_index > 0;
+            }
             note_running(run, &cl);
             shoal_cluster_clear(&cl);
             uint64_t loaded = 0; /* all serve: each logged the map it loaded before */
@@ -661,11 +669,16 @@ static int wait_ready(ctl_t *c, const cl_opts_t *o, started_t *sp, int timeout_m
                 snprintf(err, sizeof err,
                          "the broker shows shard map v%" PRIu64 ", the nodes hold v%" PRIu64,
                          run->map_version, loaded);
-            else if (total && led == total) {
+            else if (total && led == total && heard == total + 1) {
                 rc = -1;
                 break;
-            } else
+            } else if (led < total || !total)
                 snprintf(err, sizeof err, "%zu of %zu shards have a leader", led, total);
+            else
+                snprintf(err, sizeof err,
+                         "the broker has heard the state of %zu of %zu groups (shards and "
+                         "the metadata group)",
+                         heard, total + 1);
         }
         zclock_sleep(100);
     }

@@ -10,7 +10,9 @@
 #     the other cluster's endpoint while every process it started had died);
 #   - `up` whose processes die at start (a stand-in shoald or shoal-broker from
 #     SHOAL_BIN_DIR) fails with exit 3 naming the process and its log's last line, stops
-#     what it started and leaves no pid file.
+#     what it started and leaves no pid file;
+#   - `status` right after `up` on a stopped cluster's folder shows the indexes the nodes
+#     loaded (it showed APPLIED 0 until the broker's next poll).
 # Ports: a free base port (SHOAL_TEST_BASE_PORT to choose it; it and +200 are used).
 source "$(dirname "$0")/cluster_lib.sh"
 if [ -n "${SHOAL_TEST_BASE_PORT:-}" ]; then
@@ -147,6 +149,33 @@ up_dies "$T/bin-node" "$T/f" "nodes die" \
     "^shoalctl cluster up: node [0-2] exited during start-up \(.*/logs/node-[0-2].log\): stand-in shoald: cannot start: no disk today$"
 up_dies "$T/bin-broker" "$T/g" "broker dies (its nodes stopped)" \
     "^shoalctl cluster up: the broker exited during start-up \(.*/logs/broker.log\): stand-in broker: cannot start: no sockets today$"
+
+# ---- `status` right after `up` again: what the nodes loaded, not APPLIED 0 -------------
+# `up` waited for leaders only, which the broker learns from their election events (no
+# indexes), while it took applied indexes only from a leader's poll answer or the nodes'
+# progress events: a `status` right after showed APPLIED 0 (and COMMIT 0) until then. A
+# slower poll (2 s, under the 3 s that shows a node down) and slower progress events (5 s)
+# widen that moment to the whole `up`, so that a check right after it sees it every time.
+for i in $(seq 1 20); do ctl put "k$i" "v$i" || { echo "FAIL: put k$i"; FAIL=1; }; done
+sleep 1 # idle: every replica applied what its leader did, as status then shows it
+indexes() { # "id:commit:applied" of every shard and the metadata group (status --json)
+    python3 -c "import json,sys; st=json.load(sys.stdin)
+print(' '.join(f\"{s['id']}:{s['commit']}:{s['applied']}\" for s in st['shards'] + [st['meta']]))"
+}
+before_down=$(ctl status --json | indexes)
+check "cluster down" ctl cluster down --dir "$DIR"
+sed -i '/^    request_timeout_ms = /a\    poll_ms = 2000' "$DIR/broker.cfg"
+sed -i '/^    data_dir = /a\    metrics_ms = 5000' "$DIR"/node-[0-2].cfg
+check "cluster up again" ctl cluster up --dir "$DIR" --timeout 60000 >/dev/null
+after_up=$(ctl status --json | indexes)
+python3 - "$before_down" "$after_up" <<'PY' || { echo "FAIL: status right after up again: $after_up (before down: $before_down)"; FAIL=1; }
+import sys
+before, after = ({g.split(":")[0]: [int(x) for x in g.split(":")[1:]] for g in a.split()}
+                 for a in sys.argv[1:3])
+assert before.keys() == after.keys() and len(before) == 5, (before, after)
+for g, (commit, applied) in before.items():
+    assert applied > 0 and after[g][0] >= commit and after[g][1] >= applied, (g, before[g], after[g])
+PY
 
 [ $FAIL = 0 ] && echo "cluster_up_errors: all checks passed"
 exit $FAIL

@@ -46,6 +46,9 @@ typedef struct {
     } log[64]; /* change window */
     int n_log;
     uint64_t window_from; /* changes at or before this index are gone (WINDOW_GONE) */
+    /* the shard map node i answers (the bootstrap placement, nodes 0 and 1 listed) of
+     * cluster map_cluster[i] at map_version[i]; a cluster 0 answers "not supported" */
+    uint64_t map_cluster[2], map_version[2];
 } fake_t;
 
 static fake_t fake;
@@ -196,6 +199,10 @@ static void serve_admin(zsock_t *router, zframe_t *id, int me, Shoal__AdminReque
     /* the metadata row as its leader reports it: a configuration with a node 7 that no
      * map (the bootstrap one: nodes 0 and 1) places it on */
     Shoal__PeerProgress mp[3], *mpp[3];
+    Shoal__ShardMap map = SHOAL__SHARD_MAP__INIT;
+    Shoal__ShardInfo si[2], *sip[2];
+    Shoal__NodeInfo ni[2], *nip[2];
+    uint64_t reps[2][2];
     r.request_id = q->request_id;
     if (q->op_case == SHOAL__ADMIN_REQUEST__OP_STATUS) {
         for (int s = 0; s < 3; s++) {
@@ -219,6 +226,30 @@ static void serve_admin(zsock_t *router, zframe_t *id, int me, Shoal__AdminReque
         cs.n_shards = 3;
         cs.shards = ssp;
         r.cluster = &cs;
+    } else if (q->op_case == SHOAL__ADMIN_REQUEST__OP_SHARD_MAP &&
+               __atomic_load_n(&fake.map_cluster[me], __ATOMIC_SEQ_CST)) {
+        map.version = __atomic_load_n(&fake.map_version[me], __ATOMIC_SEQ_CST);
+        map.cluster_id = __atomic_load_n(&fake.map_cluster[me], __ATOMIC_SEQ_CST);
+        map.vnodes_per_shard = 16;
+        for (int k = 0; k < 2; k++) {
+            shoal__shard_info__init(&si[k]);
+            si[k].id = (uint32_t)k;
+            reps[k][0] = (uint64_t)k; /* shard s on nodes (s + i) mod 2 */
+            reps[k][1] = (uint64_t)(1 - k);
+            si[k].replicas = reps[k];
+            si[k].n_replicas = 2;
+            sip[k] = &si[k];
+            shoal__node_info__init(&ni[k]);
+            ni[k].id = (uint64_t)k;
+            ni[k].endpoint = fake.ep[k];
+            ni[k].pub_endpoint = fake.pub[k];
+            nip[k] = &ni[k];
+        }
+        map.shards = sip;
+        map.n_shards = 2;
+        map.nodes = nip;
+        map.n_nodes = 2;
+        r.shard_map = &map;
     } else if (q->op_case == SHOAL__ADMIN_REQUEST__OP_COMPACT) {
         r.status = SHOAL__STATUS__STATUS_OK;
     } else if (q->op_case == SHOAL__ADMIN_REQUEST__OP_MOVE &&
@@ -903,6 +934,60 @@ static void test_dashboard(void **state)
     free(after);
 }
 
+/* Asks the broker (status, cluster id) until it shows map version v of cluster id
+ * (within 5 s): false if it does not. */
+static bool wait_map(shoal_t *c, uint64_t v, uint64_t id)
+{
+    int64_t until = zclock_mono() + 5000;
+    uint64_t got_v = 0, got_id = 0;
+    do {
+        shoal_cluster_t cl;
+        char err[256];
+        if (shoal_status(c, false, &cl, err, sizeof err) == SHOAL_STATUS_OK)
+            got_v = cl.map_version;
+        shoal_cluster_clear(&cl);
+        shoal_cluster_id(c, &got_id, err, sizeof err);
+        if (got_v == v && got_id == id)
+            return true;
+        zclock_sleep(50);
+    } while (zclock_mono() < until);
+    return false;
+}
+
+/* A broker keeps to the cluster it serves (ShardMap.cluster_id): its config names none
+ * here, so it learns the id of the first map that carries one, and then refuses the maps of
+ * another cluster, newer versions too: a node endpoint now served by another cluster's node
+ * used to hand the broker that cluster's map, and the broker routed clients there. */
+static void test_map_of_another_cluster(void **state)
+{
+    (void)state;
+    shoal_t *c = shoal_connect(broker_ep);
+    char err[256];
+    uint64_t id = 1;
+    assert_int_equal(shoal_cluster_id(c, &id, err, sizeof err), SHOAL_STATUS_OK);
+    assert_true(id == 0); /* no node has answered a map yet */
+    for (int i = 0; i < 2; i++) {
+        __atomic_store_n(&fake.map_version[i], 2, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&fake.map_cluster[i], 0xa1, __ATOMIC_SEQ_CST);
+    }
+    assert_true(wait_map(c, 2, 0xa1));
+    /* node 1 now answers cluster b2's map, newer; the broker polls maps every 400 ms */
+    __atomic_store_n(&fake.map_version[1], 3, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&fake.map_cluster[1], 0xb2, __ATOMIC_SEQ_CST);
+    zclock_sleep(1500);
+    assert_true(wait_map(c, 2, 0xa1));
+    /* and a newer map of its own cluster is still taken */
+    __atomic_store_n(&fake.map_version[0], 4, __ATOMIC_SEQ_CST);
+    assert_true(wait_map(c, 4, 0xa1));
+    char *json = http_get("/status.json");
+    assert_non_null(json);
+    assert_non_null(strstr(json, "{\"map_version\":4,\"cluster_id\":\"00000000000000a1\","));
+    free(json);
+    for (int i = 0; i < 2; i++)
+        __atomic_store_n(&fake.map_cluster[i], 0, __ATOMIC_SEQ_CST);
+    shoal_destroy(&c);
+}
+
 /* The cluster section of the config tests below: one node. */
 static const char *nodes = "cluster\n    shards = 1\n    replicas = 1\n    nodes\n"
                            "        0\n            endpoint = \"tcp://127.0.0.1:1\"\n"
@@ -970,6 +1055,45 @@ static void test_config_unknown_keys(void **state)
         "            pub_endpoint = \"tcp://127.0.0.1:2\"\n            pub = 1\n";
     assert_int_not_equal(broker_config_parse(typo, &c, err, sizeof err), 0);
     assert_non_null(strstr(err, "unknown key \"cluster/nodes/0/pub\""));
+}
+
+/* cluster/id as a node reads it: 1 to 16 hex digits, not zero; absent is 0 (learned from
+ * the first node's map). */
+static void test_config_cluster_id(void **state)
+{
+    (void)state;
+    char text[1024], err[256] = "";
+    broker_config_t c;
+    assert_int_equal(broker_config_parse(nodes, &c, err, sizeof err), 0);
+    assert_true(c.cluster_id == 0);
+    snprintf(text, sizeof text, "%s    id = 00c0ffee1234ABCD\n", nodes);
+    if (broker_config_parse(text, &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_true(c.cluster_id == 0xc0ffee1234abcdULL);
+    const char *bad[] = {"0", "xyz", "12345678901234567", "-1", "0x12"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(text, sizeof text, "%s    id = %s\n", nodes, bad[i]);
+        assert_int_equal(broker_config_parse(text, &c, err, sizeof err), SHOAL_EINVAL);
+        if (!strstr(err, "cluster/id"))
+            fail_msg("error \"%s\" does not name cluster/id", err);
+    }
+}
+
+/* A key written twice is refused with its path and both lines (it took its first value
+ * without a word); so is a section. */
+static void test_config_key_twice(void **state)
+{
+    (void)state;
+    expect_config_refused("broker\n    poll_ms = 100\n    poll_ms = 200\n",
+                          "line 3: broker/poll_ms is written twice (lines 2 and 3)");
+    expect_config_refused("broker\n    poll_ms = 100\nbroker\n    max_scan = 5\n",
+                          "line 3: broker is written twice (lines 1 and 3)");
+    char text[1024], err[256] = "";
+    broker_config_t c;
+    snprintf(text, sizeof text, "%s    shards = 2\n", nodes);
+    assert_int_equal(broker_config_parse(text, &c, err, sizeof err), SHOAL_EINVAL);
+    if (!strstr(err, "cluster/shards is written twice (lines 2 and 8)"))
+        fail_msg("error \"%s\" does not name cluster/shards and lines 2 and 8", err);
 }
 
 /* Every endpoint must be tcp://HOST:PORT with a port of 1-65535 (ZeroMQ takes port 99999 as
@@ -1057,6 +1181,9 @@ int main(void)
         cmocka_unit_test(test_admin_map_change_finds_meta_leader),
         cmocka_unit_test(test_watch_dedupe_and_gap_fill),
         cmocka_unit_test(test_dashboard),
+        cmocka_unit_test(test_map_of_another_cluster),
+        cmocka_unit_test(test_config_cluster_id),
+        cmocka_unit_test(test_config_key_twice),
         cmocka_unit_test(test_config_read_from),
         cmocka_unit_test(test_config_sched_batch),
         cmocka_unit_test(test_config_unknown_keys),

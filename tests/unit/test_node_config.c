@@ -280,6 +280,52 @@ static void test_cluster_id(void **state)
     }
 }
 
+/* A key or section written twice is refused with its path and both lines: zconfig kept
+ * both and every lookup took the first, so `tick_ms = 5` then `tick_ms = 50` ran on 5
+ * without a word. The same name under two sections is two keys, and a file ends with the
+ * error naming it and the lines. */
+static void test_key_twice(void **state)
+{
+    (void)state;
+    /* good: node 1-5, raft 6-10 (tick_ms on 7), storage 11-12, cluster 13 */
+    expect_bad("    election_ticks", "    tick_ms = 50\n    election_ticks",
+               "line 8: raft/tick_ms is written twice (lines 7 and 8)");
+    expect_bad("    shards = 4\n", "    shards = 4\n    shards = 8\n",
+               "cluster/shards is written twice (lines 14 and 15)");
+    /* a section again: its keys would have been skipped for the first one's */
+    expect_bad("cluster\n", "raft\n    check_quorum = 0\ncluster\n",
+               "line 13: raft is written twice (lines 6 and 13)");
+    expect_bad("            endpoint = \"tcp://127.0.0.1:7100\"\n",
+               "            endpoint = \"tcp://127.0.0.1:7100\"\n"
+               "            endpoint = \"tcp://127.0.0.1:7101\"\n",
+               "cluster/nodes/0/endpoint is written twice (lines 18 and 19)");
+    expect_bad("        3\n", "        2\n", "cluster/nodes/2 is written twice (lines 21 and 23)");
+    /* one name in two sections is two keys (id: node/id and cluster/id; endpoint under
+     * node and every cluster/nodes/N) */
+    char text[4096], err[256] = "";
+    node_config_t c;
+    const char *at = strstr(good, "cluster\n");
+    snprintf(text, sizeof text, "%.*scluster\n    id = abc\n%s", (int)(at - good), good,
+             at + strlen("cluster\n"));
+    if (node_config_parse(text, &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c.id, 1);
+    assert_true(c.cluster_id == 0xabc);
+    /* from a file: the file, the path and both lines in one line */
+    char path[] = "/tmp/test_node_config_twice.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *twice = "node\n    id = 1\n    id = 2\n";
+    assert_int_equal(write(fd, twice, strlen(twice)), (ssize_t)strlen(twice));
+    close(fd);
+    char ferr[512] = "";
+    assert_int_equal(node_config_load(path, &c, ferr, sizeof ferr), SHOAL_EINVAL);
+    unlink(path);
+    if (!strstr(ferr, path) || !strstr(ferr, "node/id is written twice (lines 2 and 3)") ||
+        strchr(ferr, '\n'))
+        fail_msg("\"%s\" does not name the file, node/id and lines 2 and 3 in one line", ferr);
+}
+
 /* The form zconfig_save writes (`shoalctl cluster add-node` copies a node's config with
  * it: sections as `node = ""`, every value quoted) loads. */
 static void test_saved_by_zconfig(void **state)
@@ -405,7 +451,7 @@ int main(void)
         cmocka_unit_test(test_engine_threads), cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_every_key),      cmocka_unit_test(test_saved_by_zconfig),
         cmocka_unit_test(test_endpoints),      cmocka_unit_test(test_syntax_error),
-        cmocka_unit_test(test_cluster_id),
+        cmocka_unit_test(test_cluster_id),     cmocka_unit_test(test_key_twice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
