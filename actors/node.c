@@ -683,8 +683,10 @@ static void step_msg(void *arg, raft_msg_t *m)
         return;
     if (is_quiesce(m)) {
         /* follow the leader to sleep only if it is our leader in our term */
-        if (r->role == RAFT_FOLLOWER && r->leader == m->from && r->term == m->term)
+        if (r->role == RAFT_FOLLOWER && r->leader == m->from && r->term == m->term) {
             r->quiet = true;
+            raft_drop_trailing(r->raft); /* idle: give the entries behind the mark back */
+        }
         return;
     }
     /* Heartbeats never wake a group: the leader's last round may trail its marker in the
@@ -705,6 +707,8 @@ static void quiesce(node_t *n, replica_t *r)
     r->quiet = true;
     /* the core's clock stops with its ticks: a lease counted on it would outlive real time */
     raft_lease_drop(r->raft);
+    /* every follower is caught up (leader_idle): none needs the entries behind the mark */
+    raft_drop_trailing(r->raft);
     for (size_t i = 0; i < st.n_peers; i++) {
         raft_msg_t m;
         memset(&m, 0, sizeof m);

@@ -106,6 +106,7 @@ static void set_defaults(node_config_t *c)
     c->fsync = NODE_FSYNC_BATCH;
     c->snapshot_entries = 10000;
     c->snapshot_trailing = 50000;
+    c->snapshot_trail_bytes = 32u << 20;
     c->snapshot_interval_ms = 60000;
     c->snapshot_rate_kbps = 100 * 1024;
     c->metrics_ms = 1000;
@@ -314,6 +315,9 @@ static int parse_tree(zconfig_t *root, node_config_t *c, char *err, size_t errle
         rc = get_uint(root, "storage/snapshot_trailing_entries", 0, 10000000, &c->snapshot_trailing,
                       err, errlen);
     if (rc == 0)
+        rc = get_uint(root, "storage/snapshot_trailing_bytes", 0, 1u << 30,
+                      &c->snapshot_trail_bytes, err, errlen);
+    if (rc == 0)
         rc = get_uint(root, "storage/snapshot_interval_ms", 100, 86400000, &c->snapshot_interval_ms,
                       err, errlen);
     if (rc == 0)
@@ -372,6 +376,7 @@ static const char *const known_keys[] = {"node/id",
                                          "storage/fsync",
                                          "storage/snapshot_entries",
                                          "storage/snapshot_trailing_entries",
+                                         "storage/snapshot_trailing_bytes",
                                          "storage/snapshot_interval_ms",
                                          "storage/snapshot_rate_kbps",
                                          "storage/lsm_cache_kb",

@@ -44,6 +44,7 @@ typedef struct {
     int fsync;                     /* NODE_FSYNC_* */
     unsigned snapshot_entries;     /* take a snapshot after this many applied entries */
     unsigned snapshot_trailing;    /* entries the Raft core keeps behind a snapshot */
+    unsigned snapshot_trail_bytes; /* ...and at most this many bytes of them */
     unsigned snapshot_interval_ms; /* snapshot a group with any new entries this often */
     unsigned snapshot_rate_kbps;   /* snapshot bytes per second to one peer, KiB */
     unsigned metrics_ms;           /* period of metrics and progress events */

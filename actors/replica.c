@@ -335,6 +335,7 @@ static int restore_raft(replica_t *r, uint64_t applied, char *err, size_t errlen
      * a whole-shard snapshot (FINDINGS.md #1); the durable log is still truncated at the
      * snapshot, these entries live only in the core's memory */
     c.snapshot_trailing_entries = n->cfg->snapshot_trailing;
+    c.snapshot_trailing_bytes = n->cfg->snapshot_trail_bytes;
     c.seed = zclock_usecs() ^ ((uint64_t)r->group << 32) ^ n->cfg->id;
     c.snapshot_io = (raft_snapshot_io_t){r, snap_read, snap_write};
     int e = 0;
@@ -926,6 +927,21 @@ void replica_fsm_done(replica_t *r, fsm_job_t *job)
  * entry after its last mark in memory, and a follower that rejects every transfer must not
  * make that grow without bound (50 x 10,000 entries of ~150 bytes: ~75 MB). */
 #define SNAP_SERVE_MAX_MARKS 50
+/* A mark is also taken once the entries after the last one hold more than
+ * snapshot_trailing_bytes, and at least this many, bytes (with 1 MB values a count of
+ * entries bounds nothing): the core's log then stays under about twice the trailing bytes.
+ * The floor keeps a node configured with few trailing bytes from marking at every entry. */
+#define SNAP_MIN_MARK_BYTES (8u << 20)
+/* ...and a served snapshot holds marks back only until that log has grown to this many
+ * times the mark's bytes (128 MiB of entries with the default 32 MiB). */
+#define SNAP_SERVE_MAX_BYTE_MARKS 4
+
+/* Bytes of the entries after the last mark at which a mark is due. */
+static uint64_t mark_bytes(const replica_t *r)
+{
+    uint64_t b = r->node->cfg->snapshot_trail_bytes;
+    return b > SNAP_MIN_MARK_BYTES ? b : SNAP_MIN_MARK_BYTES;
+}
 
 static void start_snapshot(replica_t *r, bool mark_only, uint64_t now)
 {
@@ -950,7 +966,8 @@ static void start_snapshot(replica_t *r, bool mark_only, uint64_t now)
  * A group that stopped short of snapshot_entries is still marked after
  * snapshot_interval_ms: otherwise its few entries would pin the oldest segment of the
  * shared log for ever, and the log (and every restart's replay) would grow without bound
- * while other groups write. */
+ * while other groups write. One whose entries after its mark hold more than mark_bytes is
+ * marked at once, whatever their count: the core keeps them all in memory. */
 void replica_maybe_snapshot(replica_t *r, bool force)
 {
     uint64_t since = r->applied > r->snap_index ? r->applied - r->snap_index : 0;
@@ -964,9 +981,14 @@ void replica_maybe_snapshot(replica_t *r, bool force)
     }
     uint64_t every = r->node->cfg->snapshot_entries;
     bool stale = now - r->snap_time_ms >= r->node->cfg->snapshot_interval_ms;
-    bool serving =
-        now - r->snap_served_ms < SNAP_SERVE_HOLD_MS && since < SNAP_SERVE_MAX_MARKS * every;
-    if (since == 0 || (since < every && !stale) || serving)
+    raft_status_t st;
+    raft_status(r->raft, &st);
+    uint64_t bytes = st.log_bytes - st.trailing_bytes; /* after the core's mark */
+    bool big = bytes > mark_bytes(r);
+    bool serving = now - r->snap_served_ms < SNAP_SERVE_HOLD_MS &&
+                   since < SNAP_SERVE_MAX_MARKS * every &&
+                   bytes < SNAP_SERVE_MAX_BYTE_MARKS * mark_bytes(r);
+    if (since == 0 || (since < every && !stale && !big) || serving)
         return;
     start_snapshot(r, true, now);
 }
@@ -980,6 +1002,8 @@ static void mark_snapshot(replica_t *r, uint64_t index)
                      shoal_strerror(rc));
         return;
     }
+    if (r->quiet) /* an idle group's followers are caught up: no one needs trailing entries */
+        raft_drop_trailing(r->raft);
     persist_item_t *it = node_batch_item(r->node);
     if (!it)
         return;

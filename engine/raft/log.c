@@ -3,7 +3,9 @@
  *
  * The log is one growable array; index i lives at ents[i - offset - 1]. Truncation frees
  * the suffix (only uncommitted entries are ever truncated: the callers check), compaction
- * frees a prefix that a snapshot covers. Entry data is owned by the log. */
+ * frees a prefix that a snapshot covers. Entry data is owned by the log, and `bytes` counts
+ * it (the sum of the entries' len) through every append, truncation, compaction and reset,
+ * so that the caller can bound the log's memory by bytes as well as by entries. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +78,7 @@ int log_append(raft_log_t *l, const raft_entry_t *e, bool copy_data)
     } else {
         l->ents[l->n] = *e;
     }
+    l->bytes += e->len;
     l->n++;
     return 0;
 }
@@ -84,6 +87,7 @@ int log_append(raft_log_t *l, const raft_entry_t *e, bool copy_data)
 void log_truncate_from(raft_log_t *l, uint64_t index)
 {
     while (l->n && log_last_index(l) >= index) {
+        l->bytes -= l->ents[l->n - 1].len;
         free(l->ents[l->n - 1].data);
         l->n--;
     }
@@ -100,8 +104,10 @@ void log_compact_to(raft_log_t *l, uint64_t index)
         return;
     size_t k = index - l->offset;
     uint64_t term = log_term(l, index);
-    for (size_t i = 0; i < k; i++)
+    for (size_t i = 0; i < k; i++) {
+        l->bytes -= l->ents[i].len;
         free(l->ents[i].data);
+    }
     memmove(l->ents, l->ents + k, (l->n - k) * sizeof(*l->ents));
     l->n -= k;
     l->offset = index;
@@ -114,6 +120,7 @@ void log_reset(raft_log_t *l, uint64_t index, uint64_t term)
     for (size_t i = 0; i < l->n; i++)
         free(l->ents[i].data);
     l->n = 0;
+    l->bytes = 0;
     l->offset = index;
     l->offset_term = term;
     l->stable = index;

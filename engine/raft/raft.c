@@ -551,6 +551,8 @@ void raft_status(const raft_t *r, raft_status_t *st)
     st->first_index = r->log.offset + 1;
     st->last_index = log_last_index(&r->log);
     st->snapshot_index = r->snap.index;
+    st->log_bytes = r->log.bytes;
+    st->trailing_bytes = r->trail_bytes;
     st->lead_transferee = r->lead_transferee;
     st->conf = r->conf;
     if (r->role != RAFT_LEADER)

@@ -29,7 +29,8 @@
  *
  * Logs live in memory: the core keeps every entry after the last snapshot (raft_new takes
  * them back after a restart), so the caller bounds memory by taking snapshots
- * (raft_snapshot_taken) which compacts the log.
+ * (raft_snapshot_taken) which compacts the log; raft_status reports the bytes it holds
+ * (log_bytes), so the caller can take them by bytes as well as by entries.
  *
  * Membership changes are one server at a time (the single-server rule of Ongaro's thesis,
  * §4.1): any two adjacent configurations share a majority. A configuration takes effect when
@@ -203,13 +204,17 @@ typedef struct {
     /* Entries kept in memory behind a snapshot, so a follower that was briefly away
      * catches up by appends instead of a whole snapshot (etcd's catch-up entries). */
     uint64_t snapshot_trailing_entries;
+    /* ...and at most this many bytes of their data, counted back from the snapshot: with
+     * big values a count alone bounds nothing (50,000 entries of 1 MB). 0 keeps none. */
+    uint64_t snapshot_trailing_bytes;
     uint64_t seed; /* randomness of election timeouts */
     raft_snapshot_io_t snapshot_io;
 } raft_config_t;
 
 /* Fills c with defaults: election 10, heartbeat 1, prevote and check-quorum on, lease off,
  * 256 inflight, 256 entries / 1 MiB per message, 1 MiB chunks, no trailing entries
- * behind a snapshot. id and group are zero. */
+ * behind a snapshot (snapshot_trailing_bytes 32 MiB bounds them once snapshot_trailing_entries
+ * is set). id and group are zero. */
 void raft_config_default(raft_config_t *c);
 
 /* What the caller reloaded from disk. A fresh node of a new group passes a zero hard state,
@@ -320,11 +325,17 @@ void raft_advance(raft_t *r, raft_ready_t *rd);
 void raft_ready_free(raft_t *r, raft_ready_t *rd);
 
 /* The application took a snapshot of its state at applied index `index`: the core compacts
- * its log up to `index - snapshot_trailing_entries` and will send the snapshot to
- * followers that need an entry it no longer holds. *meta (may be NULL) gets the
+ * its log up to `index`, keeping behind it at most snapshot_trailing_entries entries and
+ * snapshot_trailing_bytes bytes of their data, and will send the snapshot to followers
+ * that need an entry it no longer holds. *meta (may be NULL) gets the
  * term and configuration at index, to store with the snapshot. SHOAL_EINVAL if index is
  * above applied or below the current snapshot. */
 int raft_snapshot_taken(raft_t *r, uint64_t index, raft_snapshot_meta_t *meta);
+
+/* Drops the trailing entries: compacts the log up to the latest snapshot, as a snapshot
+ * taken with no trailing entries would have. For a group gone idle, whose followers are
+ * all caught up; one that needs a dropped entry later gets the snapshot. */
+void raft_drop_trailing(raft_t *r);
 
 typedef enum {
     RAFT_PROGRESS_PROBE = 0,
@@ -352,6 +363,8 @@ typedef struct {
     uint64_t first_index; /* first entry in memory (snapshot index + 1) */
     uint64_t last_index;
     uint64_t snapshot_index;
+    uint64_t log_bytes;      /* data bytes of the entries in memory (first_index..last_index) */
+    uint64_t trailing_bytes; /* of those, the entries at or below snapshot_index */
     uint64_t lead_transferee;
     raft_conf_state_t conf;
     raft_peer_status_t peers[RAFT_MAX_NODES]; /* leader only: every node but self */

@@ -24,6 +24,7 @@
 typedef struct {
     raft_entry_t *ents; /* ents[i].index == offset + 1 + i */
     size_t n, cap;
+    uint64_t bytes;       /* sum of ents[].len: the entries' data held in memory */
     uint64_t offset;      /* index of the last entry covered by the snapshot */
     uint64_t offset_term; /* its term */
     uint64_t stable;      /* last index handed out for persistence */
@@ -77,6 +78,8 @@ struct raft {
     raft_conf_state_t snap_conf; /* configuration at log.offset */
     raft_snapshot_meta_t snap;   /* the latest snapshot (index >= log.offset): what a
                                     follower missing compacted entries is sent */
+    uint64_t trail_bytes;        /* data bytes of the entries in memory at or below
+                                    snap.index (the trailing entries) */
     raft_conf_hist_t *hist;      /* committed configurations above log.offset */
     size_t n_hist, cap_hist;
     bool step_down_pending; /* the leader's own removal committed */

@@ -2,12 +2,14 @@
  *
  * The application owns snapshot bytes. raft_snapshot_taken() tells the core that the state
  * up to an applied index is saved; the core remembers the term and configuration at that
- * index (the snapshot meta) and drops the log up to snapshot_trailing_entries before it:
- * the trailing entries let a follower that was briefly away catch up by appends, which
- * costs its missed entries instead of the whole state. A follower whose next entry
- * is compacted gets the snapshot instead, one chunk at a time (stop-and-wait: the next
- * chunk goes when the previous is acknowledged, a lost one is resent after an election
- * timeout). Each chunk carries the meta, so a follower restarts cleanly at offset 0.
+ * index (the snapshot meta) and drops the log up to it but for the trailing entries (at
+ * most snapshot_trailing_entries entries and snapshot_trailing_bytes bytes behind it):
+ * they let a follower that was briefly away catch up by appends, which costs its missed
+ * entries instead of the whole state; raft_drop_trailing() gives them back (an idle group).
+ * A follower whose next entry is compacted gets the snapshot instead, one chunk at a time
+ * (stop-and-wait: the next chunk goes when the previous is acknowledged, a lost one is
+ * resent after an election timeout). Each chunk carries the meta, so a follower restarts
+ * cleanly at offset 0.
  * The follower stores chunks through raft_snapshot_io_t.write, and once the last one is
  * accepted (its checksum checked by the application) it replaces its log with the
  * snapshot, which the next ready hands out for installation: atomic from the core's view.
@@ -109,6 +111,7 @@ static int install(raft_t *r, const raft_msg_t *m)
         return raft_send(r, &resp);
     }
     log_reset(&r->log, meta->index, meta->term);
+    r->trail_bytes = 0;
     r->conf = meta->conf;
     r->snap_conf = meta->conf;
     r->snap = *meta;
@@ -164,6 +167,23 @@ static void compact_log_to(raft_t *r, uint64_t to)
     conf_drop_hist_to(r, to);
 }
 
+/* Where to compact to for a snapshot at index: walking back from it, keep at most
+ * snapshot_trailing_entries entries and snapshot_trailing_bytes bytes of their data (an
+ * entry bigger than the byte bound is never kept). *kept gets the bytes kept. */
+static uint64_t trailing_start(const raft_t *r, uint64_t index, uint64_t *kept)
+{
+    uint64_t to = index, bytes = 0;
+    while (to > r->log.offset && index - to < r->cfg.snapshot_trailing_entries) {
+        const raft_entry_t *e = log_entry(&r->log, to);
+        if (e->len > r->cfg.snapshot_trailing_bytes - bytes)
+            break;
+        bytes += e->len;
+        to--;
+    }
+    *kept = bytes;
+    return to;
+}
+
 int raft_snapshot_taken(raft_t *r, uint64_t index, raft_snapshot_meta_t *meta)
 {
     if (!r || index > r->log.applied || index < r->snap.index || index < r->log.offset)
@@ -172,10 +192,19 @@ int raft_snapshot_taken(raft_t *r, uint64_t index, raft_snapshot_meta_t *meta)
         r->snap.index = index;
         r->snap.term = log_term(&r->log, index);
         r->snap.conf = *conf_at(r, index);
-        uint64_t keep = r->cfg.snapshot_trailing_entries;
-        compact_log_to(r, index > keep ? index - keep : 0);
+        uint64_t kept = 0;
+        compact_log_to(r, trailing_start(r, index, &kept));
+        r->trail_bytes = kept;
     }
     if (meta)
         *meta = r->snap;
     return 0;
+}
+
+void raft_drop_trailing(raft_t *r)
+{
+    if (!r)
+        return;
+    compact_log_to(r, r->snap.index);
+    r->trail_bytes = 0;
 }

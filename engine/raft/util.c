@@ -18,6 +18,7 @@ void raft_config_default(raft_config_t *c)
     c->max_msg_entries = 256;
     c->max_msg_bytes = 1u << 20;
     c->snapshot_chunk_bytes = 1u << 20;
+    c->snapshot_trailing_bytes = 32u << 20;
 }
 
 const char *raft_role_name(raft_role_t role)

@@ -81,6 +81,7 @@ typedef struct sim {
     sim_options_t opt;
     sim_result_t *res;
     uint64_t rng;
+    bool drop_trailing; /* raft_drop_trailing after some snapshots */
     uint64_t now;
     node_t nodes[NODES + 1];
     net_msg_t *net;
@@ -518,6 +519,8 @@ static void maybe_snapshot(sim_t *s, node_t *n)
     n->snap_len = len;
     n->snap = meta;
     disk_drop_to(n, meta.index);
+    if (s->drop_trailing && (meta.index & 1))
+        raft_drop_trailing(n->r);
 }
 
 static void process_ready(sim_t *s, node_t *n)
@@ -842,6 +845,10 @@ static void setup(sim_t *s, const sim_options_t *opt, sim_result_t *res)
     uint64_t th = (opt->seed + 0x632BE59BD9B4E019ull) * 0xBF58476D1CE4E5B9ull;
     th ^= th >> 31;
     s->cfg.snapshot_trailing_entries = (th & 1) ? 0 : (th >> 8) % 30;
+    /* on half the seeds a byte bound of a few entries cuts them shorter, and on half the
+     * trailing entries are dropped at every other snapshot (as an idle group does) */
+    s->cfg.snapshot_trailing_bytes = ((th >> 40) & 1) ? (th >> 16) % 48 : 32u << 20;
+    s->drop_trailing = (th >> 41) & 1;
     int voters = chance(s, 70) ? 3 : chance(s, 70) ? 5 : 1; /* the initial group */
     for (int i = 1; i <= NODES; i++) {
         node_t *n = &s->nodes[i];

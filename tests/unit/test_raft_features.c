@@ -403,6 +403,162 @@ static void test_snapshot_trailing_entries(void **state)
     free_cluster(h);
 }
 
+/* Bytes of entry data on node id's disk log for indexes from..to: what its core's log
+ * must count for the same range. */
+static uint64_t disk_bytes(harness_t *h, int id, uint64_t from, uint64_t to)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < h->n[id].n_log; i++)
+        if (h->n[id].log[i].index >= from && h->n[id].log[i].index <= to)
+            sum += h->n[id].log[i].len;
+    return sum;
+}
+
+static void assert_bytes_match_disk(harness_t *h, int id)
+{
+    raft_status_t st = h_status(h, id);
+    assert_int_equal(st.log_bytes, disk_bytes(h, id, st.first_index, st.last_index));
+    assert_int_equal(st.trailing_bytes, disk_bytes(h, id, st.first_index, st.snapshot_index));
+}
+
+/* The log counts its entries' data bytes through appends, truncation of a deposed
+ * leader's suffix, compaction and a snapshot install (reset). */
+static void test_log_bytes_accounting(void **state)
+{
+    char buf[100] = {0};
+    harness_t *h = new_cluster(3, 3, NULL);
+    uint64_t before = h_status(h, 1).log_bytes;
+    for (int n = 1; n <= 3; n++)
+        assert_bytes_match_disk(h, n);
+    for (size_t len = 10; len <= 100; len += 10)
+        assert_true(raft_propose(h->n[1].r, buf, len, NULL) > 0);
+    h_run(h, 2);
+    assert_int_equal(h_status(h, 1).log_bytes, before + 550);
+    for (int n = 1; n <= 3; n++)
+        assert_bytes_match_disk(h, n);
+
+    /* truncation: node 1's uncommitted suffix (150 bytes) is replaced by node 2's (14) */
+    h_cut_node(h, 1, true);
+    for (int i = 0; i < 3; i++)
+        raft_propose(h->n[1].r, buf, 50, NULL);
+    h_ready(h, 1);
+    assert_int_equal(h_status(h, 1).log_bytes, before + 550 + 150);
+    assert_bytes_match_disk(h, 1);
+    h_elect(h, 2);
+    assert_int_equal(h_status(h, 2).role, RAFT_LEADER);
+    for (int i = 0; i < 2; i++)
+        assert_true(raft_propose(h->n[2].r, buf, 7, NULL) > 0);
+    h_run(h, 2);
+    h_cut_node(h, 1, false);
+    h_run(h, 30);
+    raft_status_t s1 = h_status(h, 1), s2 = h_status(h, 2);
+    assert_int_equal(s1.last_index, s2.last_index);
+    assert_int_equal(s1.log_bytes, s2.log_bytes);
+    assert_int_equal(s1.log_bytes, before + 550 + 14); /* + the new leader's empty no-op */
+    for (int n = 1; n <= 3; n++)
+        assert_bytes_match_disk(h, n);
+
+    /* compaction (no trailing entries by default), then an install on node 3 (reset) */
+    h_cut_node(h, 3, true);
+    for (int i = 0; i < 4; i++)
+        raft_propose(h->n[2].r, buf, 25, NULL);
+    h_run(h, 2);
+    h_node_t *l = &h->n[2];
+    memcpy(l->snap_data, "state", 5);
+    l->snap_len = 5;
+    raft_snapshot_meta_t meta;
+    assert_int_equal(raft_snapshot_taken(l->r, l->applied_index, &meta), 0);
+    l->snap = meta;
+    assert_int_equal(h_status(h, 2).log_bytes, 0);
+    assert_bytes_match_disk(h, 2);
+    assert_true(h_status(h, 3).log_bytes > 0);
+    h_cut_node(h, 3, false);
+    h_run(h, 40);
+    assert_true(h->n[3].chunks_written > 0);
+    assert_int_equal(h_status(h, 3).snapshot_index, meta.index);
+    assert_int_equal(h_status(h, 3).log_bytes, 0);
+    assert_bytes_match_disk(h, 3);
+    assert_true(raft_propose(l->r, buf, 33, NULL) > 0);
+    h_run(h, 2);
+    for (int n = 1; n <= 3; n++) /* node 1 took no snapshot: it holds everything */
+        assert_int_equal(h_status(h, n).log_bytes, n == 1 ? before + 550 + 14 + 100 + 33 : 33);
+    for (int n = 1; n <= 3; n++)
+        assert_bytes_match_disk(h, n);
+    free_cluster(h);
+}
+
+static void keep_250_bytes(raft_config_t *c)
+{
+    c->snapshot_trailing_entries = 100;
+    c->snapshot_trailing_bytes = 250;
+}
+
+/* Trailing entries are bounded by bytes as well as by count, walking back from the
+ * snapshot (an entry bigger than the bound is not kept); raft_drop_trailing gives them
+ * back, and a follower that needs one of them then gets the snapshot. */
+static void test_snapshot_trailing_bytes(void **state)
+{
+    raft_config_t def;
+    raft_config_default(&def);
+    assert_int_equal(def.snapshot_trailing_bytes, 32u << 20);
+    char buf[300] = {0};
+    harness_t *h = new_cluster(3, 3, keep_250_bytes);
+    h_node_t *l = &h->n[1];
+    for (int i = 0; i < 10; i++)
+        assert_true(raft_propose(l->r, buf, 100, NULL) > 0);
+    h_run(h, 2);
+    memcpy(l->snap_data, "state", 5);
+    l->snap_len = 5;
+    raft_snapshot_meta_t meta;
+    assert_int_equal(raft_snapshot_taken(l->r, l->applied_index, &meta), 0);
+    l->snap = meta;
+    raft_status_t st = h_status(h, 1);
+    assert_int_equal(st.first_index, meta.index - 2 + 1); /* 200 bytes; a third is 300 */
+    assert_int_equal(st.trailing_bytes, 200);
+    assert_int_equal(st.log_bytes, 200);
+    assert_bytes_match_disk(h, 1);
+
+    /* the newest entry alone is bigger than the bound: nothing is kept */
+    assert_true(raft_propose(l->r, buf, 300, NULL) > 0);
+    h_run(h, 2);
+    assert_int_equal(h_status(h, 1).log_bytes, 500);
+    assert_int_equal(raft_snapshot_taken(l->r, l->applied_index, &meta), 0);
+    l->snap = meta;
+    st = h_status(h, 1);
+    assert_int_equal(st.first_index, meta.index + 1);
+    assert_int_equal(st.log_bytes, 0);
+    assert_int_equal(st.trailing_bytes, 0);
+
+    /* small entries: the count binds first (100 entries of 1 byte would fit in 250) */
+    h_cut_node(h, 3, true);
+    for (int i = 0; i < 3; i++)
+        assert_true(raft_propose(l->r, buf, 1, NULL) > 0);
+    h_run(h, 2);
+    assert_int_equal(raft_snapshot_taken(l->r, l->applied_index, &meta), 0);
+    l->snap = meta;
+    st = h_status(h, 1);
+    assert_int_equal(st.first_index, meta.index - 3 + 1);
+    assert_int_equal(st.trailing_bytes, 3);
+
+    /* dropped: node 3, which missed those three entries, now needs the snapshot */
+    raft_drop_trailing(l->r);
+    st = h_status(h, 1);
+    assert_int_equal(st.first_index, meta.index + 1);
+    assert_int_equal(st.log_bytes, 0);
+    assert_int_equal(st.trailing_bytes, 0);
+    assert_int_equal(raft_term_at(l->r, meta.index - 1), 0);
+    raft_drop_trailing(l->r); /* twice is harmless */
+    raft_drop_trailing(NULL);
+    h_cut_node(h, 3, false);
+    h_run(h, 40);
+    assert_true(h->n[3].chunks_written > 0);
+    assert_int_equal(h->n[3].applied_index, h_status(h, 1).commit);
+    assert_true(raft_propose(l->r, buf, 1, NULL) > 0);
+    h_run(h, 2);
+    assert_int_equal(h->n[3].applied_index, h_status(h, 1).commit);
+    free_cluster(h);
+}
+
 static int64_t change(harness_t *h, int leader, raft_conf_change_type_t type, uint64_t id)
 {
     raft_conf_change_t cc = {
@@ -639,6 +795,8 @@ int main(void)
         cmocka_unit_test(test_restart_from_disk),
         cmocka_unit_test(test_snapshot_install),
         cmocka_unit_test(test_snapshot_trailing_entries),
+        cmocka_unit_test(test_log_bytes_accounting),
+        cmocka_unit_test(test_snapshot_trailing_bytes),
         cmocka_unit_test(test_membership_learner_promote),
         cmocka_unit_test(test_change_that_loses_quorum),
         cmocka_unit_test(test_promote_needs_catch_up),
