@@ -23,11 +23,14 @@
  * proposal, read or non-heartbeat message wakes the group. */
 #include "actors/node.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -382,7 +385,30 @@ static uint64_t rss_bytes(void)
     return rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-/* Fills m (with arrays in the given storage) with this node's metrics. */
+/* Bytes of the regular files directly in dir (0 if it cannot be read): one readdir and one
+ * fstatat per file, no descent, so cheap enough for every metrics period (a few files per
+ * folder: segments of 64 MiB, one or two snapshot files). */
+static uint64_t dir_file_bytes(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    uint64_t sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        struct stat st;
+        if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode))
+            sum += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return sum;
+}
+
+/* Fills m (with arrays in the given storage) with this node's metrics. bytes_on_disk counts
+ * what the node keeps under its data folder: the files at its top (shard maps), the Raft log
+ * segments (their zeros written ahead too), every engine's tables and WAL (the engine's
+ * own count) and every replica's snapshot files (exported or coming in). */
 static void fill_metrics(node_t *n, Shoal__NodeMetrics *m, uint64_t *bounds, uint64_t *counts,
                          Shoal__PeerProgress *pp, Shoal__PeerProgress **ppp)
 {
@@ -404,9 +430,12 @@ static void fill_metrics(node_t *n, Shoal__NodeMetrics *m, uint64_t *bounds, uin
         ppp[npeers] = &pp[npeers];
         npeers++;
     }
-    uint64_t disk = 0;
+    char logdir[1100];
+    snprintf(logdir, sizeof logdir, "%s/raftlog", n->cfg->data_dir);
+    uint64_t disk = dir_file_bytes(n->cfg->data_dir) + dir_file_bytes(logdir);
     for (size_t i = 0; i < n->n_replicas; i++) {
         replica_t *r = n->replicas[i];
+        disk += dir_file_bytes(r->snapdir);
         m->proposals_pending += r->n_props + r->n_held;
         m->commit_apply_lag += r->commit > r->applied ? r->commit - r->applied : 0;
         m->snapshots_in_flight += r->snap_busy || r->stage == STAGE_INSTALL;
@@ -1199,6 +1228,53 @@ static int mkdirs(const char *path)
     return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* DATA/LOCK: an exclusive flock(2) on it, taken before anything else reads or writes the
+ * folder and held (the descriptor open) until the node actor ends, so that a second process
+ * given the same folder stops before its recovery touches the Raft log or the engines of the
+ * first (it would cut a "torn tail" the live node is still writing). The holder's pid is
+ * written into the file for the message of the one refused. The kernel drops the lock when
+ * the process dies, however it dies. Returns the descriptor, or -1 with err set. */
+static int lock_data_dir(const node_config_t *c, char *err, size_t errlen)
+{
+    char path[1100];
+    if (mkdirs(c->data_dir) != 0) {
+        snprintf(err, errlen, "%.300s: cannot create: %s", c->data_dir, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/LOCK", c->data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "%.300s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc;
+    while ((rc = flock(fd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR)
+        ;
+    if (rc != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+        close(fd);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (e != EWOULDBLOCK)
+            snprintf(err, errlen, "%.300s: cannot lock: %s", path, strerror(e));
+        else
+            snprintf(err, errlen,
+                     "data folder %.300s is in use by another process%s%s%s (it holds the lock "
+                     "on LOCK there); stop that one first, or give this node its own data_dir",
+                     c->data_dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    /* the pid only helps a message: a failure to write it is not a reason to stop */
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        zsys_warning("node %" PRIu64 ": %s: cannot write the pid: %s", c->id, path,
+                     strerror(errno));
+    return fd;
+}
+
 /* DATA/removed: a shard map took this node out of the cluster (placement.c). */
 static int refuse_removed(const node_config_t *c, char *err, size_t errlen)
 {
@@ -1552,10 +1628,14 @@ void node_actor(zsock_t *pipe, void *args)
     n.debug = streq(n.cfg->log_level, "debug");
     zsock_signal(pipe, 0);
     char err[512] = "";
-    if (start(&n, err, sizeof err) != 0) {
+    /* the folder's lock first: nothing of the folder is read or written without it */
+    int dir_lock = lock_data_dir(n.cfg, err, sizeof err);
+    if (dir_lock < 0 || start(&n, err, sizeof err) != 0) {
         zsys_error("node %" PRIu64 ": cannot start: %s", n.cfg->id, err[0] ? err : "out of memory");
         zstr_send(pipe, "FAILED");
         stop(&n);
+        if (dir_lock >= 0)
+            close(dir_lock); /* after stop: the log and engines are closed */
         /* wait for $TERM so the owner's zactor_destroy returns */
         char *cmd = zstr_recv(pipe);
         zstr_free(&cmd);
@@ -1578,6 +1658,7 @@ void node_actor(zsock_t *pipe, void *args)
     }
     bool fatal = n.fatal;
     stop(&n);
+    close(dir_lock); /* after stop: the log and engines are closed */
     if (fatal || !n.stopping) {
         char *cmd = zstr_recv(pipe); /* wait for $TERM */
         zstr_free(&cmd);

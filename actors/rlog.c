@@ -291,6 +291,21 @@ static void seg_path(const rlog_t *self, uint64_t seq, char *out, size_t cap)
     snprintf(out, cap, "%s/%016" PRIx64 ".seg", self->dir, seq);
 }
 
+/* The code of what an rlog_io call that writes returned: 0, or -errno. A full disk gets its
+ * own code so that the messages say so; it stops the node as any other write failure does. */
+static int io_rc(int64_t r)
+{
+    if (r == 0)
+        return 0;
+    return r == -ENOSPC || r == -EDQUOT ? SHOAL_ENOSPC : SHOAL_EIO;
+}
+
+/* The same for a pwrite of len bytes that returned n (a short count is an I/O error). */
+static int write_rc(ssize_t n, size_t len)
+{
+    return n == (ssize_t)len ? 0 : n < 0 ? io_rc(n) : SHOAL_EIO;
+}
+
 static int seg_add(rlog_t *self, uint64_t seq, int fd, uint64_t size)
 {
     if (self->nsegs == self->capsegs) {
@@ -311,10 +326,10 @@ static int seg_create(rlog_t *self, uint64_t seq)
     seg_path(self, seq, path, sizeof path);
     int fd = self->io->open(self->io->ctx, path, true);
     if (fd < 0)
-        return SHOAL_EIO;
+        return io_rc(fd);
     int rc = seg_add(self, seq, fd, 0);
     if (rc == 0)
-        rc = self->io->sync_dir(self->io->ctx, self->dir) == 0 ? 0 : SHOAL_EIO;
+        rc = io_rc(self->io->sync_dir(self->io->ctx, self->dir));
     return rc;
 }
 
@@ -595,13 +610,15 @@ static int prealloc(rlog_t *self, segment_t *s, size_t n)
     static const uint8_t zeros[64 * 1024];
     for (uint64_t off = s->alloc; off < end;) {
         size_t len = end - off < sizeof zeros ? (size_t)(end - off) : sizeof zeros;
-        if (self->io->pwrite(self->io->ctx, s->fd, zeros, len, off) != (ssize_t)len)
-            return SHOAL_EIO;
+        int rc = write_rc(self->io->pwrite(self->io->ctx, s->fd, zeros, len, off), len);
+        if (rc)
+            return rc;
         off += len;
     }
     /* records written before (s->dirty) are synced here too: harmless, they are older */
-    if (self->io->sync(self->io->ctx, s->fd) != 0)
-        return SHOAL_EIO;
+    int rc = io_rc(self->io->sync(self->io->ctx, s->fd));
+    if (rc)
+        return rc;
     s->alloc = end;
     s->dirty = false;
     return 0;
@@ -616,9 +633,10 @@ static int flush_buffer(rlog_t *self)
     int rc = prealloc(self, s, self->buflen);
     if (rc)
         return rc;
-    ssize_t n = self->io->pwrite(self->io->ctx, s->fd, self->buf, self->buflen, s->size);
-    if (n != (ssize_t)self->buflen)
-        return SHOAL_EIO;
+    rc = write_rc(self->io->pwrite(self->io->ctx, s->fd, self->buf, self->buflen, s->size),
+                  self->buflen);
+    if (rc)
+        return rc;
     s->size += self->buflen;
     s->dirty = true;
     self->buflen = 0;
@@ -636,12 +654,12 @@ static int maybe_rotate(rlog_t *self)
     segment_t *s = active(self);
     /* an older segment holds records only: recovery takes zeros there for corruption */
     if (rc == 0 && s->alloc > s->size) {
-        rc = self->io->truncate(self->io->ctx, s->fd, s->size) == 0 ? 0 : SHOAL_EIO;
+        rc = io_rc(self->io->truncate(self->io->ctx, s->fd, s->size));
         s->alloc = s->size;
         s->dirty = true;
     }
     if (rc == 0 && s->dirty) {
-        rc = self->io->sync(self->io->ctx, s->fd) == 0 ? 0 : SHOAL_EIO;
+        rc = io_rc(self->io->sync(self->io->ctx, s->fd));
         s->dirty = false;
     }
     if (rc == 0)
@@ -768,8 +786,7 @@ int rlog_sync(rlog_t *self)
     for (size_t i = 0; rc == 0 && i < self->nsegs; i++) {
         if (!self->segs[i].dirty)
             continue;
-        if (self->io->sync(self->io->ctx, self->segs[i].fd) != 0)
-            rc = SHOAL_EIO;
+        rc = io_rc(self->io->sync(self->io->ctx, self->segs[i].fd));
         self->segs[i].dirty = false;
     }
     return rc;

@@ -18,6 +18,7 @@ const char *shoal_strerror(int code)
     case SHOAL_ETOOLARGE: return "too large";
     case SHOAL_ECOMPARE: return "compare failed";
     case SHOAL_EUNAVAIL: return "unavailable";
+    case SHOAL_ENOSPC: return "No space left on device";
     default: return "unknown error";
     }
 }

@@ -43,6 +43,8 @@ static int err_of(int e)
     case ENOMEM: return SHOAL_ENOMEM;
     case EAGAIN:
     case EACCES: return SHOAL_EBUSY;
+    case ENOSPC:
+    case EDQUOT: return SHOAL_ENOSPC; /* a full disk, named as such in the messages */
     default: return SHOAL_EIO;
     }
 }

@@ -30,7 +30,8 @@ static int alloc_ahead(px_log_t *l, uint64_t need)
     if (l->alloc >= need)
         return 0;
     if (fallocate(l->fd, 0, (off_t)l->alloc, (off_t)(need - l->alloc)) != 0)
-        return SHOAL_EIO; /* ENOSPC included: the write fails, as write() would */
+        /* the write fails, as write() would; a full disk says so in the messages */
+        return errno == ENOSPC || errno == EDQUOT ? SHOAL_ENOSPC : SHOAL_EIO;
     l->alloc = need;
     return 0;
 }

@@ -17,12 +17,14 @@
  *     changes S AFTER           prints INDEX<TAB>KEY lines of the retained changes
  *     events PUB MS             prints the topics (and Raft event types) published on a
  *                               node's PUB endpoint during MS milliseconds
+ *     disk-bytes I              prints node I's bytes_on_disk (its status metrics)
  *
  * A request goes to the leader it last heard of, follows NOT_LEADER hints, and retries on
  * UNAVAILABLE, TIMEOUT or silence with the same (client_id, seq), so a write is applied once
  * even when it is retried on a new leader. Exit 0 ok, 1 not found / compare failed / check
  * failed, 3 unavailable until the deadline. */
 #include <czmq.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +76,7 @@ static Shoal__Frame *attempt(client_t *c, int i, Shoal__ClientRequest *req, int 
         zframe_t *fr = zframe_recv(c->sock[i]);
         Shoal__Frame *resp = NULL;
         char err[128];
-        if (fr &&
-            shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
+        if (fr && shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
             resp->body_case == SHOAL__FRAME__BODY_CLIENT_RESP &&
             resp->client_resp->request_id >= first_rid) { /* any attempt of this call */
             zframe_destroy(&fr);
@@ -308,7 +309,8 @@ static uint64_t claims_lead(client_t *c, int i, uint32_t shard)
         zframe_t *fr = zframe_recv(c->sock[i]);
         Shoal__Frame *resp = NULL;
         char err[128];
-        if (fr && shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
+        if (fr &&
+            shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
             resp->body_case == SHOAL__FRAME__BODY_ADMIN_RESP &&
             resp->admin_resp->request_id == req.request_id && resp->admin_resp->cluster) {
             const Shoal__ClusterStatus *cs = resp->admin_resp->cluster;
@@ -325,6 +327,43 @@ static uint64_t claims_lead(client_t *c, int i, uint32_t shard)
     }
     zpoller_destroy(&p);
     return term;
+}
+
+/* Node i's own count of the bytes it keeps on disk (NodeMetrics.bytes_on_disk, the DISK
+ * column of `shoalctl status`); prints it, exit 0, or 3 if the node does not answer. */
+static int cmd_disk_bytes(client_t *c, int i)
+{
+    Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+    Shoal__StatusRequest st = SHOAL__STATUS_REQUEST__INIT;
+    req.request_id = ++c->rid;
+    req.op_case = SHOAL__ADMIN_REQUEST__OP_STATUS;
+    req.status = &st;
+    Shoal__Frame f = shoal_admin_frame(&req);
+    size_t len;
+    uint8_t *buf = shoal_frame_encode(&f, &len);
+    zmq_send(zsock_resolve(c->sock[i]), buf, len, ZMQ_DONTWAIT);
+    free(buf);
+    int rc = 3;
+    zpoller_t *p = zpoller_new(c->sock[i], NULL);
+    for (int64_t until = zclock_mono() + c->timeout_ms; rc && zclock_mono() < until;) {
+        if (!zpoller_wait(p, (int)(until - zclock_mono())))
+            break;
+        zframe_t *fr = zframe_recv(c->sock[i]);
+        Shoal__Frame *resp = NULL;
+        char err[128];
+        if (fr &&
+            shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
+            resp->body_case == SHOAL__FRAME__BODY_ADMIN_RESP &&
+            resp->admin_resp->request_id == req.request_id && resp->admin_resp->cluster &&
+            resp->admin_resp->cluster->n_nodes && resp->admin_resp->cluster->nodes[0]->metrics) {
+            printf("%" PRIu64 "\n", resp->admin_resp->cluster->nodes[0]->metrics->bytes_on_disk);
+            rc = 0;
+        }
+        shoal_frame_free(&resp);
+        zframe_destroy(&fr);
+    }
+    zpoller_destroy(&p);
+    return rc;
 }
 
 /* The node that leads the shard: the one that says so in the highest term and answers a
@@ -482,6 +521,8 @@ int main(int argc, char **argv)
         free(pr);
     } else if (streq(cmd, "events") && n == 2) /* events PUB_ENDPOINT MS */
         rc = cmd_events(v[0], atoi(v[1]));
+    else if (streq(cmd, "disk-bytes") && n == 1 && atoi(v[0]) >= 0 && atoi(v[0]) < c.n)
+        rc = cmd_disk_bytes(&c, atoi(v[0])); /* disk-bytes NODE_INDEX */
     else if (streq(cmd, "wait-leaders") && n == 1)
         rc = cmd_wait_leaders(&c, v[0]);
     else if (streq(cmd, "leader") && n == 1) {

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -483,6 +484,52 @@ static void test_posix_env_roundtrip(void **state)
     assert_int_equal(access(dir, F_OK), -1);
 }
 
+/* The disk of test_posix_disk_full: the POSIX env, except that once disk_full is set every
+ * append goes to /dev/full (opened through the same env), so the kernel answers ENOSPC. */
+static lsm_file_t *dev_full;
+static bool disk_full;
+
+static int full_append(lsm_file_t *f, const void *buf, size_t n)
+{
+    return lsm_env_posix()->append(disk_full ? dev_full : f, buf, n);
+}
+
+/* A write that meets a full disk fails with SHOAL_ENOSPC, and the engine's message says
+ * "No space left on device" instead of a bare "I/O error". */
+static void test_posix_disk_full(void **state)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/lsm-full-test-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    lsm_env_t env = *lsm_env_posix();
+    env.append = full_append;
+    assert_int_equal(env.open(&env, "/dev/full", LSM_OPEN_APPEND, &dev_full), 0);
+    lsm_options_t o;
+    lsm_options_init(&o);
+    o.dir = dir;
+    o.env = &env;
+    lsm_t *db;
+    char err[256];
+    assert_int_equal(lsm_open(&o, &db, err, sizeof err), 0);
+    lsm_write_options_t wo = {.sync = true};
+    assert_int_equal(lsm_put(db, &wo, "a", 1, "1", 1), 0);
+    disk_full = true;
+    int rc = lsm_put(db, &wo, "b", 1, "2", 1);
+    assert_int_equal(rc, SHOAL_ENOSPC);
+    assert_string_equal(shoal_strerror(rc), "No space left on device");
+    char msg[512];
+    lsm_last_error(db, msg, sizeof msg);
+    assert_non_null(strstr(msg, "No space left on device"));
+    assert_non_null(strstr(msg, "WAL"));
+    disk_full = false;
+    lsm_close(&db);
+    env.close(dev_full);
+    assert_int_equal(lsm_open(&o, &db, err, sizeof err), 0);
+    expect(db, NULL, "a", "1");
+    lsm_close(&db);
+    assert_int_equal(lsm_destroy(dir, NULL), 0);
+}
+
 /* Counts the entries a full scan sees; returns the iterator's status (0 or an error). */
 static int scan_status(lsm_t *db, long *n)
 {
@@ -622,6 +669,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bottom_sequence_zeroing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_budget, setup, teardown),
         cmocka_unit_test(test_posix_env_roundtrip),
+        cmocka_unit_test(test_posix_disk_full),
         cmocka_unit_test(test_posix_mapped_zstd_corruption),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

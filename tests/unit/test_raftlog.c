@@ -3,8 +3,10 @@
  * go, one sync covers all groups, a torn tail is cut off while a corrupt middle is refused
  * with the file and offset, and a randomized crash test (seeded, printed) never loses a
  * synced entry, with and without zeros written ahead of the data (prealloc_bytes). */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -437,6 +439,101 @@ static void test_prealloc_zero_tail(void **state)
     rlog_destroy(&l);
 }
 
+/* A disk that fills up: once full is set, every pwrite goes to /dev/full, so the real POSIX
+ * layer gets ENOSPC from the kernel; everything else is the real disk. */
+typedef struct {
+    const rlog_io_t *real;
+    int devfull;
+    bool full;
+} full_disk_t;
+
+static ssize_t full_pwrite(void *ctx, int fd, const void *buf, size_t len, uint64_t off)
+{
+    full_disk_t *d = ctx;
+    return d->real->pwrite(d->real->ctx, d->full ? d->devfull : fd, buf, len, off);
+}
+
+static int full_open(void *ctx, const char *path, bool create)
+{
+    full_disk_t *d = ctx;
+    return d->real->open(d->real->ctx, path, create);
+}
+
+static ssize_t full_pread(void *ctx, int fd, void *buf, size_t len, uint64_t off)
+{
+    full_disk_t *d = ctx;
+    return d->real->pread(d->real->ctx, fd, buf, len, off);
+}
+
+static int full_sync(void *ctx, int fd)
+{
+    full_disk_t *d = ctx;
+    return d->real->sync(d->real->ctx, fd);
+}
+
+static int full_truncate(void *ctx, int fd, uint64_t len)
+{
+    full_disk_t *d = ctx;
+    return d->real->truncate(d->real->ctx, fd, len);
+}
+
+static int64_t full_size(void *ctx, int fd)
+{
+    full_disk_t *d = ctx;
+    return d->real->size(d->real->ctx, fd);
+}
+
+static int full_close(void *ctx, int fd)
+{
+    full_disk_t *d = ctx;
+    return d->real->close(d->real->ctx, fd);
+}
+
+static int full_unlink(void *ctx, const char *path)
+{
+    full_disk_t *d = ctx;
+    return d->real->unlink(d->real->ctx, path);
+}
+
+static int full_sync_dir(void *ctx, const char *path)
+{
+    full_disk_t *d = ctx;
+    return d->real->sync_dir(d->real->ctx, path);
+}
+
+/* A full disk fails the sync of the group commit (the log actor stops the node on it) with
+ * its own code, whose name says what happened instead of a bare "I/O error", with and
+ * without zeros written ahead; the records synced before are intact. */
+static void test_disk_full_named(void **state)
+{
+    for (int pre = 0; pre < 2; pre++) {
+        prealloc = pre ? 4096 : 0;
+        full_disk_t d = {rlog_io_posix(), open("/dev/full", O_WRONLY | O_CLOEXEC), false};
+        assert_true(d.devfull >= 0);
+        rlog_io_t io = {&d,        full_open,  full_pwrite, full_pread,   full_sync, full_truncate,
+                        full_size, full_close, full_unlink, full_sync_dir};
+        rlog_t *l = open_log(&io, 0);
+        for (uint64_t i = 1; i <= 10; i++)
+            put(l, 1, 1, i);
+        assert_int_equal(rlog_sync(l), 0);
+        d.full = true;
+        for (uint64_t i = 11; i <= 400; i++) /* past the 4096 bytes written ahead */
+            put(l, 1, 1, i);
+        int rc = rlog_sync(l);
+        assert_int_equal(rc, SHOAL_ENOSPC);
+        assert_string_equal(shoal_strerror(rc), "No space left on device");
+        rlog_destroy(&l);
+        close(d.devfull);
+        l = open_log(NULL, 0);
+        for (uint64_t i = 1; i <= 10; i++)
+            expect(l, 1, 1, i);
+        rlog_destroy(&l);
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -f %s/*.seg", dir);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
 /* A record cut short inside the zeros written ahead is a torn tail like any other. */
 static void test_prealloc_torn_record(void **state)
 {
@@ -530,6 +627,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_keeps_synced_prealloc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prealloc_zero_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prealloc_torn_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_named, setup, teardown),
         cmocka_unit_test(test_decoder_rejects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
