@@ -37,6 +37,7 @@
 #include "actors/le_bytes.h"
 #include "actors/node_config.h"
 #include "actors/node_int.h"
+#include "actors/split.h"
 #include "actors/split_fsm.h"
 #include "engine/error.h"
 #include "proto/codec.h"
@@ -190,6 +191,17 @@ static int read_applied(lsm_t *lsm, uint64_t *applied)
     return read_u64(lsm, KEY_APPLIED, 0, applied);
 }
 
+/* Where an empty window starts: every change after the applied index is still to come.
+ * No group has a change at index SPLIT_TARGET_BASE (1) or before: a bootstrapped group's
+ * first entries are its configuration, a split target's index 1 is the base its copied
+ * data sits at. So a group that applied no further has lost no change, and its window
+ * starts at 0: "the changes after 0" of a shard born from a split are those after its
+ * base (it answered WINDOW_GONE, though it held every one). */
+static uint64_t window_start(const fsm_group_t *g)
+{
+    return g->applied > SPLIT_TARGET_BASE ? g->applied : 0;
+}
+
 static void window_clear(fsm_group_t *g)
 {
     for (size_t i = 0; i < g->win_n; i++) {
@@ -198,7 +210,7 @@ static void window_clear(fsm_group_t *g)
         free(c->val);
     }
     g->win_head = g->win_n = g->win_bytes = 0;
-    g->win_from = g->applied;
+    g->win_from = window_start(g);
 }
 
 static size_t cid_hash(const void *key)
@@ -246,7 +258,7 @@ fsm_group_t *fsm_group_new(uint32_t group, lsm_t *lsm, uint64_t *applied, char *
         fsm_group_destroy(&g);
         return NULL;
     }
-    g->win_from = g->applied;
+    g->win_from = window_start(g);
     g->last_change = g->applied;
     g->stored = g->applied;
     *applied = g->applied;
@@ -862,7 +874,8 @@ int fsm_group_refill(fsm_group_t *g, const raft_entry_t *ents, size_t n, uint64_
         if (rc)
             return rc;
         g->nochange_from = from;
-        g->win_from = from > g->win_from ? from : g->win_from;
+        if (from > SPLIT_TARGET_BASE && from > g->win_from) /* as window_start */
+            g->win_from = from;
         return 0;
     }
     /* the marks of entries the log no longer holds: nothing will look for them */

@@ -332,6 +332,52 @@ static void test_scan_and_changes(void **state)
     fx_close(&fx);
 }
 
+/* A shard born from a split opens at applied index SPLIT_TARGET_BASE (its copied data, a
+ * snapshot at index 1), and no change of it sits at or before that index: the changes
+ * after 0 are all in its window (they were answered WINDOW_GONE); reopened past its base
+ * with nothing refilled, the window starts at its applied index again. */
+static void test_split_target_window(void **state)
+{
+    char path[400], err[256];
+    snprintf(path, sizeof path, "%s/target", dir);
+    lsm_options_t o;
+    lsm_options_init(&o);
+    o.dir = path;
+    lsm_t *lsm = NULL;
+    assert_int_equal(lsm_open(&o, &lsm, err, sizeof err), 0);
+    uint64_t base = 1; /* what split_apply leaves in the target's engine (split.h) */
+    assert_int_equal(lsm_put(lsm, NULL, KEY_APPLIED, strlen(KEY_APPLIED), &base, 8), 0);
+    lsm_close(&lsm);
+    fixture_t fx = {0};
+    fx_open(&fx, "target");
+    assert_int_equal(fx.index, 1);
+    /* as the node opens it (restore_raft): its log based at the split's snapshot at index
+     * 1, no entry yet, an engine without window marks (split_apply writes none) */
+    assert_int_equal(fsm_group_refill(fx.fg, NULL, 0, 1, 1, 1), 0);
+    assert_int_equal(put(&fx, 1, 1, "x", "v"), SHOAL__STATUS__STATUS_OK); /* index 2 */
+    assert_int_equal(put(&fx, 1, 2, "y", "v"), SHOAL__STATUS__STATUS_OK); /* index 3 */
+    Shoal__ChangesRequest ch = SHOAL__CHANGES_REQUEST__INIT;
+    Shoal__ClientRequest creq = SHOAL__CLIENT_REQUEST__INIT;
+    creq.op_case = SHOAL__CLIENT_REQUEST__OP_CHANGES;
+    creq.changes = &ch;
+    Shoal__Frame *hold = NULL;
+    for (uint64_t after = 0; after <= 1; after++) {
+        ch.after_index = after;
+        Shoal__ClientResponse *r = read_req(&fx, &creq, &hold);
+        assert_int_equal(r->status, SHOAL__STATUS__STATUS_OK);
+        assert_int_equal(r->n_changes, 2);
+        assert_int_equal(r->changes[0]->index, 2);
+        shoal_frame_free(&hold);
+    }
+    fx_close(&fx);
+    fx_open(&fx, "target");
+    ch.after_index = 0;
+    Shoal__ClientResponse *r = read_req(&fx, &creq, &hold);
+    assert_int_equal(r->status, SHOAL__STATUS__STATUS_WINDOW_GONE);
+    shoal_frame_free(&hold);
+    fx_close(&fx);
+}
+
 /* Entry i of the crash test: puts over a few keys, a delete now and then, a CAS chain. */
 static int crash_entry(fixture_t *fx, int i)
 {
@@ -1255,6 +1301,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exactly_once_and_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_and_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_target_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_replays_idempotently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_streamed, setup, teardown),
