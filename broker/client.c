@@ -20,6 +20,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "engine/endpoint.h"
 #include "engine/error.h"
 #include "proto/codec.h"
 
@@ -110,8 +111,10 @@ shoal_t *shoal_connect(const char *endpoint)
         endpoint = getenv("SHOAL_BROKER");
     if (!endpoint || !*endpoint)
         endpoint = SHOAL_DEFAULT_ENDPOINT;
-    if (strncmp(endpoint, "tcp://", 6) && strncmp(endpoint, "ipc://", 6) &&
-        strncmp(endpoint, "inproc://", 9))
+    /* ZeroMQ takes a tcp port modulo 65536: a typo would reach some other process */
+    if (strncmp(endpoint, "tcp://", 6) == 0
+            ? !shoal_tcp_endpoint_ok(endpoint)
+            : strncmp(endpoint, "ipc://", 6) && strncmp(endpoint, "inproc://", 9))
         return NULL;
     shoal_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -162,9 +165,30 @@ uint64_t shoal_client_id(shoal_t *self)
     return self->client_id;
 }
 
+/* A buffer argument: NULL only with length 0. */
+static bool buf_ok(const void *p, size_t n, const char *name, char *err, size_t errlen)
+{
+    if (p || n == 0)
+        return true;
+    snprintf(err, errlen, "%s is NULL with a length of %zu", name, n);
+    return false;
+}
+
 /* Checks an op against the documented limits; 0 or a status with a line in err. */
 int shoal_op_check(const shoal_op_t *op, char *err, size_t errlen)
 {
+    if (!op) {
+        snprintf(err, errlen, "no operation");
+        return SHOAL_STATUS_BAD_REQUEST;
+    }
+    if (!buf_ok(op->key, op->key_len, "key", err, errlen) ||
+        !buf_ok(op->value, op->value_len, "value", err, errlen) ||
+        !buf_ok(op->expected, op->expected_len, "expected", err, errlen) ||
+        !buf_ok(op->prefix, op->prefix_len, "prefix", err, errlen) ||
+        !buf_ok(op->start, op->start_len, "start", err, errlen) ||
+        !buf_ok(op->end, op->end_len, "end", err, errlen) ||
+        (op->type == SHOAL_OP_BATCH && !buf_ok(op->ops, op->n_ops, "ops", err, errlen)))
+        return SHOAL_STATUS_BAD_REQUEST;
     bool keyed = op->type == SHOAL_OP_GET || op->type == SHOAL_OP_PUT || op->type == SHOAL_OP_DEL ||
                  op->type == SHOAL_OP_CAS;
     if (keyed && op->key_len == 0) {
@@ -180,7 +204,9 @@ int shoal_op_check(const shoal_op_t *op, char *err, size_t errlen)
         return SHOAL_STATUS_TOO_LARGE;
     }
     if (op->value_len > SHOAL_MAX_VALUE || op->expected_len > SHOAL_MAX_VALUE) {
-        snprintf(err, errlen, "value of %zu bytes exceeds the %u-byte limit", op->value_len,
+        bool value = op->value_len > SHOAL_MAX_VALUE;
+        snprintf(err, errlen, "%s of %zu bytes exceeds the %u-byte limit",
+                 value ? "value" : "expected value", value ? op->value_len : op->expected_len,
                  SHOAL_MAX_VALUE);
         return SHOAL_STATUS_TOO_LARGE;
     }
@@ -192,7 +218,9 @@ int shoal_op_check(const shoal_op_t *op, char *err, size_t errlen)
         }
         for (size_t i = 0; i < op->n_ops; i++) {
             shoal_op_t one = {.type = op->ops[i].is_delete ? SHOAL_OP_DEL : SHOAL_OP_PUT,
+                              .key = op->ops[i].key,
                               .key_len = op->ops[i].key_len,
+                              .value = op->ops[i].value,
                               .value_len = op->ops[i].value_len};
             int st = shoal_op_check(&one, err, errlen);
             if (st)
@@ -373,6 +401,8 @@ static void send_slot(shoal_t *self, slot_t *s)
 
 int shoal_submit(shoal_t *self, const shoal_op_t *op, shoal_done_fn *done, void *arg)
 {
+    if (!self)
+        return SHOAL_EINVAL;
     char err[256];
     int st = shoal_op_check(op, err, sizeof err);
     if (st == SHOAL_STATUS_TOO_LARGE)
@@ -512,6 +542,10 @@ static int on_message(shoal_t *self, const uint8_t *data, size_t len)
 
 int shoal_pump(shoal_t *self, int timeout_ms)
 {
+    if (!self)
+        return SHOAL_EINVAL;
+    if (timeout_ms < 0 && !self->inflight)
+        return 0; /* nothing would ever complete */
     int n = sweep(self);
     void *sock = zsock_resolve(self->sock);
     zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
@@ -554,7 +588,9 @@ int shoal_call(shoal_t *self, const shoal_op_t *op, shoal_result_t *out)
     if (out)
         memset(out, 0, sizeof *out);
     char err[256];
-    int st = shoal_op_check(op, err, sizeof err);
+    int st = self ? shoal_op_check(op, err, sizeof err) : SHOAL_STATUS_BAD_REQUEST;
+    if (!self)
+        snprintf(err, sizeof err, "no client");
     if (st || self->n_free == 0) {
         if (!st) {
             st = SHOAL_STATUS_UNAVAILABLE;

@@ -4,6 +4,8 @@
  * keep completing while one waits. */
 #include "broker/client_internal.h"
 
+#include <assert.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@ const char *shoal_event_type_name(int type)
 /* Sends req, waits for the answer; returns the frame (caller frees) or NULL on timeout. */
 static Shoal__Frame *admin_call(shoal_t *self, Shoal__AdminRequest *req, char *err, size_t errlen)
 {
+    assert(self); /* the public calls check it */
     req->request_id = ((uint64_t)1 << 63) | ++self->admin_counter;
     Shoal__Frame f = shoal_admin_frame(req);
     size_t len;
@@ -67,9 +70,31 @@ static int admin_status(const Shoal__Frame *f, char *err, size_t errlen)
     return st;
 }
 
+/* BAD_REQUEST with a line in err unless self (and out, when the call fills one) are set. */
+static int args_check(shoal_t *self, const void *out, char *err, size_t errlen)
+{
+    if (self && out)
+        return SHOAL_STATUS_OK;
+    snprintf(err, errlen, "%s is NULL", self ? "the result" : "the client");
+    return SHOAL_STATUS_BAD_REQUEST;
+}
+
+/* A shard argument that takes -1 for every shard: BAD_REQUEST past a 32-bit shard id. */
+static int shard_check(int64_t shard, const char *what, char *err, size_t errlen)
+{
+    if (shard <= (int64_t)UINT32_MAX)
+        return SHOAL_STATUS_OK;
+    snprintf(err, errlen, "%s %" PRId64 " is past the largest shard id %" PRIu32, what, shard,
+             UINT32_MAX);
+    return SHOAL_STATUS_BAD_REQUEST;
+}
+
 /* Runs an admin op that returns only a status. */
 static int admin_simple(shoal_t *self, Shoal__AdminRequest *req, char *err, size_t errlen)
 {
+    int ck = args_check(self, self, err, errlen);
+    if (ck)
+        return ck;
     Shoal__Frame *f = admin_call(self, req, err, errlen);
     if (!f)
         return SHOAL_STATUS_TIMEOUT;
@@ -127,6 +152,9 @@ static void copy_event(shoal_event_t *d, const Shoal__RaftEvent *e)
 
 int shoal_status(shoal_t *self, bool with_events, shoal_cluster_t *out, char *err, size_t errlen)
 {
+    int ck = args_check(self, out, err, errlen);
+    if (ck)
+        return ck;
     memset(out, 0, sizeof *out);
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     Shoal__StatusRequest sr = SHOAL__STATUS_REQUEST__INIT;
@@ -183,6 +211,9 @@ int shoal_status(shoal_t *self, bool with_events, shoal_cluster_t *out, char *er
 
 int shoal_cluster_id(shoal_t *self, uint64_t *out, char *err, size_t errlen)
 {
+    int ck = args_check(self, out, err, errlen);
+    if (ck)
+        return ck;
     *out = 0;
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     Shoal__ShardMapRequest mr = SHOAL__SHARD_MAP_REQUEST__INIT;
@@ -266,6 +297,11 @@ int shoal_admin_add_shard(shoal_t *self, int64_t source, uint32_t *new_shard, ui
 {
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     Shoal__AddShardRequest a = SHOAL__ADD_SHARD_REQUEST__INIT;
+    int ck = args_check(self, self, err, errlen);
+    if (!ck)
+        ck = shard_check(source, "source shard", err, errlen);
+    if (ck)
+        return ck;
     a.has_source = source >= 0;
     a.source = source >= 0 ? (uint32_t)source : 0;
     req.op_case = SHOAL__ADMIN_REQUEST__OP_ADD_SHARD;
@@ -284,6 +320,9 @@ int shoal_admin_add_shard(shoal_t *self, int64_t source, uint32_t *new_shard, ui
 
 int shoal_admin_compact(shoal_t *self, int64_t shard, char *err, size_t errlen)
 {
+    int ck = shard_check(shard, "shard", err, errlen);
+    if (ck)
+        return ck;
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     Shoal__CompactRequest c = SHOAL__COMPACT_REQUEST__INIT;
     c.shard = shard < 0 ? 0 : (uint32_t)shard;
@@ -295,6 +334,9 @@ int shoal_admin_compact(shoal_t *self, int64_t shard, char *err, size_t errlen)
 
 int shoal_admin_snapshot(shoal_t *self, int64_t shard, char *err, size_t errlen)
 {
+    int ck = shard_check(shard, "shard", err, errlen);
+    if (ck)
+        return ck;
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     Shoal__SnapshotRequest s = SHOAL__SNAPSHOT_REQUEST__INIT;
     s.shard = shard < 0 ? 0 : (uint32_t)shard;

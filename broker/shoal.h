@@ -44,6 +44,33 @@ typedef enum {
     SHOAL_STATUS_WINDOW_GONE = 9, /* changes older than the retained window */
 } shoal_status_t;
 
+/* The negative codes (SHOAL_E...) that shoal_submit, shoal_pump and the watch calls
+ * return: Shoal's own error codes (engine/error.h, not installed), repeated here with the
+ * same values under that header's guard, so either header may come first. A unit test
+ * (tests/unit/test_shoal_header.c) checks the two copies agree. */
+#ifndef SHOAL_ERROR_H
+#define SHOAL_ERROR_H
+enum {
+    SHOAL_OK = 0,
+    SHOAL_EIO = -1,
+    SHOAL_ECORRUPT = -2,
+    SHOAL_EINVAL = -3, /* bad argument */
+    SHOAL_ENOTFOUND = -4,
+    SHOAL_ENOMEM = -5,
+    SHOAL_EBUSY = -6, /* SHOAL_MAX_INFLIGHT requests in flight */
+    SHOAL_ENOTLEADER = -7,
+    SHOAL_ETIMEDOUT = -8,
+    SHOAL_EEXIST = -9,
+    SHOAL_ECLOSED = -10, /* interrupted (SIGINT/SIGTERM) */
+    SHOAL_ETOOLARGE = -11,
+    SHOAL_ECOMPARE = -12,
+    SHOAL_EUNAVAIL = -13,
+    SHOAL_ENOSPC = -14,
+};
+/* A static, human string for a code; never NULL. */
+const char *shoal_strerror(int code);
+#endif
+
 #define SHOAL_MAX_KEY 4096u        /* bytes */
 #define SHOAL_MAX_VALUE (1u << 20) /* bytes */
 /* A batch's writes to any one shard (keys and values) also total at most 4 MiB, the most
@@ -141,7 +168,7 @@ typedef struct shoal_t shoal_t;
 
 /* Connects to a broker's client endpoint (NULL: $SHOAL_BROKER, else
  * SHOAL_DEFAULT_ENDPOINT). ZeroMQ connects lazily, so this fails (NULL) only on a
- * malformed endpoint or when out of resources. */
+ * malformed endpoint (tcp://HOST:PORT wants a port of 1-65535) or when out of resources. */
 shoal_t *shoal_connect(const char *endpoint);
 void shoal_destroy(shoal_t **self_p);
 
@@ -150,7 +177,8 @@ void shoal_set_timeout(shoal_t *self, int timeout_ms);
 const char *shoal_endpoint(shoal_t *self);
 uint64_t shoal_client_id(shoal_t *self);
 
-/* Synchronous calls: return the status (shoal_status_t) and fill *out when not NULL. */
+/* Synchronous calls: return the status (shoal_status_t) and fill *out when not NULL.
+ * A NULL self, or a NULL buffer with a non-zero length, is SHOAL_STATUS_BAD_REQUEST. */
 int shoal_call(shoal_t *self, const shoal_op_t *op, shoal_result_t *out);
 int shoal_get(shoal_t *self, const void *key, size_t klen, bool stale, shoal_result_t *out);
 int shoal_put(shoal_t *self, const void *key, size_t klen, const void *val, size_t vlen,
@@ -179,8 +207,10 @@ int shoal_changes_after(shoal_t *self, uint32_t shard, uint64_t after_index, uin
 #define SHOAL_MAX_INFLIGHT 4096
 typedef void(shoal_done_fn)(shoal_result_t *r, void *arg);
 int shoal_submit(shoal_t *self, const shoal_op_t *op, shoal_done_fn *done, void *arg);
-/* Waits up to timeout_ms for answers (0: only what is ready), runs their callbacks and
- * expires requests past their deadline. Returns the number of requests completed. */
+/* Waits up to timeout_ms for answers (0: only what is ready; negative: until one comes,
+ * or returns 0 at once when nothing is in flight), runs their callbacks and expires
+ * requests past their deadline. Returns the number of requests completed (SHOAL_EINVAL
+ * for a NULL self). */
 int shoal_pump(shoal_t *self, int timeout_ms);
 size_t shoal_inflight(shoal_t *self);
 
@@ -262,7 +292,7 @@ int shoal_admin_cancel_move(shoal_t *self, uint32_t shard, char *err, size_t err
  * the split; the new shard serves soon after (`shoal_status`). */
 int shoal_admin_add_shard(shoal_t *self, int64_t source, uint32_t *new_shard, uint32_t *from,
                           char *err, size_t errlen);
-/* shard < 0: every shard. */
+/* shard < 0: every shard; past UINT32_MAX: SHOAL_STATUS_BAD_REQUEST. */
 int shoal_admin_compact(shoal_t *self, int64_t shard, char *err, size_t errlen);
 int shoal_admin_snapshot(shoal_t *self, int64_t shard, char *err, size_t errlen);
 const char *shoal_event_type_name(int type);
@@ -288,7 +318,8 @@ typedef struct {
 
 typedef struct shoal_watch_t shoal_watch_t;
 
-/* client is borrowed (may be NULL: no catch-up); it must outlive the watch. */
+/* client is borrowed (may be NULL: no catch-up); it must outlive the watch. NULL when
+ * plen > SHOAL_MAX_KEY or prefix is NULL with a non-zero plen. */
 shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint, const void *prefix,
                                size_t plen);
 void shoal_watch_destroy(shoal_watch_t **self_p);
@@ -296,7 +327,8 @@ void shoal_watch_destroy(shoal_watch_t **self_p);
  * 0; SHOAL_ENOTFOUND: they are no longer retained (FELL_BEHIND is queued, once per lost
  * range); SHOAL_EINVAL: no such shard; SHOAL_EUNAVAIL: the broker did not answer. */
 int shoal_watch_from(shoal_watch_t *self, uint32_t shard, uint64_t after_index);
-/* 1: *ev filled; 0: timed out; negative: SHOAL_E... (interrupted). */
+/* 1: *ev filled; 0: timed out; negative: SHOAL_E... (SHOAL_ECLOSED: interrupted;
+ * SHOAL_EINVAL: self or ev NULL). */
 int shoal_watch_next(shoal_watch_t *self, shoal_watch_event_t *ev, int timeout_ms);
 /* The DEALER/SUB sockets' native handles are not exposed: poll with timeouts. */
 

@@ -103,6 +103,8 @@ static void watch_monitor(shoal_watch_t *self)
 shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint, const void *prefix,
                                size_t plen)
 {
+    if ((!prefix && plen) || plen > SHOAL_MAX_KEY)
+        return NULL; /* no key could match a longer prefix */
     char *derived = NULL;
     if (!pub_endpoint && client)
         pub_endpoint = derived = default_pub(shoal_endpoint(client));
@@ -261,6 +263,8 @@ static int catch_up(shoal_watch_t *self, shard_pos_t *p)
 
 int shoal_watch_from(shoal_watch_t *self, uint32_t shard, uint64_t after_index)
 {
+    if (!self)
+        return SHOAL_EINVAL;
     shard_pos_t *p = pos_of(self, shard);
     if (!p)
         return SHOAL_ENOMEM;
@@ -406,6 +410,8 @@ static void read_one(shoal_watch_t *self)
 
 int shoal_watch_next(shoal_watch_t *self, shoal_watch_event_t *ev, int timeout_ms)
 {
+    if (!self || !ev)
+        return SHOAL_EINVAL;
     event_free(&self->current);
     int64_t deadline = zclock_mono() + timeout_ms;
     while (zlistx_size(self->queue) == 0) {

@@ -12,6 +12,12 @@ shoal_add_test(NAME test_watch_seqs SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/tes
 # shoal_connect/shoal_destroy from 16 threads at once, each round in a fresh process.
 shoal_add_test(NAME test_client_connect SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_connect.c
                LIBS shoal Threads::Threads LABELS unit TIMEOUT 120)
+# libshoal refusing bad arguments (NULL buffers, ports, shard numbers, watch prefixes).
+shoal_add_test(NAME test_client_args SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_client_args.c
+               LIBS shoal LABELS unit)
+# <shoal.h> alone declares the SHOAL_E... codes, with engine/error.h's values.
+shoal_add_test(NAME test_shoal_header SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_shoal_header.c
+               ${CMAKE_CURRENT_SOURCE_DIR}/unit/shoal_header_codes.c LIBS shoal LABELS unit)
 # shoalctl's exit codes and one-line errors for bad input to every command (no cluster).
 add_test(NAME test_shoalctl_args COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_shoalctl_args.sh)
 set_tests_properties(test_shoalctl_args PROPERTIES LABELS unit TIMEOUT 120

@@ -13,6 +13,7 @@
 #include <czmq.h>
 
 enum { MODE_PUT, MODE_GET, MODE_MIXED };
+#define EXIT_INTERRUPTED 130 /* 128 + SIGINT, what a shell reports for Ctrl-C */
 enum {
     OPT_CLIENTS = OPT_FIRST_CMD,
     OPT_DURATION,
@@ -164,11 +165,11 @@ static int bench_opt(ctl_t *c, int opt, bench_opts_t *o)
     return -1;
 }
 
-/* Pumps until nothing is in flight or ms pass. */
+/* Pumps until nothing is in flight, ms pass or Ctrl-C. */
 static void drain(bench_t *b, int ms)
 {
     int64_t until = zclock_mono() + ms;
-    while (shoal_inflight(b->s) && zclock_mono() < until)
+    while (shoal_inflight(b->s) && zclock_mono() < until && !zsys_interrupted)
         shoal_pump(b->s, 20);
 }
 
@@ -189,6 +190,14 @@ static int load_keys(ctl_t *c, bench_t *b)
     }
     if (tty)
         fprintf(stderr, "\r\033[K");
+    if (zsys_interrupted) {
+        uint64_t done = b->next_load - shoal_inflight(b->s);
+        ctl_fail(c, EXIT_INTERRUPTED,
+                 "interrupted while loading keys: %" PRIu64 " of %" PRIu64 " answered (%" PRIu64
+                 " errors); nothing measured",
+                 done, b->o->keys, b->errors);
+        return EXIT_INTERRUPTED;
+    }
     if (b->errors)
         return ctl_fail(c, EXIT_UNAVAIL, "loading %" PRIu64 " keys: %" PRIu64 " errors, last %s",
                         b->o->keys, b->errors, b->last_error);
@@ -197,7 +206,9 @@ static int load_keys(ctl_t *c, bench_t *b)
     return -1;
 }
 
-static void run_measured(bench_t *b, const char *name)
+/* Runs the measured phase; returns its length in seconds, from the first submit to the
+ * end of the run (Ctrl-C ends it early: the rate is over what was measured). */
+static double run_measured(bench_t *b, const char *name)
 {
     bool tty = isatty(2);
     b->measuring = true;
@@ -224,7 +235,7 @@ static void run_measured(bench_t *b, const char *name)
     if (tty)
         fprintf(stderr, "\r\033[K");
     b->measuring = false;
-    (void)secs;
+    return secs;
 }
 
 int cmd_bench(ctl_t *c, int argc, char **argv)
@@ -289,27 +300,27 @@ int cmd_bench(ctl_t *c, int argc, char **argv)
                 "bench %s: %" PRIu64 " clients, %" PRIu64 " s, keys %" PRIu64 " B of %" PRIu64
                 ", values %" PRIu64 " B, broker %s\n",
                 name, o.clients, o.duration, o.key_size, o.keys, o.value_size, shoal_endpoint(b.s));
-        int64_t t0 = zclock_mono();
-        run_measured(&b, name);
-        double secs = (double)o.duration;
-        (void)t0;
+        double secs = run_measured(&b, name);
+        bool interrupted = zsys_interrupted;
         if (b.n_lat) /* qsort of NULL, even for 0 items, is undefined */
             qsort(b.lat, b.n_lat, sizeof *b.lat, cmp_u32);
-        double rate = b.ops / secs;
+        double rate = secs > 0 ? b.ops / secs : 0;
         if (c->json)
             printf("{\"workload\":\"%s\",\"clients\":%" PRIu64 ",\"seconds\":%.1f,\"ops\":%" PRIu64
                    ",\"ops_per_sec\":%.0f,\"errors\":%" PRIu64 ",\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-                   "\"p999_ms\":%.3f,\"max_ms\":%.3f}\n",
+                   "\"p999_ms\":%.3f,\"max_ms\":%.3f,\"interrupted\":%s}\n",
                    name, o.clients, secs, b.ops, rate, b.errors, pct(&b, 0.5), pct(&b, 0.99),
-                   pct(&b, 0.999), pct(&b, 1.0));
+                   pct(&b, 0.999), pct(&b, 1.0), interrupted ? "true" : "false");
         else
-            printf("%s: %" PRIu64 " ops in %.1f s = %.0f ops/s, %" PRIu64 " errors\n"
+            printf("%s: %" PRIu64 " ops in %.1f s = %.0f ops/s, %" PRIu64 " errors%s\n"
                    "latency ms: p50 %.3f  p99 %.3f  p999 %.3f  max %.3f\n",
-                   name, b.ops, secs, rate, b.errors, pct(&b, 0.5), pct(&b, 0.99), pct(&b, 0.999),
-                   pct(&b, 1.0));
-        rc = b.ops == 0 ? ctl_fail(c, EXIT_UNAVAIL, "no operation succeeded: %s",
-                                   b.last_error[0] ? b.last_error : "no answers")
-                        : EXIT_OK;
+                   name, b.ops, secs, rate, b.errors,
+                   interrupted ? " (interrupted: partial run)" : "", pct(&b, 0.5), pct(&b, 0.99),
+                   pct(&b, 0.999), pct(&b, 1.0));
+        rc = interrupted  ? EXIT_INTERRUPTED
+             : b.ops == 0 ? ctl_fail(c, EXIT_UNAVAIL, "no operation succeeded: %s",
+                                     b.last_error[0] ? b.last_error : "no answers")
+                          : EXIT_OK;
     }
     free(b.lat);
     free(b.value);

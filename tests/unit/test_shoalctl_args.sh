@@ -126,6 +126,23 @@ expect 3 status --timeout 300
 expect 3 rebalance --timeout 300
 expect 3 drain-node 1 --plan --timeout 300
 expect 3 --json --timeout 300 scan --prefix a
+# bench stopped by Ctrl-C: exit 130, the rate over the time measured (not --duration) and
+# marked interrupted; stopped while loading keys: no results, one line saying so
+bench_int() { # bench_int ARGS...: runs shoalctl bench ARGS, sends SIGINT after 1.5 s
+  "$ctl" bench "$@" >"$tmp/out" 2>"$tmp/err" </dev/null &
+  local pid=$!
+  sleep 1.5; kill -INT $pid; wait $pid
+}
+bench_int put --duration 30 --clients 2; rc=$?
+[ $rc = 130 ] && grep -q "interrupted" "$tmp/out" && ! grep -q "in 30.0 s" "$tmp/out" ||
+  { echo "FAIL: bench put interrupted -> exit $rc: $(cat "$tmp/out" "$tmp/err")"; fail=1; }
+bench_int --json put --duration 30 --clients 2; rc=$?
+[ $rc = 130 ] && grep -q '"interrupted":true' "$tmp/out" && ! grep -q '"seconds":30.0' "$tmp/out" ||
+  { echo "FAIL: bench --json put interrupted -> exit $rc: $(cat "$tmp/out" "$tmp/err")"; fail=1; }
+bench_int get --keys 10 --duration 30 --clients 2; rc=$?
+[ $rc = 130 ] && grep -q "interrupted while loading" "$tmp/err" && ! grep -q "loaded" "$tmp/err" &&
+  [ ! -s "$tmp/out" ] ||
+  { echo "FAIL: bench get interrupted loading -> exit $rc: $(cat "$tmp/out" "$tmp/err")"; fail=1; }
 # the daemon: bad command lines and configs exit 2 with a reason
 "$brk" >/dev/null 2>&1; [ $? = 2 ] || { echo "FAIL: shoal-broker without --config"; fail=1; }
 "$brk" --config "$tmp/missing.cfg" 2>"$tmp/err"; [ $? = 2 ] && grep -q "cannot open" "$tmp/err" ||
