@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <czmq.h>
 
@@ -250,7 +251,10 @@ int cmd_top(ctl_t *c, int argc, char **argv)
             shoal_cluster_id(s, &id, err, sizeof err);
             print_json(&cl, id); /* one object per line, one line per refresh */
         } else if (!c->json) {
-            printf("\033[H\033[2J"); /* home + clear */
+            if (isatty(STDOUT_FILENO))
+                printf("\033[H\033[2J"); /* home + clear */
+            else if (i)
+                printf("\n"); /* piped or logged: one table after the other, no escapes */
             time_t now = time(NULL);
             printf("shoalctl top  %s  %s", shoal_endpoint(s), ctime(&now));
             if (st == SHOAL_STATUS_OK)

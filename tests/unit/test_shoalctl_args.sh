@@ -126,6 +126,10 @@ expect 3 status --timeout 300
 expect 3 rebalance --timeout 300
 expect 3 drain-node 1 --plan --timeout 300
 expect 3 --json --timeout 300 scan --prefix a
+# top into a pipe or file: no terminal escapes (they cluttered logs)
+expect 3 --timeout 300 top --count 1
+grep -q $'\033' "$tmp/out" && { echo "FAIL: top wrote terminal escapes to a pipe"; fail=1; }
+grep -q "shoalctl top" "$tmp/out" || { echo "FAIL: top printed no header: $(cat "$tmp/out")"; fail=1; }
 # bench stopped by Ctrl-C: exit 130, the rate over the time measured (not --duration) and
 # marked interrupted; stopped while loading keys: no results, one line saying so
 bench_int() { # bench_int ARGS...: runs shoalctl bench ARGS, sends SIGINT after 1.5 s
