@@ -76,7 +76,8 @@ static Shoal__Frame *attempt(client_t *c, int i, Shoal__ClientRequest *req, int 
         zframe_t *fr = zframe_recv(c->sock[i]);
         Shoal__Frame *resp = NULL;
         char err[128];
-        if (fr && shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
+        if (fr &&
+            shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
             resp->body_case == SHOAL__FRAME__BODY_CLIENT_RESP &&
             resp->client_resp->request_id >= first_rid) { /* any attempt of this call */
             zframe_destroy(&fr);
@@ -288,8 +289,9 @@ static int cmd_events(const char *pub, int ms)
     return 0;
 }
 
-/* Node i's own view: does it lead the shard, and in which term (0: it does not). */
-static uint64_t claims_lead(client_t *c, int i, uint32_t shard)
+/* Node i's own status answer (its ClusterStatus, within the frame: the caller frees the
+ * frame), or NULL if it does not answer within timeout_ms. */
+static Shoal__Frame *node_status(client_t *c, int i, int64_t timeout_ms)
 {
     Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
     Shoal__StatusRequest st = SHOAL__STATUS_REQUEST__INIT;
@@ -301,9 +303,9 @@ static uint64_t claims_lead(client_t *c, int i, uint32_t shard)
     uint8_t *buf = shoal_frame_encode(&f, &len);
     zmq_send(zsock_resolve(c->sock[i]), buf, len, ZMQ_DONTWAIT);
     free(buf);
-    uint64_t term = 0;
+    Shoal__Frame *found = NULL;
     zpoller_t *p = zpoller_new(c->sock[i], NULL);
-    for (int64_t until = zclock_mono() + 500; !term && zclock_mono() < until;) {
+    for (int64_t until = zclock_mono() + timeout_ms; !found && zclock_mono() < until;) {
         if (!zpoller_wait(p, (int)(until - zclock_mono())))
             break;
         zframe_t *fr = zframe_recv(c->sock[i]);
@@ -312,20 +314,28 @@ static uint64_t claims_lead(client_t *c, int i, uint32_t shard)
         if (fr &&
             shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
             resp->body_case == SHOAL__FRAME__BODY_ADMIN_RESP &&
-            resp->admin_resp->request_id == req.request_id && resp->admin_resp->cluster) {
-            const Shoal__ClusterStatus *cs = resp->admin_resp->cluster;
-            uint64_t self = cs->n_nodes ? cs->nodes[0]->id : UINT64_MAX;
-            for (size_t k = 0; k < cs->n_shards; k++)
-                if (cs->shards[k]->id == shard && cs->shards[k]->leader == self)
-                    term = cs->shards[k]->term ? cs->shards[k]->term : 1;
+            resp->admin_resp->request_id == req.request_id && resp->admin_resp->cluster)
+            found = resp;
+        else
             shoal_frame_free(&resp);
-            zframe_destroy(&fr);
-            break;
-        }
-        shoal_frame_free(&resp);
         zframe_destroy(&fr);
     }
     zpoller_destroy(&p);
+    return found;
+}
+
+/* Node i's own view: does it lead the shard, and in which term (0: it does not). */
+static uint64_t claims_lead(client_t *c, int i, uint32_t shard)
+{
+    Shoal__Frame *resp = node_status(c, i, 500);
+    if (!resp)
+        return 0;
+    const Shoal__ClusterStatus *cs = resp->admin_resp->cluster;
+    uint64_t self = cs->n_nodes ? cs->nodes[0]->id : UINT64_MAX, term = 0;
+    for (size_t k = 0; k < cs->n_shards; k++)
+        if (cs->shards[k]->id == shard && cs->shards[k]->leader == self)
+            term = cs->shards[k]->term ? cs->shards[k]->term : 1;
+    shoal_frame_free(&resp);
     return term;
 }
 
@@ -333,36 +343,14 @@ static uint64_t claims_lead(client_t *c, int i, uint32_t shard)
  * column of `shoalctl status`); prints it, exit 0, or 3 if the node does not answer. */
 static int cmd_disk_bytes(client_t *c, int i)
 {
-    Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
-    Shoal__StatusRequest st = SHOAL__STATUS_REQUEST__INIT;
-    req.request_id = ++c->rid;
-    req.op_case = SHOAL__ADMIN_REQUEST__OP_STATUS;
-    req.status = &st;
-    Shoal__Frame f = shoal_admin_frame(&req);
-    size_t len;
-    uint8_t *buf = shoal_frame_encode(&f, &len);
-    zmq_send(zsock_resolve(c->sock[i]), buf, len, ZMQ_DONTWAIT);
-    free(buf);
+    Shoal__Frame *resp = node_status(c, i, c->timeout_ms);
+    const Shoal__ClusterStatus *cs = resp ? resp->admin_resp->cluster : NULL;
     int rc = 3;
-    zpoller_t *p = zpoller_new(c->sock[i], NULL);
-    for (int64_t until = zclock_mono() + c->timeout_ms; rc && zclock_mono() < until;) {
-        if (!zpoller_wait(p, (int)(until - zclock_mono())))
-            break;
-        zframe_t *fr = zframe_recv(c->sock[i]);
-        Shoal__Frame *resp = NULL;
-        char err[128];
-        if (fr &&
-            shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
-            resp->body_case == SHOAL__FRAME__BODY_ADMIN_RESP &&
-            resp->admin_resp->request_id == req.request_id && resp->admin_resp->cluster &&
-            resp->admin_resp->cluster->n_nodes && resp->admin_resp->cluster->nodes[0]->metrics) {
-            printf("%" PRIu64 "\n", resp->admin_resp->cluster->nodes[0]->metrics->bytes_on_disk);
-            rc = 0;
-        }
-        shoal_frame_free(&resp);
-        zframe_destroy(&fr);
+    if (cs && cs->n_nodes && cs->nodes[0]->metrics) {
+        printf("%" PRIu64 "\n", cs->nodes[0]->metrics->bytes_on_disk);
+        rc = 0;
     }
-    zpoller_destroy(&p);
+    shoal_frame_free(&resp);
     return rc;
 }
 
