@@ -200,6 +200,10 @@ typedef struct {
     unsigned max_inflight;   /* append messages in flight per follower (pipelining) */
     size_t max_msg_entries;  /* entries per append message */
     size_t max_msg_bytes;    /* payload bytes per append message (at least one entry) */
+    /* A probe carrying at least this many bytes of entries is sent again on a heartbeat
+     * answer only if the follower lacks it, or half an election timeout after it went out
+     * (a smaller one with every answer, as in etcd/raft). */
+    size_t probe_hold_bytes;
     size_t snapshot_chunk_bytes;
     /* Entries kept in memory behind a snapshot, so a follower that was briefly away
      * catches up by appends instead of a whole snapshot (etcd's catch-up entries). */
@@ -212,7 +216,8 @@ typedef struct {
 } raft_config_t;
 
 /* Fills c with defaults: election 10, heartbeat 1, prevote and check-quorum on, lease off,
- * 256 inflight, 256 entries / 1 MiB per message, 1 MiB chunks, no trailing entries
+ * 256 inflight, 256 entries / 1 MiB per message, probes of 64 KiB or more held, 1 MiB
+ * chunks, no trailing entries
  * behind a snapshot (snapshot_trailing_bytes 32 MiB bounds them once snapshot_trailing_entries
  * is set). id and group are zero. */
 void raft_config_default(raft_config_t *c);

@@ -232,6 +232,7 @@ void raft_msg_to_group_heartbeat(const raft_msg_t *m, Shoal__GroupHeartbeat *out
     out->context.data = m->context;
     out->context.len = m->context_len;
     out->reject = m->reject;
+    out->last_index = m->index;
 }
 
 int raft_msg_from_group_heartbeat(const Shoal__GroupHeartbeat *hb, bool resp, uint64_t from,
@@ -248,6 +249,7 @@ int raft_msg_from_group_heartbeat(const Shoal__GroupHeartbeat *hb, bool resp, ui
     out->term = hb->term;
     out->commit = hb->commit;
     out->reject = hb->reject;
+    out->index = hb->last_index;
     out->context = dup(hb->context.data, hb->context.len, &fail);
     out->context_len = out->context ? hb->context.len : 0;
     return fail ? SHOAL_ENOMEM : 0;

@@ -39,6 +39,8 @@ typedef struct {
     uint64_t match, next;
     raft_progress_state_t state;
     bool probe_sent;     /* probe: one append is out, wait for an answer or a heartbeat */
+    uint64_t probe_last; /* ...its last entry (0: it carried none) */
+    uint64_t probe_at;   /* ...the tick it was sent */
     uint64_t last_heard; /* tick of the last message from this peer */
     uint64_t *inflight;  /* replicate: ring of the last index of each append in flight */
     unsigned in_start, in_count;

@@ -93,17 +93,19 @@ bool peer_active(const raft_t *r, const raft_progress_t *pr)
     return pr->id == r->id || r->now - pr->last_heard <= r->cfg.election_tick;
 }
 
-/* How many entries from `from` fit in one message (at least one). */
-static size_t batch_size(const raft_t *r, uint64_t from)
+/* How many entries from `from` fit in one message (at least one), and their bytes. */
+static size_t batch_size(const raft_t *r, uint64_t from, size_t *bytes_out)
 {
     uint64_t last = log_last_index(&r->log);
     size_t n = 0, bytes = 0;
     for (uint64_t i = from; i <= last && n < r->cfg.max_msg_entries; i++) {
-        bytes += log_entry(&r->log, i)->len;
-        if (n > 0 && bytes > r->cfg.max_msg_bytes)
+        size_t len = log_entry(&r->log, i)->len;
+        if (n > 0 && bytes + len > r->cfg.max_msg_bytes)
             break;
+        bytes += len;
         n++;
     }
+    *bytes_out = bytes;
     return n;
 }
 
@@ -119,7 +121,8 @@ bool send_append(raft_t *r, raft_progress_t *pr, bool allow_empty)
         send_snapshot(r, pr);
         return false;
     }
-    size_t n = batch_size(r, pr->next);
+    size_t bytes;
+    size_t n = batch_size(r, pr->next, &bytes);
     if (n == 0 && !allow_empty)
         return false;
     raft_msg_t m = {.type = RAFT_MSG_APPEND,
@@ -142,6 +145,8 @@ bool send_append(raft_t *r, raft_progress_t *pr, bool allow_empty)
         inflight_add(r, pr, pr->next - 1);
     } else if (pr->state == RAFT_PROGRESS_PROBE) {
         pr->probe_sent = true;
+        pr->probe_last = n && bytes >= r->cfg.probe_hold_bytes ? prev + n : 0;
+        pr->probe_at = r->now;
     }
     raft_send(r, &m);
     return n > 0;
@@ -380,7 +385,8 @@ void handle_append_response(raft_t *r, const raft_msg_t *m)
 void handle_heartbeat(raft_t *r, const raft_msg_t *m)
 {
     raft_commit_to(r, m->commit);
-    raft_msg_t resp = {.type = RAFT_MSG_HEARTBEAT_RESP, .to = m->from};
+    raft_msg_t resp = {
+        .type = RAFT_MSG_HEARTBEAT_RESP, .to = m->from, .index = log_last_index(&r->log)};
     if (m->context_len) {
         resp.context = malloc(m->context_len);
         if (resp.context) {
@@ -391,13 +397,27 @@ void handle_heartbeat(raft_t *r, const raft_msg_t *m)
     raft_send(r, &resp);
 }
 
+/* A heartbeat answer says the follower is alive, not whether the probe reached it: it
+ * answers a heartbeat at once but an append only once persisted. It also carries the
+ * follower's last log index, persisted or not: a big probe (probe_hold_bytes, up to
+ * max_msg_bytes: 4 MiB of big values) that arrived is not sent again; it was sent again on
+ * every heartbeat answer (and a read round sends heartbeats too) while the follower synced
+ * it. Half an election timeout later it is sent again anyway: a last index past the
+ * probe's can also be a stale tail the probe will replace. */
+static bool probe_may_resend(const raft_t *r, const raft_progress_t *pr, const raft_msg_t *m)
+{
+    return !pr->probe_last || m->index < pr->probe_last ||
+           r->now - pr->probe_at >= r->cfg.election_tick / 2;
+}
+
 void handle_heartbeat_response(raft_t *r, const raft_msg_t *m)
 {
     raft_progress_t *pr = progress_of(r, m->from);
     if (!pr)
         return;
     pr->last_heard = r->now;
-    pr->probe_sent = false;
+    if (probe_may_resend(r, pr, m))
+        pr->probe_sent = false;
     if (pr->state == RAFT_PROGRESS_REPLICATE && inflight_full(r, pr) && pr->in_count)
         inflight_free_to(r, pr, pr->inflight[pr->in_start]); /* lost appends must not stall */
     if (pr->match < log_last_index(&r->log))

@@ -17,6 +17,7 @@ void raft_config_default(raft_config_t *c)
     c->max_inflight = 256;
     c->max_msg_entries = 256;
     c->max_msg_bytes = 1u << 20;
+    c->probe_hold_bytes = 64u << 10;
     c->snapshot_chunk_bytes = 1u << 20;
     c->snapshot_trailing_bytes = 32u << 20;
 }

@@ -735,8 +735,7 @@ static void faults(sim_t *s)
     } else if (roll < 49) {
         n->disk_delay = chance(s, 50) ? 1 + below(s, 8) : 0;
         n->corrupt_next = chance(s, 30);
-    }
-    else if (roll < 55)
+    } else if (roll < 55)
         fault_membership(s);
     else if (roll < 59)
         fault_transfer(s);
@@ -849,6 +848,8 @@ static void setup(sim_t *s, const sim_options_t *opt, sim_result_t *res)
      * trailing entries are dropped at every other snapshot (as an idle group does) */
     s->cfg.snapshot_trailing_bytes = ((th >> 40) & 1) ? (th >> 16) % 48 : 32u << 20;
     s->drop_trailing = (th >> 41) & 1;
+    /* on half the seeds every probe with entries is held while its follower has it */
+    s->cfg.probe_hold_bytes = ((th >> 42) & 1) ? 0 : 64u << 10;
     int voters = chance(s, 70) ? 3 : chance(s, 70) ? 5 : 1; /* the initial group */
     for (int i = 1; i <= NODES; i++) {
         node_t *n = &s->nodes[i];

@@ -159,6 +159,7 @@ static void test_heartbeat_coalescing(void **state)
                        .from = 2,
                        .to = 1,
                        .term = 7,
+                       .index = 1234, /* the follower's last index */
                        .context = ctx,
                        .context_len = 8};
     raft_msg_to_group_heartbeat(&resp, &g);

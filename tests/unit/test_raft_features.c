@@ -223,6 +223,102 @@ static void test_pipelining_window(void **state)
     free_cluster(h);
 }
 
+/* Appends with entries to `to` queued by the leader since the queue was last delivered. */
+static int queued_appends(harness_t *h, uint64_t to)
+{
+    int n = 0;
+    for (size_t i = 0; i < h->nq; i++)
+        n += h->q[i].type == RAFT_MSG_APPEND && h->q[i].to == to && h->q[i].n_entries > 0;
+    return n;
+}
+
+/* A heartbeat answer from `from` whose last log index is `last`. */
+static void heartbeat_answer(harness_t *h, uint64_t from, uint64_t last)
+{
+    raft_msg_t m = {.type = RAFT_MSG_HEARTBEAT_RESP,
+                    .group = 7,
+                    .from = from,
+                    .to = 1,
+                    .term = h_status(h, 1).term,
+                    .index = last};
+    raft_step(h->n[1].r, &m);
+    h_ready(h, 1);
+}
+
+/* Cuts node 3 off, has leader 1 append 12 bytes in 4 entries, and has node 3 reject the
+ * last append: the leader sends a probe with those entries (lost). Returns node 3's match. */
+static uint64_t probe_lost(harness_t *h)
+{
+    h_run(h, 2);
+    h_cut_node(h, 3, true);
+    for (int i = 0; i < 4; i++)
+        raft_propose(h->n[1].r, "big", 3, NULL);
+    h_deliver(h);
+    uint64_t match3 = 0, last = h_status(h, 1).last_index;
+    raft_status_t st = h_status(h, 1);
+    for (size_t i = 0; i < st.n_peers; i++)
+        if (st.peers[i].id == 3)
+            match3 = st.peers[i].match;
+    assert_true(match3 < last);
+    raft_msg_t rej = {.type = RAFT_MSG_APPEND_RESP,
+                      .group = 7,
+                      .from = 3,
+                      .to = 1,
+                      .term = st.term,
+                      .index = last - 1,
+                      .reject = true,
+                      .reject_hint = match3};
+    raft_step(h->n[1].r, &rej);
+    h_ready(h, 1);
+    assert_int_equal(queued_appends(h, 3), 1);
+    h_deliver(h);
+    return match3;
+}
+
+static void hold_12_bytes(raft_config_t *c)
+{
+    c->probe_hold_bytes = 12;
+}
+
+/* A big probe is not sent again on every heartbeat answer while the follower holds it (a
+ * follower slow to persist a 4 MiB append got it again and again): only when the answer's
+ * last index shows it never arrived, or half an election timeout later. */
+static void test_probe_not_resent_per_heartbeat(void **state)
+{
+    harness_t *h = new_cluster(3, 3, hold_12_bytes);
+    uint64_t match3 = probe_lost(h), last = h_status(h, 1).last_index;
+    for (int i = 0; i < 5; i++) /* it holds the probe, still persisting it */
+        heartbeat_answer(h, 3, last);
+    assert_int_equal(queued_appends(h, 3), 0);
+    heartbeat_answer(h, 3, match3); /* it never got it */
+    assert_int_equal(queued_appends(h, 3), 1);
+    h_deliver(h);
+    heartbeat_answer(h, 3, last);
+    assert_int_equal(queued_appends(h, 3), 0);
+    for (unsigned t = 0; t < h->n[1].cfg.election_tick / 2; t++)
+        h_tick(h, 1);
+    h_deliver(h);
+    heartbeat_answer(h, 3, last); /* no answer for half an election timeout */
+    assert_int_equal(queued_appends(h, 3), 1);
+    h_deliver(h);
+    h_cut_node(h, 3, false);
+    for (unsigned t = 0; t < h->n[1].cfg.election_tick; t++)
+        h_tick(h, 1), h_deliver(h);
+    assert_int_equal(h_status(h, 3).last_index, h_status(h, 1).last_index);
+    free_cluster(h);
+
+    /* below probe_hold_bytes (64 KiB by default) a probe goes again with every answer */
+    h = new_cluster(3, 3, NULL);
+    probe_lost(h);
+    last = h_status(h, 1).last_index;
+    for (int i = 0; i < 3; i++) {
+        heartbeat_answer(h, 3, last);
+        assert_int_equal(queued_appends(h, 3), 1);
+        h_deliver(h);
+    }
+    free_cluster(h);
+}
+
 /* Heartbeats carry commit = min(follower match, leader commit) and nothing else. */
 static void test_heartbeat_commit_min(void **state)
 {
@@ -790,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_check_quorum),
         cmocka_unit_test(test_restarted_node_waits_out_lease),
         cmocka_unit_test(test_pipelining_window),
+        cmocka_unit_test(test_probe_not_resent_per_heartbeat),
         cmocka_unit_test(test_heartbeat_commit_min),
         cmocka_unit_test(test_commit_rides_on_appends),
         cmocka_unit_test(test_restart_from_disk),
