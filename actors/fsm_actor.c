@@ -284,7 +284,9 @@ void fsm_group_destroy(fsm_group_t **self_p)
 
 /* ---- sessions ----------------------------------------------------------------------- */
 
-/* A session in the engine: u64 seq | u32 status | u64 index, little-endian (20 bytes). */
+/* A session in the engine: u64 seq | u32 status | u64 index, little-endian (20 bytes);
+ * after a failed compare also u8 found | the value the compare saw, so that a retry of it
+ * is answered with that value, as the first answer was (docs/FORMATS.md). */
 #define SESSION_BYTES 20
 
 static void session_encode(session_t s, uint8_t *out)
@@ -317,13 +319,14 @@ static session_t session_get(fsm_group_t *g, uint64_t cid)
     session_key(cid, k);
     void *v = NULL;
     size_t vl = 0;
-    if (lsm_get(g->lsm, NULL, k, sizeof k, &v, &vl) == 0 && vl == SESSION_BYTES)
+    if (lsm_get(g->lsm, NULL, k, sizeof k, &v, &vl) == 0 && vl >= SESSION_BYTES)
         out = session_decode(v);
     free(v);
     return out;
 }
 
-static void session_put(fsm_group_t *g, uint64_t cid, session_t s)
+/* Records s for cid; cur (NULL: the key was absent) is what a failed compare saw. */
+static int session_put(fsm_group_t *g, uint64_t cid, session_t s, const void *cur, size_t curlen)
 {
     cached_session_t *c = zhashx_lookup(g->sessions, &cid);
     if (c)
@@ -332,10 +335,46 @@ static void session_put(fsm_group_t *g, uint64_t cid, session_t s)
         *c = (cached_session_t){cid, s};
         zhashx_insert(g->sessions, &c->cid, c);
     }
-    uint8_t k[9], v[SESSION_BYTES];
+    uint8_t k[9], st[SESSION_BYTES + 1 + 256];
+    bool failed = s.status == SHOAL__STATUS__STATUS_COMPARE_FAILED;
+    size_t len = failed ? SESSION_BYTES + 1 + (cur ? curlen : 0) : SESSION_BYTES;
+    uint8_t *v = len <= sizeof st ? st : malloc(len);
+    if (!v)
+        return SHOAL_ENOMEM;
     session_key(cid, k);
     session_encode(s, v);
-    lsm_batch_put(g->batch, k, sizeof k, v, sizeof v);
+    if (failed) {
+        v[SESSION_BYTES] = cur != NULL;
+        if (cur && curlen)
+            memcpy(v + SESSION_BYTES + 1, cur, curlen);
+    }
+    int rc = lsm_batch_put(g->batch, k, sizeof k, v, len);
+    if (v != st)
+        free(v);
+    return rc;
+}
+
+/* The value a failed compare of cid's last write saw, into *cur (NULL: absent). Returns
+ * false for a session written before the value was kept (the answer then has none). */
+static bool session_compared(fsm_group_t *g, uint64_t cid, void **cur, size_t *curlen)
+{
+    uint8_t k[9];
+    session_key(cid, k);
+    void *v = NULL;
+    size_t vl = 0;
+    bool known = lsm_get(g->lsm, NULL, k, sizeof k, &v, &vl) == 0 && vl > SESSION_BYTES;
+    *cur = NULL;
+    *curlen = 0;
+    if (known && ((uint8_t *)v)[SESSION_BYTES]) {
+        *curlen = vl - SESSION_BYTES - 1;
+        *cur = malloc(*curlen ? *curlen : 1);
+        if (*cur)
+            memcpy(*cur, (uint8_t *)v + SESSION_BYTES + 1, *curlen);
+        else
+            known = false;
+    }
+    free(v);
+    return known;
 }
 
 /* ---- applying writes ---------------------------------------------------------------- */
@@ -707,7 +746,8 @@ static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, wa
     size_t curlen = 0;
     uint32_t moved_to; /* the broker finds the new owner in its newer map */
     uint64_t emitted = g->emitted;
-    bool held = false; /* the engine holds this entry's outcome already */
+    bool held = false;     /* the engine holds this entry's outcome already */
+    bool compared = false; /* cur is what the compare saw (NULL: the key was absent) */
     resp.index = e->index;
     if (!cmd) {
         resp.status = SHOAL__STATUS__STATUS_BAD_REQUEST;
@@ -717,6 +757,8 @@ static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, wa
             /* a retry of a write that already applied: answer, change nothing */
             resp.status = cmd->seq == s.seq ? (Shoal__Status)s.status : SHOAL__STATUS__STATUS_OK;
             resp.index = s.index;
+            if (w && cmd->seq == s.seq && resp.status == SHOAL__STATUS__STATUS_COMPARE_FAILED)
+                compared = session_compared(g, cmd->client_id, &cur, &curlen);
             /* Or this very entry applied again after a restart: a session written at or
              * after its index is in the engine, so its own batch is too (the engine keeps
              * its writes in order), with a mark if it changed nothing. What it changed
@@ -736,10 +778,12 @@ static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, wa
             resp.error = (char *)"the key moved to a new shard (add-shard); retry";
         } else {
             resp.status = apply_op(g, job, e->index, cmd, &cur, &curlen);
-            if (cmd->client_id)
-                session_put(g, cmd->client_id, (session_t){cmd->seq, resp.status, e->index});
-            else
+            compared = true;
+            if (!cmd->client_id)
                 g->must_store = true; /* nothing would skip it when replayed */
+            else if (!rc)
+                rc = session_put(g, cmd->client_id, (session_t){cmd->seq, resp.status, e->index},
+                                 cur, curlen);
         }
         if (!held && g->emitted == emitted && cmd_changes(cmd)) {
             /* skipped (a retry, a moved key, a failed compare): the refill must know */
@@ -757,7 +801,7 @@ static int apply_entry(fsm_group_t *g, fsm_job_t *job, const raft_entry_t *e, wa
         }
         if (resp.status == SHOAL__STATUS__STATUS_COMPARE_FAILED)
             resp.error = (char *)"current value differs from the expected one";
-        if (resp.status == SHOAL__STATUS__STATUS_COMPARE_FAILED && cur) {
+        if (resp.status == SHOAL__STATUS__STATUS_COMPARE_FAILED && compared && cur) {
             resp.value.data = cur;
             resp.value.len = curlen;
             resp.found = true;

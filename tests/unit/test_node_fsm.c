@@ -36,6 +36,8 @@ typedef struct {
     bool keep_log;
     raft_entry_t *log;
     size_t n_log, cap_log;
+    bool found;     /* the last write answer's `found` */
+    size_t val_len; /* ...and the length of its value */
 } fixture_t;
 
 static void fx_start(fixture_t *fx)
@@ -196,6 +198,8 @@ static int apply(fixture_t *fx, uint64_t cid, uint64_t seq, Shoal__ClientRequest
     int status = (int)r->status;
     if (value_out)
         snprintf(value_out, 64, "%.*s", (int)r->value.len, (char *)r->value.data);
+    fx->found = r->found;
+    fx->val_len = r->value.len;
     shoal_frame_free(&hold);
     fsm_job_destroy(&job);
     return status;
@@ -278,6 +282,60 @@ static void test_exactly_once_and_cas(void **state)
     assert_int_equal(put(&fx, 7, 2, "k", "stale retry"), SHOAL__STATUS__STATUS_OK);
     assert_int_equal(get(&fx, "k", v), SHOAL__STATUS__STATUS_OK);
     assert_string_equal(v, "three");
+    fx_close(&fx);
+}
+
+/* A retried compare that failed is answered as the first time: the value the compare saw
+ * (found or absent), not whatever the key holds now, nor "absent" for a present key. */
+static void test_failed_cas_retry_answer(void **state)
+{
+    fixture_t fx = {0};
+    fx_open(&fx, "a");
+    char v[64], big[1001];
+    Shoal__ClientRequest req = SHOAL__CLIENT_REQUEST__INIT;
+    Shoal__CasRequest c = SHOAL__CAS_REQUEST__INIT;
+    req.op_case = SHOAL__CLIENT_REQUEST__OP_CAS;
+    req.cas = &c;
+    assert_int_equal(put(&fx, 7, 1, "k", "two"), SHOAL__STATUS__STATUS_OK);
+    c.key = bin("k");
+    c.expected = bin("one");
+    c.value = bin("three");
+    for (int round = 0; round < 2; round++) { /* the first answer, then a retry */
+        assert_int_equal(apply(&fx, 9, 1, &req, v), SHOAL__STATUS__STATUS_COMPARE_FAILED);
+        assert_true(fx.found);
+        assert_string_equal(v, "two");
+        assert_int_equal(put(&fx, 7, 2 + round, "k", round ? "four" : "two"),
+                         SHOAL__STATUS__STATUS_OK);
+    }
+    c.expect_absent = true; /* present: fails with the value */
+    assert_int_equal(apply(&fx, 9, 2, &req, v), SHOAL__STATUS__STATUS_COMPARE_FAILED);
+    assert_int_equal(put(&fx, 7, 4, "k", "five"), SHOAL__STATUS__STATUS_OK);
+    assert_int_equal(apply(&fx, 9, 2, &req, v), SHOAL__STATUS__STATUS_COMPARE_FAILED);
+    assert_true(fx.found);
+    assert_string_equal(v, "four");
+    c.expect_absent = false; /* absent: fails, absent, also when retried after a put */
+    c.key = bin("none");
+    assert_int_equal(apply(&fx, 9, 3, &req, v), SHOAL__STATUS__STATUS_COMPARE_FAILED);
+    assert_false(fx.found);
+    assert_int_equal(put(&fx, 7, 5, "none", "one"), SHOAL__STATUS__STATUS_OK);
+    assert_int_equal(apply(&fx, 9, 3, &req, v), SHOAL__STATUS__STATUS_COMPARE_FAILED);
+    assert_false(fx.found);
+    memset(big, 'b', 1000); /* a value past the session's stack buffer */
+    big[1000] = 0;
+    assert_int_equal(put(&fx, 7, 6, "big", big), SHOAL__STATUS__STATUS_OK);
+    c.key = bin("big");
+    assert_int_equal(apply(&fx, 9, 4, &req, v), SHOAL__STATUS__STATUS_COMPARE_FAILED);
+    assert_int_equal(put(&fx, 7, 7, "big", "small"), SHOAL__STATUS__STATUS_OK);
+    fx_close(&fx); /* and after a restart: the value is in the session, in the engine */
+    fx_open(&fx, "a");
+    assert_int_equal(apply(&fx, 9, 4, &req, v), SHOAL__STATUS__STATUS_COMPARE_FAILED);
+    assert_true(fx.found);
+    assert_int_equal(fx.val_len, 1000);
+    assert_memory_equal(v, big, 63);
+    /* the next write of the client replaces the session and its value */
+    c.expected = bin("small");
+    assert_int_equal(apply(&fx, 9, 5, &req, NULL), SHOAL__STATUS__STATUS_OK);
+    assert_int_equal(apply(&fx, 9, 5, &req, NULL), SHOAL__STATUS__STATUS_OK);
     fx_close(&fx);
 }
 
@@ -1300,6 +1358,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exactly_once_and_cas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_cas_retry_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_and_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_target_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_replays_idempotently, setup, teardown),
