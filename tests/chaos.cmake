@@ -19,3 +19,24 @@ if(TARGET shoald AND TARGET shoal-broker AND TARGET shoal)
   set_tests_properties(chaos_cluster_long PROPERTIES LABELS slow TIMEOUT 600 RUN_SERIAL ON
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR};SHOAL_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endif()
+# Linearizability under faults (Jepsen-style): clients on a few shared keys while a
+# nemesis pauses leaders, kills nodes and the broker, moves leaders; the history is checked
+# as a linearizable register per key (tests/integration/linearizable_check.py).
+if(TARGET shoald AND TARGET shoal-broker AND TARGET shoal)
+  if(SHOAL_SANITIZE)
+    set(LIN_SHORT --duration 10 --clients 4)
+  else()
+    set(LIN_SHORT --duration 14 --clients 8)
+  endif()
+  shoal_add_test(NAME cluster_linearizable
+                 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_linearizable.c
+                 LIBS shoal Threads::Threads LABELS integration TIMEOUT 300 ARGS ${LIN_SHORT})
+  set_tests_properties(cluster_linearizable PROPERTIES RUN_SERIAL ON)
+  add_test(NAME cluster_linearizable_long COMMAND cluster_linearizable --duration 120 --clients 12)
+  set_tests_properties(cluster_linearizable_long PROPERTIES LABELS slow TIMEOUT 900 RUN_SERIAL ON
+    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR};SHOAL_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+  # the checker flags planted stale reads, lost writes and impossible cas answers
+  add_test(NAME linearizable_check_selftest
+           COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/linearizable_check.py --self-test)
+  set_tests_properties(linearizable_check_selftest PROPERTIES LABELS unit TIMEOUT 120)
+endif()

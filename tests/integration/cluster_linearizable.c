@@ -1,0 +1,857 @@
+/* cluster_linearizable.c - a Jepsen-style linearizability test of a local cluster.
+ *
+ * Starts `shoalctl cluster up` (3 nodes, SHARDS shards x 3 replicas) in a temporary folder
+ * on free ports, then runs C client threads, each with its own libshoal connection, doing
+ * random get / put / cas / del (and a few two-key batches) on a handful of shared keys
+ * (high contention), every written value unique. Every operation is recorded with its
+ * thread, arguments, invoke and completion time (CLOCK_MONOTONIC, ns) and outcome:
+ *   ok (get: the value or not found; cas: swapped), cas failed (with the current value
+ *   the node reported, so a failed cas is a read), or ambiguous (TIMEOUT / UNAVAILABLE /
+ *   INTERNAL: a write may apply at any later time or never; a read simply did not happen).
+ * Meanwhile a nemesis injects one fault at a time, each for longer than an election
+ * timeout:
+ *   pause     SIGSTOP the leader of a workload key's shard 1.2-3 s, then SIGCONT (the
+ *             lease-read danger: a stale leader resuming and answering a read)
+ *   kill      kill -9 a node (the leader of a key's shard half the time), restart it
+ *   broker    kill -9 the broker, start a new one
+ *   transfer  move the leadership of a key's shard to another node
+ *   mixed     any of the above (the default)
+ *   none      no faults
+ * The cluster may run with --read-mode read_index (raft/read_mode) and with
+ * --read-from replicas (broker/read_from: linearizable gets served by followers).
+ * At the end the history (JSON lines) goes to tests/integration/linearizable_check.py,
+ * which checks each key as a linearizable register; a violation, a crash of a node or
+ * broker, or a sanitizer report fails the test, printing the seed and the replay command.
+ *
+ *   cluster_linearizable [--seed S] [--duration S] [--clients N] [--keys K] [--op-timeout MS]
+ *       [--nemesis mixed|pause|kill|broker|transfer|none] [--read-mode lease|read_index]
+ *       [--read-from leader|replicas] [--base-port P] [--history FILE] [--verbose]
+ *       [--weak-casfail]   (the checker's: a failed cas reporting "absent" is taken only
+ *                           as "the compare failed"; see linearizable_check.py)
+ * Env: SHOAL_BUILD_DIR (tools/shoalctl, actors/shoald, broker/shoal-broker), SHOAL_SOURCE_DIR
+ * (for the checker); SHOAL_LINEARIZABLE_LONG=1 runs 60 s instead of the short default, and
+ * LIN_SEED fixes the seed. Exit 0: linearizable and no crash; 1: a failure; 2: usage. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "broker/shoal.h"
+
+#define NODES 3
+#define SHARDS 2
+#define MAX_CLIENTS 64
+#define MAX_KEYS 64
+#define OP_TIMEOUT_MS 3000 /* default; --op-timeout: shorter gives ambiguous writes */
+
+enum { N_MIXED, N_PAUSE, N_KILL, N_BROKER, N_TRANSFER, N_NONE };
+static const char *nemesis_names[] = {"mixed", "pause", "kill", "broker", "transfer", "none"};
+
+typedef struct {
+    uint64_t seed;
+    int duration_s, clients, nkeys, nemesis, op_timeout_ms;
+    const char *read_mode, *read_from;
+    bool verbose, weak_casfail;
+    const char *build, *source;
+    char dir[256], ctl[512], broker_ep[64], history[512];
+    int base;
+    int64_t t0_ns;
+    atomic_bool stop;
+    pthread_mutex_t lock;
+    int failures;
+    char keys[MAX_KEYS][48];
+    uint32_t key_shard[MAX_KEYS];
+    pid_t stopped;
+    int faults;
+} run_t;
+
+static run_t *g_run;
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static double since(run_t *run)
+{
+    return (double)(mono_ns() - run->t0_ns) / 1e9;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static int rnd(uint64_t *s, int lo, int hi) /* [lo, hi] */
+{
+    return lo + (int)(xorshift(s) % (uint64_t)(hi - lo + 1));
+}
+
+static void note(run_t *run, const char *fmt, ...)
+{
+    char line[600];
+    int n = snprintf(line, sizeof line, "[%7.3f s] ", since(run));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s\n", line);
+}
+
+static void fail(run_t *run, const char *fmt, ...)
+{
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&run->lock);
+    if (run->failures++ < 40)
+        fprintf(stderr, "FAIL [%7.3f s]: %s\n", since(run), line);
+    pthread_mutex_unlock(&run->lock);
+}
+
+static int shell(const char *fmt, ...)
+{
+    char cmd[6000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+}
+
+static int ctl(run_t *run, const char *fmt, ...)
+{
+    char args[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    return shell("%s %s >>%s/logs/lin-ctl.log 2>&1 </dev/null", run->ctl, args, run->dir);
+}
+
+static bool alive(pid_t pid)
+{
+    if (pid <= 0 || kill(pid, 0) != 0)
+        return false;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
+
+static pid_t read_pid(const char *dir, const char *name)
+{
+    char path[6000];
+    snprintf(path, sizeof path, "%s/pids/%s.pid", dir, name);
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+static pid_t node_pid(run_t *run, int i)
+{
+    char name[32];
+    snprintf(name, sizeof name, "node-%d", i);
+    return read_pid(run->dir, name);
+}
+
+static void kill_all(const char *dir)
+{
+    char path[6000];
+    snprintf(path, sizeof path, "%s/pids", dir);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".pid") != 0)
+            continue;
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(n - 4), e->d_name);
+        pid_t pid = read_pid(dir, name);
+        if (pid > 0) {
+            kill(pid, SIGCONT);
+            kill(pid, SIGKILL);
+        }
+    }
+    closedir(d);
+}
+
+/* A process that waits for this one to end however it ends, then kills the cluster's
+ * processes (by their pid files) and removes the folder if it is still there. */
+static void start_guardian(const char *dir)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        perror("pipe2");
+        exit(1);
+    }
+    pid_t g = fork();
+    if (g < 0) {
+        perror("fork");
+        exit(1);
+    }
+    if (g == 0) {
+        setpgid(0, 0);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        close(fds[1]);
+        for (;;) {
+            char c;
+            ssize_t n = read(fds[0], &c, 1);
+            if (n == 0 || (n < 0 && errno != EINTR))
+                break;
+        }
+        struct stat st;
+        if (stat(dir, &st) == 0) {
+            for (int i = 0; i < 5; i++) {
+                kill_all(dir);
+                sleep_ms(500);
+            }
+            if (!getenv("KEEP_DIR")) {
+                char cmd[6000];
+                snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+                if (system(cmd) != 0)
+                    _exit(1);
+            }
+        }
+        _exit(0);
+    }
+    close(fds[0]);
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    char msg[160];
+    int n = snprintf(msg, sizeof msg, "FAIL: cluster_linearizable hung (seed %" PRIu64 ")\n",
+                     g_run ? g_run->seed : 0);
+    if (write(2, msg, (size_t)n) < 0)
+        _exit(1);
+    _exit(1);
+}
+
+static bool port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static bool base_free(int b)
+{
+    bool ok = port_free(b) && port_free(b + 1) && port_free(b + 2);
+    for (int p = b + 100; ok && p < b + 100 + 2 * NODES; p++)
+        ok = port_free(p);
+    return ok;
+}
+
+static int pick_base(void)
+{
+    uint64_t s = (uint64_t)getpid() * 2654435761u ^ (uint64_t)mono_ns();
+    for (int i = 0; i < 1000; i++) {
+        int b = 20000 + (int)(xorshift(&s) % 200) * 200 + 17;
+        if (base_free(b))
+            return b;
+    }
+    return 0;
+}
+
+static bool ambiguous(int st)
+{
+    return st == SHOAL_STATUS_TIMEOUT || st == SHOAL_STATUS_UNAVAILABLE ||
+           st == SHOAL_STATUS_INTERNAL;
+}
+
+/* ---- the history -------------------------------------------------------------------- */
+
+/* One operation. Values are short ASCII ("c3.17"), so they are stored inline. */
+typedef enum { O_GET, O_PUT, O_DEL, O_CAS, O_BATCH } opkind_t;
+typedef enum { OUT_OK, OUT_NOTFOUND, OUT_CASFAIL, OUT_AMBIG, OUT_ERROR } outcome_t;
+
+typedef struct {
+    int64_t t_inv, t_ret; /* ns since t0 */
+    uint8_t kind, outcome, key, key2;
+    bool absent;          /* cas: expect absent */
+    bool found;           /* get ok / cas failed: a current value was returned */
+    char val[24];         /* put/cas: the new value; batch: key's value */
+    char val2[24];        /* batch: key2's value */
+    char exp[24];         /* cas: expected */
+    char got[24];         /* get / failed cas: the value read */
+    int status;
+} rec_t;
+
+typedef struct {
+    run_t *run;
+    int id;
+    uint64_t rng;
+    rec_t *recs;
+    size_t n, cap;
+    uint32_t next_val;
+    char last_seen[MAX_KEYS][24]; /* the last value this client saw per key ("" none) */
+    uint64_t oks, ambs, errs;
+} client_t;
+
+static rec_t *new_rec(client_t *c)
+{
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 4096;
+        c->recs = realloc(c->recs, c->cap * sizeof *c->recs);
+    }
+    rec_t *r = &c->recs[c->n++];
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+static void copy_val(char *dst, const uint8_t *v, size_t len)
+{
+    size_t l = len < 23 ? len : 23;
+    memcpy(dst, v, l);
+    dst[l] = 0;
+}
+
+static void one_op(client_t *c, shoal_t *s)
+{
+    run_t *run = c->run;
+    rec_t *r = new_rec(c);
+    int k = rnd(&c->rng, 0, run->nkeys - 1);
+    const char *key = run->keys[k];
+    size_t kl = strlen(key);
+    r->key = (uint8_t)k;
+    int p = rnd(&c->rng, 0, 99);
+    shoal_result_t res;
+    memset(&res, 0, sizeof res);
+    int st;
+    if (p < 45) {
+        r->kind = O_GET;
+        r->t_inv = mono_ns();
+        st = shoal_get(s, key, kl, false, &res);
+        r->t_ret = mono_ns();
+        if (st == SHOAL_STATUS_OK) {
+            r->found = true;
+            copy_val(r->got, res.value, res.value_len);
+        }
+    } else if (p < 65) {
+        r->kind = O_PUT;
+        snprintf(r->val, sizeof r->val, "c%d.%u", c->id, ++c->next_val);
+        r->t_inv = mono_ns();
+        st = shoal_put(s, key, kl, r->val, strlen(r->val), &res);
+        r->t_ret = mono_ns();
+    } else if (p < 90) {
+        r->kind = O_CAS;
+        snprintf(r->val, sizeof r->val, "c%d.%u", c->id, ++c->next_val);
+        r->absent = c->last_seen[k][0] == 0 || rnd(&c->rng, 0, 9) == 0;
+        if (!r->absent)
+            snprintf(r->exp, sizeof r->exp, "%s", c->last_seen[k]);
+        r->t_inv = mono_ns();
+        st = shoal_cas(s, key, kl, r->absent ? NULL : r->exp, r->absent ? 0 : strlen(r->exp),
+                       r->absent, r->val, strlen(r->val), &res);
+        r->t_ret = mono_ns();
+        if (st == SHOAL_STATUS_COMPARE_FAILED && res.found) {
+            r->found = true;
+            copy_val(r->got, res.value, res.value_len);
+        }
+    } else if (p < 96) {
+        r->kind = O_DEL;
+        r->t_inv = mono_ns();
+        st = shoal_del(s, key, kl, &res);
+        r->t_ret = mono_ns();
+    } else { /* two keys in one batch: each key sees a write of its own */
+        r->kind = O_BATCH;
+        int k2 = rnd(&c->rng, 0, run->nkeys - 1);
+        if (k2 == k)
+            k2 = (k + 1) % run->nkeys;
+        r->key2 = (uint8_t)k2;
+        snprintf(r->val, sizeof r->val, "c%d.%u", c->id, ++c->next_val);
+        snprintf(r->val2, sizeof r->val2, "c%d.%u", c->id, ++c->next_val);
+        shoal_batch_op_t ops[2] = {
+            {false, key, kl, r->val, strlen(r->val)},
+            {false, run->keys[k2], strlen(run->keys[k2]), r->val2, strlen(r->val2)},
+        };
+        r->t_inv = mono_ns();
+        st = shoal_batch(s, ops, 2, &res);
+        r->t_ret = mono_ns();
+    }
+    r->status = st;
+    r->t_inv -= run->t0_ns;
+    r->t_ret -= run->t0_ns;
+    if (st == SHOAL_STATUS_OK)
+        r->outcome = OUT_OK;
+    else if (st == SHOAL_STATUS_NOT_FOUND)
+        r->outcome = OUT_NOTFOUND;
+    else if (st == SHOAL_STATUS_COMPARE_FAILED)
+        r->outcome = OUT_CASFAIL;
+    else if (ambiguous(st))
+        r->outcome = OUT_AMBIG;
+    else
+        r->outcome = OUT_ERROR;
+    if (r->outcome == OUT_AMBIG)
+        c->ambs++;
+    else if (r->outcome == OUT_ERROR) {
+        c->errs++;
+        fail(run, "client %d: %s answered %s (%s)", c->id,
+             (const char *[]){"get", "put", "del", "cas", "batch"}[r->kind],
+             shoal_status_str(st), res.error);
+    } else
+        c->oks++;
+    /* what this client believes the key holds, for its next cas */
+    if (r->outcome == OUT_OK && (r->kind == O_PUT || r->kind == O_CAS))
+        snprintf(c->last_seen[k], 24, "%s", r->val);
+    else if (r->kind == O_GET && r->outcome == OUT_OK)
+        snprintf(c->last_seen[k], 24, "%s", r->got);
+    else if ((r->kind == O_GET && r->outcome == OUT_NOTFOUND) ||
+             (r->kind == O_DEL && r->outcome != OUT_AMBIG))
+        c->last_seen[k][0] = 0;
+    else if (r->kind == O_CAS && r->outcome == OUT_CASFAIL)
+        snprintf(c->last_seen[k], 24, "%s", r->found ? r->got : "");
+    shoal_result_clear(&res);
+}
+
+static void *client_main(void *arg)
+{
+    client_t *c = arg;
+    shoal_t *s = shoal_connect(c->run->broker_ep);
+    if (!s) {
+        fail(c->run, "client %d: cannot connect", c->id);
+        return NULL;
+    }
+    shoal_set_timeout(s, c->run->op_timeout_ms);
+    while (!atomic_load(&c->run->stop))
+        one_op(c, s);
+    shoal_destroy(&s);
+    return NULL;
+}
+
+static const char *kind_name[] = {"get", "put", "del", "cas", "batch"};
+static const char *outcome_name[] = {"ok", "notfound", "casfail", "ambiguous", "error"};
+
+static void write_history(run_t *run, client_t *cs)
+{
+    FILE *f = fopen(run->history, "w");
+    if (!f) {
+        fail(run, "cannot write %s", run->history);
+        return;
+    }
+    fprintf(f, "{\"meta\":{\"seed\":%" PRIu64 ",\"nemesis\":\"%s\",\"read_mode\":\"%s\","
+               "\"read_from\":\"%s\",\"clients\":%d,\"keys\":%d,\"duration\":%d}}\n",
+            run->seed, nemesis_names[run->nemesis], run->read_mode, run->read_from,
+            run->clients, run->nkeys, run->duration_s);
+    for (int i = 0; i < run->clients; i++)
+        for (size_t j = 0; j < cs[i].n; j++) {
+            rec_t *r = &cs[i].recs[j];
+            fprintf(f, "{\"p\":%d,\"f\":\"%s\",\"k\":\"%s\",\"inv\":%" PRId64 ",\"ret\":%" PRId64
+                       ",\"out\":\"%s\",\"st\":%d",
+                    i, kind_name[r->kind], run->keys[r->key], r->t_inv, r->t_ret,
+                    outcome_name[r->outcome], r->status);
+            if (r->kind == O_PUT || r->kind == O_CAS || r->kind == O_BATCH)
+                fprintf(f, ",\"v\":\"%s\"", r->val);
+            if (r->kind == O_BATCH)
+                fprintf(f, ",\"k2\":\"%s\",\"v2\":\"%s\"", run->keys[r->key2], r->val2);
+            if (r->kind == O_CAS) {
+                if (r->absent)
+                    fprintf(f, ",\"exp\":null");
+                else
+                    fprintf(f, ",\"exp\":\"%s\"", r->exp);
+            }
+            if ((r->kind == O_GET && r->outcome == OUT_OK) ||
+                (r->kind == O_CAS && r->outcome == OUT_CASFAIL)) {
+                if (r->found)
+                    fprintf(f, ",\"got\":\"%s\"", r->got);
+                else
+                    fprintf(f, ",\"got\":null");
+            }
+            fprintf(f, "}\n");
+        }
+    fclose(f);
+}
+
+/* ---- the nemesis -------------------------------------------------------------------- */
+
+/* The node leading shard, or -1. */
+static int leader_of(shoal_t *admin, uint32_t shard)
+{
+    shoal_cluster_t cl;
+    char err[256];
+    if (shoal_status(admin, false, &cl, err, sizeof err) != SHOAL_STATUS_OK)
+        return -1;
+    int leader = -1;
+    for (size_t i = 0; i < cl.n_shards; i++)
+        if (cl.shards[i].id == shard)
+            leader = (int)cl.shards[i].leader;
+    shoal_cluster_clear(&cl);
+    return leader;
+}
+
+/* Waits until every node is up and every shard has a leader (up to ms). */
+static bool wait_healthy(shoal_t *admin, int ms)
+{
+    int64_t until = mono_ns() + (int64_t)ms * 1000000;
+    while (mono_ns() < until) {
+        shoal_cluster_t cl;
+        char err[256];
+        if (shoal_status(admin, false, &cl, err, sizeof err) == SHOAL_STATUS_OK) {
+            size_t up = 0, led = 0;
+            for (size_t i = 0; i < cl.n_nodes; i++)
+                up += cl.nodes[i].up;
+            for (size_t i = 0; i < cl.n_shards; i++)
+                led += cl.shards[i].leader >= 0;
+            bool ok = up == NODES && led == cl.n_shards && cl.n_shards == SHARDS;
+            shoal_cluster_clear(&cl);
+            if (ok)
+                return true;
+        }
+        sleep_ms(100);
+    }
+    return false;
+}
+
+static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until_ns)
+{
+    while (mono_ns() < until_ns && run->nemesis != N_NONE) {
+        sleep_ms(rnd(rng, 500, 1500));
+        if (mono_ns() >= until_ns)
+            break;
+        int f = run->nemesis;
+        if (f == N_MIXED)
+            f = rnd(rng, N_PAUSE, N_TRANSFER);
+        int k = rnd(rng, 0, run->nkeys - 1);
+        uint32_t shard = run->key_shard[k];
+        int leader = leader_of(admin, shard);
+        int node = leader >= 0 && (f == N_PAUSE || rnd(rng, 0, 1)) ? leader
+                                                                    : rnd(rng, 0, NODES - 1);
+        run->faults++;
+        if (f == N_PAUSE) {
+            int hold = rnd(rng, 1200, 3000);
+            pid_t pid = node_pid(run, node);
+            note(run, "SIGSTOP node %d (pid %d, leader of shard %u: %d) for %d ms", node,
+                 (int)pid, shard, leader, hold);
+            run->stopped = pid;
+            kill(pid, SIGSTOP);
+            sleep_ms(hold);
+            kill(pid, SIGCONT);
+            run->stopped = 0;
+            note(run, "SIGCONT node %d", node);
+        } else if (f == N_KILL) {
+            int hold = rnd(rng, 1000, 3000);
+            int rc = ctl(run, "cluster stop-node --dir %s %d --kill", run->dir, node);
+            note(run, "kill -9 node %d (leader of shard %u: %d)%s; restart in %d ms", node,
+                 shard, leader, rc ? " [stop-node failed]" : "", hold);
+            sleep_ms(hold);
+            rc = ctl(run, "cluster start-node --dir %s %d", run->dir, node);
+            note(run, "start node %d: exit %d", node, rc);
+            if (rc)
+                fail(run, "cluster start-node %d exited %d", node, rc);
+        } else if (f == N_BROKER) {
+            int hold = rnd(rng, 200, 1500);
+            int rc = ctl(run, "cluster stop-node --dir %s broker --kill", run->dir);
+            note(run, "kill -9 broker%s; start again in %d ms", rc ? " [failed]" : "", hold);
+            sleep_ms(hold);
+            rc = ctl(run, "cluster start-node --dir %s broker", run->dir);
+            note(run, "start broker: exit %d", rc);
+            if (rc)
+                fail(run, "cluster start-node broker exited %d", rc);
+        } else if (f == N_TRANSFER) {
+            int to = rnd(rng, 0, NODES - 1);
+            if (to == leader)
+                to = (to + 1) % NODES;
+            char err[256] = "";
+            int st = shoal_admin_transfer_leader(admin, shard, (uint64_t)to, err, sizeof err);
+            note(run, "transfer leader of shard %u from %d to node %d: %s %s", shard, leader, to,
+                 shoal_status_str(st), st ? err : "");
+        }
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        if (!wait_healthy(admin, 20000))
+            note(run, "cluster not healthy 20 s after the fault");
+    }
+}
+
+/* ---- main --------------------------------------------------------------------------- */
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: cluster_linearizable [--seed S] [--duration S] [--clients N] [--keys K]\n"
+            "  [--op-timeout MS]\n"
+            "  [--nemesis mixed|pause|kill|broker|transfer|none] [--read-mode lease|read_index]\n"
+            "  [--read-from leader|replicas] [--base-port P] [--history FILE] [--verbose]\n"
+            "  [--weak-casfail]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    static run_t run_s;
+    run_t *run = &run_s;
+    bool long_run = getenv("SHOAL_LINEARIZABLE_LONG") && *getenv("SHOAL_LINEARIZABLE_LONG") &&
+                    strcmp(getenv("SHOAL_LINEARIZABLE_LONG"), "0");
+    run->duration_s = long_run ? 60 : 14;
+    run->clients = long_run ? 12 : 8;
+    run->nkeys = 5;
+    run->op_timeout_ms = OP_TIMEOUT_MS;
+    run->nemesis = N_MIXED;
+    run->read_mode = "lease";
+    run->read_from = "leader";
+    int base = 0;
+    const char *hist = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--seed") && v)
+            run->seed = strtoull(v, NULL, 0), i++;
+        else if (!strcmp(a, "--duration") && v)
+            run->duration_s = atoi(v), i++;
+        else if (!strcmp(a, "--clients") && v)
+            run->clients = atoi(v), i++;
+        else if (!strcmp(a, "--keys") && v)
+            run->nkeys = atoi(v), i++;
+        else if (!strcmp(a, "--op-timeout") && v)
+            run->op_timeout_ms = atoi(v), i++;
+        else if (!strcmp(a, "--base-port") && v)
+            base = atoi(v), i++;
+        else if (!strcmp(a, "--history") && v)
+            hist = v, i++;
+        else if (!strcmp(a, "--read-mode") && v && (!strcmp(v, "lease") || !strcmp(v, "read_index")))
+            run->read_mode = v, i++;
+        else if (!strcmp(a, "--read-from") && v && (!strcmp(v, "leader") || !strcmp(v, "replicas")))
+            run->read_from = v, i++;
+        else if (!strcmp(a, "--nemesis") && v) {
+            int n = -1;
+            for (int j = 0; j <= N_NONE; j++)
+                if (!strcmp(v, nemesis_names[j]))
+                    n = j;
+            if (n < 0)
+                usage();
+            run->nemesis = n, i++;
+        } else if (!strcmp(a, "--verbose"))
+            run->verbose = true;
+        else if (!strcmp(a, "--weak-casfail"))
+            run->weak_casfail = true;
+        else
+            usage();
+    }
+    if (run->clients < 1 || run->clients > MAX_CLIENTS || run->nkeys < 2 ||
+        run->nkeys > MAX_KEYS || run->duration_s < 1 || run->op_timeout_ms < 100)
+        usage();
+    if (!run->seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        run->seed = ((uint64_t)ts.tv_nsec << 20 ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid()) | 1;
+        if (getenv("LIN_SEED"))
+            run->seed = strtoull(getenv("LIN_SEED"), NULL, 0);
+    }
+    run->build = getenv("SHOAL_BUILD_DIR");
+    run->source = getenv("SHOAL_SOURCE_DIR");
+    if (!run->build || !run->source) {
+        fprintf(stderr, "set SHOAL_BUILD_DIR and SHOAL_SOURCE_DIR\n");
+        return 2;
+    }
+    g_run = run;
+    pthread_mutex_init(&run->lock, NULL);
+    run->t0_ns = mono_ns();
+    fprintf(stderr, "cluster_linearizable: seed %" PRIu64 ", %d s, %d clients, %d keys, "
+                    "nemesis %s, read_mode %s, read_from %s\n", run->seed, run->duration_s,
+            run->clients, run->nkeys, nemesis_names[run->nemesis], run->read_mode,
+            run->read_from);
+    snprintf(run->dir, sizeof run->dir, "/tmp/shoal-lin.XXXXXX");
+    if (!mkdtemp(run->dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    if (hist)
+        snprintf(run->history, sizeof run->history, "%s", hist);
+    else
+        snprintf(run->history, sizeof run->history, "/tmp/shoal-lin-history.%" PRIu64 ".jsonl",
+                 run->seed);
+    start_guardian(run->dir);
+    signal(SIGALRM, on_alarm);
+    alarm((unsigned)(run->duration_s + 240));
+    snprintf(run->ctl, sizeof run->ctl, "%s/tools/shoalctl", run->build);
+    run->base = base ? base : pick_base();
+    if (base && !base_free(base)) {
+        fprintf(stderr, "ports of --base-port %d are in use\n", base);
+        return 2;
+    }
+    snprintf(run->broker_ep, sizeof run->broker_ep, "tcp://127.0.0.1:%d", run->base);
+    int rc = shell("%s cluster up --dir %s --nodes %d --shards %d --replicas 3 --base-port %d "
+                   "--read-mode %s --timeout 60000 >%s/up.out 2>&1", run->ctl, run->dir, NODES,
+                   SHARDS, run->base, run->read_mode, run->dir);
+    if (rc != 0) {
+        fail(run, "cluster up exited %d", rc);
+        shell("cat %s/up.out >&2", run->dir);
+    }
+    if (!rc && !strcmp(run->read_from, "replicas")) {
+        rc = ctl(run, "cluster stop-node --dir %s broker", run->dir);
+        rc = rc ? rc
+                : shell("sed -i 's/^broker$/broker\\n    read_from = \"replicas\"/' %s/broker.cfg",
+                        run->dir);
+        rc = rc ? rc : ctl(run, "cluster start-node --dir %s broker", run->dir);
+        if (rc)
+            fail(run, "restart of the broker with read_from = replicas failed (%d)", rc);
+    }
+    shoal_t *admin = shoal_connect(run->broker_ep);
+    shoal_set_timeout(admin, 5000);
+    client_t *cs = calloc((size_t)run->clients, sizeof *cs);
+    pthread_t th[MAX_CLIENTS];
+    uint64_t total = 0, ambs = 0;
+    if (!run->failures) {
+        if (!wait_healthy(admin, 30000))
+            fail(run, "cluster not healthy after start");
+        /* the keys, fresh per run: a put learns their shard, a delete leaves them absent */
+        for (int k = 0; k < run->nkeys && !run->failures; k++) {
+            snprintf(run->keys[k], sizeof run->keys[k], "lin/%" PRIx64 "/k%d",
+                     run->seed & 0xffffffff, k);
+            shoal_result_t r;
+            int st = SHOAL_STATUS_UNAVAILABLE;
+            for (int t = 0; t < 10 && st != SHOAL_STATUS_OK; t++) {
+                st = shoal_put(admin, run->keys[k], strlen(run->keys[k]), "init", 4, &r);
+                run->key_shard[k] = r.shard;
+                shoal_result_clear(&r);
+                if (st == SHOAL_STATUS_OK)
+                    st = shoal_del(admin, run->keys[k], strlen(run->keys[k]), NULL);
+                if (st != SHOAL_STATUS_OK)
+                    sleep_ms(300);
+            }
+            if (st != SHOAL_STATUS_OK)
+                fail(run, "first put and delete of %s: %s", run->keys[k], shoal_status_str(st));
+            note(run, "key %s on shard %u", run->keys[k], run->key_shard[k]);
+        }
+    }
+    if (!run->failures) {
+        run->t0_ns = mono_ns();
+        for (int i = 0; i < run->clients; i++) {
+            cs[i] = (client_t){.run = run, .id = i,
+                               .rng = run->seed * 0x9E3779B97F4A7C15ull + (uint64_t)i + 1};
+            pthread_create(&th[i], NULL, client_main, &cs[i]);
+        }
+        note(run, "%d clients started; faults (%s) for %d s", run->clients,
+             nemesis_names[run->nemesis], run->duration_s);
+        uint64_t rng = run->seed ^ 0xfa17;
+        int64_t until = mono_ns() + (int64_t)run->duration_s * 1000000000LL;
+        nemesis(run, admin, &rng, until);
+        while (mono_ns() < until)
+            sleep_ms(50);
+        /* a last second with no fault: the history ends on a healthy cluster */
+        sleep_ms(1000);
+        atomic_store(&run->stop, true);
+        for (int i = 0; i < run->clients; i++)
+            pthread_join(th[i], NULL);
+        if (run->stopped)
+            kill(run->stopped, SIGCONT);
+        for (int i = 0; i < run->clients; i++) {
+            total += cs[i].n;
+            ambs += cs[i].ambs;
+        }
+        note(run, "clients stopped: %" PRIu64 " operations, %" PRIu64 " ambiguous, %d faults",
+             total, ambs, run->faults);
+        write_history(run, cs);
+        for (int i = 0; i < NODES; i++)
+            if (!alive(node_pid(run, i)))
+                fail(run, "node %d is not running after the faults (it died on its own)", i);
+        if (!alive(read_pid(run->dir, "broker")))
+            fail(run, "the broker is not running after the faults (it died on its own)");
+        if (total < (uint64_t)run->clients * 20)
+            fail(run, "only %" PRIu64 " operations: the cluster barely served", total);
+    }
+    shoal_destroy(&admin);
+    if (ctl(run, "cluster down --dir %s", run->dir) != 0)
+        fail(run, "cluster down failed");
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+    kill_all(run->dir);
+    if (shell("grep -l -E 'runtime error|AddressSanitizer|LeakSanitizer|Assertion .* failed' "
+              "%s/logs/*.log >/dev/null 2>&1", run->dir) == 0) {
+        fail(run, "a sanitizer report or failed assertion in a log:");
+        shell("grep -h -A20 -E 'runtime error|AddressSanitizer|LeakSanitizer|Assertion .* failed' "
+              "%s/logs/*.log | head -60 >&2", run->dir);
+    }
+    bool checked = false;
+    if (total) {
+        rc = shell("python3 %s/tests/integration/linearizable_check.py %s%s >&2", run->source,
+                   run->history, run->weak_casfail ? " --weak-casfail" : "");
+        checked = true;
+        if (rc != 0)
+            fail(run, "the history is NOT linearizable (checker exit %d); history kept in %s",
+                 rc, run->history);
+    }
+    if (run->failures) {
+        fprintf(stderr,
+                "cluster_linearizable FAILED (%d failures), seed %" PRIu64 "\nreplay: "
+                "SHOAL_BUILD_DIR=%s SHOAL_SOURCE_DIR=%s %s --seed %" PRIu64 " --duration %d "
+                "--clients %d --keys %d --op-timeout %d --nemesis %s --read-mode %s "
+                "--read-from %s%s\n"
+                "re-check: python3 %s/tests/integration/linearizable_check.py %s%s\n",
+                run->failures, run->seed, run->build, run->source, argv[0], run->seed,
+                run->duration_s, run->clients, run->nkeys, run->op_timeout_ms,
+                nemesis_names[run->nemesis], run->read_mode, run->read_from, run->weak_casfail ? " --weak-casfail" : "",
+                run->source, run->history, run->weak_casfail ? " --weak-casfail" : "");
+        char cmd[6000];
+        snprintf(cmd, sizeof cmd, "cp -r %s/logs /tmp/shoal-lin-logs.%" PRIu64 " 2>/dev/null",
+                 run->dir, run->seed);
+        if (system(cmd) == 0)
+            fprintf(stderr, "logs kept in /tmp/shoal-lin-logs.%" PRIu64 "\n", run->seed);
+    } else {
+        fprintf(stderr, "cluster_linearizable: linearizable (%" PRIu64 " operations%s), seed %" PRIu64
+                        ", %.1f s\n", total, checked ? "" : ", unchecked", run->seed, since(run));
+        if (!hist)
+            unlink(run->history);
+    }
+    if (!getenv("KEEP_DIR"))
+        shell("rm -rf %s", run->dir);
+    for (int i = 0; i < run->clients; i++)
+        free(cs[i].recs);
+    free(cs);
+    return run->failures ? 1 : 0;
+}
