@@ -44,6 +44,9 @@
 #include "proto/codec.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
+/* A request for a key of another shard (keys_fit; docs/CONTRACTS.md): the key's shard, then
+ * the shard the request names. */
+#define SHOAL_ERR_WRONG_SHARD "key belongs to shard %u, not to shard %u"
 #define SWEEP_MS 100
 
 const uint64_t node_fsync_bounds_us[FSYNC_BUCKETS] = {
@@ -327,6 +330,103 @@ static void propose_held(node_t *n)
     }
 }
 
+/* The ring of the map this node holds, rebuilt when the map changes (one allocation per
+ * map version, never per request); NULL only when memory is short. */
+static const ring_t *key_ring(node_t *n)
+{
+    const Shoal__ShardMap *m = n->place->map;
+    if (n->key_ring && n->key_ring_map == m && n->key_ring_version == m->version)
+        return n->key_ring;
+    ring_t *r = shardmap_ring(m);
+    if (!r)
+        return n->key_ring; /* the older map's ring: a key it places wrong is refused */
+    ring_destroy(&n->key_ring);
+    n->key_ring = r;
+    n->key_ring_map = m;
+    n->key_ring_version = m->version;
+    return r;
+}
+
+/* The key a get, put, del or cas names; NULL for other ops (a batch: batch_key). */
+static const ProtobufCBinaryData *single_key(const Shoal__ClientRequest *req)
+{
+    switch (req->op_case) {
+    case SHOAL__CLIENT_REQUEST__OP_GET: return &req->get->key;
+    case SHOAL__CLIENT_REQUEST__OP_PUT: return &req->put->key;
+    case SHOAL__CLIENT_REQUEST__OP_DEL: return &req->del->key;
+    case SHOAL__CLIENT_REQUEST__OP_CAS: return &req->cas->key;
+    default: return NULL;
+    }
+}
+
+static const ProtobufCBinaryData *batch_key(const Shoal__BatchOp *op)
+{
+    return op->op_case == SHOAL__BATCH_OP__OP_PUT   ? &op->put->key
+           : op->op_case == SHOAL__BATCH_OP__OP_DEL ? &op->del->key
+                                                    : NULL;
+}
+
+/* Whether every key request req reads or writes belongs to the shard it names under this
+ * node's map (shardmap_key_fits: a key still splitting away counts as its source's). A
+ * client that talks to a node instead of a broker (libshoal, shoalctl --broker NODE) names
+ * shard 0 and map version 0 for every key; served, its writes landed in shard 0, where no
+ * broker's get looks, while a broker's scan showed them. So a key of another shard is
+ * refused before anything is proposed or read: BAD_REQUEST when no broker routed the
+ * request (map_version 0: sending it again cannot help), UNAVAILABLE when a broker routed
+ * it with an older map (a split closed since), which the broker retries on its newer map.
+ * Cost: one XXH3 and one binary search per key. Scans and change reads name no key: a
+ * scan is checked against the split fence by map version (fsm_actor.c). The metadata
+ * group is not on the ring: its keys may be read, never written by a client (its map
+ * changes only through meta.c's own proposals). On false the reason is in why. */
+static bool keys_fit(node_t *n, const Shoal__ClientRequest *req, int *status, char *why,
+                     size_t whylen)
+{
+    const ProtobufCBinaryData *k = single_key(req);
+    size_t n_keys = k ? 1 : req->op_case == SHOAL__CLIENT_REQUEST__OP_BATCH ? req->batch->n_ops : 0;
+    if (n_keys == 0)
+        return true;
+    if (req->shard == SHOAL_META_GROUP) { /* off the ring: its keys are the map's own */
+        if (req->op_case == SHOAL__CLIENT_REQUEST__OP_GET)
+            return true;
+        *status = SHOAL__STATUS__STATUS_BAD_REQUEST;
+        snprintf(why, whylen,
+                 "the metadata group takes no client writes (the shard map "
+                 "changes through admin requests)");
+        return false;
+    }
+    const ring_t *ring = key_ring(n);
+    if (!ring) {
+        *status = SHOAL__STATUS__STATUS_UNAVAILABLE;
+        snprintf(why, whylen, "out of memory");
+        return false;
+    }
+    const Shoal__ShardMap *m = n->place->map;
+    for (size_t i = 0; i < n_keys; i++) {
+        if (!k || i > 0)
+            k = batch_key(req->batch->ops[i]);
+        if (!k) /* a malformed op: write_command refuses it */
+            continue;
+        uint32_t owner = ring_shard_for(ring, k->data, k->len);
+        if (shardmap_key_fits(m, req->shard, owner))
+            continue;
+        if (req->map_version == 0) {
+            *status = SHOAL__STATUS__STATUS_BAD_REQUEST;
+            snprintf(why, whylen,
+                     SHOAL_ERR_WRONG_SHARD " (shard map v%" PRIu64 "): send requests to a "
+                                           "broker, not to a node",
+                     owner, req->shard, m->version);
+        } else {
+            *status = SHOAL__STATUS__STATUS_UNAVAILABLE;
+            snprintf(why, whylen,
+                     SHOAL_ERR_WRONG_SHARD " in shard map v%" PRIu64 " (routed with v%" PRIu64
+                                           "); retry",
+                     owner, req->shard, m->version, req->map_version);
+        }
+        return false;
+    }
+    return true;
+}
+
 static void handle_client(node_t *n, zframe_t *identity, Shoal__Frame *f, bool batched)
 {
     waiter_t *w = calloc(1, sizeof *w);
@@ -344,6 +444,13 @@ static void handle_client(node_t *n, zframe_t *identity, Shoal__Frame *f, bool b
     replica_t *r = find_replica(n, req->shard);
     if (!r) {
         waiter_answer_status(w, SHOAL__STATUS__STATUS_NOT_LEADER, "shard not hosted on this node");
+        node_reply(n, &w);
+        return;
+    }
+    int status;
+    char why[200];
+    if (!keys_fit(n, req, &status, why, sizeof why)) {
+        waiter_answer_status(w, (Shoal__Status)status, why);
         node_reply(n, &w);
         return;
     }
@@ -1607,6 +1714,7 @@ static void stop(node_t *n)
     free(n->replicas);
     rlog_destroy(&n->rlog);
     placement_destroy(n);
+    ring_destroy(&n->key_ring);
     split_node_destroy(n);
     lsm_pool_destroy(&n->lsm_pool); /* after the last engine closed */
     transport_destroy(&n->transport);

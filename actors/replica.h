@@ -22,6 +22,7 @@
 #include "actors/replies.h"
 #include "actors/sockset.h"
 #include "actors/transport.h"
+#include "engine/ring.h"
 #include "proto/admin.pb-c.h"
 
 enum { STAGE_NONE = 0, STAGE_INSTALL = 1, STAGE_PERSIST = 2 };
@@ -118,6 +119,11 @@ struct node_t {
     placement_t *place;                  /* the shard map and its changes (placement.h) */
     split_node_t *split;                 /* split targets' engines not started yet */
     lease_clock_t *lease_clock;          /* raft/read_mode = lease only, else NULL */
+    /* the ring of place->map, which shard holds a key (node.c, keys_fit); rebuilt when the
+     * map changes */
+    ring_t *key_ring;
+    const Shoal__ShardMap *key_ring_map;
+    uint64_t key_ring_version;
     /* metrics */
     uint64_t fsync_hist[FSYNC_BUCKETS];
     uint64_t leader_changes;

@@ -401,6 +401,29 @@ size_t shardmap_points(const Shoal__ShardMap *m, const Shoal__ShardInfo *si, uin
     return n;
 }
 
+ring_t *shardmap_ring(const Shoal__ShardMap *m)
+{
+    ring_t *r = ring_new(m->vnodes_per_shard ? m->vnodes_per_shard : 64);
+    for (size_t i = 0; r && i < m->n_shards; i++) {
+        const Shoal__ShardInfo *si = m->shards[i];
+        /* as the broker: a shard the ring refuses (a duplicate id, bad points) is left
+         * out, so both send its keys to the same other shard */
+        int rc = si->n_points ? ring_add_points(r, si->id, si->points, si->n_points)
+                              : ring_add_shard(r, si->id);
+        if (rc == SHOAL_ENOMEM)
+            ring_destroy(&r);
+    }
+    return r;
+}
+
+bool shardmap_key_fits(const Shoal__ShardMap *m, uint32_t shard, uint32_t owner)
+{
+    if (owner == shard)
+        return true;
+    const Shoal__ShardInfo *si = owner != RING_NO_SHARD ? shardmap_shard(m, owner) : NULL;
+    return si && si->splitting && si->split_from == shard;
+}
+
 /* The shard with the most points, lowest id among equals. */
 static Shoal__ShardInfo *largest(const Shoal__ShardMap *m, uint64_t *scratch)
 {

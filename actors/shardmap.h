@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "actors/node_config.h"
+#include "engine/ring.h"
 #include "proto/admin.pb-c.h"
 
 void shardmap_free(Shoal__ShardMap **m_p);
@@ -67,6 +68,17 @@ bool shardmap_close_move(Shoal__ShardMap *m, uint32_t shard, const uint64_t *vot
  * its explicit points when set, else the derived ring_point(id, i) for i < vnodes. Returns
  * the count. */
 size_t shardmap_points(const Shoal__ShardMap *m, const Shoal__ShardInfo *si, uint64_t *out);
+/* The ring of m's shards, built as brokers build theirs (broker_set_map): a shard's explicit
+ * points when set, else vnodes_per_shard (default 64) derived ones. NULL when memory is
+ * short. The caller owns it (ring_destroy). */
+ring_t *shardmap_ring(const Shoal__ShardMap *m);
+/* Whether a client request naming shard may read or write a key that ring (built from m)
+ * places in shard owner: owner is shard, or owner is still splitting from shard (until the
+ * source applies the SPLIT it holds that key's data; its fence refuses the key after).
+ * Anything else was routed with an older map (a split closed since) or by no broker at
+ * all: a node must not serve it from shard's engine. */
+bool shardmap_key_fits(const Shoal__ShardMap *m, uint32_t shard, uint32_t owner);
+
 /* add-shard by split: a new shard (id = the highest shard id + 1, in *new_id) takes every
  * other of source's points in hash order and lists source's replicas, marked splitting
  * from source; source keeps the rest. source SHOAL_META_GROUP (never split: it is not on

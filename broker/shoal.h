@@ -35,7 +35,11 @@ typedef enum {
     SHOAL_STATUS_NOT_FOUND = 1,
     SHOAL_STATUS_COMPARE_FAILED = 2,
     SHOAL_STATUS_UNAVAILABLE = 3, /* no leader, node down: retry later */
-    SHOAL_STATUS_BAD_REQUEST = 4, /* malformed or unknown: do not retry */
+    SHOAL_STATUS_BAD_REQUEST = 4, /* malformed or unknown: do not retry. Also a key sent to a
+                                   * node's endpoint instead of a broker's that the node's map
+                                   * places in another shard than the request names ("key
+                                   * belongs to shard S, not to shard 0 ...": nothing applied;
+                                   * docs/CONTRACTS.md) */
     SHOAL_STATUS_NOT_LEADER = 5,  /* internal to the broker; never returned to clients */
     SHOAL_STATUS_TIMEOUT = 6,     /* deadline passed; a write may or may not have applied */
     SHOAL_STATUS_TOO_LARGE = 7,   /* key or value past SHOAL_MAX_KEY / SHOAL_MAX_VALUE, or a

@@ -47,7 +47,7 @@ if(TARGET shoald)
                  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_transport.c
                  LIBS shoal_actors LABELS unit)
   add_executable(node_client ${CMAKE_CURRENT_SOURCE_DIR}/integration/node_client.c)
-  target_link_libraries(node_client PRIVATE shoal_proto PkgConfig::CZMQ PkgConfig::ZMQ)
+  target_link_libraries(node_client PRIVATE shoal_proto shoal_engine PkgConfig::CZMQ PkgConfig::ZMQ)
   file(GLOB NODE_IT CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/integration/node_*.sh)
   list(REMOVE_ITEM NODE_IT ${CMAKE_CURRENT_SOURCE_DIR}/integration/node_lib.sh)
   foreach(t ${NODE_IT})

@@ -74,6 +74,10 @@ if(TARGET shoald)
   cluster_script(cluster_scale 180)
   # snapshot marks every 16 entries under 128 clients, then every node restarted
   cluster_script(cluster_marks 120)
+  # a client pointed at a node's endpoint: keys of other shards refused, none misplaced
+  cluster_script(cluster_node_endpoint 120)
+  # start-node on a disk still full: exit 3 with the node's error, not "started"
+  cluster_script(cluster_start_full_disk 120)
 endif()
 
 # The broker's config decoder, fuzzed (a unit test over random and mutated ZPL otherwise).

@@ -426,6 +426,31 @@ static void last_log_line(const char *log, char *out, size_t cap)
     out[strcspn(out, "\n")] = 0;
 }
 
+/* Why a node died, from its log after byte `from` (where this start's output begins): its
+ * first error line ("E: ...", e.g. "cannot start: No space left on device: ...": what
+ * follows it are consequences), else the last line. A node that stops on an error logs its
+ * work counters after it, so the last line alone named those, not the error. */
+static void node_exit_reason(const char *log, long from, char *out, size_t cap)
+{
+    out[0] = 0;
+    FILE *f = fopen(log, "r");
+    if (!f)
+        return;
+    char line[512], last[512] = "";
+    if (fseek(f, from, SEEK_SET) == 0)
+        while (fgets(line, sizeof line, f)) {
+            if (line[0] == '\n')
+                continue;
+            snprintf(last, sizeof last, "%s", line);
+            if (!out[0] && strncmp(line, "E: ", 3) == 0)
+                snprintf(out, cap, "%s", line);
+        }
+    fclose(f);
+    if (!out[0])
+        snprintf(out, cap, "%s", last);
+    out[strcspn(out, "\n")] = 0;
+}
+
 static bool node_file(const cl_opts_t *o, uint64_t i, const char *name)
 {
     char *f = zsys_sprintf("%s/node-%" PRIu64 "/%s", o->dir, i, name);
@@ -463,7 +488,10 @@ static int check_children(ctl_t *c, const cl_opts_t *o, started_t *sp)
         char *log = broker ? zsys_sprintf("%s/logs/broker.log", o->dir)
                            : path_of(o, "logs/node-%" PRIu64 ".log", i);
         char why[512];
-        last_log_line(log, why, sizeof why);
+        if (broker)
+            last_log_line(log, why, sizeof why);
+        else
+            node_exit_reason(log, sp->log_from[i], why, sizeof why);
         char who[32];
         snprintf(who, sizeof who, broker ? "the broker" : "node %" PRIu64, i);
         int rc = ctl_fail(c, EXIT_UNAVAIL, "%s exited during start-up (%s): %s", who, log,
@@ -1092,12 +1120,13 @@ static bool exited(pid_t pid)
     return waitpid(pid, &st, WNOHANG) == pid;
 }
 
-/* Node id's process ended: says so with its log's last line (exit 3). how: "at once", "". */
-static int node_exited(ctl_t *c, const cl_opts_t *o, uint64_t id, const char *how)
+/* Node id's process ended: says so with the error its log shows since byte `from` (exit 3).
+ * how: "during start-up", "". */
+static int node_exited(ctl_t *c, const cl_opts_t *o, uint64_t id, long from, const char *how)
 {
     char *log = path_of(o, "logs/node-%" PRIu64 ".log", id);
     char why[512];
-    last_log_line(log, why, sizeof why);
+    node_exit_reason(log, from, why, sizeof why);
     int rc = ctl_fail(c, EXIT_UNAVAIL, "node %" PRIu64 " exited%s%s (%s): %s", id, *how ? " " : "",
                       how, log, why[0] ? why : "no log output");
     zstr_free(&log);
@@ -1158,10 +1187,108 @@ static uint64_t node_map_version(const cl_opts_t *o, uint64_t id, long from)
     return version;
 }
 
-/* Node id was just started, its log then `log_from` bytes long: waits until it serves,
- * and fails (exit 3, with its last log line) if it exits first (a bad config, a removed
- * node: a loaded host can take seconds to get there). -1 and its pid in *pid when it
- * serves, or still starts after the timeout (a long log replay; a note says so). */
+/* Group g of the broker's status (the metadata group: its own row); NULL if absent. */
+static const shoal_shard_status_t *status_group(const shoal_cluster_t *cl, uint32_t g)
+{
+    if (g == SHOAL_META_SHARD)
+        return cl->has_meta ? &cl->meta : NULL;
+    for (size_t i = 0; i < cl->n_shards; i++)
+        if (cl->shards[i].id == g)
+            return &cl->shards[i];
+    return NULL;
+}
+
+/* Node id's match index in group s as its leader reported it; -1 if id is no replica. */
+static int64_t node_match(const shoal_shard_status_t *s, uint64_t id)
+{
+    for (size_t k = 0; k < s->n_replicas && k < 16; k++)
+        if (s->replicas[k] == id)
+            return (int64_t)s->match_index[k];
+    return -1;
+}
+
+#define CAUGHT_UP_GRACE_MS 500 /* still alive this long after catching up */
+#define CAUGHT_UP_GROUPS 1024  /* groups waited for, at most */
+
+/* Node id logged "serving": waits, as `up` waits for a cluster to be ready, until the
+ * broker's status shows it up and caught up, so that a node that cannot write (a full
+ * disk) dies while start-node still watches it, not after it said "started". Caught up:
+ * in every group that lists it as a replica and had a leader when the wait began, its
+ * match index (its log, synced, as the leader reports it) reached the group's commit
+ * index of then; it applies those entries to its engine as soon as it learns they are
+ * committed, which the grace after covers. Groups without a leader (the first node of a
+ * stopped cluster to start) are not waited for, and without a running broker there is no
+ * status to compare with: serving and the grace are all it can tell. -1 when caught up
+ * (or still catching up at deadline: a note says so), else the exit code of the failure. */
+static int wait_caught_up(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_from, pid_t pid,
+                          int64_t deadline)
+{
+    char *pidf = zsys_sprintf("%s/pids/broker.pid", o->dir);
+    bool broker = alive(read_pid(pidf));
+    zstr_free(&pidf);
+    char *bep = broker_ep(o);
+    shoal_t *b = broker ? shoal_connect(bep) : NULL;
+    zstr_free(&bep);
+    if (b)
+        shoal_set_timeout(b, 1000);
+    uint64_t want[CAUGHT_UP_GROUPS]; /* per group waited for: the commit index to reach */
+    uint32_t gid[CAUGHT_UP_GROUPS];
+    size_t n_want = 0;
+    bool begun = false, caught = !b, dead = false; /* exited() reaps: asked once each time */
+    char err[256], behind[160] = "the broker's status not answered";
+    while (!caught && !(dead = exited(pid)) && zclock_mono() < deadline && !zsys_interrupted) {
+        shoal_cluster_t cl;
+        if (shoal_status(b, false, &cl, err, sizeof err) == SHOAL_STATUS_OK) {
+            for (size_t i = 0; !begun && i <= cl.n_shards && n_want < CAUGHT_UP_GROUPS; i++) {
+                const shoal_shard_status_t *s = i < cl.n_shards ? &cl.shards[i]
+                                                : cl.has_meta   ? &cl.meta
+                                                                : NULL;
+                if (s && s->leader >= 0 && node_match(s, id) >= 0) {
+                    gid[n_want] = s->id;
+                    want[n_want++] = s->commit_index;
+                }
+            }
+            begun = true;
+            bool up = false;
+            for (size_t i = 0; i < cl.n_nodes; i++)
+                up |= cl.nodes[i].id == id && cl.nodes[i].up;
+            caught = up;
+            if (!up)
+                snprintf(behind, sizeof behind, "the broker does not see it up yet");
+            for (size_t k = 0; caught && k < n_want; k++) {
+                const shoal_shard_status_t *s = status_group(&cl, gid[k]);
+                int64_t m = s ? node_match(s, id) : -1;
+                if (m >= 0 && (uint64_t)m < want[k]) { /* a group it left no longer counts */
+                    caught = false;
+                    snprintf(behind, sizeof behind, "group %" PRIu32 " at %" PRId64 " of %" PRIu64,
+                             gid[k], m, want[k]);
+                }
+            }
+            shoal_cluster_clear(&cl);
+        }
+        if (!caught)
+            zclock_sleep(100);
+    }
+    shoal_destroy(&b);
+    for (int64_t until = zclock_mono() + CAUGHT_UP_GRACE_MS; !dead && zclock_mono() < until;) {
+        zclock_sleep(50);
+        dead = exited(pid);
+    }
+    if (dead || exited(pid))
+        return node_exited(c, o, id, log_from, "during start-up");
+    if (!caught)
+        fprintf(stderr,
+                "shoalctl cluster: node %" PRIu64 " serves but is still catching up (%s; see "
+                "logs/node-%" PRIu64 ".log)\n",
+                id, behind, id);
+    return -1;
+}
+
+/* Node id was just started, its log then `log_from` bytes long: waits until it serves and
+ * has caught up (wait_caught_up), and fails (exit 3, with the error its log shows) if it
+ * exits first (a bad config, a removed node, a full disk: a loaded host can take seconds to
+ * get there). -1 and its pid in *pid when it serves, or still starts after the timeout (a
+ * long log replay; a note says so). */
 static int check_started(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_from, pid_t *pid)
 {
     char *pidf = path_of(o, "pids/node-%" PRIu64 ".pid", id);
@@ -1171,17 +1298,17 @@ static int check_started(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_fro
     int64_t deadline = zclock_mono() + wait_ms;
     while (!node_serving(o, id, log_from)) {
         if (exited(*pid))
-            return node_exited(c, o, id, "during start-up");
+            return node_exited(c, o, id, log_from, "during start-up");
         if (zclock_mono() >= deadline || zsys_interrupted) {
             fprintf(stderr,
                     "shoalctl cluster: node %" PRIu64 " still starting after %" PRId64
                     " ms (see logs/node-%" PRIu64 ".log)\n",
                     id, wait_ms, id);
-            break;
+            return -1;
         }
         zclock_sleep(50);
     }
-    return -1;
+    return wait_caught_up(c, o, id, log_from, *pid, deadline);
 }
 
 static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
@@ -1270,8 +1397,8 @@ static bool node_listed(shoal_t *s, uint64_t id, const char *ep, bool want_up)
 
 /* Registers the started node id in the shard map (retrying while the broker or the
  * metadata group is unavailable) and waits until the broker sees it up, until deadline. */
-static int register_node(ctl_t *c, const cl_opts_t *o, uint64_t id, pid_t pid, const char *ep,
-                         const char *pub, int timeout_ms)
+static int register_node(ctl_t *c, const cl_opts_t *o, uint64_t id, pid_t pid, long log_from,
+                         const char *ep, const char *pub, int timeout_ms)
 {
     int64_t deadline = zclock_mono() + timeout_ms;
     char *bep = broker_ep(o);
@@ -1286,7 +1413,7 @@ static int register_node(ctl_t *c, const cl_opts_t *o, uint64_t id, pid_t pid, c
     while (zclock_mono() < deadline && !zsys_interrupted) {
         if (exited(pid)) {
             shoal_destroy(&s);
-            return node_exited(c, o, id, "");
+            return node_exited(c, o, id, log_from, "");
         }
         if (!registered) {
             int st = shoal_admin_add_node(s, id, ep, pub, err, sizeof err);
@@ -1377,7 +1504,8 @@ static int cluster_add_node(ctl_t *c, cl_opts_t *o)
     if (rc < 0)
         rc = check_started(c, o, id, log_from, &pid);
     if (rc < 0)
-        rc = register_node(c, o, id, pid, ep, pub, c->timeout_set ? c->timeout_ms : 30000);
+        rc =
+            register_node(c, o, id, pid, log_from, ep, pub, c->timeout_set ? c->timeout_ms : 30000);
     if (rc >= 0) { /* undo, so that a retry starts clean */
         if (started) {
             pidf = path_of(o, "pids/node-%" PRIu64 ".pid", id);

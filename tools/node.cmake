@@ -2,5 +2,5 @@
 # idle cost of a node; see docs/BENCHMARKS.md, "Node runtime".
 if(TARGET shoald)
   add_executable(node_bench ${CMAKE_CURRENT_SOURCE_DIR}/node_bench.c)
-  target_link_libraries(node_bench PRIVATE shoal_proto PkgConfig::CZMQ PkgConfig::ZMQ)
+  target_link_libraries(node_bench PRIVATE shoal_proto shoal_engine PkgConfig::CZMQ PkgConfig::ZMQ)
 endif()

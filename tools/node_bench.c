@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/ring.h"
 #include "proto/codec.h"
 
 #define MAX_NODES 8
@@ -42,6 +43,7 @@ typedef struct {
     pid_t pid[MAX_NODES];
     zsock_t *sock[MAX_NODES];
     int leader[4096];
+    ring_t *ring; /* the bootstrap map's (64 points per shard): which shard holds a key */
 } bench_t;
 
 typedef struct {
@@ -174,11 +176,21 @@ static void send_put(bench_t *b, inflight_t *w, uint64_t client_id, uint64_t seq
     send_req(b, w->node, &req);
 }
 
-static void new_key(inflight_t *w, int shards)
+/* A random key, sent to the shard that holds it: a node serves a key only from the shard
+ * its map places it in (docs/CONTRACTS.md). */
+static void new_key(const bench_t *b, inflight_t *w)
 {
     for (size_t i = 0; i < sizeof w->key; i++)
         w->key[i] = (uint8_t)('a' + random() % 26);
-    w->shard = (uint32_t)(random() % shards);
+    w->shard = ring_shard_for(b->ring, w->key, sizeof w->key);
+}
+
+/* A key of shard s: random keys until one lands there. */
+static void key_in(const bench_t *b, inflight_t *w, uint32_t s)
+{
+    do
+        new_key(b, w);
+    while (w->shard != s);
 }
 
 /* Receives one reply; returns its request id, follows NOT_LEADER hints (*retry = true). */
@@ -226,7 +238,7 @@ static int run_writes(bench_t *b)
     for (int i = 0; i < b->nodes; i++)
         zpoller_add(p, b->sock[i]);
     for (int c = 0; c < b->clients; c++) {
-        new_key(&w[c], b->shards);
+        new_key(b, &w[c]);
         w[c].rid = (uint64_t)c + 1;
         w[c].sent_us = zclock_usecs();
         send_put(b, &w[c], cid + (uint64_t)c, ++seq[c], val);
@@ -260,7 +272,7 @@ static int run_writes(bench_t *b)
                     lat[nlat++] = now - x->sent_us;
             }
             b->leader[x->shard] = x->node;
-            new_key(x, b->shards);
+            new_key(b, x);
             x->sent_us = now;
             send_put(b, x, cid + rid - 1, ++seq[rid - 1], val);
         } else {
@@ -320,8 +332,8 @@ static int wait_leaders(bench_t *b)
     for (int s = 0; s < b->shards; s++) {
         bool ok = false;
         while (!ok && zclock_mono() < until) {
-            inflight_t w = {.rid = 1, .shard = (uint32_t)s};
-            memcpy(w.key, "leader-probe-key", 16);
+            inflight_t w = {.rid = 1};
+            key_in(b, &w, (uint32_t)s);
             uint8_t v = 'x';
             int vs = b->value_size;
             b->value_size = 1;
@@ -354,8 +366,8 @@ static int wait_leaders(bench_t *b)
 static int run_recovery(bench_t *b)
 {
     run_writes(b);
-    inflight_t w = {.rid = 1, .shard = 0};
-    memcpy(w.key, "recovery-probe-k", 16);
+    inflight_t w = {.rid = 1};
+    key_in(b, &w, 0);
     uint8_t v = 'r';
     int vs = b->value_size;
     b->value_size = 1;
@@ -479,6 +491,11 @@ int main(int argc, char **argv)
             return 1;
     } else
         mkdir(b.dir, 0755);
+    b.ring = ring_new(64);
+    for (int s = 0; b.ring && s < b.shards; s++)
+        ring_add_shard(b.ring, (uint32_t)s);
+    if (!b.ring)
+        return 1;
     start_cluster(&b);
     int rc = wait_leaders(&b);
     if (rc)
@@ -486,5 +503,6 @@ int main(int argc, char **argv)
     else
         rc = b.idle ? run_idle(&b) : b.recovery ? run_recovery(&b) : run_writes(&b);
     stop_cluster(&b);
+    ring_destroy(&b.ring);
     return rc ? 1 : 0;
 }

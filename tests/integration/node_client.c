@@ -2,6 +2,15 @@
  * for the node integration tests and the node benchmark; it does not use libshoal so the
  * node can be tested on its own.
  *
+ * Keys and shards: a node serves a key only from the shard its shard map places it in
+ * (docs/CONTRACTS.md), while these tests name the shard they exercise. So a KEY below is
+ * the name a test gives: the tool asks the nodes for their map (the first to answer) and
+ * stores KEY itself when the map places it in shard S, else KEY~N with the smallest N
+ * (1, 2, ...) that it places there; scan and changes print names with such a "~N" suffix
+ * cut off. A test therefore writes, reads and scans the names it chose in the shard it
+ * chose, through the node's real checks. Keys of the metadata group (not on the ring) are
+ * sent as they are.
+ *
  *   node_client [--timeout MS] [--attempt MS] [--node I | --only I] ENDPOINTS CMD ARGS...
  *     --node I    ask node I first, then follow NOT_LEADER hints
  *     --only I    ask node I only: a NOT_LEADER answer is final (exit 4)
@@ -29,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/ring.h"
+#include "proto/admin.pb-c.h"
 #include "proto/codec.h"
 #include "proto/events.pb-c.h"
 
@@ -43,6 +54,8 @@ typedef struct {
     int timeout_ms;
     int attempt_ms; /* silence after which a request is sent again */
     int only;       /* >= 0: every attempt goes to this node, NOT_LEADER is an answer */
+    ring_t *ring;   /* the nodes' shard map as a ring (placed_key), fetched on first use */
+    char placed[8192];
 } client_t;
 
 static int node_of_endpoint(client_t *c, const char *ep)
@@ -51,6 +64,78 @@ static int node_of_endpoint(client_t *c, const char *ep)
         if (streq(c->ep[i], ep))
             return i;
     return -1;
+}
+
+/* The ring of the shard map the first node to answer holds (admin shard_map), built as
+ * the nodes build theirs (ShardInfo.points, else vnodes_per_shard derived points); NULL
+ * when no node answers within the client's timeout. */
+static ring_t *fetch_ring(client_t *c)
+{
+    Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+    Shoal__ShardMapRequest sm = SHOAL__SHARD_MAP_REQUEST__INIT;
+    req.request_id = ++c->rid;
+    req.op_case = SHOAL__ADMIN_REQUEST__OP_SHARD_MAP;
+    req.shard_map = &sm;
+    Shoal__Frame f = shoal_admin_frame(&req);
+    size_t len;
+    uint8_t *buf = shoal_frame_encode(&f, &len);
+    zpoller_t *p = zpoller_new(NULL);
+    for (int i = 0; i < c->n; i++) {
+        zmq_send(zsock_resolve(c->sock[i]), buf, len, ZMQ_DONTWAIT);
+        zpoller_add(p, c->sock[i]);
+    }
+    free(buf);
+    ring_t *ring = NULL;
+    for (int64_t until = zclock_mono() + c->timeout_ms; !ring && zclock_mono() < until;) {
+        zsock_t *s = zpoller_wait(p, (int)(until - zclock_mono()));
+        if (!s)
+            break;
+        zframe_t *fr = zframe_recv(s);
+        Shoal__Frame *resp = NULL;
+        char err[128];
+        if (fr &&
+            shoal_frame_decode(zframe_data(fr), zframe_size(fr), &resp, err, sizeof err) == 0 &&
+            resp->body_case == SHOAL__FRAME__BODY_ADMIN_RESP &&
+            resp->admin_resp->request_id == req.request_id && resp->admin_resp->shard_map) {
+            const Shoal__ShardMap *m = resp->admin_resp->shard_map;
+            ring = ring_new(m->vnodes_per_shard ? m->vnodes_per_shard : 64);
+            for (size_t k = 0; ring && k < m->n_shards; k++) {
+                const Shoal__ShardInfo *si = m->shards[k];
+                if (si->n_points)
+                    ring_add_points(ring, si->id, si->points, si->n_points);
+                else
+                    ring_add_shard(ring, si->id);
+            }
+        }
+        shoal_frame_free(&resp);
+        zframe_destroy(&fr);
+    }
+    zpoller_destroy(&p);
+    return ring;
+}
+
+/* The key to store a test's key name under in shard (see the head comment): name, or
+ * name~N. Borrowed from c (valid until the next call); NULL when no node told its map. */
+static const char *placed_key(client_t *c, uint32_t shard, const char *name)
+{
+    if (!c->ring && !(c->ring = fetch_ring(c)))
+        return NULL;
+    size_t len = strlen(name);
+    if (!ring_has_shard(c->ring, shard) || len + 12 > sizeof c->placed)
+        return name;
+    memcpy(c->placed, name, len + 1);
+    for (unsigned i = 1; ring_shard_for(c->ring, c->placed, strlen(c->placed)) != shard; i++)
+        snprintf(c->placed + len, sizeof c->placed - len, "~%u", i);
+    return c->placed;
+}
+
+/* A stored key's length without the ~N suffix placed_key may have added. */
+static int name_len(const uint8_t *k, size_t len)
+{
+    size_t i = len;
+    while (i > 0 && k[i - 1] >= '0' && k[i - 1] <= '9')
+        i--;
+    return (int)(i > 0 && i < len && k[i - 1] == '~' ? i - 1 : len);
 }
 
 /* One attempt: send req to node i, wait up to ms for the reply with the same request id. */
@@ -145,7 +230,13 @@ static int do_put(client_t *c, uint32_t shard, const char *k, const char *v, boo
 {
     Shoal__ClientRequest req = SHOAL__CLIENT_REQUEST__INIT;
     Shoal__PutRequest put = SHOAL__PUT_REQUEST__INIT;
-    put.key = bin(k);
+    const char *pk = placed_key(c, shard, k);
+    if (!pk) {
+        if (!quiet)
+            fprintf(stderr, "put %s: no node told its shard map\n", k);
+        return 3;
+    }
+    put.key = bin(pk);
     put.value = bin(v);
     req.client_id = c->client_id;
     req.seq = ++c->seq;
@@ -170,7 +261,10 @@ static int do_get(client_t *c, uint32_t shard, const char *k, bool stale, char *
 {
     Shoal__ClientRequest req = SHOAL__CLIENT_REQUEST__INIT;
     Shoal__GetRequest get = SHOAL__GET_REQUEST__INIT;
-    get.key = bin(k);
+    const char *pk = placed_key(c, shard, k);
+    if (!pk)
+        return 3;
+    get.key = bin(pk);
     get.stale = stale;
     req.client_id = c->client_id;
     req.shard = shard;
@@ -201,11 +295,13 @@ static int do_simple(client_t *c, Shoal__ClientRequest *req, bool print_value)
     if (print_value && r->value.len)
         printf("%.*s\n", (int)r->value.len, (char *)r->value.data);
     for (size_t i = 0; i < r->n_kvs; i++)
-        printf("%.*s\t%.*s\n", (int)r->kvs[i]->key.len, (char *)r->kvs[i]->key.data,
-               (int)r->kvs[i]->value.len, (char *)r->kvs[i]->value.data);
+        printf("%.*s\t%.*s\n", name_len(r->kvs[i]->key.data, r->kvs[i]->key.len),
+               (char *)r->kvs[i]->key.data, (int)r->kvs[i]->value.len,
+               (char *)r->kvs[i]->value.data);
     for (size_t i = 0; i < r->n_changes; i++)
         printf("%llu\t%s\t%.*s\n", (unsigned long long)r->changes[i]->index,
-               r->changes[i]->is_delete ? "del" : "put", (int)r->changes[i]->key.len,
+               r->changes[i]->is_delete ? "del" : "put",
+               name_len(r->changes[i]->key.data, r->changes[i]->key.len),
                (char *)r->changes[i]->key.data);
     int rc = status_exit(r);
     if (rc)
@@ -376,6 +472,7 @@ static int find_leader(client_t *c, uint32_t shard)
             one.timeout_ms = 1000;
             int rc = do_get(&one, shard, "leader-probe", false, NULL);
             c->rid = one.rid;
+            c->ring = one.ring; /* fetched by the copy, if not before */
             if (rc == 0 || rc == 1)
                 return best;
         }
@@ -448,6 +545,10 @@ int main(int argc, char **argv)
     Shoal__ChangesRequest ch = SHOAL__CHANGES_REQUEST__INIT;
     if (n >= 1)
         req.shard = (uint32_t)strtoul(v[0], NULL, 10);
+    /* del, cas and batch name a key second (a batch's first one fetches the map) */
+    bool keyed = n >= 2 && (streq(cmd, "del") || streq(cmd, "cas") || streq(cmd, "cas-absent") ||
+                            streq(cmd, "batch"));
+    const char *key = NULL;
     if (streq(cmd, "put") && n == 3)
         rc = do_put(&c, req.shard, v[1], v[2], false);
     else if (streq(cmd, "get") && (n == 2 || n == 3)) {
@@ -456,13 +557,16 @@ int main(int argc, char **argv)
         if (val)
             printf("%s\n", val);
         free(val);
+    } else if (keyed && !(key = placed_key(&c, req.shard, v[1]))) {
+        fprintf(stderr, "%s: no node told its shard map\n", cmd);
+        rc = 3;
     } else if (streq(cmd, "del") && n == 2) {
-        del.key = bin(v[1]);
+        del.key = bin(key);
         req.op_case = SHOAL__CLIENT_REQUEST__OP_DEL;
         req.del = &del;
         rc = do_simple(&c, &req, false);
     } else if ((streq(cmd, "cas") && n == 4) || (streq(cmd, "cas-absent") && n == 3)) {
-        cas.key = bin(v[1]);
+        cas.key = bin(key);
         cas.expect_absent = n == 3;
         cas.expected = n == 4 ? bin(v[2]) : bin("");
         cas.value = bin(v[n - 1]);
@@ -490,10 +594,12 @@ int main(int argc, char **argv)
         Shoal__BatchRequest br = SHOAL__BATCH_REQUEST__INIT;
         Shoal__BatchOp *bo = calloc(ops, sizeof *bo), **bop = calloc(ops, sizeof *bop);
         Shoal__PutRequest *pr = calloc(ops, sizeof *pr);
+        char **keys = calloc(ops, sizeof *keys);
         for (size_t i = 0; i < ops; i++) {
             shoal__batch_op__init(&bo[i]);
             shoal__put_request__init(&pr[i]);
-            pr[i].key = bin(v[1 + 2 * i]);
+            keys[i] = strdup(placed_key(&c, req.shard, v[1 + 2 * i])); /* fetched above */
+            pr[i].key = bin(keys[i]);
             pr[i].value = bin(v[2 + 2 * i]);
             bo[i].op_case = SHOAL__BATCH_OP__OP_PUT;
             bo[i].put = &pr[i];
@@ -504,6 +610,9 @@ int main(int argc, char **argv)
         req.op_case = SHOAL__CLIENT_REQUEST__OP_BATCH;
         req.batch = &br;
         rc = do_simple(&c, &req, false);
+        for (size_t i = 0; i < ops; i++)
+            free(keys[i]);
+        free(keys);
         free(bo);
         free(bop);
         free(pr);
@@ -522,6 +631,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "node_client: bad command or arguments: %s\n", cmd);
     for (int i = 0; i < c.n; i++)
         zsock_destroy(&c.sock[i]);
+    ring_destroy(&c.ring);
     free(eps);
     return rc;
 }

@@ -469,6 +469,59 @@ static void test_split(void **state)
     shardmap_free(&m);
 }
 
+/* The node's key check (node.c keys_fit): the map's ring is the broker's, and a key fits
+ * the shard that owns it, or the source of a split still open that took it. */
+static void test_key_fits(void **state)
+{
+    (void)state;
+    Shoal__ShardMap *m = shardmap_fixture_four();
+    ring_t *r0 = shardmap_ring(m), *same = ring_new(m->vnodes_per_shard);
+    assert_non_null(r0);
+    for (uint32_t s = 0; s < 4; s++)
+        assert_int_equal(ring_add_shard(same, s), 0);
+    char k[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(k, sizeof k, "key-%d", i);
+        uint32_t o = ring_shard_for(r0, k, strlen(k));
+        assert_int_equal(o, ring_shard_for(same, k, strlen(k)));
+        for (uint32_t s = 0; s < 5; s++)
+            assert_int_equal(shardmap_key_fits(m, s, o), s == o);
+        assert_false(shardmap_key_fits(m, SHOAL_META_GROUP, o)); /* not on the ring */
+    }
+    assert_false(shardmap_key_fits(m, 0, RING_NO_SHARD));
+    ring_destroy(&same);
+
+    char err[256] = "";
+    uint32_t id = 0;
+    assert_int_equal(shardmap_split(m, 0, &id, err, sizeof err), 0);
+    assert_int_equal(id, 4);
+    ring_t *r1 = shardmap_ring(m); /* from the split's explicit points */
+    assert_non_null(r1);
+    int moved = 0;
+    for (int i = 0; i < 2000; i++) {
+        snprintf(k, sizeof k, "key-%d", i);
+        uint32_t o0 = ring_shard_for(r0, k, strlen(k)), o1 = ring_shard_for(r1, k, strlen(k));
+        if (o0 != 0) { /* only the source's keys move */
+            assert_int_equal(o1, o0);
+            continue;
+        }
+        assert_true(o1 == 0 || o1 == 4);
+        moved += o1 == 4;
+        /* while the split is open the source still serves every key it had */
+        assert_true(shardmap_key_fits(m, 0, o1));
+        assert_int_equal(shardmap_key_fits(m, 4, o1), o1 == 4);
+        assert_false(shardmap_key_fits(m, 1, o1));
+    }
+    assert_true(moved > 0);
+    assert_true(shardmap_close_split(m, 4));
+    assert_false(shardmap_key_fits(m, 0, 4)); /* closed: the key is shard 4's alone */
+    assert_true(shardmap_key_fits(m, 4, 4));
+    assert_true(shardmap_key_fits(m, 0, 0));
+    ring_destroy(&r0);
+    ring_destroy(&r1);
+    shardmap_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -478,6 +531,7 @@ int main(void)
         cmocka_unit_test(test_add_node),
         cmocka_unit_test(test_remove_node),
         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_key_fits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
