@@ -9,6 +9,7 @@ if(TARGET shoald AND TARGET shoal-broker AND TARGET shoal)
     set(CHAOS_SHORT --duration 25 --writers 6)
   endif()
   shoal_add_test(NAME chaos_cluster SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/chaos_cluster.c
+                 ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_proc.c
                  LIBS shoal Threads::Threads LABELS integration TIMEOUT 300 ARGS ${CHAOS_SHORT})
   set_tests_properties(chaos_cluster PROPERTIES RUN_SERIAL ON)
   # the checks themselves: a planted lost write and doubled increment must be reported
@@ -30,6 +31,7 @@ if(TARGET shoald AND TARGET shoal-broker AND TARGET shoal)
   endif()
   shoal_add_test(NAME cluster_linearizable
                  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_linearizable.c
+                         ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_proc.c
                  LIBS shoal Threads::Threads LABELS integration TIMEOUT 300 ARGS ${LIN_SHORT})
   set_tests_properties(cluster_linearizable PROPERTIES RUN_SERIAL ON)
   add_test(NAME cluster_linearizable_long COMMAND cluster_linearizable --duration 120 --clients 12)

@@ -44,9 +44,7 @@
  *                 [--snapshot-entries N]
  * Needs SHOAL_BUILD_DIR (the build tree with tools/shoalctl, actors/shoald,
  * broker/shoal-broker). Exit 0 when every check passed, 1 otherwise. */
-#define _GNU_SOURCE /* pipe2 */
-#include <dirent.h>
-#include <errno.h>
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -61,13 +59,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-
 #include "broker/shoal.h"
+#include "cluster_proc.h"
 
 #define NODES 3
 #define SHARDS 4
@@ -104,8 +97,6 @@ typedef struct {
     int snap_trailing;          /* storage/snapshot_trailing_entries with snap_entries */
 } run_t;
 
-static run_t *g_run; /* for the watchdog's message only */
-
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -116,27 +107,6 @@ static int64_t mono_ms(void)
 static double since(run_t *run)
 {
     return (double)(mono_ms() - run->t0) / 1000.0;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-static int rnd_range(uint64_t *s, int lo, int hi) /* [lo, hi] */
-{
-    return lo + (int)(xorshift(s) % (uint64_t)(hi - lo + 1));
 }
 
 static void note(run_t *run, const char *fmt, ...)
@@ -171,195 +141,35 @@ static void fail(run_t *run, const char *fmt, ...)
     pthread_mutex_unlock(&run->lock);
 }
 
-/* ---- processes ---------------------------------------------------------------------- */
-
-static bool alive(pid_t pid)
-{
-    if (pid <= 0 || kill(pid, 0) != 0)
-        return false;
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *p = strrchr(buf, ')'); /* state follows the command name */
-    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
-}
-
-static pid_t read_pid(const char *dir, const char *name)
-{
-    char path[1400]; /* dir (<= 1024) + name (<= 256) + "/pids/.pid" */
-    if (snprintf(path, sizeof path, "%s/pids/%s.pid", dir, name) >= (int)sizeof path)
-        return 0;
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return pid;
-}
-
-static pid_t node_pid(run_t *run, int i)
-{
-    char name[32];
-    snprintf(name, sizeof name, "node-%d", i);
-    return read_pid(run->dir, name);
-}
-
-/* Kills (SIGKILL) every process named by a pid file of dir. Async-signal-safe enough for
- * the guardian: no allocation beyond opendir/fopen. */
-static void kill_all(const char *dir)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/pids", dir);
-    DIR *d = opendir(path);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n < 5 || strcmp(e->d_name + n - 4, ".pid") != 0)
-            continue;
-        char name[256];
-        snprintf(name, sizeof name, "%.*s", (int)(n - 4), e->d_name);
-        pid_t pid = read_pid(dir, name);
-        if (pid > 0) {
-            kill(pid, SIGCONT);
-            kill(pid, SIGKILL);
-        }
-    }
-    closedir(d);
-}
-
-static int shell(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
-}
+/* ---- processes (the shared helpers are in cluster_proc.c) ---------------------------- */
 
 /* shoalctl with its output appended to DIR/logs/chaos-ctl.log; returns its exit code. */
+static int ctl(run_t *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int ctl(run_t *run, const char *fmt, ...)
 {
-    char args[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = cluster_vctl(run->ctl, run->dir, "chaos-ctl.log", fmt, ap);
     va_end(ap);
-    return shell("%s %s >>%s/logs/chaos-ctl.log 2>&1 </dev/null", run->ctl, args, run->dir);
+    return rc;
 }
 
 /* Copies the logs of a failed run next to the folder (which is then removed). */
 static void keep_logs(const char *dir, uint64_t seed)
 {
-    char cmd[1400];
-    snprintf(cmd, sizeof cmd, "cp -r %s/logs /tmp/shoal-chaos-logs.%" PRIu64 ".%d 2>/dev/null",
-             dir, seed, (int)getpid());
-    if (system(cmd) == 0)
-        fprintf(stderr, "logs kept in /tmp/shoal-chaos-logs.%" PRIu64 ".%d\n", seed,
-                (int)getpid());
+    char dest[128];
+    snprintf(dest, sizeof dest, "/tmp/shoal-chaos-logs.%" PRIu64 ".%d", seed, (int)getpid());
+    cluster_keep_logs(dir, dest);
 }
 
-static void remove_dir(const char *dir)
+/* What the guardian does when this process is gone and the folder is still there, before
+ * it removes the folder: say so and keep the logs. */
+static void guardian_gone(const char *dir, void *arg)
 {
-    if (getenv("KEEP_DIR")) {
-        fprintf(stderr, "KEEP_DIR: %s kept\n", dir);
-        return;
-    }
-    char cmd[1400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-}
-
-/* The guardian: a process forked before anything else that waits for this one to go
- * (its end of a pipe closes however we die) and then kills what is left and removes the
- * folder. On the normal path the folder is gone by then and it has nothing to do. */
-static void start_guardian(const char *dir, uint64_t seed)
-{
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        perror("pipe2");
-        exit(1);
-    }
-    pid_t g = fork();
-    if (g < 0) {
-        perror("fork");
-        exit(1);
-    }
-    if (g == 0) {
-        setpgid(0, 0); /* not killed with our process group */
-        signal(SIGINT, SIG_IGN);
-        signal(SIGTERM, SIG_IGN);
-        close(fds[1]);
-        for (;;) {
-            char c;
-            ssize_t n = read(fds[0], &c, 1);
-            if (n == 0 || (n < 0 && errno != EINTR))
-                break;
-        }
-        struct stat st;
-        if (stat(dir, &st) == 0) {
-            /* again over 2 s: a `cluster start-node` we had running may still start one */
-            for (int i = 0; i < 5; i++) {
-                kill_all(dir);
-                sleep_ms(500);
-            }
-            fprintf(stderr, "chaos guardian: test process gone, cleaning %s (seed %" PRIu64 ")\n",
-                    dir, seed);
-            keep_logs(dir, seed);
-            remove_dir(dir);
-        }
-        _exit(0);
-    }
-    close(fds[0]); /* the write end stays open (close-on-exec) for our lifetime */
-}
-
-static void on_alarm(int sig)
-{
-    char msg[160];
-    int n = snprintf(msg, sizeof msg,
-                     "FAIL: chaos_cluster hung past its watchdog (seed %" PRIu64 ")\n",
-                     g_run ? g_run->seed : 0);
-    if (write(2, msg, (size_t)n) < 0)
-        _exit(1);
-    _exit(1);
-}
-
-static bool port_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-/* A base port P with P..P+2 (broker client, XPUB, dashboard) and P+100..P+105 (nodes) free. */
-static int pick_base(void)
-{
-    uint64_t s = (uint64_t)getpid() * 2654435761u ^ (uint64_t)mono_ms();
-    for (int i = 0; i < 1000; i++) {
-        int b = 20000 + (int)(xorshift(&s) % 200) * 200;
-        bool ok = port_free(b) && port_free(b + 1) && port_free(b + 2);
-        for (int p = b + 100; ok && p < b + 100 + 2 * NODES; p++)
-            ok = port_free(p);
-        if (ok)
-            return b;
-    }
-    return 0;
+    run_t *run = arg;
+    fprintf(stderr, "chaos guardian: test process gone, cleaning %s (seed %" PRIu64 ")\n", dir,
+            run->seed);
+    keep_logs(dir, run->seed);
 }
 
 static void broker_start(run_t *run)
@@ -391,17 +201,11 @@ static void broker_start(run_t *run)
     }
 }
 
-static void reap_children(void)
-{
-    while (waitpid(-1, NULL, WNOHANG) > 0)
-        ;
-}
-
 static void wait_gone(pid_t pid, int ms)
 {
-    for (int t = 0; t < ms && alive(pid); t += 10) {
-        reap_children();
-        sleep_ms(10);
+    for (int t = 0; t < ms && cluster_pid_alive(pid); t += 10) {
+        cluster_reap();
+        cluster_sleep_ms(10);
     }
 }
 
@@ -445,7 +249,7 @@ static int64_t wait_caught_up(run_t *run, shoal_t *c, int ms, char *why, size_t 
         char err[256];
         if (shoal_status(c, false, &cl, err, sizeof err) != SHOAL_STATUS_OK) {
             snprintf(why, whylen, "status: %.100s", err);
-            sleep_ms(100);
+            cluster_sleep_ms(100);
             continue;
         }
         bool done = have_target && cl.n_shards == SHARDS;
@@ -476,7 +280,7 @@ static int64_t wait_caught_up(run_t *run, shoal_t *c, int ms, char *why, size_t 
         shoal_cluster_clear(&cl);
         if (done)
             return mono_ms() - start;
-        sleep_ms(50);
+        cluster_sleep_ms(50);
     }
     return -1;
 }
@@ -579,7 +383,7 @@ static long pick_key(writer_t *w, int state)
     if (!w->n_keys)
         return -1;
     for (int tries = 0; tries < 8; tries++) {
-        size_t i = xorshift(&w->rng) % w->n_keys;
+        size_t i = cluster_xorshift(&w->rng) % w->n_keys;
         if (w->keys[i].acked == state && !w->keys[i].amb)
             return (long)i;
     }
@@ -728,14 +532,14 @@ static void *writer_main(void *arg)
     }
     shoal_set_timeout(c, OP_TIMEOUT_MS);
     while (!atomic_load(&w->run->stop_writers)) {
-        int r = rnd_range(&w->rng, 0, 99);
+        int r = cluster_rnd(&w->rng, 0, 99);
         long i = -1;
         if (r >= 85) {
-            do_incr(w, c, rnd_range(&w->rng, 0, NCTR - 1));
+            do_incr(w, c, cluster_rnd(&w->rng, 0, NCTR - 1));
             continue;
         }
         if (r >= 77) { /* read one of its own keys back: no one else writes it */
-            i = pick_key(w, rnd_range(&w->rng, 0, 3) ? ST_LIVE : ST_GONE);
+            i = pick_key(w, cluster_rnd(&w->rng, 0, 3) ? ST_LIVE : ST_GONE);
             if (i >= 0)
                 do_read(w, c, (size_t)i);
             continue;
@@ -764,88 +568,89 @@ static const char *fault_name[] = {"kill-node", "sigstop-node", "kill-broker", "
 static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until)
 {
     while (mono_ms() < until && !run->failures) {
-        sleep_ms(rnd_range(rng, 200, 1200));
-        int r = rnd_range(rng, 0, 99);
+        cluster_sleep_ms(cluster_rnd(rng, 200, 1200));
+        int r = cluster_rnd(rng, 0, 99);
         int f = r < 33   ? F_KILL_NODE
                 : r < 56 ? F_STOP_NODE
                 : r < 70 ? F_KILL_BROKER
                 : r < 90 ? F_TRANSFER
                          : F_SNAPSHOT;
-        int node = rnd_range(rng, 0, NODES - 1);
-        int hold = f == F_KILL_NODE ? rnd_range(rng, 300, 3000)
-                   : f == F_STOP_NODE ? rnd_range(rng, 500, 2500)
-                                      : rnd_range(rng, 0, 1000);
+        int node = cluster_rnd(rng, 0, NODES - 1);
+        int hold = f == F_KILL_NODE   ? cluster_rnd(rng, 300, 3000)
+                   : f == F_STOP_NODE ? cluster_rnd(rng, 500, 2500)
+                                      : cluster_rnd(rng, 0, 1000);
         run->faults[f]++;
         if (f == F_KILL_NODE) {
-            pid_t pid = node_pid(run, node);
+            pid_t pid = cluster_node_pid(run->dir, node);
             int rc = ctl(run, "cluster stop-node --dir %s %d --kill", run->dir, node);
             note(run, "kill -9 node %d (pid %d)%s; restart in %d ms", node, (int)pid,
                  rc ? " [stop-node failed]" : "", hold);
             if (rc)
                 fail(run, "cluster stop-node --kill %d exited %d", node, rc);
-            sleep_ms(hold);
+            cluster_sleep_ms(hold);
             int64_t t = mono_ms();
             rc = ctl(run, "cluster start-node --dir %s %d", run->dir, node);
-            note(run, "start node %d: exit %d in %" PRId64 " ms (pid %d)", node, rc,
-                 mono_ms() - t, (int)node_pid(run, node));
+            note(run, "start node %d: exit %d in %" PRId64 " ms (pid %d)", node, rc, mono_ms() - t,
+                 (int)cluster_node_pid(run->dir, node));
             if (rc)
                 fail(run, "cluster start-node %d exited %d (see logs/node-%d.log)", node, rc,
                      node);
-            if (!rc && rnd_range(rng, 0, 99) < 25) { /* again, while it recovers */
-                int again = rnd_range(rng, 0, 700);
-                sleep_ms(again);
+            if (!rc && cluster_rnd(rng, 0, 99) < 25) { /* again, while it recovers */
+                int again = cluster_rnd(rng, 0, 700);
+                cluster_sleep_ms(again);
                 rc = ctl(run, "cluster stop-node --dir %s %d --kill", run->dir, node);
                 note(run, "kill -9 node %d again %d ms after its restart", node, again);
-                sleep_ms(rnd_range(rng, 100, 1000));
+                cluster_sleep_ms(cluster_rnd(rng, 100, 1000));
                 rc = rc ? rc : ctl(run, "cluster start-node --dir %s %d", run->dir, node);
-                note(run, "start node %d: exit %d (pid %d)", node, rc, (int)node_pid(run, node));
+                note(run, "start node %d: exit %d (pid %d)", node, rc,
+                     (int)cluster_node_pid(run->dir, node));
                 if (rc)
                     fail(run, "second kill and restart of node %d: exit %d (see "
                               "logs/node-%d.log)", node, rc, node);
             }
         } else if (f == F_STOP_NODE) {
-            pid_t pid = node_pid(run, node);
-            if (!alive(pid)) {
+            pid_t pid = cluster_node_pid(run->dir, node);
+            if (!cluster_pid_alive(pid)) {
                 fail(run, "node %d (pid %d) is not running before SIGSTOP", node, (int)pid);
                 continue;
             }
             note(run, "SIGSTOP node %d (pid %d) for %d ms", node, (int)pid, hold);
             run->stopped = pid;
             kill(pid, SIGSTOP);
-            sleep_ms(hold);
+            cluster_sleep_ms(hold);
             kill(pid, SIGCONT);
             run->stopped = 0;
             note(run, "SIGCONT node %d", node);
         } else if (f == F_KILL_BROKER) {
-            pid_t pid = read_pid(run->dir, "broker");
-            if (!alive(pid)) {
+            pid_t pid = cluster_read_pid(run->dir, "broker");
+            if (!cluster_pid_alive(pid)) {
                 fail(run, "broker (pid %d) is not running before its kill", (int)pid);
                 continue;
             }
             kill(pid, SIGKILL);
             wait_gone(pid, 3000);
             note(run, "kill -9 broker (pid %d); new broker in %d ms", (int)pid, hold);
-            sleep_ms(hold);
+            cluster_sleep_ms(hold);
             broker_start(run);
             note(run, "broker started (pid %d)", (int)run->broker_child);
         } else if (f == F_TRANSFER) {
-            uint32_t shard = (uint32_t)rnd_range(rng, 0, SHARDS - 1);
+            uint32_t shard = (uint32_t)cluster_rnd(rng, 0, SHARDS - 1);
             char err[256] = "";
             int st = shoal_admin_transfer_leader(admin, shard, (uint64_t)node, err, sizeof err);
             note(run, "transfer leader of shard %u to node %d: %s %s", shard, node,
                  shoal_status_str(st), st ? err : "");
         } else { /* a snapshot (and log truncation) of one shard, now */
-            int64_t shard = rnd_range(rng, 0, SHARDS - 1);
+            int64_t shard = cluster_rnd(rng, 0, SHARDS - 1);
             char err[256] = "";
             int st = shoal_admin_snapshot(admin, shard, err, sizeof err);
             note(run, "snapshot of shard %" PRId64 ": %s %s", shard, shoal_status_str(st),
                  st ? err : "");
         }
-        reap_children();
+        cluster_reap();
         /* One fault at a time. Mostly the next waits until every node is back and caught
          * up; sometimes it hits while a restarted node is still catching up (still never
          * more than one node down). */
-        if (rnd_range(rng, 0, 99) < 30) {
+        if (cluster_rnd(rng, 0, 99) < 30) {
             note(run, "next fault without waiting for catch-up");
             continue;
         }
@@ -908,7 +713,7 @@ static bool read_all_keys(run_t *run, shoal_t *c, writer_t *ws)
         if (!retry)
             return true;
         note(run, "check: %d reads to retry", retry);
-        sleep_ms(1000);
+        cluster_sleep_ms(1000);
     }
     return false;
 }
@@ -969,7 +774,7 @@ static void check_counters(run_t *run, shoal_t *c, writer_t *ws)
         int st = SHOAL_STATUS_UNAVAILABLE;
         for (int t = 0; t < 5 && (st = shoal_get(c, key, strlen(key), false, &r)) != 0; t++) {
             shoal_result_clear(&r);
-            sleep_ms(500);
+            cluster_sleep_ms(500);
         }
         if (st != SHOAL_STATUS_OK) {
             fail(run, "counter %s unreadable after the faults: %s", key, shoal_status_str(st));
@@ -1044,7 +849,7 @@ static void check_scan(run_t *run, shoal_t *c, writer_t *ws, uint64_t live)
             if (st == SHOAL_STATUS_OK)
                 break;
             shoal_result_clear(&r);
-            sleep_ms(500);
+            cluster_sleep_ms(500);
         }
         if (st != SHOAL_STATUS_OK) {
             fail(run, "scan from %s failed: %s", start, shoal_status_str(st));
@@ -1143,10 +948,12 @@ static void check_logs(run_t *run)
     snprintf(cmd, sizeof cmd,
              "grep -l -E 'runtime error|AddressSanitizer|LeakSanitizer|ThreadSanitizer' "
              "%s/logs/*.log >/dev/null 2>&1", run->dir);
-    if (shell("%s", cmd) == 0) {
+    if (cluster_shell("%s", cmd) == 0) {
         fail(run, "sanitizer report in a log:");
-        shell("grep -h -A25 -E 'runtime error|AddressSanitizer|LeakSanitizer' %s/logs/*.log "
-              "| head -60 >&2", run->dir);
+        cluster_shell(
+            "grep -h -A25 -E 'runtime error|AddressSanitizer|LeakSanitizer' %s/logs/*.log "
+            "| head -60 >&2",
+            run->dir);
     }
 }
 
@@ -1196,18 +1003,17 @@ int main(int argc, char **argv)
     if (run->snap_entries < 0) { /* by the seed: half the runs snapshot often */
         uint64_t s = run->seed ^ 0x5eed;
         static const int choice[] = {0, 0, 0, 200, 500, 2000};
-        run->snap_entries = choice[xorshift(&s) % 6];
+        run->snap_entries = choice[cluster_xorshift(&s) % 6];
     }
     if (run->snap_entries) { /* few entries kept behind a snapshot: restarted nodes need one */
         uint64_t s = run->seed ^ 0x7a11;
-        run->snap_trailing = xorshift(&s) % 2 ? 0 : run->snap_entries / 4;
+        run->snap_trailing = cluster_xorshift(&s) % 2 ? 0 : run->snap_entries / 4;
     }
     run->build = getenv("SHOAL_BUILD_DIR");
     if (!run->build) {
         fprintf(stderr, "set SHOAL_BUILD_DIR\n");
         return 2;
     }
-    g_run = run;
     pthread_mutex_init(&run->lock, NULL);
     run->t0 = mono_ms();
     fprintf(stderr, "chaos_cluster: seed %" PRIu64 ", %d s of faults, %d writers, "
@@ -1220,20 +1026,22 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
-    start_guardian(run->dir, run->seed);
-    signal(SIGALRM, on_alarm);
-    alarm((unsigned)(run->duration_s + 150)); /* faults + heal + checks, well within ctest's */
+    cluster_start_guardian(run->dir, guardian_gone, run);
+    /* faults + heal + checks, well within ctest's timeout */
+    cluster_watchdog((unsigned)(run->duration_s + 150),
+                     "FAIL: chaos_cluster hung past its watchdog (seed %" PRIu64 ")\n", run->seed);
     snprintf(run->ctl, sizeof run->ctl, "%s/tools/shoalctl", run->build);
-    run->base = pick_base();
+    run->base = cluster_pick_base(NODES, 0);
     snprintf(run->broker_ep, sizeof run->broker_ep, "tcp://127.0.0.1:%d", run->base);
     char cdir[1200];
     snprintf(cdir, sizeof cdir, "%s", run->dir);
-    int rc = shell("%s cluster up --dir %s --nodes %d --shards %d --replicas 3 --base-port %d "
-                   "--timeout 60000 >%s/up.out 2>&1", run->ctl, cdir, NODES, SHARDS, run->base,
-                   cdir);
+    int rc =
+        cluster_shell("%s cluster up --dir %s --nodes %d --shards %d --replicas 3 --base-port %d "
+                      "--timeout 60000 >%s/up.out 2>&1",
+                      run->ctl, cdir, NODES, SHARDS, run->base, cdir);
     if (rc != 0) {
         fail(run, "cluster up exited %d", rc);
-        shell("cat %s/up.out >&2", cdir);
+        cluster_shell("cat %s/up.out >&2", cdir);
     }
     shoal_t *admin = shoal_connect(run->broker_ep);
     shoal_set_timeout(admin, 5000);
@@ -1241,9 +1049,9 @@ int main(int argc, char **argv)
         /* frequent snapshots: log truncation and InstallSnapshot under the faults */
         rc = ctl(run, "cluster stop-node --dir %s %d", run->dir, i);
         rc = rc ? rc
-                : shell("sed -i 's/^storage$/storage\\n    snapshot_entries = %d\\n"
-                        "    snapshot_trailing_entries = %d/' %s/node-%d.cfg",
-                        run->snap_entries, run->snap_trailing, cdir, i);
+                : cluster_shell("sed -i 's/^storage$/storage\\n    snapshot_entries = %d\\n"
+                                "    snapshot_trailing_entries = %d/' %s/node-%d.cfg",
+                                run->snap_entries, run->snap_trailing, cdir, i);
         rc = rc ? rc : ctl(run, "cluster start-node --dir %s %d", run->dir, i);
         if (rc)
             fail(run, "restart of node %d with snapshot_entries = %d failed (%d)", i,
@@ -1287,11 +1095,11 @@ int main(int argc, char **argv)
         if (run->stopped)
             kill(run->stopped, SIGCONT);
         for (int i = 0; i < NODES; i++)
-            if (!alive(node_pid(run, i))) {
+            if (!cluster_pid_alive(cluster_node_pid(run->dir, i))) {
                 fail(run, "node %d is not running after the faults (died on its own?)", i);
                 ctl(run, "cluster start-node --dir %s %d", run->dir, i);
             }
-        if (!alive(read_pid(run->dir, "broker"))) {
+        if (!cluster_pid_alive(cluster_read_pid(run->dir, "broker"))) {
             fail(run, "the broker is not running after the faults (died on its own?)");
             broker_start(run);
         }
@@ -1327,7 +1135,7 @@ int main(int argc, char **argv)
                      h.worst_lag);
                 break;
             }
-            sleep_ms(200);
+            cluster_sleep_ms(200);
         }
         shoal_destroy(&c);
         fprintf(stderr,
@@ -1343,7 +1151,7 @@ int main(int argc, char **argv)
             fail(run, "only %" PRIu64 " operations acknowledged: the cluster barely served",
                  acked);
         for (int i = 0; i < NODES; i++)
-            if (!alive(node_pid(run, i)))
+            if (!cluster_pid_alive(cluster_node_pid(run->dir, i)))
                 fail(run, "node %d died during the checks", i);
     }
     shoal_destroy(&admin);
@@ -1354,9 +1162,9 @@ int main(int argc, char **argv)
     rc = ctl(run, "cluster down --dir %s", run->dir);
     if (rc != 0)
         fail(run, "cluster down exited %d", rc);
-    reap_children();
-    kill_all(run->dir);
-    reap_children();
+    cluster_reap();
+    cluster_kill_all(run->dir);
+    cluster_reap();
     check_logs(run);
     if (!run->verbose) { /* always shown: ctest keeps it with the test's output */
         fprintf(stderr, "nemesis log (seed %" PRIu64 "):\n", run->seed);
@@ -1383,7 +1191,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "chaos_cluster: all checks passed (seed %" PRIu64 ", %.1f s)\n",
                 run->seed, since(run));
     }
-    remove_dir(run->dir);
+    cluster_remove_dir(run->dir);
     for (int i = 0; i < run->writers; i++) {
         free(ws[i].keys);
         for (int ctr = 0; ctr < NCTR; ctr++)

@@ -32,9 +32,6 @@
  * (for the checker); SHOAL_LINEARIZABLE_LONG=1 runs 60 s instead of the short default, and
  * LIN_SEED fixes the seed. Exit 0: linearizable and no crash; 1: a failure; 2: usage. */
 #define _GNU_SOURCE
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -48,13 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-
 #include "broker/shoal.h"
+#include "cluster_proc.h"
 
 #define NODES 3
 #define SHARDS 2
@@ -83,8 +75,6 @@ typedef struct {
     int faults;
 } run_t;
 
-static run_t *g_run;
-
 /* ---- helpers ------------------------------------------------------------------------ */
 
 static int64_t mono_ns(void)
@@ -97,27 +87,6 @@ static int64_t mono_ns(void)
 static double since(run_t *run)
 {
     return (double)(mono_ns() - run->t0_ns) / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-static int rnd(uint64_t *s, int lo, int hi) /* [lo, hi] */
-{
-    return lo + (int)(xorshift(s) % (uint64_t)(hi - lo + 1));
 }
 
 static void note(run_t *run, const char *fmt, ...)
@@ -144,170 +113,15 @@ static void fail(run_t *run, const char *fmt, ...)
     pthread_mutex_unlock(&run->lock);
 }
 
-static int shell(const char *fmt, ...)
-{
-    char cmd[6000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
-}
-
+/* shoalctl with its output appended to DIR/logs/lin-ctl.log; returns its exit code. */
+static int ctl(run_t *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int ctl(run_t *run, const char *fmt, ...)
 {
-    char args[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = cluster_vctl(run->ctl, run->dir, "lin-ctl.log", fmt, ap);
     va_end(ap);
-    return shell("%s %s >>%s/logs/lin-ctl.log 2>&1 </dev/null", run->ctl, args, run->dir);
-}
-
-static bool alive(pid_t pid)
-{
-    if (pid <= 0 || kill(pid, 0) != 0)
-        return false;
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
-}
-
-static pid_t read_pid(const char *dir, const char *name)
-{
-    char path[6000];
-    snprintf(path, sizeof path, "%s/pids/%s.pid", dir, name);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return pid;
-}
-
-static pid_t node_pid(run_t *run, int i)
-{
-    char name[32];
-    snprintf(name, sizeof name, "node-%d", i);
-    return read_pid(run->dir, name);
-}
-
-static void kill_all(const char *dir)
-{
-    char path[6000];
-    snprintf(path, sizeof path, "%s/pids", dir);
-    DIR *d = opendir(path);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n < 5 || strcmp(e->d_name + n - 4, ".pid") != 0)
-            continue;
-        char name[256];
-        snprintf(name, sizeof name, "%.*s", (int)(n - 4), e->d_name);
-        pid_t pid = read_pid(dir, name);
-        if (pid > 0) {
-            kill(pid, SIGCONT);
-            kill(pid, SIGKILL);
-        }
-    }
-    closedir(d);
-}
-
-/* A process that waits for this one to end however it ends, then kills the cluster's
- * processes (by their pid files) and removes the folder if it is still there. */
-static void start_guardian(const char *dir)
-{
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        perror("pipe2");
-        exit(1);
-    }
-    pid_t g = fork();
-    if (g < 0) {
-        perror("fork");
-        exit(1);
-    }
-    if (g == 0) {
-        setpgid(0, 0);
-        signal(SIGINT, SIG_IGN);
-        signal(SIGTERM, SIG_IGN);
-        close(fds[1]);
-        for (;;) {
-            char c;
-            ssize_t n = read(fds[0], &c, 1);
-            if (n == 0 || (n < 0 && errno != EINTR))
-                break;
-        }
-        struct stat st;
-        if (stat(dir, &st) == 0) {
-            for (int i = 0; i < 5; i++) {
-                kill_all(dir);
-                sleep_ms(500);
-            }
-            if (!getenv("KEEP_DIR")) {
-                char cmd[6000];
-                snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-                if (system(cmd) != 0)
-                    _exit(1);
-            }
-        }
-        _exit(0);
-    }
-    close(fds[0]);
-}
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    char msg[160];
-    int n = snprintf(msg, sizeof msg, "FAIL: cluster_linearizable hung (seed %" PRIu64 ")\n",
-                     g_run ? g_run->seed : 0);
-    if (write(2, msg, (size_t)n) < 0)
-        _exit(1);
-    _exit(1);
-}
-
-static bool port_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-static bool base_free(int b)
-{
-    bool ok = port_free(b) && port_free(b + 1) && port_free(b + 2);
-    for (int p = b + 100; ok && p < b + 100 + 2 * NODES; p++)
-        ok = port_free(p);
-    return ok;
-}
-
-static int pick_base(void)
-{
-    uint64_t s = (uint64_t)getpid() * 2654435761u ^ (uint64_t)mono_ns();
-    for (int i = 0; i < 1000; i++) {
-        int b = 20000 + (int)(xorshift(&s) % 200) * 200 + 17;
-        if (base_free(b))
-            return b;
-    }
-    return 0;
+    return rc;
 }
 
 static bool ambiguous(int st)
@@ -325,12 +139,12 @@ typedef enum { OUT_OK, OUT_NOTFOUND, OUT_CASFAIL, OUT_AMBIG, OUT_ERROR } outcome
 typedef struct {
     int64_t t_inv, t_ret; /* ns since t0 */
     uint8_t kind, outcome, key, key2;
-    bool absent;          /* cas: expect absent */
-    bool found;           /* get ok / cas failed: a current value was returned */
-    char val[24];         /* put/cas: the new value; batch: key's value */
-    char val2[24];        /* batch: key2's value */
-    char exp[24];         /* cas: expected */
-    char got[24];         /* get / failed cas: the value read */
+    bool absent;   /* cas: expect absent */
+    bool found;    /* get ok / cas failed: a current value was returned */
+    char val[24];  /* put/cas: the new value; batch: key's value */
+    char val2[24]; /* batch: key2's value */
+    char exp[24];  /* cas: expected */
+    char got[24];  /* get / failed cas: the value read */
     int status;
 } rec_t;
 
@@ -367,11 +181,11 @@ static void one_op(client_t *c, shoal_t *s)
 {
     run_t *run = c->run;
     rec_t *r = new_rec(c);
-    int k = rnd(&c->rng, 0, run->nkeys - 1);
+    int k = cluster_rnd(&c->rng, 0, run->nkeys - 1);
     const char *key = run->keys[k];
     size_t kl = strlen(key);
     r->key = (uint8_t)k;
-    int p = rnd(&c->rng, 0, 99);
+    int p = cluster_rnd(&c->rng, 0, 99);
     shoal_result_t res;
     memset(&res, 0, sizeof res);
     int st;
@@ -393,7 +207,7 @@ static void one_op(client_t *c, shoal_t *s)
     } else if (p < 90) {
         r->kind = O_CAS;
         snprintf(r->val, sizeof r->val, "c%d.%u", c->id, ++c->next_val);
-        r->absent = c->last_seen[k][0] == 0 || rnd(&c->rng, 0, 9) == 0;
+        r->absent = c->last_seen[k][0] == 0 || cluster_rnd(&c->rng, 0, 9) == 0;
         if (!r->absent)
             snprintf(r->exp, sizeof r->exp, "%s", c->last_seen[k]);
         r->t_inv = mono_ns();
@@ -411,7 +225,7 @@ static void one_op(client_t *c, shoal_t *s)
         r->t_ret = mono_ns();
     } else { /* two keys in one batch: each key sees a write of its own */
         r->kind = O_BATCH;
-        int k2 = rnd(&c->rng, 0, run->nkeys - 1);
+        int k2 = cluster_rnd(&c->rng, 0, run->nkeys - 1);
         if (k2 == k)
             k2 = (k + 1) % run->nkeys;
         r->key2 = (uint8_t)k2;
@@ -443,8 +257,8 @@ static void one_op(client_t *c, shoal_t *s)
     else if (r->outcome == OUT_ERROR) {
         c->errs++;
         fail(run, "client %d: %s answered %s (%s)", c->id,
-             (const char *[]){"get", "put", "del", "cas", "batch"}[r->kind],
-             shoal_status_str(st), res.error);
+             (const char *[]){"get", "put", "del", "cas", "batch"}[r->kind], shoal_status_str(st),
+             res.error);
     } else
         c->oks++;
     /* what this client believes the key holds, for its next cas */
@@ -485,15 +299,17 @@ static void write_history(run_t *run, client_t *cs)
         fail(run, "cannot write %s", run->history);
         return;
     }
-    fprintf(f, "{\"meta\":{\"seed\":%" PRIu64 ",\"nemesis\":\"%s\",\"read_mode\":\"%s\","
-               "\"read_from\":\"%s\",\"clients\":%d,\"keys\":%d,\"duration\":%d}}\n",
-            run->seed, nemesis_names[run->nemesis], run->read_mode, run->read_from,
-            run->clients, run->nkeys, run->duration_s);
+    fprintf(f,
+            "{\"meta\":{\"seed\":%" PRIu64 ",\"nemesis\":\"%s\",\"read_mode\":\"%s\","
+            "\"read_from\":\"%s\",\"clients\":%d,\"keys\":%d,\"duration\":%d}}\n",
+            run->seed, nemesis_names[run->nemesis], run->read_mode, run->read_from, run->clients,
+            run->nkeys, run->duration_s);
     for (int i = 0; i < run->clients; i++)
         for (size_t j = 0; j < cs[i].n; j++) {
             rec_t *r = &cs[i].recs[j];
-            fprintf(f, "{\"p\":%d,\"f\":\"%s\",\"k\":\"%s\",\"inv\":%" PRId64 ",\"ret\":%" PRId64
-                       ",\"out\":\"%s\",\"st\":%d",
+            fprintf(f,
+                    "{\"p\":%d,\"f\":\"%s\",\"k\":\"%s\",\"inv\":%" PRId64 ",\"ret\":%" PRId64
+                    ",\"out\":\"%s\",\"st\":%d",
                     i, kind_name[r->kind], run->keys[r->key], r->t_inv, r->t_ret,
                     outcome_name[r->outcome], r->status);
             if (r->kind == O_PUT || r->kind == O_CAS || r->kind == O_BATCH)
@@ -553,7 +369,7 @@ static bool wait_healthy(shoal_t *admin, int ms)
             if (ok)
                 return true;
         }
-        sleep_ms(100);
+        cluster_sleep_ms(100);
     }
     return false;
 }
@@ -561,50 +377,51 @@ static bool wait_healthy(shoal_t *admin, int ms)
 static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until_ns)
 {
     while (mono_ns() < until_ns && run->nemesis != N_NONE) {
-        sleep_ms(rnd(rng, 500, 1500));
+        cluster_sleep_ms(cluster_rnd(rng, 500, 1500));
         if (mono_ns() >= until_ns)
             break;
         int f = run->nemesis;
         if (f == N_MIXED)
-            f = rnd(rng, N_PAUSE, N_TRANSFER);
-        int k = rnd(rng, 0, run->nkeys - 1);
+            f = cluster_rnd(rng, N_PAUSE, N_TRANSFER);
+        int k = cluster_rnd(rng, 0, run->nkeys - 1);
         uint32_t shard = run->key_shard[k];
         int leader = leader_of(admin, shard);
-        int node = leader >= 0 && (f == N_PAUSE || rnd(rng, 0, 1)) ? leader
-                                                                    : rnd(rng, 0, NODES - 1);
+        int node = leader >= 0 && (f == N_PAUSE || cluster_rnd(rng, 0, 1))
+                       ? leader
+                       : cluster_rnd(rng, 0, NODES - 1);
         run->faults++;
         if (f == N_PAUSE) {
-            int hold = rnd(rng, 1200, 3000);
-            pid_t pid = node_pid(run, node);
-            note(run, "SIGSTOP node %d (pid %d, leader of shard %u: %d) for %d ms", node,
-                 (int)pid, shard, leader, hold);
+            int hold = cluster_rnd(rng, 1200, 3000);
+            pid_t pid = cluster_node_pid(run->dir, node);
+            note(run, "SIGSTOP node %d (pid %d, leader of shard %u: %d) for %d ms", node, (int)pid,
+                 shard, leader, hold);
             run->stopped = pid;
             kill(pid, SIGSTOP);
-            sleep_ms(hold);
+            cluster_sleep_ms(hold);
             kill(pid, SIGCONT);
             run->stopped = 0;
             note(run, "SIGCONT node %d", node);
         } else if (f == N_KILL) {
-            int hold = rnd(rng, 1000, 3000);
+            int hold = cluster_rnd(rng, 1000, 3000);
             int rc = ctl(run, "cluster stop-node --dir %s %d --kill", run->dir, node);
-            note(run, "kill -9 node %d (leader of shard %u: %d)%s; restart in %d ms", node,
-                 shard, leader, rc ? " [stop-node failed]" : "", hold);
-            sleep_ms(hold);
+            note(run, "kill -9 node %d (leader of shard %u: %d)%s; restart in %d ms", node, shard,
+                 leader, rc ? " [stop-node failed]" : "", hold);
+            cluster_sleep_ms(hold);
             rc = ctl(run, "cluster start-node --dir %s %d", run->dir, node);
             note(run, "start node %d: exit %d", node, rc);
             if (rc)
                 fail(run, "cluster start-node %d exited %d", node, rc);
         } else if (f == N_BROKER) {
-            int hold = rnd(rng, 200, 1500);
+            int hold = cluster_rnd(rng, 200, 1500);
             int rc = ctl(run, "cluster stop-node --dir %s broker --kill", run->dir);
             note(run, "kill -9 broker%s; start again in %d ms", rc ? " [failed]" : "", hold);
-            sleep_ms(hold);
+            cluster_sleep_ms(hold);
             rc = ctl(run, "cluster start-node --dir %s broker", run->dir);
             note(run, "start broker: exit %d", rc);
             if (rc)
                 fail(run, "cluster start-node broker exited %d", rc);
         } else if (f == N_TRANSFER) {
-            int to = rnd(rng, 0, NODES - 1);
+            int to = cluster_rnd(rng, 0, NODES - 1);
             if (to == leader)
                 to = (to + 1) % NODES;
             char err[256] = "";
@@ -612,8 +429,7 @@ static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until_ns)
             note(run, "transfer leader of shard %u from %d to node %d: %s %s", shard, leader, to,
                  shoal_status_str(st), st ? err : "");
         }
-        while (waitpid(-1, NULL, WNOHANG) > 0)
-            ;
+        cluster_reap();
         if (!wait_healthy(admin, 20000))
             note(run, "cluster not healthy 20 s after the fault");
     }
@@ -663,7 +479,8 @@ int main(int argc, char **argv)
             base = atoi(v), i++;
         else if (!strcmp(a, "--history") && v)
             hist = v, i++;
-        else if (!strcmp(a, "--read-mode") && v && (!strcmp(v, "lease") || !strcmp(v, "read_index")))
+        else if (!strcmp(a, "--read-mode") && v &&
+                 (!strcmp(v, "lease") || !strcmp(v, "read_index")))
             run->read_mode = v, i++;
         else if (!strcmp(a, "--read-from") && v && (!strcmp(v, "leader") || !strcmp(v, "replicas")))
             run->read_from = v, i++;
@@ -682,8 +499,8 @@ int main(int argc, char **argv)
         else
             usage();
     }
-    if (run->clients < 1 || run->clients > MAX_CLIENTS || run->nkeys < 2 ||
-        run->nkeys > MAX_KEYS || run->duration_s < 1 || run->op_timeout_ms < 100)
+    if (run->clients < 1 || run->clients > MAX_CLIENTS || run->nkeys < 2 || run->nkeys > MAX_KEYS ||
+        run->duration_s < 1 || run->op_timeout_ms < 100)
         usage();
     if (!run->seed) {
         struct timespec ts;
@@ -698,13 +515,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "set SHOAL_BUILD_DIR and SHOAL_SOURCE_DIR\n");
         return 2;
     }
-    g_run = run;
     pthread_mutex_init(&run->lock, NULL);
     run->t0_ns = mono_ns();
-    fprintf(stderr, "cluster_linearizable: seed %" PRIu64 ", %d s, %d clients, %d keys, "
-                    "nemesis %s, read_mode %s, read_from %s\n", run->seed, run->duration_s,
-            run->clients, run->nkeys, nemesis_names[run->nemesis], run->read_mode,
-            run->read_from);
+    fprintf(stderr,
+            "cluster_linearizable: seed %" PRIu64 ", %d s, %d clients, %d keys, "
+            "nemesis %s, read_mode %s, read_from %s\n",
+            run->seed, run->duration_s, run->clients, run->nkeys, nemesis_names[run->nemesis],
+            run->read_mode, run->read_from);
     snprintf(run->dir, sizeof run->dir, "/tmp/shoal-lin.XXXXXX");
     if (!mkdtemp(run->dir)) {
         perror("mkdtemp");
@@ -715,28 +532,30 @@ int main(int argc, char **argv)
     else
         snprintf(run->history, sizeof run->history, "/tmp/shoal-lin-history.%" PRIu64 ".jsonl",
                  run->seed);
-    start_guardian(run->dir);
-    signal(SIGALRM, on_alarm);
-    alarm((unsigned)(run->duration_s + 240));
+    cluster_start_guardian(run->dir, NULL, NULL);
+    cluster_watchdog((unsigned)(run->duration_s + 240),
+                     "FAIL: cluster_linearizable hung (seed %" PRIu64 ")\n", run->seed);
     snprintf(run->ctl, sizeof run->ctl, "%s/tools/shoalctl", run->build);
-    run->base = base ? base : pick_base();
-    if (base && !base_free(base)) {
+    run->base = base ? base : cluster_pick_base(NODES, 17);
+    if (base && !cluster_base_free(base, NODES)) {
         fprintf(stderr, "ports of --base-port %d are in use\n", base);
         return 2;
     }
     snprintf(run->broker_ep, sizeof run->broker_ep, "tcp://127.0.0.1:%d", run->base);
-    int rc = shell("%s cluster up --dir %s --nodes %d --shards %d --replicas 3 --base-port %d "
-                   "--read-mode %s --timeout 60000 >%s/up.out 2>&1", run->ctl, run->dir, NODES,
-                   SHARDS, run->base, run->read_mode, run->dir);
+    int rc =
+        cluster_shell("%s cluster up --dir %s --nodes %d --shards %d --replicas 3 --base-port %d "
+                      "--read-mode %s --timeout 60000 >%s/up.out 2>&1",
+                      run->ctl, run->dir, NODES, SHARDS, run->base, run->read_mode, run->dir);
     if (rc != 0) {
         fail(run, "cluster up exited %d", rc);
-        shell("cat %s/up.out >&2", run->dir);
+        cluster_shell("cat %s/up.out >&2", run->dir);
     }
     if (!rc && !strcmp(run->read_from, "replicas")) {
         rc = ctl(run, "cluster stop-node --dir %s broker", run->dir);
         rc = rc ? rc
-                : shell("sed -i 's/^broker$/broker\\n    read_from = \"replicas\"/' %s/broker.cfg",
-                        run->dir);
+                : cluster_shell(
+                      "sed -i 's/^broker$/broker\\n    read_from = \"replicas\"/' %s/broker.cfg",
+                      run->dir);
         rc = rc ? rc : ctl(run, "cluster start-node --dir %s broker", run->dir);
         if (rc)
             fail(run, "restart of the broker with read_from = replicas failed (%d)", rc);
@@ -762,7 +581,7 @@ int main(int argc, char **argv)
                 if (st == SHOAL_STATUS_OK)
                     st = shoal_del(admin, run->keys[k], strlen(run->keys[k]), NULL);
                 if (st != SHOAL_STATUS_OK)
-                    sleep_ms(300);
+                    cluster_sleep_ms(300);
             }
             if (st != SHOAL_STATUS_OK)
                 fail(run, "first put and delete of %s: %s", run->keys[k], shoal_status_str(st));
@@ -772,8 +591,8 @@ int main(int argc, char **argv)
     if (!run->failures) {
         run->t0_ns = mono_ns();
         for (int i = 0; i < run->clients; i++) {
-            cs[i] = (client_t){.run = run, .id = i,
-                               .rng = run->seed * 0x9E3779B97F4A7C15ull + (uint64_t)i + 1};
+            cs[i] = (client_t){
+                .run = run, .id = i, .rng = run->seed * 0x9E3779B97F4A7C15ull + (uint64_t)i + 1};
             pthread_create(&th[i], NULL, client_main, &cs[i]);
         }
         note(run, "%d clients started; faults (%s) for %d s", run->clients,
@@ -782,9 +601,9 @@ int main(int argc, char **argv)
         int64_t until = mono_ns() + (int64_t)run->duration_s * 1000000000LL;
         nemesis(run, admin, &rng, until);
         while (mono_ns() < until)
-            sleep_ms(50);
+            cluster_sleep_ms(50);
         /* a last second with no fault: the history ends on a healthy cluster */
-        sleep_ms(1000);
+        cluster_sleep_ms(1000);
         atomic_store(&run->stop, true);
         for (int i = 0; i < run->clients; i++)
             pthread_join(th[i], NULL);
@@ -798,9 +617,9 @@ int main(int argc, char **argv)
              total, ambs, run->faults);
         write_history(run, cs);
         for (int i = 0; i < NODES; i++)
-            if (!alive(node_pid(run, i)))
+            if (!cluster_pid_alive(cluster_node_pid(run->dir, i)))
                 fail(run, "node %d is not running after the faults (it died on its own)", i);
-        if (!alive(read_pid(run->dir, "broker")))
+        if (!cluster_pid_alive(cluster_read_pid(run->dir, "broker")))
             fail(run, "the broker is not running after the faults (it died on its own)");
         if (total < (uint64_t)run->clients * 20)
             fail(run, "only %" PRIu64 " operations: the cluster barely served", total);
@@ -808,23 +627,26 @@ int main(int argc, char **argv)
     shoal_destroy(&admin);
     if (ctl(run, "cluster down --dir %s", run->dir) != 0)
         fail(run, "cluster down failed");
-    while (waitpid(-1, NULL, WNOHANG) > 0)
-        ;
-    kill_all(run->dir);
-    if (shell("grep -l -E 'runtime error|AddressSanitizer|LeakSanitizer|Assertion .* failed' "
-              "%s/logs/*.log >/dev/null 2>&1", run->dir) == 0) {
+    cluster_reap();
+    cluster_kill_all(run->dir);
+    if (cluster_shell(
+            "grep -l -E 'runtime error|AddressSanitizer|LeakSanitizer|Assertion .* failed' "
+            "%s/logs/*.log >/dev/null 2>&1",
+            run->dir) == 0) {
         fail(run, "a sanitizer report or failed assertion in a log:");
-        shell("grep -h -A20 -E 'runtime error|AddressSanitizer|LeakSanitizer|Assertion .* failed' "
-              "%s/logs/*.log | head -60 >&2", run->dir);
+        cluster_shell(
+            "grep -h -A20 -E 'runtime error|AddressSanitizer|LeakSanitizer|Assertion .* failed' "
+            "%s/logs/*.log | head -60 >&2",
+            run->dir);
     }
     bool checked = false;
     if (total) {
-        rc = shell("python3 %s/tests/integration/linearizable_check.py %s%s >&2", run->source,
-                   run->history, run->weak_casfail ? " --weak-casfail" : "");
+        rc = cluster_shell("python3 %s/tests/integration/linearizable_check.py %s%s >&2",
+                           run->source, run->history, run->weak_casfail ? " --weak-casfail" : "");
         checked = true;
         if (rc != 0)
-            fail(run, "the history is NOT linearizable (checker exit %d); history kept in %s",
-                 rc, run->history);
+            fail(run, "the history is NOT linearizable (checker exit %d); history kept in %s", rc,
+                 run->history);
     }
     if (run->failures) {
         fprintf(stderr,
@@ -835,21 +657,21 @@ int main(int argc, char **argv)
                 "re-check: python3 %s/tests/integration/linearizable_check.py %s%s\n",
                 run->failures, run->seed, run->build, run->source, argv[0], run->seed,
                 run->duration_s, run->clients, run->nkeys, run->op_timeout_ms,
-                nemesis_names[run->nemesis], run->read_mode, run->read_from, run->weak_casfail ? " --weak-casfail" : "",
-                run->source, run->history, run->weak_casfail ? " --weak-casfail" : "");
-        char cmd[6000];
-        snprintf(cmd, sizeof cmd, "cp -r %s/logs /tmp/shoal-lin-logs.%" PRIu64 " 2>/dev/null",
-                 run->dir, run->seed);
-        if (system(cmd) == 0)
-            fprintf(stderr, "logs kept in /tmp/shoal-lin-logs.%" PRIu64 "\n", run->seed);
+                nemesis_names[run->nemesis], run->read_mode, run->read_from,
+                run->weak_casfail ? " --weak-casfail" : "", run->source, run->history,
+                run->weak_casfail ? " --weak-casfail" : "");
+        char logs[64];
+        snprintf(logs, sizeof logs, "/tmp/shoal-lin-logs.%" PRIu64, run->seed);
+        cluster_keep_logs(run->dir, logs);
     } else {
-        fprintf(stderr, "cluster_linearizable: linearizable (%" PRIu64 " operations%s), seed %" PRIu64
-                        ", %.1f s\n", total, checked ? "" : ", unchecked", run->seed, since(run));
+        fprintf(stderr,
+                "cluster_linearizable: linearizable (%" PRIu64 " operations%s), seed %" PRIu64
+                ", %.1f s\n",
+                total, checked ? "" : ", unchecked", run->seed, since(run));
         if (!hist)
             unlink(run->history);
     }
-    if (!getenv("KEEP_DIR"))
-        shell("rm -rf %s", run->dir);
+    cluster_remove_dir(run->dir);
     for (int i = 0; i < run->clients; i++)
         free(cs[i].recs);
     free(cs);
