@@ -34,6 +34,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "actors/lease_clock.h"
 #include "actors/placement.h"
 #include "actors/replica.h"
@@ -264,6 +266,59 @@ static void propose_now(replica_t *r, waiter_t *w)
     r->n_props++;
 }
 
+static uint64_t write_fingerprint(const Shoal__ClientRequest *req)
+{
+    uint64_t ids[2] = {req->client_id, req->seq};
+    return XXH3_64bits(ids, sizeof ids);
+}
+
+static waiter_t *find_write(waiter_t *list, const Shoal__ClientRequest *req)
+{
+    for (waiter_t *x = list; x; x = x->next) {
+        const Shoal__ClientRequest *q = x->frame->client_req;
+        if (q->client_id == req->client_id && q->seq == req->seq)
+            return x;
+    }
+    return NULL;
+}
+
+/* A resend of a write still held or proposed here (libshoal resends after 1-8 s without
+ * an answer, a broker after its attempt timeout, a client through another broker): its
+ * first copy takes the resend's routing and deadline, so the answer goes to the newest
+ * sender, and the copy is not proposed again. It used to be: under an overload of 1 MB
+ * writes every resend was another 1 MB entry to replicate, sync and skip at apply. The
+ * older sender gets no answer; a broker matches answers by request id, which its own
+ * resends keep, and times out one that a client resent through another broker. Returns
+ * false (propose w) for a write not seen here. */
+static bool join_first_copy(replica_t *r, waiter_t *w)
+{
+    const Shoal__ClientRequest *req = w->frame->client_req;
+    if (!req->client_id)
+        return false;
+    uint64_t fp = write_fingerprint(req);
+    uint64_t *slot = &r->recent_writes[fp % RECENT_WRITES];
+    waiter_t *first = NULL;
+    if (*slot == fp && !(first = find_write(r->held, req)))
+        first = find_write(r->props, req);
+    *slot = fp;
+    if (!first)
+        return false;
+    zframe_t *identity = first->identity;
+    Shoal__Frame *frame = first->frame;
+    bool batched = first->batched;
+    first->identity = w->identity;
+    first->frame = w->frame;
+    first->batched = w->batched;
+    if (w->deadline_ms > first->deadline_ms)
+        first->deadline_ms = w->deadline_ms;
+    w->identity = identity;
+    w->frame = frame;
+    w->batched = batched;
+    waiter_destroy(&w);
+    r->node->n_resends_joined++;
+    return true;
+}
+
 static void propose(replica_t *r, waiter_t *w)
 {
     node_t *n = r->node;
@@ -286,6 +341,8 @@ static void propose(replica_t *r, waiter_t *w)
         node_reply(n, &w);
         return;
     }
+    if (join_first_copy(r, w))
+        return;
     if (r->n_props + r->n_held >= 8192) {
         waiter_answer_status(w, SHOAL__STATUS__STATUS_UNAVAILABLE, "too many writes pending");
         node_reply(n, &w);
@@ -1686,10 +1743,10 @@ static void log_counters(node_t *n)
               " readies %" PRIu64 " rd_leader %" PRIu64 " rd_nosync %" PRIu64
               " log_batches %" PRIu64 " log_items %" PRIu64 " fsm_msgs %" PRIu64
               " fsm_jobs %" PRIu64 " envelopes %" PRIu64 " msgs %" PRIu64 " client_in %" PRIu64
-              " client_out %" PRIu64,
+              " client_out %" PRIu64 " resends_joined %" PRIu64,
               n->cfg->id, n->requests, n->n_pumps, n->n_readies, n->n_rd_leader, n->n_rd_nosync,
               n->n_batches, n->n_items, n->n_fsm_msgs, n->n_fsm_jobs, env, msgs, n->n_client_in,
-              n->n_client_out);
+              n->n_client_out, n->n_resends_joined);
 }
 
 static void stop(node_t *n)

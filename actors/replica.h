@@ -26,6 +26,7 @@
 #include "proto/admin.pb-c.h"
 
 enum { STAGE_NONE = 0, STAGE_INSTALL = 1, STAGE_PERSIST = 2 };
+#define RECENT_WRITES 4096
 
 #define NODE_MAX_FSM NODE_MAX_APPLY_THREADS
 #define FSYNC_BUCKETS 12
@@ -59,6 +60,10 @@ typedef struct replica_t {
     size_t n_props;
     waiter_t *held, *held_tail; /* writes not proposed yet: the log was busy (node.c) */
     size_t n_held;
+    /* fingerprints of (client id, seq) of writes held or proposed here, direct-mapped
+     * (node.c, first_copy): a match is checked in held and props, a stale one costs that
+     * scan, an overwritten one a duplicate proposal (deduped at apply, as before) */
+    uint64_t recent_writes[RECENT_WRITES];
     waiter_t *reads_wait;  /* linearizable reads waiting for their read index */
     waiter_t *reads_ready; /* read index known, waiting for the fsm to reach it */
     uint64_t next_read_id;
@@ -133,7 +138,8 @@ struct node_t {
     uint64_t n_pumps, n_readies, n_batches, n_items, n_fsm_msgs, n_fsm_jobs;
     uint64_t n_rd_leader, n_rd_nosync;  /* readies built as leader / needing no sync */
     uint64_t n_client_in, n_client_out; /* ROUTER messages with client requests / answers */
-    replies_t *replies; /* answers to batched requests of this loop turn (replies.h) */
+    uint64_t n_resends_joined; /* resent writes answered by their first copy (first_copy) */
+    replies_t *replies;        /* answers to batched requests of this loop turn (replies.h) */
 };
 
 extern const uint64_t node_fsync_bounds_us[FSYNC_BUCKETS];

@@ -27,6 +27,7 @@
  *     events PUB MS             prints the topics (and Raft event types) published on a
  *                               node's PUB endpoint during MS milliseconds
  *     disk-bytes I              prints node I's bytes_on_disk (its status metrics)
+ *     commit I S                prints node I's commit index of shard S
  *
  * A request goes to the leader it last heard of, follows NOT_LEADER hints, and retries on
  * UNAVAILABLE, TIMEOUT or silence with the same (client_id, seq), so a write is applied once
@@ -450,6 +451,21 @@ static int cmd_disk_bytes(client_t *c, int i)
     return rc;
 }
 
+/* Node i's commit index of shard; prints it, exit 0, or 3 if the node does not answer. */
+static int cmd_commit(client_t *c, int i, uint32_t shard)
+{
+    Shoal__Frame *resp = node_status(c, i, c->timeout_ms);
+    const Shoal__ClusterStatus *cs = resp ? resp->admin_resp->cluster : NULL;
+    int rc = 3;
+    for (size_t k = 0; cs && k < cs->n_shards; k++)
+        if (cs->shards[k]->id == shard) {
+            printf("%" PRIu64 "\n", cs->shards[k]->commit_index);
+            rc = 0;
+        }
+    shoal_frame_free(&resp);
+    return rc;
+}
+
 /* The node that leads the shard: the one that says so in the highest term and answers a
  * linearizable read (a deposed leader that has not heard of the new term yet fails it).
  * Reads alone cannot tell: followers serve them too. */
@@ -620,6 +636,8 @@ int main(int argc, char **argv)
         rc = cmd_events(v[0], atoi(v[1]));
     else if (streq(cmd, "disk-bytes") && n == 1 && atoi(v[0]) >= 0 && atoi(v[0]) < c.n)
         rc = cmd_disk_bytes(&c, atoi(v[0])); /* disk-bytes NODE_INDEX */
+    else if (streq(cmd, "commit") && n == 2 && atoi(v[0]) >= 0 && atoi(v[0]) < c.n)
+        rc = cmd_commit(&c, atoi(v[0]), (uint32_t)atoi(v[1])); /* commit NODE_INDEX SHARD */
     else if (streq(cmd, "wait-leaders") && n == 1)
         rc = cmd_wait_leaders(&c, v[0]);
     else if (streq(cmd, "leader") && n == 1) {
