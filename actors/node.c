@@ -863,6 +863,7 @@ static void answer_heartbeat_for_core(node_t *n, replica_t *r, const raft_msg_t 
     resp.from = st.id;
     resp.to = m->from;
     resp.term = st.term;
+    resp.index = st.last_index; /* the leader does not send a probe we hold again */
     resp.context = m->context;
     resp.context_len = m->context_len;
     transport_send(n->transport, &resp);
