@@ -1217,7 +1217,8 @@ static int64_t node_match(const shoal_shard_status_t *s, uint64_t id)
  * match index (its log, synced, as the leader reports it) reached the group's commit
  * index of then; it applies those entries to its engine as soon as it learns they are
  * committed, which the grace after covers. Groups without a leader (the first node of a
- * stopped cluster to start) are not waited for, and without a running broker there is no
+ * stopped cluster to start) are not waited for, nor a node the map does not list yet (a
+ * joining node before add-node registers it: register_node waits for it to be up), and without a running broker there is no
  * status to compare with: serving and the grace are all it can tell. -1 when caught up
  * (or still catching up at deadline: a note says so), else the exit code of the failure. */
 static int wait_caught_up(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_from, pid_t pid,
@@ -1249,10 +1250,12 @@ static int wait_caught_up(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_fr
                 }
             }
             begun = true;
-            bool up = false;
-            for (size_t i = 0; i < cl.n_nodes; i++)
+            bool up = false, listed = false; /* a joining node is listed once registered */
+            for (size_t i = 0; i < cl.n_nodes; i++) {
+                listed |= cl.nodes[i].id == id;
                 up |= cl.nodes[i].id == id && cl.nodes[i].up;
-            caught = up;
+            }
+            caught = up || !listed;
             if (!up)
                 snprintf(behind, sizeof behind, "the broker does not see it up yet");
             for (size_t k = 0; caught && k < n_want; k++) {
