@@ -41,6 +41,14 @@ wait_leaders() {
     echo "FAIL: a group has no leader after 60 s: $(ctl status 2>&1)"
     FAIL=1
 }
+# Waits (10 s) until a leader of group $1 (a shard id, 4294967295: the metadata group) has
+# proposed adding node 3 as a learner.
+wait_learner_added() {
+    for _ in $(seq 1 100); do
+        grep -hq "shard $1: configuration change: add learner node 3 " "$DIR"/logs/node-*.log && return 0
+        sleep 0.1
+    done
+}
 wait_leaders
 cl_start_writers 1
 sleep 1
@@ -51,7 +59,7 @@ L=$(leader_of 0)
 want 2 "cancel without a move in progress" ctl move-replica --cancel 0
 retry_admin move-replica 0 "$L" 3
 wait_version 2
-sleep 1 # the leader adds node 3 as a learner, which never catches up
+wait_learner_added 0 # the leader adds node 3 as a learner, which never catches up
 [ "$(placement_of 0)" = "$(echo 0 1 2 3 | tr ' ' '\n' | grep -vx "$L" | tr '\n' ' ' | sed 's/ $//')|$L" ] ||
     { echo "FAIL: open move: shard 0 placement '$(placement_of 0)'"; FAIL=1; }
 # another move of shard 0 while this one is open: put off (exit 3, retry later), not refused
@@ -73,7 +81,7 @@ grep -hq "shard 0: configuration change: remove node 3" "$DIR"/logs/node-*.log |
 # ---- 2. the metadata group's move, cancelled ---------------------------------------------
 retry_admin move-replica meta 0 3
 wait_version 5
-sleep 1
+wait_learner_added 4294967295
 retry_admin move-replica --cancel meta
 wait_version 7
 # no wait: the metadata row's members are the map's, so one status answer agrees with itself

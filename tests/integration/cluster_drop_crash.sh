@@ -14,11 +14,17 @@ source "$(dirname "$0")/cluster_lib.sh"
 cl_up 4 2 3 --balance-leaders off # shard s on nodes s, s+1, s+2 (mod 4)
 
 N=0
-put_some() { # $1 more keys k<n> = v<n>
-    for _ in $(seq 1 "$1"); do
-        N=$((N + 1))
-        retry_put "k$N" "v$N"
+put_some() { # $1 more keys k<n> = v<n>, one shoalctl put each, by 3 loops at once
+    local from=$((N + 1)) to=$((N + $1)) j p pids=()
+    N=$to
+    for j in 0 1 2; do
+        (
+            for ((i = from + j; i <= to; i += 3)); do retry_put "k$i" "v$i"; done
+            [ "$FAIL" = 0 ]
+        ) &
+        pids+=($!)
     done
+    for p in "${pids[@]}"; do wait "$p" || FAIL=1; done
 }
 retry_put() { # a put may meet an election after a node stopped: retried, must then succeed
     for _ in $(seq 1 20); do
@@ -41,6 +47,12 @@ if bad:
 PY
 }
 node_pid() { cat "$DIR/pids/node-$1.pid"; }
+wait_leaders() { # every shard has a leader (at most 20 s)
+    for _ in $(seq 1 100); do
+        status_py "sys.exit(0 if all(s['leader'] is not None for s in st['shards']) else 1)" 2>/dev/null && break
+        sleep 0.2
+    done
+}
 
 # Moves shard $1 from node $2 to node $3 with node $2 running under failpoint $4; checks
 # that node $2 exits there with the shard's folder left, then that a restart deletes it.
@@ -51,7 +63,7 @@ crash_drop() {
     SHOAL_FAILPOINT=$fp ctl cluster start-node --dir "$DIR" "$from" >/dev/null ||
         { echo "FAIL: start node $from"; FAIL=1; }
     pid=$(node_pid "$from")
-    sleep 2 # elections settle
+    wait_leaders # elections settle
     put_some 50
     retry_admin move-replica "$shard" "$from" "$to"
     for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -70,10 +82,7 @@ crash_drop() {
     check_all "after $fp on node $from"
 }
 
-for _ in $(seq 1 100); do # every shard has a leader
-    status_py "sys.exit(0 if all(s['leader'] is not None for s in st['shards']) else 1)" 2>/dev/null && break
-    sleep 0.2
-done
+wait_leaders
 put_some 50
 crash_drop 0 1 3 drop_before_delete
 crash_drop 1 2 0 drop_before_record
