@@ -79,7 +79,7 @@ const char *shoal_strerror(int code);
 #define SHOAL_MAX_VALUE (1u << 20) /* bytes */
 /* A batch's writes to any one shard (keys and values) also total at most 4 MiB, the most
  * a node takes in one Raft entry (docs/OPERATIONS.md, "Limits"). */
-#define SHOAL_MAX_BATCH 1000u      /* operations per batch */
+#define SHOAL_MAX_BATCH 1000u /* operations per batch */
 #define SHOAL_DEFAULT_TIMEOUT_MS 5000
 #define SHOAL_DEFAULT_ENDPOINT "tcp://127.0.0.1:7000"
 
@@ -307,12 +307,15 @@ const char *shoal_event_type_name(int type);
  * (an event whose prev_index is past the last one delivered; with a prefix, a jump in the
  * broker's count of events sent for it, or a disconnect) it fetches the missing
  * range with shoal_changes through client before going on; when that range is no
- * longer retained it delivers SHOAL_WATCH_FELL_BEHIND with the shard and the index to
- * resume from (rescan, then watch from there). */
+ * longer retained it delivers SHOAL_WATCH_FELL_BEHIND with the shard (change.index: the
+ * last change it delivered there, or the shard's applied index when the broker said so;
+ * not a point to resume from, the window no longer reaches back). To go on: scan for the
+ * current state, then watch the shard from a progress event's index that came after the
+ * scan began. */
 typedef enum {
     SHOAL_WATCH_CHANGE = 1,
     SHOAL_WATCH_PROGRESS,    /* idle stream: change.shard applied up to change.index */
-    SHOAL_WATCH_FELL_BEHIND, /* change.shard / change.index: resume point */
+    SHOAL_WATCH_FELL_BEHIND, /* change.shard lost changes (see above) */
 } shoal_watch_kind_t;
 
 typedef struct {
@@ -331,6 +334,12 @@ void shoal_watch_destroy(shoal_watch_t **self_p);
  * 0; SHOAL_ENOTFOUND: they are no longer retained (FELL_BEHIND is queued, once per lost
  * range); SHOAL_EINVAL: no such shard; SHOAL_EUNAVAIL: the broker did not answer. */
 int shoal_watch_from(shoal_watch_t *self, uint32_t shard, uint64_t after_index);
+/* Same from the middle of an entry: also entry after_index's ops from op_seq after_ops on
+ * (after_ops 0: after the whole entry). To resume after a delivered change c:
+ * shoal_watch_from_op(w, c.shard, c.index, c.op_seq + 1); resuming from c.index alone
+ * skips the rest of a batch's ops. */
+int shoal_watch_from_op(shoal_watch_t *self, uint32_t shard, uint64_t after_index,
+                        uint32_t after_ops);
 /* 1: *ev filled; 0: timed out; negative: SHOAL_E... (SHOAL_ECLOSED: interrupted;
  * SHOAL_EINVAL: self or ev NULL). */
 int shoal_watch_next(shoal_watch_t *self, shoal_watch_event_t *ev, int timeout_ms);

@@ -186,8 +186,14 @@ static bool matches(shoal_watch_t *self, const uint8_t *key, size_t klen)
     return klen >= self->plen && memcmp(key, self->prefix, self->plen) == 0;
 }
 
+/* Position of a change in its entry: op op_seq of op_count (a batch's ops share the index),
+ * so that a watcher can resume after any op (shoal_watch_from_op). */
+typedef struct {
+    uint32_t seq, count;
+} op_at_t;
+
 static void enqueue(shoal_watch_t *self, shoal_watch_kind_t kind, uint32_t shard, uint64_t index,
-                    bool is_delete, const uint8_t *key, size_t klen, const uint8_t *val,
+                    op_at_t at, bool is_delete, const uint8_t *key, size_t klen, const uint8_t *val,
                     size_t vlen)
 {
     shoal_watch_event_t *ev = calloc(1, sizeof *ev);
@@ -196,6 +202,8 @@ static void enqueue(shoal_watch_t *self, shoal_watch_kind_t kind, uint32_t shard
     ev->kind = kind;
     ev->change.shard = shard;
     ev->change.index = index;
+    ev->change.op_seq = at.seq;
+    ev->change.op_count = at.count;
     ev->change.is_delete = is_delete;
     ev->change.key = malloc(klen + 1);
     ev->change.value = malloc(vlen + 1);
@@ -217,7 +225,8 @@ static void enqueue(shoal_watch_t *self, shoal_watch_kind_t kind, uint32_t shard
 static void fell_behind(shoal_watch_t *self, shard_pos_t *p)
 {
     p->resync = 0;
-    enqueue(self, SHOAL_WATCH_FELL_BEHIND, p->shard, p->last, false, NULL, 0, NULL, 0);
+    enqueue(self, SHOAL_WATCH_FELL_BEHIND, p->shard, p->last, (op_at_t){0, 0}, false, NULL, 0, NULL,
+            0);
     p->gone = true;
 }
 
@@ -249,8 +258,9 @@ static int catch_up(shoal_watch_t *self, shard_pos_t *p)
             if (delivered(p, c->index, c->op_seq))
                 continue;
             if (matches(self, c->key, c->key_len))
-                enqueue(self, SHOAL_WATCH_CHANGE, p->shard, c->index, c->is_delete, c->key,
-                        c->key_len, c->value, c->value_len);
+                enqueue(self, SHOAL_WATCH_CHANGE, p->shard, c->index,
+                        (op_at_t){c->op_seq, c->op_count}, c->is_delete, c->key, c->key_len,
+                        c->value, c->value_len);
             advance(p, c->index, c->op_seq, c->op_count);
         }
         bool more = r.more && r.n_changes > 0;
@@ -263,12 +273,20 @@ static int catch_up(shoal_watch_t *self, shard_pos_t *p)
 
 int shoal_watch_from(shoal_watch_t *self, uint32_t shard, uint64_t after_index)
 {
+    return shoal_watch_from_op(self, shard, after_index, 0);
+}
+
+int shoal_watch_from_op(shoal_watch_t *self, uint32_t shard, uint64_t after_index,
+                        uint32_t after_ops)
+{
     if (!self)
         return SHOAL_EINVAL;
     shard_pos_t *p = pos_of(self, shard);
     if (!p)
         return SHOAL_ENOMEM;
-    *p = (shard_pos_t){.shard = shard, .last = after_index};
+    /* the entry's op count is not known yet: unfinished until its catch-up tells */
+    *p = (shard_pos_t){
+        .shard = shard, .last = after_index, .next = after_ops, .ops = after_ops ? UINT32_MAX : 0};
     return catch_up(self, p);
 }
 
@@ -341,7 +359,7 @@ static void on_change(shoal_watch_t *self, const uint8_t *data, size_t len, zfra
             goto done;
     }
     if (matches(self, ev->key.data, ev->key.len))
-        enqueue(self, SHOAL_WATCH_CHANGE, ev->shard, ev->index,
+        enqueue(self, SHOAL_WATCH_CHANGE, ev->shard, ev->index, (op_at_t){ev->op_seq, ev->op_count},
                 ev->op == SHOAL__CHANGE_OP__CHANGE_DELETE, ev->key.data, ev->key.len,
                 ev->value.data, ev->value.len);
     advance(p, ev->index, ev->op_seq, ev->op_count);
@@ -376,7 +394,7 @@ static void on_notice(shoal_watch_t *self, const uint8_t *data, size_t len, zfra
         enqueue(self,
                 n->type == SHOAL__STREAM_NOTICE_TYPE__NOTICE_PROGRESS ? SHOAL_WATCH_PROGRESS
                                                                       : SHOAL_WATCH_FELL_BEHIND,
-                n->progress[i]->shard, applied, false, NULL, 0, NULL, 0);
+                n->progress[i]->shard, applied, (op_at_t){0, 0}, false, NULL, 0, NULL, 0);
     }
     shoal__stream_notice__free_unpacked(n, NULL);
 }

@@ -42,3 +42,16 @@ if(TARGET shoald AND TARGET shoal-broker AND TARGET shoal)
            COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/linearizable_check.py --self-test)
   set_tests_properties(linearizable_check_selftest PROPERTIES LABELS unit TIMEOUT 120)
 endif()
+# Change streams under faults: every watch event checked against the writes (acknowledged
+# once, ambiguous at most once), batches whole, prefixes exact, the events folded equal a
+# scan, a watcher that fell behind told so and able to go on.
+if(TARGET shoald AND TARGET shoal-broker AND TARGET shoal)
+  shoal_add_test(NAME cluster_watch_faults
+                 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_watch_faults.c
+                         ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_proc.c
+                 LIBS shoal Threads::Threads LABELS integration TIMEOUT 300)
+  set_tests_properties(cluster_watch_faults PROPERTIES RUN_SERIAL ON)
+  add_test(NAME cluster_watch_faults_long COMMAND cluster_watch_faults)
+  set_tests_properties(cluster_watch_faults_long PROPERTIES LABELS slow TIMEOUT 900 RUN_SERIAL ON
+    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR};SHOAL_WATCH_FAULTS_LONG=1")
+endif()

@@ -363,6 +363,7 @@ typedef struct {
     uint64_t count;
     uint32_t shard[MAX_FROM];
     uint64_t index[MAX_FROM];
+    uint32_t after_ops[MAX_FROM]; /* SHARD:INDEX.OP: after op OP (OP + 1 ops had); 0: all */
     size_t n_from;
 } watch_opts_t;
 
@@ -377,24 +378,28 @@ static int watch_opt(ctl_t *c, int opt, void *ctx)
             return EXIT_USAGE;
         break;
     case OPT_FROM_INDEX: {
-        /* SHARD:INDEX, possibly several separated by commas */
+        /* SHARD:INDEX[.OP], possibly several separated by commas */
         char *copy = strdup(optarg), *save = NULL;
         for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            char *colon = strchr(t, ':');
-            uint64_t sh, ix;
+            char *colon = strchr(t, ':'), *dot = colon ? strchr(colon, '.') : NULL;
+            uint64_t sh, ix, op = 0;
             if (!colon || o->n_from == MAX_FROM) {
-                ctl_fail(c, EXIT_USAGE, "--from-index wants SHARD:INDEX (at most %d), not '%s'",
-                         MAX_FROM, t);
+                ctl_fail(c, EXIT_USAGE,
+                         "--from-index wants SHARD:INDEX[.OP] (at most %d), not '%s'", MAX_FROM, t);
                 free(copy);
                 return EXIT_USAGE;
             }
             *colon = 0;
+            if (dot)
+                *dot = 0;
             if (ctl_parse_u64(c, "--from-index SHARD", t, 0, UINT32_MAX - 1, &sh) ||
-                ctl_parse_u64(c, "--from-index INDEX", colon + 1, 0, UINT64_MAX - 1, &ix)) {
+                ctl_parse_u64(c, "--from-index INDEX", colon + 1, 0, UINT64_MAX - 1, &ix) ||
+                (dot && ctl_parse_u64(c, "--from-index OP", dot + 1, 0, UINT32_MAX - 2, &op))) {
                 free(copy);
                 return EXIT_USAGE;
             }
             o->shard[o->n_from] = (uint32_t)sh;
+            o->after_ops[o->n_from] = dot ? (uint32_t)op + 1 : 0;
             o->index[o->n_from++] = ix;
         }
         free(copy);
@@ -408,8 +413,10 @@ static void print_change(ctl_t *c, const shoal_watch_event_t *ev)
 {
     const shoal_change_t *ch = &ev->change;
     if (c->json) {
-        printf("{\"shard\":%u,\"index\":%" PRIu64 ",\"op\":\"%s\",", ch->shard, ch->index,
-               ch->is_delete ? "del" : "put");
+        printf("{\"shard\":%u,\"index\":%" PRIu64 ",", ch->shard, ch->index);
+        if (ch->op_count > 1)
+            printf("\"op_seq\":%u,\"op_count\":%u,", ch->op_seq, ch->op_count);
+        printf("\"op\":\"%s\",", ch->is_delete ? "del" : "put");
         ctl_json_bytes(stdout, "key", ch->key, ch->key_len);
         if (!ch->is_delete) {
             printf(",");
@@ -417,6 +424,8 @@ static void print_change(ctl_t *c, const shoal_watch_event_t *ev)
         }
         printf("}\n");
     } else {
+        /* a batch's ops are consecutive lines with one index (op_seq in --json); the
+         * text stays SHARD:INDEX, which scripts parse */
         printf("%u:%" PRIu64 "\t%s\t", ch->shard, ch->index, ch->is_delete ? "del" : "put");
         fwrite(ch->key, 1, ch->key_len, stdout);
         if (!ch->is_delete) {
@@ -433,7 +442,7 @@ static void print_change(ctl_t *c, const shoal_watch_event_t *ev)
 static int start_from(ctl_t *c, shoal_watch_t *w, const watch_opts_t *o)
 {
     for (size_t i = 0; i < o->n_from; i++) {
-        int rc = shoal_watch_from(w, o->shard[i], o->index[i]);
+        int rc = shoal_watch_from_op(w, o->shard[i], o->index[i], o->after_ops[i]);
         if (rc == SHOAL_EINVAL)
             return ctl_fail(c, EXIT_USAGE, "--from-index: the cluster has no shard %u",
                             o->shard[i]);
@@ -482,13 +491,16 @@ static int follow(ctl_t *c, shoal_watch_t *w, uint64_t count)
 
 int cmd_watch(ctl_t *c, int argc, char **argv)
 {
-    c->usage = "usage: watch [--prefix P] [--from-index SHARD:INDEX ...] [--count N] [--pub EP]\n"
-               "Prints one line per change (SHARD:INDEX<TAB>put|del<TAB>KEY[<TAB>VALUE])\n"
-               "until stopped (or N changes). --from-index first replays the shard's\n"
-               "changes after INDEX. --pub is the broker's XPUB (default: broker port + 1).\n"
-               "Ends with exit 1 when changes it should show are no longer retained (scan,\n"
-               "then watch again), and exit 3 when the stream is silent for --timeout ms\n"
-               "(default 5000; the broker sends progress every second).\n";
+    c->usage =
+        "usage: watch [--prefix P] [--from-index SHARD:INDEX[.OP] ...] [--count N] [--pub EP]\n"
+        "Prints one line per change (SHARD:INDEX<TAB>put|del<TAB>KEY[<TAB>VALUE]; a\n"
+        "batch's ops share its index, op_seq 0.. in --json) until stopped (or N\n"
+        "changes). --from-index first replays the shard's changes after INDEX (after\n"
+        "op OP of entry INDEX with .OP). --pub is the broker's XPUB (default: broker\n"
+        "port + 1).\n"
+        "Ends with exit 1 when changes it should show are no longer retained (scan,\n"
+        "then watch again), and exit 3 when the stream is silent for --timeout ms\n"
+        "(default 5000; the broker sends progress every second).\n";
     watch_opts_t o = {0};
     static const struct option extra[] = {{"prefix", required_argument, 0, OPT_PREFIX},
                                           {"from-index", required_argument, 0, OPT_FROM_INDEX},

@@ -29,7 +29,7 @@ static const char *main_usage =
     "          cas KEY EXPECTED NEW | cas KEY --absent NEW\n"
     "          scan [--prefix P] [--from K] [--to K] [--limit N] [--stale]\n"
     "          batch put KEY VALUE | del KEY ...\n"
-    "          watch [--prefix P] [--from-index SHARD:INDEX ...] [--count N] [--pub EP]\n"
+    "          watch [--prefix P] [--from-index SHARD:INDEX[.OP] ...] [--count N] [--pub EP]\n"
     "admin:    status | top [--interval MS] [--count N] | events [--no-follow] [--count N]\n"
     "          transfer-leader SHARD NODE | add-node ID ENDPOINT PUB_ENDPOINT\n"
     "          remove-node ID | move-replica SHARD FROM TO | add-shard [SHARD]\n"

@@ -99,6 +99,14 @@ bline=$(grep -m1 $'\tbd' "$DIR/watch-b.out"); bpos=${bline%%$'\t'*}
 got=$(timeout 10 "$CTL" watch --from-index "${bpos%%:*}:$((${bpos##*:} - 1))" --count 4 |
       cut -f2- | sed 's/\t$//')
 [ "$got" = "$want_ops" ] || { echo "FAIL: replayed batch: $got"; FAIL=1; }
+# --json numbers a batch's ops; resumed after its op 1: ops 2 and 3 (a plain INDEX
+# skipped them: QA)
+got=$(timeout 10 "$CTL" --json watch --from-index "${bpos%%:*}:$((${bpos##*:} - 1))" --count 4 |
+      python3 -c "import json,sys; print(' '.join('%d/%d' % (e['op_seq'], e['op_count']) for e in map(json.loads, sys.stdin)))")
+[ "$got" = "0/4 1/4 2/4 3/4" ] || { echo "FAIL: --json op_seq/op_count of a batch: $got"; FAIL=1; }
+got=$(timeout 10 "$CTL" watch --from-index "$bpos.1" --count 2 | cut -f2- | sed 's/\t$//')
+[ "$got" = $'del\tbd\nput\tbd\tv4' ] || { echo "FAIL: resumed in the middle of a batch: $got"; FAIL=1; }
+want 2 "watch --from-index with a bad op" timeout 10 "$CTL" watch --from-index "$bpos.x"
 want 2 "watch --from-index of a shard the cluster lacks" timeout 10 "$CTL" watch --from-index 9:1
 want 2 "watch --prefix over the key limit" "$CTL" watch --prefix "$(head -c 4097 /dev/zero | tr '\0' p)"
 # a watcher from an index the shard no longer retains (window: the last 4096 changes or
