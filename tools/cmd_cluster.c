@@ -1216,11 +1216,13 @@ static int64_t node_match(const shoal_shard_status_t *s, uint64_t id)
  * in every group that lists it as a replica and had a leader when the wait began, its
  * match index (its log, synced, as the leader reports it) reached the group's commit
  * index of then; it applies those entries to its engine as soon as it learns they are
- * committed, which the grace after covers. Groups without a leader (the first node of a
- * stopped cluster to start) are not waited for, nor a node the map does not list yet (a
- * joining node before add-node registers it: register_node waits for it to be up), and without a running broker there is no
- * status to compare with: serving and the grace are all it can tell. -1 when caught up
- * (or still catching up at deadline: a note says so), else the exit code of the failure. */
+ * committed, which the grace after covers. A group whose leader reports match 0 (it has not
+ * heard of the node since it started) is not waited for. Groups without a leader (the first node of
+ * a stopped cluster to start) are not waited for, nor a node the map does not list yet (a joining
+ * node before add-node registers it: register_node waits for it to be up), and without a running
+ * broker there is no status to compare with: serving and the grace are all it can tell. -1 when
+ * caught up (or still catching up at deadline: a note says so), else the exit code of the failure.
+ */
 static int wait_caught_up(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_from, pid_t pid,
                           int64_t deadline)
 {
@@ -1261,7 +1263,10 @@ static int wait_caught_up(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_fr
             for (size_t k = 0; caught && k < n_want; k++) {
                 const shoal_shard_status_t *s = status_group(&cl, gid[k]);
                 int64_t m = s ? node_match(s, id) : -1;
-                if (m >= 0 && (uint64_t)m < want[k]) { /* a group it left no longer counts */
+                /* a group it left no longer counts, nor one whose leader has not heard of it
+                 * since the leader's start (match 0): an idle group's leader sends nothing
+                 * until its next write, so that wait never ended (60 s in cluster_split) */
+                if (m > 0 && (uint64_t)m < want[k]) {
                     caught = false;
                     snprintf(behind, sizeof behind, "group %" PRIu32 " at %" PRId64 " of %" PRIu64,
                              gid[k], m, want[k]);
