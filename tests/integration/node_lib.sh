@@ -159,6 +159,21 @@ start_all_stop_follower() {
     node_stop $D
 }
 
+# Gives every follower of leader L a disk whose log syncs take MS ms (storage/fsync_delay_ms),
+# one follower at a time so that L keeps a quorum: stop, change its config, start, and
+# write a key through shard 0 that needs it (the other follower is the one restarted next).
+slow_follower_disks() {
+    local l=$1 ms=$2 i
+    for ((i = 0; i < N; i++)); do
+        [ "$i" = "$l" ] && continue
+        node_stop "$i" || fail "node $i did not stop cleanly"
+        sed -i "s/^    fsync = \"batch\"\$/&\n    fsync_delay_ms = $ms/" "$DIR/node-$i.cfg"
+        grep -q "fsync_delay_ms = $ms" "$DIR/node-$i.cfg" || fail "config of node $i not changed"
+        node_start "$i"
+        CLIENT_ATTEMPT=8000 client put 0 "warm-$i" v >/dev/null || fail "write after restarting node $i"
+    done
+}
+
 fail() {
     echo "FAIL: $*" >&2
     for f in "$DIR"/node-*.log; do echo "--- $f (tail)"; tail -20 "$f"; done >&2

@@ -8,14 +8,7 @@ ELECTION_TICKS=50 cluster_init 3 1
 for i in 0 1 2; do node_start $i; done
 client wait-leaders 0 || fail "no leader"
 L=$(leader_of 0)
-for i in 0 1 2; do
-    [ "$i" = "$L" ] && continue
-    node_stop "$i" || fail "node $i did not stop cleanly"
-    sed -i 's/^    fsync = "batch"$/&\n    fsync_delay_ms = 1500/' "$DIR/node-$i.cfg"
-    grep -q "fsync_delay_ms = 1500" "$DIR/node-$i.cfg" || fail "config of node $i not changed"
-    node_start "$i"
-    CLIENT_ATTEMPT=8000 client put 0 "warm-$i" v >/dev/null || fail "write after restarting node $i"
-done
+slow_follower_disks "$L" 1500
 [ "$(leader_of 0)" = "$L" ] || fail "leadership moved while the followers restarted"
 before=$(client commit "$L" 0) || fail "no status from the leader"
 # resent every 100 ms while it waits 1.5-3 s for a follower's sync

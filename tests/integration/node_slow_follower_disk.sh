@@ -12,18 +12,7 @@ CLIENT_ATTEMPT=8000 # a write takes seconds here: do not resend it every second
 for i in 0 1 2; do node_start $i; done
 client wait-leaders 0 || fail "no leader"
 L=$(leader_of 0)
-# one follower at a time, so that the leader keeps a quorum: stop, slow its disk, start,
-# and wait for a write that needs it (the other follower is the one restarted next)
-n=0
-for i in 0 1 2; do
-    [ "$i" = "$L" ] && continue
-    node_stop "$i" || fail "node $i did not stop cleanly"
-    sed -i 's/^    fsync = "batch"$/&\n    fsync_delay_ms = 1500/' "$DIR/node-$i.cfg"
-    grep -q "fsync_delay_ms = 1500" "$DIR/node-$i.cfg" || fail "config of node $i not changed"
-    node_start "$i"
-    n=$((n + 1))
-    client put 0 "warm-$n" v >/dev/null || fail "write after restarting node $i"
-done
+slow_follower_disks "$L" 1500
 [ "$(leader_of 0)" = "$L" ] || fail "leadership moved while the followers restarted"
 before=$(cat "$DIR"/node-*.log | grep -c "shard 0: leader is")
 load_and_check 0 4 4
