@@ -358,7 +358,7 @@ static void setup_fixture(fixture_t *f)
     f->o.compression = rnd() % 2;
     f->o.disable_wal = rnd() % 4 == 0; /* reopens then rely on close's flush */
     if (rnd() % 3 == 0) /* background work on a shared pool's workers */
-        assert_int_equal(lsm_pool_new(1 + (int)(rnd() >> 9) % 2, &f->pool), 0);
+        assert_int_equal(lsm_pool_new(1 + (int)((rnd() >> 9) % 2), &f->pool), 0);
     f->o.pool = f->pool;
 }
 
