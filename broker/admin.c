@@ -144,6 +144,19 @@ bool admin_is_map_change(const Shoal__AdminRequest *q)
     }
 }
 
+/* Whether a node's claim that leader leads is news to take: a node speaks for itself, but
+ * another node's word (a follower's view, possibly queued behind the leader's exit) about
+ * a node this broker hears nothing from is stale. Taken, it named a stopped node as the
+ * metadata leader in `status` after the whole cluster stopped, and `cluster start-node`
+ * then waited its full timeout for that group. */
+static bool leader_claim_live(broker_t *b, uint64_t from, uint64_t leader)
+{
+    if (leader == from)
+        return true;
+    bnode_t *l = broker_node(b, leader);
+    return !l || (l->last_seen && zclock_mono() - l->last_seen < BROKER_DOWN_MS);
+}
+
 void admin_on_raft_event(broker_t *b, const uint8_t *data, size_t len, bool metrics)
 {
     Shoal__RaftEvent *ev = shoal__raft_event__unpack(NULL, len, data);
@@ -155,6 +168,8 @@ void admin_on_raft_event(broker_t *b, const uint8_t *data, size_t len, bool metr
     switch (ev->type) {
     case SHOAL__RAFT_EVENT_TYPE__EV_LEADER_ELECTED:
     case SHOAL__RAFT_EVENT_TYPE__EV_LEADER_CHANGED:
+        if (!leader_claim_live(b, ev->node_id, ev->leader_id))
+            break;
         if (ev->shard == META_GROUP && ev->term >= b->meta.term) {
             /* the row's term moves with its leader; match indexes come with the new
              * leader's next status answer (merge_meta) */

@@ -55,3 +55,27 @@ if(TARGET shoald AND TARGET shoal-broker AND TARGET shoal)
   set_tests_properties(cluster_watch_faults_long PROPERTIES LABELS slow TIMEOUT 900 RUN_SERIAL ON
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR};SHOAL_WATCH_FAULTS_LONG=1")
 endif()
+# Linearizability and durability under online reconfiguration: the same clients while a
+# nemesis adds nodes, moves replicas (and cancels moves), splits shards, drains and removes
+# nodes, rebalances, moves leaders, each with a kill -9 or SIGSTOP of a node the change
+# involves; then the history is checked per key and every acknowledged write must be on
+# exactly one shard (tests/integration/cluster_reconfig_linearizable.c).
+if(TARGET shoald AND TARGET shoal-broker AND TARGET shoal)
+  if(SHOAL_SANITIZE)
+    set(RECONFIG_SHORT --duration 14 --clients 4 --fillers 2 --op-timeout 1000)
+  else()
+    set(RECONFIG_SHORT --duration 18 --clients 6 --fillers 3 --op-timeout 1000)
+  endif()
+  shoal_add_test(NAME cluster_reconfig_linearizable
+                 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_reconfig_linearizable.c
+                         ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_proc.c
+                 LIBS shoal shoal_proto PkgConfig::CZMQ PkgConfig::ZMQ Threads::Threads
+                 LABELS integration TIMEOUT 400 ARGS ${RECONFIG_SHORT})
+  set_tests_properties(cluster_reconfig_linearizable PROPERTIES RUN_SERIAL ON)
+  add_test(NAME cluster_reconfig_linearizable_long
+           COMMAND cluster_reconfig_linearizable --duration 150 --clients 10 --fillers 4
+                   --op-timeout 800)
+  set_tests_properties(cluster_reconfig_linearizable_long PROPERTIES LABELS slow TIMEOUT 900
+    RUN_SERIAL ON
+    ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR};SHOAL_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+endif()

@@ -1217,11 +1217,12 @@ static int64_t node_match(const shoal_shard_status_t *s, uint64_t id)
  * match index (its log, synced, as the leader reports it) reached the group's commit
  * index of then; it applies those entries to its engine as soon as it learns they are
  * committed, which the grace after covers. A group whose leader reports match 0 (it has not
- * heard of the node since it started) is not waited for. Groups without a leader (the first node of
- * a stopped cluster to start) are not waited for, nor a node the map does not list yet (a joining
- * node before add-node registers it: register_node waits for it to be up), and without a running
- * broker there is no status to compare with: serving and the grace are all it can tell. -1 when
- * caught up (or still catching up at deadline: a note says so), else the exit code of the failure.
+ * heard of the node since it started) is not waited for. Groups without a leader, or with one on
+ * a node the broker sees down (the first node of a stopped cluster to start), are not waited for,
+ * nor a node the map does not list yet (a joining node before add-node registers it: register_node
+ * waits for it to be up), and without a running broker there is no status to compare with: serving
+ * and the grace are all it can tell. -1 when caught up (or still catching up at deadline: a note
+ * says so), else the exit code of the failure.
  */
 static int wait_caught_up(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_from, pid_t pid,
                           int64_t deadline)
@@ -1246,7 +1247,13 @@ static int wait_caught_up(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_fr
                 const shoal_shard_status_t *s = i < cl.n_shards ? &cl.shards[i]
                                                 : cl.has_meta   ? &cl.meta
                                                                 : NULL;
-                if (s && s->leader >= 0 && node_match(s, id) >= 0) {
+                /* a leader the broker still names on a node it sees down (its last hint)
+                 * leads nothing: waiting for its commit index would wait until the
+                 * deadline (every node of the cluster stopped, then started one by one) */
+                bool leader_up = false;
+                for (size_t j = 0; s && j < cl.n_nodes; j++)
+                    leader_up |= (int64_t)cl.nodes[j].id == s->leader && cl.nodes[j].up;
+                if (s && s->leader >= 0 && leader_up && node_match(s, id) >= 0) {
                     gid[n_want] = s->id;
                     want[n_want++] = s->commit_index;
                 }

@@ -1,7 +1,9 @@
 /* cluster_linearizable.c - a Jepsen-style linearizability test of a local cluster.
  *
  * Starts `shoalctl cluster up` (3 nodes, SHARDS shards x 3 replicas) in a temporary folder
- * on free ports, then runs C client threads, each with its own libshoal connection, doing
+ * ($TMPDIR, else /tmp) on free ports, then runs the linearizability workload of
+ * cluster_proc.c (shared with cluster_reconfig_linearizable): C client threads, each with
+ * its own libshoal connection, doing
  * random get / put / cas / del (and a few two-key batches) on a handful of shared keys
  * (high contention), every written value unique. Every operation is recorded with its
  * thread, arguments, invoke and completion time (CLOCK_MONOTONIC, ns) and outcome:
@@ -19,7 +21,8 @@
  *   none      no faults
  * The cluster may run with --read-mode read_index (raft/read_mode) and with
  * --read-from replicas (broker/read_from: linearizable gets served by followers).
- * At the end the history (JSON lines) goes to tests/integration/linearizable_check.py,
+ * At the end one more get per key (the final reads) joins the history, and the history
+ * (JSON lines) goes to tests/integration/linearizable_check.py,
  * which checks each key as a linearizable register; a violation, a crash of a node or
  * broker, or a sanitizer report fails the test, printing the seed and the replay command.
  *
@@ -50,8 +53,6 @@
 
 #define NODES 3
 #define SHARDS 2
-#define MAX_CLIENTS 64
-#define MAX_KEYS 64
 #define OP_TIMEOUT_MS 3000 /* default; --op-timeout: shorter gives ambiguous writes */
 
 enum { N_MIXED, N_PAUSE, N_KILL, N_BROKER, N_TRANSFER, N_NONE };
@@ -66,23 +67,17 @@ typedef struct {
     char dir[256], ctl[512], broker_ep[64], history[512];
     int base;
     int64_t t0_ns;
-    atomic_bool stop;
     pthread_mutex_t lock;
     int failures;
-    char keys[MAX_KEYS][48];
-    uint32_t key_shard[MAX_KEYS];
+    lin_workload_t w; /* the clients and their history (cluster_proc.h) */
+    uint32_t key_shard[LIN_MAX_KEYS];
     pid_t stopped;
     int faults;
 } run_t;
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+#define mono_ns cluster_mono_ns
 
 static double since(run_t *run)
 {
@@ -113,6 +108,12 @@ static void fail(run_t *run, const char *fmt, ...)
     pthread_mutex_unlock(&run->lock);
 }
 
+/* The workload's hook for an answer that is an error. */
+static void on_client_error(void *arg, const char *line)
+{
+    fail(arg, "%s", line);
+}
+
 /* shoalctl with its output appended to DIR/logs/lin-ctl.log; returns its exit code. */
 static int ctl(run_t *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int ctl(run_t *run, const char *fmt, ...)
@@ -122,216 +123,6 @@ static int ctl(run_t *run, const char *fmt, ...)
     int rc = cluster_vctl(run->ctl, run->dir, "lin-ctl.log", fmt, ap);
     va_end(ap);
     return rc;
-}
-
-static bool ambiguous(int st)
-{
-    return st == SHOAL_STATUS_TIMEOUT || st == SHOAL_STATUS_UNAVAILABLE ||
-           st == SHOAL_STATUS_INTERNAL;
-}
-
-/* ---- the history -------------------------------------------------------------------- */
-
-/* One operation. Values are short ASCII ("c3.17"), so they are stored inline. */
-typedef enum { O_GET, O_PUT, O_DEL, O_CAS, O_BATCH } opkind_t;
-typedef enum { OUT_OK, OUT_NOTFOUND, OUT_CASFAIL, OUT_AMBIG, OUT_ERROR } outcome_t;
-
-typedef struct {
-    int64_t t_inv, t_ret; /* ns since t0 */
-    uint8_t kind, outcome, key, key2;
-    bool absent;   /* cas: expect absent */
-    bool found;    /* get ok / cas failed: a current value was returned */
-    char val[24];  /* put/cas: the new value; batch: key's value */
-    char val2[24]; /* batch: key2's value */
-    char exp[24];  /* cas: expected */
-    char got[24];  /* get / failed cas: the value read */
-    int status;
-} rec_t;
-
-typedef struct {
-    run_t *run;
-    int id;
-    uint64_t rng;
-    rec_t *recs;
-    size_t n, cap;
-    uint32_t next_val;
-    char last_seen[MAX_KEYS][24]; /* the last value this client saw per key ("" none) */
-    uint64_t oks, ambs, errs;
-} client_t;
-
-static rec_t *new_rec(client_t *c)
-{
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 4096;
-        c->recs = realloc(c->recs, c->cap * sizeof *c->recs);
-    }
-    rec_t *r = &c->recs[c->n++];
-    memset(r, 0, sizeof *r);
-    return r;
-}
-
-static void copy_val(char *dst, const uint8_t *v, size_t len)
-{
-    size_t l = len < 23 ? len : 23;
-    memcpy(dst, v, l);
-    dst[l] = 0;
-}
-
-static void one_op(client_t *c, shoal_t *s)
-{
-    run_t *run = c->run;
-    rec_t *r = new_rec(c);
-    int k = cluster_rnd(&c->rng, 0, run->nkeys - 1);
-    const char *key = run->keys[k];
-    size_t kl = strlen(key);
-    r->key = (uint8_t)k;
-    int p = cluster_rnd(&c->rng, 0, 99);
-    shoal_result_t res;
-    memset(&res, 0, sizeof res);
-    int st;
-    if (p < 45) {
-        r->kind = O_GET;
-        r->t_inv = mono_ns();
-        st = shoal_get(s, key, kl, false, &res);
-        r->t_ret = mono_ns();
-        if (st == SHOAL_STATUS_OK) {
-            r->found = true;
-            copy_val(r->got, res.value, res.value_len);
-        }
-    } else if (p < 65) {
-        r->kind = O_PUT;
-        snprintf(r->val, sizeof r->val, "c%d.%u", c->id, ++c->next_val);
-        r->t_inv = mono_ns();
-        st = shoal_put(s, key, kl, r->val, strlen(r->val), &res);
-        r->t_ret = mono_ns();
-    } else if (p < 90) {
-        r->kind = O_CAS;
-        snprintf(r->val, sizeof r->val, "c%d.%u", c->id, ++c->next_val);
-        r->absent = c->last_seen[k][0] == 0 || cluster_rnd(&c->rng, 0, 9) == 0;
-        if (!r->absent)
-            snprintf(r->exp, sizeof r->exp, "%s", c->last_seen[k]);
-        r->t_inv = mono_ns();
-        st = shoal_cas(s, key, kl, r->absent ? NULL : r->exp, r->absent ? 0 : strlen(r->exp),
-                       r->absent, r->val, strlen(r->val), &res);
-        r->t_ret = mono_ns();
-        if (st == SHOAL_STATUS_COMPARE_FAILED && res.found) {
-            r->found = true;
-            copy_val(r->got, res.value, res.value_len);
-        }
-    } else if (p < 96) {
-        r->kind = O_DEL;
-        r->t_inv = mono_ns();
-        st = shoal_del(s, key, kl, &res);
-        r->t_ret = mono_ns();
-    } else { /* two keys in one batch: each key sees a write of its own */
-        r->kind = O_BATCH;
-        int k2 = cluster_rnd(&c->rng, 0, run->nkeys - 1);
-        if (k2 == k)
-            k2 = (k + 1) % run->nkeys;
-        r->key2 = (uint8_t)k2;
-        snprintf(r->val, sizeof r->val, "c%d.%u", c->id, ++c->next_val);
-        snprintf(r->val2, sizeof r->val2, "c%d.%u", c->id, ++c->next_val);
-        shoal_batch_op_t ops[2] = {
-            {false, key, kl, r->val, strlen(r->val)},
-            {false, run->keys[k2], strlen(run->keys[k2]), r->val2, strlen(r->val2)},
-        };
-        r->t_inv = mono_ns();
-        st = shoal_batch(s, ops, 2, &res);
-        r->t_ret = mono_ns();
-    }
-    r->status = st;
-    r->t_inv -= run->t0_ns;
-    r->t_ret -= run->t0_ns;
-    if (st == SHOAL_STATUS_OK)
-        r->outcome = OUT_OK;
-    else if (st == SHOAL_STATUS_NOT_FOUND)
-        r->outcome = OUT_NOTFOUND;
-    else if (st == SHOAL_STATUS_COMPARE_FAILED)
-        r->outcome = OUT_CASFAIL;
-    else if (ambiguous(st))
-        r->outcome = OUT_AMBIG;
-    else
-        r->outcome = OUT_ERROR;
-    if (r->outcome == OUT_AMBIG)
-        c->ambs++;
-    else if (r->outcome == OUT_ERROR) {
-        c->errs++;
-        fail(run, "client %d: %s answered %s (%s)", c->id,
-             (const char *[]){"get", "put", "del", "cas", "batch"}[r->kind], shoal_status_str(st),
-             res.error);
-    } else
-        c->oks++;
-    /* what this client believes the key holds, for its next cas */
-    if (r->outcome == OUT_OK && (r->kind == O_PUT || r->kind == O_CAS))
-        snprintf(c->last_seen[k], 24, "%s", r->val);
-    else if (r->kind == O_GET && r->outcome == OUT_OK)
-        snprintf(c->last_seen[k], 24, "%s", r->got);
-    else if ((r->kind == O_GET && r->outcome == OUT_NOTFOUND) ||
-             (r->kind == O_DEL && r->outcome != OUT_AMBIG))
-        c->last_seen[k][0] = 0;
-    else if (r->kind == O_CAS && r->outcome == OUT_CASFAIL)
-        snprintf(c->last_seen[k], 24, "%s", r->found ? r->got : "");
-    shoal_result_clear(&res);
-}
-
-static void *client_main(void *arg)
-{
-    client_t *c = arg;
-    shoal_t *s = shoal_connect(c->run->broker_ep);
-    if (!s) {
-        fail(c->run, "client %d: cannot connect", c->id);
-        return NULL;
-    }
-    shoal_set_timeout(s, c->run->op_timeout_ms);
-    while (!atomic_load(&c->run->stop))
-        one_op(c, s);
-    shoal_destroy(&s);
-    return NULL;
-}
-
-static const char *kind_name[] = {"get", "put", "del", "cas", "batch"};
-static const char *outcome_name[] = {"ok", "notfound", "casfail", "ambiguous", "error"};
-
-static void write_history(run_t *run, client_t *cs)
-{
-    FILE *f = fopen(run->history, "w");
-    if (!f) {
-        fail(run, "cannot write %s", run->history);
-        return;
-    }
-    fprintf(f,
-            "{\"meta\":{\"seed\":%" PRIu64 ",\"nemesis\":\"%s\",\"read_mode\":\"%s\","
-            "\"read_from\":\"%s\",\"clients\":%d,\"keys\":%d,\"duration\":%d}}\n",
-            run->seed, nemesis_names[run->nemesis], run->read_mode, run->read_from, run->clients,
-            run->nkeys, run->duration_s);
-    for (int i = 0; i < run->clients; i++)
-        for (size_t j = 0; j < cs[i].n; j++) {
-            rec_t *r = &cs[i].recs[j];
-            fprintf(f,
-                    "{\"p\":%d,\"f\":\"%s\",\"k\":\"%s\",\"inv\":%" PRId64 ",\"ret\":%" PRId64
-                    ",\"out\":\"%s\",\"st\":%d",
-                    i, kind_name[r->kind], run->keys[r->key], r->t_inv, r->t_ret,
-                    outcome_name[r->outcome], r->status);
-            if (r->kind == O_PUT || r->kind == O_CAS || r->kind == O_BATCH)
-                fprintf(f, ",\"v\":\"%s\"", r->val);
-            if (r->kind == O_BATCH)
-                fprintf(f, ",\"k2\":\"%s\",\"v2\":\"%s\"", run->keys[r->key2], r->val2);
-            if (r->kind == O_CAS) {
-                if (r->absent)
-                    fprintf(f, ",\"exp\":null");
-                else
-                    fprintf(f, ",\"exp\":\"%s\"", r->exp);
-            }
-            if ((r->kind == O_GET && r->outcome == OUT_OK) ||
-                (r->kind == O_CAS && r->outcome == OUT_CASFAIL)) {
-                if (r->found)
-                    fprintf(f, ",\"got\":\"%s\"", r->got);
-                else
-                    fprintf(f, ",\"got\":null");
-            }
-            fprintf(f, "}\n");
-        }
-    fclose(f);
 }
 
 /* ---- the nemesis -------------------------------------------------------------------- */
@@ -499,8 +290,8 @@ int main(int argc, char **argv)
         else
             usage();
     }
-    if (run->clients < 1 || run->clients > MAX_CLIENTS || run->nkeys < 2 || run->nkeys > MAX_KEYS ||
-        run->duration_s < 1 || run->op_timeout_ms < 100)
+    if (run->clients < 1 || run->clients > LIN_MAX_CLIENTS || run->nkeys < 2 ||
+        run->nkeys > LIN_MAX_KEYS || run->duration_s < 1 || run->op_timeout_ms < 100)
         usage();
     if (!run->seed) {
         struct timespec ts;
@@ -522,7 +313,7 @@ int main(int argc, char **argv)
             "nemesis %s, read_mode %s, read_from %s\n",
             run->seed, run->duration_s, run->clients, run->nkeys, nemesis_names[run->nemesis],
             run->read_mode, run->read_from);
-    snprintf(run->dir, sizeof run->dir, "/tmp/shoal-lin.XXXXXX");
+    snprintf(run->dir, sizeof run->dir, "%s/shoal-lin.XXXXXX", cluster_tmp_root());
     if (!mkdtemp(run->dir)) {
         perror("mkdtemp");
         return 1;
@@ -530,8 +321,8 @@ int main(int argc, char **argv)
     if (hist)
         snprintf(run->history, sizeof run->history, "%s", hist);
     else
-        snprintf(run->history, sizeof run->history, "/tmp/shoal-lin-history.%" PRIu64 ".jsonl",
-                 run->seed);
+        snprintf(run->history, sizeof run->history, "%s/shoal-lin-history.%" PRIu64 ".jsonl",
+                 cluster_tmp_root(), run->seed);
     cluster_start_guardian(run->dir, NULL, NULL);
     cluster_watchdog((unsigned)(run->duration_s + 240),
                      "FAIL: cluster_linearizable hung (seed %" PRIu64 ")\n", run->seed);
@@ -562,39 +353,42 @@ int main(int argc, char **argv)
     }
     shoal_t *admin = shoal_connect(run->broker_ep);
     shoal_set_timeout(admin, 5000);
-    client_t *cs = calloc((size_t)run->clients, sizeof *cs);
-    pthread_t th[MAX_CLIENTS];
     uint64_t total = 0, ambs = 0;
     if (!run->failures) {
         if (!wait_healthy(admin, 30000))
             fail(run, "cluster not healthy after start");
         /* the keys, fresh per run: a put learns their shard, a delete leaves them absent */
         for (int k = 0; k < run->nkeys && !run->failures; k++) {
-            snprintf(run->keys[k], sizeof run->keys[k], "lin/%" PRIx64 "/k%d",
+            snprintf(run->w.keys[k], sizeof run->w.keys[k], "lin/%" PRIx64 "/k%d",
                      run->seed & 0xffffffff, k);
             shoal_result_t r;
             int st = SHOAL_STATUS_UNAVAILABLE;
             for (int t = 0; t < 10 && st != SHOAL_STATUS_OK; t++) {
-                st = shoal_put(admin, run->keys[k], strlen(run->keys[k]), "init", 4, &r);
+                st = shoal_put(admin, run->w.keys[k], strlen(run->w.keys[k]), "init", 4, &r);
                 run->key_shard[k] = r.shard;
                 shoal_result_clear(&r);
                 if (st == SHOAL_STATUS_OK)
-                    st = shoal_del(admin, run->keys[k], strlen(run->keys[k]), NULL);
+                    st = shoal_del(admin, run->w.keys[k], strlen(run->w.keys[k]), NULL);
                 if (st != SHOAL_STATUS_OK)
                     cluster_sleep_ms(300);
             }
             if (st != SHOAL_STATUS_OK)
-                fail(run, "first put and delete of %s: %s", run->keys[k], shoal_status_str(st));
-            note(run, "key %s on shard %u", run->keys[k], run->key_shard[k]);
+                fail(run, "first put and delete of %s: %s", run->w.keys[k], shoal_status_str(st));
+            note(run, "key %s on shard %u", run->w.keys[k], run->key_shard[k]);
         }
     }
     if (!run->failures) {
         run->t0_ns = mono_ns();
-        for (int i = 0; i < run->clients; i++) {
-            cs[i] = (client_t){
-                .run = run, .id = i, .rng = run->seed * 0x9E3779B97F4A7C15ull + (uint64_t)i + 1};
-            pthread_create(&th[i], NULL, client_main, &cs[i]);
-        }
+        lin_workload_t *w = &run->w;
+        w->seed = run->seed;
+        w->clients = run->clients;
+        w->nkeys = run->nkeys;
+        w->op_timeout_ms = run->op_timeout_ms;
+        memcpy(w->broker_ep, run->broker_ep, sizeof w->broker_ep);
+        w->t0_ns = run->t0_ns;
+        w->on_error = on_client_error;
+        w->arg = run;
+        lin_start(w);
         note(run, "%d clients started; faults (%s) for %d s", run->clients,
              nemesis_names[run->nemesis], run->duration_s);
         uint64_t rng = run->seed ^ 0xfa17;
@@ -604,18 +398,21 @@ int main(int argc, char **argv)
             cluster_sleep_ms(50);
         /* a last second with no fault: the history ends on a healthy cluster */
         cluster_sleep_ms(1000);
-        atomic_store(&run->stop, true);
-        for (int i = 0; i < run->clients; i++)
-            pthread_join(th[i], NULL);
+        lin_stop(&run->w, &total, &ambs);
         if (run->stopped)
             kill(run->stopped, SIGCONT);
-        for (int i = 0; i < run->clients; i++) {
-            total += cs[i].n;
-            ambs += cs[i].ambs;
-        }
+        if (lin_final_reads(&run->w, admin))
+            note(run, "some final reads were not answered");
         note(run, "clients stopped: %" PRIu64 " operations, %" PRIu64 " ambiguous, %d faults",
              total, ambs, run->faults);
-        write_history(run, cs);
+        char meta[512];
+        snprintf(meta, sizeof meta,
+                 "{\"seed\":%" PRIu64 ",\"nemesis\":\"%s\",\"read_mode\":\"%s\","
+                 "\"read_from\":\"%s\",\"clients\":%d,\"keys\":%d,\"duration\":%d}",
+                 run->seed, nemesis_names[run->nemesis], run->read_mode, run->read_from,
+                 run->clients, run->nkeys, run->duration_s);
+        if (lin_write_history(&run->w, run->history, meta) != 0)
+            fail(run, "cannot write %s", run->history);
         for (int i = 0; i < NODES; i++)
             if (!cluster_pid_alive(cluster_node_pid(run->dir, i)))
                 fail(run, "node %d is not running after the faults (it died on its own)", i);
@@ -660,8 +457,8 @@ int main(int argc, char **argv)
                 nemesis_names[run->nemesis], run->read_mode, run->read_from,
                 run->weak_casfail ? " --weak-casfail" : "", run->source, run->history,
                 run->weak_casfail ? " --weak-casfail" : "");
-        char logs[64];
-        snprintf(logs, sizeof logs, "/tmp/shoal-lin-logs.%" PRIu64, run->seed);
+        char logs[512];
+        snprintf(logs, sizeof logs, "%s/shoal-lin-logs.%" PRIu64, cluster_tmp_root(), run->seed);
         cluster_keep_logs(run->dir, logs);
     } else {
         fprintf(stderr,
@@ -672,8 +469,6 @@ int main(int argc, char **argv)
             unlink(run->history);
     }
     cluster_remove_dir(run->dir);
-    for (int i = 0; i < run->clients; i++)
-        free(cs[i].recs);
-    free(cs);
+    lin_free(&run->w);
     return run->failures ? 1 : 0;
 }

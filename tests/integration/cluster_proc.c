@@ -1,12 +1,16 @@
-/* cluster_proc.c - process helpers of the C tests that run a whole local cluster; see
- * cluster_proc.h. Everything here finds the cluster's processes by the pid files of its
- * folder, never by name: tests of other runs on the same machine are left alone. */
+/* cluster_proc.c - process helpers of the C tests that run a whole local cluster, and the
+ * linearizability workload two of them share; see cluster_proc.h. Everything here finds the
+ * cluster's processes by the pid files of its folder, never by name: tests of other runs on
+ * the same machine are left alone. */
 #define _GNU_SOURCE /* pipe2, vasprintf */
 #include "cluster_proc.h"
+
+#include "broker/shoal.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +47,19 @@ int cluster_rnd(uint64_t *s, int lo, int hi)
     return lo + (int)(cluster_xorshift(s) % (uint64_t)(hi - lo + 1));
 }
 
+int64_t cluster_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+const char *cluster_tmp_root(void)
+{
+    const char *t = getenv("TMPDIR");
+    return t && *t ? t : "/tmp";
+}
+
 /* ---- commands ----------------------------------------------------------------------- */
 
 static int run_command(const char *cmd)
@@ -73,6 +90,36 @@ int cluster_vctl(const char *ctl, const char *dir, const char *log, const char *
     int rc = cluster_shell("%s %s >>%s/logs/%s 2>&1 </dev/null", ctl, args, dir, log);
     free(args);
     return rc;
+}
+
+pid_t cluster_spawn(const char *fmt, ...)
+{
+    char *cmd;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&cmd, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    free(cmd);
+    return pid;
+}
+
+int cluster_wait_child(pid_t pid)
+{
+    int rc;
+    pid_t r;
+    while ((r = waitpid(pid, &rc, 0)) < 0 && errno == EINTR)
+        ;
+    if (r != pid)
+        return -1;
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
 }
 
 /* ---- processes by their pid files --------------------------------------------------- */
@@ -264,4 +311,283 @@ int cluster_pick_base(int nodes, int offset)
             return b;
     }
     return 0;
+}
+
+/* ---- the linearizability workload -------------------------------------------------- */
+
+/* One operation. Values are short ASCII ("c3.17"), so they are stored inline. */
+typedef enum { O_GET, O_PUT, O_DEL, O_CAS, O_BATCH } opkind_t;
+typedef enum { OUT_OK, OUT_NOTFOUND, OUT_CASFAIL, OUT_AMBIG, OUT_ERROR } outcome_t;
+
+static const char *kind_name[] = {"get", "put", "del", "cas", "batch"};
+static const char *outcome_name[] = {"ok", "notfound", "casfail", "ambiguous", "error"};
+
+typedef struct {
+    int64_t t_inv, t_ret; /* ns since t0 */
+    uint8_t kind, outcome, key, key2;
+    bool absent;   /* cas: expect absent */
+    bool found;    /* get ok / cas failed: a current value was returned */
+    char val[24];  /* put/cas: the new value; batch: key's value */
+    char val2[24]; /* batch: key2's value */
+    char exp[24];  /* cas: expected */
+    char got[24];  /* get / failed cas: the value read */
+    int status;
+} rec_t;
+
+struct lin_client {
+    lin_workload_t *w;
+    int id;
+    uint64_t rng;
+    rec_t *recs;
+    size_t n, cap;
+    uint32_t next_val;
+    char last_seen[LIN_MAX_KEYS][24]; /* the last value this client saw per key ("" none) */
+    uint64_t oks, ambs, errs;
+};
+
+static rec_t *new_rec(lin_client_t *c)
+{
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 4096;
+        rec_t *r = realloc(c->recs, c->cap * sizeof *c->recs);
+        if (!r)
+            abort();
+        c->recs = r;
+    }
+    rec_t *r = &c->recs[c->n++];
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+static void copy_val(char *dst, const uint8_t *v, size_t len)
+{
+    size_t l = len < 23 ? len : 23;
+    memcpy(dst, v, l);
+    dst[l] = 0;
+}
+
+static bool lin_ambiguous(int st)
+{
+    return st == SHOAL_STATUS_TIMEOUT || st == SHOAL_STATUS_UNAVAILABLE ||
+           st == SHOAL_STATUS_INTERNAL;
+}
+
+/* Sets r's outcome from st and counts it; an error goes to the workload's on_error. */
+static void lin_settle(lin_client_t *c, rec_t *r, int st, const shoal_result_t *res)
+{
+    lin_workload_t *w = c->w;
+    r->status = st;
+    r->t_inv -= w->t0_ns;
+    r->t_ret -= w->t0_ns;
+    if (st == SHOAL_STATUS_OK)
+        r->outcome = OUT_OK;
+    else if (st == SHOAL_STATUS_NOT_FOUND)
+        r->outcome = OUT_NOTFOUND;
+    else if (st == SHOAL_STATUS_COMPARE_FAILED)
+        r->outcome = OUT_CASFAIL;
+    else if (lin_ambiguous(st))
+        r->outcome = OUT_AMBIG;
+    else
+        r->outcome = OUT_ERROR;
+    if (r->outcome == OUT_AMBIG)
+        c->ambs++;
+    else if (r->outcome == OUT_ERROR) {
+        c->errs++;
+        if (w->on_error) {
+            char line[400];
+            snprintf(line, sizeof line, "client %d: %s of %s answered %s (%s)", c->id,
+                     kind_name[r->kind], w->keys[r->key], shoal_status_str(st), res->error);
+            w->on_error(w->arg, line);
+        }
+    } else
+        c->oks++;
+}
+
+static void one_op(lin_client_t *c, shoal_t *s)
+{
+    lin_workload_t *w = c->w;
+    rec_t *r = new_rec(c);
+    int k = cluster_rnd(&c->rng, 0, w->nkeys - 1);
+    const char *key = w->keys[k];
+    size_t kl = strlen(key);
+    r->key = (uint8_t)k;
+    int p = cluster_rnd(&c->rng, 0, 99);
+    shoal_result_t res;
+    memset(&res, 0, sizeof res);
+    int st;
+    if (p < 45) {
+        r->kind = O_GET;
+        r->t_inv = cluster_mono_ns();
+        st = shoal_get(s, key, kl, false, &res);
+        r->t_ret = cluster_mono_ns();
+        if (st == SHOAL_STATUS_OK) {
+            r->found = true;
+            copy_val(r->got, res.value, res.value_len);
+        }
+    } else if (p < 65) {
+        r->kind = O_PUT;
+        snprintf(r->val, sizeof r->val, "c%d.%u", c->id, ++c->next_val);
+        r->t_inv = cluster_mono_ns();
+        st = shoal_put(s, key, kl, r->val, strlen(r->val), &res);
+        r->t_ret = cluster_mono_ns();
+    } else if (p < 90) {
+        r->kind = O_CAS;
+        snprintf(r->val, sizeof r->val, "c%d.%u", c->id, ++c->next_val);
+        r->absent = c->last_seen[k][0] == 0 || cluster_rnd(&c->rng, 0, 9) == 0;
+        if (!r->absent)
+            snprintf(r->exp, sizeof r->exp, "%s", c->last_seen[k]);
+        r->t_inv = cluster_mono_ns();
+        st = shoal_cas(s, key, kl, r->absent ? NULL : r->exp, r->absent ? 0 : strlen(r->exp),
+                       r->absent, r->val, strlen(r->val), &res);
+        r->t_ret = cluster_mono_ns();
+        if (st == SHOAL_STATUS_COMPARE_FAILED && res.found) {
+            r->found = true;
+            copy_val(r->got, res.value, res.value_len);
+        }
+    } else if (p < 96) {
+        r->kind = O_DEL;
+        r->t_inv = cluster_mono_ns();
+        st = shoal_del(s, key, kl, &res);
+        r->t_ret = cluster_mono_ns();
+    } else { /* two keys in one batch: each key sees a write of its own */
+        r->kind = O_BATCH;
+        int k2 = cluster_rnd(&c->rng, 0, w->nkeys - 1);
+        if (k2 == k)
+            k2 = (k + 1) % w->nkeys;
+        r->key2 = (uint8_t)k2;
+        snprintf(r->val, sizeof r->val, "c%d.%u", c->id, ++c->next_val);
+        snprintf(r->val2, sizeof r->val2, "c%d.%u", c->id, ++c->next_val);
+        shoal_batch_op_t ops[2] = {
+            {false, key, kl, r->val, strlen(r->val)},
+            {false, w->keys[k2], strlen(w->keys[k2]), r->val2, strlen(r->val2)},
+        };
+        r->t_inv = cluster_mono_ns();
+        st = shoal_batch(s, ops, 2, &res);
+        r->t_ret = cluster_mono_ns();
+    }
+    lin_settle(c, r, st, &res);
+    /* what this client believes the key holds, for its next cas */
+    if (r->outcome == OUT_OK && (r->kind == O_PUT || r->kind == O_CAS))
+        snprintf(c->last_seen[k], 24, "%s", r->val);
+    else if (r->kind == O_GET && r->outcome == OUT_OK)
+        snprintf(c->last_seen[k], 24, "%s", r->got);
+    else if ((r->kind == O_GET && r->outcome == OUT_NOTFOUND) ||
+             (r->kind == O_DEL && r->outcome != OUT_AMBIG))
+        c->last_seen[k][0] = 0;
+    else if (r->kind == O_CAS && r->outcome == OUT_CASFAIL)
+        snprintf(c->last_seen[k], 24, "%s", r->found ? r->got : "");
+    shoal_result_clear(&res);
+}
+
+static void *lin_client_main(void *arg)
+{
+    lin_client_t *c = arg;
+    shoal_t *s = shoal_connect(c->w->broker_ep);
+    if (!s) {
+        if (c->w->on_error)
+            c->w->on_error(c->w->arg, "a client cannot connect");
+        return NULL;
+    }
+    shoal_set_timeout(s, c->w->op_timeout_ms);
+    while (!atomic_load(&c->w->stop))
+        one_op(c, s);
+    shoal_destroy(&s);
+    return NULL;
+}
+
+void lin_start(lin_workload_t *w)
+{
+    atomic_store(&w->stop, false);
+    w->cs = calloc((size_t)w->clients + 1, sizeof *w->cs);
+    if (!w->cs)
+        abort();
+    for (int i = 0; i <= w->clients; i++) {
+        lin_client_t *c = &w->cs[i];
+        c->w = w;
+        c->id = i;
+        c->rng = w->seed * 0x9E3779B97F4A7C15ull + (uint64_t)i + 1;
+    }
+    for (int i = 0; i < w->clients; i++)
+        pthread_create(&w->th[i], NULL, lin_client_main, &w->cs[i]);
+}
+
+void lin_stop(lin_workload_t *w, uint64_t *ops, uint64_t *ambiguous)
+{
+    atomic_store(&w->stop, true);
+    for (int i = 0; i < w->clients; i++)
+        pthread_join(w->th[i], NULL);
+    for (int i = 0; i < w->clients; i++) {
+        *ops += w->cs[i].n;
+        *ambiguous += w->cs[i].ambs;
+    }
+}
+
+int lin_final_reads(lin_workload_t *w, struct shoal_t *admin)
+{
+    lin_client_t *c = &w->cs[w->clients];
+    int unanswered = 0;
+    for (int k = 0; k < w->nkeys; k++) {
+        rec_t *r = new_rec(c);
+        r->kind = O_GET;
+        r->key = (uint8_t)k;
+        shoal_result_t res;
+        memset(&res, 0, sizeof res);
+        r->t_inv = cluster_mono_ns();
+        int st = shoal_get(admin, w->keys[k], strlen(w->keys[k]), false, &res);
+        r->t_ret = cluster_mono_ns();
+        if (st == SHOAL_STATUS_OK) {
+            r->found = true;
+            copy_val(r->got, res.value, res.value_len);
+        }
+        lin_settle(c, r, st, &res);
+        unanswered += r->outcome == OUT_AMBIG;
+        shoal_result_clear(&res);
+    }
+    return unanswered;
+}
+
+int lin_write_history(const lin_workload_t *w, const char *path, const char *meta_json)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "{\"meta\":%s}\n", meta_json);
+    for (int i = 0; i <= w->clients; i++)
+        for (size_t j = 0; j < w->cs[i].n; j++) {
+            const rec_t *r = &w->cs[i].recs[j];
+            fprintf(f,
+                    "{\"p\":%d,\"f\":\"%s\",\"k\":\"%s\",\"inv\":%" PRId64 ",\"ret\":%" PRId64
+                    ",\"out\":\"%s\",\"st\":%d",
+                    i, kind_name[r->kind], w->keys[r->key], r->t_inv, r->t_ret,
+                    outcome_name[r->outcome], r->status);
+            if (r->kind == O_PUT || r->kind == O_CAS || r->kind == O_BATCH)
+                fprintf(f, ",\"v\":\"%s\"", r->val);
+            if (r->kind == O_BATCH)
+                fprintf(f, ",\"k2\":\"%s\",\"v2\":\"%s\"", w->keys[r->key2], r->val2);
+            if (r->kind == O_CAS) {
+                if (r->absent)
+                    fprintf(f, ",\"exp\":null");
+                else
+                    fprintf(f, ",\"exp\":\"%s\"", r->exp);
+            }
+            if ((r->kind == O_GET && r->outcome == OUT_OK) ||
+                (r->kind == O_CAS && r->outcome == OUT_CASFAIL)) {
+                if (r->found)
+                    fprintf(f, ",\"got\":\"%s\"", r->got);
+                else
+                    fprintf(f, ",\"got\":null");
+            }
+            fprintf(f, "}\n");
+        }
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+void lin_free(lin_workload_t *w)
+{
+    if (!w->cs)
+        return;
+    for (int i = 0; i <= w->clients; i++)
+        free(w->cs[i].recs);
+    free(w->cs);
+    w->cs = NULL;
 }

@@ -1,5 +1,7 @@
 /* cluster_proc.h - process helpers of the C tests that run a whole local cluster
- * (chaos_cluster, cluster_linearizable).
+ * (chaos_cluster, cluster_linearizable, cluster_reconfig_linearizable, cluster_watch_faults),
+ * and the linearizability workload that cluster_linearizable and
+ * cluster_reconfig_linearizable share.
  *
  * Such a test starts `shoalctl cluster up` in a temporary folder DIR, which writes one pid
  * file per process (DIR/pids/node-N.pid, DIR/pids/broker.pid) and the processes' logs
@@ -9,7 +11,9 @@
 #ifndef SHOAL_TESTS_CLUSTER_PROC_H
 #define SHOAL_TESTS_CLUSTER_PROC_H
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -26,6 +30,12 @@ uint64_t cluster_xorshift(uint64_t *s);
 /* A random int in [lo, hi] from the generator *s. */
 int cluster_rnd(uint64_t *s, int lo, int hi);
 
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t cluster_mono_ns(void);
+
+/* The folder temporary clusters and histories go under: $TMPDIR, else /tmp. */
+const char *cluster_tmp_root(void);
+
 /* ---- commands ----------------------------------------------------------------------- */
 
 /* Runs a shell command made from fmt; returns its exit code, 128 + the signal that killed
@@ -37,6 +47,13 @@ int cluster_shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * own printf-like `ctl` wrapper. */
 int cluster_vctl(const char *ctl, const char *dir, const char *log, const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));
+
+/* Starts `sh -c CMD` (CMD made from fmt) as a child in the background; returns its pid, or
+ * -1. Wait for it with cluster_wait_child. */
+pid_t cluster_spawn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Waits for the child pid (from cluster_spawn); returns as cluster_shell. */
+int cluster_wait_child(pid_t pid);
 
 /* ---- processes by their pid files --------------------------------------------------- */
 
@@ -93,5 +110,56 @@ bool cluster_base_free(int base, int nodes);
  * 0 when none was found. offset (0..99) keeps tests of different kinds that run at the
  * same time off each other's bases. */
 int cluster_pick_base(int nodes, int offset);
+
+/* ---- the linearizability workload -------------------------------------------------- */
+
+/* Client threads, each with its own libshoal connection, doing random get / put / cas / del
+ * and two-key batches on a few shared keys (high contention), every written value unique
+ * ("c3.17"). Every operation is recorded with its client, arguments, invoke and completion
+ * time (ns since t0_ns) and outcome: ok (get: the value or not found; cas: swapped), cas
+ * failed (with the current value the node reported, so a failed cas is a read), ambiguous
+ * (TIMEOUT / UNAVAILABLE / INTERNAL: a write may apply at any later time or never; a read
+ * simply did not happen) or error (any other answer: reported through on_error). The
+ * history is written as JSON lines for tests/integration/linearizable_check.py. */
+#define LIN_MAX_CLIENTS 64
+#define LIN_MAX_KEYS 64
+
+typedef struct lin_client lin_client_t;
+struct shoal_t;
+
+typedef struct {
+    /* set by the test before lin_start */
+    uint64_t seed; /* the clients' random choices derive from it */
+    int clients, nkeys, op_timeout_ms;
+    char broker_ep[64];
+    char keys[LIN_MAX_KEYS][48];
+    int64_t t0_ns; /* the history's time zero (cluster_mono_ns) */
+    /* an answer that is neither a result nor ambiguous: one line (any thread) */
+    void (*on_error)(void *arg, const char *line);
+    void *arg;
+    /* the workload's own */
+    atomic_bool stop;
+    lin_client_t *cs; /* clients + 1: the last one holds the final reads */
+    pthread_t th[LIN_MAX_CLIENTS];
+} lin_workload_t;
+
+/* Starts the client threads. */
+void lin_start(lin_workload_t *w);
+
+/* Stops and joins them; adds their operations and ambiguous ones to *ops and *ambiguous. */
+void lin_stop(lin_workload_t *w, uint64_t *ops, uint64_t *ambiguous);
+
+/* After lin_stop: one get of each key through admin, recorded in the history as operations
+ * of an extra client (so the checker sees what the keys finally hold: an acknowledged
+ * write that was lost shows up here if no client read the key after it). Returns how many
+ * of the reads were not answered (ambiguous). */
+int lin_final_reads(lin_workload_t *w, struct shoal_t *admin);
+
+/* Writes the history (JSON lines; meta_json: the object of the first line's "meta") to
+ * path; 0 when written. */
+int lin_write_history(const lin_workload_t *w, const char *path, const char *meta_json);
+
+/* Frees what lin_start allocated. */
+void lin_free(lin_workload_t *w);
 
 #endif
