@@ -6,7 +6,15 @@
  *   drop_before_delete   exit: compactor_actor.c, the drop record is durable, the folder
  *                        not yet deleted
  *   meta_hold_moves      hold: meta.c, the metadata leader ignores MoveDone reports, so a
- *                        move stays open after its group's configuration matched the map */
+ *                        move stays open after its group's configuration matched the map
+ *
+ * SHOAL_TEST_UNSYNCED=hold, a test mode of the same kind (its own variable, so that it
+ * combines with a failpoint), makes a kill -9 a power cut: every file write of the Raft log
+ * (node.c: rlog_io_hold.h) and of the replicas' engines (replica.c: engine/lsm/env_hold.h)
+ * stays in the process's memory until that file is synced; the process reads its own
+ * unsynced bytes, the disk never sees them unless synced. Creates, renames and removes are
+ * not held; files written outside those two layers (snapshot files, the shard map, node.id,
+ * drop records) are not covered. Used by tests/integration/cluster_power_cut.sh. */
 #ifndef SHOAL_ACTORS_FAILPOINT_H
 #define SHOAL_ACTORS_FAILPOINT_H
 

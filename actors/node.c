@@ -39,6 +39,7 @@
 #include "actors/lease_clock.h"
 #include "actors/placement.h"
 #include "actors/replica.h"
+#include "actors/rlog_io_hold.h"
 #include "actors/split_node.h"
 #include "engine/error.h"
 #include "engine/lsm/pool.h"
@@ -1551,7 +1552,16 @@ static int start(node_t *n, char *err, size_t errlen)
     /* zeros written 1 MiB ahead: a commit's fdatasync then writes the data blocks only,
      * not the inode as well (the file's size and block map stay unchanged) */
     rlog_options_t lo = {.prealloc_bytes = 1u << 20};
-    if (rlog_open(logdir, NULL, &lo, &n->rlog, err, errlen) != 0)
+    /* test only (failpoint.h): file data held in memory until synced, a power-cut model */
+    const rlog_io_t *io = unsynced_hold_on() ? rlog_io_hold() : NULL;
+    if (io)
+        zsys_warning("node %" PRIu64 ": %s=hold: unsynced file data is kept in memory (a test "
+                     "mode: a kill -9 loses it as a power cut would)",
+                     c->id, UNSYNCED_ENV);
+    else if (getenv(UNSYNCED_ENV))
+        zsys_warning("node %" PRIu64 ": %s=%s ignored (the one mode is \"hold\")", c->id,
+                     UNSYNCED_ENV, getenv(UNSYNCED_ENV));
+    if (rlog_open(logdir, io, &lo, &n->rlog, err, errlen) != 0)
         return -1;
     if (err[0]) /* a torn tail was cut: worth a line in the log */
         zsys_warning("node %" PRIu64 ": %s", c->id, err);

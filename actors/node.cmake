@@ -2,7 +2,7 @@
 # the shoald daemon. Parts that need the storage engine and the Raft core are built only
 # once their libraries exist, so this fragment configures whatever state the tree is in.
 add_library(shoal_rlog STATIC ${CMAKE_CURRENT_SOURCE_DIR}/rlog.c
-            ${CMAKE_CURRENT_SOURCE_DIR}/rlog_io.c)
+            ${CMAKE_CURRENT_SOURCE_DIR}/rlog_io.c ${CMAKE_CURRENT_SOURCE_DIR}/rlog_io_hold.c)
 target_include_directories(shoal_rlog PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(shoal_rlog PUBLIC shoal_engine)
 

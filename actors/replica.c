@@ -15,6 +15,7 @@
 #include "actors/replica.h"
 
 #include "actors/placement.h"
+#include "actors/rlog_io_hold.h"
 #include "actors/split_node.h"
 
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include <xxhash.h>
 
 #include "engine/error.h"
+#include "engine/lsm/env_hold.h"
 #include "proto/codec.h"
 
 #define MAX_PROPOSALS 8192
@@ -187,6 +189,8 @@ static int open_lsm(const node_t *n, const char *dir, lsm_t **lsm, char *err, si
     o.block_cache_size = (size_t)n->cfg->lsm_cache_kb << 10;
     o.sync = LSM_SYNC_NONE; /* the Raft log is the write-ahead log of the replica */
     o.pool = n->lsm_pool;
+    if (unsynced_hold_on()) /* test only (failpoint.h): the power-cut model of the files */
+        o.env = lsm_env_hold();
     return lsm_open(&o, lsm, err, errlen);
 }
 

@@ -14,6 +14,10 @@ shoal_add_fuzzer(NAME fuzz_node_config SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/
                  LIBS shoal_nodecfg)
 
 if(TARGET shoald)
+  # shoald's power-cut test mode (SHOAL_TEST_UNSYNCED=hold): the log's and the engine's
+  # wrappers hold unsynced bytes in memory; a child that dies leaves only the synced ones
+  shoal_add_test(NAME test_unsynced_hold SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_unsynced_hold.c
+                 LIBS shoal_rlog shoal_lsm LABELS unit)
   shoal_add_test(NAME test_node_fsm SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_node_fsm.c
                  LIBS shoal_actors LABELS unit)
   # the shard map's decoder and the edits on whatever it decodes, fuzzed

@@ -78,6 +78,16 @@ if(TARGET shoald)
   cluster_script(cluster_node_endpoint 120)
   # start-node on a disk still full: exit 3 with the node's error, not "started"
   cluster_script(cluster_start_full_disk 120)
+  # power cuts: every node killed at once with its unsynced file data dropped
+  # (SHOAL_TEST_UNSYNCED=hold), restarted; every acknowledged write reads back. The selftest
+  # runs it with --fsync never, where the check must find acknowledged writes lost.
+  add_executable(power_cut_writer ${CMAKE_CURRENT_SOURCE_DIR}/integration/power_cut_writer.c)
+  target_link_libraries(power_cut_writer PRIVATE shoal PkgConfig::CZMQ)
+  cluster_script(cluster_power_cut 180)
+  add_test(NAME cluster_power_cut_selftest
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_power_cut.sh --selftest)
+  set_tests_properties(cluster_power_cut_selftest PROPERTIES LABELS integration TIMEOUT 120
+    RUN_SERIAL ON ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}" SKIP_RETURN_CODE 77)
 endif()
 
 # The broker's config decoder, fuzzed (a unit test over random and mutated ZPL otherwise).

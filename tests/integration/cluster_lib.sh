@@ -12,7 +12,7 @@ set -uo pipefail
 BUILD=${SHOAL_BUILD_DIR:?set SHOAL_BUILD_DIR to the build directory}
 CTL=$BUILD/tools/shoalctl
 BROKER_BIN=$BUILD/broker/shoal-broker
-DIR=$(mktemp -d /tmp/shoal-cluster-test.XXXXXX)
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/shoal-cluster-test.XXXXXX")
 FAIL=0
 
 ctl() { "$CTL" "$@"; }
@@ -92,12 +92,14 @@ retry_admin() {
     [ "$rc" = 0 ] || { echo "FAIL: shoalctl $* (exit $rc): $(cat "$DIR/admin.out")"; FAIL=1; }
 }
 
-# A base port whose broker ports and first 16 node ports are free.
+# A base port whose broker ports and first 16 node ports are free (in SHOAL_TEST_PORTS=LO-HI
+# if set, a range a test run was given; default 10000-32000).
 free_base() {
-    python3 - <<'PY'
-import random, socket
+    python3 - "${SHOAL_TEST_PORTS:-10000-32000}" <<'PY'
+import random, socket, sys
+lo, hi = (int(x) for x in sys.argv[1].split("-"))
 for _ in range(200):
-    base = random.randrange(10000, 32000, 200)  # below the ephemeral range (32768+)
+    base = random.randrange(lo, hi - 131, 200 if hi - lo > 2000 else 1)  # below 32768+
     ok = True
     for p in [base, base + 1, base + 2, base + 50, base + 51] + list(range(base + 100, base + 132)):
         s = socket.socket()
@@ -120,11 +122,28 @@ cl_cleanup() {
     for f in "$DIR"/pids/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; done
     if [ "$FAIL" != 0 ] || [ "${KEEP_DIR:-0}" = 1 ]; then
         echo "logs kept in $DIR/logs"; tail -n 5 "$DIR"/logs/*.log 2>/dev/null
+        touch "$DIR/.kept"
     else
         rm -rf "$DIR"
     fi
 }
 trap cl_cleanup EXIT
+
+# A ctest timeout kills the test's process tree, so no trap runs, and the cluster's daemons
+# are not in that tree (`cluster up` starts them in sessions of their own): this guardian,
+# outside the tree too (double fork), kills whatever still runs from $DIR once the test's
+# shell is gone, and removes the folder. After a normal exit the trap has already done so
+# and the guardian just ends (a kept folder is marked .kept and left alone).
+cl_guard() {
+    local shell=$$
+    (setsid bash -c '
+        while kill -0 "$1" 2>/dev/null && [ -d "$2" ]; do sleep 1; done
+        [ -d "$2" ] && [ ! -e "$2/.kept" ] || exit 0
+        for f in $(find "$2" -name "*.pid" 2>/dev/null); do kill -KILL "$(cat "$f")" 2>/dev/null; done
+        for p in $(pgrep -f "$2/"); do kill -KILL "$p" 2>/dev/null; done
+        rm -rf "$2"' cl_guard "$shell" "$DIR" </dev/null >/dev/null 2>&1 &)
+}
+cl_guard
 
 cl_up() {
     BASE=$(free_base)
