@@ -1295,6 +1295,17 @@ static int ingest_file(fsm_group_t *g, const char *path)
     return rc;
 }
 
+/* 0 also when path does not exist: no file will be served then. */
+static int sync_file(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    int rc = fdatasync(fd);
+    close(fd);
+    return rc;
+}
+
 static void do_install(fsm_job_t *job)
 {
     fsm_group_t *g = job->fg;
@@ -1305,6 +1316,14 @@ static void do_install(fsm_job_t *job)
     lsm_ingest_abort(&g->ingest);
     if (rc != 0)
         rc = ingest_file(g, job->path);
+    /* The received file becomes snap-<index> (replica.c installed) and may be served to
+     * another replica after a restart, its checksum computed from what it then holds: its
+     * data must be on the disk before that name is. */
+    if (rc == 0 && sync_file(job->path) != 0) {
+        snprintf(job->err, sizeof job->err, "installing snapshot %s: sync: %s", job->path,
+                 strerror(errno));
+        rc = SHOAL_EIO;
+    }
     uint64_t applied = 0;
     if (rc == 0)
         rc = read_applied(g->lsm, &applied);

@@ -56,8 +56,11 @@ static void commit_batches(zsock_t *pipe, log_args_t *a, persist_batch_t **b, si
             snaps |= b[k]->items[i].has_snap || b[k]->items[i].drop; /* old segments may go */
         }
     uint64_t t0 = zclock_usecs();
-    if (rc == 0 && a->fsync_mode != NODE_FSYNC_NEVER)
-        rc = rlog_sync(a->log);
+    /* never: the records still go to the files (the kernel keeps them through a process
+     * crash); left in the log's buffer they were lost with it, and the cluster came back
+     * with every follower's log far behind the commit index it had acknowledged */
+    if (rc == 0)
+        rc = a->fsync_mode != NODE_FSYNC_NEVER ? rlog_sync(a->log) : rlog_flush(a->log);
     /* testing only: a disk slow to write entries (votes stay fast, so elections can still
      * finish), for the test that heartbeats never wait for the disk */
     if (a->delay_ms && entries)

@@ -1472,6 +1472,13 @@ static int claim_data_dir(const node_config_t *c, char *err, size_t errlen)
         return -1;
     snprintf(path, sizeof path, "%s/node.id", c->data_dir);
     FILE *f = fopen(path, "r");
+    struct stat st;
+    /* empty: a claim cut short by a power cut before its sync (nodes before 2026-11-27 did
+     * not sync it); the folder is this node's to claim again */
+    if (f && fstat(fileno(f), &st) == 0 && st.st_size == 0) {
+        fclose(f);
+        f = NULL;
+    }
     if (f) {
         unsigned long long id = 0;
         int ok = fscanf(f, "%llu", &id) == 1;
@@ -1488,8 +1495,15 @@ static int claim_data_dir(const node_config_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "%.300s: cannot write: %s", path, strerror(errno));
         return -1;
     }
-    fprintf(f, "%llu\n", (unsigned long long)c->id);
-    fclose(f);
+    /* synced with its folder: an empty or missing node.id after a power cut would let
+     * another node's config take this folder, or stop this node from starting */
+    int bad = fprintf(f, "%llu\n", (unsigned long long)c->id) < 0 || fflush(f) != 0 ||
+              fdatasync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rlog_io_posix()->sync_dir(NULL, c->data_dir) != 0) {
+        snprintf(err, errlen, "%.300s: cannot write: %s", path, strerror(errno));
+        return -1;
+    }
     return 0;
 }
 

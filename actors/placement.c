@@ -16,6 +16,7 @@
 
 #include "actors/failpoint.h"
 #include "actors/leader_balance.h"
+#include "actors/rlog_io.h"
 #include "actors/split_node.h"
 #include "engine/error.h"
 #include "proto/codec.h"
@@ -77,7 +78,8 @@ static void map_path(const node_t *n, char *out, size_t cap, const char *suffix)
     snprintf(out, cap, "%s/shardmap%s", n->cfg->data_dir, suffix);
 }
 
-/* Written to a temporary file, synced, renamed: a crash leaves the old or the new map. */
+/* Written to a temporary file, synced, renamed, the folder synced: a crash or a power cut
+ * leaves the old or the new map. */
 static int map_store(const node_t *n, const Shoal__ShardMap *m)
 {
     char tmp[1100], path[1100];
@@ -95,6 +97,8 @@ static int map_store(const node_t *n, const Shoal__ShardMap *m)
     free(buf);
     if (rc == 0 && rename(tmp, path) != 0)
         rc = SHOAL_EIO;
+    if (rc == 0 && rlog_io_posix()->sync_dir(NULL, n->cfg->data_dir) != 0)
+        rc = SHOAL_EIO;
     return rc;
 }
 
@@ -109,7 +113,9 @@ static void mark_removed(node_t *n, uint64_t version)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     char line[32];
     int len = snprintf(line, sizeof line, "%" PRIu64 "\n", version);
-    if (fd < 0 || write(fd, line, (size_t)len) != len || fdatasync(fd) != 0)
+    /* the folder synced too: the file's name must outlast a power cut as its data does */
+    if (fd < 0 || write(fd, line, (size_t)len) != len || fdatasync(fd) != 0 ||
+        rlog_io_posix()->sync_dir(NULL, n->cfg->data_dir) != 0)
         zsys_warning("node %" PRIu64 ": cannot write %s: %s (it stops anyway)", n->cfg->id, path,
                      strerror(errno));
     if (fd >= 0)

@@ -772,7 +772,8 @@ int rlog_drop_group(rlog_t *self, uint32_t group)
     group_t *g = group_get(self, group);
     if (!g)
         return SHOAL_ENOMEM;
-    rlog_record_t r = {.type = RLOG_REC_DROP, .group = group, .term = g->hs_term, .index = g->hs_vote};
+    rlog_record_t r = {
+        .type = RLOG_REC_DROP, .group = group, .term = g->hs_term, .index = g->hs_vote};
     uint64_t off;
     int rc = buffer_record(self, &r, &off);
     if (rc == 0)
@@ -790,6 +791,11 @@ int rlog_sync(rlog_t *self)
         self->segs[i].dirty = false;
     }
     return rc;
+}
+
+int rlog_flush(rlog_t *self)
+{
+    return flush_buffer(self);
 }
 
 /* The oldest segment seq that group still needs. */

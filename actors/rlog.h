@@ -35,10 +35,10 @@ enum { RLOG_REC_ENTRY = 1, RLOG_REC_HARDSTATE = 2, RLOG_REC_SNAPSHOT = 3, RLOG_R
 typedef struct {
     uint8_t type;
     uint32_t group;
-    uint64_t term;  /* entry: term; hardstate, drop: term; snapshot: term of the snapshot index */
-    uint64_t index; /* entry: index; hardstate, drop: vote; snapshot: snapshot index */
-    uint64_t commit;     /* hardstate: commit */
-    uint8_t etype;       /* entry: the entry type (proto EntryType) */
+    uint64_t term;   /* entry: term; hardstate, drop: term; snapshot: term of the snapshot index */
+    uint64_t index;  /* entry: index; hardstate, drop: vote; snapshot: snapshot index */
+    uint64_t commit; /* hardstate: commit */
+    uint8_t etype;   /* entry: the entry type (proto EntryType) */
     const uint8_t *data; /* entry payload, or snapshot conf-state blob */
     size_t len;
 } rlog_record_t;
@@ -90,6 +90,9 @@ int rlog_set_snapshot(rlog_t *self, uint32_t group, uint64_t index, uint64_t ter
 int rlog_drop_group(rlog_t *self, uint32_t group);
 /* Writes every buffered record and fdatasyncs each segment that changed: the group commit. */
 int rlog_sync(rlog_t *self);
+/* Writes every buffered record to its segment without a sync: what storage/fsync = never
+ * does per batch, so that a process crash (not a power cut) loses nothing written. */
+int rlog_flush(rlog_t *self);
 /* Deletes segments that hold nothing any group still needs; rewrites the hard state and
  * snapshot marks of idle groups forward first so old segments can go. */
 int rlog_gc(rlog_t *self);

@@ -88,6 +88,11 @@ if(TARGET shoald)
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_power_cut.sh --selftest)
   set_tests_properties(cluster_power_cut_selftest PROPERTIES LABELS integration TIMEOUT 120
     RUN_SERIAL ON ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}" SKIP_RETURN_CODE 77)
+  # storage/fsync = never survives a crash of every node (kill -9 without the hold mode)
+  add_test(NAME cluster_crash_fsync_never
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_power_cut.sh --crash-never)
+  set_tests_properties(cluster_crash_fsync_never PROPERTIES LABELS integration TIMEOUT 120
+    RUN_SERIAL ON ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}" SKIP_RETURN_CODE 77)
 endif()
 
 # The broker's config decoder, fuzzed (a unit test over random and mutated ZPL otherwise).

@@ -56,6 +56,13 @@ node_kill 0
 node_start 0 # and again after kill -9 (the kernel dropped the lock with the process)
 [ "$(client get 1 b)" = 2 ] || fail "get after kill -9 and restart"
 node_stop 0 || fail "stop"
+# An empty node.id (a claim cut short by a power cut before its sync) is this node's to
+# claim again, not a folder of "node 0" that no config may open.
+: >"$DIR/node-0/node.id"
+node_start 0
+[ "$(client get 1 b)" = 2 ] || fail "get after a restart with an empty node.id"
+[ "$(cat "$DIR/node-0/node.id")" = 0 ] || fail "node.id not written again: '$(cat "$DIR/node-0/node.id")'"
+node_stop 0 || fail "stop"
 
 # A joining node that holds no replica: two of them would write the same log.
 sed -e 's|^    id = 0$|    id = 7\n    join = 1|' -e "s|$DIR/node-0\"|$DIR/node-1\"|" \
