@@ -58,7 +58,7 @@ if(TARGET shoald)
     get_filename_component(name ${t} NAME_WE)
     add_test(NAME ${name} COMMAND bash ${t})
     set_tests_properties(${name} PROPERTIES LABELS "integration" TIMEOUT 120
-      ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}"
+      RESOURCE_GROUPS ports:1 ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}"
       SKIP_RETURN_CODE 77)
   endforeach()
 endif()

@@ -24,16 +24,19 @@ set_tests_properties(test_shoalctl_args PROPERTIES LABELS unit TIMEOUT 120
   ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}")
 
 # Integration tests on a local cluster (need shoald, so only once it builds).
-# cluster_script(NAME TIMEOUT): tests/integration/NAME.sh, run alone (it starts a cluster).
+# cluster_script(NAME TIMEOUT): tests/integration/NAME.sh (it starts a cluster: one "ports"
+# slot, tests/ports.json, so at most two such tests run at once, in disjoint port ranges).
 function(cluster_script name timeout)
   add_test(NAME ${name} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/${name}.sh)
-  set_tests_properties(${name} PROPERTIES LABELS integration TIMEOUT ${timeout} RUN_SERIAL ON
+  set_tests_properties(${name} PROPERTIES LABELS integration TIMEOUT ${timeout} RESOURCE_GROUPS ports:1
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}" SKIP_RETURN_CODE 77)
 endfunction()
 if(TARGET shoald)
   shoal_add_test(NAME cluster_client SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_client.c
-                 LIBS shoal Threads::Threads LABELS integration TIMEOUT 240)
-  set_tests_properties(cluster_client PROPERTIES RUN_SERIAL ON)
+                 ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_proc.c
+                 LIBS shoal shoal_proto PkgConfig::CZMQ PkgConfig::ZMQ Threads::Threads
+                 LABELS integration TIMEOUT 240)
+  set_tests_properties(cluster_client PROPERTIES RESOURCE_GROUPS ports:1)
   cluster_script(cluster_cli 240)
   cluster_script(cluster_up_errors 120)
   # Online shard-map changes: replica moves (leader and follower), a node joining, writers
@@ -63,7 +66,7 @@ if(TARGET shoald)
   add_test(NAME cluster_big_values_memory
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_big_values_memory.sh)
   set_tests_properties(cluster_big_values_memory PROPERTIES LABELS "integration;slow" TIMEOUT 180
-    RUN_SERIAL ON ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}" SKIP_RETURN_CODE 77)
+    RESOURCE_GROUPS ports:1 ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}" SKIP_RETURN_CODE 77)
   # a node stopped while deleting a replica moved away finishes the deletion at its start
   cluster_script(cluster_drop_crash 120)
   # leader balancing: 2/2/2 leaders on 3 nodes with 6 shards, kept through a kill and restart
@@ -87,12 +90,12 @@ if(TARGET shoald)
   add_test(NAME cluster_power_cut_selftest
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_power_cut.sh --selftest)
   set_tests_properties(cluster_power_cut_selftest PROPERTIES LABELS integration TIMEOUT 120
-    RUN_SERIAL ON ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}" SKIP_RETURN_CODE 77)
+    RESOURCE_GROUPS ports:1 ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}" SKIP_RETURN_CODE 77)
   # storage/fsync = never survives a crash of every node (kill -9 without the hold mode)
   add_test(NAME cluster_crash_fsync_never
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_power_cut.sh --crash-never)
   set_tests_properties(cluster_crash_fsync_never PROPERTIES LABELS integration TIMEOUT 120
-    RUN_SERIAL ON ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}" SKIP_RETURN_CODE 77)
+    RESOURCE_GROUPS ports:1 ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR}" SKIP_RETURN_CODE 77)
 endif()
 
 # The broker's config decoder, fuzzed (a unit test over random and mutated ZPL otherwise).

@@ -11,13 +11,13 @@ if(TARGET shoald AND TARGET shoal-broker AND TARGET shoal)
   shoal_add_test(NAME chaos_cluster SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/chaos_cluster.c
                  ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_proc.c
                  LIBS shoal Threads::Threads LABELS integration TIMEOUT 300 ARGS ${CHAOS_SHORT})
-  set_tests_properties(chaos_cluster PROPERTIES RUN_SERIAL ON)
+  set_tests_properties(chaos_cluster PROPERTIES RESOURCE_GROUPS ports:1)
   # the checks themselves: a planted lost write and doubled increment must be reported
   add_test(NAME chaos_cluster_selftest COMMAND chaos_cluster --plant --duration 3 --writers 2)
   set_tests_properties(chaos_cluster_selftest PROPERTIES LABELS integration TIMEOUT 120
-    RUN_SERIAL ON ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR};SHOAL_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+    RESOURCE_GROUPS ports:1 ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR};SHOAL_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
   add_test(NAME chaos_cluster_long COMMAND chaos_cluster --duration 240 --writers 8)
-  set_tests_properties(chaos_cluster_long PROPERTIES LABELS slow TIMEOUT 600 RUN_SERIAL ON
+  set_tests_properties(chaos_cluster_long PROPERTIES LABELS slow TIMEOUT 600 RESOURCE_GROUPS ports:1
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR};SHOAL_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endif()
 # Linearizability under faults (Jepsen-style): clients on a few shared keys while a
@@ -33,9 +33,9 @@ if(TARGET shoald AND TARGET shoal-broker AND TARGET shoal)
                  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_linearizable.c
                          ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_proc.c
                  LIBS shoal Threads::Threads LABELS integration TIMEOUT 300 ARGS ${LIN_SHORT})
-  set_tests_properties(cluster_linearizable PROPERTIES RUN_SERIAL ON)
+  set_tests_properties(cluster_linearizable PROPERTIES RESOURCE_GROUPS ports:1)
   add_test(NAME cluster_linearizable_long COMMAND cluster_linearizable --duration 120 --clients 12)
-  set_tests_properties(cluster_linearizable_long PROPERTIES LABELS slow TIMEOUT 900 RUN_SERIAL ON
+  set_tests_properties(cluster_linearizable_long PROPERTIES LABELS slow TIMEOUT 900 RESOURCE_GROUPS ports:1
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR};SHOAL_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
   # the checker flags planted stale reads, lost writes and impossible cas answers
   add_test(NAME linearizable_check_selftest
@@ -50,9 +50,9 @@ if(TARGET shoald AND TARGET shoal-broker AND TARGET shoal)
                  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_watch_faults.c
                          ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_proc.c
                  LIBS shoal Threads::Threads LABELS integration TIMEOUT 300)
-  set_tests_properties(cluster_watch_faults PROPERTIES RUN_SERIAL ON)
+  set_tests_properties(cluster_watch_faults PROPERTIES RESOURCE_GROUPS ports:1)
   add_test(NAME cluster_watch_faults_long COMMAND cluster_watch_faults)
-  set_tests_properties(cluster_watch_faults_long PROPERTIES LABELS slow TIMEOUT 900 RUN_SERIAL ON
+  set_tests_properties(cluster_watch_faults_long PROPERTIES LABELS slow TIMEOUT 900 RESOURCE_GROUPS ports:1
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR};SHOAL_WATCH_FAULTS_LONG=1")
 endif()
 # Linearizability and durability under online reconfiguration: the same clients while a
@@ -71,11 +71,11 @@ if(TARGET shoald AND TARGET shoal-broker AND TARGET shoal)
                          ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_proc.c
                  LIBS shoal shoal_proto PkgConfig::CZMQ PkgConfig::ZMQ Threads::Threads
                  LABELS integration TIMEOUT 400 ARGS ${RECONFIG_SHORT})
-  set_tests_properties(cluster_reconfig_linearizable PROPERTIES RUN_SERIAL ON)
+  set_tests_properties(cluster_reconfig_linearizable PROPERTIES RESOURCE_GROUPS ports:1)
   add_test(NAME cluster_reconfig_linearizable_long
            COMMAND cluster_reconfig_linearizable --duration 150 --clients 10 --fillers 4
                    --op-timeout 800)
   set_tests_properties(cluster_reconfig_linearizable_long PROPERTIES LABELS slow TIMEOUT 900
-    RUN_SERIAL ON
+    RESOURCE_GROUPS ports:1
     ENVIRONMENT "SHOAL_BUILD_DIR=${CMAKE_BINARY_DIR};SHOAL_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endif()

@@ -15,6 +15,8 @@
 #include <cmocka.h>
 #include <czmq.h>
 #include <netinet/in.h>
+
+#include "cluster_proc.h"
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -26,29 +28,6 @@
 
 static char dir[256], ctl[512], broker_ep[64];
 static int base;
-
-static bool port_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-static int pick_base(void)
-{
-    for (int i = 0; i < 500; i++) {
-        int b = 10000 + (int)((getpid() * 7919 + i * 104729) % 110) * 200; /* < 32768 */
-        bool ok = port_free(b) && port_free(b + 1) && port_free(b + 2);
-        for (int p = b + 100; ok && p < b + 110; p++)
-            ok = port_free(p);
-        if (ok)
-            return b;
-    }
-    return 0;
-}
 
 static int sh(const char *fmt, ...)
 {
@@ -87,7 +66,7 @@ static int setup(void **state)
     }
     snprintf(ctl, sizeof ctl, "%s/tools/shoalctl", build);
     snprintf(dir, sizeof dir, "/tmp/shoal-client-test.%d", (int)getpid());
-    base = pick_base();
+    base = cluster_pick_base(5, 31); /* ports_lib.sh: this test's range */
     snprintf(broker_ep, sizeof broker_ep, "tcp://127.0.0.1:%d", base);
     int rc = sh("%s cluster up --dir %s --nodes 3 --shards 4 --replicas 3 --base-port %d "
                 "--timeout 60000 >/dev/null",

@@ -12,6 +12,7 @@ set -uo pipefail
 BUILD=${SHOAL_BUILD_DIR:?set SHOAL_BUILD_DIR to the build directory}
 CTL=$BUILD/tools/shoalctl
 BROKER_BIN=$BUILD/broker/shoal-broker
+source "$(dirname "${BASH_SOURCE[0]}")/ports_lib.sh"
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/shoal-cluster-test.XXXXXX")
 FAIL=0
 
@@ -92,10 +93,10 @@ retry_admin() {
     [ "$rc" = 0 ] || { echo "FAIL: shoalctl $* (exit $rc): $(cat "$DIR/admin.out")"; FAIL=1; }
 }
 
-# A base port whose broker ports and first 16 node ports are free (in SHOAL_TEST_PORTS=LO-HI
-# if set, a range a test run was given; default 10000-32000).
+# A base port whose broker ports and first 16 node ports are free, in this test's port
+# range (ports_lib.sh).
 free_base() {
-    python3 - "${SHOAL_TEST_PORTS:-10000-32000}" <<'PY'
+    python3 - "$(test_ports)" <<'PY'
 import random, socket, sys
 lo, hi = (int(x) for x in sys.argv[1].split("-"))
 for _ in range(200):

@@ -299,14 +299,32 @@ bool cluster_base_free(int base, int nodes)
     return ok;
 }
 
+/* This test's port range, as tests/integration/ports_lib.sh computes it. */
+static void test_ports(int *lo, int *hi)
+{
+    const char *slot = getenv("CTEST_RESOURCE_GROUP_0_PORTS");
+    const char *range = getenv("SHOAL_TEST_PORTS");
+    *lo = 10000;
+    *hi = 32000;
+    if (slot && !strncmp(slot, "id:0,", 5))
+        *hi = 20999;
+    else if (slot && !strncmp(slot, "id:1,", 5))
+        *lo = 21000, *hi = 31999;
+    else if (range && sscanf(range, "%d-%d", lo, hi) != 2)
+        *lo = 10000, *hi = 32000;
+}
+
 int cluster_pick_base(int nodes, int offset)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t s = (uint64_t)getpid() * 2654435761u ^
                  ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
-    for (int i = 0; i < 1000; i++) {
-        int b = 20000 + (int)(cluster_xorshift(&s) % 200) * 200 + offset;
+    int lo, hi;
+    test_ports(&lo, &hi);
+    int slots = (hi - lo - 100 - 2 * nodes - offset) / 200; /* bases whose ports fit */
+    for (int i = 0; slots > 0 && i < 1000; i++) {
+        int b = lo + (int)(cluster_xorshift(&s) % (uint64_t)slots) * 200 + offset;
         if (cluster_base_free(b, nodes))
             return b;
     }

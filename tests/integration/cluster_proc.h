@@ -106,9 +106,9 @@ void cluster_watchdog(unsigned seconds, const char *fmt, ...) __attribute__((for
  * base+100..base+100+2*nodes-1 (each node's two). */
 bool cluster_base_free(int base, int nodes);
 
-/* A free base port (as cluster_base_free) among 20000 + 200 k + offset, picked at random;
- * 0 when none was found. offset (0..99) keeps tests of different kinds that run at the
- * same time off each other's bases. */
+/* A free base port (as cluster_base_free) among LO + 200 k + offset in this test's port
+ * range (tests/integration/ports_lib.sh), picked at random; 0 when none was found. offset (0..99)
+ * keeps tests of different kinds that run at the same time off each other's bases. */
 int cluster_pick_base(int nodes, int offset);
 
 /* ---- the linearizability workload -------------------------------------------------- */

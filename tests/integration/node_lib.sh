@@ -13,6 +13,7 @@ set -uo pipefail
 BUILD=${SHOAL_BUILD_DIR:?set SHOAL_BUILD_DIR to the build directory}
 SHOALD=${SHOALD:-$BUILD/actors/shoald}
 NODE_CLIENT=${NODE_CLIENT:-$BUILD/tests/node_client}
+source "$(dirname "${BASH_SOURCE[0]}")/ports_lib.sh"
 DIR=$(mktemp -d /tmp/shoal-node-test.XXXXXX)
 declare -a PIDS PORTS
 N=0
@@ -22,11 +23,12 @@ N=0
 # bind. One call for all: ports drawn one call at a time could repeat (a node then failed
 # to bind its neighbour's port).
 free_ports() {
-    python3 - "$1" <<'PY'
+    python3 - "$1" "$(test_ports)" <<'PY'
 import random, socket, sys
 want, got = int(sys.argv[1]), []
+lo, hi = (int(x) for x in sys.argv[2].split("-"))
 while len(got) < want:
-    p = random.randrange(20000, 32000)
+    p = random.randrange(lo, hi)
     if p in got:
         continue
     s = socket.socket()
