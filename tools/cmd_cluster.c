@@ -1207,6 +1207,18 @@ static int64_t node_match(const shoal_shard_status_t *s, uint64_t id)
     return -1;
 }
 
+/* Whether group s has a leader on a node the broker sees up. A leader it still names on a
+ * node it sees down (its last hint) leads nothing: waiting for that commit index lasted
+ * until the deadline (every node of the cluster killed, then started one by one); a group
+ * whose leader goes down during the wait stops counting too. */
+static bool led_from_up_node(const shoal_cluster_t *cl, const shoal_shard_status_t *s)
+{
+    for (size_t j = 0; s->leader >= 0 && j < cl->n_nodes; j++)
+        if ((int64_t)cl->nodes[j].id == s->leader)
+            return cl->nodes[j].up;
+    return false;
+}
+
 #define CAUGHT_UP_GRACE_MS 500 /* still alive this long after catching up */
 #define CAUGHT_UP_GROUPS 1024  /* groups waited for, at most */
 
@@ -1247,13 +1259,7 @@ static int wait_caught_up(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_fr
                 const shoal_shard_status_t *s = i < cl.n_shards ? &cl.shards[i]
                                                 : cl.has_meta   ? &cl.meta
                                                                 : NULL;
-                /* a leader the broker still names on a node it sees down (its last hint)
-                 * leads nothing: waiting for its commit index would wait until the
-                 * deadline (every node of the cluster stopped, then started one by one) */
-                bool leader_up = false;
-                for (size_t j = 0; s && j < cl.n_nodes; j++)
-                    leader_up |= (int64_t)cl.nodes[j].id == s->leader && cl.nodes[j].up;
-                if (s && s->leader >= 0 && leader_up && node_match(s, id) >= 0) {
+                if (s && led_from_up_node(&cl, s) && node_match(s, id) >= 0) {
                     gid[n_want] = s->id;
                     want[n_want++] = s->commit_index;
                 }
@@ -1273,7 +1279,7 @@ static int wait_caught_up(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_fr
                 /* a group it left no longer counts, nor one whose leader has not heard of it
                  * since the leader's start (match 0): an idle group's leader sends nothing
                  * until its next write, so that wait never ended (60 s in cluster_split) */
-                if (m > 0 && (uint64_t)m < want[k]) {
+                if (m > 0 && (uint64_t)m < want[k] && led_from_up_node(&cl, s)) {
                     caught = false;
                     snprintf(behind, sizeof behind, "group %" PRIu32 " at %" PRId64 " of %" PRIu64,
                              gid[k], m, want[k]);
