@@ -84,17 +84,17 @@ typedef struct {
     char ctl[512];
     char broker_ep[64];
     int base;
-    int64_t t0;                 /* monotonic ms at the start */
+    int64_t t0; /* monotonic ms at the start */
     atomic_bool stop_writers;
-    pthread_mutex_t lock;       /* failures and the nemesis log */
+    pthread_mutex_t lock; /* failures and the nemesis log */
     int failures;
-    char **log;                 /* nemesis actions, time-stamped */
+    char **log; /* nemesis actions, time-stamped */
     size_t n_log, cap_log;
-    pid_t stopped;              /* a node under SIGSTOP, 0 when none */
-    pid_t broker_child;         /* a broker this process started (to reap), 0 when none */
+    pid_t stopped;      /* a node under SIGSTOP, 0 when none */
+    pid_t broker_child; /* a broker this process started (to reap), 0 when none */
     int faults[5];
-    int snap_entries;           /* storage/snapshot_entries of the nodes, 0: shoald's default */
-    int snap_trailing;          /* storage/snapshot_trailing_entries with snap_entries */
+    int snap_entries;  /* storage/snapshot_entries of the nodes, 0: shoald's default */
+    int snap_trailing; /* storage/snapshot_trailing_entries with snap_entries */
 } run_t;
 
 static int64_t mono_ms(void)
@@ -270,9 +270,8 @@ static int64_t wait_caught_up(run_t *run, shoal_t *c, int ms, char *why, size_t 
             }
             for (size_t j = 0; have_target && j < sh->n_replicas && j < 16; j++)
                 if (sh->match_index[j] < target[i]) {
-                    snprintf(why, whylen, "shard %u: node %" PRIu64 " at %" PRIu64
-                             " of %" PRIu64, sh->id, sh->replicas[j], sh->match_index[j],
-                             target[i]);
+                    snprintf(why, whylen, "shard %u: node %" PRIu64 " at %" PRIu64 " of %" PRIu64,
+                             sh->id, sh->replicas[j], sh->match_index[j], target[i]);
                     done = false;
                 }
         }
@@ -291,22 +290,22 @@ enum { ST_NONE = 0, ST_LIVE, ST_GONE };
 enum { AMB_NONE = 0, AMB_PUT, AMB_DEL };
 
 typedef struct {
-    uint32_t ver;        /* versions written so far (value of the next put: ver + 1) */
-    uint32_t acked_ver;  /* value version of the last acknowledged put */
-    uint32_t amb_ver;    /* value version of the ambiguous put */
-    int8_t acked;        /* ST_*: the state after the last acknowledged operation */
-    int8_t amb;          /* AMB_*: the last operation's outcome is unknown; key abandoned */
-    float t_ack, t_amb;  /* seconds since start */
+    uint32_t ver;       /* versions written so far (value of the next put: ver + 1) */
+    uint32_t acked_ver; /* value version of the last acknowledged put */
+    uint32_t amb_ver;   /* value version of the ambiguous put */
+    int8_t acked;       /* ST_*: the state after the last acknowledged operation */
+    int8_t amb;         /* AMB_*: the last operation's outcome is unknown; key abandoned */
+    float t_ack, t_amb; /* seconds since start */
     /* filled by the check */
-    int8_t seen;         /* 0 not read, 1 found, 2 absent */
-    uint32_t seen_ver;   /* version of the value found (0: unrecognised value) */
+    int8_t seen;       /* 0 not read, 1 found, 2 absent */
+    uint32_t seen_ver; /* version of the value found (0: unrecognised value) */
     int8_t in_scan;
 } kstate_t;
 
 typedef struct {
-    uint32_t n;          /* the number this increment wrote */
-    uint32_t op;         /* the writer's op number (in the value's tag) */
-    int8_t ok;           /* 1 acknowledged, 0 ambiguous */
+    uint32_t n;  /* the number this increment wrote */
+    uint32_t op; /* the writer's op number (in the value's tag) */
+    int8_t ok;   /* 1 acknowledged, 0 ambiguous */
     float t;
 } incr_t;
 
@@ -460,9 +459,10 @@ static void do_read(writer_t *w, shoal_t *c, size_t i)
         bool ok = k->acked == ST_LIVE ? st == SHOAL_STATUS_OK && ver == k->acked_ver
                                       : st == SHOAL_STATUS_NOT_FOUND;
         if (!ok)
-            fail(w->run, "writer %d: linearizable get of %s returned %s v%u; its last write, "
-                         "acknowledged at %.3f s, left it %s (v%u)", w->id, key,
-                 st == SHOAL_STATUS_OK ? "value" : "not found", ver, (double)k->t_ack,
+            fail(w->run,
+                 "writer %d: linearizable get of %s returned %s v%u; its last write, "
+                 "acknowledged at %.3f s, left it %s (v%u)",
+                 w->id, key, st == SHOAL_STATUS_OK ? "value" : "not found", ver, (double)k->t_ack,
                  state_str(k->acked), k->acked_ver);
     } else if (!ambiguous_status(st)) {
         fail(w->run, "writer %d: get %s answered %s (%s)", w->id, key, shoal_status_str(st),
@@ -593,8 +593,7 @@ static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until)
             note(run, "start node %d: exit %d in %" PRId64 " ms (pid %d)", node, rc, mono_ms() - t,
                  (int)cluster_node_pid(run->dir, node));
             if (rc)
-                fail(run, "cluster start-node %d exited %d (see logs/node-%d.log)", node, rc,
-                     node);
+                fail(run, "cluster start-node %d exited %d (see logs/node-%d.log)", node, rc, node);
             if (!rc && cluster_rnd(rng, 0, 99) < 25) { /* again, while it recovers */
                 int again = cluster_rnd(rng, 0, 700);
                 cluster_sleep_ms(again);
@@ -605,8 +604,10 @@ static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until)
                 note(run, "start node %d: exit %d (pid %d)", node, rc,
                      (int)cluster_node_pid(run->dir, node));
                 if (rc)
-                    fail(run, "second kill and restart of node %d: exit %d (see "
-                              "logs/node-%d.log)", node, rc, node);
+                    fail(run,
+                         "second kill and restart of node %d: exit %d (see "
+                         "logs/node-%d.log)",
+                         node, rc, node);
             }
         } else if (f == F_STOP_NODE) {
             pid_t pid = cluster_node_pid(run->dir, node);
@@ -750,12 +751,13 @@ static void check_keys(run_t *run, writer_t *ws, uint64_t *live, uint64_t *amb_k
                 snprintf(amb, sizeof amb, "; then an ambiguous %s (v%u) at %.3f s",
                          k->amb == AMB_PUT ? "put" : "del", k->amb_ver, (double)k->t_amb);
             if (k->seen == 1)
-                fail(run, "%s reads v%u; last acknowledged: %s (v%u) at %.3f s%s", key,
-                     k->seen_ver, state_str(k->acked), k->acked_ver, (double)k->t_ack, amb);
+                fail(run, "%s reads v%u; last acknowledged: %s (v%u) at %.3f s%s", key, k->seen_ver,
+                     state_str(k->acked), k->acked_ver, (double)k->t_ack, amb);
             else if (++run->seen_lost && ++run->planted_hits)
-                fail(run, "%s is missing (acknowledged write LOST); last acknowledged: %s v%u "
-                          "at %.3f s%s", key, state_str(k->acked), k->acked_ver,
-                     (double)k->t_ack, amb);
+                fail(run,
+                     "%s is missing (acknowledged write LOST); last acknowledged: %s v%u "
+                     "at %.3f s%s",
+                     key, state_str(k->acked), k->acked_ver, (double)k->t_ack, amb);
         }
 }
 
@@ -818,11 +820,12 @@ static void check_counters(run_t *run, shoal_t *c, writer_t *ws)
             fail(run, "counter %s holds '%s': no acknowledged or ambiguous CAS wrote that", key,
                  val);
         if (n < oks)
-            fail(run, "counter %s = %u but %zu increments were acknowledged (LOST increments)",
-                 key, n, oks);
+            fail(run, "counter %s = %u but %zu increments were acknowledged (LOST increments)", key,
+                 n, oks);
         if (n > oks + ambs)
-            fail(run, "counter %s = %u but only %zu acknowledged + %zu ambiguous increments "
-                      "(an increment applied TWICE, or one reported failed that applied)",
+            fail(run,
+                 "counter %s = %u but only %zu acknowledged + %zu ambiguous increments "
+                 "(an increment applied TWICE, or one reported failed that applied)",
                  key, n, oks, ambs);
         if (oks && nums[oks - 1] > n)
             fail(run, "counter %s = %u below an acknowledged increment to %u", key, n,
@@ -919,8 +922,8 @@ static void plant(run_t *run, shoal_t *c, writer_t *ws)
         char next[64];
         int nl = snprintf(next, sizeof next, "%lu|w00.4000000000",
                           strtoul((char *)r.value, NULL, 10) + 1);
-        int st = shoal_cas(c, "chaos/ctr/0", 11, r.value, r.value_len, false, next, (size_t)nl,
-                           NULL);
+        int st =
+            shoal_cas(c, "chaos/ctr/0", 11, r.value, r.value_len, false, next, (size_t)nl, NULL);
         note(run, "planted: chaos/ctr/0 incremented to %s (%s)", next, shoal_status_str(st));
     }
     shoal_result_clear(&r);
@@ -944,17 +947,8 @@ static int count_in_logs(run_t *run, const char *what)
 
 static void check_logs(run_t *run)
 {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd,
-             "grep -l -E 'runtime error|AddressSanitizer|LeakSanitizer|ThreadSanitizer' "
-             "%s/logs/*.log >/dev/null 2>&1", run->dir);
-    if (cluster_shell("%s", cmd) == 0) {
-        fail(run, "sanitizer report in a log:");
-        cluster_shell(
-            "grep -h -A25 -E 'runtime error|AddressSanitizer|LeakSanitizer' %s/logs/*.log "
-            "| head -60 >&2",
-            run->dir);
-    }
+    if (!cluster_logs_clean(run->dir))
+        fail(run, "sanitizer report or failed assertion in a log (above)");
 }
 
 /* ---- main --------------------------------------------------------------------------- */
@@ -1016,9 +1010,10 @@ int main(int argc, char **argv)
     }
     pthread_mutex_init(&run->lock, NULL);
     run->t0 = mono_ms();
-    fprintf(stderr, "chaos_cluster: seed %" PRIu64 ", %d s of faults, %d writers, "
-                    "storage/snapshot_entries %d%s, snapshot_trailing_entries %d\n", run->seed,
-            run->duration_s, run->writers, run->snap_entries,
+    fprintf(stderr,
+            "chaos_cluster: seed %" PRIu64 ", %d s of faults, %d writers, "
+            "storage/snapshot_entries %d%s, snapshot_trailing_entries %d\n",
+            run->seed, run->duration_s, run->writers, run->snap_entries,
             run->snap_entries ? "" : " (default)", run->snap_trailing);
 
     snprintf(run->dir, sizeof run->dir, "/tmp/shoal-chaos.XXXXXX");
@@ -1080,7 +1075,8 @@ int main(int argc, char **argv)
     }
     if (!run->failures) {
         for (int i = 0; i < run->writers; i++) {
-            ws[i] = (writer_t){.run = run, .id = i, .rng = run->seed * 0x9E3779B97F4A7C15ull + i + 1};
+            ws[i] =
+                (writer_t){.run = run, .id = i, .rng = run->seed * 0x9E3779B97F4A7C15ull + i + 1};
             pthread_create(&th[i], NULL, writer_main, &ws[i]);
         }
         note(run, "writers started; faults for %d s", run->duration_s);
@@ -1140,16 +1136,15 @@ int main(int argc, char **argv)
         shoal_destroy(&c);
         fprintf(stderr,
                 "chaos_cluster: %" PRIu64 " writes acknowledged, %" PRIu64 " ambiguous, "
-                "%" PRIu64 " CAS conflicts, %" PRIu64 " read-backs; %" PRIu64 " keys (%" PRIu64 " live, %" PRIu64
-                " with an ambiguous last write); faults:",
+                "%" PRIu64 " CAS conflicts, %" PRIu64 " read-backs; %" PRIu64 " keys (%" PRIu64
+                " live, %" PRIu64 " with an ambiguous last write); faults:",
                 acked, amb, conflicts, reads, keys, live, amb_keys);
         for (int f = 0; f < F_COUNT; f++)
             fprintf(stderr, " %d %s", run->faults[f], fault_name[f]);
         fprintf(stderr, "; %d snapshots installed (node logs)\n",
                 count_in_logs(run, "installed snapshot"));
         if (acked < (uint64_t)run->writers * 20)
-            fail(run, "only %" PRIu64 " operations acknowledged: the cluster barely served",
-                 acked);
+            fail(run, "only %" PRIu64 " operations acknowledged: the cluster barely served", acked);
         for (int i = 0; i < NODES; i++)
             if (!cluster_pid_alive(cluster_node_pid(run->dir, i)))
                 fail(run, "node %d died during the checks", i);
@@ -1172,11 +1167,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "  %s\n", run->log[i]);
     }
     if (run->plant) { /* the self-test passes when the checks found exactly what was planted */
-        bool found = run->seen_lost == 1 && run->seen_double == 1 &&
-                     run->failures == run->planted_hits;
-        fprintf(stderr, "chaos_cluster --plant: planted faults %s (lost %d, doubled %d, %d "
-                        "failures in all)\n", found ? "detected" : "NOT detected as expected",
-                run->seen_lost, run->seen_double, run->failures);
+        bool found =
+            run->seen_lost == 1 && run->seen_double == 1 && run->failures == run->planted_hits;
+        fprintf(stderr,
+                "chaos_cluster --plant: planted faults %s (lost %d, doubled %d, %d "
+                "failures in all)\n",
+                found ? "detected" : "NOT detected as expected", run->seen_lost, run->seen_double,
+                run->failures);
         run->failures = found ? 0 : run->failures + 1;
     }
     if (run->failures) {
@@ -1188,8 +1185,8 @@ int main(int argc, char **argv)
                 run->writers, run->snap_entries);
         keep_logs(run->dir, run->seed);
     } else {
-        fprintf(stderr, "chaos_cluster: all checks passed (seed %" PRIu64 ", %.1f s)\n",
-                run->seed, since(run));
+        fprintf(stderr, "chaos_cluster: all checks passed (seed %" PRIu64 ", %.1f s)\n", run->seed,
+                since(run));
     }
     cluster_remove_dir(run->dir);
     for (int i = 0; i < run->writers; i++) {

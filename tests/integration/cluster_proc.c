@@ -191,6 +191,16 @@ void cluster_reap(void)
         ;
 }
 
+bool cluster_logs_clean(const char *dir)
+{
+    static const char *pattern =
+        "'runtime error|AddressSanitizer|LeakSanitizer|ThreadSanitizer|Assertion .* failed'";
+    if (cluster_shell("grep -l -E %s %s/logs/*.log >/dev/null 2>&1", pattern, dir) != 0)
+        return true;
+    cluster_shell("grep -h -A20 -E %s %s/logs/*.log | head -60 >&2", pattern, dir);
+    return false;
+}
+
 /* ---- the folder --------------------------------------------------------------------- */
 
 void cluster_remove_dir(const char *dir)

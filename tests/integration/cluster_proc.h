@@ -75,6 +75,10 @@ void cluster_kill_all(const char *dir);
 /* Reaps every child that has ended, without waiting. */
 void cluster_reap(void);
 
+/* Whether the logs in DIR/logs hold no sanitizer report and no failed assertion; when they
+ * do, prints the reports (60 lines at most) to stderr and returns false. */
+bool cluster_logs_clean(const char *dir);
+
 /* ---- the folder --------------------------------------------------------------------- */
 
 /* Removes dir (rm -rf) unless the environment sets KEEP_DIR (then says it kept it). */

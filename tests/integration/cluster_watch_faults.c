@@ -1703,16 +1703,8 @@ int main(int argc, char **argv)
         fail(run, "cluster down failed");
     cluster_reap();
     cluster_kill_all(run->dir);
-    if (cluster_shell(
-            "grep -l -E 'runtime error|AddressSanitizer|LeakSanitizer|Assertion .* failed' "
-            "%s/logs/*.log >/dev/null 2>&1",
-            run->dir) == 0) {
-        fail(run, "a sanitizer report or failed assertion in a log:");
-        cluster_shell(
-            "grep -h -A20 -E 'runtime error|AddressSanitizer|LeakSanitizer|Assertion .* failed' "
-            "%s/logs/*.log | head -60 >&2",
-            run->dir);
-    }
+    if (!cluster_logs_clean(run->dir))
+        fail(run, "a sanitizer report or failed assertion in a log (above)");
     if (run->failures) {
         fprintf(stderr,
                 "cluster_watch_faults FAILED (%d failures), seed %" PRIu64 "\nreplay: "
