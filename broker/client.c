@@ -105,23 +105,50 @@ static void czmq_setup(void)
     zsys_init();
 }
 
+/* Splits a comma-separated list of broker endpoints into eps (each checked: ZeroMQ takes a
+ * tcp port modulo 65536, so a typo would reach some other process); the count, 0 if bad. */
+static int split_endpoints(char *list, char *eps[SHOAL_MAX_BROKERS])
+{
+    int n = 0;
+    for (char *ep; (ep = strsep(&list, ",")) != NULL;) { /* an empty entry is bad too */
+        bool ok = strncmp(ep, "tcp://", 6) == 0
+                      ? shoal_tcp_endpoint_ok(ep)
+                      : !strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9);
+        if (!ok || n == SHOAL_MAX_BROKERS)
+            return 0;
+        eps[n++] = ep;
+    }
+    return n;
+}
+
+/* Several brokers: requests go only to those connected (ZMQ_IMMEDIATE), round robin, and
+ * one that a dead broker held is resent (after SHOAL_RESEND_MS) to another; with one, a
+ * request waits in the socket until its broker is reachable again. */
+static int connect_brokers(shoal_t *self, const char *endpoint)
+{
+    char *copy = strdup(endpoint), *eps[SHOAL_MAX_BROKERS];
+    int n = copy ? split_endpoints(copy, eps) : 0;
+    if (n > 1)
+        zsock_set_immediate(self->sock, 1);
+    for (int i = 0; i < n; i++)
+        if (zsock_connect(self->sock, "%s", eps[i]) != 0)
+            n = 0;
+    free(copy);
+    return n > 0 ? 0 : -1;
+}
+
 shoal_t *shoal_connect(const char *endpoint)
 {
     if (!endpoint)
         endpoint = getenv("SHOAL_BROKER");
     if (!endpoint || !*endpoint)
         endpoint = SHOAL_DEFAULT_ENDPOINT;
-    /* ZeroMQ takes a tcp port modulo 65536: a typo would reach some other process */
-    if (strncmp(endpoint, "tcp://", 6) == 0
-            ? !shoal_tcp_endpoint_ok(endpoint)
-            : strncmp(endpoint, "ipc://", 6) && strncmp(endpoint, "inproc://", 9))
-        return NULL;
     shoal_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     pthread_once(&czmq_once, czmq_setup);
     self->sock = zsock_new(ZMQ_DEALER);
-    if (!self->sock || zsock_connect(self->sock, "%s", endpoint) != 0) {
+    if (!self->sock || connect_brokers(self, endpoint) != 0) {
         shoal_destroy(&self);
         return NULL;
     }
@@ -393,8 +420,13 @@ void shoal_result_from(shoal_result_t *r, const Shoal__ClientResponse *resp)
 
 static void send_slot(shoal_t *self, slot_t *s)
 {
-    /* DONTWAIT: the HWM is unlimited, so this only fails when the context is gone. */
-    zmq_send(zsock_resolve(self->sock), s->buf, s->len, ZMQ_DONTWAIT);
+    /* DONTWAIT: the HWM is unlimited, so this fails only with several brokers and none
+     * connected yet (ZMQ_IMMEDIATE: a new client, or every broker down), or when the context
+     * is gone; the sweep then tries again soon, not after a resend's wait. */
+    if (zmq_send(zsock_resolve(self->sock), s->buf, s->len, ZMQ_DONTWAIT) < 0) {
+        s->resend_at = zclock_mono() + 20;
+        return;
+    }
     s->resend_at = zclock_mono() + ((int64_t)SHOAL_RESEND_MS << (s->resends < 3 ? s->resends : 3));
     s->resends++;
 }

@@ -171,8 +171,12 @@ typedef struct {
 typedef struct shoal_t shoal_t;
 
 /* Connects to a broker's client endpoint (NULL: $SHOAL_BROKER, else
- * SHOAL_DEFAULT_ENDPOINT). ZeroMQ connects lazily, so this fails (NULL) only on a
- * malformed endpoint (tcp://HOST:PORT wants a port of 1-65535) or when out of resources. */
+ * SHOAL_DEFAULT_ENDPOINT), or to several brokers of one cluster given as a comma-separated
+ * list (at most 8): each request then goes to one of those connected, and
+ * one whose broker died is resent to another (after 1 s without an answer), so a client
+ * keeps working while a broker is down; watches and `shoalctl events` use the first one's
+ * XPUB. ZeroMQ connects lazily, so this fails (NULL) only on a malformed endpoint
+ * (tcp://HOST:PORT wants a port of 1-65535; no empty list entry) or when out of resources. */
 shoal_t *shoal_connect(const char *endpoint);
 void shoal_destroy(shoal_t **self_p);
 

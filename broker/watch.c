@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/endpoint.h"
 #include "engine/error.h"
 
 typedef struct {
@@ -75,8 +76,11 @@ static void event_free(shoal_watch_event_t **ev_p)
 }
 
 /* Derives the broker's XPUB endpoint: same host, client port + 1. */
-static char *default_pub(const char *client_ep)
+static char *default_pub(const char *client_eps)
 {
+    char client_ep[256]; /* of several brokers, the first one's */
+    if (!shoal_first_endpoint(client_eps, client_ep, sizeof client_ep))
+        return NULL;
     const char *colon = strrchr(client_ep, ':');
     if (!colon || strncmp(client_ep, "tcp://", 6) != 0)
         return NULL;

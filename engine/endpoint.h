@@ -24,4 +24,18 @@ static inline bool shoal_tcp_endpoint_ok(const char *ep)
     return port >= 1 && port <= 65535;
 }
 
+/* A client may name several brokers of one cluster: "tcp://a:7000,tcp://b:7000". */
+#define SHOAL_MAX_BROKERS 8
+
+/* The first endpoint of such a list, into out (cap bytes); false if it does not fit. */
+static inline bool shoal_first_endpoint(const char *list, char *out, size_t cap)
+{
+    size_t n = strcspn(list, ",");
+    if (n >= cap)
+        return false;
+    memcpy(out, list, n);
+    out[n] = 0;
+    return true;
+}
+
 #endif

@@ -10,6 +10,7 @@
 
 #include <czmq.h>
 
+#include "engine/endpoint.h"
 #include "proto/events.pb-c.h"
 
 enum { OPT_COUNT = OPT_FIRST_CMD, OPT_NO_FOLLOW, OPT_INTERVAL };
@@ -275,8 +276,9 @@ int cmd_top(ctl_t *c, int argc, char **argv)
  * tail with exit 3. */
 static int follow_events(ctl_t *c, shoal_t *s, uint64_t count, uint64_t printed)
 {
-    const char *ep = shoal_endpoint(s);
-    const char *colon = strrchr(ep, ':');
+    char ep[256]; /* of several brokers, the first one's */
+    const char *colon =
+        shoal_first_endpoint(shoal_endpoint(s), ep, sizeof ep) ? strrchr(ep, ':') : NULL;
     if (!colon)
         return EXIT_OK;
     char *pub = zsys_sprintf("%.*s:%ld", (int)(colon - ep), ep, strtol(colon + 1, NULL, 10) + 1);
@@ -447,8 +449,8 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
     c->usage = ops[k].usage;
     view_opts_t o = {0};
     enum { OPT_CANCEL = 1000 };
-    static const struct option opts[] = {CTL_COMMON_OPTS, {"cancel", no_argument, 0, OPT_CANCEL},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        CTL_COMMON_OPTS, {"cancel", no_argument, 0, OPT_CANCEL}, {0, 0, 0, 0}};
     int opt, rc;
     bool cancel = false;
     while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1)

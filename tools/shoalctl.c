@@ -41,7 +41,8 @@ static const char *main_usage =
     "bench:    bench put|get|mixed --clients C --duration S --key-size K --value-size V\n"
     "          [--keys N] [--read-percent P (mixed)] [--no-load (get, mixed)]\n"
     "\n"
-    "--broker defaults to $SHOAL_BROKER, else " SHOAL_DEFAULT_ENDPOINT ".\n"
+    "--broker defaults to $SHOAL_BROKER, else " SHOAL_DEFAULT_ENDPOINT "; several brokers of\n"
+    "one cluster may be listed, separated by commas (a request goes to one that is up).\n"
     "A value or key that starts with '-' follows `--` (shoalctl put -- k -5).\n"
     "Exit status: 0 ok; 1 not found or compare failed; 2 bad usage or input;\n"
     "3 unavailable or timed out. `shoalctl COMMAND --help` for one command.\n";
@@ -150,13 +151,28 @@ int ctl_no_client(ctl_t *c)
 }
 
 /* tcp://HOST:PORT with a port of 1-65535 (or an ipc:// or inproc:// endpoint). */
-static bool endpoint_ok(const char *ep)
+static bool one_endpoint_ok(const char *ep)
 {
     if (!strncmp(ep, "ipc://", 6))
         return ep[6] != '\0';
     if (!strncmp(ep, "inproc://", 9))
         return ep[9] != '\0';
     return shoal_tcp_endpoint_ok(ep);
+}
+
+/* One endpoint, or several brokers of one cluster separated by commas (at most
+ * SHOAL_MAX_BROKERS, none empty). */
+static bool endpoint_ok(const char *list)
+{
+    char ep[256];
+    int n = 0;
+    for (const char *p = list;; p += strlen(ep) + 1) {
+        if (++n > SHOAL_MAX_BROKERS || !shoal_first_endpoint(p, ep, sizeof ep) ||
+            !one_endpoint_ok(ep))
+            return false;
+        if (!p[strlen(ep)])
+            return true;
+    }
 }
 
 /* The endpoint to use, or NULL after reporting a bad or empty one: an empty --broker or
@@ -171,7 +187,9 @@ static const char *broker_endpoint(ctl_t *c)
         return NULL;
     }
     if (!endpoint_ok(ep)) {
-        ctl_fail(c, EXIT_USAGE, "bad broker endpoint '%s' (want tcp://HOST:PORT, port 1-65535)",
+        ctl_fail(c, EXIT_USAGE,
+                 "bad broker endpoint '%s' (want tcp://HOST:PORT, port 1-65535, or several "
+                 "separated by commas)",
                  ep);
         return NULL;
     }

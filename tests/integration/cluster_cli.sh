@@ -306,7 +306,21 @@ for _ in $(seq 1 40); do
     sleep 0.2
 done
 [ "$fr" -ge 10 ] || { echo "FAIL: followers served $fr of 30 reads through broker 2 (want >= 10)"; FAIL=1; }
-kill "$b2"
+# a client given both brokers (a list, as etcd's clients take) keeps working with one dead,
+# the dead one first in the list; each request goes to the one that is up
+BOTH="tcp://127.0.0.1:$((BASE + 50)),tcp://127.0.0.1:$BASE"
+check "put through the broker list" ctl --broker "$BOTH" put list/0 x
+kill -KILL "$b2"
+while kill -0 "$b2" 2>/dev/null; do sleep 0.05; done
+t0=$(date +%s%N)
+for i in 1 2 3 4 5; do
+    check "put list/$i with the list's first broker dead" \
+        env SHOAL_BROKER="$BOTH" "$CTL" --timeout 10000 put "list/$i" "v$i"
+done
+echo "5 puts through the list with its first broker dead: $((($(date +%s%N) - t0) / 1000000)) ms"
+[ "$(ctl --broker "$BOTH" scan --prefix list/ | wc -l)" = 6 ] ||
+    { echo "FAIL: the list's writes are not all there"; FAIL=1; }
+want 2 "an empty entry in a broker list" ctl --broker "tcp://127.0.0.1:$BASE,,tcp://127.0.0.1:1" get x
 
 # a node stopped and restarted keeps serving; its data is kept
 wait_all_up() {

@@ -109,16 +109,21 @@ static void test_pump_negative_idle(void **state)
 static void test_connect_ports(void **state)
 {
     (void)state;
-    const char *bad[] = {"tcp://127.0.0.1:92536",  "tcp://127.0.0.1:0",   "tcp://127.0.0.1:65536",
-                         "tcp://127.0.0.1:",       "tcp://127.0.0.1:12x", "tcp://:5000",
-                         "tcp://127.0.0.1:1234567"};
+    const char *bad[] = {"tcp://127.0.0.1:92536", "tcp://127.0.0.1:0", "tcp://127.0.0.1:65536",
+                         "tcp://127.0.0.1:", "tcp://127.0.0.1:12x", "tcp://:5000",
+                         "tcp://127.0.0.1:1234567",
+                         /* lists of brokers: every entry checked, none empty, at most 8 */
+                         "tcp://127.0.0.1:1,tcp://127.0.0.1:0", "tcp://127.0.0.1:1,",
+                         ",tcp://127.0.0.1:1", "tcp://127.0.0.1:1,,tcp://127.0.0.1:2",
+                         "inproc://a,inproc://b,inproc://c,inproc://d,inproc://e,inproc://f,"
+                         "inproc://g,inproc://h,inproc://i"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         shoal_t *c = shoal_connect(bad[i]);
         if (c)
             fail_msg("shoal_connect(%s) accepted", bad[i]);
     }
     const char *good[] = {"tcp://127.0.0.1:1", "tcp://127.0.0.1:65535", "ipc:///tmp/h6-x",
-                          "inproc://x"};
+                          "inproc://x", "tcp://127.0.0.1:1,tcp://127.0.0.1:2,ipc:///tmp/h6-y"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         shoal_t *c = shoal_connect(good[i]);
         if (!c)
