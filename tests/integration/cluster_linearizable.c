@@ -127,44 +127,6 @@ static int ctl(run_t *run, const char *fmt, ...)
 
 /* ---- the nemesis -------------------------------------------------------------------- */
 
-/* The node leading shard, or -1. */
-static int leader_of(shoal_t *admin, uint32_t shard)
-{
-    shoal_cluster_t cl;
-    char err[256];
-    if (shoal_status(admin, false, &cl, err, sizeof err) != SHOAL_STATUS_OK)
-        return -1;
-    int leader = -1;
-    for (size_t i = 0; i < cl.n_shards; i++)
-        if (cl.shards[i].id == shard)
-            leader = (int)cl.shards[i].leader;
-    shoal_cluster_clear(&cl);
-    return leader;
-}
-
-/* Waits until every node is up and every shard has a leader (up to ms). */
-static bool wait_healthy(shoal_t *admin, int ms)
-{
-    int64_t until = mono_ns() + (int64_t)ms * 1000000;
-    while (mono_ns() < until) {
-        shoal_cluster_t cl;
-        char err[256];
-        if (shoal_status(admin, false, &cl, err, sizeof err) == SHOAL_STATUS_OK) {
-            size_t up = 0, led = 0;
-            for (size_t i = 0; i < cl.n_nodes; i++)
-                up += cl.nodes[i].up;
-            for (size_t i = 0; i < cl.n_shards; i++)
-                led += cl.shards[i].leader >= 0;
-            bool ok = up == NODES && led == cl.n_shards && cl.n_shards == SHARDS;
-            shoal_cluster_clear(&cl);
-            if (ok)
-                return true;
-        }
-        cluster_sleep_ms(100);
-    }
-    return false;
-}
-
 static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until_ns)
 {
     while (mono_ns() < until_ns && run->nemesis != N_NONE) {
@@ -176,7 +138,7 @@ static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until_ns)
             f = cluster_rnd(rng, N_PAUSE, N_TRANSFER);
         int k = cluster_rnd(rng, 0, run->nkeys - 1);
         uint32_t shard = run->key_shard[k];
-        int leader = leader_of(admin, shard);
+        int leader = cluster_leader_of(admin, shard);
         int node = leader >= 0 && (f == N_PAUSE || cluster_rnd(rng, 0, 1))
                        ? leader
                        : cluster_rnd(rng, 0, NODES - 1);
@@ -221,7 +183,7 @@ static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until_ns)
                  shoal_status_str(st), st ? err : "");
         }
         cluster_reap();
-        if (!wait_healthy(admin, 20000))
+        if (!cluster_wait_healthy(admin, NODES, SHARDS, 20000))
             note(run, "cluster not healthy 20 s after the fault");
     }
 }
@@ -355,7 +317,7 @@ int main(int argc, char **argv)
     shoal_set_timeout(admin, 5000);
     uint64_t total = 0, ambs = 0;
     if (!run->failures) {
-        if (!wait_healthy(admin, 30000))
+        if (!cluster_wait_healthy(admin, NODES, SHARDS, 30000))
             fail(run, "cluster not healthy after start");
         /* the keys, fresh per run: a put learns their shard, a delete leaves them absent */
         for (int k = 0; k < run->nkeys && !run->failures; k++) {

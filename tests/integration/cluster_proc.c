@@ -191,6 +191,42 @@ void cluster_reap(void)
         ;
 }
 
+int cluster_leader_of(shoal_t *admin, uint32_t shard)
+{
+    shoal_cluster_t cl;
+    char err[256];
+    if (shoal_status(admin, false, &cl, err, sizeof err) != SHOAL_STATUS_OK)
+        return -1;
+    int leader = -1;
+    for (size_t i = 0; i < cl.n_shards; i++)
+        if (cl.shards[i].id == shard)
+            leader = (int)cl.shards[i].leader;
+    shoal_cluster_clear(&cl);
+    return leader;
+}
+
+bool cluster_wait_healthy(shoal_t *admin, int nodes, int shards, int ms)
+{
+    int64_t until = cluster_mono_ns() + (int64_t)ms * 1000000;
+    while (cluster_mono_ns() < until) {
+        shoal_cluster_t cl;
+        char err[256];
+        if (shoal_status(admin, false, &cl, err, sizeof err) == SHOAL_STATUS_OK) {
+            size_t up = 0, led = 0;
+            for (size_t i = 0; i < cl.n_nodes; i++)
+                up += cl.nodes[i].up;
+            for (size_t i = 0; i < cl.n_shards; i++)
+                led += cl.shards[i].leader >= 0;
+            bool ok = up == (size_t)nodes && led == cl.n_shards && cl.n_shards == (size_t)shards;
+            shoal_cluster_clear(&cl);
+            if (ok)
+                return true;
+        }
+        cluster_sleep_ms(100);
+    }
+    return false;
+}
+
 bool cluster_logs_clean(const char *dir)
 {
     static const char *pattern =

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "broker/shoal.h"
+
 /* ---- small utilities ---------------------------------------------------------------- */
 
 /* Sleeps ms milliseconds, the whole time even when a signal interrupts it. */
@@ -74,6 +76,12 @@ void cluster_kill_all(const char *dir);
 
 /* Reaps every child that has ended, without waiting. */
 void cluster_reap(void);
+
+/* The node leading shard, as the broker's status shows it, or -1. */
+int cluster_leader_of(shoal_t *admin, uint32_t shard);
+/* Waits (up to ms) until the status shows nodes nodes up and shards shards, each with a
+ * leader. */
+bool cluster_wait_healthy(shoal_t *admin, int nodes, int shards, int ms);
 
 /* Whether the logs in DIR/logs hold no sanitizer report and no failed assertion; when they
  * do, prints the reports (60 lines at most) to stderr and returns false. */

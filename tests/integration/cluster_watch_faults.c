@@ -739,42 +739,6 @@ static void *watcher_main(void *arg)
 
 /* ---- the nemesis --------------------------------------------------------------------- */
 
-static int leader_of(shoal_t *admin, uint32_t shard)
-{
-    shoal_cluster_t cl;
-    char err[256];
-    if (shoal_status(admin, false, &cl, err, sizeof err) != SHOAL_STATUS_OK)
-        return -1;
-    int leader = -1;
-    for (size_t i = 0; i < cl.n_shards; i++)
-        if (cl.shards[i].id == shard)
-            leader = (int)cl.shards[i].leader;
-    shoal_cluster_clear(&cl);
-    return leader;
-}
-
-static bool wait_healthy(shoal_t *admin, int ms)
-{
-    int64_t until = mono_ns() + (int64_t)ms * 1000000;
-    while (mono_ns() < until) {
-        shoal_cluster_t cl;
-        char err[256];
-        if (shoal_status(admin, false, &cl, err, sizeof err) == SHOAL_STATUS_OK) {
-            size_t up = 0, led = 0;
-            for (size_t i = 0; i < cl.n_nodes; i++)
-                up += cl.nodes[i].up;
-            for (size_t i = 0; i < cl.n_shards; i++)
-                led += cl.shards[i].leader >= 0;
-            bool ok = up == NODES && led == cl.n_shards && cl.n_shards == SHARDS;
-            shoal_cluster_clear(&cl);
-            if (ok)
-                return true;
-        }
-        cluster_sleep_ms(100);
-    }
-    return false;
-}
-
 static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until_ns)
 {
     while (mono_ns() < until_ns && run->nemesis != N_NONE) {
@@ -785,7 +749,7 @@ static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until_ns)
         if (f == N_MIXED)
             f = cluster_rnd(rng, N_PAUSE, N_TRANSFER);
         uint32_t shard = (uint32_t)cluster_rnd(rng, 0, SHARDS - 1);
-        int leader = leader_of(admin, shard);
+        int leader = cluster_leader_of(admin, shard);
         int node = leader >= 0 && (f == N_PAUSE || cluster_rnd(rng, 0, 1))
                        ? leader
                        : cluster_rnd(rng, 0, NODES - 1);
@@ -828,7 +792,7 @@ static void nemesis(run_t *run, shoal_t *admin, uint64_t *rng, int64_t until_ns)
                  leader, to, shoal_status_str(st), st ? err : "");
         }
         cluster_reap();
-        if (!wait_healthy(admin, 20000))
+        if (!cluster_wait_healthy(admin, NODES, SHARDS, 20000))
             note(run, "cluster not healthy 20 s after the fault");
     }
 }
@@ -1512,7 +1476,7 @@ int main(int argc, char **argv)
             .run = run, .id = i, .rng = run->seed * 0x9E3779B97F4A7C15ull + (uint64_t)i + 1};
     size_t total_events = 0;
     uint64_t total_writes = 0, ambs = 0;
-    if (!run->failures && !wait_healthy(admin, 30000))
+    if (!run->failures && !cluster_wait_healthy(admin, NODES, SHARDS, 30000))
         fail(run, "cluster not healthy after start");
     /* the sentinel keys: one per shard */
     for (int s = 0; s < SHARDS; s++)
@@ -1561,7 +1525,7 @@ int main(int argc, char **argv)
             cluster_sleep_ms(50);
         if (run->stopped)
             kill(run->stopped, SIGCONT);
-        if (!wait_healthy(admin, 20000))
+        if (!cluster_wait_healthy(admin, NODES, SHARDS, 20000))
             fail(run, "cluster not healthy after the faults");
         cluster_sleep_ms(1000); /* a last second of writes on a healthy cluster */
         atomic_store(&run->stop_writers, true);
