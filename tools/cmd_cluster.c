@@ -20,6 +20,7 @@
  * Binaries: $SHOAL_BIN_DIR/<name>, else the build tree next to this shoalctl
  * (../actors/shoald, ../broker/shoal-broker), else this shoalctl's own folder (an install
  * tree), else $PATH. Processes run in their own session so they outlive shoalctl. */
+#include "engine/proc.h"
 #include "tools/shoalctl.h"
 
 #include <arpa/inet.h>
@@ -216,19 +217,7 @@ static char *find_bin(const char *name, const char *build_sub)
 
 static bool alive(pid_t pid)
 {
-    if (pid <= 0 || kill(pid, 0) != 0)
-        return false;
-    /* A zombie whose parent is gone (no reaper in a container) still answers kill(0). */
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *rp = strrchr(buf, ')');
-    return !(rp && rp[1] == ' ' && rp[2] == 'Z');
+    return shoal_proc_running(pid);
 }
 
 static pid_t read_pid(const char *file)

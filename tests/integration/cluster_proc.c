@@ -6,6 +6,7 @@
 #include "cluster_proc.h"
 
 #include "broker/shoal.h"
+#include "engine/proc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -126,18 +127,7 @@ int cluster_wait_child(pid_t pid)
 
 bool cluster_pid_alive(pid_t pid)
 {
-    if (pid <= 0 || kill(pid, 0) != 0)
-        return false;
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *p = strrchr(buf, ')'); /* the state follows the command name */
-    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+    return shoal_proc_running(pid);
 }
 
 pid_t cluster_read_pid(const char *dir, const char *name)
