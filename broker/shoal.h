@@ -174,9 +174,10 @@ typedef struct shoal_t shoal_t;
  * SHOAL_DEFAULT_ENDPOINT), or to several brokers of one cluster given as a comma-separated
  * list (at most 8): each request then goes to one of those connected, and
  * one whose broker died is resent to another (after 1 s without an answer), so a client
- * keeps working while a broker is down; watches and `shoalctl events` use the first one's
- * XPUB. ZeroMQ connects lazily, so this fails (NULL) only on a malformed endpoint
- * (tcp://HOST:PORT wants a port of 1-65535; no empty list entry) or when out of resources. */
+ * keeps working while a broker is down; a watch moves to another broker's XPUB when its
+ * broker is gone, `shoalctl events` uses the first one's. ZeroMQ connects lazily, so this fails
+ * (NULL) only on a malformed endpoint (tcp://HOST:PORT wants a port of 1-65535; no empty list
+ * entry) or when out of resources. */
 shoal_t *shoal_connect(const char *endpoint);
 void shoal_destroy(shoal_t **self_p);
 
@@ -307,13 +308,15 @@ const char *shoal_event_type_name(int type);
 
 /* Change streams. A watch subscribes to the broker's XPUB (pub_endpoint NULL: the
  * client endpoint's port + 1, the broker's default layout) for keys starting with
- * prefix. Events of one shard come in Raft index order; when the library sees a gap
- * (an event whose prev_index is past the last one delivered; with a prefix, a jump in the
- * broker's count of events sent for it, or a disconnect) it fetches the missing
- * range with shoal_changes through client before going on; when that range is no
- * longer retained it delivers SHOAL_WATCH_FELL_BEHIND with the shard (change.index: the
- * last change it delivered there, or the shard's applied index when the broker said so;
- * not a point to resume from, the window no longer reaches back). To go on: scan for the
+ * prefix. With several brokers (a client connected to a list, or a comma-separated list
+ * of XPUB endpoints) it follows one at a time and moves to the next when it has had no
+ * connection for a second, catching up what the stream lost meanwhile (below). Events of one shard
+ * come in Raft index order; when the library sees a gap (an event whose prev_index is past the last
+ * one delivered; with a prefix, a jump in the broker's count of events sent for it, or a
+ * disconnect) it fetches the missing range with shoal_changes through client before going on; when
+ * that range is no longer retained it delivers SHOAL_WATCH_FELL_BEHIND with the shard
+ * (change.index: the last change it delivered there, or the shard's applied index when the broker
+ * said so; not a point to resume from, the window no longer reaches back). To go on: scan for the
  * current state, then watch the shard from a progress event's index that came after the
  * scan began. */
 typedef enum {
@@ -330,7 +333,8 @@ typedef struct {
 typedef struct shoal_watch_t shoal_watch_t;
 
 /* client is borrowed (may be NULL: no catch-up); it must outlive the watch. NULL when
- * plen > SHOAL_MAX_KEY or prefix is NULL with a non-zero plen. */
+ * plen > SHOAL_MAX_KEY, prefix is NULL with a non-zero plen, or the endpoint list is
+ * malformed (an empty entry, more than SHOAL_MAX_BROKERS). */
 shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint, const void *prefix,
                                size_t plen);
 void shoal_watch_destroy(shoal_watch_t **self_p);

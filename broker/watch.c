@@ -50,10 +50,19 @@ static void advance(shard_pos_t *p, uint64_t index, uint32_t seq, uint32_t count
     p->ops = count ? count : 1;
 }
 
+/* With several brokers, how long the SUB may go without a connection to the current one
+ * before it moves to the next: long enough for a restarting broker to come back, short
+ * against the progress notices' second. */
+#define WATCH_FAILOVER_MS 1000
+
 struct shoal_watch_t {
     shoal_t *client; /* borrowed; may be NULL */
     zsock_t *sub;
-    zsock_t *mon; /* the SUB's disconnects (zmq_socket_monitor), or NULL */
+    zsock_t *mon; /* the SUB's connects and disconnects (zmq_socket_monitor), or NULL */
+    char *pubs[SHOAL_MAX_BROKERS]; /* the brokers' XPUB endpoints; the SUB is on pubs[cur] */
+    size_t n_pubs, cur;
+    bool up;            /* connected to pubs[cur] */
+    int64_t down_since; /* when it last lost (or began to look for) its connection */
     uint8_t *prefix;
     size_t plen;
     zlistx_t *queue; /* shoal_watch_event_t *, ready to deliver */
@@ -75,65 +84,99 @@ static void event_free(shoal_watch_event_t **ev_p)
     *ev_p = NULL;
 }
 
-/* Derives the broker's XPUB endpoint: same host, client port + 1. */
-static char *default_pub(const char *client_eps)
+/* The XPUB endpoint of a broker with client endpoint ep: same host, port + 1. */
+static char *pub_of(const char *ep)
 {
-    char client_ep[256]; /* of several brokers, the first one's */
-    if (!shoal_first_endpoint(client_eps, client_ep, sizeof client_ep))
-        return NULL;
-    const char *colon = strrchr(client_ep, ':');
-    if (!colon || strncmp(client_ep, "tcp://", 6) != 0)
+    const char *colon = strrchr(ep, ':');
+    if (!colon || strncmp(ep, "tcp://", 6) != 0)
         return NULL;
     long port = strtol(colon + 1, NULL, 10);
     if (port <= 0 || port >= 65535)
         return NULL;
-    return zsys_sprintf("%.*s:%ld", (int)(colon - client_ep), client_ep, port + 1);
+    return zsys_sprintf("%.*s:%ld", (int)(colon - ep), ep, port + 1);
+}
+
+/* Fills self->pubs from a comma-separated list: the XPUB endpoints themselves, or (derive)
+ * the brokers' client endpoints. false on an empty, malformed or too long list. */
+static bool set_pubs(shoal_watch_t *self, const char *list, bool derive)
+{
+    while (*list) {
+        char ep[256];
+        if (self->n_pubs == SHOAL_MAX_BROKERS || !shoal_first_endpoint(list, ep, sizeof ep) || !*ep)
+            return false;
+        char *pub = derive ? pub_of(ep) : strdup(ep);
+        if (!pub)
+            return false;
+        self->pubs[self->n_pubs++] = pub;
+        list += strlen(ep);
+        if (*list == ',' && !*++list)
+            return false; /* a trailing comma */
+    }
+    return self->n_pubs > 0;
 }
 
 /* Changes published while the SUB is disconnected (a broker restart) are lost to it, and a
  * watch with a prefix cannot see that from the indexes: so every disconnect marks every
- * shard for a catch-up (resync) at its next event or progress notice. */
+ * shard for a catch-up (resync) at its next event or progress notice. The connects tell a
+ * broker that is back from one that stays away (see failover). */
 static void watch_monitor(shoal_watch_t *self)
 {
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://shoal-watch-%p", (void *)self);
-    if (zmq_socket_monitor(zsock_resolve(self->sub), ep, ZMQ_EVENT_DISCONNECTED) != 0)
+    if (zmq_socket_monitor(zsock_resolve(self->sub), ep,
+                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECTED) != 0)
         return;
     self->mon = zsock_new(ZMQ_PAIR);
     if (self->mon && zsock_connect(self->mon, "%s", ep) != 0)
         zsock_destroy(&self->mon);
 }
 
+static void resync_all(shoal_watch_t *self)
+{
+    for (size_t i = 0; i < self->n_pos; i++)
+        self->pos[i].resync = 3;
+}
+
+/* With several brokers, a SUB that has had no connection for WATCH_FAILOVER_MS moves to
+ * the next broker, as etcd's clients move a watch to another endpoint; what the old
+ * broker's stream did not bring is caught up from the new one (resync). A dead broker
+ * whose host stays silent shows as a disconnect through the ZMTP heartbeats. */
+static void failover(shoal_watch_t *self)
+{
+    if (self->up || self->n_pubs < 2 || zclock_mono() - self->down_since < WATCH_FAILOVER_MS)
+        return;
+    zsock_disconnect(self->sub, "%s", self->pubs[self->cur]);
+    self->cur = (self->cur + 1) % self->n_pubs;
+    zsock_connect(self->sub, "%s", self->pubs[self->cur]);
+    self->down_since = zclock_mono();
+    resync_all(self);
+}
+
 shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint, const void *prefix,
                                size_t plen)
 {
-    if ((!prefix && plen) || plen > SHOAL_MAX_KEY)
+    if ((!prefix && plen) || plen > SHOAL_MAX_KEY || (!pub_endpoint && !client))
         return NULL; /* no key could match a longer prefix */
-    char *derived = NULL;
-    if (!pub_endpoint && client)
-        pub_endpoint = derived = default_pub(shoal_endpoint(client));
-    if (!pub_endpoint)
-        return NULL;
     shoal_watch_t *self = calloc(1, sizeof *self);
-    if (!self) {
-        zstr_free(&derived);
+    if (!self)
         return NULL;
-    }
     self->client = client;
     self->queue = zlistx_new();
     self->prefix = malloc(plen + 1);
     self->sub = zsock_new(ZMQ_SUB);
     if (!self->queue || !self->prefix || !self->sub ||
-        zsock_connect(self->sub, "%s", pub_endpoint) != 0) {
-        zstr_free(&derived);
+        !set_pubs(self, pub_endpoint ? pub_endpoint : shoal_endpoint(client), !pub_endpoint) ||
+        zsock_connect(self->sub, "%s", self->pubs[0]) != 0) {
         shoal_watch_destroy(&self);
         return NULL;
     }
-    zstr_free(&derived);
+    self->down_since = zclock_mono();
     if (plen)
         memcpy(self->prefix, prefix, plen);
     self->plen = plen;
     zsock_set_rcvhwm(self->sub, 100000);
+    zsock_set_heartbeat_ivl(self->sub, 1000);
+    zsock_set_heartbeat_timeout(self->sub, 3000);
     /* topic "change/<prefix>" (binary prefix, so build it by hand) and "progress" */
     uint8_t *topic = malloc(7 + plen);
     if (!topic) {
@@ -166,6 +209,8 @@ void shoal_watch_destroy(shoal_watch_t **self_p)
         zmq_socket_monitor(zsock_resolve(self->sub), NULL, 0);
     zsock_destroy(&self->mon);
     zsock_destroy(&self->sub);
+    for (size_t i = 0; i < self->n_pubs; i++)
+        zstr_free(&self->pubs[i]);
     free(self->prefix);
     free(self->pos);
     free(self);
@@ -403,13 +448,24 @@ static void on_notice(shoal_watch_t *self, const uint8_t *data, size_t len, zfra
     shoal__stream_notice__free_unpacked(n, NULL);
 }
 
-/* The SUB lost its connection: whatever was published until it is back is lost to it. */
-static void on_disconnect(shoal_watch_t *self)
+/* A monitor event: the SUB connected, or lost its connection (whatever was published until
+ * it is back is lost to it). */
+static void on_monitor(shoal_watch_t *self)
 {
-    zmsg_t *msg = zmsg_recv(self->mon); /* event frame and endpoint: only disconnects */
+    zmsg_t *msg = zmsg_recv(self->mon); /* event frame (u16 event, u32 value), endpoint */
+    zframe_t *f = msg ? zmsg_first(msg) : NULL;
+    uint16_t event = 0;
+    if (f && zframe_size(f) >= 2)
+        memcpy(&event, zframe_data(f), 2);
     zmsg_destroy(&msg);
-    for (size_t i = 0; i < self->n_pos; i++)
-        self->pos[i].resync = 3;
+    if (event == ZMQ_EVENT_CONNECTED) {
+        self->up = true;
+        return;
+    }
+    if (self->up)
+        self->down_since = zclock_mono();
+    self->up = false;
+    resync_all(self);
 }
 
 /* Reads one message from the SUB socket (already known readable). */
@@ -444,10 +500,11 @@ int shoal_watch_next(shoal_watch_t *self, shoal_watch_event_t *ev, int timeout_m
             return 0;
         zmq_pollitem_t items[2] = {{zsock_resolve(self->sub), 0, ZMQ_POLLIN, 0},
                                    {self->mon ? zsock_resolve(self->mon) : NULL, 0, ZMQ_POLLIN, 0}};
+        failover(self);
         if (zmq_poll(items, self->mon ? 2 : 1, left > 100 ? 100 : left) <= 0)
             continue;
         if (items[1].revents & ZMQ_POLLIN)
-            on_disconnect(self);
+            on_monitor(self);
         if (items[0].revents & ZMQ_POLLIN)
             read_one(self);
     }

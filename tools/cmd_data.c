@@ -497,7 +497,8 @@ int cmd_watch(ctl_t *c, int argc, char **argv)
         "batch's ops share its index, op_seq 0.. in --json) until stopped (or N\n"
         "changes). --from-index first replays the shard's changes after INDEX (after\n"
         "op OP of entry INDEX with .OP). --pub is the broker's XPUB (default: broker\n"
-        "port + 1).\n"
+        "port + 1); with several brokers (a list) it moves to the next one when its\n"
+        "broker is gone for 1 s, and catches up what it missed.\n"
         "Ends with exit 1 when changes it should show are no longer retained (scan,\n"
         "then watch again), and exit 3 when the stream is silent for --timeout ms\n"
         "(default 5000; the broker sends progress every second).\n";

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "broker/shoal.h"
+#include "engine/endpoint.h"
 
 #define NOBODY "tcp://127.0.0.1:27613"
 
@@ -165,6 +166,19 @@ static void test_watch_args(void **state)
     assert_non_null(w);
     shoal_watch_destroy(&w);
     free(longest);
+    /* lists of XPUB endpoints: no empty entry, at most SHOAL_MAX_BROKERS */
+    assert_null(shoal_watch_new(NULL, "tcp://127.0.0.1:27614,,tcp://127.0.0.1:27616", NULL, 0));
+    assert_null(shoal_watch_new(NULL, "tcp://127.0.0.1:27614,", NULL, 0));
+    assert_null(shoal_watch_new(NULL, "", NULL, 0));
+    char nine[400] = "";
+    for (int i = 0; i < SHOAL_MAX_BROKERS + 1; i++)
+        snprintf(nine + strlen(nine), sizeof nine - strlen(nine), "%stcp://127.0.0.1:%d",
+                 i ? "," : "", 27614 + 2 * i);
+    assert_null(shoal_watch_new(NULL, nine, NULL, 0));
+    *strrchr(nine, ',') = 0; /* 8 of them */
+    w = shoal_watch_new(NULL, nine, NULL, 0);
+    assert_non_null(w);
+    shoal_watch_destroy(&w);
     w = shoal_watch_new(NULL, "tcp://127.0.0.1:27614", NULL, 0);
     assert_non_null(w);
     shoal_watch_event_t ev;
