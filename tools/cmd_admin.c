@@ -271,28 +271,63 @@ int cmd_top(ctl_t *c, int argc, char **argv)
     return rc;
 }
 
+/* The XPUB endpoint (client port + 1) of broker i of the client's list; NULL past its end. */
+static char *broker_pub(shoal_t *s, size_t i)
+{
+    const char *list = shoal_endpoint(s);
+    for (; i && list; i--)
+        if ((list = strchr(list, ',')))
+            list++;
+    char ep[256];
+    if (!list || !shoal_first_endpoint(list, ep, sizeof ep))
+        return NULL;
+    const char *colon = strrchr(ep, ':');
+    if (!colon)
+        return NULL;
+    return zsys_sprintf("%.*s:%ld", (int)(colon - ep), ep, strtol(colon + 1, NULL, 10) + 1);
+}
+
+/* A SUB on broker i's XPUB for Raft events and progress notices. */
+static zsock_t *events_sub(shoal_t *s, size_t i)
+{
+    char *pub = broker_pub(s, i);
+    zsock_t *sub = pub ? zsock_new_sub(pub, "raft/") : NULL;
+    zstr_free(&pub);
+    if (sub) {
+        zsock_set_subscribe(sub, "progress");
+        zsock_set_rcvtimeo(sub, 200);
+    }
+    return sub;
+}
+
+/* With several brokers, a tail that has heard nothing (not even the progress notices of
+ * every second) for this long moves to the next broker; the events in between are lost. */
+#define EVENTS_FAILOVER_MS 2000
+
 /* Live tail: the broker republishes node Raft events on its XPUB under raft/. Its
  * progress notices (every second) show it is there: --timeout ms without either ends the
  * tail with exit 3. */
 static int follow_events(ctl_t *c, shoal_t *s, uint64_t count, uint64_t printed)
 {
-    char ep[256]; /* of several brokers, the first one's */
-    const char *colon =
-        shoal_first_endpoint(shoal_endpoint(s), ep, sizeof ep) ? strrchr(ep, ':') : NULL;
-    if (!colon)
-        return EXIT_OK;
-    char *pub = zsys_sprintf("%.*s:%ld", (int)(colon - ep), ep, strtol(colon + 1, NULL, 10) + 1);
-    zsock_t *sub = zsock_new_sub(pub, "raft/");
-    zstr_free(&pub);
+    size_t cur = 0, n_brokers = 1;
+    for (const char *p = shoal_endpoint(s); (p = strchr(p, ',')); p++)
+        n_brokers++;
+    zsock_t *sub = events_sub(s, cur);
     if (!sub)
         return EXIT_OK;
-    zsock_set_subscribe(sub, "progress");
-    zsock_set_rcvtimeo(sub, 200);
-    int64_t heard = zclock_mono();
+    int64_t heard = zclock_mono(), since = heard;
     while (!zsys_interrupted && (!count || printed < count)) {
         zmsg_t *m = zmsg_recv(sub);
         if (!m) {
-            if (zclock_mono() - heard < c->timeout_ms)
+            int64_t now = zclock_mono();
+            if (n_brokers > 1 && now - since >= EVENTS_FAILOVER_MS) {
+                zsock_destroy(&sub);
+                cur = (cur + 1) % n_brokers;
+                if (!(sub = events_sub(s, cur)))
+                    return EXIT_OK;
+                since = now;
+            }
+            if (now - heard < c->timeout_ms)
                 continue;
             zsock_destroy(&sub);
             return ctl_fail(c, EXIT_UNAVAIL,
@@ -300,7 +335,7 @@ static int follow_events(ctl_t *c, shoal_t *s, uint64_t count, uint64_t printed)
                             "(is the broker running?)",
                             c->timeout_ms);
         }
-        heard = zclock_mono();
+        heard = since = zclock_mono();
         zframe_t *topic = zmsg_first(m);
         if (topic && zframe_streq(topic, "progress")) {
             zmsg_destroy(&m);
@@ -340,7 +375,8 @@ int cmd_events(ctl_t *c, int argc, char **argv)
         "usage: events [--no-follow] [--count N]\nPrints the recent Raft events the "
         "broker kept (elections, leader changes,\nnode up/down, snapshots, ...), then "
         "follows new ones until Ctrl-C\n(or N lines in all); --json: one object per line. Exit 3 "
-        "when the broker's\nstream is silent for --timeout ms (default 5000).\n";
+        "when the broker's\nstream is silent for --timeout ms (default 5000); with several "
+        "brokers (a list)\nit moves to the next one after 2 s of silence.\n";
     view_opts_t o = {0};
     int rc = parse_view(c, argc, argv, &o);
     if (rc >= 0)
@@ -448,7 +484,7 @@ int cmd_admin(ctl_t *c, int argc, char **argv)
         k++;
     c->usage = ops[k].usage;
     view_opts_t o = {0};
-    enum { OPT_CANCEL = 1000 };
+    enum { OPT_CANCEL = OPT_FIRST_CMD + 20 }; /* past the common options (shoalctl.h) */
     static const struct option opts[] = {
         CTL_COMMON_OPTS, {"cancel", no_argument, 0, OPT_CANCEL}, {0, 0, 0, 0}};
     int opt, rc;

@@ -314,6 +314,9 @@ BOTH="tcp://127.0.0.1:$((BASE + 50)),tcp://127.0.0.1:$BASE"
 # broker's stream lost is caught up shard by shard)
 "$CTL" --broker "$BOTH" watch --prefix list/ >"$DIR/list-watch.out" 2>"$DIR/list-watch.err" &
 wpid=$!
+# and so does an events tail (what broker 2 would have sent in between is lost to it)
+"$CTL" --broker "$BOTH" --timeout 20000 --json events >"$DIR/list-events.out" 2>&1 &
+epid=$!
 for _ in $(seq 100); do # until its subscription reached broker 2 and the nodes
     ctl --broker "$BOTH" put list/0 x >/dev/null 2>&1
     grep -q "list/0" "$DIR/list-watch.out" && break
@@ -334,6 +337,28 @@ wait "$wpid" 2>/dev/null
 got=$(grep -o "list/[1-5]" "$DIR/list-watch.out" | sort | tr '\n' ' ')
 [ "$got" = "list/1 list/2 list/3 list/4 list/5 " ] ||
     { echo "FAIL: the list's watch after its broker died saw '$got' ($(cat "$DIR/list-watch.err"))"; FAIL=1; }
+shard0() { ctl --json status | python3 -c "import json,sys; print(json.load(sys.stdin)['shards'][0]['$1'])"; }
+t0=$(shard0 term)
+new_events() { python3 -c '
+import json, sys
+n = 0
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    n += e["shard"] == 0 and e["term"] > int(sys.argv[2])
+print(n)' "$DIR/list-events.out" "$t0"; }
+for _ in $(seq 10); do # the tail moves within ~2 s: leader changes until it shows one
+    check "transfer-leader with the events tail's first broker dead" \
+        ctl transfer-leader 0 $((($(shard0 leader) + 1) % 3))
+    sleep 1
+    [ "$(new_events)" -gt 0 ] && break
+done
+[ "$(new_events)" -gt 0 ] ||
+    { echo "FAIL: the events tail did not move to the live broker: $(tail -3 "$DIR/list-events.out")"; FAIL=1; }
+kill "$epid" 2>/dev/null
+wait "$epid" 2>/dev/null
 [ "$(ctl --broker "$BOTH" scan --prefix list/ | wc -l)" = 6 ] ||
     { echo "FAIL: the list's writes are not all there"; FAIL=1; }
 want 2 "an empty entry in a broker list" ctl --broker "tcp://127.0.0.1:$BASE,,tcp://127.0.0.1:1" get x

@@ -92,6 +92,32 @@ expect 2 cluster stop-node --dir "$tmp/nothing-here" 0
 expect 2 cluster add-node
 expect 2 cluster add-node --dir "$tmp/c" extra
 expect 2 cluster add-node --dir "$tmp/nothing-here"
+# the common options parse before and after every command's own (move-replica's --cancel
+# once took --broker for itself)
+while read -r args; do
+  # shellcheck disable=SC2086 # word splitting of the command line is the point
+  { SHOALCTL_DRY_RUN=1 expect 0 --broker tcp://127.0.0.1:1 --json --timeout 100 $args
+    SHOALCTL_DRY_RUN=1 expect 0 $args --broker tcp://127.0.0.1:1 --json --timeout 100; }
+done <<'CMDS'
+put k v
+get k
+del k
+cas k a b
+scan --limit 3
+batch put k v del j
+status
+events --no-follow
+transfer-leader 0 1
+add-node 3 tcp://127.0.0.1:1 tcp://127.0.0.1:2
+remove-node 3
+move-replica 0 1 2
+move-replica --cancel 0
+add-shard
+compact 0
+snapshot
+drain-node 1 --plan
+rebalance --plan
+CMDS
 SHOALCTL_DRY_RUN=1 expect 2 cluster add-node
 SHOALCTL_DRY_RUN=1 expect 2 cluster add-node --dir "$tmp/c" 5
 SHOALCTL_DRY_RUN=1 expect 0 cluster add-node --dir "$tmp/c"
