@@ -306,19 +306,21 @@ int shoal_admin_compact(shoal_t *self, int64_t shard, char *err, size_t errlen);
 int shoal_admin_snapshot(shoal_t *self, int64_t shard, char *err, size_t errlen);
 const char *shoal_event_type_name(int type);
 
-/* Change streams. A watch subscribes to the broker's XPUB (pub_endpoint NULL: the
- * client endpoint's port + 1, the broker's default layout) for keys starting with
- * prefix. With several brokers (a client connected to a list, or a comma-separated list
- * of XPUB endpoints) it follows one at a time and moves to the next when it has had no
- * connection for a second, catching up what the stream lost meanwhile (below). Events of one shard
- * come in Raft index order; when the library sees a gap (an event whose prev_index is past the last
- * one delivered; with a prefix, a jump in the broker's count of events sent for it, or a
- * disconnect) it fetches the missing range with shoal_changes through client before going on; when
- * that range is no longer retained it delivers SHOAL_WATCH_FELL_BEHIND with the shard
- * (change.index: the last change it delivered there, or the shard's applied index when the broker
- * said so; not a point to resume from, the window no longer reaches back). To go on: scan for the
- * current state, then watch the shard from a progress event's index that came after the
- * scan began. */
+/* Change streams. A watch subscribes to the broker's XPUB (pub_endpoint NULL: the client
+ * endpoint's port + 1, the broker's default layout) for keys starting with prefix. With
+ * several brokers (a client connected to a list, or a comma-separated list of XPUB endpoints)
+ * it follows one at a time and moves to the next when it has had no connection for a second,
+ * catching up what the stream lost meanwhile (below). The place to catch up from in a shard is
+ * its last change delivered, else the last progress notice (every second): a stream cut before
+ * either reached the watch loses what was published until it is back, unless shoal_watch_from
+ * gave the shard a place. Events of one shard come in Raft index order; when the library sees
+ * a gap (an event whose prev_index is past the last one delivered; with a prefix, a jump in
+ * the broker's count of events sent for it, or a disconnect) it fetches the missing range with
+ * shoal_changes through client before going on; when that range is no longer retained it
+ * delivers SHOAL_WATCH_FELL_BEHIND with the shard (change.index: the last change it delivered
+ * there, or the shard's applied index when the broker said so; not a point to resume from, the
+ * window no longer reaches back). To go on: scan for the current state, then watch the shard
+ * from a progress event's index that came after the scan began. */
 typedef enum {
     SHOAL_WATCH_CHANGE = 1,
     SHOAL_WATCH_PROGRESS,    /* idle stream: change.shard applied up to change.index */
