@@ -220,6 +220,34 @@ static bool alive(pid_t pid)
     return shoal_proc_running(pid);
 }
 
+/* Whether pid is a process this folder's cluster started: named shoald or shoal-broker (or
+ * shoalctl: forked, not yet exec'd), or with a command line that names dir or a file in it
+ * (a renamed binary). A pid file outlives a process that exited by itself, and that pid may
+ * belong to another program since, which must not be signalled. */
+static bool started_here(pid_t pid, const char *dir, size_t dir_len)
+{
+    char path[64], buf[4096] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "r");
+    bool named =
+        f && fgets(buf, sizeof buf, f) &&
+        (streq(buf, "shoald\n") || streq(buf, "shoal-broker\n") || streq(buf, "shoalctl\n"));
+    if (f)
+        fclose(f);
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    if (named || !(f = fopen(path, "r")))
+        return named;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+        if (strncmp(buf + i, dir, dir_len) == 0 && (!buf[i + dir_len] || buf[i + dir_len] == '/'))
+            return true;
+    return false;
+}
+
+/* The pid in pid file DIR/pids/NAME.pid, or 0 when there is none or it is no longer a
+ * process of DIR (started_here). */
 static pid_t read_pid(const char *file)
 {
     FILE *f = fopen(file, "r");
@@ -229,6 +257,11 @@ static pid_t read_pid(const char *file)
     if (fscanf(f, "%ld", &pid) != 1)
         pid = 0;
     fclose(f);
+    const char *pids = NULL; /* the last "/pids/": DIR may hold one too */
+    for (const char *p = strstr(file, "/pids/"); p; p = strstr(p + 1, "/pids/"))
+        pids = p;
+    if (pid > 0 && pids && !started_here((pid_t)pid, file, (size_t)(pids - file)))
+        pid = 0;
     return (pid_t)pid;
 }
 
@@ -1321,6 +1354,17 @@ static int check_started(ctl_t *c, const cl_opts_t *o, uint64_t id, long log_fro
     return wait_caught_up(c, o, id, log_from, *pid, deadline);
 }
 
+/* Whether node i's config makes it join a running cluster (node/join = 1). */
+static bool joins(const cl_opts_t *o, uint64_t i)
+{
+    char *path = path_of(o, "node-%" PRIu64 ".cfg", i);
+    zconfig_t *cfg = zconfig_load(path);
+    bool join = cfg && streq(zconfig_get(cfg, "node/join", "0"), "1");
+    zconfig_destroy(&cfg);
+    zstr_free(&path);
+    return join;
+}
+
 static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
 {
     int rc = -1;
@@ -1339,6 +1383,12 @@ static int start_one(ctl_t *c, cl_opts_t *o, int argc, char **argv)
         printf("node %" PRIu64 " is already running\n", id);
         return EXIT_OK;
     }
+    if (has_node_cfg(o, id) && !node_file(o, id, "node.id") && !joins(o, id))
+        return ctl_fail(c, EXIT_USAGE,
+                        "node %" PRIu64 " not started: %s/node-%" PRIu64
+                        " holds no data, and a bootstrap node started empty would make up a "
+                        "store of its own (docs/OPERATIONS.md, \"Changing the placement\")",
+                        id, o->dir, id);
     char *shoald = find_bin("shoald", "actors");
     if (!shoald)
         return ctl_fail(c, EXIT_UNAVAIL, "cannot find shoald (build it, or set SHOAL_BIN_DIR)");

@@ -467,6 +467,15 @@ for p in $pids; do
 done
 [ -z "$(ls "$DIR/pids")" ] || { echo "FAIL: pid files left: $(ls "$DIR/pids")"; FAIL=1; }
 want 3 "a request after down" ctl --timeout 300 get c1
+# a pid file left behind whose pid went to another program: not signalled
+sleep 30 & other=$!
+echo "$other" >"$DIR/pids/node-1.pid"
+echo "$other" >"$DIR/pids/broker.pid"
+check "stop-node over a reused pid" ctl cluster stop-node --dir "$DIR" 1 --kill
+check "down over a reused pid" ctl cluster down --dir "$DIR"
+kill -0 "$other" 2>/dev/null || { echo "FAIL: a stale pid file's pid (another program) was killed"; FAIL=1; }
+kill "$other"; wait "$other" 2>/dev/null
+rm -f "$DIR/pids/node-1.pid" "$DIR/pids/broker.pid"
 
 # up again on the stopped cluster's folder: its own configs, the added node too, the data
 # kept; an option that differs from how it was made is refused before anything starts

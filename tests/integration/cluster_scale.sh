@@ -154,5 +154,12 @@ node1_left || { echo "FAIL: node 1 still runs 20 s after the restart"; FAIL=1; }
 [ -f "$DIR/node-1/removed" ] && grep -q "left the cluster; stopped cleanly" "$DIR/logs/node-1.log" ||
     { echo "FAIL: node 1, removed while down, did not leave after the restart: $(tail -n 3 "$DIR/logs/node-1.log")"; FAIL=1; }
 [ "$(ctl get scale-k)" = scale-v ] || { echo "FAIL: get after the restart"; FAIL=1; }
+# node 0's folder emptied: started empty, a bootstrap node would serve bootstrap replicas of
+# its own; start-node refuses it as `up` leaves it, and starts nothing
+rm -rf "${DIR:?}/node-0"/*
+err=$(ctl cluster start-node --dir "$DIR" 0 2>&1); rc=$?
+[ "$rc" = 2 ] && echo "$err" | grep -q "node 0 not started: .*/node-0 holds no data" &&
+    [ ! -f "$DIR/pids/node-0.pid" ] ||
+    { echo "FAIL: start-node of a wiped bootstrap node: exit $rc: '$err'"; FAIL=1; }
 [ "$FAIL" = 0 ] && echo "PASS: cluster_scale"
 exit $FAIL
