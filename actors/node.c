@@ -1833,6 +1833,7 @@ void node_actor(zsock_t *pipe, void *args)
     }
     Shoal__RaftEvent up = SHOAL__RAFT_EVENT__INIT;
     up.type = SHOAL__RAFT_EVENT_TYPE__EV_NODE_UP;
+    up.leader_id = UINT64_MAX; /* no group's event: no leader (null in JSON) */
     up.endpoint = n.cfg->endpoint;
     up.detail = (char *)"node started";
     events_raft(n.events, &up);

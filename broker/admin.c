@@ -64,6 +64,7 @@ static void remember_synthetic(broker_t *b, Shoal__RaftEventType type, uint64_t 
     Shoal__RaftEvent ev = SHOAL__RAFT_EVENT__INIT;
     ev.type = type;
     ev.node_id = node;
+    ev.leader_id = UINT64_MAX; /* no group's event: no leader (null in JSON) */
     ev.timestamp_us = wall_us();
     ev.detail = (char *)detail;
     size_t len = shoal__raft_event__get_packed_size(&ev);

@@ -372,7 +372,14 @@ static int watch_opt(ctl_t *c, int opt, void *ctx)
     watch_opts_t *o = ctx;
     switch (opt) {
     case OPT_PREFIX: o->prefix = optarg; break;
-    case OPT_PUB: o->pub = optarg; break;
+    case OPT_PUB:
+        if (!ctl_endpoints_ok(optarg))
+            return ctl_fail(c, EXIT_USAGE,
+                            "--pub '%s': want tcp://HOST:PORT (port 1-65535), or several "
+                            "separated by commas",
+                            optarg);
+        o->pub = optarg;
+        break;
     case OPT_COUNT:
         if (ctl_parse_u64(c, "--count", optarg, 1, UINT64_MAX - 1, &o->count))
             return EXIT_USAGE;

@@ -150,25 +150,16 @@ int ctl_no_client(ctl_t *c)
     return c->dry_run ? EXIT_OK : EXIT_USAGE;
 }
 
-/* tcp://HOST:PORT with a port of 1-65535 (or an ipc:// or inproc:// endpoint). */
-static bool one_endpoint_ok(const char *ep)
-{
-    if (!strncmp(ep, "ipc://", 6))
-        return ep[6] != '\0';
-    if (!strncmp(ep, "inproc://", 9))
-        return ep[9] != '\0';
-    return shoal_tcp_endpoint_ok(ep);
-}
-
 /* One endpoint, or several brokers of one cluster separated by commas (at most
- * SHOAL_MAX_BROKERS, none empty). */
-static bool endpoint_ok(const char *list)
+ * SHOAL_MAX_BROKERS, none empty); each tcp://HOST:PORT with a port of 1-65535, the only
+ * kind a broker binds (libshoal also takes ipc:// and inproc://, for brokers in tests). */
+bool ctl_endpoints_ok(const char *list)
 {
     char ep[256];
     int n = 0;
     for (const char *p = list;; p += strlen(ep) + 1) {
         if (++n > SHOAL_MAX_BROKERS || !shoal_first_endpoint(p, ep, sizeof ep) ||
-            !one_endpoint_ok(ep))
+            !shoal_tcp_endpoint_ok(ep))
             return false;
         if (!p[strlen(ep)])
             return true;
@@ -186,7 +177,7 @@ static const char *broker_endpoint(ctl_t *c)
                  c->broker ? "--broker" : "$SHOAL_BROKER");
         return NULL;
     }
-    if (!endpoint_ok(ep)) {
+    if (!ctl_endpoints_ok(ep)) {
         ctl_fail(c, EXIT_USAGE,
                  "bad broker endpoint '%s' (want tcp://HOST:PORT, port 1-65535, or several "
                  "separated by commas)",

@@ -51,6 +51,9 @@ int ctl_want_args(ctl_t *c, int have, int lo, int hi);
 /* Parses an unsigned number within [lo, hi]; prints the error and returns -1 if bad. */
 int ctl_parse_u64(ctl_t *c, const char *what, const char *s, uint64_t lo, uint64_t hi,
                   uint64_t *out);
+/* A broker list of --broker, $SHOAL_BROKER or --pub: 1-SHOAL_MAX_BROKERS tcp://HOST:PORT
+ * endpoints separated by commas. */
+bool ctl_endpoints_ok(const char *list);
 /* Connects to the broker (NULL after printing an error: bad endpoint). */
 shoal_t *ctl_connect(ctl_t *c);
 /* What a command returns when ctl_connect gave NULL: 0 in a dry run (arguments were

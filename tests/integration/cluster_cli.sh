@@ -130,7 +130,10 @@ ctl events --no-follow --json | python3 -c '
 import json, sys
 evs = [json.loads(l) for l in sys.stdin]
 assert evs and all("ts_us" in e and "detail" in e for e in evs), evs[:3]
-assert any(e["leader"] is None for e in evs) or all(isinstance(e["leader"], int) for e in evs)' ||
+assert any(e["leader"] is None for e in evs) or all(isinstance(e["leader"], int) for e in evs)
+# a node coming up or going down is no group'"'"'s event: no leader, not node 0
+node_evs = [e for e in evs if e["type"] in ("node-up", "node-down")]
+assert node_evs and all(e["leader"] is None for e in node_evs), node_evs' ||
     { echo "FAIL: events --json"; FAIL=1; }
 ctl top --json --count 2 --interval 100 | python3 -c '
 import json, sys

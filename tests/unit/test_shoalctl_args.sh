@@ -56,6 +56,9 @@ expect 2 watch --count 0
 expect 2 status extra
 expect 2 top --interval 1
 expect 2 events --count nope
+expect 2 --broker ipc:///tmp/shoal-no-broker get k # a broker binds tcp:// only
+expect 2 --broker tcp://127.0.0.1:7000,inproc://x get k
+expect 2 watch --pub ipc:///tmp/shoal-no-broker-pub
 expect 2 transfer-leader 1
 expect 2 transfer-leader x 1
 expect 2 add-node 1 tcp://a:1
