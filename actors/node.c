@@ -1453,10 +1453,17 @@ static int refuse_removed(const node_config_t *c, char *err, size_t errlen)
     if (fscanf(f, "%llu", &version) != 1)
         version = 0;
     fclose(f);
-    snprintf(err, errlen,
-             "node %llu was removed from the cluster (shard map version %llu); to bring id %llu "
-             "back, empty %.300s and register it again with `shoalctl add-node`",
-             (unsigned long long)c->id, version, (unsigned long long)c->id, c->data_dir);
+    if (c->join)
+        snprintf(err, errlen,
+                 "node %llu was removed from the cluster (shard map version %llu); to bring id "
+                 "%llu back, empty %.300s and register it again with `shoalctl add-node`",
+                 (unsigned long long)c->id, version, (unsigned long long)c->id, c->data_dir);
+    else /* started empty, a bootstrap id would make up bootstrap replicas of its own */
+        snprintf(err, errlen,
+                 "node %llu was removed from the cluster (shard map version %llu); a bootstrap "
+                 "node comes back under a new id: an empty data_dir, node/join = 1, and "
+                 "`shoalctl add-node` of that id",
+                 (unsigned long long)c->id, version);
     return -1;
 }
 

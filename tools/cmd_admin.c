@@ -374,9 +374,10 @@ int cmd_events(ctl_t *c, int argc, char **argv)
     c->usage =
         "usage: events [--no-follow] [--count N]\nPrints the recent Raft events the "
         "broker kept (elections, leader changes,\nnode up/down, snapshots, ...), then "
-        "follows new ones until Ctrl-C\n(or N lines in all); --json: one object per line. Exit 3 "
-        "when the broker's\nstream is silent for --timeout ms (default 5000); with several "
-        "brokers (a list)\nit moves to the next one after 2 s of silence.\n";
+        "follows new ones until Ctrl-C\n(or N lines in all; --no-follow --count N: the newest "
+        "N); --json: one object\nper line. Exit 3 when the broker's stream is silent for "
+        "--timeout ms (default\n5000); with several brokers (a list) it moves to the next one "
+        "after 2 s of\nsilence.\n";
     view_opts_t o = {0};
     int rc = parse_view(c, argc, argv, &o);
     if (rc >= 0)
@@ -388,7 +389,10 @@ int cmd_events(ctl_t *c, int argc, char **argv)
     char err[256];
     int st = shoal_status(s, true, &cl, err, sizeof err);
     uint64_t printed = 0;
-    for (size_t i = 0; st == SHOAL_STATUS_OK && i < cl.n_events; i++) {
+    size_t first = 0; /* --no-follow --count N: the newest N, as tail -n */
+    if (st == SHOAL_STATUS_OK && o.no_follow && o.count && cl.n_events > o.count)
+        first = cl.n_events - (size_t)o.count;
+    for (size_t i = first; st == SHOAL_STATUS_OK && i < cl.n_events; i++) {
         if (o.count && printed >= o.count)
             break;
         if (c->json) {

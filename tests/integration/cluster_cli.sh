@@ -125,6 +125,13 @@ grep -q "shards 4/4 with a leader" "$DIR/status.out" || { echo "FAIL: status lea
 ctl --json status | python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["shards"])==4 and len(d["nodes"])==3' ||
     { echo "FAIL: status --json"; FAIL=1; }
 [ "$(ctl events --no-follow | grep -c leader)" -ge 1 ] || { echo "FAIL: events has no leader event"; FAIL=1; }
+# --no-follow --count N: the newest N (tried thrice: an event may come between the calls)
+for _ in 1 2 3; do
+    newest=$(ctl events --no-follow --count 2); all=$(ctl events --no-follow)
+    [ "$newest" = "$(echo "$all" | tail -n 2)" ] && break
+done
+[ "$newest" = "$(echo "$all" | tail -n 2)" ] && [ "$(echo "$all" | wc -l)" -gt 2 ] ||
+    { echo "FAIL: events --no-follow --count 2 is not the newest two: '$newest'"; FAIL=1; }
 # --json: every events line an object with the detail and time; top a status object per refresh
 ctl events --no-follow --json | python3 -c '
 import json, sys
