@@ -763,10 +763,11 @@ static void admin_transfer(node_t *n, replica_t *r, uint64_t to, Shoal__AdminRes
     if (rc == SHOAL_EUNAVAIL)
         snprintf(why, sizeof why, "transfer refused: node %" PRIu64 " not heard from", to);
     else if (rc == SHOAL_EBUSY)
-        snprintf(why, sizeof why, "transfer refused: a transfer of shard %u is running", r->group);
+        snprintf(why, sizeof why, "transfer refused: a transfer of %s is running",
+                 GROUP_NAME(r->group));
     else
-        snprintf(why, sizeof why, "transfer refused: node %" PRIu64 " is not a voter of shard %u",
-                 to, r->group);
+        snprintf(why, sizeof why, "transfer refused: node %" PRIu64 " is not a voter of %s", to,
+                 GROUP_NAME(r->group));
     resp->error = why;
 }
 

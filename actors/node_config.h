@@ -12,10 +12,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define NODE_MAX_NODES 64
 #define NODE_MAX_APPLY_THREADS 4
 #define SHOAL_META_GROUP 4294967295u /* the metadata group's id (CONTRACTS.md) */
+
+/* A group as messages name it: "shard N", or "the metadata group" rather than its id. */
+#define SHOAL_GROUP_NAME_LEN 24
+static inline const char *shoal_group_name(uint32_t group, char buf[SHOAL_GROUP_NAME_LEN])
+{
+    if (group == SHOAL_META_GROUP)
+        return "the metadata group";
+    snprintf(buf, SHOAL_GROUP_NAME_LEN, "shard %u", group);
+    return buf;
+}
+#define GROUP_NAME(g) shoal_group_name((g), (char[SHOAL_GROUP_NAME_LEN]){0})
 
 enum { NODE_FSYNC_BATCH = 0, NODE_FSYNC_ALWAYS = 1, NODE_FSYNC_NEVER = 2 };
 enum { NODE_READ_INDEX = 0, NODE_READ_LEASE = 1 };

@@ -203,8 +203,8 @@ int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char 
         return snprintf(err, errlen, "FROM and TO are the same node (%" PRIu64 ")", mv->from_node),
                -1;
     if (!shardmap_has(si->replicas, si->n_replicas, mv->from_node))
-        return snprintf(err, errlen, "node %" PRIu64 " holds no replica of shard %u", mv->from_node,
-                        mv->shard),
+        return snprintf(err, errlen, "node %" PRIu64 " holds no replica of %s", mv->from_node,
+                        GROUP_NAME(mv->shard)),
                -1;
     if (!shardmap_node(m, mv->to_node))
         return snprintf(err, errlen,
@@ -213,14 +213,14 @@ int shardmap_move(Shoal__ShardMap *m, const Shoal__MoveReplicaRequest *mv, char 
                         mv->to_node),
                -1;
     if (shardmap_has(si->replicas, si->n_replicas, mv->to_node))
-        return snprintf(err, errlen, "node %" PRIu64 " already holds a replica of shard %u",
-                        mv->to_node, mv->shard),
+        return snprintf(err, errlen, "node %" PRIu64 " already holds a replica of %s", mv->to_node,
+                        GROUP_NAME(mv->shard)),
                -1;
     if (si->n_leaving)
         return snprintf(err, errlen,
-                        "shard %u is already moving a replica (node %" PRIu64
+                        "%s is already moving a replica (node %" PRIu64
                         " leaving); retry when it is done",
-                        mv->shard, si->leaving[0]),
+                        GROUP_NAME(mv->shard), si->leaving[0]),
                1;
     for (size_t i = 0; i < m->n_shards; i++) /* the split's first configuration is fixed */
         if (m->shards[i]->splitting &&
@@ -245,20 +245,20 @@ int shardmap_cancel_move(Shoal__ShardMap *m, uint32_t shard, char *err, size_t e
 {
     Shoal__ShardInfo *si = shard_of(m, shard);
     if (!si || !si->n_leaving)
-        return snprintf(err, errlen, "shard %u has no move in progress", shard), -1;
+        return snprintf(err, errlen, "%s has no move in progress", GROUP_NAME(shard)), -1;
     if (si->n_leaving != 1 || si->n_arriving != 1)
         return snprintf(err, errlen,
-                        "shard %u: the open move does not record its target (written by an "
+                        "%s: the open move does not record its target (written by an "
                         "older version); it cannot be cancelled",
-                        shard),
+                        GROUP_NAME(shard)),
                -1;
     uint64_t from = si->leaving[0], to = si->arriving[0];
     if (!shardmap_has(si->replicas, si->n_replicas, to) ||
         shardmap_has(si->replicas, si->n_replicas, from))
         return snprintf(err, errlen,
-                        "shard %u: the open move's nodes do not match its replicas; not "
+                        "%s: the open move's nodes do not match its replicas; not "
                         "cancelled",
-                        shard),
+                        GROUP_NAME(shard)),
                -1;
     for (size_t i = 0; i < si->n_replicas; i++)
         if (si->replicas[i] == to)

@@ -248,6 +248,9 @@ done
 [ "$(status_py "print(st['meta']['leader'])")" = "$mto" ] ||
     { echo "FAIL: metadata leader not moved from $ml to $mto"; FAIL=1; }
 want 2 "transfer of the metadata group to a missing node" ctl transfer-leader meta 9
+out=$(ctl move-replica --cancel meta 2>&1); code=$? # named as the user names it, not by its id
+[ $code = 2 ] && echo "$out" | grep -q "the metadata group has no move in progress" ||
+    { echo "FAIL: move-replica --cancel meta (no move): exit $code: $out"; FAIL=1; }
 # a cancel names the shard the map lacks (not "no move in progress"), exit 2 as above
 out=$(ctl move-replica --cancel 99 2>&1); code=$?
 [ $code = 2 ] && echo "$out" | grep -q "no shard 99" ||
