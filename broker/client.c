@@ -13,6 +13,7 @@
  * were 96 MB/s of copies for an already busy cluster. */
 #include "broker/client_internal.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,10 +112,7 @@ static int split_endpoints(char *list, char *eps[SHOAL_MAX_BROKERS])
 {
     int n = 0;
     for (char *ep; (ep = strsep(&list, ",")) != NULL;) { /* an empty entry is bad too */
-        bool ok = strncmp(ep, "tcp://", 6) == 0
-                      ? shoal_tcp_endpoint_ok(ep)
-                      : !strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9);
-        if (!ok || n == SHOAL_MAX_BROKERS)
+        if (!shoal_client_endpoint_ok(ep) || n == SHOAL_MAX_BROKERS)
             return 0;
         eps[n++] = ep;
     }
@@ -141,8 +139,10 @@ shoal_t *shoal_connect(const char *endpoint)
 {
     if (!endpoint)
         endpoint = getenv("SHOAL_BROKER");
-    if (!endpoint || !*endpoint)
+    if (!endpoint)
         endpoint = SHOAL_DEFAULT_ENDPOINT;
+    if (!*endpoint)
+        return NULL; /* an empty one is a mistake, never the default */
     shoal_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
@@ -179,17 +179,18 @@ void shoal_destroy(shoal_t **self_p)
 
 void shoal_set_timeout(shoal_t *self, int timeout_ms)
 {
-    self->timeout_ms = timeout_ms > 0 ? timeout_ms : SHOAL_DEFAULT_TIMEOUT_MS;
+    if (self)
+        self->timeout_ms = timeout_ms > 0 ? timeout_ms : SHOAL_DEFAULT_TIMEOUT_MS;
 }
 
 const char *shoal_endpoint(shoal_t *self)
 {
-    return self->endpoint;
+    return self ? self->endpoint : NULL;
 }
 
 uint64_t shoal_client_id(shoal_t *self)
 {
-    return self->client_id;
+    return self ? self->client_id : 0;
 }
 
 /* A buffer argument: NULL only with length 0. */
@@ -222,14 +223,23 @@ int shoal_op_check(const shoal_op_t *op, char *err, size_t errlen)
         snprintf(err, errlen, "key is empty");
         return SHOAL_STATUS_BAD_REQUEST;
     }
-    size_t longest = op->key_len;
-    longest = op->prefix_len > longest ? op->prefix_len : longest;
-    longest = op->start_len > longest ? op->start_len : longest;
-    longest = op->end_len > longest ? op->end_len : longest;
-    if (longest > SHOAL_MAX_KEY) {
-        snprintf(err, errlen, "key of %zu bytes exceeds the %u-byte limit", longest, SHOAL_MAX_KEY);
-        return SHOAL_STATUS_TOO_LARGE;
+    if (op->type == SHOAL_OP_CAS && op->expect_absent && op->expected) {
+        snprintf(err, errlen, "a cas expects either a value or the key's absence, not both");
+        return SHOAL_STATUS_BAD_REQUEST;
     }
+    const struct {
+        const char *name;
+        size_t len;
+    } keys[] = {{"key", op->key_len},
+                {"scan prefix", op->prefix_len},
+                {"scan start", op->start_len},
+                {"scan end", op->end_len}};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (keys[i].len > SHOAL_MAX_KEY) {
+            snprintf(err, errlen, "%s of %zu bytes exceeds the %u-byte key limit", keys[i].name,
+                     keys[i].len, SHOAL_MAX_KEY);
+            return SHOAL_STATUS_TOO_LARGE;
+        }
     if (op->value_len > SHOAL_MAX_VALUE || op->expected_len > SHOAL_MAX_VALUE) {
         bool value = op->value_len > SHOAL_MAX_VALUE;
         snprintf(err, errlen, "%s of %zu bytes exceeds the %u-byte limit",
@@ -472,7 +482,7 @@ int shoal_submit(shoal_t *self, const shoal_op_t *op, shoal_done_fn *done, void 
 
 size_t shoal_inflight(shoal_t *self)
 {
-    return self->inflight;
+    return self ? self->inflight : 0;
 }
 
 static void complete(shoal_t *self, slot_t *s, shoal_result_t *r)
@@ -572,19 +582,16 @@ static int on_message(shoal_t *self, const uint8_t *data, size_t len)
     return n;
 }
 
-int shoal_pump(shoal_t *self, int timeout_ms)
+/* One wait of at most wait_ms (capped so that resends and expiries run on time) and the
+ * answers it brings; the number of requests completed. */
+static int pump_once(shoal_t *self, int wait_ms)
 {
-    if (!self)
-        return SHOAL_EINVAL;
-    if (timeout_ms < 0 && !self->inflight)
-        return 0; /* nothing would ever complete */
     int n = sweep(self);
     void *sock = zsock_resolve(self->sock);
     zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
-    int wait = timeout_ms;
-    if (self->inflight && (wait < 0 || wait > 50))
-        wait = 50; /* wake up to resend and expire */
-    if (zmq_poll(&item, 1, wait) <= 0)
+    if (self->inflight && (wait_ms < 0 || wait_ms > 50))
+        wait_ms = 50; /* wake up to resend and expire */
+    if (zmq_poll(&item, 1, wait_ms) <= 0)
         return n + sweep(self);
     zmq_msg_t msg;
     zmq_msg_init(&msg);
@@ -598,11 +605,36 @@ int shoal_pump(shoal_t *self, int timeout_ms)
     return n;
 }
 
+int shoal_pump(shoal_t *self, int timeout_ms)
+{
+    if (!self)
+        return SHOAL_EINVAL;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono() + timeout_ms;
+    for (;;) {
+        if (timeout_ms < 0 && !self->inflight)
+            return 0; /* nothing would ever complete */
+        int64_t left = deadline - zclock_mono();
+        int n = pump_once(self, left <= 0 ? 0 : left > INT_MAX ? -1 : (int)left);
+        if (n || self->admin_resp || zsys_interrupted || zclock_mono() >= deadline)
+            return n; /* (an admin call waits for its answer through the pump) */
+    }
+}
+
 typedef struct {
     shoal_result_t *out;
     bool done;
     int status;
 } sync_wait_t;
+
+/* Unhooks the callback of the request whose argument is arg: its caller is gone. */
+static void detach(shoal_t *self, void *arg)
+{
+    for (uint32_t i = 0; i < SHOAL_MAX_INFLIGHT; i++)
+        if (self->slots[i].in_use && self->slots[i].arg == arg) {
+            self->slots[i].done = NULL;
+            self->slots[i].arg = NULL;
+        }
+}
 
 static void sync_done(shoal_result_t *r, void *arg)
 {
@@ -644,7 +676,8 @@ int shoal_call(shoal_t *self, const shoal_op_t *op, shoal_result_t *out)
     }
     while (!w.done && !zsys_interrupted)
         shoal_pump(self, 50);
-    if (!w.done) { /* interrupted: the request completes (and is dropped) later */
+    if (!w.done) { /* interrupted: the request completes later, into no one's memory */
+        detach(self, &w);
         if (out) {
             out->status = SHOAL_STATUS_TIMEOUT;
             snprintf(out->error, sizeof out->error, "interrupted");

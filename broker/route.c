@@ -311,9 +311,12 @@ static void reply_batch(broker_t *b, gather_t *g)
     Shoal__ClientResponse r = SHOAL__CLIENT_RESPONSE__INIT;
     r.status = SHOAL__STATUS__STATUS_OK;
     r.request_id = g->client_rid;
-    for (size_t i = 0; i < g->expected; i++)
-        if (g->answers[i]->client_resp->index > r.index)
-            r.index = g->answers[i]->client_resp->index;
+    /* One shard: where the batch applied, as a put says (a watch may resume there). Across
+     * shards no one (shard, index) says it: each part has its own, so both stay 0. */
+    if (g->expected == 1) {
+        r.shard = g->answers[0]->client_resp->shard;
+        r.index = g->answers[0]->client_resp->index;
+    }
     r.client_id = g->frame->client_req->client_id;
     r.seq = g->frame->client_req->seq;
     Shoal__Frame f = SHOAL__FRAME__INIT;

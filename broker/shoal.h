@@ -75,7 +75,10 @@ enum {
 const char *shoal_strerror(int code);
 #endif
 
-#define SHOAL_MAX_KEY 4096u        /* bytes */
+#define SHOAL_MAX_KEY 4096u /* bytes */
+#ifndef SHOAL_MAX_BROKERS
+#define SHOAL_MAX_BROKERS 8 /* endpoints in one shoal_connect or watch list */
+#endif
 #define SHOAL_MAX_VALUE (1u << 20) /* bytes */
 /* A batch's writes to any one shard (keys and values) also total at most 4 MiB, the most
  * a node takes in one Raft entry (docs/OPERATIONS.md, "Limits"). */
@@ -112,8 +115,8 @@ typedef struct {
     bool found;
     uint8_t *value; /* get; cas: the current value when the compare failed */
     size_t value_len;
-    uint32_t shard;
-    uint64_t index;  /* Raft index a write applied at */
+    uint32_t shard;  /* the key's shard (a batch: its one shard; 0 when it spans several) */
+    uint64_t index;  /* Raft index a write applied at (a batch over several shards: 0) */
     shoal_kv_t *kvs; /* scan, in key order */
     size_t n_kvs;
     bool more; /* scan stopped at its limit */
@@ -177,17 +180,24 @@ typedef struct shoal_t shoal_t;
  * keeps working while a broker is down; a watch (and `shoalctl events`) moves to another
  * broker's XPUB when its broker is gone. ZeroMQ connects lazily, so this fails
  * (NULL) only on a malformed endpoint (tcp://HOST:PORT wants a port of 1-65535; no empty list
- * entry) or when out of resources. */
+ * entry; an empty endpoint or $SHOAL_BROKER is one too, never the default) or when out of
+ * resources. */
 shoal_t *shoal_connect(const char *endpoint);
+/* Requests still in flight are dropped: their callbacks never run. */
 void shoal_destroy(shoal_t **self_p);
 
-/* Per-request deadline for later calls, milliseconds (default SHOAL_DEFAULT_TIMEOUT_MS). */
+/* Per-request deadline for later calls, milliseconds (default SHOAL_DEFAULT_TIMEOUT_MS,
+ * also for timeout_ms <= 0). A NULL self: no effect, NULL endpoint, client id 0, nothing
+ * in flight. */
 void shoal_set_timeout(shoal_t *self, int timeout_ms);
 const char *shoal_endpoint(shoal_t *self);
 uint64_t shoal_client_id(shoal_t *self);
 
 /* Synchronous calls: return the status (shoal_status_t) and fill *out when not NULL.
- * A NULL self, or a NULL buffer with a non-zero length, is SHOAL_STATUS_BAD_REQUEST. */
+ * A NULL self, or a NULL buffer with a non-zero length, is SHOAL_STATUS_BAD_REQUEST, as is
+ * an empty key. With SHOAL_MAX_INFLIGHT requests in flight a call is
+ * SHOAL_STATUS_UNAVAILABLE; one ended by SIGINT/SIGTERM is SHOAL_STATUS_TIMEOUT
+ * ("interrupted"; its request may still be applied). */
 int shoal_call(shoal_t *self, const shoal_op_t *op, shoal_result_t *out);
 int shoal_get(shoal_t *self, const void *key, size_t klen, bool stale, shoal_result_t *out);
 int shoal_put(shoal_t *self, const void *key, size_t klen, const void *val, size_t vlen,
@@ -218,8 +228,8 @@ typedef void(shoal_done_fn)(shoal_result_t *r, void *arg);
 int shoal_submit(shoal_t *self, const shoal_op_t *op, shoal_done_fn *done, void *arg);
 /* Waits up to timeout_ms for answers (0: only what is ready; negative: until one comes,
  * or returns 0 at once when nothing is in flight), runs their callbacks and expires
- * requests past their deadline. Returns the number of requests completed (SHOAL_EINVAL
- * for a NULL self). */
+ * requests past their deadline; returns as soon as any completed, or on SIGINT/SIGTERM.
+ * Returns the number of requests completed (SHOAL_EINVAL for a NULL self). */
 int shoal_pump(shoal_t *self, int timeout_ms);
 size_t shoal_inflight(shoal_t *self);
 
@@ -335,14 +345,16 @@ typedef struct {
 typedef struct shoal_watch_t shoal_watch_t;
 
 /* client is borrowed (may be NULL: no catch-up); it must outlive the watch. NULL when
- * plen > SHOAL_MAX_KEY, prefix is NULL with a non-zero plen, or the endpoint list is
- * malformed (an empty entry, more than SHOAL_MAX_BROKERS). */
+ * plen > SHOAL_MAX_KEY, prefix is NULL with a non-zero plen, both client and pub_endpoint
+ * are NULL, or the endpoint list is malformed (an empty entry or endpoint, more than
+ * SHOAL_MAX_BROKERS). */
 shoal_watch_t *shoal_watch_new(shoal_t *client, const char *pub_endpoint, const void *prefix,
                                size_t plen);
 void shoal_watch_destroy(shoal_watch_t **self_p);
 /* Delivers the changes of shard after index first (catch-up), before live events.
  * 0; SHOAL_ENOTFOUND: they are no longer retained (FELL_BEHIND is queued, once per lost
- * range); SHOAL_EINVAL: no such shard; SHOAL_EUNAVAIL: the broker did not answer. */
+ * range); SHOAL_EINVAL: no such shard, or a watch without a client; SHOAL_EUNAVAIL: the
+ * broker did not answer. */
 int shoal_watch_from(shoal_watch_t *self, uint32_t shard, uint64_t after_index);
 /* Same from the middle of an entry: also entry after_index's ops from op_seq after_ops on
  * (after_ops 0: after the whole entry). To resume after a delivered change c:

@@ -104,7 +104,7 @@ static bool set_pubs(shoal_watch_t *self, const char *list, bool derive)
         char ep[256];
         if (self->n_pubs == SHOAL_MAX_BROKERS || !shoal_first_endpoint(list, ep, sizeof ep) || !*ep)
             return false;
-        char *pub = derive ? pub_of(ep) : strdup(ep);
+        char *pub = derive ? pub_of(ep) : shoal_client_endpoint_ok(ep) ? strdup(ep) : NULL;
         if (!pub)
             return false;
         self->pubs[self->n_pubs++] = pub;
@@ -328,8 +328,8 @@ int shoal_watch_from(shoal_watch_t *self, uint32_t shard, uint64_t after_index)
 int shoal_watch_from_op(shoal_watch_t *self, uint32_t shard, uint64_t after_index,
                         uint32_t after_ops)
 {
-    if (!self)
-        return SHOAL_EINVAL;
+    if (!self || !self->client)
+        return SHOAL_EINVAL; /* nothing to catch up through */
     shard_pos_t *p = pos_of(self, shard);
     if (!p)
         return SHOAL_ENOMEM;

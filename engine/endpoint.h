@@ -24,8 +24,21 @@ static inline bool shoal_tcp_endpoint_ok(const char *ep)
     return port >= 1 && port <= 65535;
 }
 
+/* An endpoint a client may name: tcp:// as above, or a non-empty ipc:// or inproc:// one
+ * (brokers inside tests; a shoal-broker binds tcp:// only). */
+static inline bool shoal_client_endpoint_ok(const char *ep)
+{
+    if (!strncmp(ep, "ipc://", 6))
+        return ep[6] != '\0';
+    if (!strncmp(ep, "inproc://", 9))
+        return ep[9] != '\0';
+    return shoal_tcp_endpoint_ok(ep);
+}
+
 /* A client may name several brokers of one cluster: "tcp://a:7000,tcp://b:7000". */
+#ifndef SHOAL_MAX_BROKERS /* also in broker/shoal.h, the public header */
 #define SHOAL_MAX_BROKERS 8
+#endif
 
 /* The first endpoint of such a list, into out (cap bytes); false if it does not fit. */
 static inline bool shoal_first_endpoint(const char *list, char *out, size_t cap)

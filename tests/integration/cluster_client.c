@@ -132,6 +132,17 @@ static void test_every_operation(void **state)
         ops[i] = (shoal_batch_op_t){false, keys[i], strlen(keys[i]), keys[i], strlen(keys[i])};
     }
     assert_int_equal(shoal_batch(c, ops, 40, &r), SHOAL_STATUS_OK);
+    assert_int_equal(r.index, 0); /* several shards: no one (shard, index) */
+    shoal_result_clear(&r);
+    /* a batch on one shard says where it applied, as a put does: right after the put */
+    assert_int_equal(shoal_put(c, "one/k", 5, "1", 1, &r), SHOAL_STATUS_OK);
+    uint32_t put_shard = r.shard;
+    uint64_t put_index = r.index;
+    shoal_result_clear(&r);
+    shoal_batch_op_t one[2] = {{false, "one/k", 5, "2", 1}, {true, "one/k", 5, NULL, 0}};
+    assert_int_equal(shoal_batch(c, one, 2, &r), SHOAL_STATUS_OK);
+    assert_int_equal(r.shard, put_shard);
+    assert_true(r.index > put_index);
     shoal_result_clear(&r);
     assert_int_equal(shoal_scan(c, "scan/", 5, NULL, 0, NULL, 0, 0, &r), SHOAL_STATUS_OK);
     assert_int_equal(r.n_kvs, 40);

@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include <czmq.h>
+
 #include "broker/shoal.h"
 #include "engine/endpoint.h"
 
@@ -190,6 +192,90 @@ static void test_watch_args(void **state)
     shoal_destroy(&c);
 }
 
+/* A call ended by SIGINT leaves its request in flight; when that completes (here: expires),
+ * nothing may be written into the caller's result or its stack. */
+static void test_interrupted_call_detached(void **state)
+{
+    (void)state;
+    shoal_t *c = client();
+    shoal_result_t *out = calloc(1, sizeof *out);
+    assert_non_null(out);
+    zsys_interrupted = 1;
+    assert_int_equal(shoal_get(c, "k", 1, false, out), SHOAL_STATUS_TIMEOUT);
+    zsys_interrupted = 0;
+    assert_string_equal(out->error, "interrupted");
+    assert_int_equal(shoal_inflight(c), 1);
+    out->status = 12345; /* the caller's to use again */
+    while (shoal_inflight(c))
+        shoal_pump(c, 50);
+    assert_int_equal(out->status, 12345);
+    free(out);
+    shoal_destroy(&c);
+}
+
+/* pump with a negative or long timeout waits until a request completes, not 50 ms. */
+static void test_pump_waits_for_completion(void **state)
+{
+    (void)state;
+    shoal_t *c = client(); /* 300 ms deadlines, nobody answers */
+    shoal_op_t op = {.type = SHOAL_OP_GET, .key = "k", .key_len = 1};
+    assert_int_equal(shoal_submit(c, &op, NULL, NULL), 0);
+    assert_int_equal(shoal_pump(c, -1), 1); /* the expiry */
+    assert_int_equal(shoal_inflight(c), 0);
+    assert_int_equal(shoal_submit(c, &op, NULL, NULL), 0);
+    assert_int_equal(shoal_pump(c, 5000), 1);
+    assert_int_equal(shoal_submit(c, &op, NULL, NULL), 0);
+    assert_int_equal(shoal_pump(c, 100), 0); /* before the deadline: none */
+    assert_int_equal(shoal_inflight(c), 1);
+    shoal_destroy(&c);
+}
+
+static void test_connect_empty_and_null_accessors(void **state)
+{
+    (void)state;
+    assert_null(shoal_connect(""));
+    char *old = getenv("SHOAL_BROKER") ? strdup(getenv("SHOAL_BROKER")) : NULL;
+    setenv("SHOAL_BROKER", "", 1);
+    assert_null(shoal_connect(NULL)); /* never the default */
+    if (old)
+        setenv("SHOAL_BROKER", old, 1);
+    else
+        unsetenv("SHOAL_BROKER");
+    free(old);
+    assert_int_equal(shoal_inflight(NULL), 0);
+    assert_null(shoal_endpoint(NULL));
+    assert_int_equal(shoal_client_id(NULL), 0);
+    shoal_set_timeout(NULL, 10);
+}
+
+static void test_op_checks_name_the_field(void **state)
+{
+    (void)state;
+    shoal_t *c = client();
+    shoal_result_t r;
+    assert_int_equal(shoal_cas(c, "k", 1, "o", 1, true, "v", 1, &r), SHOAL_STATUS_BAD_REQUEST);
+    assert_non_null(strstr(r.error, "not both"));
+    char *big = calloc(1, SHOAL_MAX_KEY + 1);
+    assert_non_null(big);
+    assert_int_equal(shoal_scan(c, big, SHOAL_MAX_KEY + 1, NULL, 0, NULL, 0, 0, &r),
+                     SHOAL_STATUS_TOO_LARGE);
+    assert_non_null(strstr(r.error, "scan prefix of 4097 bytes"));
+    assert_int_equal(shoal_scan(c, NULL, 0, NULL, 0, big, SHOAL_MAX_KEY + 1, 0, &r),
+                     SHOAL_STATUS_TOO_LARGE);
+    assert_non_null(strstr(r.error, "scan end"));
+    free(big);
+    assert_int_equal(shoal_inflight(c), 0);
+    /* an explicit XPUB endpoint is checked as a broker's is; without a client, no catch-up */
+    assert_null(shoal_watch_new(NULL, "tcp://127.0.0.1:0", NULL, 0));
+    shoal_watch_t *w = shoal_watch_new(NULL, "tcp://127.0.0.1:27614", NULL, 0);
+    assert_non_null(w);
+    assert_int_equal(shoal_watch_from(w, 0, 5), SHOAL_EINVAL);
+    shoal_watch_event_t ev;
+    assert_int_equal(shoal_watch_next(w, &ev, 0), 0); /* no FELL_BEHIND queued */
+    shoal_watch_destroy(&w);
+    shoal_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +286,10 @@ int main(void)
         cmocka_unit_test(test_connect_ports),
         cmocka_unit_test(test_admin_shard_range),
         cmocka_unit_test(test_watch_args),
+        cmocka_unit_test(test_interrupted_call_detached),
+        cmocka_unit_test(test_pump_waits_for_completion),
+        cmocka_unit_test(test_connect_empty_and_null_accessors),
+        cmocka_unit_test(test_op_checks_name_the_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
