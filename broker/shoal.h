@@ -11,12 +11,12 @@
  * and so ends a waiting call (set ZSYS_SIGHANDLER=false before it to keep the program's
  * own handlers).
  *
- * Exactly-once writes: each shoal_t draws a random 64-bit client id. A write travels as
- * (client id + lane, seq): every request in flight holds its own lane, and a lane's seq
- * increases by one per write, so each (client id, seq) stream has at most one write in
- * flight - which is what a state machine session that remembers the last seq per client
- * needs to apply a retried write once. The library resends a request that got no answer
- * (broker restarted) with the same id and seq until its deadline.
+ * Exactly-once writes: each shoal_t draws a random client id (48 random bits above 16 bits of
+ * lane). A write travels as (client id + lane, seq): every request in flight holds its own
+ * lane, and a lane's seq increases by one per write, so each (client id, seq) stream has at
+ * most one write in flight - which is what a state machine session that remembers the last seq
+ * per client needs to apply a retried write once. The library resends a request that got no
+ * answer (broker restarted) with the same id and seq until its deadline.
  *
  * Status codes are the wire's (proto/client.proto) and never change meaning. */
 #ifndef SHOAL_CLIENT_H
@@ -362,7 +362,8 @@ int shoal_watch_from(shoal_watch_t *self, uint32_t shard, uint64_t after_index);
  * skips the rest of a batch's ops. */
 int shoal_watch_from_op(shoal_watch_t *self, uint32_t shard, uint64_t after_index,
                         uint32_t after_ops);
-/* 1: *ev filled; 0: timed out; negative: SHOAL_E... (SHOAL_ECLOSED: interrupted;
+/* Waits up to timeout_ms (negative: until an event or an interrupt).
+ * 1: *ev filled; 0: timed out; negative: SHOAL_E... (SHOAL_ECLOSED: interrupted;
  * SHOAL_EINVAL: self or ev NULL). */
 int shoal_watch_next(shoal_watch_t *self, shoal_watch_event_t *ev, int timeout_ms);
 /* The DEALER/SUB sockets' native handles are not exposed: poll with timeouts. */

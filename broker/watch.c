@@ -491,7 +491,7 @@ int shoal_watch_next(shoal_watch_t *self, shoal_watch_event_t *ev, int timeout_m
     if (!self || !ev)
         return SHOAL_EINVAL;
     event_free(&self->current);
-    int64_t deadline = zclock_mono() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono() + timeout_ms;
     while (zlistx_size(self->queue) == 0) {
         if (zsys_interrupted)
             return SHOAL_ECLOSED;

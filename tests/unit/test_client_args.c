@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <czmq.h>
+#include <pthread.h>
 
 #include "broker/shoal.h"
 #include "engine/endpoint.h"
@@ -276,6 +277,31 @@ static void test_op_checks_name_the_field(void **state)
     shoal_destroy(&c);
 }
 
+static void *interrupt_later(void *arg)
+{
+    (void)arg;
+    usleep(200 * 1000);
+    zsys_interrupted = 1;
+    return NULL;
+}
+
+/* A negative timeout waits for an event (here: until the interrupt), not 0 ms. */
+static void test_watch_next_negative_waits(void **state)
+{
+    (void)state;
+    shoal_watch_t *w = shoal_watch_new(NULL, "tcp://127.0.0.1:27614", NULL, 0);
+    assert_non_null(w);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, interrupt_later, NULL), 0);
+    int64_t t0 = zclock_mono();
+    shoal_watch_event_t ev;
+    assert_int_equal(shoal_watch_next(w, &ev, -1), SHOAL_ECLOSED);
+    assert_true(zclock_mono() - t0 >= 150);
+    pthread_join(t, NULL);
+    zsys_interrupted = 0;
+    shoal_watch_destroy(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_pump_waits_for_completion),
         cmocka_unit_test(test_connect_empty_and_null_accessors),
         cmocka_unit_test(test_op_checks_name_the_field),
+        cmocka_unit_test(test_watch_next_negative_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
