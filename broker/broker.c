@@ -207,8 +207,14 @@ int broker_set_map(broker_t *b, const Shoal__ShardMap *map)
             d->leader = BROKER_NO_LEADER;
         d->id = si->id;
         d->n_replicas = si->n_replicas < BROKER_MAX_REPLICAS ? si->n_replicas : BROKER_MAX_REPLICAS;
-        for (size_t r = 0; r < d->n_replicas; r++)
+        /* a match index stays with its node: a move puts TO where FROM was in the list */
+        for (size_t r = 0; r < d->n_replicas; r++) {
             d->replicas[r] = si->replicas[r];
+            d->match[r] = 0;
+            for (size_t k = 0; old && k < old->n_replicas; k++)
+                if (old->replicas[k] == si->replicas[r])
+                    d->match[r] = old->match[k];
+        }
         d->n_leaving = si->n_leaving < BROKER_MAX_REPLICAS ? si->n_leaving : BROKER_MAX_REPLICAS;
         for (size_t r = 0; r < d->n_leaving; r++)
             d->leaving[r] = si->leaving[r];

@@ -110,3 +110,5 @@ shoal_add_fuzzer(NAME fuzz_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_cli
   ${CMAKE_SOURCE_DIR}/tools/cmd_admin.c ${CMAKE_SOURCE_DIR}/tools/cmd_cluster.c
   ${CMAKE_SOURCE_DIR}/tools/cmd_bench.c ${CMAKE_SOURCE_DIR}/tools/cmd_place.c
   LIBS shoal)
+shoal_add_test(NAME test_broker_map SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_broker_map.c
+               LIBS shoal_broker shoal LABELS unit)
