@@ -28,6 +28,9 @@ int main(int argc, char **argv)
         else if (streq(argv[i], "--help") || streq(argv[i], "-h")) {
             usage(stdout);
             return 0;
+        } else if (streq(argv[i], "--config") || streq(argv[i], "-c")) {
+            fprintf(stderr, "shoald: %s needs a FILE\n", argv[i]);
+            return 2;
         } else {
             fprintf(stderr, "shoald: unknown argument '%s'\n", argv[i]);
             usage(stderr);

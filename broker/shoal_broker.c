@@ -25,7 +25,10 @@ int main(int argc, char **argv)
         }
         if (!strcmp(argv[i], "--config") && i + 1 < argc)
             path = argv[++i];
-        else {
+        else if (!strcmp(argv[i], "--config")) {
+            fprintf(stderr, "shoal-broker: --config needs a FILE\n");
+            return 2;
+        } else {
             fprintf(stderr, "shoal-broker: unexpected argument '%s'\n", argv[i]);
             usage(stderr);
             return 2;

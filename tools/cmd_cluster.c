@@ -352,20 +352,24 @@ static int write_configs(ctl_t *c, const cl_opts_t *o)
                     "    request_timeout_ms = 5000\n",
                     o->base_port, o->base_port + 1, o->base_port + 2);
         else
-            fprintf(f,
-                    "node\n    id = %" PRIu64 "\n    endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
-                    "    pub_endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
-                    "    data_dir = \"%s/node-%" PRIu64 "\"\n"
-                    "raft\n    tick_ms = 10\n    election_ticks = 50\n    heartbeat_ticks = 5\n"
-                    "    prevote = 1\n    check_quorum = 1\n"
-                    "    # every node of this cluster runs on this host, on one clock, so a\n"
-                    "    # leader may answer linearizable reads from its lease (no heartbeat\n"
-                    "    # round per read); the drift bound is room for late timer ticks\n"
-                    "    read_mode = \"%s\"\n    max_clock_drift_ms = 20\n"
-                    "    balance_leaders = %d\n"
-                    "storage\n    fsync = \"%s\"\n",
-                    i, o->base_port + 100 + 2 * i, o->base_port + 101 + 2 * i, o->dir, i,
-                    o->read_mode, !o->no_balance, o->fsync);
+            fprintf(
+                f,
+                "node\n    id = %" PRIu64 "\n    endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
+                "    pub_endpoint = \"tcp://127.0.0.1:%" PRIu64 "\"\n"
+                "    data_dir = \"%s/node-%" PRIu64 "\"\n"
+                "raft\n    tick_ms = 10\n    election_ticks = 50\n    heartbeat_ticks = 5\n"
+                "    prevote = 1\n    check_quorum = 1\n"
+                "%s"
+                "    read_mode = \"%s\"\n    max_clock_drift_ms = 20\n"
+                "    balance_leaders = %d\n"
+                "storage\n    fsync = \"%s\"\n",
+                i, o->base_port + 100 + 2 * i, o->base_port + 101 + 2 * i, o->dir, i,
+                streq(o->read_mode, "lease")
+                    ? "    # every node of this cluster runs on this host, on one clock, so a\n"
+                      "    # leader may answer linearizable reads from its lease (no heartbeat\n"
+                      "    # round per read); the drift bound is room for late timer ticks\n"
+                    : "    # a leader confirms each linearizable read with a heartbeat round\n",
+                o->read_mode, !o->no_balance, o->fsync);
         write_cluster_section(f, o, id);
         fclose(f);
         zstr_free(&path);

@@ -13,6 +13,8 @@ out=$("$SHOALD" --config "$DIR/bad.cfg" 2>&1); rc=$?
 echo "$out" | grep -q "raft/tick_ms" || fail "bad config: message does not name the key: $out"
 out=$("$SHOALD" --config "$DIR/missing.cfg" 2>&1); [ $? = 2 ] || fail "missing config file: not exit 2"
 out=$("$SHOALD" --bogus 2>&1); [ $? = 2 ] || fail "bad argument: not exit 2"
+out=$("$SHOALD" --config 2>&1); [ $? = 2 ] && echo "$out" | grep -q -- "--config needs a FILE" ||
+    fail "--config without a file: $out"
 # 2. write something, stop node 2 cleanly
 for i in 0 1 2; do node_start $i; done
 client wait-leaders 0 || fail "no leader"

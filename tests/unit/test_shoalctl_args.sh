@@ -178,6 +178,8 @@ bench_int get --keys 10 --duration 30 --clients 2; rc=$?
   { echo "FAIL: bench get interrupted loading -> exit $rc: $(cat "$tmp/out" "$tmp/err")"; fail=1; }
 # the daemon: bad command lines and configs exit 2 with a reason
 "$brk" >/dev/null 2>&1; [ $? = 2 ] || { echo "FAIL: shoal-broker without --config"; fail=1; }
+"$brk" --config 2>"$tmp/err"; [ $? = 2 ] && grep -q -- "--config needs a FILE" "$tmp/err" ||
+  { echo "FAIL: shoal-broker --config without a file: $(cat "$tmp/err")"; fail=1; }
 "$brk" --config "$tmp/missing.cfg" 2>"$tmp/err"; [ $? = 2 ] && grep -q "cannot open" "$tmp/err" ||
   { echo "FAIL: shoal-broker with a missing config"; fail=1; }
 printf 'broker\n    request_timeout_ms = abc\ncluster\n    nodes\n        0\n            endpoint = "tcp://127.0.0.1:1"\n            pub_endpoint = "tcp://127.0.0.1:2"\n' >"$tmp/bad.cfg"
