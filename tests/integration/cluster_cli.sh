@@ -345,7 +345,7 @@ for i in 1 2 3 4 5; do
         env SHOAL_BROKER="$BOTH" "$CTL" --timeout 10000 put "list/$i" "v$i"
 done
 echo "5 puts through the list with its first broker dead: $((($(date +%s%N) - t0) / 1000000)) ms"
-for _ in $(seq 100); do grep -q "list/5" "$DIR/list-watch.out" && break; sleep 0.1; done
+for _ in $(seq 200); do grep -q "list/5" "$DIR/list-watch.out" && break; sleep 0.1; done
 kill "$wpid" 2>/dev/null
 wait "$wpid" 2>/dev/null
 got=$(grep -o "list/[1-5]" "$DIR/list-watch.out" | sort | tr '\n' ' ')
