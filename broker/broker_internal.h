@@ -191,6 +191,7 @@ bool admin_is_map_change(const Shoal__AdminRequest *q);
 /* dashboard.c */
 int dashboard_drain(broker_t *b);
 char *dashboard_status_json(broker_t *b, size_t *len);
+char *dashboard_metrics(broker_t *b, size_t *len);
 
 /* streams.c */
 void streams_on_change(broker_t *b, zframe_t *topic, zframe_t *body);

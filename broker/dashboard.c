@@ -4,6 +4,7 @@
  *   GET /             a self-contained HTML page that polls /status.json every second
  *   GET /status.json  the cluster state the broker keeps: the object `shoalctl status --json`
  *                     prints (nodes, shards, the metadata group, moves, recent events)
+ *   GET /metrics      the same state in Prometheus' text format, for a scraper
  *   anything else     404
  *
  * No HTTP library: the socket delivers [peer id][bytes] and the request line is all we
@@ -111,7 +112,14 @@ static void put_leader(sbuf_t *s, uint64_t leader)
 /* One shard object: the keys of `shoalctl status --json`'s (tools/cmd_admin.c) in its order;
  * the metadata group's ("meta") has the same. The numbers are those the broker's `status`
  * answer carries (admin.c, shard_row) and max_lag the one libshoal derives from them. */
-static void put_shard(sbuf_t *s, const char *sep, const bshard_t *x, int64_t leader)
+static bool node_up(const bnode_t *n, int64_t now)
+{
+    return n->last_seen && now - n->last_seen < BROKER_DOWN_MS;
+}
+
+/* A shard's commit index as shown (never behind its applied one) and the largest lag of a
+ * replica behind it (the leader's own match is the commit). */
+static uint64_t shard_commit(const bshard_t *x, int64_t leader, uint64_t *max_lag)
 {
     uint64_t commit = x->commit > x->apply ? x->commit : x->apply, lag = 0;
     for (size_t k = 0; k < x->n_replicas; k++) {
@@ -119,6 +127,13 @@ static void put_shard(sbuf_t *s, const char *sep, const bshard_t *x, int64_t lea
         if (commit > m && commit - m > lag)
             lag = commit - m;
     }
+    *max_lag = lag;
+    return commit;
+}
+
+static void put_shard(sbuf_t *s, const char *sep, const bshard_t *x, int64_t leader)
+{
+    uint64_t lag, commit = shard_commit(x, leader, &lag);
     put(s, "%s{\"id\":%u,\"leader\":", sep, x->id);
     put_leader(s, leader == BROKER_NO_LEADER ? UINT64_MAX : (uint64_t)leader);
     put(s,
@@ -158,8 +173,8 @@ char *dashboard_status_json(broker_t *b, size_t *len)
         put(&s,
             ",\"up\":%s,\"replicas\":%u,\"rss_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
             ",\"follower_reads\":%" PRIu64 "}",
-            n->last_seen && now - n->last_seen < BROKER_DOWN_MS ? "true" : "false", n->replicas,
-            n->rss_bytes, n->bytes_on_disk, n->follower_reads);
+            node_up(n, now) ? "true" : "false", n->replicas, n->rss_bytes, n->bytes_on_disk,
+            n->follower_reads);
     }
     put(&s, "],\"shards\":[");
     for (size_t i = 0; i < b->n_shards; i++)
@@ -178,6 +193,81 @@ char *dashboard_status_json(broker_t *b, size_t *len)
         put(&s, "}");
     }
     put(&s, "]}\n");
+    *len = s.len;
+    return s.buf;
+}
+
+/* One metric family's header lines. */
+static void put_family(sbuf_t *s, const char *name, const char *type, const char *help)
+{
+    put(s, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* The shard rows of one metric: every shard, then the metadata group as shard="meta". */
+static void put_shard_metric(sbuf_t *s, broker_t *b, const char *name, int what)
+{
+    for (size_t i = 0; i <= b->n_shards; i++) {
+        const bshard_t *x = i < b->n_shards ? &b->shards[i] : &b->meta;
+        int64_t leader = i < b->n_shards ? x->leader : b->meta_leader;
+        uint64_t lag, commit = shard_commit(x, leader, &lag);
+        uint64_t v[] = {leader != BROKER_NO_LEADER, x->term, commit, x->apply, lag, x->size};
+        char id[16] = "meta";
+        if (i < b->n_shards)
+            snprintf(id, sizeof id, "%u", x->id);
+        put(s, "%s{shard=\"%s\"} %" PRIu64 "\n", name, id, v[what]);
+    }
+}
+
+/* The cluster as the broker sees it, in Prometheus' text format (version 0.0.4): what
+ * `status` shows, as gauges and counters a scraper can alert on (a shard without a leader,
+ * a replica lagging, a node down). */
+char *dashboard_metrics(broker_t *b, size_t *len)
+{
+    sbuf_t s = {malloc(4096), 0, 4096};
+    if (!s.buf)
+        return NULL;
+    static const struct {
+        const char *name, *type, *help;
+    } shard_families[] = {
+        {"shoal_shard_has_leader", "gauge", "1 when the group has a known leader"},
+        {"shoal_shard_term", "gauge", "Raft term of the group's leader"},
+        {"shoal_shard_commit_index", "gauge", "Raft commit index"},
+        {"shoal_shard_applied_index", "gauge", "highest index applied, as the leader reports"},
+        {"shoal_shard_max_lag_entries", "gauge", "entries the slowest replica is behind"},
+        {"shoal_shard_size_bytes", "gauge", "bytes of the group's engine on its leader"},
+    };
+    put_family(&s, "shoal_map_version", "gauge", "version of the shard map the broker holds");
+    put(&s, "shoal_map_version %" PRIu64 "\n", b->map_version);
+    int64_t now = zclock_mono();
+    static const char *node_families[][3] = {
+        {"shoal_node_up", "gauge", "1 when the broker heard from the node within 3 s"},
+        {"shoal_node_replicas", "gauge", "replicas the node hosts"},
+        {"shoal_node_rss_bytes", "gauge", "resident memory of the node process"},
+        {"shoal_node_disk_bytes", "gauge", "bytes under the node's data_dir"},
+        {"shoal_node_follower_reads_total", "counter", "linearizable reads served as a follower"},
+    };
+    for (int f = 0; f < 5; f++) {
+        put_family(&s, node_families[f][0], node_families[f][1], node_families[f][2]);
+        for (size_t i = 0; i < b->n_nodes; i++) {
+            const bnode_t *n = &b->nodes[i];
+            uint64_t v[] = {node_up(n, now), n->replicas, n->rss_bytes, n->bytes_on_disk,
+                            n->follower_reads};
+            if (!n->removed)
+                put(&s, "%s{node=\"%" PRIu64 "\"} %" PRIu64 "\n", node_families[f][0], n->id, v[f]);
+        }
+    }
+    for (int f = 0; f < 6; f++) {
+        put_family(&s, shard_families[f].name, shard_families[f].type, shard_families[f].help);
+        put_shard_metric(&s, b, shard_families[f].name, f);
+    }
+    put_family(&s, "shoal_broker_requests_total", "counter", "client requests received");
+    put(&s, "shoal_broker_requests_total %" PRIu64 "\n", b->stats_requests);
+    put_family(&s, "shoal_broker_retries_total", "counter", "requests sent again to a node");
+    put(&s, "shoal_broker_retries_total %" PRIu64 "\n", b->stats_retries);
+    put_family(&s, "shoal_broker_changes_total", "counter", "change events republished");
+    put(&s, "shoal_broker_changes_total %" PRIu64 "\n", b->stats_changes);
+    put_family(&s, "shoal_broker_requests_in_flight", "gauge", "requests waiting on nodes");
+    put(&s, "shoal_broker_requests_in_flight %zu\n", zhashx_size(b->pending));
     *len = s.len;
     return s.buf;
 }
@@ -239,6 +329,12 @@ int dashboard_drain(broker_t *b)
                     respond(b->http, peer, json ? "200 OK" : "500 Internal Server Error",
                             "application/json", json ? json : "", json ? len : 0);
                     free(json);
+                } else if (!strcmp(path, "/metrics")) {
+                    size_t len = 0;
+                    char *text = dashboard_metrics(b, &len);
+                    respond(b->http, peer, text ? "200 OK" : "500 Internal Server Error",
+                            "text/plain; version=0.0.4", text ? text : "", text ? len : 0);
+                    free(text);
                 } else
                     respond(b->http, peer, "404 Not Found", "text/plain", "not found\n", 10);
             } else

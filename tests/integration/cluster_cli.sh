@@ -199,6 +199,28 @@ PY
 # move in progress, follower_reads, events), the same shard map and placement
 dash_json() { python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$((BASE + 2))/status.json', timeout=5).read().decode())"; }
 dash_json >"$DIR/dash.json" || { echo "FAIL: GET /status.json"; FAIL=1; }
+# /metrics: the same state in Prometheus' text format; every sample of a declared family,
+# the map version, every node up and every group led (as status says just now)
+dash_metrics() { python3 -c "import urllib.request; r = urllib.request.urlopen('http://127.0.0.1:$((BASE + 2))/metrics', timeout=5); assert r.headers['Content-Type'].startswith('text/plain; version=0.0.4'); print(r.read().decode(), end='')"; }
+check_metrics() { # check_metrics FILE STATUS_JSON: python asserts over samples m and status st
+    python3 - "$1" "$2" "$3" <<'PY'
+import json, re, sys
+m, families = {}, set()
+for line in open(sys.argv[1]):
+    line = line.rstrip("\n")
+    if line.startswith("# TYPE "):
+        families.add(line.split()[2])
+        continue
+    if line.startswith("#") or not line:
+        continue
+    g = re.fullmatch(r'([a-z_]+)(\{[a-z]+="[^"]*"\})? (-?[0-9]+)', line)
+    assert g, line
+    assert g.group(1) in families, line
+    m[g.group(1) + (g.group(2) or "")] = int(g.group(3))
+st = json.load(open(sys.argv[2]))
+exec(sys.argv[3])
+PY
+}
 ctl --json status >"$DIR/status.json"
 python3 - "$DIR/status.json" "$DIR/dash.json" <<'PY' || { echo "FAIL: status.json differs from status --json: $(cat "$DIR/dash.json")"; FAIL=1; }
 import json, sys
@@ -218,6 +240,18 @@ place = lambda d: (d["map_version"], [(s["id"], [r["node"] for r in s["replicas"
                                       for s in d["shards"] + [d["meta"]]])
 assert place(st) == place(da), (place(st), place(da))
 PY
+dash_metrics >"$DIR/metrics.prom" || { echo "FAIL: GET /metrics"; FAIL=1; }
+check_metrics "$DIR/metrics.prom" "$DIR/status.json" '
+assert m["shoal_map_version"] == st["map_version"], m
+for n in st["nodes"]:
+    assert m["shoal_node_up{node=\"%d\"}" % n["id"]] == 1, (n, m)
+    assert m["shoal_node_replicas{node=\"%d\"}" % n["id"]] == n["replicas"], (n, m)
+for x in st["shards"] + [st["meta"]]:
+    sid = "meta" if x["id"] == 4294967295 else str(x["id"])
+    assert m["shoal_shard_has_leader{shard=\"%s\"}" % sid] == 1, (sid, m)
+    assert m["shoal_shard_commit_index{shard=\"%s\"}" % sid] >= x["commit"] > 0, (sid, m)
+assert m["shoal_broker_requests_total"] > 0, m' ||
+    { echo "FAIL: /metrics does not agree with status: $(head -c 3000 "$DIR/metrics.prom")"; FAIL=1; }
 ctl status >"$DIR/status.out"
 grep -Eq "^meta +[0-2] +[0-9]+ +[0-9]+ +[1-9][0-9]* .* [0-2]:[0-9]+ [0-2]:[0-9]+ [0-2]:[0-9]+" "$DIR/status.out" ||
     { echo "FAIL: status table has no metadata row: $(cat "$DIR/status.out")"; FAIL=1; }
@@ -416,6 +450,9 @@ for f in sys.argv[1:3]:
     assert all(l is None or (isinstance(l, int) and l >= 0) for l in leaders), (f, leaders)
 PY
 ctl status | grep -Eq "^0 +none " || { echo "FAIL: status table: shard 0 without a leader: $(ctl status)"; FAIL=1; }
+dash_metrics >"$DIR/noleader.prom" && check_metrics "$DIR/noleader.prom" "$DIR/noleader.json" '
+assert m["shoal_shard_has_leader{shard=\"0\"}"] == 0, m' ||
+    { echo "FAIL: /metrics with shard 0 leaderless: $(cat "$DIR/noleader.prom")"; FAIL=1; }
 check "restart shard 0's leader" ctl cluster start-node --dir "$DIR" "$L0"
 check "restart the second node" ctl cluster start-node --dir "$DIR" "$O0"
 wait_all_up "restart of nodes $L0 and $O0"
