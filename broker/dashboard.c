@@ -304,6 +304,17 @@ static void respond(zsock_t *http, zframe_t *peer, const char *status, const cha
     stream_send(s, peer, "", 0); /* [peer][empty] closes the connection */
 }
 
+/* Answers with a body built now from the broker's state (500 when out of memory). */
+static void respond_built(broker_t *b, zframe_t *peer, char *(*build)(broker_t *, size_t *),
+                          const char *type)
+{
+    size_t len = 0;
+    char *body = build(b, &len);
+    respond(b->http, peer, body ? "200 OK" : "500 Internal Server Error", type, body ? body : "",
+            body ? len : 0);
+    free(body);
+}
+
 /* One message from the STREAM socket: a connect/close notice (empty) or request bytes. */
 int dashboard_drain(broker_t *b)
 {
@@ -324,17 +335,9 @@ int dashboard_drain(broker_t *b)
                     respond(b->http, peer, "200 OK", "text/html; charset=utf-8", page,
                             strlen(page));
                 } else if (!strcmp(path, "/status.json")) {
-                    size_t len = 0;
-                    char *json = dashboard_status_json(b, &len);
-                    respond(b->http, peer, json ? "200 OK" : "500 Internal Server Error",
-                            "application/json", json ? json : "", json ? len : 0);
-                    free(json);
+                    respond_built(b, peer, dashboard_status_json, "application/json");
                 } else if (!strcmp(path, "/metrics")) {
-                    size_t len = 0;
-                    char *text = dashboard_metrics(b, &len);
-                    respond(b->http, peer, text ? "200 OK" : "500 Internal Server Error",
-                            "text/plain; version=0.0.4", text ? text : "", text ? len : 0);
-                    free(text);
+                    respond_built(b, peer, dashboard_metrics, "text/plain; version=0.0.4");
                 } else
                     respond(b->http, peer, "404 Not Found", "text/plain", "not found\n", 10);
             } else
