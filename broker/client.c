@@ -469,6 +469,9 @@ int shoal_submit(shoal_t *self, const shoal_op_t *op, shoal_done_fn *done, void 
     }
     s->in_use = true;
     s->whole = op->type == SHOAL_OP_SCAN || op->type == SHOAL_OP_BATCH;
+    s->write = op->type == SHOAL_OP_PUT || op->type == SHOAL_OP_DEL || op->type == SHOAL_OP_CAS ||
+               op->type == SHOAL_OP_BATCH;
+    s->refused = false;
     s->rerouted = 0;
     s->resends = 0;
     s->done = done;
@@ -513,8 +516,14 @@ static int sweep(shoal_t *self)
             continue;
         if (now >= s->deadline) {
             shoal_result_t r = {.status = SHOAL_STATUS_TIMEOUT};
-            snprintf(r.error, sizeof r.error, "no answer from broker %s within %d ms",
-                     self->endpoint, self->timeout_ms);
+            if (s->refused)
+                snprintf(r.error, sizeof r.error,
+                         "no definite answer from broker %s within %d ms: a resent copy was "
+                         "refused (overloaded or unavailable); an earlier one may have applied",
+                         self->endpoint, self->timeout_ms);
+            else
+                snprintf(r.error, sizeof r.error, "no answer from broker %s within %d ms",
+                         self->endpoint, self->timeout_ms);
             complete(self, s, &r);
             n++;
         } else if (now >= s->resend_at)
@@ -554,6 +563,20 @@ static bool reroute_whole(shoal_t *self, slot_t *s, const Shoal__ClientResponse 
     return true;
 }
 
+/* A write sent more than once may have several copies at the broker (a resend is a new
+ * request there), and one copy's refusal (UNAVAILABLE: overloaded, no leader reached) says
+ * nothing of an earlier copy that may yet be applied. Such an answer does not end the
+ * write: it waits, without more copies, for a copy's definite answer or its deadline
+ * (TIMEOUT, which may or may not have applied, as shoal.h says). */
+static bool copy_refused(slot_t *s, const Shoal__ClientResponse *resp)
+{
+    if (!s->write || s->resends < 2 || resp->status != SHOAL__STATUS__STATUS_UNAVAILABLE)
+        return false;
+    s->refused = true;
+    s->resend_at = s->deadline;
+    return true;
+}
+
 /* Handles one message from the broker; returns 1 when it completed a request. */
 static int on_message(shoal_t *self, const uint8_t *data, size_t len)
 {
@@ -571,7 +594,8 @@ static int on_message(shoal_t *self, const uint8_t *data, size_t len)
     if (f->body_case == SHOAL__FRAME__BODY_CLIENT_RESP) {
         uint64_t rid = f->client_resp->request_id;
         slot_t *s = &self->slots[rid & 0xffff];
-        if (s->in_use && s->rid == rid && !reroute_whole(self, s, f->client_resp)) {
+        if (s->in_use && s->rid == rid && !reroute_whole(self, s, f->client_resp) &&
+            !copy_refused(s, f->client_resp)) {
             shoal_result_t r = {0};
             shoal_result_from(&r, f->client_resp);
             complete(self, s, &r);

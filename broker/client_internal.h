@@ -17,8 +17,10 @@ typedef struct {
     int64_t start_us;
     int64_t deadline; /* zclock_mono ms */
     int64_t resend_at;
-    uint32_t resends; /* sends after the first: each waits twice as long, up to 8 s */
-    bool whole;      /* a scan or batch: retried whole when a split changed its division */
+    uint32_t resends;  /* sends after the first: each waits twice as long, up to 8 s */
+    bool whole;        /* a scan or batch: retried whole when a split changed its division */
+    bool write;        /* put, del, cas, batch */
+    bool refused;      /* a resent copy was refused: only a copy's definite answer may end it */
     uint32_t rerouted; /* such retries so far */
     shoal_done_fn *done;
     void *arg;

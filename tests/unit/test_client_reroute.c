@@ -24,9 +24,9 @@
 typedef struct {
     zsock_t *router;
     shoal_t *client;
-    int seen;                      /* requests received */
-    uint64_t rid, client_id, seq;  /* of the first one */
-    bool same;                     /* every later one carried the same three */
+    int seen;                     /* requests received */
+    uint64_t rid, client_id, seq; /* of the first one */
+    bool same;                    /* every later one carried the same three */
     bool done;
     shoal_result_t res;
 } rig_t;
@@ -167,6 +167,100 @@ static void test_retries_end_within_deadline(void **state)
     rig_down(&g);
 }
 
+/* Takes the next request from the router (waiting up to ms); its identity and request id. */
+static zframe_t *take_request(rig_t *g, int ms, uint64_t *rid)
+{
+    zpoller_t *p = zpoller_new(g->router, NULL);
+    int64_t until = zclock_mono() + ms;
+    while (!zpoller_wait(p, 5) && zclock_mono() < until)
+        shoal_pump(g->client, 5);
+    zpoller_destroy(&p);
+    zmsg_t *m = zmsg_recv_nowait(g->router);
+    assert_non_null(m);
+    zframe_t *id = zmsg_pop(m), *body = zmsg_pop(m);
+    Shoal__Frame *f = NULL;
+    char err[256];
+    assert_int_equal(shoal_frame_decode(zframe_data(body), zframe_size(body), &f, err, sizeof err),
+                     0);
+    *rid = f->client_req->request_id;
+    g->seen++;
+    shoal_frame_free(&f);
+    zframe_destroy(&body);
+    zmsg_destroy(&m);
+    return id;
+}
+
+static void answer(rig_t *g, zframe_t **id, uint64_t rid, int status, const char *error)
+{
+    Shoal__ClientResponse r = SHOAL__CLIENT_RESPONSE__INIT;
+    r.request_id = rid;
+    r.status = (Shoal__Status)status;
+    r.error = (char *)error;
+    Shoal__Frame out = SHOAL__FRAME__INIT;
+    out.version = 1;
+    out.body_case = SHOAL__FRAME__BODY_CLIENT_RESP;
+    out.client_resp = &r;
+    size_t len;
+    uint8_t *buf = shoal_frame_encode(&out, &len);
+    zframe_send(id, g->router, ZFRAME_MORE);
+    zmq_send(zsock_resolve(g->router), buf, len, 0);
+    free(buf);
+}
+
+static void pump_for(rig_t *g, int ms)
+{
+    for (int64_t until = zclock_mono() + ms; zclock_mono() < until && !g->done;)
+        shoal_pump(g->client, 5);
+}
+
+/* A broker takes a resend as a new request: when it refuses the resent copy (overloaded),
+ * the first copy may still be applied, so the refusal must not end the write; the first
+ * copy's answer does, or else the deadline, with a TIMEOUT that says it may have applied. */
+static void test_refused_resend_not_final(void **state)
+{
+    (void)state;
+    shoal_op_t put = {.type = SHOAL_OP_PUT, .key = "k", .key_len = 1, .value = "v", .value_len = 1};
+    rig_t g;
+    rig_up(&g, 5000);
+    assert_int_equal(shoal_submit(g.client, &put, on_done, &g), 0);
+    uint64_t rid1, rid2;
+    zframe_t *first = take_request(&g, 1000, &rid1);
+    zframe_t *copy = take_request(&g, 3000, &rid2); /* the resend, after ~1 s */
+    assert_int_equal(rid1, rid2);
+    answer(&g, &copy, rid2, SHOAL_STATUS_UNAVAILABLE, "broker overloaded: 200000 requests");
+    pump_for(&g, 300);
+    assert_false(g.done);
+    answer(&g, &first, rid1, SHOAL_STATUS_OK, "");
+    pump_for(&g, 1000);
+    assert_true(g.done);
+    assert_int_equal(g.res.status, SHOAL_STATUS_OK);
+    rig_down(&g);
+    /* no copy answers: TIMEOUT at the deadline, not the refusal */
+    rig_up(&g, 2500);
+    assert_int_equal(shoal_submit(g.client, &put, on_done, &g), 0);
+    first = take_request(&g, 1000, &rid1);
+    copy = take_request(&g, 3000, &rid2);
+    answer(&g, &copy, rid2, SHOAL_STATUS_UNAVAILABLE, "broker overloaded: 200000 requests");
+    pump_for(&g, 3000);
+    assert_true(g.done);
+    assert_int_equal(g.res.status, SHOAL_STATUS_TIMEOUT);
+    assert_non_null(strstr(g.res.error, "may have applied"));
+    zframe_destroy(&first);
+    rig_down(&g);
+    /* a read's copy refused is just a refused read */
+    shoal_op_t get = {.type = SHOAL_OP_GET, .key = "k", .key_len = 1};
+    rig_up(&g, 5000);
+    assert_int_equal(shoal_submit(g.client, &get, on_done, &g), 0);
+    first = take_request(&g, 1000, &rid1);
+    copy = take_request(&g, 3000, &rid2);
+    answer(&g, &copy, rid2, SHOAL_STATUS_UNAVAILABLE, "broker overloaded: 200000 requests");
+    pump_for(&g, 300);
+    assert_true(g.done);
+    assert_int_equal(g.res.status, SHOAL_STATUS_UNAVAILABLE);
+    zframe_destroy(&first);
+    rig_down(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -174,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_batch_retried_same_seq),
         cmocka_unit_test(test_other_answers_not_retried),
         cmocka_unit_test(test_retries_end_within_deadline),
+        cmocka_unit_test(test_refused_resend_not_final),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
