@@ -1091,16 +1091,17 @@ static void read_scan(fsm_group_t *g, waiter_t *w, const Shoal__ScanRequest *r)
         ro.upper_len = hil;
         rc = lsm_iter_new(g->lsm, &ro, &it);
     }
-    size_t n = 0;
+    size_t n = 0, bytes = 0;
     if (rc == 0) {
         for (lsm_iter_seek(it, lo, lol); lsm_iter_valid(it); lsm_iter_next(it)) {
-            if (n == limit) {
-                resp.more = true;
-                break;
-            }
             size_t kl, vl;
             const uint8_t *k = lsm_iter_key(it, &kl);
             const uint8_t *v = lsm_iter_value(it, &vl);
+            if (n == limit || (n && bytes + kl + vl > SHOAL_SCAN_MAX_BYTES)) {
+                resp.more = true;
+                break;
+            }
+            bytes += kl + vl;
             shoal__key_value__init(&kvs[n]);
             kvs[n].key.data = malloc(kl);
             kvs[n].key.len = kl - 1;

@@ -263,6 +263,26 @@ static size_t drop_twins(broker_t *b, const gather_t *g, row_t *rows, size_t n)
     return k;
 }
 
+/* How many of the merged rows (sorted, twins dropped) the reply may show: at most the
+ * limit and SHOAL_SCAN_MAX_BYTES, and none past the last key of a shard that stopped early
+ * (`more`: at its limit or its byte bound), since that shard's later keys were not read. */
+static size_t scan_page(gather_t *g, const row_t *rows, size_t total)
+{
+    const Shoal__KeyValue *cut = NULL;
+    for (size_t i = 0; i < g->expected; i++) {
+        const Shoal__ClientResponse *a = g->answers[i]->client_resp;
+        if (a->more && a->n_kvs && (!cut || kv_cmp(&a->kvs[a->n_kvs - 1], &cut) < 0))
+            cut = a->kvs[a->n_kvs - 1];
+    }
+    size_t n = 0, bytes = 0;
+    for (; n < total && n < g->limit; n++) {
+        bytes += rows[n].kv->key.len + rows[n].kv->value.len;
+        if ((n && bytes > SHOAL_SCAN_MAX_BYTES) || (cut && kv_cmp(&rows[n].kv, &cut) > 0))
+            break;
+    }
+    return n;
+}
+
 static void reply_scan(broker_t *b, gather_t *g)
 {
     size_t total = 0;
@@ -288,14 +308,15 @@ static void reply_scan(broker_t *b, gather_t *g)
             rows[k++] = (row_t){g->answers[i]->client_resp->kvs[j], i};
     qsort(rows, total, sizeof *rows, row_cmp);
     total = drop_twins(b, g, rows, total);
+    size_t shown = scan_page(g, rows, total);
     for (size_t i = 0; i < total; i++)
         all[i] = rows[i].kv;
     free(rows);
     Shoal__ClientResponse r = SHOAL__CLIENT_RESPONSE__INIT;
     r.status = SHOAL__STATUS__STATUS_OK;
     r.kvs = all;
-    r.n_kvs = total < g->limit ? total : g->limit;
-    r.more = more || total > g->limit;
+    r.n_kvs = shown;
+    r.more = more || shown < total;
     r.request_id = g->client_rid;
     r.found = r.n_kvs > 0;
     Shoal__Frame f = SHOAL__FRAME__INIT;

@@ -13,6 +13,9 @@
 
 #define SHOAL_WIRE_VERSION 1
 #define SHOAL_MAX_FRAME (64u << 20) /* 64 MiB: a snapshot chunk plus headroom */
+/* The keys and values one scan answer carries, a node's part and the broker's merged reply
+ * alike: past it the answer stops early with `more` (a page of 1 MiB values fits its frame). */
+#define SHOAL_SCAN_MAX_BYTES (16u << 20)
 
 /* What a node accepts in one write (actors/node.c answers more with STATUS_TOO_LARGE). A
  * client batch is split by shard and each shard's part is one Raft entry, whose keys and

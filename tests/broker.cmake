@@ -62,6 +62,8 @@ if(TARGET shoald)
   cluster_script(cluster_window_restart 180)
   # 48 clients writing 1 MB values: slower, but no leader lost and every node up
   cluster_script(cluster_big_values 180)
+  # a scan over 80 MB of values: pages of at most 16 MiB, every key once
+  cluster_script(cluster_scan_pages 240)
   # the Raft log bounded by bytes: RSS after 1 MB writes (a measurement, so label slow)
   add_test(NAME cluster_big_values_memory
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_big_values_memory.sh)

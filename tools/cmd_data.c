@@ -254,8 +254,9 @@ int cmd_scan(ctl_t *c, int argc, char **argv)
     c->usage = "usage: scan [--prefix P] [--from K] [--to K] [--limit N] [--stale]\n"
                "Prints KEY<TAB>VALUE lines in key order: keys starting with P, from K\n"
                "(inclusive) to K (exclusive), at most N (default 1000; the broker's\n"
-               "broker/max_scan, 10000 by default, caps it). A scan cut short says so on\n"
-               "stderr; continue with --from after the last key. --json: one object,\n"
+               "broker/max_scan, 10000 by default, caps it, and so do 16 MiB of keys\n"
+               "and values). A scan cut short says so on stderr; continue with --from\n"
+               "the last key shown (inclusive: it comes again first). --json: one object,\n"
                "{\"kvs\":[{\"key\":..,\"value\":..},...],\"more\":true|false}.\n";
     scan_opts_t o = {.limit = 0};
     static const struct option extra[] = {{"prefix", required_argument, 0, OPT_PREFIX},
@@ -300,8 +301,9 @@ int cmd_scan(ctl_t *c, int argc, char **argv)
         printf("],\"more\":%s}\n", r.more ? "true" : "false");
     if (st == SHOAL_STATUS_OK && r.more && o.limit && r.n_kvs < o.limit)
         fprintf(stderr,
-                "shoalctl scan: stopped at %zu keys, the broker's broker/max_scan (below "
-                "--limit %" PRIu64 "); more follow: go on with --from\n",
+                "shoalctl scan: stopped at %zu keys (below --limit %" PRIu64
+                ": the broker's broker/max_scan, or the 16 MiB one answer carries); more "
+                "follow: go on with --from the last key\n",
                 r.n_kvs, o.limit);
     else if (st == SHOAL_STATUS_OK && r.more)
         fprintf(stderr, "shoalctl scan: stopped at the limit of %zu keys; more follow\n", r.n_kvs);
