@@ -7,10 +7,15 @@
  * own seq, so every (client_id, seq) stream has one write in flight at a time.
  *
  * Each slot keeps its encoded frame so it can be resent unchanged (same id, same seq)
- * when no answer came within SHOAL_RESEND_MS, e.g. because the broker restarted; each
- * further resend waits twice as long, up to 8 s: a broker forwards a resend of a request
- * it still has in flight as a new one, and 96 clients resending 1 MB writes every second
- * were 96 MB/s of copies for an already busy cluster. */
+ * when its broker connection dropped after it was sent (a broker restarted or died: a
+ * socket monitor counts the disconnects, and ZMTP heartbeats turn a silent peer into one),
+ * at once, to whichever broker is connected. A broker that stays connected answers every
+ * request by its deadline, so without a disconnect a request is resent only after
+ * SHOAL_RESEND_MS, and each further time twice as late: a broker forwards a resend of a
+ * request it still has in flight as a new one, so copies sent on a timer were load on an
+ * already slow cluster (96 clients resending 1 MB writes every second were 96 MB/s of
+ * copies; duplicate Raft entries for each slow 1 MiB write; the broker's in-flight cap
+ * filled with copies). */
 #include "broker/client_internal.h"
 
 #include <limits.h>
@@ -25,7 +30,7 @@
 #include "engine/error.h"
 #include "proto/codec.h"
 
-#define SHOAL_RESEND_MS 1000
+#define SHOAL_RESEND_MS 5000 /* connected: the broker answers by the deadline */
 /* The broker gets the request's timeout less a grace, so that its answer (TIMEOUT, with
  * what it knows) arrives before the caller's own deadline, and a call never outlasts the
  * timeout it was given, reachable broker or not. */
@@ -120,7 +125,7 @@ static int split_endpoints(char *list, char *eps[SHOAL_MAX_BROKERS])
 }
 
 /* Several brokers: requests go only to those connected (ZMQ_IMMEDIATE), round robin, and
- * one that a dead broker held is resent (after SHOAL_RESEND_MS) to another; with one, a
+ * one that a dead broker held is resent to another when the disconnect shows; with one, a
  * request waits in the socket until its broker is reachable again. */
 static int connect_brokers(shoal_t *self, const char *endpoint)
 {
@@ -133,6 +138,31 @@ static int connect_brokers(shoal_t *self, const char *endpoint)
             n = 0;
     free(copy);
     return n > 0 ? 0 : -1;
+}
+
+/* A monitor of the DEALER's disconnects: what was sent before one may be lost with it. */
+static void watch_disconnects(shoal_t *self)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://shoal-client-%p", (void *)self);
+    if (zmq_socket_monitor(zsock_resolve(self->sock), ep, ZMQ_EVENT_DISCONNECTED) != 0)
+        return;
+    self->mon = zsock_new(ZMQ_PAIR);
+    if (self->mon && zsock_connect(self->mon, "%s", ep) != 0)
+        zsock_destroy(&self->mon);
+}
+
+/* Counts the disconnects reported since the last look; true if there were any. */
+static bool take_disconnects(shoal_t *self)
+{
+    bool any = false;
+    while (self->mon && (zsock_events(self->mon) & ZMQ_POLLIN)) {
+        zmsg_t *m = zmsg_recv(self->mon);
+        zmsg_destroy(&m);
+        self->epoch++;
+        any = true;
+    }
+    return any;
 }
 
 shoal_t *shoal_connect(const char *endpoint)
@@ -155,6 +185,9 @@ shoal_t *shoal_connect(const char *endpoint)
     zsock_set_linger(self->sock, 0);
     zsock_set_sndhwm(self->sock, 0);
     zsock_set_rcvhwm(self->sock, 0);
+    zsock_set_heartbeat_ivl(self->sock, 1000);
+    zsock_set_heartbeat_timeout(self->sock, 3000);
+    watch_disconnects(self);
     self->endpoint = strdup(endpoint);
     self->timeout_ms = SHOAL_DEFAULT_TIMEOUT_MS;
     self->client_id = random_client_id();
@@ -171,6 +204,9 @@ void shoal_destroy(shoal_t **self_p)
     shoal_t *self = *self_p;
     for (uint32_t i = 0; i < SHOAL_MAX_INFLIGHT; i++)
         free(self->slots[i].buf);
+    if (self->mon && self->sock)
+        zmq_socket_monitor(zsock_resolve(self->sock), NULL, 0);
+    zsock_destroy(&self->mon);
     zsock_destroy(&self->sock);
     free(self->endpoint);
     free(self);
@@ -439,6 +475,7 @@ static void send_slot(shoal_t *self, slot_t *s)
     }
     s->resend_at = zclock_mono() + ((int64_t)SHOAL_RESEND_MS << (s->resends < 3 ? s->resends : 3));
     s->resends++;
+    s->epoch = self->epoch;
 }
 
 int shoal_submit(shoal_t *self, const shoal_op_t *op, shoal_done_fn *done, void *arg)
@@ -507,7 +544,8 @@ static int sweep(shoal_t *self)
 {
     int64_t now = zclock_mono();
     int n = 0;
-    if (now < self->next_sweep)
+    bool lost = take_disconnects(self);
+    if (now < self->next_sweep && !lost)
         return 0;
     self->next_sweep = now + 50;
     for (uint32_t i = 0; i < SHOAL_MAX_INFLIGHT && self->inflight; i++) {
@@ -526,7 +564,7 @@ static int sweep(shoal_t *self)
                          self->endpoint, self->timeout_ms);
             complete(self, s, &r);
             n++;
-        } else if (now >= s->resend_at)
+        } else if (now >= s->resend_at || (s->epoch != self->epoch && !s->refused))
             send_slot(self, s);
     }
     return n;

@@ -17,7 +17,8 @@ typedef struct {
     int64_t start_us;
     int64_t deadline; /* zclock_mono ms */
     int64_t resend_at;
-    uint32_t resends;  /* sends after the first: each waits twice as long, up to 8 s */
+    uint32_t resends;  /* sends so far: each timed resend waits twice as long, up to 8x */
+    uint64_t epoch;    /* the client's disconnect count when it was last sent */
     bool whole;        /* a scan or batch: retried whole when a split changed its division */
     bool write;        /* put, del, cas, batch */
     bool refused;      /* a resent copy was refused: only a copy's definite answer may end it */
@@ -37,6 +38,8 @@ struct shoal_t {
     uint32_t n_free;
     size_t inflight;
     int64_t next_sweep;
+    zsock_t *mon;   /* the DEALER's disconnects (zmq_socket_monitor), or NULL */
+    uint64_t epoch; /* disconnects seen: a request sent before one may be lost */
     /* one synchronous admin call at a time */
     bool admin_wait;
     uint64_t admin_rid;

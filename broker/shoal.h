@@ -176,7 +176,7 @@ typedef struct shoal_t shoal_t;
 /* Connects to a broker's client endpoint (NULL: $SHOAL_BROKER, else
  * SHOAL_DEFAULT_ENDPOINT), or to several brokers of one cluster given as a comma-separated
  * list (at most 8): each request then goes to one of those connected, and
- * one whose broker died is resent to another (after 1 s without an answer), so a client
+ * one whose broker died is resent to another when the connection drops, so a client
  * keeps working while a broker is down; a watch (and `shoalctl events`) moves to another
  * broker's XPUB when its broker is gone. ZeroMQ connects lazily, so this fails
  * (NULL) only on a malformed endpoint (tcp://HOST:PORT wants a port of 1-65535; no empty list

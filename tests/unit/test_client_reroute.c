@@ -215,17 +215,18 @@ static void pump_for(rig_t *g, int ms)
 
 /* A broker takes a resend as a new request: when it refuses the resent copy (overloaded),
  * the first copy may still be applied, so the refusal must not end the write; the first
- * copy's answer does, or else the deadline, with a TIMEOUT that says it may have applied. */
+ * copy's answer does, or else the deadline, with a TIMEOUT that says it may have applied.
+ * (A connected broker gets a copy after 5 s without an answer, SHOAL_RESEND_MS.) */
 static void test_refused_resend_not_final(void **state)
 {
     (void)state;
     shoal_op_t put = {.type = SHOAL_OP_PUT, .key = "k", .key_len = 1, .value = "v", .value_len = 1};
     rig_t g;
-    rig_up(&g, 5000);
+    rig_up(&g, 12000);
     assert_int_equal(shoal_submit(g.client, &put, on_done, &g), 0);
     uint64_t rid1, rid2;
     zframe_t *first = take_request(&g, 1000, &rid1);
-    zframe_t *copy = take_request(&g, 3000, &rid2); /* the resend, after ~1 s */
+    zframe_t *copy = take_request(&g, 7000, &rid2); /* the resend, after ~5 s */
     assert_int_equal(rid1, rid2);
     answer(&g, &copy, rid2, SHOAL_STATUS_UNAVAILABLE, "broker overloaded: 200000 requests");
     pump_for(&g, 300);
@@ -236,10 +237,10 @@ static void test_refused_resend_not_final(void **state)
     assert_int_equal(g.res.status, SHOAL_STATUS_OK);
     rig_down(&g);
     /* no copy answers: TIMEOUT at the deadline, not the refusal */
-    rig_up(&g, 2500);
+    rig_up(&g, 6500);
     assert_int_equal(shoal_submit(g.client, &put, on_done, &g), 0);
     first = take_request(&g, 1000, &rid1);
-    copy = take_request(&g, 3000, &rid2);
+    copy = take_request(&g, 7000, &rid2);
     answer(&g, &copy, rid2, SHOAL_STATUS_UNAVAILABLE, "broker overloaded: 200000 requests");
     pump_for(&g, 3000);
     assert_true(g.done);
@@ -249,15 +250,47 @@ static void test_refused_resend_not_final(void **state)
     rig_down(&g);
     /* a read's copy refused is just a refused read */
     shoal_op_t get = {.type = SHOAL_OP_GET, .key = "k", .key_len = 1};
-    rig_up(&g, 5000);
+    rig_up(&g, 12000);
     assert_int_equal(shoal_submit(g.client, &get, on_done, &g), 0);
     first = take_request(&g, 1000, &rid1);
-    copy = take_request(&g, 3000, &rid2);
+    copy = take_request(&g, 7000, &rid2);
     answer(&g, &copy, rid2, SHOAL_STATUS_UNAVAILABLE, "broker overloaded: 200000 requests");
     pump_for(&g, 300);
     assert_true(g.done);
     assert_int_equal(g.res.status, SHOAL_STATUS_UNAVAILABLE);
     zframe_destroy(&first);
+    rig_down(&g);
+}
+
+/* A request its broker took and then died with is resent as soon as the connection drops
+ * (to the broker back on the same endpoint here), not after SHOAL_RESEND_MS. */
+static void test_resent_after_disconnect(void **state)
+{
+    (void)state;
+    shoal_op_t put = {.type = SHOAL_OP_PUT, .key = "k", .key_len = 1, .value = "v", .value_len = 1};
+    rig_t g;
+    rig_up(&g, 12000);
+    char ep[128];
+    snprintf(ep, sizeof ep, "%s", zsock_endpoint(g.router));
+    assert_int_equal(shoal_submit(g.client, &put, on_done, &g), 0);
+    uint64_t rid1, rid2;
+    zframe_t *first = take_request(&g, 1000, &rid1);
+    zframe_destroy(&first);
+    zsock_destroy(&g.router);                    /* the broker dies holding the request */
+    for (int i = 0; i < 100 && !g.router; i++) { /* the port is freed asynchronously */
+        g.router = zsock_new_router(ep);
+        if (!g.router)
+            zclock_sleep(10);
+    }
+    assert_non_null(g.router);
+    int64_t t0 = zclock_mono();
+    zframe_t *copy = take_request(&g, 4000, &rid2);
+    assert_int_equal(rid1, rid2);
+    assert_true(zclock_mono() - t0 < 3000);
+    answer(&g, &copy, rid2, SHOAL_STATUS_OK, "");
+    pump_for(&g, 1000);
+    assert_true(g.done);
+    assert_int_equal(g.res.status, SHOAL_STATUS_OK);
     rig_down(&g);
 }
 
@@ -269,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_other_answers_not_retried),
         cmocka_unit_test(test_retries_end_within_deadline),
         cmocka_unit_test(test_refused_resend_not_final),
+        cmocka_unit_test(test_resent_after_disconnect),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
