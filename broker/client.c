@@ -152,17 +152,14 @@ static void watch_disconnects(shoal_t *self)
         zsock_destroy(&self->mon);
 }
 
-/* Counts the disconnects reported since the last look; true if there were any. */
-static bool take_disconnects(shoal_t *self)
+/* Counts the disconnects reported since the last look. */
+static void take_disconnects(shoal_t *self)
 {
-    bool any = false;
     while (self->mon && (zsock_events(self->mon) & ZMQ_POLLIN)) {
         zmsg_t *m = zmsg_recv(self->mon);
         zmsg_destroy(&m);
         self->epoch++;
-        any = true;
     }
-    return any;
 }
 
 shoal_t *shoal_connect(const char *endpoint)
@@ -544,9 +541,9 @@ static int sweep(shoal_t *self)
 {
     int64_t now = zclock_mono();
     int n = 0;
-    bool lost = take_disconnects(self);
-    if (now < self->next_sweep && !lost)
-        return 0;
+    if (now < self->next_sweep)
+        return 0; /* disconnects too are looked at every 50 ms, not at every pump */
+    take_disconnects(self);
     self->next_sweep = now + 50;
     for (uint32_t i = 0; i < SHOAL_MAX_INFLIGHT && self->inflight; i++) {
         slot_t *s = &self->slots[i];
