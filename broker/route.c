@@ -399,9 +399,9 @@ static void finish(broker_t *b, pending_t *p, Shoal__Frame *resp, int status, co
         err = line;
     } else if (!resp && !err && status == SHOAL_STATUS_TIMEOUT &&
                p->last_status == SHOAL_STATUS_UNAVAILABLE) {
-        snprintf(line, sizeof line, "shard %u: no leader within the deadline (%d attempts)%s",
-                 p->shard, p->attempts,
-                 p->is_write ? "; the write may or may not have applied" : "");
+        snprintf(line, sizeof line,
+                 "shard %u: no leader answered within the deadline (%d attempts)%s", p->shard,
+                 p->attempts, p->is_write ? "; the write may or may not have applied" : "");
         err = line;
     }
     if (!resp && !err) {
