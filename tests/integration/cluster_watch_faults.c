@@ -648,6 +648,11 @@ static void handle(watcher_t *wt, shoal_t *c, const shoal_watch_event_t *ev)
             shoal_watch_new(c, NULL, wt->prefix, wt->prefix ? strlen(wt->prefix) : 0);
         wt->fb_resume_rc[s] = again ? shoal_watch_from(again, s, ev->change.index) : -999;
         shoal_watch_destroy(&again);
+        /* a notice queued while this watcher lagged may be older than the shard's window
+         * by now (a burst moved it on): then it is gone, rightly, and the application rescans
+         * again at the next notice; the run's end still wants one that resumes */
+        if (wt->fb_resume_rc[s] == SHOAL_ENOTFOUND)
+            wt->fb_pending[s] = true;
         note(run,
              "watcher %s: shard %u: rescan (%s), then a new watch from progress %" PRIu64
              ": %d (%s)",
