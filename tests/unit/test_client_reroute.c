@@ -213,6 +213,20 @@ static void pump_for(rig_t *g, int ms)
         shoal_pump(g->client, 5);
 }
 
+/* Submits op on a rig with timeout_ms, takes its first copy and its timed resend (after
+ * ~5 s), and answers the resend "overloaded"; returns the first copy, unanswered. */
+static zframe_t *refuse_resend(rig_t *g, const shoal_op_t *op, int timeout_ms, uint64_t *rid)
+{
+    rig_up(g, timeout_ms);
+    assert_int_equal(shoal_submit(g->client, op, on_done, g), 0);
+    uint64_t rid2;
+    zframe_t *first = take_request(g, 1000, rid);
+    zframe_t *copy = take_request(g, 7000, &rid2);
+    assert_int_equal(*rid, rid2);
+    answer(g, &copy, rid2, SHOAL_STATUS_UNAVAILABLE, "broker overloaded: 200000 requests");
+    return first;
+}
+
 /* A broker takes a resend as a new request: when it refuses the resent copy (overloaded),
  * the first copy may still be applied, so the refusal must not end the write; the first
  * copy's answer does, or else the deadline, with a TIMEOUT that says it may have applied.
@@ -222,26 +236,17 @@ static void test_refused_resend_not_final(void **state)
     (void)state;
     shoal_op_t put = {.type = SHOAL_OP_PUT, .key = "k", .key_len = 1, .value = "v", .value_len = 1};
     rig_t g;
-    rig_up(&g, 12000);
-    assert_int_equal(shoal_submit(g.client, &put, on_done, &g), 0);
-    uint64_t rid1, rid2;
-    zframe_t *first = take_request(&g, 1000, &rid1);
-    zframe_t *copy = take_request(&g, 7000, &rid2); /* the resend, after ~5 s */
-    assert_int_equal(rid1, rid2);
-    answer(&g, &copy, rid2, SHOAL_STATUS_UNAVAILABLE, "broker overloaded: 200000 requests");
+    uint64_t rid;
+    zframe_t *first = refuse_resend(&g, &put, 12000, &rid);
     pump_for(&g, 300);
     assert_false(g.done);
-    answer(&g, &first, rid1, SHOAL_STATUS_OK, "");
+    answer(&g, &first, rid, SHOAL_STATUS_OK, "");
     pump_for(&g, 1000);
     assert_true(g.done);
     assert_int_equal(g.res.status, SHOAL_STATUS_OK);
     rig_down(&g);
     /* no copy answers: TIMEOUT at the deadline, not the refusal */
-    rig_up(&g, 6500);
-    assert_int_equal(shoal_submit(g.client, &put, on_done, &g), 0);
-    first = take_request(&g, 1000, &rid1);
-    copy = take_request(&g, 7000, &rid2);
-    answer(&g, &copy, rid2, SHOAL_STATUS_UNAVAILABLE, "broker overloaded: 200000 requests");
+    first = refuse_resend(&g, &put, 6500, &rid);
     pump_for(&g, 3000);
     assert_true(g.done);
     assert_int_equal(g.res.status, SHOAL_STATUS_TIMEOUT);
@@ -250,11 +255,7 @@ static void test_refused_resend_not_final(void **state)
     rig_down(&g);
     /* a read's copy refused is just a refused read */
     shoal_op_t get = {.type = SHOAL_OP_GET, .key = "k", .key_len = 1};
-    rig_up(&g, 12000);
-    assert_int_equal(shoal_submit(g.client, &get, on_done, &g), 0);
-    first = take_request(&g, 1000, &rid1);
-    copy = take_request(&g, 7000, &rid2);
-    answer(&g, &copy, rid2, SHOAL_STATUS_UNAVAILABLE, "broker overloaded: 200000 requests");
+    first = refuse_resend(&g, &get, 12000, &rid);
     pump_for(&g, 300);
     assert_true(g.done);
     assert_int_equal(g.res.status, SHOAL_STATUS_UNAVAILABLE);
